@@ -1,0 +1,35 @@
+# shellcheck shell=bash
+#! Installs the Debian packages callscope needs, only those missing, and says what it does.
+
+# Packages to build: ALSA headers (cpal), libclang (nokhwa's bindgen), nasm (fast openh264),
+# cmake (bundled libopus), pkg-config.
+CALLSCOPE_BUILD_PACKAGES=(pkg-config libasound2-dev libclang1-14 nasm cmake)
+
+callscope_need_packages() {
+    local missing=()
+    local package
+    for package in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$package")
+        fi
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "callscope: system packages present: $*"
+        return 0
+    fi
+    echo "callscope: installing missing system packages: ${missing[*]}"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+callscope_need_cargo() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "callscope: cargo is missing; install Rust 1.95 or newer with rustup (https://rustup.rs)" >&2
+        return 1
+    fi
+    echo "callscope: using $(cargo --version)"
+}

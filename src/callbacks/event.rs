@@ -1,0 +1,403 @@
+//! The one event enum: the five component callbacks and every engine event of the contract.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::call::{CallError, CallStatus, CallType, EndReason, MediaType, ViewMode};
+
+use super::CallbackKind;
+
+/// Everything a callback or an engine event can report.
+///
+/// Serialized adjacently tagged, as the timeline's JSON has it:
+/// `{"kind": "statusChanged", "payload": {"old_status": "idle", "new_status": "dialing-c2c"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload")]
+#[non_exhaustive]
+pub enum Event {
+    /// Fires before a call starts: when we place one (with the error if it cannot start) and
+    /// when an invitation arrives.
+    #[serde(rename = "beforeCalling")]
+    BeforeCalling {
+        /// `call`, `groupCall` or `invited`.
+        #[serde(rename = "type")]
+        call_type: CallType,
+        /// Why the call could not start, if it could not.
+        error: Option<CallError>,
+    },
+    /// Fires exactly once after every call that `beforeCalling` announced without an error.
+    #[serde(rename = "afterCalling")]
+    AfterCalling(CallSummary),
+    /// Fires when the call view is minimized or restored.
+    #[serde(rename = "onMinimized")]
+    Minimized {
+        /// The mode before.
+        old: ViewMode,
+        /// The mode now.
+        new: ViewMode,
+    },
+    /// Fires when the same user logged in elsewhere; any call ends.
+    #[serde(rename = "kickedOut")]
+    KickedOut {
+        /// The device or session that took over.
+        by: String,
+    },
+    /// Fires on every status transition.
+    #[serde(rename = "statusChanged")]
+    StatusChanged {
+        /// The status before.
+        old_status: CallStatus,
+        /// The status now.
+        new_status: CallStatus,
+    },
+    /// Fires when a request fails or is refused.
+    #[serde(rename = "onError")]
+    Error(CallError),
+    /// Fires when an invitation arrives.
+    #[serde(rename = "onCallReceived")]
+    CallReceived {
+        /// The call.
+        call_id: String,
+        /// Who calls.
+        caller_id: String,
+        /// Everyone invited, us included.
+        callee_ids: Vec<String>,
+        /// Audio or video.
+        media_type: MediaType,
+    },
+    /// Fires when a call connects.
+    #[serde(rename = "onCallBegin")]
+    CallBegin {
+        /// The call.
+        call_id: String,
+        /// Audio or video.
+        media_type: MediaType,
+    },
+    /// Fires when a connected call ends.
+    #[serde(rename = "onCallEnd")]
+    CallEnd {
+        /// The call.
+        call_id: String,
+        /// Audio or video at the end.
+        media_type: MediaType,
+        /// Why it ended.
+        reason: EndReason,
+        /// Who ended it.
+        user_id: String,
+        /// Connected time in milliseconds.
+        #[serde(rename = "total_time")]
+        total_time_millis: u64,
+    },
+    /// Fires when a call ends before it connected.
+    #[serde(rename = "onCallNotConnected")]
+    CallNotConnected {
+        /// The call.
+        call_id: String,
+        /// Why it did not connect.
+        reason: EndReason,
+        /// The user the reason is about.
+        user_id: String,
+    },
+    /// Fires when the call switches between audio and video, whichever side switched.
+    #[serde(rename = "onCallMediaTypeChanged")]
+    CallMediaTypeChanged {
+        /// The media before.
+        old_type: MediaType,
+        /// The media now.
+        new_type: MediaType,
+    },
+    /// Fires when a callee rejects.
+    #[serde(rename = "onUserReject")]
+    UserReject {
+        /// The callee.
+        user_id: String,
+    },
+    /// Fires when a callee does not answer in time.
+    #[serde(rename = "onUserNoResponse")]
+    UserNoResponse {
+        /// The callee.
+        user_id: String,
+    },
+    /// Fires when a callee is already in another call.
+    #[serde(rename = "onUserLineBusy")]
+    UserLineBusy {
+        /// The callee.
+        user_id: String,
+    },
+    /// Fires when a participant joins the call.
+    #[serde(rename = "onUserJoin")]
+    UserJoin {
+        /// The participant.
+        user_id: String,
+    },
+    /// Fires when a participant leaves the call.
+    #[serde(rename = "onUserLeave")]
+    UserLeave {
+        /// The participant.
+        user_id: String,
+    },
+    /// Fires when a participant's video starts or stops.
+    #[serde(rename = "onUserVideoAvailable")]
+    UserVideoAvailable {
+        /// The participant.
+        user_id: String,
+        /// Whether video now flows.
+        available: bool,
+    },
+    /// Fires when a participant's audio starts or stops.
+    #[serde(rename = "onUserAudioAvailable")]
+    UserAudioAvailable {
+        /// The participant.
+        user_id: String,
+        /// Whether audio now flows.
+        available: bool,
+    },
+    /// Fires with the speaking level of each participant.
+    #[serde(rename = "onUserVoiceVolumeChanged")]
+    UserVoiceVolumeChanged {
+        /// Level 0..=100 per user.
+        volumes: BTreeMap<String, u8>,
+    },
+    /// Fires when a participant's network quality changes.
+    #[serde(rename = "onUserNetworkQualityChanged")]
+    UserNetworkQualityChanged {
+        /// The participant.
+        user_id: String,
+        /// The quality now.
+        quality: NetworkQuality,
+    },
+    /// Fires when this session was logged out because the user logged in elsewhere.
+    #[serde(rename = "onKickedOffline")]
+    KickedOffline {},
+    /// Fires when the UserSig expired; the session is closed.
+    #[serde(rename = "onUserSigExpired")]
+    UserSigExpired {},
+    /// Fires when the media connection to a participant changes state.
+    #[serde(rename = "onConnectionStateChanged")]
+    ConnectionStateChanged {
+        /// The participant.
+        user_id: String,
+        /// The state now.
+        state: ConnectionState,
+    },
+    /// Fires about once a second per participant with media statistics.
+    #[serde(rename = "onCallStats")]
+    CallStats(CallStats),
+}
+
+/// What `afterCalling` gets: how a call went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSummary {
+    /// The call.
+    pub call_id: String,
+    /// Why it ended.
+    pub reason: EndReason,
+    /// Who placed it.
+    pub initiator: String,
+    /// Connected time in milliseconds (0 if it never connected).
+    #[serde(rename = "duration_ms")]
+    pub duration_millis: u64,
+    /// Audio or video at the end.
+    pub media: MediaType,
+}
+
+/// Media statistics of one participant (`onCallStats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallStats {
+    /// The participant.
+    pub user_id: String,
+    /// Round-trip time in milliseconds.
+    #[serde(rename = "rtt_ms")]
+    pub rtt_millis: f64,
+    /// Jitter in milliseconds.
+    #[serde(rename = "jitter_ms")]
+    pub jitter_millis: f64,
+    /// Packet loss in percent.
+    pub loss_pct: f64,
+    /// Decoded frames per second.
+    pub fps: f64,
+    /// Received bitrate in kbit/s.
+    pub bitrate_kbps: f64,
+    /// Received video resolution, `1280x720`.
+    pub resolution: String,
+    /// Frames decoded since the call began.
+    #[serde(default)]
+    pub frames_decoded: u64,
+}
+
+/// Network quality of a participant, TUICallKit's scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkQuality {
+    /// Not known yet.
+    Unknown,
+    /// Excellent.
+    Excellent,
+    /// Good.
+    Good,
+    /// Poor.
+    Poor,
+    /// Bad.
+    Bad,
+    /// Very bad.
+    Vbad,
+    /// Disconnected.
+    Down,
+}
+
+/// State of the media connection to a participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionState {
+    /// Created, not started.
+    New,
+    /// Negotiating.
+    Connecting,
+    /// Media flows.
+    Connected,
+    /// Lost, trying again.
+    Reconnecting,
+    /// Gave up.
+    Failed,
+    /// Closed.
+    Closed,
+}
+
+impl Event {
+    /// The field-less twin of this event.
+    pub const fn kind(&self) -> CallbackKind {
+        match self {
+            Self::BeforeCalling { .. } => CallbackKind::BeforeCalling,
+            Self::AfterCalling(_) => CallbackKind::AfterCalling,
+            Self::Minimized { .. } => CallbackKind::Minimized,
+            Self::KickedOut { .. } => CallbackKind::KickedOut,
+            Self::StatusChanged { .. } => CallbackKind::StatusChanged,
+            Self::Error(_) => CallbackKind::Error,
+            Self::CallReceived { .. } => CallbackKind::CallReceived,
+            Self::CallBegin { .. } => CallbackKind::CallBegin,
+            Self::CallEnd { .. } => CallbackKind::CallEnd,
+            Self::CallNotConnected { .. } => CallbackKind::CallNotConnected,
+            Self::CallMediaTypeChanged { .. } => CallbackKind::CallMediaTypeChanged,
+            Self::UserReject { .. } => CallbackKind::UserReject,
+            Self::UserNoResponse { .. } => CallbackKind::UserNoResponse,
+            Self::UserLineBusy { .. } => CallbackKind::UserLineBusy,
+            Self::UserJoin { .. } => CallbackKind::UserJoin,
+            Self::UserLeave { .. } => CallbackKind::UserLeave,
+            Self::UserVideoAvailable { .. } => CallbackKind::UserVideoAvailable,
+            Self::UserAudioAvailable { .. } => CallbackKind::UserAudioAvailable,
+            Self::UserVoiceVolumeChanged { .. } => CallbackKind::UserVoiceVolumeChanged,
+            Self::UserNetworkQualityChanged { .. } => CallbackKind::UserNetworkQualityChanged,
+            Self::KickedOffline {} => CallbackKind::KickedOffline,
+            Self::UserSigExpired {} => CallbackKind::UserSigExpired,
+            Self::ConnectionStateChanged { .. } => CallbackKind::ConnectionStateChanged,
+            Self::CallStats(_) => CallbackKind::CallStats,
+        }
+    }
+
+    /// The payload as JSON, the shape of the contract's timeline section.
+    pub fn payload_json(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut tagged)) => {
+                tagged.remove("payload").unwrap_or_default()
+            }
+            // An adjacently tagged enum of plain data always serializes to an object.
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Rebuilds an event from its kind and payload, as stored or exported.
+    pub fn from_parts(kind: CallbackKind, payload: serde_json::Value) -> serde_json::Result<Self> {
+        serde_json::from_value(serde_json::json!({ "kind": kind.as_str(), "payload": payload }))
+    }
+}
+
+fn list(f: &mut fmt::Formatter<'_>, users: &[String]) -> fmt::Result {
+    f.write_str(&users.join(","))
+}
+
+impl fmt::Display for Event {
+    /// A one-line summary for people: the table's summary column and the text filter.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BeforeCalling { call_type, error } => match error {
+                None => write!(f, "{}", call_type.as_str()),
+                Some(error) => write!(f, "{} failed: {error}", call_type.as_str()),
+            },
+            Self::AfterCalling(summary) => write!(
+                f,
+                "{} by {} after {} ms ({})",
+                summary.reason,
+                summary.initiator,
+                summary.duration_millis,
+                summary.media.as_str()
+            ),
+            Self::Minimized { old, new } => write!(f, "{} -> {}", old.as_str(), new.as_str()),
+            Self::KickedOut { by } => write!(f, "by {by}"),
+            Self::StatusChanged {
+                old_status,
+                new_status,
+            } => write!(f, "{old_status} -> {new_status}"),
+            Self::Error(error) => write!(f, "{error}"),
+            Self::CallReceived {
+                caller_id,
+                callee_ids,
+                media_type,
+                ..
+            } => {
+                write!(f, "{} call from {caller_id} to ", media_type.as_str())?;
+                list(f, callee_ids)
+            }
+            Self::CallBegin { media_type, .. } => write!(f, "{} connected", media_type.as_str()),
+            Self::CallEnd {
+                reason,
+                user_id,
+                total_time_millis,
+                ..
+            } => write!(f, "{reason} by {user_id} after {total_time_millis} ms"),
+            Self::CallNotConnected {
+                reason, user_id, ..
+            } => write!(f, "{reason}: {user_id}"),
+            Self::CallMediaTypeChanged { old_type, new_type } => {
+                write!(f, "{} -> {}", old_type.as_str(), new_type.as_str())
+            }
+            Self::UserReject { user_id }
+            | Self::UserNoResponse { user_id }
+            | Self::UserLineBusy { user_id }
+            | Self::UserJoin { user_id }
+            | Self::UserLeave { user_id } => f.write_str(user_id),
+            Self::UserVideoAvailable { user_id, available }
+            | Self::UserAudioAvailable { user_id, available } => {
+                write!(f, "{user_id} {}", if *available { "on" } else { "off" })
+            }
+            Self::UserVoiceVolumeChanged { volumes } => {
+                let mut first = true;
+                for (user_id, level) in volumes {
+                    if !first {
+                        f.write_str(" ")?;
+                    }
+                    first = false;
+                    write!(f, "{user_id}={level}")?;
+                }
+                Ok(())
+            }
+            Self::UserNetworkQualityChanged { user_id, quality } => {
+                write!(f, "{user_id} {quality:?}")
+            }
+            Self::KickedOffline {} => f.write_str("logged out: logged in elsewhere"),
+            Self::UserSigExpired {} => f.write_str("UserSig expired"),
+            Self::ConnectionStateChanged { user_id, state } => write!(f, "{user_id} {state:?}"),
+            Self::CallStats(stats) => write!(
+                f,
+                "{} rtt {:.0} ms, {:.0} fps, {:.0} kbps, loss {:.1}%, {}",
+                stats.user_id,
+                stats.rtt_millis,
+                stats.fps,
+                stats.bitrate_kbps,
+                stats.loss_pct,
+                stats.resolution
+            ),
+        }
+    }
+}

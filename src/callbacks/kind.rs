@@ -1,0 +1,164 @@
+//! `CallbackKind`: the field-less twin of `Event` that drives switches and filters.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! callback_kinds {
+    ($($variant:ident => $name:literal, $doc:literal;)+) => {
+        /// Which callback or engine event an entry is, without its payload.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum CallbackKind {
+            $(
+                #[doc = $doc]
+                #[serde(rename = $name)]
+                $variant,
+            )+
+        }
+
+        impl CallbackKind {
+            /// Every kind: the five component callbacks first, then the engine events.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The name of the contract (`beforeCalling`, `onCallStats`, …).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+callback_kinds! {
+    BeforeCalling => "beforeCalling", "`beforeCalling`: a call is about to start, or could not.";
+    AfterCalling => "afterCalling", "`afterCalling`: a call that `beforeCalling` announced ended.";
+    Minimized => "onMinimized", "`onMinimized`: the call view was minimized or restored.";
+    KickedOut => "kickedOut", "`kickedOut`: the user logged in elsewhere.";
+    StatusChanged => "statusChanged", "`statusChanged`: the call status changed.";
+    Error => "onError", "`onError`: a request failed or was refused.";
+    CallReceived => "onCallReceived", "`onCallReceived`: an invitation arrived.";
+    CallBegin => "onCallBegin", "`onCallBegin`: a call connected.";
+    CallEnd => "onCallEnd", "`onCallEnd`: a connected call ended.";
+    CallNotConnected => "onCallNotConnected", "`onCallNotConnected`: a call ended before it connected.";
+    CallMediaTypeChanged => "onCallMediaTypeChanged", "`onCallMediaTypeChanged`: audio/video switched.";
+    UserReject => "onUserReject", "`onUserReject`: a callee rejected.";
+    UserNoResponse => "onUserNoResponse", "`onUserNoResponse`: a callee did not answer.";
+    UserLineBusy => "onUserLineBusy", "`onUserLineBusy`: a callee was busy.";
+    UserJoin => "onUserJoin", "`onUserJoin`: a participant joined.";
+    UserLeave => "onUserLeave", "`onUserLeave`: a participant left.";
+    UserVideoAvailable => "onUserVideoAvailable", "`onUserVideoAvailable`: video started or stopped.";
+    UserAudioAvailable => "onUserAudioAvailable", "`onUserAudioAvailable`: audio started or stopped.";
+    UserVoiceVolumeChanged => "onUserVoiceVolumeChanged", "`onUserVoiceVolumeChanged`: speaking levels.";
+    UserNetworkQualityChanged => "onUserNetworkQualityChanged", "`onUserNetworkQualityChanged`: quality changed.";
+    KickedOffline => "onKickedOffline", "`onKickedOffline`: this session was logged out.";
+    UserSigExpired => "onUserSigExpired", "`onUserSigExpired`: the UserSig expired.";
+    ConnectionStateChanged => "onConnectionStateChanged", "`onConnectionStateChanged`: media connection state.";
+    CallStats => "onCallStats", "`onCallStats`: media statistics, about once a second.";
+}
+
+impl CallbackKind {
+    /// How many kinds there are.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The five component callbacks of the seed (`beforeCalling` … `statusChanged`).
+    pub const COMPONENT: [Self; 5] = [
+        Self::BeforeCalling,
+        Self::AfterCalling,
+        Self::Minimized,
+        Self::KickedOut,
+        Self::StatusChanged,
+    ];
+
+    /// Position in [`CallbackKind::ALL`], used as a bit index by switches and filters.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether this is one of the five component callbacks.
+    pub const fn is_component(self) -> bool {
+        self.index() < Self::COMPONENT.len()
+    }
+}
+
+impl fmt::Display for CallbackKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CallbackKind {
+    type Err = String;
+
+    /// Parses the contract's name; the Rust variant name is accepted too.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|kind| kind.as_str() == text || format!("{kind:?}") == text)
+            .ok_or_else(|| format!("unknown callback kind {text:?}"))
+    }
+}
+
+/// A set of kinds, one bit each; cheap to copy and test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct KindSet(u64);
+
+impl KindSet {
+    /// The empty set.
+    pub const EMPTY: Self = Self(0);
+
+    /// Every kind.
+    pub const fn all() -> Self {
+        Self((1u64 << CallbackKind::COUNT) - 1)
+    }
+
+    /// Whether `kind` is in the set.
+    pub const fn contains(self, kind: CallbackKind) -> bool {
+        self.0 & (1 << kind.index()) != 0
+    }
+
+    /// Adds `kind`.
+    pub fn insert(&mut self, kind: CallbackKind) {
+        self.0 |= 1 << kind.index();
+    }
+
+    /// Removes `kind`.
+    pub fn remove(&mut self, kind: CallbackKind) {
+        self.0 &= !(1 << kind.index());
+    }
+
+    /// The set as bits, bit `kind.index()` per kind.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// The set of the given bits (bits beyond the known kinds are dropped).
+    pub const fn from_bits(bits: u64) -> Self {
+        Self(bits & Self::all().0)
+    }
+
+    /// Whether no kind is in the set.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds in the set, in [`CallbackKind::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = CallbackKind> {
+        CallbackKind::ALL
+            .iter()
+            .copied()
+            .filter(move |kind| self.contains(*kind))
+    }
+}
+
+impl FromIterator<CallbackKind> for KindSet {
+    fn from_iter<I: IntoIterator<Item = CallbackKind>>(iter: I) -> Self {
+        let mut set = Self::EMPTY;
+        for kind in iter {
+            set.insert(kind);
+        }
+        set
+    }
+}

@@ -1,0 +1,3 @@
+//! The `callscope` command: runs calls and reads the timeline.
+
+fn main() {}

@@ -1,0 +1,46 @@
+//! `Clock`: the one place that reads the time, giving monotonic and wall-clock stamps together.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::call::MonoTime;
+
+use super::Timestamp;
+
+/// Reads the monotonic clock and maps it onto the wall clock of the moment it started.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    origin: Instant,
+    origin_wall_millis: u64,
+}
+
+impl Clock {
+    /// A clock whose monotonic origin is now.
+    pub fn start() -> Self {
+        let origin_wall_millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        Self {
+            origin: Instant::now(),
+            origin_wall_millis,
+        }
+    }
+
+    /// The monotonic time now.
+    pub fn now(&self) -> MonoTime {
+        MonoTime::from_micros(self.origin.elapsed().as_micros() as u64)
+    }
+
+    /// Both stamps of a monotonic time.
+    pub fn stamp(&self, at: MonoTime) -> Timestamp {
+        Timestamp {
+            wall_millis: self.origin_wall_millis + at.as_micros() / 1000,
+            mono_micros: at.as_micros(),
+        }
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::start()
+    }
+}

@@ -1,0 +1,150 @@
+//! `TimelineEntry`: one occurrence of a callback or engine event, and its JSON shape.
+
+use serde::{Deserialize, Serialize};
+
+use crate::callbacks::{CallbackKind, Event};
+
+/// Which kind of input caused an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The local user's action (dial, accept, hang up, …).
+    Local,
+    /// Signaling: the server or another participant.
+    Remote,
+    /// The engine itself: timers, media, devices.
+    Engine,
+    /// The user interface (minimize, restore, switches).
+    Ui,
+}
+
+impl Source {
+    /// Every source.
+    pub const ALL: [Self; 4] = [Self::Local, Self::Remote, Self::Engine, Self::Ui];
+
+    /// `local`, `remote`, `engine` or `ui`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Remote => "remote",
+            Self::Engine => "engine",
+            Self::Ui => "ui",
+        }
+    }
+}
+
+/// Whether the bound closure was invoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// The switch was on: the closure ran.
+    Delivered,
+    /// The switch was off: recorded only.
+    Suppressed,
+}
+
+impl Delivery {
+    /// `delivered` or `suppressed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// When an entry happened, on two clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    /// Wall clock, milliseconds since the Unix epoch.
+    pub wall_millis: u64,
+    /// Monotonic clock, microseconds since the app's clock started.
+    pub mono_micros: u64,
+}
+
+/// One occurrence of a callback or engine event: what the closure got, the panel shows,
+/// SQLite keeps and export writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "EntryJson", try_from = "EntryJson")]
+pub struct TimelineEntry {
+    /// Position in the timeline; grows across runs.
+    pub seq: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// The call it belongs to, if any.
+    pub call_id: Option<String>,
+    /// The local user whose kit recorded it.
+    pub user_id: String,
+    /// Which kind of input caused it.
+    pub source: Source,
+    /// The callback or event with its payload.
+    pub event: Event,
+    /// Whether the closure ran.
+    pub delivery: Delivery,
+    /// How long the closure ran, in microseconds (0 when suppressed).
+    pub handler_micros: u64,
+}
+
+impl TimelineEntry {
+    /// The entry's kind.
+    pub fn kind(&self) -> CallbackKind {
+        self.event.kind()
+    }
+
+    /// The entry as one line of the contract's JSON.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The contract's flat JSON shape of an entry.
+#[derive(Serialize, Deserialize)]
+struct EntryJson {
+    seq: u64,
+    at_ms: u64,
+    mono_us: u64,
+    call_id: Option<String>,
+    user_id: String,
+    source: Source,
+    kind: CallbackKind,
+    delivery: Delivery,
+    handler_us: u64,
+    payload: serde_json::Value,
+}
+
+impl From<TimelineEntry> for EntryJson {
+    fn from(entry: TimelineEntry) -> Self {
+        Self {
+            seq: entry.seq,
+            at_ms: entry.at.wall_millis,
+            mono_us: entry.at.mono_micros,
+            kind: entry.event.kind(),
+            payload: entry.event.payload_json(),
+            call_id: entry.call_id,
+            user_id: entry.user_id,
+            source: entry.source,
+            delivery: entry.delivery,
+            handler_us: entry.handler_micros,
+        }
+    }
+}
+
+impl TryFrom<EntryJson> for TimelineEntry {
+    type Error = serde_json::Error;
+
+    fn try_from(json: EntryJson) -> Result<Self, Self::Error> {
+        Ok(Self {
+            seq: json.seq,
+            at: Timestamp {
+                wall_millis: json.at_ms,
+                mono_micros: json.mono_us,
+            },
+            event: Event::from_parts(json.kind, json.payload)?,
+            call_id: json.call_id,
+            user_id: json.user_id,
+            source: json.source,
+            delivery: json.delivery,
+            handler_micros: json.handler_us,
+        })
+    }
+}

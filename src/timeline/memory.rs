@@ -1,0 +1,146 @@
+//! `Timeline`: the running app's entries in memory, numbered in order and handed to the store.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use super::{Query, Store, TimelineEntry};
+
+/// How many entries the running app keeps in memory by default; older ones stay in SQLite.
+pub const DEFAULT_MEMORY_CAPACITY: usize = 1_000_000;
+
+/// The shared, ordered list of entries. Cloning it shares the same list.
+///
+/// Appends take a short write lock that assigns the sequence number and hands the entry to the
+/// store's writer thread without blocking; readers (the UI, queries) take a read lock.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    inner: Arc<RwLock<Inner>>,
+    store: Option<Store>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    entries: VecDeque<Arc<TimelineEntry>>,
+    next_seq: u64,
+    capacity: usize,
+    evicted: u64,
+}
+
+impl Timeline {
+    /// A timeline kept in memory only, numbered from 1.
+    pub fn in_memory() -> Self {
+        Self::build(None, 1, DEFAULT_MEMORY_CAPACITY)
+    }
+
+    /// A timeline that also persists every entry to `store`, numbered on from its last entry.
+    pub fn persistent(store: Store) -> Self {
+        let next_seq = store.next_seq();
+        Self::build(Some(store), next_seq, DEFAULT_MEMORY_CAPACITY)
+    }
+
+    /// Keeps at most `capacity` entries in memory (the oldest leave memory, not the store).
+    #[must_use]
+    pub fn with_memory_capacity(self, capacity: usize) -> Self {
+        if let Ok(mut inner) = self.inner.write() {
+            inner.capacity = capacity.max(1);
+        }
+        self
+    }
+
+    fn build(store: Option<Store>, next_seq: u64, capacity: usize) -> Self {
+        let inner = Inner {
+            entries: VecDeque::new(),
+            next_seq,
+            capacity,
+            evicted: 0,
+        };
+        Self {
+            inner: Arc::new(RwLock::new(inner)),
+            store,
+        }
+    }
+
+    /// The persistent store, if this timeline has one.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// Appends an entry, giving it the next sequence number, and returns it as stored.
+    pub fn append(&self, mut entry: TimelineEntry) -> Arc<TimelineEntry> {
+        let mut inner = write(&self.inner);
+        entry.seq = inner.next_seq;
+        inner.next_seq += 1;
+        let entry = Arc::new(entry);
+        if let Some(store) = &self.store {
+            // Under the lock, so the writer thread sees entries in sequence order.
+            store.append(Arc::clone(&entry));
+        }
+        if inner.entries.len() >= inner.capacity {
+            inner.entries.pop_front();
+            inner.evicted += 1;
+        }
+        inner.entries.push_back(Arc::clone(&entry));
+        entry
+    }
+
+    /// How many entries are in memory.
+    pub fn len(&self) -> usize {
+        read(&self.inner).entries.len()
+    }
+
+    /// Whether memory holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many entries left memory because it was full.
+    pub fn evicted(&self) -> u64 {
+        read(&self.inner).evicted
+    }
+
+    /// The entries in memory at positions `range` (for a virtualized table).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Vec<Arc<TimelineEntry>> {
+        let inner = read(&self.inner);
+        let end = range.end.min(inner.entries.len());
+        let start = range.start.min(end);
+        inner.entries.range(start..end).cloned().collect()
+    }
+
+    /// The entries in memory that match `query`, oldest first (the newest `limit` if set).
+    pub fn query(&self, query: &Query) -> Vec<Arc<TimelineEntry>> {
+        let inner = read(&self.inner);
+        let mut matcher = query.matcher();
+        let mut found: Vec<Arc<TimelineEntry>> = inner
+            .entries
+            .iter()
+            .filter(|entry| matcher.matches(entry))
+            .cloned()
+            .collect();
+        if let Some(limit) = query.limit {
+            let excess = found.len().saturating_sub(limit);
+            found.drain(..excess);
+        }
+        found
+    }
+
+    /// How many entries in memory match `query`.
+    pub fn count(&self, query: &Query) -> usize {
+        let inner = read(&self.inner);
+        let mut matcher = query.matcher();
+        inner
+            .entries
+            .iter()
+            .filter(|entry| matcher.matches(entry))
+            .count()
+    }
+}
+
+// A poisoned lock only means a reader or writer panicked mid-way; the list itself is still
+// consistent (every mutation is a single push or pop), so keep going with it.
+fn read(lock: &RwLock<Inner>) -> RwLockReadGuard<'_, Inner> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write(lock: &RwLock<Inner>) -> std::sync::RwLockWriteGuard<'_, Inner> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

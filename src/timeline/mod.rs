@@ -1,0 +1,18 @@
+//! The event timeline: every callback and engine event, in memory and in SQLite, queryable and
+//! exportable. Nothing appended is lost: appends never block and the writer retries.
+
+mod clock;
+mod entry;
+mod export;
+mod memory;
+mod query;
+mod sql;
+mod store;
+mod writer;
+
+pub use clock::Clock;
+pub use entry::{Delivery, Source, TimelineEntry, Timestamp};
+pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
+pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};
+pub use query::{Matcher, Query, write_searchable};
+pub use store::{CHANNEL_CAPACITY, DATABASE_FILE, Store, StoreError, default_data_dir};

@@ -1,0 +1,124 @@
+//! `Query`: the filters of the timeline (kind, call, user, text, time range), in memory and in SQL.
+
+use std::fmt::Write as _;
+
+use crate::callbacks::{CallbackKind, KindSet};
+
+use super::TimelineEntry;
+
+/// Which entries to return. Every filter that is set must match; an empty query matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Only these kinds (all kinds when `None`).
+    pub kinds: Option<KindSet>,
+    /// Only this call.
+    pub call_id: Option<String>,
+    /// Only entries recorded by this local user.
+    pub user_id: Option<String>,
+    /// Only entries whose kind, call id, user id or summary contains this text, ignoring case.
+    pub text: Option<String>,
+    /// Only entries at or after this wall-clock time (ms since the Unix epoch).
+    pub since_millis: Option<u64>,
+    /// Only entries at or before this wall-clock time (ms since the Unix epoch).
+    pub until_millis: Option<u64>,
+    /// At most this many entries (the newest when more match).
+    pub limit: Option<usize>,
+}
+
+impl Query {
+    /// A query that matches everything.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Restricts the query to one kind.
+    #[must_use]
+    pub fn kind(mut self, kind: CallbackKind) -> Self {
+        let mut kinds = self.kinds.unwrap_or(KindSet::EMPTY);
+        kinds.insert(kind);
+        self.kinds = Some(kinds);
+        self
+    }
+
+    /// Restricts the query to one call.
+    #[must_use]
+    pub fn call(mut self, call_id: impl Into<String>) -> Self {
+        self.call_id = Some(call_id.into());
+        self
+    }
+
+    /// Restricts the query to entries containing `text`.
+    #[must_use]
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// A matcher that reuses its buffers across entries.
+    pub fn matcher(&self) -> Matcher<'_> {
+        Matcher {
+            query: self,
+            needle: self.text.as_ref().map(|text| text.to_lowercase()),
+            scratch: String::with_capacity(128),
+        }
+    }
+}
+
+/// Tests entries against a [`Query`] without allocating per entry.
+#[derive(Debug)]
+pub struct Matcher<'query> {
+    query: &'query Query,
+    needle: Option<String>,
+    scratch: String,
+}
+
+impl Matcher<'_> {
+    /// Whether `entry` passes every filter of the query.
+    pub fn matches(&mut self, entry: &TimelineEntry) -> bool {
+        let query = self.query;
+        if query.kinds.is_some_and(|kinds| !kinds.contains(entry.kind())) {
+            return false;
+        }
+        if query
+            .call_id
+            .as_deref()
+            .is_some_and(|call_id| entry.call_id.as_deref() != Some(call_id))
+        {
+            return false;
+        }
+        if query
+            .user_id
+            .as_deref()
+            .is_some_and(|user_id| entry.user_id != user_id)
+        {
+            return false;
+        }
+        if query.since_millis.is_some_and(|since| entry.at.wall_millis < since)
+            || query.until_millis.is_some_and(|until| entry.at.wall_millis > until)
+        {
+            return false;
+        }
+        match &self.needle {
+            None => true,
+            Some(needle) => {
+                self.scratch.clear();
+                write_searchable(entry, &mut self.scratch);
+                self.scratch.make_ascii_lowercase();
+                self.scratch.contains(needle.as_str())
+            }
+        }
+    }
+}
+
+/// The text the text filter searches: kind, call id, user id and summary, one line.
+pub fn write_searchable(entry: &TimelineEntry, out: &mut String) {
+    // Writing into a String cannot fail.
+    let _ = write!(
+        out,
+        "{} {} {} {}",
+        entry.kind().as_str(),
+        entry.call_id.as_deref().unwrap_or(""),
+        entry.user_id,
+        entry.event
+    );
+}

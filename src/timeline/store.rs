@@ -1,0 +1,249 @@
+//! `Store`: the timeline in SQLite (bundled, WAL), written in batches by its own thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, TrySendError};
+use rusqlite::{Connection, OpenFlags};
+
+use super::writer::{self, Shared};
+use super::{Query, TimelineEntry};
+
+/// How many entries wait in the writer's channel before appends spill to the overflow list.
+pub const CHANNEL_CAPACITY: usize = 65_536;
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "timeline.sqlite3";
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("timeline database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The data directory could not be made.
+    #[error("timeline data directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// A stored row could not be read back.
+    #[error("timeline entry {seq} is damaged: {message}")]
+    Damaged {
+        /// The entry's sequence number.
+        seq: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The writer did not catch up in time.
+    #[error("the timeline writer did not commit entry {target} within {waited:?}")]
+    FlushTimeout {
+        /// The entry waited for.
+        target: u64,
+        /// How long we waited.
+        waited: Duration,
+    },
+}
+
+/// The persistent timeline. Cloning shares the same database and writer thread.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    run_id: i64,
+    first_seq: u64,
+    sender: Mutex<Option<Sender<Arc<TimelineEntry>>>>,
+    shared: Arc<Shared>,
+    appended: AtomicU64,
+    reader: Mutex<Connection>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The data directory callscope uses when `--data-dir` is not given.
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("", "", "callscope").map_or_else(
+        || PathBuf::from(".callscope"),
+        |dirs| dirs.data_dir().to_path_buf(),
+    )
+}
+
+impl Store {
+    /// Opens (or creates) the timeline database in `data_dir` and starts its writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Directory {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let connection = Connection::open(&path)?;
+        writer::prepare_schema(&connection)?;
+        let run_id = writer::start_run(&connection)?;
+        let last_seq: u64 =
+            connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM entries", [], |row| {
+                row.get(0)
+            })?;
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let shared = Arc::new(Shared::new(last_seq));
+        let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
+        let thread_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("timeline-writer".into())
+            .spawn(move || writer::run(connection, run_id, &receiver, &thread_shared))
+            .map_err(|source| StoreError::Directory {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                run_id,
+                first_seq: last_seq + 1,
+                sender: Mutex::new(Some(sender)),
+                shared,
+                appended: AtomicU64::new(last_seq),
+                reader: Mutex::new(reader),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// This run's number in the `runs` table.
+    pub fn run_id(&self) -> i64 {
+        self.inner.run_id
+    }
+
+    /// The sequence number the next new entry of this run gets.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.first_seq
+    }
+
+    /// Queues an entry for writing; never blocks and never drops it.
+    ///
+    /// Entries must arrive in sequence order ([`super::Timeline::append`] sees to that). When the
+    /// bounded channel is full they wait in an overflow list that the writer takes next.
+    pub fn append(&self, entry: Arc<TimelineEntry>) {
+        let seq = entry.seq;
+        let mut overflow = self
+            .inner
+            .shared
+            .overflow
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if overflow.active {
+            overflow.entries.push(entry);
+        } else if let Some(sender) = self
+            .inner
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            match sender.try_send(entry) {
+                Ok(()) => {}
+                Err(TrySendError::Full(entry) | TrySendError::Disconnected(entry)) => {
+                    overflow.active = true;
+                    overflow.entries.push(entry);
+                }
+            }
+        } else {
+            overflow.active = true;
+            overflow.entries.push(entry);
+        }
+        self.inner.appended.fetch_max(seq, Ordering::Release);
+    }
+
+    /// The highest sequence number that is committed to disk (every lower one is too).
+    pub fn committed_seq(&self) -> u64 {
+        self.inner.shared.committed()
+    }
+
+    /// How many write attempts failed so far, and the last error, for the UI to show.
+    pub fn write_failures(&self) -> (u64, Option<String>) {
+        self.inner.shared.failures()
+    }
+
+    /// Waits until every entry appended so far is committed, up to `timeout`.
+    pub fn flush(&self, timeout: Duration) -> Result<(), StoreError> {
+        let target = self.inner.appended.load(Ordering::Acquire);
+        let started = Instant::now();
+        if self.inner.shared.wait_committed(target, timeout) {
+            Ok(())
+        } else {
+            Err(StoreError::FlushTimeout {
+                target,
+                waited: started.elapsed(),
+            })
+        }
+    }
+
+    /// The stored entries that match `query`, oldest first (the newest `limit` if set).
+    pub fn query(&self, query: &Query) -> Result<Vec<TimelineEntry>, StoreError> {
+        let reader = self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        super::sql::query(&reader, query)
+    }
+
+    /// How many entries are stored.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let reader = self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(reader.query_row("SELECT COUNT(*) FROM entries", [], |row| row.get(0))?)
+    }
+
+    /// Stops the writer after it committed everything queued; later appends are kept in memory
+    /// only. Dropping the last clone of the store does the same.
+    pub fn close(&self) {
+        self.inner.shutdown();
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) {
+        // Dropping the sender lets the writer drain the channel and the overflow, then stop.
+        drop(
+            self.sender
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            // A panicking writer has already recorded its failure; nothing more to do here.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
