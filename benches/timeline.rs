@@ -72,9 +72,14 @@ fn persisted_appends(c: &mut Criterion) {
             for iteration in 0..iterations {
                 for i in 0..BATCH {
                     let n = iteration * BATCH + i;
-                    kit.dispatch(MonoTime::from_micros(n), Some("c-1"), Source::Engine, event(n));
+                    kit.dispatch(
+                        MonoTime::from_micros(n),
+                        Some("c-1"),
+                        Source::Engine,
+                        event(n),
+                    );
                 }
-                store.flush(Duration::from_secs(120)).expect("flush");
+                store.flush(Duration::from_mins(2)).expect("flush");
             }
             started.elapsed()
         });
@@ -86,7 +91,12 @@ fn filter_million(c: &mut Criterion) {
     let kit = CallKit::builder().user("alice").build();
     for i in 0..1_000_000_u64 {
         let call_id = format!("c-{}", i / 50);
-        kit.dispatch(MonoTime::from_micros(i), Some(&call_id), Source::Engine, event(i));
+        kit.dispatch(
+            MonoTime::from_micros(i),
+            Some(&call_id),
+            Source::Engine,
+            event(i),
+        );
     }
     let query = Query::all().kind(CallbackKind::KickedOut).text("DEVICE-77");
     let mut group = c.benchmark_group("filter");
@@ -101,5 +111,10 @@ fn filter_million(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dispatch_in_memory, persisted_appends, filter_million);
+criterion_group!(
+    benches,
+    dispatch_in_memory,
+    persisted_appends,
+    filter_million
+);
 criterion_main!(benches);

@@ -19,4 +19,5 @@
 
 pub mod call;
 pub mod callbacks;
+pub mod demo;
 pub mod timeline;

@@ -1,6 +1,8 @@
 //! Table tests of the sans-IO call core: every legal transition, a sample of illegal ones, the
 //! call flows between machines stepped in one process, and a property test over random inputs.
 
+#![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -72,7 +74,10 @@ impl Rig {
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        self.events.iter().map(|e| e.event.kind().as_str()).collect()
+        self.events
+            .iter()
+            .map(|e| e.event.kind().as_str())
+            .collect()
     }
 
     fn transitions(&self) -> Vec<(CallStatus, CallStatus)> {
@@ -125,16 +130,27 @@ fn user(id: &str) -> String {
 fn rig_in(status: CallStatus) -> Rig {
     let mut rig = Rig::new("alice");
     let delivered = Signal::InviteDelivered { offline: vec![] };
-    let accepted = Signal::Accepted { user_id: user("bob") };
+    let accepted = Signal::Accepted {
+        user_id: user("bob"),
+    };
     let result = match status {
         Idle => Ok(()),
         BeInvited => rig.signal("c-1", invited(&["alice"], MediaType::Video, false)),
         DialingC2c | CallingC2cAudio | CallingC2cVideo => {
-            let media = if status == CallingC2cAudio { MediaType::Audio } else { MediaType::Video };
-            rig.input(dial(&["bob"], media, false, 30)).and_then(|()| rig.signal("c-1", delivered))
+            let media = if status == CallingC2cAudio {
+                MediaType::Audio
+            } else {
+                MediaType::Video
+            };
+            rig.input(dial(&["bob"], media, false, 30))
+                .and_then(|()| rig.signal("c-1", delivered))
         }
         DialingGroup | CallingGroupAudio | CallingGroupVideo => {
-            let media = if status == CallingGroupAudio { MediaType::Audio } else { MediaType::Video };
+            let media = if status == CallingGroupAudio {
+                MediaType::Audio
+            } else {
+                MediaType::Video
+            };
             rig.input(dial(&["bob", "dave"], media, true, 30))
                 .and_then(|()| rig.signal("c-1", delivered))
         }
@@ -179,7 +195,13 @@ fn transition_table_matches_the_contract() {
 fn statuses_serialize_as_the_contract_strings() {
     let strings: Vec<String> = CallStatus::ALL
         .iter()
-        .map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().to_owned())
+        .map(|s| {
+            serde_json::to_value(s)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(
         strings,
@@ -218,7 +240,11 @@ fn sig(signal: Signal) -> Input {
 #[allow(clippy::too_many_lines)] // one table, read top to bottom
 fn legal_rows() -> Vec<Row> {
     let delivered = || sig(Signal::InviteDelivered { offline: vec![] });
-    let bob_accepts = || sig(Signal::Accepted { user_id: user("bob") });
+    let bob_accepts = || {
+        sig(Signal::Accepted {
+            user_id: user("bob"),
+        })
+    };
     vec![
         Row {
             name: "idle -> dialing-c2c when we call",
@@ -230,7 +256,10 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "idle -> dialing-group when we call a group",
             from: Idle,
-            inputs: vec![dial(&["bob", "dave"], MediaType::Audio, true, 30), delivered()],
+            inputs: vec![
+                dial(&["bob", "dave"], MediaType::Audio, true, 30),
+                delivered(),
+            ],
             transitions: vec![(Idle, DialingGroup)],
             kinds: vec!["beforeCalling", "statusChanged"],
         },
@@ -265,7 +294,10 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "be-invited -> calling-c2c-audio for an audio invitation",
             from: Idle,
-            inputs: vec![sig(invited(&["alice"], MediaType::Audio, false)), Input::Accept],
+            inputs: vec![
+                sig(invited(&["alice"], MediaType::Audio, false)),
+                Input::Accept,
+            ],
             transitions: vec![(Idle, BeInvited), (BeInvited, CallingC2cAudio)],
             kinds: vec![
                 "beforeCalling",
@@ -278,7 +310,10 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "be-invited -> calling-group-audio for a group invitation",
             from: Idle,
-            inputs: vec![sig(invited(&["alice", "bob"], MediaType::Audio, true)), Input::Accept],
+            inputs: vec![
+                sig(invited(&["alice", "bob"], MediaType::Audio, true)),
+                Input::Accept,
+            ],
             transitions: vec![(Idle, BeInvited), (BeInvited, CallingGroupAudio)],
             kinds: vec![
                 "beforeCalling",
@@ -291,7 +326,10 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "be-invited -> calling-group-video for a group invitation",
             from: Idle,
-            inputs: vec![sig(invited(&["alice", "bob"], MediaType::Video, true)), Input::Accept],
+            inputs: vec![
+                sig(invited(&["alice", "bob"], MediaType::Video, true)),
+                Input::Accept,
+            ],
             transitions: vec![(Idle, BeInvited), (BeInvited, CallingGroupVideo)],
             kinds: vec![
                 "beforeCalling",
@@ -311,14 +349,20 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "calling-c2c-audio -> calling-c2c-video when the peer switches",
             from: CallingC2cAudio,
-            inputs: vec![sig(Signal::MediaSwitched { user_id: user("bob"), media: MediaType::Video })],
+            inputs: vec![sig(Signal::MediaSwitched {
+                user_id: user("bob"),
+                media: MediaType::Video,
+            })],
             transitions: vec![(CallingC2cAudio, CallingC2cVideo)],
             kinds: vec!["onCallMediaTypeChanged", "statusChanged"],
         },
         Row {
             name: "calling-group-video -> calling-group-audio when the peer switches",
             from: CallingGroupVideo,
-            inputs: vec![sig(Signal::MediaSwitched { user_id: user("bob"), media: MediaType::Audio })],
+            inputs: vec![sig(Signal::MediaSwitched {
+                user_id: user("bob"),
+                media: MediaType::Audio,
+            })],
             transitions: vec![(CallingGroupVideo, CallingGroupAudio)],
             kinds: vec!["onCallMediaTypeChanged", "statusChanged"],
         },
@@ -339,23 +383,41 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "dialing-c2c -> idle when the callee rejects",
             from: DialingC2c,
-            inputs: vec![sig(Signal::Rejected { user_id: user("bob") })],
+            inputs: vec![sig(Signal::Rejected {
+                user_id: user("bob"),
+            })],
             transitions: vec![(DialingC2c, Idle)],
-            kinds: vec!["onUserReject", "onCallNotConnected", "statusChanged", "afterCalling"],
+            kinds: vec![
+                "onUserReject",
+                "onCallNotConnected",
+                "statusChanged",
+                "afterCalling",
+            ],
         },
         Row {
             name: "dialing-c2c -> idle when the callee is busy",
             from: DialingC2c,
-            inputs: vec![sig(Signal::LineBusy { user_id: user("bob") })],
+            inputs: vec![sig(Signal::LineBusy {
+                user_id: user("bob"),
+            })],
             transitions: vec![(DialingC2c, Idle)],
-            kinds: vec!["onUserLineBusy", "onCallNotConnected", "statusChanged", "afterCalling"],
+            kinds: vec![
+                "onUserLineBusy",
+                "onCallNotConnected",
+                "statusChanged",
+                "afterCalling",
+            ],
         },
         Row {
             name: "dialing-group -> idle when every callee declines",
             from: DialingGroup,
             inputs: vec![
-                sig(Signal::Rejected { user_id: user("bob") }),
-                sig(Signal::NoResponse { user_id: user("dave") }),
+                sig(Signal::Rejected {
+                    user_id: user("bob"),
+                }),
+                sig(Signal::NoResponse {
+                    user_id: user("dave"),
+                }),
             ],
             transitions: vec![(DialingGroup, Idle)],
             kinds: vec![
@@ -376,7 +438,9 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "be-invited -> idle when the caller cancels",
             from: BeInvited,
-            inputs: vec![sig(Signal::Canceled { user_id: user("carol") })],
+            inputs: vec![sig(Signal::Canceled {
+                user_id: user("carol"),
+            })],
             transitions: vec![(BeInvited, Idle)],
             kinds: vec!["onCallNotConnected", "statusChanged", "afterCalling"],
         },
@@ -397,21 +461,33 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "calling-c2c-audio -> idle when the peer hangs up",
             from: CallingC2cAudio,
-            inputs: vec![sig(Signal::HungUp { user_id: user("bob") })],
+            inputs: vec![sig(Signal::HungUp {
+                user_id: user("bob"),
+            })],
             transitions: vec![(CallingC2cAudio, Idle)],
             kinds: vec!["onUserLeave", "onCallEnd", "statusChanged", "afterCalling"],
         },
         Row {
             name: "calling-group-video -> idle when we are kicked out",
             from: CallingGroupVideo,
-            inputs: vec![Input::KickedOut { by: "second log-in".into() }],
+            inputs: vec![Input::KickedOut {
+                by: "second log-in".into(),
+            }],
             transitions: vec![(CallingGroupVideo, Idle)],
-            kinds: vec!["kickedOut", "onKickedOffline", "onCallEnd", "statusChanged", "afterCalling"],
+            kinds: vec![
+                "kickedOut",
+                "onKickedOffline",
+                "onCallEnd",
+                "statusChanged",
+                "afterCalling",
+            ],
         },
         Row {
             name: "calling-group-audio -> idle when media fails",
             from: CallingGroupAudio,
-            inputs: vec![Input::Abort { reason: EndReason::MediaFailed }],
+            inputs: vec![Input::Abort {
+                reason: EndReason::MediaFailed,
+            }],
             transitions: vec![(CallingGroupAudio, Idle)],
             kinds: vec!["onCallEnd", "statusChanged", "afterCalling"],
         },
@@ -427,7 +503,12 @@ fn legal_rows() -> Vec<Row> {
             from: DialingC2c,
             inputs: vec![Input::UserSigExpired],
             transitions: vec![(DialingC2c, Idle)],
-            kinds: vec!["onUserSigExpired", "onCallNotConnected", "statusChanged", "afterCalling"],
+            kinds: vec![
+                "onUserSigExpired",
+                "onCallNotConnected",
+                "statusChanged",
+                "afterCalling",
+            ],
         },
     ]
 }
@@ -437,7 +518,8 @@ fn every_legal_transition_reports_its_callbacks_in_order() {
     for row in legal_rows() {
         let mut rig = rig_in(row.from);
         for input in row.inputs {
-            rig.input(input).unwrap_or_else(|e| panic!("{}: refused: {e}", row.name));
+            rig.input(input)
+                .unwrap_or_else(|e| panic!("{}: refused: {e}", row.name));
         }
         assert_eq!(rig.transitions(), row.transitions, "{}", row.name);
         assert_eq!(rig.kinds(), row.kinds, "{}", row.name);
@@ -454,24 +536,54 @@ fn illegal_inputs_are_refused_with_1203_and_change_nothing() {
         (Idle, Input::Hangup),
         (Idle, Input::SwitchMedia(MediaType::Audio)),
         (Idle, Input::Minimize),
-        (Idle, Input::Abort { reason: EndReason::Error }),
+        (
+            Idle,
+            Input::Abort {
+                reason: EndReason::Error,
+            },
+        ),
         (BeInvited, Input::SwitchMedia(MediaType::Audio)),
         (BeInvited, Input::Restore),
-        (BeInvited, Input::InviteMore { users: vec![user("erin")] }),
+        (
+            BeInvited,
+            Input::InviteMore {
+                users: vec![user("erin")],
+            },
+        ),
         (DialingC2c, Input::Accept),
         (DialingC2c, Input::Reject),
         (DialingC2c, Input::SwitchMedia(MediaType::Audio)),
-        (DialingC2c, Input::InviteMore { users: vec![user("erin")] }),
+        (
+            DialingC2c,
+            Input::InviteMore {
+                users: vec![user("erin")],
+            },
+        ),
         (CallingC2cVideo, Input::Accept),
         (CallingC2cVideo, Input::Reject),
         (CallingC2cVideo, Input::SwitchMedia(MediaType::Video)),
-        (CallingC2cVideo, Input::InviteMore { users: vec![user("erin")] }),
+        (
+            CallingC2cVideo,
+            Input::InviteMore {
+                users: vec![user("erin")],
+            },
+        ),
         (CallingC2cAudio, Input::SwitchMedia(MediaType::Audio)),
         (CallingGroupAudio, Input::Accept),
         (CallingGroupVideo, Input::Restore),
         (DialingGroup, Input::SwitchMedia(MediaType::Audio)),
-        (DialingGroup, sig(Signal::Canceled { user_id: user("carol") })),
-        (CallingC2cVideo, sig(Signal::Canceled { user_id: user("carol") })),
+        (
+            DialingGroup,
+            sig(Signal::Canceled {
+                user_id: user("carol"),
+            }),
+        ),
+        (
+            CallingC2cVideo,
+            sig(Signal::Canceled {
+                user_id: user("carol"),
+            }),
+        ),
     ];
     for (status, input) in samples {
         let label = format!("{input:?} in {status}");
@@ -511,7 +623,12 @@ fn bad_dial_parameters_yield_1202_in_before_calling() {
         dial(&["bob", "dave"], MediaType::Video, false, 30),
         dial(&["alice"], MediaType::Video, false, 30),
         dial(&["bob", "bob"], MediaType::Video, true, 30),
-        dial(&["a", "b", "c", "d", "e", "f", "g", "h", "i"], MediaType::Video, true, 30),
+        dial(
+            &["a", "b", "c", "d", "e", "f", "g", "h", "i"],
+            MediaType::Video,
+            true,
+            30,
+        ),
     ];
     for input in cases {
         let mut rig = Rig::new("alice");
@@ -528,11 +645,15 @@ fn bad_dial_parameters_yield_1202_in_before_calling() {
 fn a_group_call_holds_nine_people() {
     let eight = ["a", "b", "c", "d", "e", "f", "g", "h"];
     let mut rig = Rig::new("alice");
-    rig.input(dial(&eight, MediaType::Audio, true, 30)).expect("nine people fit");
-    rig.signal("c-1", Signal::InviteDelivered { offline: vec![] }).expect("delivered");
+    rig.input(dial(&eight, MediaType::Audio, true, 30))
+        .expect("nine people fit");
+    rig.signal("c-1", Signal::InviteDelivered { offline: vec![] })
+        .expect("delivered");
     assert_eq!(rig.machine.status(), DialingGroup);
     let error = rig
-        .input(Input::InviteMore { users: vec![user("i")] })
+        .input(Input::InviteMore {
+            users: vec![user("i")],
+        })
         .expect_err("a tenth person does not fit");
     assert_eq!(error.code, ErrorCode::InvalidParameter);
 }
@@ -540,9 +661,14 @@ fn a_group_call_holds_nine_people() {
 #[test]
 fn dialing_logged_out_yields_6014() {
     let mut rig = Rig::new("alice");
-    rig.input(Input::KickedOut { by: "elsewhere".into() }).expect("kick");
+    rig.input(Input::KickedOut {
+        by: "elsewhere".into(),
+    })
+    .expect("kick");
     rig.mark();
-    let error = rig.input(dial(&["bob"], MediaType::Video, false, 30)).expect_err("logged out");
+    let error = rig
+        .input(dial(&["bob"], MediaType::Video, false, 30))
+        .expect_err("logged out");
     assert_eq!(error.code, ErrorCode::NotLoggedIn);
     assert_eq!(rig.kinds(), ["beforeCalling"]);
 }
@@ -551,9 +677,16 @@ fn dialing_logged_out_yields_6014() {
 fn an_offline_callee_yields_8021_in_before_calling_and_no_after_calling() {
     let mut rig = Rig::new("alice");
     rig.mark();
-    rig.input(dial(&["bob"], MediaType::Video, false, 30)).expect("dial");
+    rig.input(dial(&["bob"], MediaType::Video, false, 30))
+        .expect("dial");
     assert!(matches!(rig.actions[0], Action::Invite { .. }));
-    rig.signal("c-1", Signal::InviteDelivered { offline: vec![user("bob")] }).expect("reply");
+    rig.signal(
+        "c-1",
+        Signal::InviteDelivered {
+            offline: vec![user("bob")],
+        },
+    )
+    .expect("reply");
     assert_eq!(rig.kinds(), ["beforeCalling"]);
     assert!(matches!(
         &rig.events[0].event,
@@ -571,22 +704,34 @@ fn a_ringing_call_times_out_on_both_sides() {
     caller.wait(1_000);
     assert_eq!(
         caller.kinds(),
-        ["onUserNoResponse", "onCallNotConnected", "statusChanged", "afterCalling"]
+        [
+            "onUserNoResponse",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
     );
     assert_eq!(caller.end_reason(), Some(EndReason::NoResponse));
-    assert!(caller.actions.contains(&Action::Cancel { call_id: "c-1".into() }));
+    assert!(caller.actions.contains(&Action::Cancel {
+        call_id: "c-1".into()
+    }));
 
-    let mut callee = rig_in(BeInvited);
-    callee.wait(30_000);
-    assert_eq!(callee.kinds(), ["onCallNotConnected", "statusChanged", "afterCalling"]);
-    assert_eq!(callee.end_reason(), Some(EndReason::NoResponse));
+    let mut invitee = rig_in(BeInvited);
+    invitee.wait(30_000);
+    assert_eq!(
+        invitee.kinds(),
+        ["onCallNotConnected", "statusChanged", "afterCalling"]
+    );
+    assert_eq!(invitee.end_reason(), Some(EndReason::NoResponse));
 }
 
 #[test]
 fn a_zero_timeout_rings_forever() {
     let mut rig = Rig::new("alice");
-    rig.input(dial(&["bob"], MediaType::Video, false, 0)).expect("dial");
-    rig.signal("c-1", Signal::InviteDelivered { offline: vec![] }).expect("delivered");
+    rig.input(dial(&["bob"], MediaType::Video, false, 0))
+        .expect("dial");
+    rig.signal("c-1", Signal::InviteDelivered { offline: vec![] })
+        .expect("delivered");
     assert_eq!(rig.machine.poll_timeout(), None);
     rig.wait(10 * 60 * 60 * 1000);
     assert_eq!(rig.machine.status(), DialingC2c);
@@ -607,16 +752,28 @@ fn minimize_and_restore_report_old_and_new() {
         .collect();
     assert_eq!(
         pairs,
-        [(user("full"), user("minimized")), (user("minimized"), user("full"))]
+        [
+            (user("full"), user("minimized")),
+            (user("minimized"), user("full"))
+        ]
     );
-    assert!(rig.events.iter().all(|e| e.source == callscope::timeline::Source::Ui));
+    assert!(
+        rig.events
+            .iter()
+            .all(|e| e.source == callscope::timeline::Source::Ui)
+    );
 }
 
 #[test]
 fn signals_for_an_unknown_call_are_refused_with_1202() {
     let mut rig = rig_in(CallingC2cVideo);
     let error = rig
-        .signal("c-999", Signal::HungUp { user_id: user("bob") })
+        .signal(
+            "c-999",
+            Signal::HungUp {
+                user_id: user("bob"),
+            },
+        )
         .expect_err("unknown call");
     assert_eq!(error.code, ErrorCode::InvalidParameter);
     assert_eq!(rig.machine.status(), CallingC2cVideo);
@@ -635,7 +792,12 @@ fn an_invitation_while_busy_is_answered_line_busy_without_disturbing_the_call() 
         timeout_secs: 30,
     };
     rig.signal("c-2", signal).expect("answered busy");
-    assert_eq!(rig.actions, [Action::LineBusy { call_id: "c-2".into() }]);
+    assert_eq!(
+        rig.actions,
+        [Action::LineBusy {
+            call_id: "c-2".into()
+        }]
+    );
     assert!(rig.events.is_empty());
     assert_eq!(rig.machine.call_id(), Some("c-1"));
 }
@@ -644,7 +806,8 @@ fn an_invitation_while_busy_is_answered_line_busy_without_disturbing_the_call() 
 fn after_calling_carries_duration_initiator_and_media() {
     let mut rig = rig_in(CallingC2cVideo);
     rig.wait(5_000);
-    rig.input(Input::SwitchMedia(MediaType::Audio)).expect("switch");
+    rig.input(Input::SwitchMedia(MediaType::Audio))
+        .expect("switch");
     rig.input(Input::Hangup).expect("hang up");
     let summary = rig
         .events
@@ -670,8 +833,14 @@ struct Net {
 
 impl Net {
     fn new(users: &[&str]) -> Self {
-        let rigs = users.iter().map(|u| ((*u).to_owned(), Rig::new(u))).collect();
-        let mut net = Self { rigs, calls: BTreeMap::new() };
+        let rigs = users
+            .iter()
+            .map(|u| ((*u).to_owned(), Rig::new(u)))
+            .collect();
+        let mut net = Self {
+            rigs,
+            calls: BTreeMap::new(),
+        };
         for rig in net.rigs.values_mut() {
             rig.mark();
         }
@@ -679,7 +848,11 @@ impl Net {
     }
 
     fn input(&mut self, user: &str, input: Input) {
-        self.rigs.get_mut(user).expect("user").input(input).expect("accepted input");
+        self.rigs
+            .get_mut(user)
+            .expect("user")
+            .input(input)
+            .expect("accepted input");
         self.route();
     }
 
@@ -706,7 +879,12 @@ impl Net {
             let pending: Vec<(String, Action)> = self
                 .rigs
                 .iter_mut()
-                .flat_map(|(u, r)| r.actions.drain(..).map(move |a| (u.clone(), a)).collect::<Vec<_>>())
+                .flat_map(|(u, r)| {
+                    r.actions
+                        .drain(..)
+                        .map(move |a| (u.clone(), a))
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             if pending.is_empty() {
                 return;
@@ -717,36 +895,73 @@ impl Net {
         }
     }
 
+    fn invite(
+        &mut self,
+        from: &str,
+        call_id: &str,
+        callees: &[String],
+        media: MediaType,
+        group: bool,
+        timeout_secs: u32,
+    ) {
+        let mut members: BTreeMap<String, bool> = BTreeMap::new();
+        members.insert(from.to_owned(), true);
+        let offline: Vec<String> = callees
+            .iter()
+            .filter(|c| !self.rigs.contains_key(*c))
+            .cloned()
+            .collect();
+        for callee in callees.iter().filter(|c| !offline.contains(c)) {
+            members.insert(callee.clone(), false);
+        }
+        self.calls.insert(call_id.to_owned(), members);
+        self.send(
+            from,
+            call_id,
+            Signal::InviteDelivered {
+                offline: offline.clone(),
+            },
+        );
+        for callee in callees.iter().filter(|c| !offline.contains(c)) {
+            let signal = Signal::Invited {
+                caller: from.to_owned(),
+                callees: callees.to_vec(),
+                media,
+                group,
+                timeout_secs,
+            };
+            self.send(callee, call_id, signal);
+        }
+    }
+
     fn apply(&mut self, from: &str, action: Action) {
+        let busy = matches!(action, Action::LineBusy { .. });
         match action {
-            Action::Invite { call_id, callees, media, group, timeout_secs } => {
-                let mut members: BTreeMap<String, bool> = BTreeMap::new();
-                members.insert(from.to_owned(), true);
-                let offline: Vec<String> =
-                    callees.iter().filter(|c| !self.rigs.contains_key(*c)).cloned().collect();
-                for callee in callees.iter().filter(|c| !offline.contains(c)) {
-                    members.insert(callee.clone(), false);
-                }
-                self.calls.insert(call_id.clone(), members);
-                self.send(from, &call_id, Signal::InviteDelivered { offline: offline.clone() });
-                for callee in callees.iter().filter(|c| !offline.contains(c)) {
-                    let signal = Signal::Invited {
-                        caller: from.to_owned(),
-                        callees: callees.clone(),
-                        media,
-                        group,
-                        timeout_secs,
-                    };
-                    self.send(callee, &call_id, signal);
-                }
-            }
+            Action::Invite {
+                call_id,
+                callees,
+                media,
+                group,
+                timeout_secs,
+            } => self.invite(from, &call_id, &callees, media, group, timeout_secs),
             Action::Accept { call_id } => {
-                self.calls.get_mut(&call_id).expect("call").insert(from.to_owned(), true);
+                self.calls
+                    .get_mut(&call_id)
+                    .expect("call")
+                    .insert(from.to_owned(), true);
                 for other in self.others(&call_id, from, false) {
-                    self.send(&other, &call_id, Signal::Accepted { user_id: from.to_owned() });
+                    self.send(
+                        &other,
+                        &call_id,
+                        Signal::Accepted {
+                            user_id: from.to_owned(),
+                        },
+                    );
                 }
             }
-            Action::Reject { call_id } | Action::LineBusy { call_id } | Action::Hangup { call_id } => {
+            Action::Reject { call_id }
+            | Action::LineBusy { call_id }
+            | Action::Hangup { call_id } => {
                 let was_joined = self.calls[&call_id].get(from).copied().unwrap_or(false);
                 let others = self.others(&call_id, from, false);
                 self.calls.get_mut(&call_id).expect("call").remove(from);
@@ -754,7 +969,7 @@ impl Net {
                     let user_id = from.to_owned();
                     let signal = if was_joined {
                         Signal::HungUp { user_id }
-                    } else if matches!(action, Action::LineBusy { .. }) {
+                    } else if busy {
                         Signal::LineBusy { user_id }
                     } else {
                         Signal::Rejected { user_id }
@@ -773,12 +988,21 @@ impl Net {
                     .collect();
                 self.calls.remove(&call_id);
                 for callee in ringing {
-                    self.send(&callee, &call_id, Signal::Canceled { user_id: from.to_owned() });
+                    self.send(
+                        &callee,
+                        &call_id,
+                        Signal::Canceled {
+                            user_id: from.to_owned(),
+                        },
+                    );
                 }
             }
             Action::SwitchMedia { call_id, media } => {
                 for other in self.others(&call_id, from, true) {
-                    let signal = Signal::MediaSwitched { user_id: from.to_owned(), media };
+                    let signal = Signal::MediaSwitched {
+                        user_id: from.to_owned(),
+                        media,
+                    };
                     self.send(&other, &call_id, signal);
                 }
             }
@@ -808,7 +1032,11 @@ fn a_call_accepted_then_hung_up_by_the_caller_reports_both_sides_in_order() {
     );
     assert_eq!(
         net.rig("alice").transitions(),
-        [(Idle, DialingC2c), (DialingC2c, CallingC2cVideo), (CallingC2cVideo, Idle)]
+        [
+            (Idle, DialingC2c),
+            (DialingC2c, CallingC2cVideo),
+            (CallingC2cVideo, Idle)
+        ]
     );
     assert_eq!(
         net.rig("bob").kinds(),
@@ -826,7 +1054,11 @@ fn a_call_accepted_then_hung_up_by_the_caller_reports_both_sides_in_order() {
     );
     assert_eq!(
         net.rig("bob").transitions(),
-        [(Idle, BeInvited), (BeInvited, CallingC2cVideo), (CallingC2cVideo, Idle)]
+        [
+            (Idle, BeInvited),
+            (BeInvited, CallingC2cVideo),
+            (CallingC2cVideo, Idle)
+        ]
     );
     assert_eq!(net.rig("bob").end_reason(), Some(EndReason::Hangup));
 }
@@ -838,8 +1070,14 @@ fn a_rejected_call_ends_on_both_sides_with_reject() {
     net.input("bob", Input::Reject);
     assert_eq!(net.rig("alice").end_reason(), Some(EndReason::Reject));
     assert_eq!(net.rig("bob").end_reason(), Some(EndReason::Reject));
-    assert_eq!(net.rig("alice").transitions().last(), Some(&(DialingC2c, Idle)));
-    assert_eq!(net.rig("bob").transitions().last(), Some(&(BeInvited, Idle)));
+    assert_eq!(
+        net.rig("alice").transitions().last(),
+        Some(&(DialingC2c, Idle))
+    );
+    assert_eq!(
+        net.rig("bob").transitions().last(),
+        Some(&(BeInvited, Idle))
+    );
 }
 
 #[test]
@@ -863,10 +1101,21 @@ fn a_busy_callee_yields_line_busy_at_the_caller() {
     net.input("alice", second);
     assert_eq!(
         net.rig("alice").kinds(),
-        ["beforeCalling", "statusChanged", "onUserLineBusy", "onCallNotConnected", "statusChanged", "afterCalling"]
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onUserLineBusy",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
     );
     assert_eq!(net.rig("alice").end_reason(), Some(EndReason::LineBusy));
-    assert_eq!(net.rig("bob").machine.status(), CallingC2cAudio, "bob's call goes on");
+    assert_eq!(
+        net.rig("bob").machine.status(),
+        CallingC2cAudio,
+        "bob's call goes on"
+    );
 }
 
 #[test]
@@ -885,7 +1134,10 @@ fn a_media_switch_from_either_side_is_reported_on_both() {
             .collect();
         assert_eq!(
             switches,
-            [(CallingC2cVideo, CallingC2cAudio), (CallingC2cAudio, CallingC2cVideo)],
+            [
+                (CallingC2cVideo, CallingC2cAudio),
+                (CallingC2cAudio, CallingC2cVideo)
+            ],
             "{user}"
         );
     }
@@ -914,7 +1166,12 @@ fn any_media() -> impl Strategy<Value = MediaType> {
 }
 
 fn any_user() -> impl Strategy<Value = String> {
-    prop_oneof![Just(user("alice")), Just(user("bob")), Just(user("carol")), Just(user("dave"))]
+    prop_oneof![
+        Just(user("alice")),
+        Just(user("bob")),
+        Just(user("carol")),
+        Just(user("dave"))
+    ]
 }
 
 fn any_call_id() -> impl Strategy<Value = String> {
@@ -927,22 +1184,37 @@ fn any_reason() -> impl Strategy<Value = EndReason> {
 
 fn any_signal() -> impl Strategy<Value = Signal> {
     prop_oneof![
-        proptest::collection::vec(any_user(), 0..3).prop_map(|offline| Signal::InviteDelivered { offline }),
+        proptest::collection::vec(any_user(), 0..3)
+            .prop_map(|offline| Signal::InviteDelivered { offline }),
         Just(Signal::InviteFailed {
             error: callscope::call::CallError::new(ErrorCode::SignalingSendFailed, "lost")
         }),
-        (any_user(), proptest::collection::vec(any_user(), 0..4), any_media(), any::<bool>(), 0u32..3)
-            .prop_map(|(caller, callees, media, group, timeout_secs)| Signal::Invited {
-                caller, callees, media, group, timeout_secs
-            }),
+        (
+            any_user(),
+            proptest::collection::vec(any_user(), 0..4),
+            any_media(),
+            any::<bool>(),
+            0u32..3
+        )
+            .prop_map(
+                |(caller, callees, media, group, timeout_secs)| Signal::Invited {
+                    caller,
+                    callees,
+                    media,
+                    group,
+                    timeout_secs
+                }
+            ),
         any_user().prop_map(|user_id| Signal::Accepted { user_id }),
         any_user().prop_map(|user_id| Signal::Rejected { user_id }),
         any_user().prop_map(|user_id| Signal::LineBusy { user_id }),
         any_user().prop_map(|user_id| Signal::NoResponse { user_id }),
         any_user().prop_map(|user_id| Signal::Canceled { user_id }),
         any_user().prop_map(|user_id| Signal::HungUp { user_id }),
-        proptest::collection::vec(any_user(), 0..3).prop_map(|users| Signal::MembersInvited { users }),
-        (any_user(), any_media()).prop_map(|(user_id, media)| Signal::MediaSwitched { user_id, media }),
+        proptest::collection::vec(any_user(), 0..3)
+            .prop_map(|users| Signal::MembersInvited { users }),
+        (any_user(), any_media())
+            .prop_map(|(user_id, media)| Signal::MediaSwitched { user_id, media }),
         Just(Signal::AcceptedElsewhere),
         Just(Signal::RejectedElsewhere),
         Just(Signal::EndedByServer),
@@ -958,10 +1230,22 @@ enum Step {
 fn any_step() -> impl Strategy<Value = Step> {
     let input = prop_oneof![
         Just(Input::LoggedIn),
-        (any_call_id(), proptest::collection::vec(any_user(), 0..4), any_media(), any::<bool>(), 0u32..3)
-            .prop_map(|(call_id, callees, media, group, timeout_secs)| Input::Dial {
-                call_id, callees, media, group, timeout_secs
-            }),
+        (
+            any_call_id(),
+            proptest::collection::vec(any_user(), 0..4),
+            any_media(),
+            any::<bool>(),
+            0u32..3
+        )
+            .prop_map(
+                |(call_id, callees, media, group, timeout_secs)| Input::Dial {
+                    call_id,
+                    callees,
+                    media,
+                    group,
+                    timeout_secs
+                }
+            ),
         Just(Input::Accept),
         Just(Input::Reject),
         Just(Input::Hangup),
@@ -969,8 +1253,11 @@ fn any_step() -> impl Strategy<Value = Step> {
         Just(Input::Minimize),
         Just(Input::Restore),
         proptest::collection::vec(any_user(), 0..3).prop_map(|users| Input::InviteMore { users }),
-        (any_call_id(), any_signal()).prop_map(|(call_id, signal)| Input::Signal { call_id, signal }),
-        Just(Input::KickedOut { by: user("elsewhere") }),
+        (any_call_id(), any_signal())
+            .prop_map(|(call_id, signal)| Input::Signal { call_id, signal }),
+        Just(Input::KickedOut {
+            by: user("elsewhere")
+        }),
         Just(Input::UserSigExpired),
         any_reason().prop_map(|reason| Input::Abort { reason }),
     ];

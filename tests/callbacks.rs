@@ -1,6 +1,8 @@
 //! Callback tests: closures bound through the builder, switches on and off from any thread,
 //! suppressed entries, and the JSON shape of every payload.
 
+#![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -29,7 +31,9 @@ fn outgoing_call(machine: &mut CallMachine, kit: &CallKit, call_id: &str) {
     });
     step(Input::Signal {
         call_id: call_id.into(),
-        signal: Signal::Accepted { user_id: "bob".into() },
+        signal: Signal::Accepted {
+            user_id: "bob".into(),
+        },
     });
     step(Input::Minimize);
     step(Input::Hangup);
@@ -37,7 +41,9 @@ fn outgoing_call(machine: &mut CallMachine, kit: &CallKit, call_id: &str) {
 
 fn logged_in(user: &str) -> CallMachine {
     let mut machine = CallMachine::new(user);
-    machine.handle_input(MonoTime::default(), Input::LoggedIn).expect("log in");
+    machine
+        .handle_input(MonoTime::default(), Input::LoggedIn)
+        .expect("log in");
     machine
 }
 
@@ -51,8 +57,15 @@ fn bound_closures_get_their_payloads() {
     let (a, b, c, d) = (log(&seen), log(&seen), log(&seen), log(&seen));
     let kit = CallKit::builder()
         .user("alice")
-        .before_calling(move |kind, error| a(format!("before {} {}", kind.as_str(), error.is_some())))
-        .status_changed(move |change| b(format!("status {} {}", change.old_status, change.new_status)))
+        .before_calling(move |kind, error| {
+            a(format!("before {} {}", kind.as_str(), error.is_some()));
+        })
+        .status_changed(move |change| {
+            b(format!(
+                "status {} {}",
+                change.old_status, change.new_status
+            ));
+        })
         .on_minimized(move |old, new| c(format!("minimized {} {}", old.as_str(), new.as_str())))
         .after_calling(move |summary| d(format!("after {} {}", summary.call_id, summary.reason)))
         .build();
@@ -84,17 +97,37 @@ fn a_switched_off_callback_is_not_called_but_recorded_as_suppressed() {
     kit.switches().set(CallbackKind::StatusChanged, false);
     let mut machine = logged_in("alice");
     outgoing_call(&mut machine, &kit, "c-1");
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "closure must not run while off");
-    let entries = kit.timeline().query(&callscope::timeline::Query::all().kind(CallbackKind::StatusChanged));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "closure must not run while off"
+    );
+    let entries = kit
+        .timeline()
+        .query(&callscope::timeline::Query::all().kind(CallbackKind::StatusChanged));
     assert_eq!(entries.len(), 3);
-    assert!(entries.iter().all(|e| e.delivery == Delivery::Suppressed && e.handler_micros == 0));
-    let others = kit.timeline().query(&callscope::timeline::Query::all().kind(CallbackKind::BeforeCalling));
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.delivery == Delivery::Suppressed && e.handler_micros == 0)
+    );
+    let others = kit
+        .timeline()
+        .query(&callscope::timeline::Query::all().kind(CallbackKind::BeforeCalling));
     assert!(others.iter().all(|e| e.delivery == Delivery::Delivered));
 
     kit.switches().set(CallbackKind::StatusChanged, true);
     outgoing_call(&mut machine, &kit, "c-2");
-    assert_eq!(calls.load(Ordering::SeqCst), 3, "closure runs again once back on");
-    let entries = kit.timeline().query(&callscope::timeline::Query::all().call("c-2").kind(CallbackKind::StatusChanged));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "closure runs again once back on"
+    );
+    let entries = kit.timeline().query(
+        &callscope::timeline::Query::all()
+            .call("c-2")
+            .kind(CallbackKind::StatusChanged),
+    );
     assert!(entries.iter().all(|e| e.delivery == Delivery::Delivered));
 }
 
@@ -120,8 +153,21 @@ fn switches_change_from_another_thread_and_are_shared_by_clones() {
 #[test]
 fn every_kind_round_trips_its_name_and_the_five_callbacks_come_first() {
     assert_eq!(CallbackKind::COUNT, 24);
-    let names: Vec<&str> = CallbackKind::ALL.iter().take(5).map(|k| k.as_str()).collect();
-    assert_eq!(names, ["beforeCalling", "afterCalling", "onMinimized", "kickedOut", "statusChanged"]);
+    let names: Vec<&str> = CallbackKind::ALL
+        .iter()
+        .take(5)
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "beforeCalling",
+            "afterCalling",
+            "onMinimized",
+            "kickedOut",
+            "statusChanged"
+        ]
+    );
     for kind in CallbackKind::ALL {
         assert_eq!(kind.as_str().parse::<CallbackKind>(), Ok(*kind));
         assert_eq!(kind.is_component(), CallbackKind::COMPONENT.contains(kind));
@@ -132,7 +178,10 @@ fn every_kind_round_trips_its_name_and_the_five_callbacks_come_first() {
 fn entry_json(event: Event) -> serde_json::Value {
     let entry = TimelineEntry {
         seq: 12,
-        at: callscope::timeline::Timestamp { wall_millis: 1_764_130_000_123, mono_micros: 5_012_345 },
+        at: callscope::timeline::Timestamp {
+            wall_millis: 1_764_130_000_123,
+            mono_micros: 5_012_345,
+        },
         call_id: Some("c-7f3a".into()),
         user_id: "alice".into(),
         source: Source::Local,
@@ -160,16 +209,30 @@ fn entries_serialize_in_the_contract_shape() {
     );
     let json = entry_json(Event::BeforeCalling {
         call_type: callscope::call::CallType::Call,
-        error: Some(callscope::call::CallError::new(callscope::call::ErrorCode::CalleeOffline, "bob is offline")),
+        error: Some(callscope::call::CallError::new(
+            callscope::call::ErrorCode::CalleeOffline,
+            "bob is offline",
+        )),
     });
-    assert_eq!(json["payload"], serde_json::json!({"type":"call","error":{"code":8021,"message":"bob is offline"}}));
+    assert_eq!(
+        json["payload"],
+        serde_json::json!({"type":"call","error":{"code":8021,"message":"bob is offline"}})
+    );
     let json = entry_json(Event::Minimized {
         old: callscope::call::ViewMode::Full,
         new: callscope::call::ViewMode::Minimized,
     });
-    assert_eq!(json["payload"], serde_json::json!({"old":"full","new":"minimized"}));
-    let json = entry_json(Event::KickedOut { by: "alice on another device".into() });
-    assert_eq!(json["payload"], serde_json::json!({"by":"alice on another device"}));
+    assert_eq!(
+        json["payload"],
+        serde_json::json!({"old":"full","new":"minimized"})
+    );
+    let json = entry_json(Event::KickedOut {
+        by: "alice on another device".into(),
+    });
+    assert_eq!(
+        json["payload"],
+        serde_json::json!({"by":"alice on another device"})
+    );
     let json = entry_json(Event::KickedOffline {});
     assert_eq!(json["kind"], "onKickedOffline");
     assert_eq!(json["payload"], serde_json::json!({}));

@@ -1,5 +1,7 @@
-//! Timeline tests: persistence across reopen, no loss under bursts, a SIGKILLed writer, queries
+//! Timeline tests: persistence across reopen, no loss under bursts, a writer killed with SIGKILL, queries
 //! in memory and in SQLite, and the JSON Lines and Perfetto exports.
+
+#![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -18,14 +20,23 @@ const FLUSH: Duration = Duration::from_secs(30);
 fn event(i: u64) -> (Option<String>, Event) {
     let call_id = Some(format!("c-{}", i / 10));
     let event = match i % 5 {
-        0 => Event::UserJoin { user_id: format!("user-{i}") },
+        0 => Event::UserJoin {
+            user_id: format!("user-{i}"),
+        },
         1 => Event::StatusChanged {
             old_status: CallStatus::DialingC2c,
             new_status: CallStatus::CallingC2cVideo,
         },
-        2 => Event::UserVideoAvailable { user_id: "bob".into(), available: i % 2 == 0 },
-        3 => Event::KickedOut { by: format!("device-{i}") },
-        _ => Event::UserLeave { user_id: "dave".into() },
+        2 => Event::UserVideoAvailable {
+            user_id: "bob".into(),
+            available: i.is_multiple_of(2),
+        },
+        3 => Event::KickedOut {
+            by: format!("device-{i}"),
+        },
+        _ => Event::UserLeave {
+            user_id: "dave".into(),
+        },
     };
     (call_id, event)
 }
@@ -34,7 +45,12 @@ fn record(kit: &CallKit, count: u64) -> Vec<Arc<TimelineEntry>> {
     (0..count)
         .map(|i| {
             let (call_id, event) = event(i);
-            kit.dispatch(MonoTime::from_micros(i), call_id.as_deref(), Source::Engine, event)
+            kit.dispatch(
+                MonoTime::from_micros(i),
+                call_id.as_deref(),
+                Source::Engine,
+                event,
+            )
         })
         .collect()
 }
@@ -64,8 +80,16 @@ fn entries_are_there_in_order_after_the_store_is_dropped_and_reopened() {
     assert_eq!(read, written, "same entries, same order, same payloads");
 
     // A second run numbers on, and both runs are there.
-    let kit = CallKit::builder().user("alice").timeline(Timeline::persistent(store.clone())).build();
-    let next = kit.dispatch(MonoTime::default(), None, Source::Ui, Event::UserSigExpired {});
+    let kit = CallKit::builder()
+        .user("alice")
+        .timeline(Timeline::persistent(store.clone()))
+        .build();
+    let next = kit.dispatch(
+        MonoTime::default(),
+        None,
+        Source::Ui,
+        Event::UserSigExpired {},
+    );
     assert_eq!(next.seq, 1001);
     store.flush(FLUSH).expect("flush");
     assert_eq!(store.count().unwrap(), 1001);
@@ -82,7 +106,10 @@ fn a_burst_larger_than_the_channel_loses_nothing_and_keeps_order() {
     store.flush(FLUSH).expect("flush");
     let read = store.query(&Query::all()).expect("query");
     assert_eq!(read.len() as u64, count);
-    assert!(read.windows(2).all(|w| w[1].seq == w[0].seq + 1), "no gap, no reordering");
+    assert!(
+        read.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "no gap, no reordering"
+    );
     assert_eq!(store.write_failures().0, 0);
     eprintln!("appended {count} entries in {appending:?} without waiting on disk");
 }
@@ -95,14 +122,25 @@ fn queries_agree_in_memory_and_in_sqlite() {
     store.flush(FLUSH).expect("flush");
     let queries = [
         Query::all().kind(CallbackKind::KickedOut),
-        Query::all().kind(CallbackKind::UserJoin).kind(CallbackKind::UserLeave),
+        Query::all()
+            .kind(CallbackKind::UserJoin)
+            .kind(CallbackKind::UserLeave),
         Query::all().call("c-7"),
         Query::all().text("DEVICE-13"),
         Query::all().text("calling-c2c-video").call("c-3"),
         Query::all().text("100%_no_such"),
-        Query { limit: Some(7), ..Query::all().kind(CallbackKind::UserLeave) },
-        Query { user_id: Some("alice".into()), ..Query::all() },
-        Query { user_id: Some("nobody".into()), ..Query::all() },
+        Query {
+            limit: Some(7),
+            ..Query::all().kind(CallbackKind::UserLeave)
+        },
+        Query {
+            user_id: Some("alice".into()),
+            ..Query::all()
+        },
+        Query {
+            user_id: Some("nobody".into()),
+            ..Query::all()
+        },
     ];
     for query in queries {
         let memory: Vec<u64> = kit.timeline().query(&query).iter().map(|e| e.seq).collect();
@@ -110,10 +148,31 @@ fn queries_agree_in_memory_and_in_sqlite() {
         assert_eq!(memory, stored, "{query:?}");
         assert_eq!(kit.timeline().count(&query), memory.len());
     }
-    assert_eq!(kit.timeline().query(&Query::all().text("device-13")).len(), 1);
-    assert_eq!(kit.timeline().query(&Query::all().kind(CallbackKind::KickedOut)).len(), 100);
-    let last = kit.timeline().query(&Query { limit: Some(3), ..Query::all() });
-    assert_eq!(last.iter().map(|e| e.seq).collect::<Vec<_>>(), [498, 499, 500]);
+    let found: Vec<u64> = kit
+        .timeline()
+        .query(&Query::all().text("device-13"))
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(
+        found,
+        [14, 134, 139],
+        "device-13, device-133 and device-138"
+    );
+    assert_eq!(
+        kit.timeline()
+            .query(&Query::all().kind(CallbackKind::KickedOut))
+            .len(),
+        100
+    );
+    let last = kit.timeline().query(&Query {
+        limit: Some(3),
+        ..Query::all()
+    });
+    assert_eq!(
+        last.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [498, 499, 500]
+    );
 }
 
 #[test]
@@ -121,9 +180,16 @@ fn time_range_filters_by_wall_clock() {
     let kit = CallKit::builder().user("alice").build();
     let entries = record(&kit, 10);
     let first = entries[0].at.wall_millis;
-    let query = Query { since_millis: Some(first + 1_000_000), ..Query::all() };
+    let query = Query {
+        since_millis: Some(first + 1_000_000),
+        ..Query::all()
+    };
     assert!(kit.timeline().query(&query).is_empty());
-    let query = Query { since_millis: Some(first), until_millis: Some(first), ..Query::all() };
+    let query = Query {
+        since_millis: Some(first),
+        until_millis: Some(first),
+        ..Query::all()
+    };
     assert_eq!(kit.timeline().query(&query).len(), 10);
 }
 
@@ -132,25 +198,44 @@ fn the_perfetto_export_parses_and_has_one_event_per_entry() {
     let kit = CallKit::builder().user("alice").build();
     let entries = record(&kit, 60);
     let mut out = Vec::new();
-    export(entries.iter().map(|e| &**e), ExportFormat::Perfetto, &mut out).unwrap();
+    export(
+        entries.iter().map(|e| &**e),
+        ExportFormat::Perfetto,
+        &mut out,
+    )
+    .unwrap();
     let trace: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
     let events = trace["traceEvents"].as_array().expect("traceEvents");
     let per_entry: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] != "M").collect();
     assert_eq!(per_entry.len(), entries.len());
-    let mut seqs: Vec<u64> = per_entry.iter().map(|e| e["args"]["seq"].as_u64().unwrap()).collect();
+    let mut seqs: Vec<u64> = per_entry
+        .iter()
+        .map(|e| e["args"]["seq"].as_u64().unwrap())
+        .collect();
     seqs.sort_unstable();
     assert_eq!(seqs, entries.iter().map(|e| e.seq).collect::<Vec<_>>());
     // One track per call: 6 calls, each named by a metadata event.
-    let tracks: std::collections::BTreeSet<u64> =
-        per_entry.iter().map(|e| e["tid"].as_u64().unwrap()).collect();
+    let tracks: std::collections::BTreeSet<u64> = per_entry
+        .iter()
+        .map(|e| e["tid"].as_u64().unwrap())
+        .collect();
     assert_eq!(tracks.len(), 6);
     let names = events.iter().filter(|e| e["name"] == "thread_name").count();
     assert_eq!(names, 6);
     // Status changes are slices lasting until the call's next status; the rest are instants.
     let slices: Vec<_> = per_entry.iter().filter(|e| e["ph"] == "X").collect();
     assert_eq!(slices.len(), 12);
-    assert!(slices.iter().all(|e| e["name"] == "calling-c2c-video" && e["dur"].is_u64()));
-    assert!(per_entry.iter().filter(|e| e["ph"] == "i").all(|e| e["s"] == "t"));
+    assert!(
+        slices
+            .iter()
+            .all(|e| e["name"] == "calling-c2c-video" && e["dur"].is_u64())
+    );
+    assert!(
+        per_entry
+            .iter()
+            .filter(|e| e["ph"] == "i")
+            .all(|e| e["s"] == "t")
+    );
 }
 
 #[test]
@@ -158,12 +243,22 @@ fn the_json_lines_export_reads_back_entry_for_entry() {
     let kit = CallKit::builder().user("alice").build();
     let entries = record(&kit, 25);
     let mut out = Vec::new();
-    export(entries.iter().map(|e| &**e), ExportFormat::JsonLines, &mut out).unwrap();
+    export(
+        entries.iter().map(|e| &**e),
+        ExportFormat::JsonLines,
+        &mut out,
+    )
+    .unwrap();
     let text = String::from_utf8(out).unwrap();
-    let read: Vec<TimelineEntry> =
-        text.lines().map(|line| serde_json::from_str(line).expect("one entry per line")).collect();
+    let read: Vec<TimelineEntry> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one entry per line"))
+        .collect();
     assert_eq!(read.len(), 25);
-    assert_eq!(read, entries.iter().map(|e| (**e).clone()).collect::<Vec<_>>());
+    assert_eq!(
+        read,
+        entries.iter().map(|e| (**e).clone()).collect::<Vec<_>>()
+    );
 }
 
 /// Not a test on its own: the child process of the crash test. It appends until killed and
@@ -171,12 +266,19 @@ fn the_json_lines_export_reads_back_entry_for_entry() {
 #[test]
 #[ignore = "run by killed_writer_keeps_every_committed_entry"]
 fn crash_child_appends_until_killed() {
-    let Ok(dir) = std::env::var("CALLSCOPE_CRASH_DIR") else { return };
+    let Ok(dir) = std::env::var("CALLSCOPE_CRASH_DIR") else {
+        return;
+    };
     let (kit, store) = persistent_kit(std::path::Path::new(&dir));
     let mut reported = 0;
     for i in 0.. {
         let (call_id, event) = event(i);
-        kit.dispatch(MonoTime::from_micros(i), call_id.as_deref(), Source::Engine, event);
+        kit.dispatch(
+            MonoTime::from_micros(i),
+            call_id.as_deref(),
+            Source::Engine,
+            event,
+        );
         let committed = store.committed_seq();
         if committed > reported {
             println!("committed {committed}");
@@ -192,7 +294,13 @@ fn crash_child_appends_until_killed() {
 fn killed_writer_keeps_every_committed_entry() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child_appends_until_killed", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_appends_until_killed",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("CALLSCOPE_CRASH_DIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -206,24 +314,41 @@ fn killed_writer_keeps_every_committed_entry() {
         if let Some(seq) = line.strip_prefix("committed ") {
             last_reported = seq.parse().unwrap();
             reports += 1;
-            if reports >= 20 && last_reported > 50_000 {
+            if reports >= 5 && last_reported > 5_000 {
                 break;
             }
         }
     }
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
-    assert!(last_reported > 0, "the child committed something before it was killed");
+    assert!(
+        last_reported > 0,
+        "the child committed something before it was killed"
+    );
 
     let connection = rusqlite::Connection::open(dir.path().join("timeline.sqlite3")).unwrap();
-    let integrity: String = connection.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let integrity: String = connection
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(integrity, "ok");
     let store = Store::open(dir.path()).expect("reopen after crash");
-    let query = Query { until_millis: None, ..Query::all() };
+    let query = Query {
+        until_millis: None,
+        ..Query::all()
+    };
     let stored = store.query(&query).unwrap();
     let committed: Vec<&TimelineEntry> = stored.iter().filter(|e| e.seq <= last_reported).collect();
-    assert_eq!(committed.len() as u64, last_reported, "every reported entry is there");
-    assert!(committed.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
+    assert_eq!(
+        committed.len() as u64,
+        last_reported,
+        "every reported entry is there"
+    );
+    assert!(
+        committed
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as u64 + 1)
+    );
     let (_, expected) = event(last_reported - 1);
     assert_eq!(committed.last().unwrap().event, expected);
 }

@@ -33,27 +33,27 @@ impl CallMachine {
     }
 
     /// A callee rejected, was busy or did not answer.
-    pub(super) fn declined(&mut self, user_id: String, reason: EndReason) -> Result<(), CallError> {
+    pub(super) fn declined(&mut self, user_id: &str, reason: EndReason) -> Result<(), CallError> {
         let call = self.require_status("answering", |status| status != CallStatus::Idle)?;
-        if !call.is_ringing(&user_id) {
+        if !call.is_ringing(user_id) {
             return Err(invalid(&format!("{user_id} is not ringing in this call")));
         }
         if let Some(call) = &mut self.call {
-            call.members.remove(&user_id);
+            call.members.remove(user_id);
         }
         let event = match reason {
             EndReason::LineBusy => Event::UserLineBusy {
-                user_id: user_id.clone(),
+                user_id: user_id.to_owned(),
             },
             EndReason::NoResponse => Event::UserNoResponse {
-                user_id: user_id.clone(),
+                user_id: user_id.to_owned(),
             },
             _ => Event::UserReject {
-                user_id: user_id.clone(),
+                user_id: user_id.to_owned(),
             },
         };
         self.emit(Source::Remote, event);
-        self.end_if_alone(Source::Remote, reason, &user_id);
+        self.end_if_alone(Source::Remote, reason, user_id);
         Ok(())
     }
 
@@ -66,30 +66,32 @@ impl CallMachine {
         Ok(())
     }
 
-    pub(super) fn hung_up(&mut self, user_id: String) -> Result<(), CallError> {
+    pub(super) fn hung_up(&mut self, user_id: &str) -> Result<(), CallError> {
         let call = self.require_status("hanging up", |status| status != CallStatus::Idle)?;
         if call.status == CallStatus::BeInvited && call.caller == user_id {
             // The caller gave up before we answered: that is a cancel, whatever it was called.
-            return self.canceled(&user_id);
+            return self.canceled(user_id);
         }
-        if !call.has_joined(&user_id) {
+        if !call.has_joined(user_id) {
             return Err(invalid(&format!("{user_id} is not in this call")));
         }
         if let Some(call) = &mut self.call {
-            call.members.remove(&user_id);
+            call.members.remove(user_id);
         }
         self.emit(
             Source::Remote,
             Event::UserLeave {
-                user_id: user_id.clone(),
+                user_id: user_id.to_owned(),
             },
         );
-        self.end_if_alone(Source::Remote, EndReason::Hangup, &user_id);
+        self.end_if_alone(Source::Remote, EndReason::Hangup, user_id);
         Ok(())
     }
 
     pub(super) fn members_invited(&mut self, users: Vec<String>) -> Result<(), CallError> {
-        let call = self.require_status("inviting into the call", |status| status != CallStatus::Idle)?;
+        let call = self.require_status("inviting into the call", |status| {
+            status != CallStatus::Idle
+        })?;
         if !call.group {
             return Err(CallError::refused("inviting into a 1:1 call", call.status));
         }
@@ -109,7 +111,11 @@ impl CallMachine {
         Ok(())
     }
 
-    pub(super) fn media_switched(&mut self, user_id: &str, media: MediaType) -> Result<(), CallError> {
+    pub(super) fn media_switched(
+        &mut self,
+        user_id: &str,
+        media: MediaType,
+    ) -> Result<(), CallError> {
         let call = self.require_status("switching media", CallStatus::is_calling)?;
         if !call.has_joined(user_id) {
             return Err(invalid(&format!("{user_id} is not in this call")));

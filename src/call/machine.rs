@@ -7,8 +7,7 @@ use crate::timeline::Source;
 
 use super::active::{ActiveCall, MemberState};
 use super::{
-    Action, CallError, CallStatus, EndReason, ErrorCode, Input, MediaType, MonoTime, Role,
-    ViewMode,
+    Action, CallError, CallStatus, EndReason, ErrorCode, Input, MediaType, MonoTime, Role, ViewMode,
 };
 
 /// Most people in one call, us included (TUICallKit's group limit).
@@ -56,7 +55,9 @@ impl CallMachine {
 
     /// The status `statusChanged` last reported.
     pub fn status(&self) -> CallStatus {
-        self.call.as_ref().map_or(CallStatus::Idle, |call| call.status)
+        self.call
+            .as_ref()
+            .map_or(CallStatus::Idle, |call| call.status)
     }
 
     /// The call in progress, if any (also while its invitation is being delivered).

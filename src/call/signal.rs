@@ -48,11 +48,11 @@ impl CallMachine {
             Signal::InviteDelivered { offline } => self.invite_delivered(&offline),
             Signal::InviteFailed { error } => self.invite_failed(error),
             Signal::Accepted { user_id } => self.accepted(user_id),
-            Signal::Rejected { user_id } => self.declined(user_id, EndReason::Reject),
-            Signal::LineBusy { user_id } => self.declined(user_id, EndReason::LineBusy),
-            Signal::NoResponse { user_id } => self.declined(user_id, EndReason::NoResponse),
+            Signal::Rejected { user_id } => self.declined(&user_id, EndReason::Reject),
+            Signal::LineBusy { user_id } => self.declined(&user_id, EndReason::LineBusy),
+            Signal::NoResponse { user_id } => self.declined(&user_id, EndReason::NoResponse),
             Signal::Canceled { user_id } => self.canceled(&user_id),
-            Signal::HungUp { user_id } => self.hung_up(user_id),
+            Signal::HungUp { user_id } => self.hung_up(&user_id),
             Signal::MembersInvited { users } => self.members_invited(users),
             Signal::MediaSwitched { user_id, media } => self.media_switched(&user_id, media),
             Signal::AcceptedElsewhere => self.answered_elsewhere(EndReason::OtherDeviceAccepted),
@@ -86,7 +86,11 @@ impl CallMachine {
             deadline: None,
         };
         members.insert(invitation.caller.clone(), joined);
-        for callee in invitation.callees.iter().filter(|user| *user != self.user_id()) {
+        for callee in invitation
+            .callees
+            .iter()
+            .filter(|user| *user != self.user_id())
+        {
             let ringing = Member {
                 state: MemberState::Ringing,
                 deadline: None,
@@ -158,12 +162,18 @@ impl CallMachine {
 
     fn placing_call(&mut self) -> Result<&mut ActiveCall, CallError> {
         match &mut self.call {
-            Some(call) if !call.announced => Ok(call),
-            Some(call) => Err(CallError::new(
-                ErrorCode::RequestRepeated,
-                format!("the invitation of call {} was delivered already", call.call_id),
+            None => Err(CallError::refused(
+                "delivering an invitation",
+                CallStatus::Idle,
             )),
-            None => Err(CallError::refused("delivering an invitation", CallStatus::Idle)),
+            Some(call) if call.announced => Err(CallError::new(
+                ErrorCode::RequestRepeated,
+                format!(
+                    "the invitation of call {} was delivered already",
+                    call.call_id
+                ),
+            )),
+            Some(call) => Ok(call),
         }
     }
 

@@ -88,7 +88,10 @@ impl CallStatus {
 
     /// Whether the call is ringing, on either side.
     pub const fn is_ringing(self) -> bool {
-        matches!(self, Self::BeInvited | Self::DialingC2c | Self::DialingGroup)
+        matches!(
+            self,
+            Self::BeInvited | Self::DialingC2c | Self::DialingGroup
+        )
     }
 
     /// Whether `self → to` is a legal transition of the contract, section 1.
@@ -104,7 +107,10 @@ impl CallStatus {
             | (Idle, DialingC2c | DialingGroup | BeInvited)
             | (DialingC2c, CallingC2cAudio | CallingC2cVideo)
             | (DialingGroup, CallingGroupAudio | CallingGroupVideo)
-            | (BeInvited, CallingC2cAudio | CallingC2cVideo | CallingGroupAudio | CallingGroupVideo)
+            | (
+                BeInvited,
+                CallingC2cAudio | CallingC2cVideo | CallingGroupAudio | CallingGroupVideo,
+            )
             | (CallingC2cAudio, CallingC2cVideo)
             | (CallingC2cVideo, CallingC2cAudio)
             | (CallingGroupAudio, CallingGroupVideo)

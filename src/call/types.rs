@@ -155,7 +155,9 @@ pub enum Role {
 /// A monotonic point in time, in microseconds since a clock's origin.
 ///
 /// The call core never reads a clock: its driver passes the time of every input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct MonoTime(pub u64);
 
 impl MonoTime {

@@ -309,7 +309,10 @@ impl Event {
 
     /// Rebuilds an event from its kind and payload, as stored or exported.
     pub fn from_parts(kind: CallbackKind, payload: serde_json::Value) -> serde_json::Result<Self> {
-        serde_json::from_value(serde_json::json!({ "kind": kind.as_str(), "payload": payload }))
+        let mut tagged = serde_json::Map::new();
+        tagged.insert("kind".to_owned(), kind.as_str().into());
+        tagged.insert("payload".to_owned(), payload);
+        serde_json::from_value(serde_json::Value::Object(tagged))
     }
 }
 
@@ -327,7 +330,7 @@ impl fmt::Display for Event {
             },
             Self::AfterCalling(summary) => write!(
                 f,
-                "{} by {} after {} ms ({})",
+                "{}, placed by {}, {} ms connected ({})",
                 summary.reason,
                 summary.initiator,
                 summary.duration_millis,

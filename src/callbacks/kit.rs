@@ -132,7 +132,10 @@ impl CallKitBuilder {
     }
 
     /// Binds `statusChanged({old_status, new_status})`.
-    pub fn status_changed(mut self, handler: impl Fn(&StatusChange) + Send + Sync + 'static) -> Self {
+    pub fn status_changed(
+        mut self,
+        handler: impl Fn(&StatusChange) + Send + Sync + 'static,
+    ) -> Self {
         self.handlers.status_changed = Some(Box::new(handler));
         self
     }

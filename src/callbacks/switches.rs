@@ -44,7 +44,11 @@ impl Switches {
 
     /// Turns every kind on or off.
     pub fn set_all(&self, enabled: bool) {
-        let bits = if enabled { KindSet::all() } else { KindSet::EMPTY };
+        let bits = if enabled {
+            KindSet::all()
+        } else {
+            KindSet::EMPTY
+        };
         self.enabled.store(bits.bits(), Ordering::Release);
     }
 

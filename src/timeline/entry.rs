@@ -91,6 +91,23 @@ impl TimelineEntry {
         self.event.kind()
     }
 
+    /// The entry as one line for people: `#12 05:10:01.123 c-1 local statusChanged …`.
+    pub fn readable(&self) -> String {
+        let suppressed = match self.delivery {
+            Delivery::Delivered => "",
+            Delivery::Suppressed => " (suppressed)",
+        };
+        format!(
+            "#{} {} {} {} {}{suppressed}: {}",
+            self.seq,
+            clock_time(self.at.wall_millis),
+            self.call_id.as_deref().unwrap_or("-"),
+            self.source.as_str(),
+            self.kind(),
+            self.event
+        )
+    }
+
     /// The entry as one line of the contract's JSON.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -147,4 +164,16 @@ impl TryFrom<EntryJson> for TimelineEntry {
             handler_micros: json.handler_us,
         })
     }
+}
+
+/// `HH:MM:SS.mmm` (UTC) of a wall-clock time in milliseconds since the Unix epoch.
+pub fn clock_time(wall_millis: u64) -> String {
+    let millis = wall_millis % 1000;
+    let secs = wall_millis / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{millis:03}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }

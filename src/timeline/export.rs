@@ -25,7 +25,9 @@ impl std::str::FromStr for ExportFormat {
         match text {
             "jsonl" | "json-lines" => Ok(Self::JsonLines),
             "perfetto" | "chrome" | "trace" => Ok(Self::Perfetto),
-            _ => Err(format!("unknown export format {text:?} (jsonl or perfetto)")),
+            _ => Err(format!(
+                "unknown export format {text:?} (jsonl or perfetto)"
+            )),
         }
     }
 }
@@ -107,10 +109,10 @@ fn status_slice_ends(entries: &[&TimelineEntry]) -> Vec<Option<u64>> {
         let call = entry.call_id.as_deref();
         let at = trace_micros(entry);
         last_seen.insert(call, at);
-        if matches!(entry.event, Event::StatusChanged { .. }) {
-            if let Some(previous) = open.insert(call, index) {
-                ends[previous] = Some(at);
-            }
+        if matches!(entry.event, Event::StatusChanged { .. })
+            && let Some(previous) = open.insert(call, index)
+        {
+            ends[previous] = Some(at);
         }
     }
     for (call, index) in open {

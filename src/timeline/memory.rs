@@ -123,24 +123,27 @@ impl Timeline {
         found
     }
 
-    /// How many entries in memory match `query`.
+    /// How many entries in memory match `query` (at most its `limit`).
     pub fn count(&self, query: &Query) -> usize {
         let inner = read(&self.inner);
         let mut matcher = query.matcher();
-        inner
+        let matching = inner
             .entries
             .iter()
             .filter(|entry| matcher.matches(entry))
-            .count()
+            .count();
+        matching.min(query.limit.unwrap_or(usize::MAX))
     }
 }
 
 // A poisoned lock only means a reader or writer panicked mid-way; the list itself is still
 // consistent (every mutation is a single push or pop), so keep going with it.
 fn read(lock: &RwLock<Inner>) -> RwLockReadGuard<'_, Inner> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write(lock: &RwLock<Inner>) -> std::sync::RwLockWriteGuard<'_, Inner> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -11,7 +11,7 @@ mod store;
 mod writer;
 
 pub use clock::Clock;
-pub use entry::{Delivery, Source, TimelineEntry, Timestamp};
+pub use entry::{Delivery, Source, TimelineEntry, Timestamp, clock_time};
 pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};
 pub use query::{Matcher, Query, write_searchable};

@@ -76,7 +76,10 @@ impl Matcher<'_> {
     /// Whether `entry` passes every filter of the query.
     pub fn matches(&mut self, entry: &TimelineEntry) -> bool {
         let query = self.query;
-        if query.kinds.is_some_and(|kinds| !kinds.contains(entry.kind())) {
+        if query
+            .kinds
+            .is_some_and(|kinds| !kinds.contains(entry.kind()))
+        {
             return false;
         }
         if query
@@ -93,8 +96,12 @@ impl Matcher<'_> {
         {
             return false;
         }
-        if query.since_millis.is_some_and(|since| entry.at.wall_millis < since)
-            || query.until_millis.is_some_and(|until| entry.at.wall_millis > until)
+        if query
+            .since_millis
+            .is_some_and(|since| entry.at.wall_millis < since)
+            || query
+                .until_millis
+                .is_some_and(|until| entry.at.wall_millis > until)
         {
             return false;
         }

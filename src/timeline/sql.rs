@@ -1,5 +1,7 @@
 //! The timeline's queries in SQL, and reading rows back into entries.
 
+use std::fmt::Write as _;
+
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params_from_iter};
 
@@ -19,7 +21,8 @@ pub(super) fn query(
     let newest_first = query.limit.is_some();
     let mut sql = format!("SELECT {COLUMNS} FROM entries WHERE {clauses} ORDER BY seq");
     if let Some(limit) = query.limit {
-        sql.push_str(&format!(" DESC LIMIT {limit}"));
+        // Writing into a String cannot fail.
+        let _ = write!(sql, " DESC LIMIT {limit}");
     }
     let mut statement = connection.prepare(&sql)?;
     let mut rows = statement.query(params_from_iter(values))?;
@@ -39,7 +42,11 @@ fn where_clause(query: &Query) -> (String, Vec<Value>) {
     if let Some(kinds) = query.kinds {
         let marks: Vec<&str> = kinds.iter().map(|_| "?").collect();
         clauses.push(format!("kind IN ({})", marks.join(", ")));
-        values.extend(kinds.iter().map(|kind| Value::Text(kind.as_str().to_owned())));
+        values.extend(
+            kinds
+                .iter()
+                .map(|kind| Value::Text(kind.as_str().to_owned())),
+        );
         if kinds.is_empty() {
             clauses.push("0 = 1".to_owned());
         }

@@ -47,7 +47,10 @@ impl Shared {
     }
 
     pub fn committed(&self) -> u64 {
-        *self.committed.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn failures(&self) -> (u64, Option<String>) {
@@ -61,7 +64,10 @@ impl Shared {
 
     /// Waits until `target` is committed; false if `timeout` passed first.
     pub fn wait_committed(&self, target: u64, timeout: Duration) -> bool {
-        let guard = self.committed.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let (guard, _) = self
             .committed_changed
             .wait_timeout_while(guard, timeout, |committed| *committed < target)
@@ -70,14 +76,20 @@ impl Shared {
     }
 
     fn mark_committed(&self, seq: u64) {
-        let mut committed = self.committed.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut committed = self
+            .committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         *committed = (*committed).max(seq);
         self.committed_changed.notify_all();
     }
 
     fn record_failure(&self, error: &rusqlite::Error) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.to_string());
     }
 
     /// Takes the overflow list and lets appends use the channel again.
