@@ -38,6 +38,7 @@ pub fn script(user: &str) -> Vec<Step> {
     let invited = Signal::Invited {
         caller: "carol".into(),
         callees: vec![user.to_owned()],
+        joined: Vec::new(),
         media: MediaType::Audio,
         group: false,
         timeout_secs: 30,

@@ -20,4 +20,6 @@
 pub mod call;
 pub mod callbacks;
 pub mod demo;
+pub mod engine;
+pub mod signaling;
 pub mod timeline;

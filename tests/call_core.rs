@@ -115,6 +115,7 @@ fn invited(callees: &[&str], media: MediaType, group: bool) -> Signal {
     Signal::Invited {
         caller: "carol".into(),
         callees: callees.iter().map(|s| (*s).to_owned()).collect(),
+        joined: Vec::new(),
         media,
         group,
         timeout_secs: 30,
@@ -787,6 +788,7 @@ fn an_invitation_while_busy_is_answered_line_busy_without_disturbing_the_call() 
     let signal = Signal::Invited {
         caller: user("erin"),
         callees: vec![user("alice")],
+        joined: Vec::new(),
         media: MediaType::Audio,
         group: false,
         timeout_secs: 30,
@@ -926,6 +928,7 @@ impl Net {
             let signal = Signal::Invited {
                 caller: from.to_owned(),
                 callees: callees.to_vec(),
+                joined: Vec::new(),
                 media,
                 group,
                 timeout_secs,
@@ -1200,6 +1203,7 @@ fn any_signal() -> impl Strategy<Value = Signal> {
                 |(caller, callees, media, group, timeout_secs)| Signal::Invited {
                     caller,
                     callees,
+                    joined: Vec::new(),
                     media,
                     group,
                     timeout_secs

@@ -80,6 +80,8 @@ pub enum Signal {
         caller: String,
         /// Everyone invited, us included.
         callees: Vec<String>,
+        /// Those of `callees` already in the call (for an invitation into a running call).
+        joined: Vec<String>,
         /// Audio or video.
         media: MediaType,
         /// Group call.

@@ -151,7 +151,10 @@ impl CallMachine {
             Input::InviteMore { users } => self.invite_more(users),
             Input::Signal { call_id, signal } => self.handle_signal(&call_id, signal),
             Input::KickedOut { by } => self.kicked_out(by),
-            Input::UserSigExpired => self.user_sig_expired(),
+            Input::UserSigExpired => {
+                self.user_sig_expired();
+                Ok(())
+            }
             Input::Abort { reason } => self.abort(reason),
         }
     }
@@ -184,6 +187,14 @@ impl CallMachine {
             );
         }
         if let Some(last) = expired.last() {
+            // Only our own timer knows the invitation is over: tell the server.
+            if let Some(call) = &self.call
+                && call.members.is_empty()
+                && call.status.is_ringing()
+            {
+                let call_id = call.call_id.clone();
+                self.push_action(Action::Cancel { call_id });
+            }
             self.end_if_alone(Source::Engine, EndReason::NoResponse, last);
         }
     }
@@ -214,13 +225,12 @@ impl CallMachine {
         Ok(())
     }
 
-    fn user_sig_expired(&mut self) -> Result<(), CallError> {
-        self.require_logged_in()?;
+    fn user_sig_expired(&mut self) {
+        // Reported even when it comes as the answer to a log-in.
         self.logged_in = false;
         self.emit(Source::Remote, Event::UserSigExpired {});
         let me = self.user_id.clone();
         self.end_call(Source::Remote, EndReason::EndByServer, &me);
-        Ok(())
     }
 
     fn abort(&mut self, reason: EndReason) -> Result<(), CallError> {
@@ -313,10 +323,6 @@ impl CallMachine {
         } else {
             reason
         };
-        if call.role == Role::Caller && call.status.is_ringing() {
-            let call_id = call.call_id.clone();
-            self.push_action(Action::Cancel { call_id });
-        }
         self.end_call(source, reason, by);
     }
 

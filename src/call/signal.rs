@@ -16,6 +16,7 @@ use super::{
 struct Invitation {
     caller: String,
     callees: Vec<String>,
+    joined: Vec<String>,
     media: MediaType,
     group: bool,
     timeout_secs: u32,
@@ -26,6 +27,7 @@ impl CallMachine {
         if let Signal::Invited {
             caller,
             callees,
+            joined,
             media,
             group,
             timeout_secs,
@@ -34,6 +36,7 @@ impl CallMachine {
             let invitation = Invitation {
                 caller,
                 callees,
+                joined,
                 media,
                 group,
                 timeout_secs,
@@ -91,11 +94,16 @@ impl CallMachine {
             .iter()
             .filter(|user| *user != self.user_id())
         {
-            let ringing = Member {
-                state: MemberState::Ringing,
+            let state = if invitation.joined.contains(callee) {
+                MemberState::Joined
+            } else {
+                MemberState::Ringing
+            };
+            let member = Member {
+                state,
                 deadline: None,
             };
-            members.insert(callee.clone(), ringing);
+            members.insert(callee.clone(), member);
         }
         let deadline = (invitation.timeout_secs > 0).then(|| {
             self.now() + std::time::Duration::from_secs(u64::from(invitation.timeout_secs))

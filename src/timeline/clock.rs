@@ -30,6 +30,11 @@ impl Clock {
         MonoTime::from_micros(self.origin.elapsed().as_micros() as u64)
     }
 
+    /// The `Instant` of a monotonic time of this clock, for timers.
+    pub fn instant_of(&self, at: MonoTime) -> Instant {
+        self.origin + std::time::Duration::from_micros(at.as_micros())
+    }
+
     /// Both stamps of a monotonic time.
     pub fn stamp(&self, at: MonoTime) -> Timestamp {
         Timestamp {

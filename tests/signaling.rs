@@ -1,0 +1,925 @@
+//! Signaling over the network: a real server on 127.0.0.1, real clients over WebSocket, the exact
+//! ordered callbacks and statuses on both sides of every flow, bad input, and the decoder under
+//! random frames.
+
+#![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callscope::call::{CallStatus, EndReason, ErrorCode, MediaType};
+use callscope::callbacks::{CallKit, CallbackKind, Event};
+use callscope::engine::{
+    ClientConfig, ConnectionState, EngineCommand, EngineMsg, Publish, run_client, sign_user_sig,
+};
+use callscope::signaling::usersig::{self, DEFAULT_APP_ID, UserSigClaims};
+use callscope::signaling::{
+    ClientMessage, PROTOCOL_VERSION, Server, ServerConfig, ServerMessage, decode_client,
+    decode_server, encode,
+};
+use callscope::timeline::{Query, TimelineEntry};
+use futures_util::{SinkExt as _, StreamExt as _};
+use proptest::prelude::*;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use CallStatus::{
+    BeInvited, CallingC2cAudio, CallingC2cVideo, CallingGroupVideo, DialingC2c, DialingGroup, Idle,
+};
+
+const SECRET: &[u8] = b"a test secret that nobody else knows";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A server on 127.0.0.1 and the runtime it runs on.
+struct Net {
+    runtime: Runtime,
+    server: Option<Server>,
+    addr: SocketAddr,
+    server_kit: CallKit,
+}
+
+impl Net {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server_kit = CallKit::builder().user("server").build();
+        let server = runtime.block_on(Server::start(config(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            &server_kit,
+        )));
+        let server = server.unwrap();
+        let addr = server.local_addr();
+        Self {
+            runtime,
+            server: Some(server),
+            addr,
+            server_kit,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    fn restart(&mut self) {
+        let server = self.server.take().unwrap();
+        self.runtime.block_on(server.shutdown());
+        let server = self
+            .runtime
+            .block_on(Server::start(config(self.addr, &self.server_kit)));
+        self.server = Some(server.unwrap());
+    }
+
+    fn peer(&self, user: &str) -> Peer {
+        self.peer_with_sig(user, &sign_user_sig(SECRET, user))
+    }
+
+    fn peer_with_sig(&self, user: &str, user_sig: &str) -> Peer {
+        let kit = CallKit::builder().user(user).build();
+        let (commands, receiver) = mpsc::channel(16);
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&reports);
+        let publish: Publish = Arc::new(move |message| sink.lock().unwrap().push(message));
+        let config = ClientConfig {
+            server_url: self.url(),
+            user_id: user.to_owned(),
+            user_sig: user_sig.to_owned(),
+            policy: None,
+        };
+        self.runtime
+            .spawn(run_client(config, kit.clone(), receiver, publish));
+        Peer {
+            kit,
+            commands,
+            reports,
+        }
+    }
+
+    fn online(&self, user: &str) -> Peer {
+        let peer = self.peer(user);
+        peer.wait_for("to log in", |p| {
+            p.connection() == Some(ConnectionState::Online)
+        });
+        peer
+    }
+
+    /// A raw WebSocket to the server.
+    fn raw(&self) -> Raw {
+        let (socket, _) = self
+            .runtime
+            .block_on(tokio_tungstenite::connect_async(self.url()))
+            .unwrap();
+        Raw { socket }
+    }
+}
+
+fn config(listen: SocketAddr, kit: &CallKit) -> ServerConfig {
+    ServerConfig {
+        listen,
+        secret: SECRET.to_vec(),
+        app_id: DEFAULT_APP_ID,
+        demo_contacts: Vec::new(),
+        kit: Some(kit.clone()),
+    }
+}
+
+/// One logged-in client and everything it recorded.
+struct Peer {
+    kit: CallKit,
+    commands: mpsc::Sender<EngineCommand>,
+    reports: Arc<Mutex<Vec<EngineMsg>>>,
+}
+
+impl Peer {
+    fn send(&self, command: EngineCommand) {
+        self.commands.try_send(command).unwrap();
+    }
+
+    fn dial(&self, callees: &[&str], media: MediaType, timeout_secs: u32) {
+        self.send(EngineCommand::Dial {
+            callees: callees.iter().map(|c| (*c).to_owned()).collect(),
+            media,
+            group: callees.len() > 1,
+            timeout_secs,
+        });
+    }
+
+    fn entries(&self) -> Vec<Arc<TimelineEntry>> {
+        self.kit.timeline().query(&Query::all())
+    }
+
+    fn connection(&self) -> Option<ConnectionState> {
+        self.reports
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|m| match m {
+                EngineMsg::Connection(state) => Some(state.clone()),
+                _ => None,
+            })
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn(&Self) -> bool) {
+        let started = Instant::now();
+        while !done(self) {
+            assert!(
+                started.elapsed() < WAIT,
+                "timed out waiting {what}; entries: {:#?}; reports: {:?}",
+                self.kinds(),
+                self.reports.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn count(&self, kind: CallbackKind) -> usize {
+        self.kit.timeline().count(&Query::all().kind(kind))
+    }
+
+    fn wait_count(&self, kind: CallbackKind, count: usize) {
+        self.wait_for(&format!("for {count} {kind}"), |p| p.count(kind) >= count);
+    }
+
+    /// The kinds of the entries about calls, in order (log-in noise left out).
+    fn kinds(&self) -> Vec<&'static str> {
+        self.entries()
+            .iter()
+            .filter(|e| e.call_id.is_some())
+            .map(|e| e.kind().as_str())
+            .collect()
+    }
+
+    fn transitions(&self) -> Vec<(CallStatus, CallStatus)> {
+        self.entries()
+            .iter()
+            .filter_map(|e| match e.event {
+                Event::StatusChanged {
+                    old_status,
+                    new_status,
+                } => Some((old_status, new_status)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn end_reasons(&self) -> Vec<EndReason> {
+        self.entries()
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::AfterCalling(summary) => Some(summary.reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn errors(&self) -> Vec<ErrorCode> {
+        self.entries()
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Error(error)
+                | Event::BeforeCalling {
+                    error: Some(error), ..
+                } => Some(error.code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn last_call_id(&self) -> String {
+        self.entries()
+            .iter()
+            .rev()
+            .find_map(|e| e.call_id.clone())
+            .unwrap()
+    }
+}
+
+/// A raw protocol client.
+struct Raw {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl Raw {
+    fn send_text(&mut self, net: &Net, text: String) {
+        net.runtime
+            .block_on(self.socket.send(Message::text(text)))
+            .unwrap();
+    }
+
+    fn send(&mut self, net: &Net, message: &ClientMessage) {
+        self.send_text(net, encode(message));
+    }
+
+    fn receive(&mut self, net: &Net) -> ServerMessage {
+        net.runtime.block_on(async {
+            loop {
+                let frame = tokio::time::timeout(WAIT, self.socket.next())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                if let Message::Text(text) = frame {
+                    return decode_server(text.as_str()).unwrap();
+                }
+            }
+        })
+    }
+
+    fn log_in(&mut self, net: &Net, user: &str) {
+        let user_sig = sign_user_sig(SECRET, user);
+        self.send(
+            net,
+            &ClientMessage::Login {
+                version: PROTOCOL_VERSION,
+                user_id: user.into(),
+                user_sig,
+            },
+        );
+        assert!(matches!(self.receive(net), ServerMessage::Welcome { .. }));
+    }
+
+    fn expect_error(&mut self, net: &Net) -> (ErrorCode, String) {
+        match self.receive(net) {
+            ServerMessage::Error { code, message, .. } => (code, message),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    /// The connection still answers.
+    fn assert_usable(&mut self, net: &Net) {
+        self.send(net, &ClientMessage::Ping { nonce: 42 });
+        assert_eq!(self.receive(net), ServerMessage::Pong { nonce: 42 });
+    }
+}
+
+fn connected_pair(net: &Net, media: MediaType) -> (Peer, Peer) {
+    let alice = net.online("alice");
+    let bob = net.online("bob");
+    alice.dial(&["bob"], media, 30);
+    bob.wait_count(CallbackKind::CallReceived, 1);
+    bob.send(EngineCommand::Accept);
+    alice.wait_count(CallbackKind::CallBegin, 1);
+    (alice, bob)
+}
+
+#[test]
+fn accept_then_the_caller_hangs_up() {
+    let net = Net::start();
+    let (alice, bob) = connected_pair(&net, MediaType::Video);
+    alice.send(EngineCommand::Hangup);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(
+        alice.kinds(),
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onUserJoin",
+            "statusChanged",
+            "onCallBegin",
+            "onCallEnd",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(
+        alice.transitions(),
+        [
+            (Idle, DialingC2c),
+            (DialingC2c, CallingC2cVideo),
+            (CallingC2cVideo, Idle)
+        ]
+    );
+    assert_eq!(
+        bob.kinds(),
+        [
+            "beforeCalling",
+            "onCallReceived",
+            "statusChanged",
+            "statusChanged",
+            "onCallBegin",
+            "onUserLeave",
+            "onCallEnd",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(
+        bob.transitions(),
+        [
+            (Idle, BeInvited),
+            (BeInvited, CallingC2cVideo),
+            (CallingC2cVideo, Idle)
+        ]
+    );
+    assert_eq!(alice.end_reasons(), [EndReason::Hangup]);
+    assert_eq!(bob.end_reasons(), [EndReason::Hangup]);
+}
+
+#[test]
+fn the_callee_hangs_up() {
+    let net = Net::start();
+    let (alice, bob) = connected_pair(&net, MediaType::Audio);
+    bob.send(EngineCommand::Hangup);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(
+        alice.kinds(),
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onUserJoin",
+            "statusChanged",
+            "onCallBegin",
+            "onUserLeave",
+            "onCallEnd",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(
+        bob.kinds(),
+        [
+            "beforeCalling",
+            "onCallReceived",
+            "statusChanged",
+            "statusChanged",
+            "onCallBegin",
+            "onCallEnd",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(
+        bob.transitions(),
+        [
+            (Idle, BeInvited),
+            (BeInvited, CallingC2cAudio),
+            (CallingC2cAudio, Idle)
+        ]
+    );
+}
+
+#[test]
+fn the_callee_rejects() {
+    let net = Net::start();
+    let alice = net.online("alice");
+    let bob = net.online("bob");
+    alice.dial(&["bob"], MediaType::Video, 30);
+    bob.wait_count(CallbackKind::CallReceived, 1);
+    bob.send(EngineCommand::Reject);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(
+        alice.kinds(),
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onUserReject",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(
+        bob.kinds(),
+        [
+            "beforeCalling",
+            "onCallReceived",
+            "statusChanged",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(alice.end_reasons(), [EndReason::Reject]);
+    assert_eq!(bob.end_reasons(), [EndReason::Reject]);
+    assert_eq!(bob.transitions(), [(Idle, BeInvited), (BeInvited, Idle)]);
+}
+
+#[test]
+fn the_caller_cancels_while_it_rings() {
+    let net = Net::start();
+    let alice = net.online("alice");
+    let bob = net.online("bob");
+    alice.dial(&["bob"], MediaType::Video, 30);
+    bob.wait_count(CallbackKind::CallReceived, 1);
+    alice.send(EngineCommand::Hangup);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(
+        alice.kinds(),
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(
+        bob.kinds(),
+        [
+            "beforeCalling",
+            "onCallReceived",
+            "statusChanged",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(alice.end_reasons(), [EndReason::Canceled]);
+    assert_eq!(bob.end_reasons(), [EndReason::Canceled]);
+}
+
+#[test]
+fn nobody_answers_before_a_short_timeout() {
+    let net = Net::start();
+    let alice = net.online("alice");
+    let bob = net.online("bob");
+    alice.dial(&["bob"], MediaType::Audio, 1);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(
+        alice.kinds(),
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onUserNoResponse",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(alice.end_reasons(), [EndReason::NoResponse]);
+    // bob's own timer or alice's cancel, whichever comes first, ends it on bob's side.
+    assert_eq!(bob.transitions(), [(Idle, BeInvited), (BeInvited, Idle)]);
+    let reason = bob.end_reasons()[0];
+    assert!(
+        matches!(reason, EndReason::NoResponse | EndReason::Canceled),
+        "{reason:?}"
+    );
+}
+
+#[test]
+fn a_busy_callee_yields_line_busy() {
+    let net = Net::start();
+    let (_carol, bob) = {
+        let carol = net.online("carol");
+        let bob = net.online("bob");
+        carol.dial(&["bob"], MediaType::Audio, 30);
+        bob.wait_count(CallbackKind::CallReceived, 1);
+        bob.send(EngineCommand::Accept);
+        carol.wait_count(CallbackKind::CallBegin, 1);
+        (carol, bob)
+    };
+    let alice = net.online("alice");
+    alice.dial(&["bob"], MediaType::Video, 30);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(
+        alice.kinds(),
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onUserLineBusy",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(alice.end_reasons(), [EndReason::LineBusy]);
+    assert_eq!(
+        bob.transitions().last(),
+        Some(&(BeInvited, CallingC2cAudio)),
+        "bob's call goes on"
+    );
+    assert_eq!(
+        bob.count(CallbackKind::CallReceived),
+        1,
+        "the busy invitation never reached bob's callbacks"
+    );
+}
+
+#[test]
+fn an_offline_callee_yields_8021_in_before_calling() {
+    let net = Net::start();
+    let alice = net.online("alice");
+    alice.dial(&["nobody"], MediaType::Video, 30);
+    alice.wait_count(CallbackKind::BeforeCalling, 1);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(alice.kinds(), ["beforeCalling"]);
+    assert_eq!(alice.errors(), [ErrorCode::CalleeOffline]);
+    assert_eq!(alice.count(CallbackKind::AfterCalling), 0);
+}
+
+#[test]
+fn a_second_log_in_kicks_the_first_session_out_of_its_call() {
+    let net = Net::start();
+    let (alice, bob) = connected_pair(&net, MediaType::Video);
+    alice.send(EngineCommand::SimulateLoginElsewhere);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    let tail: Vec<_> = alice.kinds().into_iter().skip(5).collect();
+    assert_eq!(
+        tail,
+        [
+            "kickedOut",
+            "onKickedOffline",
+            "onCallEnd",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(alice.end_reasons(), [EndReason::KickedOut]);
+    assert_eq!(bob.end_reasons(), [EndReason::Hangup]);
+    alice.wait_for("to be logged out", |p| {
+        matches!(p.connection(), Some(ConnectionState::LoggedOut { .. }))
+    });
+}
+
+#[test]
+fn a_forged_user_sig_is_refused_with_70009() {
+    let net = Net::start();
+    let forged = sign_user_sig(b"some other secret", "mallory");
+    let mallory = net.peer_with_sig("mallory", &forged);
+    mallory.wait_for("the refusal", |p| {
+        matches!(p.connection(), Some(ConnectionState::LoggedOut { .. }))
+    });
+    assert_eq!(mallory.errors(), [ErrorCode::UserSigInvalid]);
+    let refusals = net
+        .server_kit
+        .timeline()
+        .query(&Query::all().kind(CallbackKind::Error));
+    assert!(
+        refusals.iter().any(
+            |e| matches!(&e.event, Event::Error(err) if err.code == ErrorCode::UserSigInvalid)
+        )
+    );
+}
+
+#[test]
+fn an_expired_user_sig_closes_the_session() {
+    let net = Net::start();
+    let claims = |user: &str, issued_at, expire_secs| UserSigClaims {
+        user_id: user.into(),
+        app_id: DEFAULT_APP_ID,
+        issued_at,
+        expire_secs,
+    };
+    let old = usersig::sign(SECRET, &claims("alice", usersig::unix_now_secs() - 100, 10));
+    let late = net.peer_with_sig("alice", &old);
+    late.wait_count(CallbackKind::UserSigExpired, 1);
+    late.wait_for("to be logged out", |p| {
+        matches!(p.connection(), Some(ConnectionState::LoggedOut { .. }))
+    });
+
+    // One that expires while logged in: the server closes the session on its next tick.
+    let short = usersig::sign(SECRET, &claims("bob", usersig::unix_now_secs(), 2));
+    let bob = net.peer_with_sig("bob", &short);
+    bob.wait_for("to log in", |p| {
+        p.connection() == Some(ConnectionState::Online)
+    });
+    bob.wait_count(CallbackKind::UserSigExpired, 1);
+    bob.wait_for("to be logged out", |p| {
+        matches!(p.connection(), Some(ConnectionState::LoggedOut { .. }))
+    });
+}
+
+#[test]
+fn a_group_call_of_four_where_one_rejects_and_one_leaves() {
+    let net = Net::start();
+    let alice = net.online("alice");
+    let bob = net.online("bob");
+    let carol = net.online("carol");
+    let dave = net.online("dave");
+    alice.dial(&["bob", "carol", "dave"], MediaType::Video, 30);
+    for callee in [&bob, &carol, &dave] {
+        callee.wait_count(CallbackKind::CallReceived, 1);
+    }
+    dave.send(EngineCommand::Reject);
+    alice.wait_count(CallbackKind::UserReject, 1);
+    bob.send(EngineCommand::Accept);
+    alice.wait_count(CallbackKind::CallBegin, 1);
+    carol.send(EngineCommand::Accept);
+    alice.wait_count(CallbackKind::UserJoin, 2);
+    bob.wait_count(CallbackKind::UserJoin, 1);
+    carol.send(EngineCommand::Hangup);
+    alice.wait_count(CallbackKind::UserLeave, 1);
+    bob.wait_count(CallbackKind::UserLeave, 1);
+    assert_eq!(
+        alice.transitions(),
+        [(Idle, DialingGroup), (DialingGroup, CallingGroupVideo)],
+        "the call goes on"
+    );
+    assert_eq!(
+        bob.transitions(),
+        [(Idle, BeInvited), (BeInvited, CallingGroupVideo)]
+    );
+    assert_eq!(dave.end_reasons(), [EndReason::Reject]);
+    assert_eq!(carol.end_reasons(), [EndReason::Hangup]);
+    assert_eq!(
+        bob.count(CallbackKind::UserReject),
+        1,
+        "bob saw dave reject while it rang"
+    );
+    alice.send(EngineCommand::Hangup);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(alice.end_reasons(), [EndReason::Hangup]);
+    assert_eq!(bob.transitions().last(), Some(&(CallingGroupVideo, Idle)));
+}
+
+#[test]
+fn someone_is_invited_into_a_running_call() {
+    let net = Net::start();
+    let alice = net.online("alice");
+    let bob = net.online("bob");
+    let carol = net.online("carol");
+    alice.send(EngineCommand::Dial {
+        callees: vec!["bob".into()],
+        media: MediaType::Video,
+        group: true,
+        timeout_secs: 30,
+    });
+    bob.wait_count(CallbackKind::CallReceived, 1);
+    bob.send(EngineCommand::Accept);
+    alice.wait_count(CallbackKind::CallBegin, 1);
+    alice.send(EngineCommand::InviteMore(vec!["carol".into()]));
+    carol.wait_count(CallbackKind::CallReceived, 1);
+    carol.send(EngineCommand::Accept);
+    alice.wait_count(CallbackKind::UserJoin, 2);
+    bob.wait_count(CallbackKind::UserJoin, 1);
+    carol.wait_count(CallbackKind::CallBegin, 1);
+    assert_eq!(
+        carol.transitions(),
+        [(Idle, BeInvited), (BeInvited, CallingGroupVideo)]
+    );
+    // carol knows bob is in the call: bob leaving reaches her as a leave, not an error.
+    bob.send(EngineCommand::Hangup);
+    carol.wait_count(CallbackKind::UserLeave, 1);
+    assert!(carol.errors().is_empty(), "{:?}", carol.errors());
+    assert_eq!(alice.machine_status(), CallingGroupVideo);
+}
+
+impl Peer {
+    fn machine_status(&self) -> CallStatus {
+        self.transitions().last().map_or(Idle, |t| t.1)
+    }
+}
+
+#[test]
+fn audio_and_video_switch_from_either_side_reach_both() {
+    let net = Net::start();
+    let (alice, bob) = connected_pair(&net, MediaType::Video);
+    bob.send(EngineCommand::SwitchMedia(MediaType::Audio));
+    alice.wait_count(CallbackKind::CallMediaTypeChanged, 1);
+    alice.send(EngineCommand::SwitchMedia(MediaType::Video));
+    bob.wait_count(CallbackKind::CallMediaTypeChanged, 2);
+    for peer in [&alice, &bob] {
+        let switches: Vec<_> = peer
+            .transitions()
+            .into_iter()
+            .filter(|(a, b)| a.is_calling() && b.is_calling())
+            .collect();
+        assert_eq!(
+            switches,
+            [
+                (CallingC2cVideo, CallingC2cAudio),
+                (CallingC2cAudio, CallingC2cVideo)
+            ]
+        );
+    }
+}
+
+#[test]
+fn a_server_restart_mid_call_ends_the_call_by_server_on_both_sides() {
+    let mut net = Net::start();
+    let (alice, bob) = connected_pair(&net, MediaType::Video);
+    net.restart();
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(alice.end_reasons(), [EndReason::EndByServer]);
+    assert_eq!(bob.end_reasons(), [EndReason::EndByServer]);
+    assert_eq!(alice.transitions().last(), Some(&(CallingC2cVideo, Idle)));
+    // Both are back online and can call again.
+    alice.wait_for("to log back in", |p| {
+        p.connection() == Some(ConnectionState::Online)
+    });
+    bob.wait_for("to log back in", |p| {
+        p.connection() == Some(ConnectionState::Online)
+    });
+    alice.dial(&["bob"], MediaType::Audio, 30);
+    bob.wait_count(CallbackKind::CallReceived, 2);
+}
+
+#[test]
+fn malformed_json_is_answered_and_the_connection_stays_usable() {
+    let net = Net::start();
+    let mut raw = net.raw();
+    raw.log_in(&net, "alice");
+    raw.send_text(&net, "{\"type\": \"invite\", \"call_id\": ".into());
+    let (code, message) = raw.expect_error(&net);
+    assert_eq!(code, ErrorCode::InvalidParameter);
+    assert!(message.contains("malformed"), "{message}");
+    raw.assert_usable(&net);
+    assert_eq!(
+        net.server_kit
+            .timeline()
+            .count(&Query::all().kind(CallbackKind::Error)),
+        1
+    );
+}
+
+#[test]
+fn an_unknown_message_type_is_answered() {
+    let net = Net::start();
+    let mut raw = net.raw();
+    raw.send_text(&net, r#"{"type":"teleport","to":"mars"}"#.into());
+    let (code, message) = raw.expect_error(&net);
+    assert_eq!(code, ErrorCode::InvalidParameter);
+    assert!(message.contains("unknown message type"), "{message}");
+    raw.assert_usable(&net);
+    raw.send(&net, &ClientMessage::Contacts);
+    assert_eq!(
+        raw.expect_error(&net).0,
+        ErrorCode::NotLoggedIn,
+        "nothing but log-in before log-in"
+    );
+}
+
+#[test]
+fn an_oversized_frame_is_refused_and_the_connection_stays_usable() {
+    let net = Net::start();
+    let mut raw = net.raw();
+    raw.log_in(&net, "alice");
+    let huge = format!(
+        r#"{{"type":"ping","nonce":1,"pad":"{}"}}"#,
+        "x".repeat(100 * 1024)
+    );
+    raw.send_text(&net, huge);
+    let (code, message) = raw.expect_error(&net);
+    assert_eq!(code, ErrorCode::InvalidParameter);
+    assert!(message.contains("larger than"), "{message}");
+    raw.assert_usable(&net);
+}
+
+#[test]
+fn acting_on_another_users_call_is_refused_and_changes_nothing() {
+    let net = Net::start();
+    let (alice, bob) = connected_pair(&net, MediaType::Video);
+    let call_id = alice.last_call_id();
+    let mut mallory = net.raw();
+    mallory.log_in(&net, "mallory");
+    mallory.send(
+        &net,
+        &ClientMessage::Hangup {
+            call_id: call_id.clone(),
+        },
+    );
+    assert_eq!(mallory.expect_error(&net).0, ErrorCode::PermissionDenied);
+    mallory.send(
+        &net,
+        &ClientMessage::Sdp {
+            call_id,
+            to: "bob".into(),
+            description: "v=0".into(),
+        },
+    );
+    assert_eq!(mallory.expect_error(&net).0, ErrorCode::PermissionDenied);
+    mallory.assert_usable(&net);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(alice.machine_status(), CallingC2cVideo);
+    assert_eq!(bob.machine_status(), CallingC2cVideo);
+    assert_eq!(
+        net.server_kit
+            .timeline()
+            .count(&Query::all().kind(CallbackKind::Error)),
+        2
+    );
+}
+
+#[test]
+fn accepting_a_call_that_already_ended_is_refused() {
+    let net = Net::start();
+    let alice = net.online("alice");
+    let mut bob = net.raw();
+    bob.log_in(&net, "bob");
+    alice.dial(&["bob"], MediaType::Video, 30);
+    let ServerMessage::Invited { call_id, .. } = bob.receive(&net) else {
+        panic!("no invitation")
+    };
+    alice.send(EngineCommand::Hangup);
+    assert!(matches!(bob.receive(&net), ServerMessage::Canceled { .. }));
+    bob.send(&net, &ClientMessage::Accept { call_id });
+    let (code, message) = bob.expect_error(&net);
+    assert_eq!(code, ErrorCode::RequestRefused);
+    assert!(message.contains("already ended"), "{message}");
+    bob.assert_usable(&net);
+    assert_eq!(alice.end_reasons(), [EndReason::Canceled]);
+}
+
+fn any_client_message() -> impl Strategy<Value = ClientMessage> {
+    let id = "[a-z0-9-]{0,12}";
+    let media = prop_oneof![Just(MediaType::Audio), Just(MediaType::Video)];
+    prop_oneof![
+        (id, id, ".{0,40}").prop_map(|(c, u, s)| ClientMessage::Sdp {
+            call_id: c,
+            to: u,
+            description: s
+        }),
+        (
+            id,
+            proptest::collection::vec(id, 0..4),
+            media,
+            any::<bool>(),
+            any::<u32>()
+        )
+            .prop_map(|(call_id, callees, media, group, timeout_secs)| {
+                ClientMessage::Invite {
+                    call_id,
+                    callees,
+                    media,
+                    group,
+                    timeout_secs,
+                }
+            }),
+        id.prop_map(|call_id| ClientMessage::Accept { call_id }),
+        any::<u64>().prop_map(|nonce| ClientMessage::Ping { nonce }),
+        (any::<u32>(), id, ".{0,20}").prop_map(|(version, user_id, user_sig)| {
+            ClientMessage::Login {
+                version,
+                user_id,
+                user_sig,
+            }
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn the_decoder_never_panics_on_any_frame(frame in ".{0,300}") {
+        let _ = decode_client(&frame);
+    }
+
+    #[test]
+    fn the_decoder_never_panics_on_json_like_frames(
+        kind in "[a-z_]{0,12}",
+        fields in proptest::collection::vec(("[a-z_]{1,10}", prop_oneof![Just("1".to_owned()), Just("\"x\"".to_owned()), Just("[]".to_owned()), Just("null".to_owned()), Just("{}".to_owned())]), 0..5),
+    ) {
+        let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        let frame = format!("{{\"type\":\"{kind}\"{}{}}}", if body.is_empty() { "" } else { "," }, body.join(","));
+        let _ = decode_client(&frame);
+    }
+
+    #[test]
+    fn every_client_message_reads_back_as_itself(message in any_client_message()) {
+        prop_assert_eq!(decode_client(&encode(&message)), Ok(message));
+    }
+}
