@@ -195,7 +195,7 @@ impl CallMachine {
             .cloned()
             .partition(|user| !offline.contains(user));
         if reached.is_empty() {
-            let message = format!("callee offline: {}", missing.join(", "));
+            let message = format!("not logged in: {}", missing.join(", "));
             let error = CallError::new(ErrorCode::CalleeOffline, message);
             self.emit_for_ended(call_type, error);
             return Ok(());

@@ -74,9 +74,12 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
         })
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
-        if args.demo_peers {
-            spawn_demo_peers(&server.url(), &secret);
-        }
+        // Held until shutdown: dropping a peer's sender stops it.
+        let _peers = if args.demo_peers {
+            spawn_demo_peers(&server.url(), &secret)
+        } else {
+            Vec::new()
+        };
         eprintln!("callscope: signaling server listening on {}", server.url());
         tokio::signal::ctrl_c()
             .await

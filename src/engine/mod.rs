@@ -23,6 +23,10 @@ pub use policy::{DEMO_PEERS, DemoPeer, PeerPolicy};
 
 /// Commands waiting for the engine.
 const COMMAND_CAPACITY: usize = 64;
+/// How often the command bridge checks that the client is still there.
+const BRIDGE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+/// How long the embedded demo peers get to log in before the engine reports ready.
+const DEMO_LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Reports waiting for the UI; when full, the oldest state is stale anyway and new ones drop.
 const MESSAGE_CAPACITY: usize = 256;
 
@@ -99,7 +103,8 @@ pub fn sign_user_sig(secret: &[u8], user_id: &str) -> String {
     )
 }
 
-/// Starts the demo peers as clients of the server at `url`; they run until the runtime stops.
+/// Starts the demo peers as clients of the server at `url`; each runs until its command sender
+/// is dropped (or the runtime stops).
 pub fn spawn_demo_peers(url: &str, secret: &[u8]) -> Vec<mpsc::Sender<EngineCommand>> {
     DEMO_PEERS
         .iter()
@@ -217,9 +222,15 @@ fn run_engine(
         let (command_tx, command_rx) = mpsc::channel(COMMAND_CAPACITY);
         // Bridge the UI's crossbeam channel into the async world on a blocking thread.
         tokio::task::spawn_blocking(move || {
-            while let Ok(command) = commands.recv() {
-                if command_tx.blocking_send(command).is_err() {
-                    return;
+            while !command_tx.is_closed() {
+                match commands.recv_timeout(BRIDGE_POLL) {
+                    Ok(command) => {
+                        if command_tx.blocking_send(command).is_err() {
+                            return;
+                        }
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
                 }
             }
         });
@@ -230,15 +241,19 @@ fn run_engine(
             repaint();
         });
         run_client(client, server.kit, command_rx, publish).await;
-        if let Some(server) = server.embedded {
+        if let Some((server, peers)) = server.embedded {
+            drop(peers);
             server.shutdown().await;
         }
     });
+    // Demo peers and connection tasks may still be running; they end with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
 }
 
 struct Running {
     kit: CallKit,
-    embedded: Option<Server>,
+    /// The embedded server and its demo peers' command channels (which keep them running).
+    embedded: Option<(Server, Vec<mpsc::Sender<EngineCommand>>)>,
 }
 
 async fn start_session(
@@ -250,12 +265,10 @@ async fn start_session(
         ServerChoice::Remote { url, user_sig } => (url, user_sig, None),
         ServerChoice::Embedded => match start_embedded().await {
             Ok((server, secret)) => {
-                spawn_demo_peers(&server.url(), &secret);
-                (
-                    server.url(),
-                    sign_user_sig(&secret, &config.user_id),
-                    Some(server),
-                )
+                let peers = spawn_demo_peers(&server.url(), &secret);
+                wait_for_demo_peers(&server).await;
+                let user_sig = sign_user_sig(&secret, &config.user_id);
+                (server.url(), user_sig, Some((server, peers)))
             }
             Err(error) => {
                 let _ = ready.send(Err(error));
@@ -271,6 +284,20 @@ async fn start_session(
         policy: None,
     };
     Some((client, Running { kit, embedded }))
+}
+
+/// Waits until every demo peer is logged in, so the first call to one finds it online.
+async fn wait_for_demo_peers(server: &Server) {
+    let started = tokio::time::Instant::now();
+    while server
+        .stats()
+        .online
+        .load(std::sync::atomic::Ordering::Relaxed)
+        < DEMO_PEERS.len()
+        && started.elapsed() < DEMO_LOGIN_WAIT
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 async fn start_embedded() -> Result<(Server, Vec<u8>), EngineError> {

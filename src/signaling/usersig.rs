@@ -53,7 +53,11 @@ pub enum UserSigError {
 impl UserSigError {
     /// The contract error (`70009` for an invalid one).
     pub fn to_call_error(&self) -> CallError {
-        CallError::new(ErrorCode::UserSigInvalid, self.to_string())
+        let message = match self {
+            Self::Invalid(why) => why.clone(),
+            Self::Expired { .. } => self.to_string(),
+        };
+        CallError::new(ErrorCode::UserSigInvalid, message)
     }
 }
 
