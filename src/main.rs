@@ -31,6 +31,9 @@ enum Command {
     Server(cli::server::ServerArgs),
     /// Prints a UserSig for a user, signed with the server's secret.
     Usersig(cli::server::UserSigArgs),
+    /// Measures callscope and prints the figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Plays a scripted call through the call core (no network) into the timeline.
     Demo {
         /// Switches a callback off (its entries are recorded as suppressed); repeatable.
@@ -40,6 +43,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Load test of the signaling server: sessions held, call set-ups per second, memory.
+    Signaling(cli::bench::SignalingBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +92,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Server(args)) => {
             let timeline = Timeline::persistent(open_store(&data_dir)?);
             cli::server::server(&args, timeline)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Bench(BenchCommand::Signaling(args))) => {
+            cli::bench::signaling(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Usersig(args)) => {

@@ -1,5 +1,6 @@
 //! The command-line commands of the `callscope` binary.
 
+pub mod bench;
 pub mod call;
 pub mod server;
 pub mod timeline;

@@ -95,7 +95,7 @@ enum Outgoing {
 fn websocket_config() -> WebSocketConfig {
     // Small buffers: an idle session must stay cheap (tens of thousands per server).
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(Some(HARD_FRAME_LIMIT))
         .max_frame_size(Some(HARD_FRAME_LIMIT))

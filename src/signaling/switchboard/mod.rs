@@ -4,7 +4,7 @@
 mod calls;
 mod record;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use crate::call::{CallError, ErrorCode};
 use crate::callbacks::{CallKit, Event};
@@ -16,6 +16,10 @@ use record::CallRecord;
 
 /// A connection's number, given by the driver.
 pub type SessionId = u64;
+
+/// At most this many online users are listed in a contact list (besides the demo peers): the
+/// list is for picking someone to call, and its size must not grow with the server's load.
+const MAX_LISTED_USERS: usize = 20;
 
 /// How many ended call ids are remembered, to answer late requests with "already ended".
 const ENDED_MEMORY: usize = 4096;
@@ -60,6 +64,8 @@ pub struct Switchboard {
     config: SwitchboardConfig,
     sessions: HashMap<SessionId, Session>,
     online: HashMap<String, SessionId>,
+    /// The same users, sorted, for contact lists.
+    online_sorted: BTreeSet<String>,
     calls: HashMap<String, CallRecord>,
     calls_of_user: HashMap<String, HashSet<String>>,
     ended: VecDeque<String>,
@@ -75,6 +81,7 @@ impl Switchboard {
             config,
             sessions: HashMap::new(),
             online: HashMap::new(),
+            online_sorted: BTreeSet::new(),
             calls: HashMap::new(),
             calls_of_user: HashMap::new(),
             ended: VecDeque::new(),
@@ -125,6 +132,7 @@ impl Switchboard {
             && self.online.get(&user) == Some(&session)
         {
             self.online.remove(&user);
+            self.online_sorted.remove(&user);
             self.leave_all_calls(&user);
         }
     }
@@ -246,6 +254,7 @@ impl Switchboard {
             state.expires_at_secs = claims.expires_at();
         }
         self.online.insert(user_id.clone(), session);
+        self.online_sorted.insert(user_id.clone());
         let contacts = self.contacts_for(&user_id);
         self.send(
             session,
@@ -257,7 +266,8 @@ impl Switchboard {
         );
     }
 
-    /// Demo peers first, then everyone online, without the user themself.
+    /// Demo peers first, then up to [`MAX_LISTED_USERS`] others online (by name), without the
+    /// user themself.
     fn contacts_for(&self, user: &str) -> Vec<Contact> {
         let demo_ids: HashSet<&str> = self
             .config
@@ -265,12 +275,12 @@ impl Switchboard {
             .iter()
             .map(|contact| contact.user_id.as_str())
             .collect();
-        let mut others: Vec<&String> = self
-            .online
-            .keys()
+        let others: Vec<&String> = self
+            .online_sorted
+            .iter()
             .filter(|id| id.as_str() != user && !demo_ids.contains(id.as_str()))
+            .take(MAX_LISTED_USERS)
             .collect();
-        others.sort();
         let demos = self.config.demo_contacts.iter().map(|contact| Contact {
             online: self.online.contains_key(&contact.user_id),
             ..contact.clone()

@@ -1,0 +1,256 @@
+//! `callscope bench signaling`: a load test of the signaling server on 127.0.0.1. It starts
+//! `callscope server` as a child process, holds N logged-in WebSocket sessions against it, runs
+//! call set-ups between pairs of them, and reports sessions held, set-ups per second and the
+//! server's memory per idle session.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use callscope::call::MediaType;
+use callscope::engine::sign_user_sig;
+use callscope::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Options of `callscope bench signaling`.
+#[derive(Debug, clap::Args)]
+pub struct SignalingBenchArgs {
+    /// Concurrent logged-in sessions to hold.
+    #[arg(long, default_value_t = 10_000)]
+    pub clients: usize,
+    /// Call set-ups to run (invite → accept → hang up), spread over the session pairs.
+    #[arg(long, default_value_t = 20_000)]
+    pub calls: usize,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const SECRET: &str = "callscope-bench-secret";
+
+/// The server's resident memory in KiB, from `/proc`.
+fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc status")
+}
+
+struct ServerProcess {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> anyhow::Result<ServerProcess> {
+    let secret = dir.join("secret");
+    std::fs::write(&secret, SECRET)?;
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+        probe.local_addr()?.port()
+    };
+    let child = Command::new(std::env::current_exe()?)
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--secret-file",
+        ])
+        .arg(&secret)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting callscope server")?;
+    let url = format!("ws://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(20) {
+            bail!("the server did not start listening");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(ServerProcess { child, url })
+}
+
+async fn receive(socket: &mut Socket) -> anyhow::Result<ServerMessage> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(decode_server(text.as_str())?),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Err(error.into()),
+            None => bail!("the server closed the connection"),
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, message: &ClientMessage) -> anyhow::Result<()> {
+    socket.send(Message::text(encode(message))).await?;
+    Ok(())
+}
+
+async fn log_in(url: &str, user: &str) -> anyhow::Result<Socket> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    let login = ClientMessage::Login {
+        version: PROTOCOL_VERSION,
+        user_id: user.to_owned(),
+        user_sig: sign_user_sig(SECRET.as_bytes(), user),
+    };
+    send(&mut socket, &login).await?;
+    match receive(&mut socket).await? {
+        ServerMessage::Welcome { .. } => Ok(socket),
+        other => bail!("log-in of {user} answered {other:?}"),
+    }
+}
+
+/// One pair runs `calls` set-ups: invite, the callee accepts, the caller hangs up.
+async fn call_pair(
+    caller: &mut Socket,
+    answerer: &mut Socket,
+    pair: usize,
+    calls: usize,
+    done: &AtomicU64,
+) -> anyhow::Result<()> {
+    for round in 0..calls {
+        let call_id = format!("b-{pair}-{round}");
+        let invite = ClientMessage::Invite {
+            call_id: call_id.clone(),
+            callees: vec![format!("u{}", pair * 2 + 1)],
+            media: MediaType::Audio,
+            group: false,
+            timeout_secs: 30,
+        };
+        send(caller, &invite).await?;
+        while !matches!(receive(answerer).await?, ServerMessage::Invited { .. }) {}
+        send(
+            answerer,
+            &ClientMessage::Accept {
+                call_id: call_id.clone(),
+            },
+        )
+        .await?;
+        while !matches!(receive(caller).await?, ServerMessage::Accepted { .. }) {}
+        done.fetch_add(1, Ordering::Relaxed);
+        send(caller, &ClientMessage::Hangup { call_id }).await?;
+        while !matches!(receive(answerer).await?, ServerMessage::HungUp { .. }) {}
+    }
+    Ok(())
+}
+
+/// Runs the load test and prints its figures.
+pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
+    // Each session is a descriptor here and one in the server: lift the soft limit to the hard.
+    let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+    let clients = args.clients.max(2) & !1;
+    if (clients as u64) + 256 > limit {
+        bail!("{clients} sessions need more open files than the limit of {limit}");
+    }
+    let dir = tempfile_dir()?;
+    let server = start_server(&dir)?;
+    let pid = server.child.id();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline_kib = resident_kib(pid)?;
+    let started = Instant::now();
+    let sockets = runtime.block_on(connect_all(&server.url, clients))?;
+    let login_secs = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(500));
+    let held_kib = resident_kib(pid)?;
+    let per_session_bytes = (held_kib.saturating_sub(baseline_kib) * 1024) as f64 / clients as f64;
+    let (setups, setup_secs) = runtime.block_on(run_calls(sockets, args.calls))?;
+    let figures = serde_json::json!({
+        "sessions_held": clients,
+        "login_seconds": login_secs,
+        "logins_per_sec": clients as f64 / login_secs,
+        "server_rss_baseline_kib": baseline_kib,
+        "server_rss_with_sessions_kib": held_kib,
+        "bytes_per_idle_session": per_session_bytes,
+        "call_setups": setups,
+        "call_setup_seconds": setup_secs,
+        "call_setups_per_sec": setups as f64 / setup_secs,
+    });
+    if args.json {
+        println!("{figures}");
+    } else {
+        println!("sessions held:            {clients} (logged in in {login_secs:.2} s)");
+        println!(
+            "server memory per session: {per_session_bytes:.0} bytes ({baseline_kib} KiB idle, {held_kib} KiB with sessions)"
+        );
+        println!(
+            "call set-ups:             {setups} in {setup_secs:.2} s = {:.0} per second",
+            setups as f64 / setup_secs
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("callscope-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn connect_all(url: &str, clients: usize) -> anyhow::Result<Vec<Socket>> {
+    // Log in in waves, so the listen backlog is never the bottleneck being measured.
+    let mut sockets = Vec::with_capacity(clients);
+    for wave_start in (0..clients).step_by(500) {
+        let tasks: Vec<_> = (wave_start..(wave_start + 500).min(clients))
+            .map(|index| {
+                let url = url.to_owned();
+                tokio::spawn(async move { log_in(&url, &format!("u{index}")).await })
+            })
+            .collect();
+        for task in tasks {
+            sockets.push(task.await??);
+        }
+    }
+    Ok(sockets)
+}
+
+async fn run_calls(sockets: Vec<Socket>, calls: usize) -> anyhow::Result<(u64, f64)> {
+    let pairs = sockets.len() / 2;
+    let per_pair = calls.div_ceil(pairs).max(1);
+    let active_pairs = calls.div_ceil(per_pair).min(pairs);
+    let done = Arc::new(AtomicU64::new(0));
+    let mut iter = sockets.into_iter();
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for pair in 0..active_pairs {
+        let (Some(mut caller), Some(mut answerer)) = (iter.next(), iter.next()) else {
+            break;
+        };
+        let done = Arc::clone(&done);
+        tasks.push(tokio::spawn(async move {
+            call_pair(&mut caller, &mut answerer, pair, per_pair, &done).await
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok((
+        done.load(Ordering::Relaxed),
+        started.elapsed().as_secs_f64(),
+    ))
+}
