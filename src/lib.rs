@@ -23,3 +23,4 @@ pub mod demo;
 pub mod engine;
 pub mod signaling;
 pub mod timeline;
+pub mod ui;

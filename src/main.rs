@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use callscope::callbacks::CallbackKind;
+use callscope::engine::ServerChoice;
 use callscope::timeline::{Store, Timeline, default_data_dir};
+use callscope::ui::AppOptions;
 use clap::{Parser, Subcommand};
 
 /// A calling kit that makes every call-state callback visible.
@@ -17,6 +19,21 @@ struct Cli {
     /// Where the timeline database lives (default: the user's data directory).
     #[arg(long, global = true, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Who you are in the app.
+    #[arg(long = "user", default_value = "alice", value_name = "ME")]
+    user_id: String,
+    /// A standalone signaling server to join instead of the embedded one.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Your UserSig for `--server`.
+    #[arg(long, value_name = "SIG")]
+    user_sig: Option<String>,
+    /// The server's secret, to sign your UserSig for `--server` here.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// The window's renderer: `glow` (OpenGL) or `wgpu`.
+    #[arg(long, default_value = "glow", value_name = "RENDERER")]
+    renderer: eframe::Renderer,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -107,7 +124,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            cli::timeline::demo(&open_store(&data_dir)?, &[], false)?;
+            let server = match cli.server {
+                None => ServerChoice::Embedded,
+                Some(url) => ServerChoice::Remote {
+                    url,
+                    user_sig: cli::user_sig(
+                        &cli.user_id,
+                        cli.user_sig.as_deref(),
+                        cli.secret_file.as_deref(),
+                    )?,
+                },
+            };
+            let options = AppOptions {
+                user_id: cli.user_id,
+                server,
+                data_dir,
+            };
+            callscope::ui::run(options, cli.renderer)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -70,6 +70,11 @@ impl CallMachine {
         self.call.as_ref().map(|call| call.role)
     }
 
+    /// Who placed the call in progress.
+    pub fn caller(&self) -> Option<&str> {
+        self.call.as_ref().map(|call| call.caller.as_str())
+    }
+
     /// The media of the call in progress.
     pub fn media(&self) -> Option<MediaType> {
         self.call.as_ref().map(|call| call.media)

@@ -10,7 +10,6 @@ use callscope::call::{MediaType, ViewMode};
 use callscope::callbacks::{CallKit, CallbackKind, Event, Switches};
 use callscope::engine::{
     CallSnapshot, ConnectionState, Engine, EngineCommand, EngineConfig, EngineMsg, ServerChoice,
-    sign_user_sig,
 };
 use callscope::timeline::{Timeline, TimelineEntry};
 
@@ -120,14 +119,11 @@ pub fn run(args: &CallArgs, timeline: Timeline) -> anyhow::Result<Outcome> {
 }
 
 fn user_sig(args: &CallArgs) -> anyhow::Result<String> {
-    if let Some(sig) = &args.user_sig {
-        return Ok(sig.clone());
-    }
-    let Some(path) = &args.secret_file else {
-        bail!("--server needs --user-sig or --secret-file to log in");
-    };
-    let secret = super::read_secret(path)?;
-    Ok(sign_user_sig(&secret, &args.user_id))
+    super::user_sig(
+        &args.user_id,
+        args.user_sig.as_deref(),
+        args.secret_file.as_deref(),
+    )
 }
 
 struct Run {

@@ -346,6 +346,7 @@ impl Client {
             status: Some(self.machine.status()),
             call_id: self.machine.call_id().map(str::to_owned),
             role: self.machine.role(),
+            caller: self.machine.caller().map(str::to_owned),
             media: self.machine.media(),
             view: self.machine.view_mode(),
             participants: self.machine.participants(),

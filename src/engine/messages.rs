@@ -69,6 +69,8 @@ pub struct CallSnapshot {
     pub call_id: Option<String>,
     /// Our side.
     pub role: Option<Role>,
+    /// Who placed the call.
+    pub caller: Option<String>,
     /// Audio or video.
     pub media: Option<MediaType>,
     /// Full or minimized.

@@ -3,6 +3,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
+use crate::callbacks::CallbackKind;
+
+use super::query::{Matcher, searchable_lowercase};
 use super::{Query, Store, TimelineEntry};
 
 /// How many entries the running app keeps in memory by default; older ones stay in SQLite.
@@ -18,9 +21,24 @@ pub struct Timeline {
     store: Option<Store>,
 }
 
+/// An entry and its lowercased searchable text, so the text filter formats nothing.
+#[derive(Debug)]
+struct Slot {
+    /// Kept beside the pointer so the kind filter reads no entry.
+    kind: CallbackKind,
+    entry: Arc<TimelineEntry>,
+    haystack: Arc<str>,
+}
+
+impl Slot {
+    fn matches(&self, matcher: &Matcher<'_>) -> bool {
+        matcher.admits(self.kind) && matcher.matches_indexed(&self.entry, &self.haystack)
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
-    entries: VecDeque<Arc<TimelineEntry>>,
+    entries: VecDeque<Slot>,
     next_seq: u64,
     capacity: usize,
     evicted: u64,
@@ -67,19 +85,25 @@ impl Timeline {
 
     /// Appends an entry, giving it the next sequence number, and returns it as stored.
     pub fn append(&self, mut entry: TimelineEntry) -> Arc<TimelineEntry> {
+        // Outside the lock: the searchable text does not depend on the sequence number.
+        let haystack: Arc<str> = searchable_lowercase(&entry).into();
         let mut inner = write(&self.inner);
         entry.seq = inner.next_seq;
         inner.next_seq += 1;
         let entry = Arc::new(entry);
         if let Some(store) = &self.store {
             // Under the lock, so the writer thread sees entries in sequence order.
-            store.append(Arc::clone(&entry));
+            store.append(Arc::clone(&entry), Arc::clone(&haystack));
         }
         if inner.entries.len() >= inner.capacity {
             inner.entries.pop_front();
             inner.evicted += 1;
         }
-        inner.entries.push_back(Arc::clone(&entry));
+        inner.entries.push_back(Slot {
+            kind: entry.kind(),
+            entry: Arc::clone(&entry),
+            haystack,
+        });
         entry
     }
 
@@ -103,18 +127,22 @@ impl Timeline {
         let inner = read(&self.inner);
         let end = range.end.min(inner.entries.len());
         let start = range.start.min(end);
-        inner.entries.range(start..end).cloned().collect()
+        inner
+            .entries
+            .range(start..end)
+            .map(|slot| Arc::clone(&slot.entry))
+            .collect()
     }
 
     /// The entries in memory that match `query`, oldest first (the newest `limit` if set).
     pub fn query(&self, query: &Query) -> Vec<Arc<TimelineEntry>> {
         let inner = read(&self.inner);
-        let mut matcher = query.matcher();
+        let matcher = query.matcher();
         let mut found: Vec<Arc<TimelineEntry>> = inner
             .entries
             .iter()
-            .filter(|entry| matcher.matches(entry))
-            .cloned()
+            .filter(|slot| slot.matches(&matcher))
+            .map(|slot| Arc::clone(&slot.entry))
             .collect();
         if let Some(limit) = query.limit {
             let excess = found.len().saturating_sub(limit);
@@ -126,12 +154,32 @@ impl Timeline {
     /// How many entries in memory match `query` (at most its `limit`).
     pub fn count(&self, query: &Query) -> usize {
         let inner = read(&self.inner);
-        let mut matcher = query.matcher();
-        let matching = inner
-            .entries
-            .iter()
-            .filter(|entry| matcher.matches(entry))
-            .count();
+        let matcher = query.matcher();
+        let (front, back) = inner.entries.as_slices();
+        // Two halves on two threads: the scan is memory-bound and the machine has two cores.
+        let matching = std::thread::scope(|scope| {
+            let counts: Vec<_> = [front, back]
+                .into_iter()
+                .flat_map(|half| half.chunks(half.len().div_ceil(2).max(1)))
+                .map(|chunk| {
+                    let matcher = &matcher;
+                    std::thread::Builder::new()
+                        .name("timeline-filter".into())
+                        .spawn_scoped(scope, move || {
+                            chunk.iter().filter(|slot| slot.matches(matcher)).count()
+                        })
+                        // Without a thread, count here instead.
+                        .map_err(|_| chunk.iter().filter(|slot| slot.matches(matcher)).count())
+                })
+                .collect();
+            counts
+                .into_iter()
+                .map(|counted| match counted {
+                    Ok(handle) => handle.join().unwrap_or(0),
+                    Err(count) => count,
+                })
+                .sum::<usize>()
+        });
         matching.min(query.limit.unwrap_or(usize::MAX))
     }
 }

@@ -14,5 +14,5 @@ pub use clock::Clock;
 pub use entry::{Delivery, Source, TimelineEntry, Timestamp, clock_time};
 pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};
-pub use query::{Matcher, Query, write_searchable};
+pub use query::{Matcher, Query, searchable_lowercase, write_searchable};
 pub use store::{CHANNEL_CAPACITY, DATABASE_FILE, Store, StoreError, default_data_dir};

@@ -58,7 +58,7 @@ impl Query {
     pub fn matcher(&self) -> Matcher<'_> {
         Matcher {
             query: self,
-            needle: self.text.as_ref().map(|text| text.to_lowercase()),
+            needle: self.text.as_ref().map(|text| text.to_ascii_lowercase()),
             scratch: String::with_capacity(128),
         }
     }
@@ -75,6 +75,36 @@ pub struct Matcher<'query> {
 impl Matcher<'_> {
     /// Whether `entry` passes every filter of the query.
     pub fn matches(&mut self, entry: &TimelineEntry) -> bool {
+        if !self.passes_fields(entry) {
+            return false;
+        }
+        match &self.needle {
+            None => true,
+            Some(needle) => {
+                self.scratch.clear();
+                write_searchable(entry, &mut self.scratch);
+                self.scratch.make_ascii_lowercase();
+                self.scratch.contains(needle.as_str())
+            }
+        }
+    }
+
+    /// Like [`Matcher::matches`], with the entry's searchable text already lowercased
+    /// (see [`searchable_lowercase`]), so nothing is formatted.
+    pub fn matches_indexed(&self, entry: &TimelineEntry, haystack: &str) -> bool {
+        self.passes_fields(entry)
+            && self
+                .needle
+                .as_deref()
+                .is_none_or(|needle| haystack.contains(needle))
+    }
+
+    /// Whether an entry of `kind` can match at all (checked without touching the entry).
+    pub fn admits(&self, kind: CallbackKind) -> bool {
+        self.query.kinds.is_none_or(|kinds| kinds.contains(kind))
+    }
+
+    fn passes_fields(&self, entry: &TimelineEntry) -> bool {
         let query = self.query;
         if query
             .kinds
@@ -96,25 +126,21 @@ impl Matcher<'_> {
         {
             return false;
         }
-        if query
+        !(query
             .since_millis
             .is_some_and(|since| entry.at.wall_millis < since)
             || query
                 .until_millis
-                .is_some_and(|until| entry.at.wall_millis > until)
-        {
-            return false;
-        }
-        match &self.needle {
-            None => true,
-            Some(needle) => {
-                self.scratch.clear();
-                write_searchable(entry, &mut self.scratch);
-                self.scratch.make_ascii_lowercase();
-                self.scratch.contains(needle.as_str())
-            }
-        }
+                .is_some_and(|until| entry.at.wall_millis > until))
     }
+}
+
+/// The searchable text of an entry, lowercased (ASCII), as [`Matcher::matches_indexed`] takes it.
+pub fn searchable_lowercase(entry: &TimelineEntry) -> Box<str> {
+    let mut text = String::with_capacity(96);
+    write_searchable(entry, &mut text);
+    text.make_ascii_lowercase();
+    text.into_boxed_str()
 }
 
 /// The text the text filter searches: kind, call id, user id and summary, one line.

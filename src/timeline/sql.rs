@@ -10,7 +10,7 @@ use crate::callbacks::{CallbackKind, Event};
 use super::{Delivery, Query, Source, StoreError, TimelineEntry, Timestamp};
 
 const COLUMNS: &str =
-    "seq, at_ms, mono_us, call_id, user_id, source, kind, delivery, handler_us, payload";
+    "seq, at_ms, mono_us, call_id, user_id, source, kind, delivery, handler_us, event";
 
 /// Runs `query` against the entries table.
 pub(super) fn query(
@@ -61,11 +61,7 @@ fn where_clause(query: &Query) -> (String, Vec<Value>) {
     }
     if let Some(text) = &query.text {
         // The same text the in-memory filter searches; LIKE ignores ASCII case.
-        clauses.push(
-            "(kind || ' ' || COALESCE(call_id, '') || ' ' || user_id || ' ' || summary) \
-             LIKE ? ESCAPE '\\'"
-                .to_owned(),
-        );
+        clauses.push("search LIKE ? ESCAPE '\\'".to_owned());
         values.push(Value::Text(format!("%{}%", escape_like(text))));
     }
     if let Some(since) = query.since_millis {
@@ -96,10 +92,12 @@ fn entry_from_row(row: &Row<'_>) -> Result<TimelineEntry, StoreError> {
     let source: String = row.get(5)?;
     let kind: String = row.get(6)?;
     let delivery: String = row.get(7)?;
-    let payload: String = row.get(9)?;
+    let event: String = row.get(9)?;
     let kind: CallbackKind = kind.parse().map_err(damaged)?;
-    let payload = serde_json::from_str(&payload).map_err(|error| damaged(error.to_string()))?;
-    let event = Event::from_parts(kind, payload).map_err(|error| damaged(error.to_string()))?;
+    let event: Event = serde_json::from_str(&event).map_err(|error| damaged(error.to_string()))?;
+    if event.kind() != kind {
+        return Err(damaged(format!("kind {kind} does not match its event")));
+    }
     Ok(TimelineEntry {
         seq,
         at: Timestamp {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 use rusqlite::{Connection, OpenFlags};
 
-use super::writer::{self, Shared};
+use super::writer::{self, Queued, Shared};
 use super::{Query, TimelineEntry};
 
 /// How many entries wait in the writer's channel before appends spill to the overflow list.
@@ -62,7 +62,7 @@ struct Inner {
     path: PathBuf,
     run_id: i64,
     first_seq: u64,
-    sender: Mutex<Option<Sender<Arc<TimelineEntry>>>>,
+    sender: Mutex<Option<Sender<Queued>>>,
     shared: Arc<Shared>,
     appended: AtomicU64,
     reader: Mutex<Connection>,
@@ -139,8 +139,11 @@ impl Store {
     ///
     /// Entries must arrive in sequence order ([`super::Timeline::append`] sees to that). When the
     /// bounded channel is full they wait in an overflow list that the writer takes next.
-    pub fn append(&self, entry: Arc<TimelineEntry>) {
+    /// `search` is the entry's lowercased searchable text
+    /// ([`super::searchable_lowercase`]), kept for text queries.
+    pub fn append(&self, entry: Arc<TimelineEntry>, search: Arc<str>) {
         let seq = entry.seq;
+        let entry = (entry, search);
         let mut overflow = self
             .inner
             .shared

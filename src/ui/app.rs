@@ -1,0 +1,322 @@
+//! `CallscopeApp`: composes the panels, drains the engine once per frame, and applies what the
+//! panels ask for in one place.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::call::{CallStatus, ViewMode};
+use crate::callbacks::{CallKit, Switches};
+use crate::engine::{Engine, EngineCommand, EngineConfig, EngineError, ServerChoice};
+use crate::timeline::{ExportFormat, Store, Timeline, export};
+
+use super::call_view::{CallView, clock};
+use super::command::UiCommand;
+use super::debug_panel::debug_panel_ui;
+use super::dialer::Dialer;
+use super::model::Model;
+use super::settings::Settings;
+use super::timeline_panel::TimelinePanel;
+
+/// How long one frame may spend draining the engine's reports.
+const DRAIN_BUDGET: Duration = Duration::from_millis(4);
+
+const HANG_UP: egui::KeyboardShortcut =
+    egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::H);
+const MINIMIZE: egui::KeyboardShortcut =
+    egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::N);
+const FOCUS_TIMELINE: egui::KeyboardShortcut =
+    egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::F);
+const TOGGLE_THEME: egui::KeyboardShortcut =
+    egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::D);
+
+/// How the app starts.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// The local user.
+    pub user_id: String,
+    /// Which signaling server.
+    pub server: ServerChoice,
+    /// Where the timeline and settings live.
+    pub data_dir: PathBuf,
+}
+
+/// The callscope window.
+pub struct CallscopeApp {
+    engine: Engine,
+    kit: CallKit,
+    store: Option<Store>,
+    data_dir: PathBuf,
+    settings: Settings,
+    model: Model,
+    dialer: Dialer,
+    call_view: CallView,
+    timeline: TimelinePanel,
+    counted: usize,
+}
+
+impl CallscopeApp {
+    /// Opens the timeline, starts the engine, and restores the saved switches and theme.
+    pub fn new(ctx: &egui::Context, options: AppOptions) -> Result<Self, EngineError> {
+        let settings = Settings::load(&options.data_dir);
+        let mut notice = None;
+        let store = match Store::open(&options.data_dir) {
+            Ok(store) => Some(store),
+            Err(error) => {
+                notice = Some(format!("timeline kept in memory only: {error}"));
+                None
+            }
+        };
+        let timeline = store
+            .clone()
+            .map_or_else(Timeline::in_memory, Timeline::persistent);
+        let kit = CallKit::builder()
+            .user(&options.user_id)
+            .switches(Switches::from_set(settings.enabled))
+            .timeline(timeline)
+            .build();
+        let repaint_ctx = ctx.clone();
+        let config = EngineConfig {
+            user_id: options.user_id.clone(),
+            server: options.server,
+        };
+        let engine = Engine::start(
+            config,
+            kit.clone(),
+            Arc::new(move || repaint_ctx.request_repaint()),
+        )?;
+        ctx.set_theme(if settings.dark {
+            egui::Theme::Dark
+        } else {
+            egui::Theme::Light
+        });
+        let mut model = Model::new(&options.user_id);
+        model.notice = notice;
+        Ok(Self {
+            engine,
+            kit,
+            store,
+            data_dir: options.data_dir,
+            settings,
+            model,
+            dialer: Dialer::default(),
+            call_view: CallView::default(),
+            timeline: TimelinePanel::default(),
+            counted: 0,
+        })
+    }
+
+    /// The kit every entry is recorded through.
+    pub fn kit(&self) -> &CallKit {
+        &self.kit
+    }
+
+    /// What the engine last reported.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn drain_engine(&mut self) {
+        let started = Instant::now();
+        while started.elapsed() < DRAIN_BUDGET {
+            let Some(message) = self.engine.try_recv() else {
+                break;
+            };
+            self.model.apply(message);
+        }
+        let timeline = self.kit.timeline();
+        let total = timeline.len();
+        if total > self.counted {
+            for entry in timeline.slice(self.counted..total) {
+                self.model.counts[entry.kind().index()] += 1;
+            }
+            self.counted = total;
+        }
+        self.timeline.refresh(timeline, self.store.as_ref());
+    }
+
+    fn shortcuts(&self, ctx: &egui::Context, commands: &mut Vec<UiCommand>) {
+        let in_call = self.model.status() != CallStatus::Idle;
+        ctx.input_mut(|input| {
+            if input.consume_shortcut(&HANG_UP) && in_call {
+                commands.push(UiCommand::Engine(EngineCommand::Hangup));
+            }
+            if input.consume_shortcut(&MINIMIZE) && in_call {
+                let command = match self.model.call.view {
+                    ViewMode::Full => EngineCommand::Minimize,
+                    ViewMode::Minimized => EngineCommand::Restore,
+                };
+                commands.push(UiCommand::Engine(command));
+            }
+            if input.consume_shortcut(&TOGGLE_THEME) {
+                commands.push(UiCommand::ToggleTheme);
+            }
+        });
+    }
+
+    fn apply(&mut self, ctx: &egui::Context, command: UiCommand) {
+        match command {
+            UiCommand::Engine(command) => {
+                if !self.engine.send(command) {
+                    self.model.notice = Some("the engine is not taking commands".into());
+                }
+            }
+            UiCommand::SetSwitch(kind, on) => {
+                self.kit.switches().set(kind, on);
+                self.save_switches();
+            }
+            UiCommand::SetAllSwitches(on) => {
+                self.kit.switches().set_all(on);
+                self.save_switches();
+            }
+            UiCommand::ToggleTheme => {
+                self.settings.dark = !self.settings.dark;
+                ctx.set_theme(if self.settings.dark {
+                    egui::Theme::Dark
+                } else {
+                    egui::Theme::Light
+                });
+                self.save_settings();
+            }
+            UiCommand::Export(format) => self.export(format),
+        }
+    }
+
+    fn save_switches(&mut self) {
+        self.settings.enabled = self.kit.switches().snapshot();
+        self.save_settings();
+    }
+
+    fn save_settings(&mut self) {
+        if let Err(error) = self.settings.save(&self.data_dir) {
+            self.model.notice = Some(format!("settings not saved: {error}"));
+        }
+    }
+
+    fn export(&mut self, format: ExportFormat) {
+        let extension = match format {
+            ExportFormat::JsonLines => "jsonl",
+            ExportFormat::Perfetto => "perfetto.json",
+        };
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let dir = self.data_dir.join("exports");
+        let path = dir.join(format!("timeline-{stamp}.{extension}"));
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::File::create(&path))
+            .and_then(|file| {
+                let mut writer = std::io::BufWriter::new(file);
+                export(
+                    self.timeline.rows().iter().map(|entry| &**entry),
+                    format,
+                    &mut writer,
+                )?;
+                std::io::Write::flush(&mut writer)
+            });
+        self.model.notice = Some(match written {
+            Ok(()) => format!(
+                "exported {} entries to {}",
+                self.timeline.rows().len(),
+                path.display()
+            ),
+            Err(error) => format!("export failed: {error}"),
+        });
+    }
+
+    fn mini_view_ui(&self, ctx: &egui::Context, commands: &mut Vec<UiCommand>) {
+        if self.model.call.view != ViewMode::Minimized || self.model.status() == CallStatus::Idle {
+            return;
+        }
+        let builder = egui::ViewportBuilder::default()
+            .with_title("callscope mini view")
+            .with_inner_size([260.0, 110.0])
+            .with_window_level(egui::WindowLevel::AlwaysOnTop);
+        ctx.show_viewport_immediate(
+            egui::ViewportId::from_hash_of("mini view"),
+            builder,
+            |ui, _| {
+                egui::CentralPanel::default().show(ui, |ui| {
+                    ui.strong(self.model.status().as_str());
+                    if let Some(connected) = self.model.connected_at {
+                        ui.label(clock(connected.elapsed()));
+                    }
+                    ui.horizontal(|ui| {
+                        if ui.button("Restore").clicked() {
+                            commands.push(UiCommand::Engine(EngineCommand::Restore));
+                        }
+                        if ui.button("Hang up").clicked() {
+                            commands.push(UiCommand::Engine(EngineCommand::Hangup));
+                        }
+                    });
+                });
+            },
+        );
+    }
+}
+
+impl eframe::App for CallscopeApp {
+    fn logic(&mut self, _ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.drain_engine();
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        let mut commands = Vec::new();
+        self.shortcuts(&ctx, &mut commands);
+        if ctx.input_mut(|input| input.consume_shortcut(&FOCUS_TIMELINE)) {
+            self.timeline.focus_search = true;
+        }
+        egui::Panel::top("toolbar").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.heading("callscope");
+                ui.label(format!("server {}", self.engine.server_url()));
+                let theme = if self.settings.dark {
+                    "Light theme"
+                } else {
+                    "Dark theme"
+                };
+                if ui.button(theme).on_hover_text("Ctrl+D").clicked() {
+                    commands.push(UiCommand::ToggleTheme);
+                }
+                if let Some(notice) = &self.model.notice {
+                    ui.label(notice);
+                }
+            });
+        });
+        egui::Panel::right("debug")
+            .resizable(true)
+            .default_size(270.0)
+            .show(ui, |ui| {
+                debug_panel_ui(
+                    ui,
+                    self.kit.switches().snapshot(),
+                    &self.model,
+                    &mut commands,
+                );
+            });
+        egui::Panel::bottom("timeline")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                self.timeline.ui(ui, &mut commands);
+            });
+        egui::Panel::left("dialer")
+            .resizable(true)
+            .default_size(250.0)
+            .show(ui, |ui| {
+                self.dialer.ui(ui, &self.model, &mut commands);
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            self.call_view.ui(ui, &self.model, &mut commands);
+        });
+        self.mini_view_ui(&ctx, &mut commands);
+        for command in commands {
+            self.apply(&ctx, command);
+        }
+        if self.model.connected_at.is_some() {
+            // The call timer ticks once a second.
+            ctx.request_repaint_after(Duration::from_secs(1));
+        }
+    }
+}

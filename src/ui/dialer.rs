@@ -1,0 +1,144 @@
+//! The dialer: who we are, the connection, the contacts (demo peers first) and how to call them.
+
+use std::collections::BTreeSet;
+
+use crate::call::MediaType;
+use crate::engine::{ConnectionState, EngineCommand};
+
+use super::command::UiCommand;
+use super::model::Model;
+
+/// What the dialer remembers between frames.
+#[derive(Debug)]
+pub struct Dialer {
+    /// Contacts picked for a group call.
+    picked: BTreeSet<String>,
+    /// Audio or video.
+    media: MediaType,
+    /// Ringing timeout in seconds.
+    timeout_secs: u32,
+    /// A user id typed by hand.
+    typed: String,
+}
+
+impl Default for Dialer {
+    fn default() -> Self {
+        Self {
+            picked: BTreeSet::new(),
+            media: MediaType::Video,
+            timeout_secs: 30,
+            typed: String::new(),
+        }
+    }
+}
+
+impl Dialer {
+    /// Draws the dialer.
+    pub fn ui(&mut self, ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand>) {
+        ui.heading(format!("You: {}", model.user_id));
+        connection_ui(ui, &model.connection);
+        ui.separator();
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut self.media, MediaType::Video, "Video");
+            ui.selectable_value(&mut self.media, MediaType::Audio, "Audio");
+        });
+        ui.horizontal(|ui| {
+            ui.label("Timeout");
+            ui.add(
+                egui::DragValue::new(&mut self.timeout_secs)
+                    .range(0..=120)
+                    .suffix(" s"),
+            );
+        });
+        ui.separator();
+        ui.strong("Contacts");
+        let idle = model.status() == crate::call::CallStatus::Idle;
+        for contact in &model.contacts {
+            ui.horizontal(|ui| {
+                let mut picked = self.picked.contains(&contact.user_id);
+                if ui
+                    .checkbox(&mut picked, "")
+                    .on_hover_text("Pick for a group call")
+                    .changed()
+                {
+                    if picked {
+                        self.picked.insert(contact.user_id.clone());
+                    } else {
+                        self.picked.remove(&contact.user_id);
+                    }
+                }
+                let call =
+                    ui.add_enabled(idle, egui::Button::new(format!("Call {}", contact.user_id)));
+                if call.clicked() {
+                    commands.push(self.dial(vec![contact.user_id.clone()]));
+                }
+                if let Some(demo) = &contact.demo {
+                    ui.weak(demo);
+                } else if !contact.online {
+                    ui.weak("offline");
+                }
+            });
+        }
+        ui.separator();
+        let group = ui.add_enabled(
+            idle && self.picked.len() >= 2,
+            egui::Button::new(format!("Group call ({} picked)", self.picked.len())),
+        );
+        if group.clicked() {
+            commands.push(self.dial(self.picked.iter().cloned().collect()));
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("User");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.typed)
+                    .desired_width(90.0)
+                    .hint_text("user id"),
+            )
+            .labelled_by(label.id);
+            if ui
+                .add_enabled(
+                    idle && !self.typed.trim().is_empty(),
+                    egui::Button::new("Call"),
+                )
+                .clicked()
+            {
+                commands.push(self.dial(vec![self.typed.trim().to_owned()]));
+            }
+        });
+    }
+
+    fn dial(&self, callees: Vec<String>) -> UiCommand {
+        UiCommand::Engine(EngineCommand::Dial {
+            group: callees.len() > 1,
+            callees,
+            media: self.media,
+            timeout_secs: self.timeout_secs,
+        })
+    }
+}
+
+fn connection_ui(ui: &mut egui::Ui, connection: &ConnectionState) {
+    match connection {
+        ConnectionState::Connecting => {
+            ui.label("Connecting to signaling...");
+        }
+        ConnectionState::Online => {
+            ui.colored_label(ui.visuals().widgets.active.bg_fill, "Online");
+        }
+        ConnectionState::Offline {
+            reason,
+            retry_in_millis,
+        } => {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!(
+                    "Server unreachable: {reason}; retrying in {:.1} s",
+                    *retry_in_millis as f64 / 1000.0
+                ),
+            );
+        }
+        ConnectionState::LoggedOut { reason } => {
+            ui.colored_label(ui.visuals().error_fg_color, format!("Logged out: {reason}"));
+        }
+    }
+}

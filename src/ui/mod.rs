@@ -1,0 +1,69 @@
+//! The GUI: an eframe window that only draws. It polls the engine's channel each frame and shows
+//! the call, the callback switches and the timeline.
+
+mod app;
+mod call_view;
+mod command;
+mod debug_panel;
+mod dialer;
+mod model;
+mod settings;
+mod timeline_panel;
+
+pub use app::{AppOptions, CallscopeApp};
+pub use command::UiCommand;
+pub use model::Model;
+pub use settings::Settings;
+
+/// Why the window could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuiError {
+    /// There is no display to open a window on.
+    #[error(
+        "no display: DISPLAY and WAYLAND_DISPLAY are unset; run callscope on a desktop, or under a \
+         virtual display with `xvfb-run -a callscope`"
+    )]
+    NoDisplay,
+    /// The engine could not start.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// The window system failed.
+    #[error("the window could not open: {0}")]
+    Window(String),
+}
+
+/// Opens the window and runs until it is closed.
+pub fn run(options: AppOptions, renderer: eframe::Renderer) -> Result<(), GuiError> {
+    let has_display = ["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
+    if !has_display {
+        return Err(GuiError::NoDisplay);
+    }
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(format!("callscope: {}", options.user_id))
+            .with_inner_size([1200.0, 800.0])
+            .with_min_inner_size([800.0, 560.0]),
+        renderer,
+        ..Default::default()
+    };
+    let mut start_error = None;
+    let result = eframe::run_native(
+        "callscope",
+        native,
+        Box::new(|cc| match CallscopeApp::new(&cc.egui_ctx, options) {
+            Ok(app) => Ok(Box::new(app)),
+            Err(error) => {
+                let message = error.to_string();
+                start_error = Some(error);
+                Err(message.into())
+            }
+        }),
+    );
+    if let Some(error) = start_error {
+        return Err(error.into());
+    }
+    result.map_err(|error| GuiError::Window(error.to_string()))
+}

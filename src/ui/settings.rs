@@ -1,0 +1,47 @@
+//! `Settings`: what the app remembers across restarts (switches, theme, last user), apart from
+//! runtime state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::callbacks::KindSet;
+
+/// Persisted settings of the app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// The callbacks switched on.
+    pub enabled: KindSet,
+    /// Dark theme (light otherwise).
+    pub dark: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            enabled: KindSet::all(),
+            dark: true,
+        }
+    }
+}
+
+/// The file the settings live in, inside the data directory.
+pub const SETTINGS_FILE: &str = "settings.json";
+
+impl Settings {
+    /// Reads the settings from `data_dir`, or the defaults if there are none (or they are damaged).
+    pub fn load(data_dir: &std::path::Path) -> Self {
+        std::fs::read(data_dir.join(SETTINGS_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the settings to `data_dir`.
+    pub fn save(&self, data_dir: &std::path::Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let path = data_dir.join(SETTINGS_FILE);
+        let partial = path.with_extension("json.partial");
+        std::fs::write(&partial, json)?;
+        std::fs::rename(partial, path)
+    }
+}

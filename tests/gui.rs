@@ -1,0 +1,185 @@
+//! GUI tests with `egui_kittest`: the real app with its real engine and embedded server, driven by
+//! label, no display needed.
+
+#![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
+
+use std::time::{Duration, Instant};
+
+use callscope::call::{CallStatus, ViewMode};
+use callscope::callbacks::CallbackKind;
+use callscope::engine::{ConnectionState, ServerChoice};
+use callscope::timeline::{Delivery, Query};
+use callscope::ui::{AppOptions, CallscopeApp, Settings};
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn app(data_dir: &std::path::Path) -> Harness<'static, CallscopeApp> {
+    let options = AppOptions {
+        user_id: "alice".into(),
+        server: ServerChoice::Embedded,
+        data_dir: data_dir.to_path_buf(),
+    };
+    let mut harness = Harness::builder()
+        .with_size([1300.0, 900.0])
+        .build_eframe(move |cc| CallscopeApp::new(&cc.egui_ctx, options).unwrap());
+    wait_until(&mut harness, "the log-in", |app| {
+        app.model().connection == ConnectionState::Online
+    });
+    wait_until(&mut harness, "the contacts", |app| {
+        !app.model().contacts.is_empty()
+    });
+    harness
+}
+
+/// Steps the app (the engine runs on its own thread) until `done` holds.
+fn wait_until(
+    harness: &mut Harness<'_, CallscopeApp>,
+    what: &str,
+    done: impl Fn(&CallscopeApp) -> bool,
+) {
+    let started = Instant::now();
+    while !done(harness.state()) {
+        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    harness.step();
+}
+
+fn kinds_of_call(app: &CallscopeApp) -> Vec<&'static str> {
+    app.kit()
+        .timeline()
+        .query(&Query::all())
+        .iter()
+        .filter(|e| e.call_id.is_some())
+        .map(|e| e.kind().as_str())
+        .collect()
+}
+
+#[test]
+fn switching_a_callback_off_by_its_label_marks_the_next_entry_suppressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("statusChanged").click();
+    harness.step();
+    assert!(
+        !harness
+            .state()
+            .kit()
+            .switches()
+            .is_enabled(CallbackKind::StatusChanged)
+    );
+    harness.get_by_label("Call decline").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().counts[CallbackKind::AfterCalling.index()] == 1
+    });
+    let statuses = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query::all().kind(CallbackKind::StatusChanged));
+    assert_eq!(statuses.len(), 2);
+    assert!(statuses.iter().all(|e| e.delivery == Delivery::Suppressed));
+    // The switch is remembered for the next start.
+    assert!(
+        !Settings::load(dir.path())
+            .enabled
+            .contains(CallbackKind::StatusChanged)
+    );
+}
+
+#[test]
+fn calling_echo_through_the_ui_shows_every_callback_in_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Call echo").click();
+    wait_until(&mut harness, "echo to answer", |app| {
+        app.model().status() == CallStatus::CallingC2cVideo
+    });
+    harness.get_by_label("Hang up").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().status() == CallStatus::Idle
+    });
+    wait_until(&mut harness, "afterCalling", |app| {
+        kinds_of_call(app).contains(&"afterCalling")
+    });
+    assert_eq!(
+        kinds_of_call(harness.state()),
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onUserJoin",
+            "statusChanged",
+            "onCallBegin",
+            "onCallEnd",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    // The table shows the rows: the newest summary is on screen.
+    assert!(
+        harness
+            .query_by_label_contains("hangup, placed by alice")
+            .is_some()
+    );
+}
+
+#[test]
+fn the_timeline_filters_by_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Call busy").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().counts[CallbackKind::AfterCalling.index()] == 1
+    });
+    let rows = |harness: &Harness<'_, CallscopeApp>, kind: &str| {
+        harness
+            .query_all_by_role_and_label(Role::Label, kind)
+            .count()
+    };
+    assert_eq!(rows(&harness, "onUserLineBusy"), 1);
+    harness.get_by_label("Search").focus();
+    harness.step();
+    harness.get_by_label("Search").type_text("afterCalling");
+    harness.step();
+    harness.step();
+    assert_eq!(rows(&harness, "onUserLineBusy"), 0, "filtered out");
+    assert_eq!(rows(&harness, "afterCalling"), 1);
+    assert!(harness.query_by_label("1 entries").is_some());
+}
+
+#[test]
+fn minimize_and_restore_fire_on_minimized_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Call noanswer").click();
+    wait_until(&mut harness, "dialing", |app| {
+        app.model().status() == CallStatus::DialingC2c
+    });
+    harness.get_by_label("Minimize").click();
+    wait_until(&mut harness, "the mini view", |app| {
+        app.model().call.view == ViewMode::Minimized
+    });
+    assert!(
+        harness.query_by_label("callscope mini view").is_some(),
+        "the mini view is open"
+    );
+    harness.get_all_by_label("Restore").next().unwrap().click();
+    wait_until(&mut harness, "the full view", |app| {
+        app.model().call.view == ViewMode::Full
+    });
+    let minimized = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query::all().kind(CallbackKind::Minimized));
+    let pairs: Vec<String> = minimized.iter().map(|e| e.event.to_string()).collect();
+    assert_eq!(pairs, ["full -> minimized", "minimized -> full"]);
+    harness.get_by_label("Cancel").click();
+    wait_until(&mut harness, "idle", |app| {
+        app.model().status() == CallStatus::Idle
+    });
+}
