@@ -5,6 +5,13 @@
 # cmake (bundled libopus), pkg-config.
 CALLSCOPE_BUILD_PACKAGES=(pkg-config libasound2-dev libclang1-14 nasm cmake)
 
+# Libraries the window opens at run time (X11/Wayland, OpenGL through Mesa, fonts).
+CALLSCOPE_WINDOW_PACKAGES=(libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0
+    libgl1 libegl1 libgl1-mesa-dri libfontconfig1)
+
+# The window test runs the app under a virtual display and reads its screenshot.
+CALLSCOPE_TEST_PACKAGES=(xvfb xauth imagemagick)
+
 callscope_need_packages() {
     local missing=()
     local package

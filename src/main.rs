@@ -31,6 +31,9 @@ struct Cli {
     /// The server's secret, to sign your UserSig for `--server` here.
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// Call these users (demo peers too) as soon as the window is logged in.
+    #[arg(long = "call", value_name = "USER")]
+    call_on_start: Vec<String>,
     /// The window's renderer: `glow` (OpenGL) or `wgpu`.
     #[arg(long, default_value = "glow", value_name = "RENDERER")]
     renderer: eframe::Renderer,
@@ -139,6 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 user_id: cli.user_id,
                 server,
                 data_dir,
+                call_on_start: cli.call_on_start,
             };
             callscope::ui::run(options, cli.renderer)?;
             Ok(ExitCode::SUCCESS)

@@ -21,6 +21,7 @@ fn app(data_dir: &std::path::Path) -> Harness<'static, CallscopeApp> {
         user_id: "alice".into(),
         server: ServerChoice::Embedded,
         data_dir: data_dir.to_path_buf(),
+        call_on_start: Vec::new(),
     };
     let mut harness = Harness::builder()
         .with_size([1300.0, 900.0])

@@ -39,6 +39,8 @@ pub struct AppOptions {
     pub server: ServerChoice,
     /// Where the timeline and settings live.
     pub data_dir: PathBuf,
+    /// Call these users as soon as the app is logged in.
+    pub call_on_start: Vec<String>,
 }
 
 /// The callscope window.
@@ -53,6 +55,7 @@ pub struct CallscopeApp {
     call_view: CallView,
     timeline: TimelinePanel,
     counted: usize,
+    call_on_start: Vec<String>,
 }
 
 impl CallscopeApp {
@@ -103,6 +106,7 @@ impl CallscopeApp {
             call_view: CallView::default(),
             timeline: TimelinePanel::default(),
             counted: 0,
+            call_on_start: options.call_on_start,
         })
     }
 
@@ -133,6 +137,17 @@ impl CallscopeApp {
             self.counted = total;
         }
         self.timeline.refresh(timeline, self.store.as_ref());
+        if self.model.connection == crate::engine::ConnectionState::Online
+            && !self.call_on_start.is_empty()
+        {
+            let callees = std::mem::take(&mut self.call_on_start);
+            self.engine.send(EngineCommand::Dial {
+                group: callees.len() > 1,
+                callees,
+                media: crate::call::MediaType::Video,
+                timeout_secs: 30,
+            });
+        }
     }
 
     fn shortcuts(&self, ctx: &egui::Context, commands: &mut Vec<UiCommand>) {

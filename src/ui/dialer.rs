@@ -123,7 +123,12 @@ fn connection_ui(ui: &mut egui::Ui, connection: &ConnectionState) {
             ui.label("Connecting to signaling...");
         }
         ConnectionState::Online => {
-            ui.colored_label(ui.visuals().widgets.active.bg_fill, "Online");
+            let green = if ui.visuals().dark_mode {
+                egui::Color32::LIGHT_GREEN
+            } else {
+                egui::Color32::DARK_GREEN
+            };
+            ui.colored_label(green, "Online");
         }
         ConnectionState::Offline {
             reason,
