@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-/// Distinct colours in a rectangle of an image, via ImageMagick.
+/// Distinct colours in a rectangle of an image, via `ImageMagick`.
 fn distinct_colours(png: &std::path::Path, geometry: &str) -> usize {
     let output = Command::new("/usr/bin/convert")
         .arg(png)
