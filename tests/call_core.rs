@@ -1327,3 +1327,29 @@ proptest! {
         prop_assert_eq!(announced, ended, "every beforeCalling pairs with one afterCalling");
     }
 }
+
+#[test]
+fn hanging_up_while_the_invitation_is_delivered_cancels_it_on_delivery() {
+    let mut rig = Rig::new("alice");
+    rig.mark();
+    rig.input(dial(&["bob"], MediaType::Video, false, 30))
+        .expect("dial");
+    rig.input(Input::Hangup).expect("taken, for later");
+    assert!(rig.events.is_empty(), "nothing to report before delivery");
+    rig.signal("c-1", Signal::InviteDelivered { offline: vec![] })
+        .expect("delivered");
+    assert_eq!(
+        rig.kinds(),
+        [
+            "beforeCalling",
+            "statusChanged",
+            "onCallNotConnected",
+            "statusChanged",
+            "afterCalling"
+        ]
+    );
+    assert_eq!(rig.end_reason(), Some(EndReason::Canceled));
+    assert!(rig.actions.contains(&Action::Cancel {
+        call_id: "c-1".into()
+    }));
+}

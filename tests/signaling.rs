@@ -862,6 +862,7 @@ fn accepting_a_call_that_already_ended_is_refused() {
     assert_eq!(code, ErrorCode::RequestRefused);
     assert!(message.contains("already ended"), "{message}");
     bob.assert_usable(&net);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
     assert_eq!(alice.end_reasons(), [EndReason::Canceled]);
 }
 

@@ -39,6 +39,8 @@ pub(super) struct ActiveCall {
     pub status: CallStatus,
     /// Whether `beforeCalling` announced the call without an error.
     pub announced: bool,
+    /// The user hung up while the invitation was being delivered: cancel once it is.
+    pub cancel_on_delivery: bool,
     /// Full or minimized view.
     pub view: ViewMode,
     /// When the call connected.

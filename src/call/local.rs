@@ -55,6 +55,7 @@ impl CallMachine {
             media,
             status: CallStatus::Idle,
             announced: false,
+            cancel_on_delivery: false,
             view: ViewMode::Full,
             connected_at: None,
             deadline: None,
@@ -140,6 +141,13 @@ impl CallMachine {
     }
 
     pub(super) fn hang_up(&mut self) -> Result<(), CallError> {
+        if let Some(call) = &mut self.call
+            && !call.announced
+        {
+            // Too early to cancel on the wire; do it the moment the invitation is delivered.
+            call.cancel_on_delivery = true;
+            return Ok(());
+        }
         let call = self.require_status("hanging up", |status| status != CallStatus::Idle)?;
         let call_id = call.call_id.clone();
         let status = call.status;

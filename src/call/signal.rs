@@ -116,6 +116,7 @@ impl CallMachine {
             media: invitation.media,
             status: CallStatus::Idle,
             announced: true,
+            cancel_on_delivery: false,
             view: ViewMode::Full,
             connected_at: None,
             deadline,
@@ -220,6 +221,13 @@ impl CallMachine {
         for user in missing {
             let error = CallError::new(ErrorCode::CalleeOffline, format!("{user} is offline"));
             self.emit(Source::Remote, Event::Error(error));
+        }
+        if self
+            .call
+            .as_ref()
+            .is_some_and(|call| call.cancel_on_delivery)
+        {
+            self.hang_up()?;
         }
         Ok(())
     }

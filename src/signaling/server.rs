@@ -235,7 +235,8 @@ async fn connection(
                     break;
                 }
             },
-            _ = shutdown.changed() => break,
+            // A server going down ends no calls: its clients find out on their own, as after a crash.
+            _ = shutdown.changed() => return,
         }
     }
     let _ = hub.send(HubEvent::Closed { session }).await;
@@ -251,12 +252,14 @@ async fn run_hub(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
+            // Shutdown first: once it is on, no closing connection may end calls for others.
+            biased;
+            _ = shutdown.changed() => return,
             event = events.recv() => match event {
                 Some(event) => apply(&mut board, &mut outboxes, event, &stats),
                 None => return,
             },
             _ = tick.tick() => board.handle_tick(unix_now_secs()),
-            _ = shutdown.changed() => return,
         }
         deliver(&mut board, &mut outboxes);
         stats
