@@ -105,6 +105,8 @@ impl Shared {
 
 /// Creates the tables and indexes if they are missing, and sets WAL mode.
 pub(super) fn prepare_schema(connection: &Connection) -> rusqlite::Result<()> {
+    // Larger pages: fewer page splits for an append-only table (applies to a new database).
+    connection.pragma_update(None, "page_size", 16_384)?;
     // WAL with synchronous=NORMAL: a committed transaction survives the process being killed.
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
@@ -231,28 +233,34 @@ fn commit(connection: &mut Connection, run_id: i64, batch: &[Queued]) -> rusqlit
     {
         let mut many = transaction.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
         let mut one = transaction.prepare_cached(&insert_sql(1))?;
+        let mut json = vec![Vec::new(); ROWS_PER_INSERT];
         let mut chunks = batch.chunks_exact(ROWS_PER_INSERT);
         for chunk in &mut chunks {
-            bind_rows(&mut many, run_id, chunk)?;
+            bind_rows(&mut many, run_id, chunk, &mut json)?;
             many.raw_execute()?;
         }
         for row in chunks.remainder() {
-            bind_rows(&mut one, run_id, std::slice::from_ref(row))?;
+            bind_rows(&mut one, run_id, std::slice::from_ref(row), &mut json)?;
             one.raw_execute()?;
         }
     }
     transaction.commit()
 }
 
+/// Binds `rows` to `statement`; `json` holds one reused buffer per row for the event's JSON.
 fn bind_rows(
     statement: &mut rusqlite::CachedStatement<'_>,
     run_id: i64,
     rows: &[Queued],
+    json: &mut [Vec<u8>],
 ) -> rusqlite::Result<()> {
-    for (index, (entry, search)) in rows.iter().enumerate() {
+    for (index, ((entry, search), buffer)) in rows.iter().zip(json.iter_mut()).enumerate() {
         let first = index * COLUMNS + 1;
         // The whole tagged event (`{"kind":…,"payload":…}`): one serialization, read back as is.
-        let event = serde_json::to_string(&entry.event).unwrap_or_default();
+        buffer.clear();
+        // Plain data with string keys always serializes, and serde_json writes UTF-8.
+        let _ = serde_json::to_writer(&mut *buffer, &entry.event);
+        let event = std::str::from_utf8(buffer).unwrap_or_default();
         statement.raw_bind_parameter(first, entry.seq)?;
         statement.raw_bind_parameter(first + 1, run_id)?;
         statement.raw_bind_parameter(first + 2, entry.at.wall_millis)?;
