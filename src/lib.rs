@@ -44,8 +44,10 @@
 //! The call core runs on whichever thread drives it and never blocks. [`callbacks::CallKit`] is
 //! `Send + Sync`: any thread may dispatch, and switches change atomically from any thread. A
 //! dispatch runs the bound closure on the dispatching thread, then appends to the in-memory
-//! timeline under a short lock and hands the entry to the `timeline-writer` thread through a
-//! bounded channel (spilling to an overflow list when full), so no caller waits on disk.
+//! timeline under a short lock and hands the entry through a bounded channel (spilling to an
+//! overflow list when full) to the `timeline-encoder` thread, which computes its search text and
+//! JSON, and on to the `timeline-writer` thread, which commits batches to SQLite. No caller
+//! waits on disk.
 //!
 //! The `engine` thread owns the tokio runtime and is the only place with network IO; the UI
 //! thread sends it `EngineCommand`s and drains `EngineMsg`s with `try_recv` once per frame, and

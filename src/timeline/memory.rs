@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 use crate::callbacks::CallbackKind;
 
 use super::query::{Matcher, searchable_lowercase};
+use super::writer::Search;
 use super::{Query, Store, TimelineEntry};
 
 /// How many entries the running app keeps in memory by default; older ones stay in SQLite.
@@ -27,12 +28,21 @@ struct Slot {
     /// Kept beside the pointer so the kind filter reads no entry.
     kind: CallbackKind,
     entry: Arc<TimelineEntry>,
-    haystack: Arc<str>,
+    haystack: Search,
 }
 
 impl Slot {
     fn matches(&self, matcher: &Matcher<'_>) -> bool {
-        matcher.admits(self.kind) && matcher.matches_indexed(&self.entry, &self.haystack)
+        if !matcher.admits(self.kind) {
+            return false;
+        }
+        let haystack = if matcher.searches_text() {
+            self.haystack
+                .get_or_init(|| searchable_lowercase(&self.entry))
+        } else {
+            ""
+        };
+        matcher.matches_indexed(&self.entry, haystack)
     }
 }
 
@@ -85,8 +95,8 @@ impl Timeline {
 
     /// Appends an entry, giving it the next sequence number, and returns it as stored.
     pub fn append(&self, mut entry: TimelineEntry) -> Arc<TimelineEntry> {
-        // Outside the lock: the searchable text does not depend on the sequence number.
-        let haystack: Arc<str> = searchable_lowercase(&entry).into();
+        // Computed later, off this thread: by the store's encoder, or by the first query.
+        let haystack: Search = Arc::default();
         let mut inner = write(&self.inner);
         entry.seq = inner.next_seq;
         inner.next_seq += 1;

@@ -99,6 +99,11 @@ impl Matcher<'_> {
                 .is_none_or(|needle| haystack.contains(needle))
     }
 
+    /// Whether the query filters by text (and so needs each entry's searchable text).
+    pub fn searches_text(&self) -> bool {
+        self.needle.is_some()
+    }
+
     /// Whether an entry of `kind` can match at all (checked without touching the entry).
     pub fn admits(&self, kind: CallbackKind) -> bool {
         self.query.kinds.is_none_or(|kinds| kinds.contains(kind))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Sender, TrySendError};
 use rusqlite::{Connection, OpenFlags};
 
-use super::writer::{self, Queued, Shared};
+use super::writer::{self, ENCODED_BATCHES, Queued, Search, Shared};
 use super::{Query, TimelineEntry};
 
 /// How many entries wait in the writer's channel before appends spill to the overflow list.
@@ -66,7 +66,7 @@ struct Inner {
     shared: Arc<Shared>,
     appended: AtomicU64,
     reader: Mutex<Connection>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The data directory callscope uses when `--data-dir` is not given.
@@ -98,14 +98,21 @@ impl Store {
         )?;
         let shared = Arc::new(Shared::new(last_seq));
         let (sender, receiver) = crossbeam_channel::bounded(CHANNEL_CAPACITY);
-        let thread_shared = Arc::clone(&shared);
-        let handle = std::thread::Builder::new()
+        let (rows_sender, rows_receiver) = crossbeam_channel::bounded(ENCODED_BATCHES);
+        let thread_error = |source| StoreError::Directory {
+            path: path.clone(),
+            source,
+        };
+        let encoder_shared = Arc::clone(&shared);
+        let encoder = std::thread::Builder::new()
+            .name("timeline-encoder".into())
+            .spawn(move || writer::encode(&receiver, &encoder_shared, &rows_sender))
+            .map_err(thread_error)?;
+        let writer_shared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
             .name("timeline-writer".into())
-            .spawn(move || writer::run(connection, run_id, &receiver, &thread_shared))
-            .map_err(|source| StoreError::Directory {
-                path: path.clone(),
-                source,
-            })?;
+            .spawn(move || writer::write(connection, run_id, &rows_receiver, &writer_shared))
+            .map_err(thread_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -115,7 +122,7 @@ impl Store {
                 shared,
                 appended: AtomicU64::new(last_seq),
                 reader: Mutex::new(reader),
-                writer: Mutex::new(Some(handle)),
+                threads: Mutex::new(vec![encoder, writer]),
             }),
         })
     }
@@ -139,9 +146,9 @@ impl Store {
     ///
     /// Entries must arrive in sequence order ([`super::Timeline::append`] sees to that). When the
     /// bounded channel is full they wait in an overflow list that the writer takes next.
-    /// `search` is the entry's lowercased searchable text
+    /// `search` holds (or will hold) the entry's lowercased searchable text
     /// ([`super::searchable_lowercase`]), kept for text queries.
-    pub fn append(&self, entry: Arc<TimelineEntry>, search: Arc<str>) {
+    pub(super) fn append(&self, entry: Arc<TimelineEntry>, search: Search) {
         let seq = entry.seq;
         let entry = (entry, search);
         let mut overflow = self
@@ -233,14 +240,12 @@ impl Inner {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        let handle = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(handle) = handle {
-            // A panicking writer has already recorded its failure; nothing more to do here.
-            let _ = handle.join();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        // The encoder ends first (its channel closed), then the writer (the encoder's closed).
+        for thread in threads {
+            // A panicking thread has already recorded its failure; nothing more to do here.
+            let _ = thread.join();
         }
     }
 }

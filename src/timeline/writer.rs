@@ -1,16 +1,31 @@
 //! The timeline writer thread: takes entries off the channel and commits them in batches.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rusqlite::{Connection, params};
 
 use super::TimelineEntry;
+use super::query::searchable_lowercase;
 
-/// An entry on its way to disk, with its lowercased searchable text (computed once, on append).
-pub(super) type Queued = (Arc<TimelineEntry>, Arc<str>);
+/// An entry's lowercased searchable text, computed once by whoever needs it first (the encoder
+/// thread, or a query) and shared with the in-memory timeline.
+pub(super) type Search = Arc<OnceLock<Box<str>>>;
+
+/// An entry on its way to disk.
+pub(super) type Queued = (Arc<TimelineEntry>, Search);
+
+/// An entry ready for SQLite: its searchable text and its event JSON computed.
+pub(super) struct Encoded {
+    entry: Arc<TimelineEntry>,
+    search: Search,
+    json: String,
+}
+
+/// Encoded batches waiting for the SQLite writer.
+pub(super) const ENCODED_BATCHES: usize = 4;
 
 /// Most entries committed in one transaction.
 const MAX_BATCH: usize = 8_192;
@@ -150,25 +165,48 @@ pub(super) fn start_run(connection: &Connection) -> rusqlite::Result<i64> {
     Ok(connection.last_insert_rowid())
 }
 
-/// The writer loop: runs until every sender is gone and everything queued is committed.
-pub(super) fn run(
-    mut connection: Connection,
-    run_id: i64,
-    receiver: &Receiver<Queued>,
-    shared: &Shared,
-) {
+/// The encoder loop: takes entries in order, computes their searchable text and JSON, and hands
+/// them to the SQLite writer; runs until every sender is gone and everything queued is handed on.
+pub(super) fn encode(receiver: &Receiver<Queued>, shared: &Shared, rows: &Sender<Vec<Encoded>>) {
     loop {
         let (batch, disconnected) = next_batch(receiver, shared);
-        if !batch.is_empty() {
-            commit_with_retries(&mut connection, run_id, &batch, shared);
+        let mut pending = batch;
+        if disconnected {
+            pending.extend(shared.take_overflow());
+        }
+        if !pending.is_empty() {
+            let encoded = pending
+                .into_iter()
+                .map(|(entry, search)| {
+                    search.get_or_init(|| searchable_lowercase(&entry));
+                    // Plain data with string keys always serializes.
+                    let json = serde_json::to_string(&entry.event).unwrap_or_default();
+                    Encoded {
+                        entry,
+                        search,
+                        json,
+                    }
+                })
+                .collect();
+            if rows.send(encoded).is_err() {
+                return;
+            }
         }
         if disconnected {
-            let rest = shared.take_overflow();
-            if !rest.is_empty() {
-                commit_with_retries(&mut connection, run_id, &rest, shared);
-            }
             return;
         }
+    }
+}
+
+/// The writer loop: commits encoded batches until the encoder is gone.
+pub(super) fn write(
+    mut connection: Connection,
+    run_id: i64,
+    rows: &Receiver<Vec<Encoded>>,
+    shared: &Shared,
+) {
+    for batch in rows {
+        commit_with_retries(&mut connection, run_id, &batch, shared);
     }
 }
 
@@ -196,14 +234,14 @@ fn next_batch(receiver: &Receiver<Queued>, shared: &Shared) -> (Vec<Queued>, boo
 fn commit_with_retries(
     connection: &mut Connection,
     run_id: i64,
-    batch: &[Queued],
+    batch: &[Encoded],
     shared: &Shared,
 ) {
     for attempt in 1..=MAX_ATTEMPTS {
         match commit(connection, run_id, batch) {
             Ok(()) => {
-                if let Some((last, _)) = batch.last() {
-                    shared.mark_committed(last.seq);
+                if let Some(last) = batch.last() {
+                    shared.mark_committed(last.entry.seq);
                 }
                 return;
             }
@@ -228,39 +266,34 @@ fn insert_sql(rows: usize) -> String {
     )
 }
 
-fn commit(connection: &mut Connection, run_id: i64, batch: &[Queued]) -> rusqlite::Result<()> {
+fn commit(connection: &mut Connection, run_id: i64, batch: &[Encoded]) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     {
         let mut many = transaction.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
         let mut one = transaction.prepare_cached(&insert_sql(1))?;
-        let mut json = vec![Vec::new(); ROWS_PER_INSERT];
         let mut chunks = batch.chunks_exact(ROWS_PER_INSERT);
         for chunk in &mut chunks {
-            bind_rows(&mut many, run_id, chunk, &mut json)?;
+            bind_rows(&mut many, run_id, chunk)?;
             many.raw_execute()?;
         }
         for row in chunks.remainder() {
-            bind_rows(&mut one, run_id, std::slice::from_ref(row), &mut json)?;
+            bind_rows(&mut one, run_id, std::slice::from_ref(row))?;
             one.raw_execute()?;
         }
     }
     transaction.commit()
 }
 
-/// Binds `rows` to `statement`; `json` holds one reused buffer per row for the event's JSON.
+/// Binds `rows` to `statement`.
 fn bind_rows(
     statement: &mut rusqlite::CachedStatement<'_>,
     run_id: i64,
-    rows: &[Queued],
-    json: &mut [Vec<u8>],
+    rows: &[Encoded],
 ) -> rusqlite::Result<()> {
-    for (index, ((entry, search), buffer)) in rows.iter().zip(json.iter_mut()).enumerate() {
+    for (index, row) in rows.iter().enumerate() {
         let first = index * COLUMNS + 1;
-        // The whole tagged event (`{"kind":…,"payload":…}`): one serialization, read back as is.
-        buffer.clear();
-        // Plain data with string keys always serializes, and serde_json writes UTF-8.
-        let _ = serde_json::to_writer(&mut *buffer, &entry.event);
-        let event = std::str::from_utf8(buffer).unwrap_or_default();
+        let entry = &row.entry;
+        let search = row.search.get().map_or("", |search| &**search);
         statement.raw_bind_parameter(first, entry.seq)?;
         statement.raw_bind_parameter(first + 1, run_id)?;
         statement.raw_bind_parameter(first + 2, entry.at.wall_millis)?;
@@ -271,8 +304,8 @@ fn bind_rows(
         statement.raw_bind_parameter(first + 7, entry.kind().as_str())?;
         statement.raw_bind_parameter(first + 8, entry.delivery.as_str())?;
         statement.raw_bind_parameter(first + 9, entry.handler_micros)?;
-        statement.raw_bind_parameter(first + 10, &**search)?;
-        statement.raw_bind_parameter(first + 11, event)?;
+        statement.raw_bind_parameter(first + 10, search)?;
+        statement.raw_bind_parameter(first + 11, row.json.as_str())?;
     }
     Ok(())
 }
