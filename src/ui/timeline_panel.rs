@@ -12,6 +12,9 @@ use super::command::UiCommand;
 
 const ROW_HEIGHT: f32 = 18.0;
 
+/// The newest stored entries loaded when earlier runs are shown; the CLI reads any number.
+const EARLIER_RUNS_LIMIT: usize = 100_000;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Filters {
     kind: Option<CallbackKind>,
@@ -66,7 +69,11 @@ impl TimelinePanel {
                 && let Some(store) = store
             {
                 // Entries not yet committed come from memory below, by sequence number.
-                if let Ok(stored) = store.query(&self.filters.query()) {
+                let query = Query {
+                    limit: Some(EARLIER_RUNS_LIMIT),
+                    ..self.filters.query()
+                };
+                if let Ok(stored) = store.query(&query) {
                     self.last_seq = stored.last().map_or(0, |entry| entry.seq);
                     self.rows.extend(stored.into_iter().map(Arc::new));
                 }
