@@ -184,3 +184,30 @@ fn minimize_and_restore_fire_on_minimized_both_ways() {
         app.model().status() == CallStatus::Idle
     });
 }
+
+#[test]
+fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Call decline").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().counts[CallbackKind::AfterCalling.index()] == 1
+    });
+    harness.get_by_label("idle -> dialing-c2c").click();
+    harness.step();
+    harness.step();
+    let seq = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query::all().kind(CallbackKind::StatusChanged))[0]
+        .seq;
+    assert!(harness.query_by_label(&format!("Entry #{seq}")).is_some());
+    assert!(harness.query_by_label("Copy").is_some());
+    assert!(
+        harness
+            .query_by_label_contains("\"new_status\": \"dialing-c2c\"")
+            .is_some(),
+        "the pretty JSON of the entry is shown"
+    );
+}

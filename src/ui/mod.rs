@@ -8,6 +8,7 @@ mod debug_panel;
 mod dialer;
 mod model;
 mod settings;
+mod swimlane;
 mod timeline_panel;
 
 pub use app::{AppOptions, CallscopeApp};

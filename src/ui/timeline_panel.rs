@@ -9,6 +9,7 @@ use crate::callbacks::CallbackKind;
 use crate::timeline::{Delivery, ExportFormat, Query, Store, Timeline, TimelineEntry, clock_time};
 
 use super::command::UiCommand;
+use super::swimlane::swimlane_ui;
 
 const ROW_HEIGHT: f32 = 18.0;
 
@@ -101,9 +102,23 @@ impl TimelinePanel {
         let selected = self
             .selected
             .and_then(|seq| self.rows.iter().find(|entry| entry.seq == seq).cloned());
+        let call: Vec<Arc<TimelineEntry>> = selected
+            .as_ref()
+            .and_then(|entry| entry.call_id.as_deref())
+            .map(|call_id| {
+                self.rows
+                    .iter()
+                    .filter(|row| row.call_id.as_deref() == Some(call_id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         ui.columns(if selected.is_some() { 2 } else { 1 }, |columns| {
             self.table_ui(&mut columns[0]);
             if let Some(entry) = selected {
+                if !call.is_empty() {
+                    swimlane_ui(&mut columns[1], &call);
+                }
                 inspector_ui(&mut columns[1], &entry);
             }
         });
@@ -153,6 +168,8 @@ impl TimelinePanel {
     fn table_ui(&mut self, ui: &mut egui::Ui) {
         let rows = &self.rows;
         let mut clicked = None;
+        // A click anywhere on a row selects it; cell text is not selectable text here.
+        ui.style_mut().interaction.selectable_labels = false;
         TableBuilder::new(ui)
             .id_salt("timeline")
             .striped(true)
