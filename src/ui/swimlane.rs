@@ -54,11 +54,12 @@ pub fn swimlane_ui(ui: &mut egui::Ui, entries: &[Arc<TimelineEntry>]) {
             if (mark.value - index).abs() > 0.01 {
                 return String::new();
             }
-            if index < 0.0 {
+            // Negative lanes fail the conversion: that is the events lane.
+            let Ok(position) = usize::try_from(index as i64) else {
                 return "events".to_owned();
-            }
+            };
             CallStatus::ALL
-                .get(index as usize)
+                .get(position)
                 .map_or_else(String::new, |status| status.as_str().to_owned())
         })
         .show(ui, |plot| {
