@@ -97,16 +97,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     match cli.command {
         Some(Command::Call(args)) => {
-            let store = open_store(&data_dir)?;
-            let outcome = cli::call::run(&args, Timeline::persistent(store.clone()))?;
-            store.flush(std::time::Duration::from_secs(10))?;
+            let store = match Store::open(&data_dir) {
+                Ok(store) => Some(store),
+                Err(error @ callscope::timeline::StoreError::InUse(_)) => {
+                    eprintln!("callscope: {error}; this call is kept in memory only");
+                    None
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let timeline = store
+                .clone()
+                .map_or_else(Timeline::in_memory, Timeline::persistent);
+            let outcome = cli::call::run(&args, timeline)?;
+            if let Some(store) = store {
+                store.flush(std::time::Duration::from_secs(10))?;
+            }
             Ok(match outcome {
                 cli::call::Outcome::Ended => ExitCode::SUCCESS,
                 cli::call::Outcome::NotStarted => ExitCode::from(2),
             })
         }
         Some(Command::Timeline(args)) => {
-            cli::timeline::timeline(&open_store(&data_dir)?, &args)?;
+            cli::timeline::timeline(&data_dir, &args)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Server(args)) => {

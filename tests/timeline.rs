@@ -352,3 +352,24 @@ fn killed_writer_keeps_every_committed_entry() {
     let (_, expected) = event(last_reported - 1);
     assert_eq!(committed.last().unwrap().event, expected);
 }
+
+#[test]
+fn a_second_writer_of_the_same_data_dir_is_refused_and_readers_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kit, store) = persistent_kit(dir.path());
+    record(&kit, 10);
+    store.flush(FLUSH).expect("flush");
+    let second = Store::open(dir.path());
+    assert!(
+        matches!(second, Err(callscope::timeline::StoreError::InUse(_))),
+        "two writers would number entries alike"
+    );
+    let read = callscope::timeline::read_stored(dir.path(), &Query::all()).unwrap();
+    assert_eq!(read.len(), 10, "reading needs no lock");
+    drop(kit);
+    drop(store);
+    assert!(
+        Store::open(dir.path()).is_ok(),
+        "the lock goes with the store"
+    );
+}

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use callscope::callbacks::{CallKit, CallbackKind, KindSet, Switches};
-use callscope::timeline::{ExportFormat, Query, Store, Timeline, TimelineEntry, export};
+use callscope::timeline::{
+    ExportFormat, Query, Store, Timeline, TimelineEntry, export, read_stored,
+};
 
 /// Options of `callscope timeline`.
 #[derive(Debug, clap::Args)]
@@ -54,8 +56,8 @@ pub fn print_entry(entry: &TimelineEntry, json: bool) -> std::io::Result<()> {
     }
 }
 
-/// Reads (and optionally exports) the stored timeline.
-pub fn timeline(store: &Store, args: &TimelineArgs) -> anyhow::Result<()> {
+/// Reads (and optionally exports) the stored timeline, also while another process records.
+pub fn timeline(data_dir: &std::path::Path, args: &TimelineArgs) -> anyhow::Result<()> {
     let query = Query {
         kinds: (!args.kinds.is_empty()).then(|| args.kinds.iter().copied().collect::<KindSet>()),
         call_id: args.call_id.clone(),
@@ -65,7 +67,7 @@ pub fn timeline(store: &Store, args: &TimelineArgs) -> anyhow::Result<()> {
         until_millis: args.until_ms,
         limit: args.limit,
     };
-    let entries = store.query(&query)?;
+    let entries = read_stored(data_dir, &query)?;
     if let Some(path) = &args.export {
         let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut writer = BufWriter::new(file);

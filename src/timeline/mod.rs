@@ -15,4 +15,6 @@ pub use entry::{Delivery, Source, TimelineEntry, Timestamp, clock_time};
 pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};
 pub use query::{Matcher, Query, searchable_lowercase, write_searchable};
-pub use store::{CHANNEL_CAPACITY, DATABASE_FILE, Store, StoreError, default_data_dir};
+pub use store::{
+    CHANNEL_CAPACITY, DATABASE_FILE, LOCK_FILE, Store, StoreError, default_data_dir, read_stored,
+};

@@ -18,6 +18,9 @@ pub const CHANNEL_CAPACITY: usize = 65_536;
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "timeline.sqlite3";
 
+/// The lock file that lets one process at a time write a data directory's timeline.
+pub const LOCK_FILE: &str = "timeline.lock";
+
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,6 +44,11 @@ pub enum StoreError {
         /// What is wrong with it.
         message: String,
     },
+    /// Another running process writes this timeline; sequence numbers would collide.
+    #[error(
+        "the timeline in {0} is in use by another running callscope; give this one its own --data-dir"
+    )]
+    InUse(PathBuf),
     /// The writer did not catch up in time.
     #[error("the timeline writer did not commit entry {target} within {waited:?}")]
     FlushTimeout {
@@ -67,6 +75,35 @@ struct Inner {
     appended: AtomicU64,
     reader: Mutex<Connection>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Holds the exclusive lock on [`LOCK_FILE`] for as long as the store is open; the OS
+    /// releases it if the process dies.
+    _lock: Mutex<Connection>,
+}
+
+/// Takes the data directory's write lock, or says who holds it.
+fn lock(data_dir: &Path) -> Result<Connection, StoreError> {
+    let lock = Connection::open(data_dir.join(LOCK_FILE))?;
+    lock.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+    match lock.execute_batch("BEGIN EXCLUSIVE") {
+        Ok(()) => Ok(lock),
+        Err(rusqlite::Error::SqliteFailure(failure, _))
+            if failure.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            Err(StoreError::InUse(data_dir.to_path_buf()))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Reads stored entries without opening the store for writing, so it works while another
+/// process records into the same data directory.
+pub fn read_stored(data_dir: &Path, query: &Query) -> Result<Vec<TimelineEntry>, StoreError> {
+    let path = data_dir.join(DATABASE_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    super::sql::query(&reader, query)
 }
 
 /// The data directory callscope uses when `--data-dir` is not given.
@@ -84,6 +121,7 @@ impl Store {
             path: data_dir.to_path_buf(),
             source,
         })?;
+        let lock = lock(data_dir)?;
         let path = data_dir.join(DATABASE_FILE);
         let connection = Connection::open(&path)?;
         writer::prepare_schema(&connection)?;
@@ -123,6 +161,7 @@ impl Store {
                 appended: AtomicU64::new(last_seq),
                 reader: Mutex::new(reader),
                 threads: Mutex::new(vec![encoder, writer]),
+                _lock: Mutex::new(lock),
             }),
         })
     }
