@@ -329,13 +329,13 @@ pub fn decode_client(frame: &str) -> Result<ClientMessage, DecodeError> {
     }
     let value: serde_json::Value =
         serde_json::from_str(frame).map_err(|error| DecodeError::Malformed(error.to_string()))?;
-    let kind = match value.get("type") {
-        Some(serde_json::Value::String(kind)) => kind.clone(),
-        Some(_) | None if !value.is_object() => {
-            return Err(DecodeError::Malformed("not a JSON object".into()));
-        }
-        _ => return Err(DecodeError::Malformed("no \"type\" field".into())),
+    if !value.is_object() {
+        return Err(DecodeError::Malformed("not a JSON object".into()));
+    }
+    let Some(serde_json::Value::String(kind)) = value.get("type") else {
+        return Err(DecodeError::Malformed("no \"type\" string".into()));
     };
+    let kind = kind.clone();
     if !CLIENT_TYPES.contains(&kind.as_str()) {
         return Err(DecodeError::UnknownType(kind));
     }
