@@ -332,11 +332,7 @@ fn killed_writer_keeps_every_committed_entry() {
         .unwrap();
     assert_eq!(integrity, "ok");
     let store = Store::open(dir.path()).expect("reopen after crash");
-    let query = Query {
-        until_millis: None,
-        ..Query::all()
-    };
-    let stored = store.query(&query).unwrap();
+    let stored = store.query(&Query::all()).unwrap();
     let committed: Vec<&TimelineEntry> = stored.iter().filter(|e| e.seq <= last_reported).collect();
     assert_eq!(
         committed.len() as u64,

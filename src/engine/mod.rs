@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::mpsc;
 
 use crate::callbacks::CallKit;
@@ -235,9 +235,8 @@ fn run_engine(
             }
         });
         let publish: Publish = Arc::new(move |message| {
-            match messages.try_send(message) {
-                Ok(()) | Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
-            }
+            // A full queue means the UI is behind; the next report carries the newer state.
+            let _ = messages.try_send(message);
             repaint();
         });
         run_client(client, server.kit, command_rx, publish).await;

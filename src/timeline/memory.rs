@@ -146,19 +146,31 @@ impl Timeline {
 
     /// The entries in memory that match `query`, oldest first (the newest `limit` if set).
     pub fn query(&self, query: &Query) -> Vec<Arc<TimelineEntry>> {
-        let inner = read(&self.inner);
-        let matcher = query.matcher();
-        let mut found: Vec<Arc<TimelineEntry>> = inner
-            .entries
-            .iter()
-            .filter(|slot| slot.matches(&matcher))
-            .map(|slot| Arc::clone(&slot.entry))
-            .collect();
+        let mut found = self.query_range(0..usize::MAX, query);
         if let Some(limit) = query.limit {
             let excess = found.len().saturating_sub(limit);
             found.drain(..excess);
         }
         found
+    }
+
+    /// The entries at positions `range` that match `query` (its `limit` ignored), using each
+    /// entry's cached search text.
+    pub fn query_range(
+        &self,
+        range: std::ops::Range<usize>,
+        query: &Query,
+    ) -> Vec<Arc<TimelineEntry>> {
+        let inner = read(&self.inner);
+        let end = range.end.min(inner.entries.len());
+        let start = range.start.min(end);
+        let matcher = query.matcher();
+        inner
+            .entries
+            .range(start..end)
+            .filter(|slot| slot.matches(&matcher))
+            .map(|slot| Arc::clone(&slot.entry))
+            .collect()
     }
 
     /// How many entries in memory match `query` (at most its `limit`).

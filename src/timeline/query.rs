@@ -54,12 +54,11 @@ impl Query {
         self
     }
 
-    /// A matcher that reuses its buffers across entries.
+    /// A matcher for this query (its text lowercased once).
     pub fn matcher(&self) -> Matcher<'_> {
         Matcher {
             query: self,
             needle: self.text.as_ref().map(|text| text.to_ascii_lowercase()),
-            scratch: String::with_capacity(128),
         }
     }
 }
@@ -69,28 +68,11 @@ impl Query {
 pub struct Matcher<'query> {
     query: &'query Query,
     needle: Option<String>,
-    scratch: String,
 }
 
 impl Matcher<'_> {
-    /// Whether `entry` passes every filter of the query.
-    pub fn matches(&mut self, entry: &TimelineEntry) -> bool {
-        if !self.passes_fields(entry) {
-            return false;
-        }
-        match &self.needle {
-            None => true,
-            Some(needle) => {
-                self.scratch.clear();
-                write_searchable(entry, &mut self.scratch);
-                self.scratch.make_ascii_lowercase();
-                self.scratch.contains(needle.as_str())
-            }
-        }
-    }
-
-    /// Like [`Matcher::matches`], with the entry's searchable text already lowercased
-    /// (see [`searchable_lowercase`]), so nothing is formatted.
+    /// Whether `entry` passes every filter of the query, given its searchable text lowercased
+    /// (see [`searchable_lowercase`]; pass `""` when [`Matcher::searches_text`] is false).
     pub fn matches_indexed(&self, entry: &TimelineEntry, haystack: &str) -> bool {
         self.passes_fields(entry)
             && self

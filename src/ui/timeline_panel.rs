@@ -84,10 +84,8 @@ impl TimelinePanel {
         if self.scanned >= total {
             return;
         }
-        let query = self.filters.query();
-        let mut matcher = query.matcher();
-        for entry in timeline.slice(self.scanned..total) {
-            if entry.seq > self.last_seq && matcher.matches(&entry) {
+        for entry in timeline.query_range(self.scanned..total, &self.filters.query()) {
+            if entry.seq > self.last_seq {
                 self.last_seq = entry.seq;
                 self.rows.push(entry);
             }

@@ -228,11 +228,8 @@ impl Switchboard {
         let claims =
             match usersig::verify(&secret, user_sig, &user_id, self.config.app_id, now_secs) {
                 Ok(claims) => claims,
-                Err(UserSigError::Expired { .. }) => {
-                    self.record_refusal(
-                        &user_id,
-                        &UserSigError::Expired { expired_at: 0 }.to_call_error(),
-                    );
+                Err(error @ UserSigError::Expired { .. }) => {
+                    self.record_refusal(&user_id, &error.to_call_error());
                     self.send(session, ServerMessage::UserSigExpired);
                     self.out.push_back(Output::Close { session });
                     self.close(session);
