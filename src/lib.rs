@@ -57,6 +57,7 @@ pub mod call;
 pub mod callbacks;
 pub mod demo;
 pub mod engine;
+pub mod media;
 pub mod signaling;
 pub mod timeline;
 pub mod ui;

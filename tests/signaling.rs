@@ -90,6 +90,7 @@ impl Net {
             user_id: user.to_owned(),
             user_sig: user_sig.to_owned(),
             policy: None,
+            media: None,
         };
         self.runtime
             .spawn(run_client(config, kit.clone(), receiver, publish));

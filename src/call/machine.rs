@@ -242,6 +242,12 @@ impl CallMachine {
         if self.call.is_none() {
             return Err(CallError::refused("ending a call", self.status()));
         }
+        // The server still holds a call whose media failed here; the others must learn of it.
+        if reason == EndReason::MediaFailed
+            && let Some(call_id) = self.call_id().map(str::to_owned)
+        {
+            self.push_action(Action::Hangup { call_id });
+        }
         let me = self.user_id.clone();
         self.end_call(Source::Engine, reason, &me);
         Ok(())

@@ -90,6 +90,7 @@ pub fn run(args: &CallArgs, timeline: Timeline) -> anyhow::Result<Outcome> {
     let config = EngineConfig {
         user_id: args.user_id.clone(),
         server,
+        media: Some(callscope::media::MediaConfig::default()),
     };
     let engine = Engine::start(config, kit.clone(), Arc::new(|| {}))?;
     let mut run = Run {

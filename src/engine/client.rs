@@ -13,9 +13,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::call::{
-    Action, CallError, CallMachine, CallStatus, EndReason, ErrorCode, Input, Signal,
+    Action, CallError, CallMachine, CallStatus, EndReason, ErrorCode, Input, MediaType, Role,
+    Signal,
 };
 use crate::callbacks::{CallKit, Event};
+use crate::media::{MediaConfig, MediaNote, MediaSession, SessionView};
 use crate::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
 use crate::timeline::Source;
 
@@ -44,6 +46,8 @@ pub struct ClientConfig {
     pub user_sig: String,
     /// For a demo peer, how it answers.
     pub policy: Option<PeerPolicy>,
+    /// How calls carry audio and video; `None` for signaling only.
+    pub media: Option<MediaConfig>,
 }
 
 enum Wake {
@@ -52,7 +56,11 @@ enum Wake {
     Timer,
     Reconnect,
     Policy,
+    Media(Option<MediaNote>),
 }
+
+/// Media-engine notes waiting for the client: a call's SDP messages and failures.
+const MEDIA_NOTES: usize = 256;
 
 /// One user's signaling session and call core.
 pub struct Client {
@@ -67,6 +75,10 @@ pub struct Client {
     outage_since: Option<Instant>,
     planned: Option<(Instant, EngineCommand)>,
     snapshot: CallSnapshot,
+    media: Option<MediaSession>,
+    media_notes: (mpsc::Sender<MediaNote>, mpsc::Receiver<MediaNote>),
+    camera_on: bool,
+    microphone_on: bool,
 }
 
 /// Runs a client until it is told to shut down or its command channel closes.
@@ -89,6 +101,10 @@ pub async fn run_client(
         outage_since: None,
         planned: None,
         snapshot: CallSnapshot::default(),
+        media: None,
+        media_notes: mpsc::channel(MEDIA_NOTES),
+        camera_on: true,
+        microphone_on: true,
     };
     client.run(commands).await;
 }
@@ -144,6 +160,7 @@ impl Client {
                 () = sleep_until(timer) => Wake::Timer,
                 () = sleep_until(reconnect) => Wake::Reconnect,
                 () = sleep_until(planned) => Wake::Policy,
+                note = self.media_notes.1.recv() => Wake::Media(note),
             };
             match wake {
                 Wake::Command(None | Some(EngineCommand::Shutdown)) => {
@@ -152,7 +169,7 @@ impl Client {
                 }
                 Wake::Command(Some(command)) => self.command(command).await,
                 Wake::Frame(Some(Ok(Message::Text(text)))) => self.frame(text.as_str()).await,
-                Wake::Frame(Some(Ok(_))) => {}
+                Wake::Frame(Some(Ok(_))) | Wake::Media(None) => {}
                 Wake::Frame(Some(Err(_)) | None) => {
                     self.lost_connection("the server closed the connection");
                 }
@@ -166,6 +183,7 @@ impl Client {
                         self.command(command).await;
                     }
                 }
+                Wake::Media(Some(note)) => self.media_note(note).await,
             }
             self.flush().await;
         }
@@ -211,6 +229,23 @@ impl Client {
             EngineCommand::SimulateLoginElsewhere => self.log_in_elsewhere(),
             EngineCommand::RefreshContacts => {
                 self.send(&ClientMessage::Contacts).await;
+            }
+            EngineCommand::SimulateMediaLoss => {
+                if let Some(session) = &self.media {
+                    session.simulate_media_loss();
+                }
+            }
+            EngineCommand::SetCamera(on) => {
+                self.camera_on = on;
+                if let Some(session) = &mut self.media {
+                    session.set_camera(on, self.machine.media().unwrap_or(MediaType::Audio));
+                }
+            }
+            EngineCommand::SetMicrophone(on) => {
+                self.microphone_on = on;
+                if let Some(session) = &mut self.media {
+                    session.set_microphone(on);
+                }
             }
             EngineCommand::Shutdown => {}
         }
@@ -298,6 +333,9 @@ impl Client {
             self.input(Input::Hangup);
             self.flush().await;
         }
+        if let Some(session) = self.media.take() {
+            session.close();
+        }
         if let Some(mut socket) = self.socket.take() {
             let _ = socket.close(None).await;
         }
@@ -318,7 +356,87 @@ impl Client {
                 break;
             }
         }
+        self.sync_media();
         self.publish_snapshot();
+    }
+
+    /// Starts, updates or ends the call's media to match the call core.
+    fn sync_media(&mut self) {
+        let Some(media_config) = &self.config.media else {
+            return;
+        };
+        let status = self.machine.status();
+        let call_id = self
+            .machine
+            .call_id()
+            .filter(|_| status != CallStatus::Idle);
+        let current = self.media.as_ref().map(MediaSession::call_id);
+        if current.is_some()
+            && current != call_id
+            && let Some(session) = self.media.take()
+        {
+            session.close();
+        }
+        let Some(call_id) = call_id else {
+            return;
+        };
+        let session = self.media.get_or_insert_with(|| {
+            let mut session = MediaSession::new(
+                call_id,
+                self.kit.clone(),
+                media_config.clone(),
+                self.media_notes.0.clone(),
+            );
+            if !self.microphone_on {
+                session.set_microphone(false);
+            }
+            session
+        });
+        let media = self.machine.media().unwrap_or(MediaType::Audio);
+        if !self.camera_on {
+            session.set_camera(false, media);
+        }
+        let participants = self.machine.participants();
+        session.sync(SessionView {
+            caller: self.machine.caller().unwrap_or_default(),
+            joined: self.machine.role() == Some(Role::Caller) || status.is_calling(),
+            members: &participants,
+            media,
+        });
+    }
+
+    async fn media_note(&mut self, note: MediaNote) {
+        match note {
+            MediaNote::Send(message) => {
+                self.send(&message).await;
+            }
+            MediaNote::PeerFailed {
+                call_id,
+                user_id,
+                reason,
+            } => {
+                let Some(session) = &mut self.media else {
+                    return;
+                };
+                if session.call_id() != call_id {
+                    return;
+                }
+                let call_over = session.peer_failed(&user_id);
+                self.record_error(
+                    CallError::new(
+                        ErrorCode::InitFailed,
+                        format!("media with {user_id}: {reason}"),
+                    ),
+                    Some(&call_id),
+                );
+                if call_over {
+                    self.input(Input::Abort {
+                        reason: EndReason::MediaFailed,
+                    });
+                }
+                self.flush().await;
+            }
+        }
     }
 
     async fn send_action(&mut self, action: Action) {
@@ -408,7 +526,34 @@ impl Client {
                 message,
                 call_id,
             } => self.server_error(CallError::new(code, message), call_id),
-            ServerMessage::Pong { .. } | ServerMessage::Sdp { .. } | ServerMessage::Ice { .. } => {}
+            ServerMessage::Sdp {
+                call_id,
+                from,
+                description,
+            } => match &mut self.media {
+                Some(session) if session.call_id() == call_id => {
+                    session.remote_description(&from, description);
+                }
+                _ => self.record_error(
+                    CallError::new(
+                        ErrorCode::InvalidParameter,
+                        format!("a session description from {from} for a call without media here"),
+                    ),
+                    Some(&call_id),
+                ),
+            },
+            ServerMessage::Ice {
+                call_id,
+                from,
+                candidate,
+            } => {
+                if let Some(session) = &mut self.media
+                    && session.call_id() == call_id
+                {
+                    session.remote_candidate(&from, candidate);
+                }
+            }
+            ServerMessage::Pong { .. } => {}
             other => {
                 if let Some((call_id, signal)) = signal_of(other) {
                     self.signal(call_id, signal);

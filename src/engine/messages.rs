@@ -33,8 +33,14 @@ pub enum EngineCommand {
     InviteMore(Vec<String>),
     /// Log the same user in from a second session, which kicks this one out.
     SimulateLoginElsewhere,
+    /// Drop the call's media connections silently, as a network outage would.
+    SimulateMediaLoss,
     /// Ask the server for the contact list again.
     RefreshContacts,
+    /// Turn the camera on or off.
+    SetCamera(bool),
+    /// Unmute or mute the microphone.
+    SetMicrophone(bool),
     /// Hang up if in a call and stop.
     Shutdown,
 }

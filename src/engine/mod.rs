@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::mpsc;
 
 use crate::callbacks::CallKit;
+use crate::media::MediaConfig;
 use crate::signaling::usersig::{self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, UserSigClaims};
 use crate::signaling::{Contact, Server, ServerConfig};
 
@@ -51,6 +52,8 @@ pub struct EngineConfig {
     pub user_id: String,
     /// Which server.
     pub server: ServerChoice,
+    /// How calls carry audio and video; `None` for signaling only.
+    pub media: Option<MediaConfig>,
 }
 
 /// Why the engine could not start.
@@ -103,6 +106,15 @@ pub fn sign_user_sig(secret: &[u8], user_id: &str) -> String {
     )
 }
 
+/// What the demo peers send: the test pattern tinted after their name and a tone; what they
+/// receive is counted, not decoded, to spare the CPU.
+fn demo_media() -> MediaConfig {
+    MediaConfig {
+        decode: false,
+        ..MediaConfig::synthetic()
+    }
+}
+
 /// Starts the demo peers as clients of the server at `url`; each runs until its command sender
 /// is dropped (or the runtime stops).
 pub fn spawn_demo_peers(url: &str, secret: &[u8]) -> Vec<mpsc::Sender<EngineCommand>> {
@@ -115,6 +127,7 @@ pub fn spawn_demo_peers(url: &str, secret: &[u8]) -> Vec<mpsc::Sender<EngineComm
                 user_id: peer.user_id.to_owned(),
                 user_sig: sign_user_sig(secret, peer.user_id),
                 policy: Some(peer.policy),
+                media: Some(demo_media()),
             };
             let kit = CallKit::builder().user(peer.user_id).build();
             let publish: Publish = Arc::new(|_| {});
@@ -260,6 +273,7 @@ async fn start_session(
     kit: CallKit,
     ready: &Ready,
 ) -> Option<(ClientConfig, Running)> {
+    let media = config.media;
     let (url, user_sig, embedded) = match config.server {
         ServerChoice::Remote { url, user_sig } => (url, user_sig, None),
         ServerChoice::Embedded => match start_embedded().await {
@@ -281,6 +295,7 @@ async fn start_session(
         user_id: config.user_id,
         user_sig,
         policy: None,
+        media,
     };
     Some((client, Running { kit, embedded }))
 }

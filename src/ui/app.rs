@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crate::call::{CallStatus, ViewMode};
 use crate::callbacks::{CallKit, Switches};
 use crate::engine::{Engine, EngineCommand, EngineConfig, EngineError, ServerChoice};
+use crate::media::{FrameSlots, MediaConfig};
 use crate::timeline::{ExportFormat, Store, Timeline, export};
 
 use super::call_view::{CallView, clock};
@@ -79,15 +80,18 @@ impl CallscopeApp {
             .timeline(timeline)
             .build();
         let repaint_ctx = ctx.clone();
+        let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(move || repaint_ctx.request_repaint());
+        let frames = FrameSlots::with_repaint(Arc::clone(&repaint));
         let config = EngineConfig {
             user_id: options.user_id.clone(),
             server: options.server,
+            media: Some(MediaConfig {
+                frames: frames.clone(),
+                preview: true,
+                ..MediaConfig::default()
+            }),
         };
-        let engine = Engine::start(
-            config,
-            kit.clone(),
-            Arc::new(move || repaint_ctx.request_repaint()),
-        )?;
+        let engine = Engine::start(config, kit.clone(), repaint)?;
         ctx.set_theme(if settings.dark {
             egui::Theme::Dark
         } else {

@@ -1,0 +1,410 @@
+//! Audio: the send thread (microphone through cpal, or a tone when there is none; Opus at
+//! 48 kHz in 20 ms packets; the local speaking level), the receive path (Opus decode, levels,
+//! playback), and the speaker (a cpal output stream mixing every remote participant, or a
+//! silent sink when there is no speaker).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+
+use super::DeviceChoice;
+use super::hub::{Encoded, Kind};
+use super::session::Shared;
+use super::stats::AudioCounters;
+use crate::call::ErrorCode;
+
+/// Opus runs at 48 kHz, mono, 20 ms per packet.
+pub const SAMPLE_RATE: u32 = 48_000;
+const FRAME_SAMPLES: usize = 960;
+const FRAME: Duration = Duration::from_millis(20);
+/// The synthetic tone's pitch.
+const TONE_HZ: f32 = 440.0;
+/// Audio waiting to be played per participant; older samples drop (200 ms).
+const PLAYBACK_LIMIT: usize = 9_600;
+/// Captured audio waiting to be encoded (200 ms).
+const CAPTURE_LIMIT: usize = 9_600;
+
+/// The sound devices this machine has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AudioDevices {
+    /// Microphones.
+    pub inputs: Vec<String>,
+    /// Speakers.
+    pub outputs: Vec<String>,
+}
+
+/// Lists the default host's input and output devices.
+pub fn list_audio_devices() -> AudioDevices {
+    let host = cpal::default_host();
+    let names = |devices: Option<Vec<cpal::Device>>| -> Vec<String> {
+        devices
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    AudioDevices {
+        inputs: names(host.input_devices().ok().map(Iterator::collect)),
+        outputs: names(host.output_devices().ok().map(Iterator::collect)),
+    }
+}
+
+/// The speaking level of 16-bit samples, 0 (silence, -60 dBFS or below) to 100 (full scale).
+pub fn audio_level(samples: &[i16]) -> u8 {
+    if samples.is_empty() {
+        return 0;
+    }
+    let sum: f64 = samples
+        .iter()
+        .map(|&sample| {
+            let value = f64::from(sample) / 32768.0;
+            value * value
+        })
+        .sum();
+    let rms = (sum / samples.len() as f64).sqrt();
+    if rms <= 0.0 {
+        return 0;
+    }
+    let dbfs = 20.0 * rms.log10();
+    let level = ((dbfs + 60.0) * 100.0 / 60.0).clamp(0.0, 100.0).round();
+    // Clamped to 0..=100, so the conversion is exact.
+    u8::try_from(level as i64).unwrap_or(100)
+}
+
+fn find_device(input: bool, choice: &DeviceChoice) -> Result<cpal::Device, String> {
+    let host = cpal::default_host();
+    let what = if input { "microphone" } else { "speaker" };
+    match choice {
+        DeviceChoice::Synthetic => Err(format!("no {what} chosen")),
+        DeviceChoice::Default => if input {
+            host.default_input_device()
+        } else {
+            host.default_output_device()
+        }
+        .ok_or_else(|| format!("no {what} found")),
+        DeviceChoice::Named(name) => {
+            let devices = if input {
+                host.input_devices().map(Iterator::collect::<Vec<_>>)
+            } else {
+                host.output_devices().map(Iterator::collect::<Vec<_>>)
+            };
+            devices
+                .map_err(|error| format!("the {what}s could not be listed: {error}"))?
+                .into_iter()
+                .find(|device| device.to_string() == *name)
+                .ok_or_else(|| format!("{what} {name:?} not found"))
+        }
+    }
+}
+
+fn mono_config() -> cpal::StreamConfig {
+    cpal::StreamConfig {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        buffer_size: cpal::BufferSize::Default,
+    }
+}
+
+/// Holds a cpal stream on its own thread (a stream may not move between threads) until the
+/// flag drops.
+fn hold_stream(
+    name: &str,
+    build: impl FnOnce() -> Result<cpal::Stream, String> + Send + 'static,
+) -> Result<Arc<AtomicBool>, String> {
+    let running = Arc::new(AtomicBool::new(true));
+    let flag = Arc::clone(&running);
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let stream = build().and_then(|stream| {
+                stream.play().map_err(|error| error.to_string())?;
+                Ok(stream)
+            });
+            let ok = stream.is_ok();
+            let _ = ready_tx.send(stream.map(|_| ()));
+            while ok && flag.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .map_err(|error| error.to_string())?;
+    ready_rx
+        .recv()
+        .map_err(|_| "the audio thread stopped".to_owned())??;
+    Ok(running)
+}
+
+/// Where received audio goes: the speaker, mixed per participant, or nowhere.
+#[derive(Debug)]
+pub struct Playback {
+    queues: Arc<Mutex<BTreeMap<String, VecDeque<i16>>>>,
+    levels: Mutex<BTreeMap<String, u8>>,
+    /// Why there is no speaker, if there is none.
+    pub unavailable: Option<String>,
+    running: Option<Arc<AtomicBool>>,
+}
+
+impl Playback {
+    /// Opens the chosen speaker, or a silent sink when there is none.
+    pub fn open(choice: &DeviceChoice) -> Self {
+        let queues: Arc<Mutex<BTreeMap<String, VecDeque<i16>>>> = Arc::default();
+        let mixer = Arc::clone(&queues);
+        let choice = choice.clone();
+        let opened = hold_stream("audio-playback", move || {
+            let device = find_device(false, &choice)?;
+            device
+                .build_output_stream(
+                    mono_config(),
+                    move |output: &mut [i16], _| mix(&mixer, output),
+                    |_| {},
+                    None,
+                )
+                .map_err(|error| format!("the speaker could not start: {error}"))
+        });
+        let (running, unavailable) = match opened {
+            Ok(running) => (Some(running), None),
+            Err(reason) => (None, Some(reason)),
+        };
+        Self {
+            queues,
+            levels: Mutex::default(),
+            unavailable,
+            running,
+        }
+    }
+
+    /// Queues decoded samples of `user_id` and records their level.
+    pub fn push(&self, user_id: &str, samples: &[i16]) {
+        self.levels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(user_id.to_owned(), audio_level(samples));
+        if self.running.is_none() {
+            return;
+        }
+        let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
+        let queue = queues.entry(user_id.to_owned()).or_default();
+        queue.extend(samples);
+        let excess = queue.len().saturating_sub(PLAYBACK_LIMIT);
+        queue.drain(..excess);
+    }
+
+    /// Forgets `user_id` (it left).
+    pub fn remove(&self, user_id: &str) {
+        self.levels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(user_id);
+        self.queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(user_id);
+    }
+
+    /// The latest level of each remote participant.
+    pub fn levels(&self) -> BTreeMap<String, u8> {
+        self.levels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for Playback {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.store(false, Ordering::Release);
+        }
+    }
+}
+
+fn mix(queues: &Mutex<BTreeMap<String, VecDeque<i16>>>, output: &mut [i16]) {
+    let mut queues = queues.lock().unwrap_or_else(PoisonError::into_inner);
+    for (index, sample) in output.iter_mut().enumerate() {
+        let mut sum = 0_i32;
+        for queue in queues.values_mut() {
+            if index == 0 || !queue.is_empty() {
+                sum += i32::from(queue.pop_front().unwrap_or(0));
+            }
+        }
+        *sample = sum.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+    }
+}
+
+/// Where local audio comes from.
+enum AudioSource {
+    Microphone {
+        captured: Arc<Mutex<VecDeque<i16>>>,
+        _running: Arc<AtomicBool>,
+    },
+    Tone {
+        phase: f32,
+    },
+}
+
+impl AudioSource {
+    fn open(shared: &Shared) -> Self {
+        let tone = Self::Tone { phase: 0.0 };
+        if shared.config.microphone == DeviceChoice::Synthetic {
+            return tone;
+        }
+        let captured: Arc<Mutex<VecDeque<i16>>> = Arc::default();
+        let sink = Arc::clone(&captured);
+        let choice = shared.config.microphone.clone();
+        let opened = hold_stream("audio-capture", move || {
+            let device = find_device(true, &choice)?;
+            device
+                .build_input_stream(
+                    mono_config(),
+                    move |input: &[i16], _| {
+                        let mut buffer = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                        buffer.extend(input);
+                        let excess = buffer.len().saturating_sub(CAPTURE_LIMIT);
+                        buffer.drain(..excess);
+                    },
+                    |_| {},
+                    None,
+                )
+                .map_err(|error| format!("the microphone could not start: {error}"))
+        });
+        match opened {
+            Ok(running) => Self::Microphone {
+                captured,
+                _running: running,
+            },
+            Err(reason) => {
+                shared.record_error(
+                    ErrorCode::MicrophoneUnavailable,
+                    &format!("{reason}; sending a synthetic {TONE_HZ} Hz tone instead"),
+                );
+                tone
+            }
+        }
+    }
+
+    fn next_frame(&mut self, frame: &mut [i16; FRAME_SAMPLES]) {
+        match self {
+            Self::Microphone { captured, .. } => {
+                let mut buffer = captured.lock().unwrap_or_else(PoisonError::into_inner);
+                for sample in frame.iter_mut() {
+                    *sample = buffer.pop_front().unwrap_or(0);
+                }
+            }
+            Self::Tone { phase } => {
+                let step = TONE_HZ / SAMPLE_RATE as f32 * std::f32::consts::TAU;
+                for sample in frame.iter_mut() {
+                    *sample = (phase.sin() * 8000.0) as i16;
+                    *phase = (*phase + step) % std::f32::consts::TAU;
+                }
+            }
+        }
+    }
+}
+
+/// The local audio thread; it stops when dropped.
+#[derive(Debug)]
+pub struct AudioSender {
+    running: Arc<AtomicBool>,
+}
+
+impl AudioSender {
+    /// Starts capturing and encoding for the peers in `shared.hub`.
+    pub fn start(shared: Arc<Shared>) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&running);
+        let started = std::thread::Builder::new()
+            .name("audio-send".into())
+            .spawn(move || send_audio(&shared, &flag));
+        if started.is_err() {
+            running.store(false, Ordering::Release);
+        }
+        Self { running }
+    }
+}
+
+impl Drop for AudioSender {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Release);
+    }
+}
+
+fn send_audio(shared: &Shared, running: &AtomicBool) {
+    let mut encoder =
+        match opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip) {
+            Ok(encoder) => encoder,
+            Err(error) => {
+                shared.record_error(
+                    ErrorCode::InitFailed,
+                    &format!("the Opus encoder could not start: {error}"),
+                );
+                return;
+            }
+        };
+    let mut source = AudioSource::open(shared);
+    let mut frame = [0_i16; FRAME_SAMPLES];
+    let mut packet = [0_u8; 1500];
+    let mut next = Instant::now();
+    while running.load(Ordering::Acquire) {
+        next += FRAME;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else if now - next > FRAME * 5 {
+            next = now;
+        }
+        source.next_frame(&mut frame);
+        let enabled = shared.audio_enabled.load(Ordering::Acquire);
+        shared.local_level.store(
+            if enabled { audio_level(&frame) } else { 0 },
+            Ordering::Relaxed,
+        );
+        if !enabled || shared.hub.subscribers(Kind::Audio) == 0 {
+            continue;
+        }
+        if let Ok(length) = encoder.encode(&frame, &mut packet) {
+            shared.hub.publish(
+                Kind::Audio,
+                &Encoded {
+                    data: Bytes::copy_from_slice(&packet[..length]),
+                    duration: FRAME,
+                },
+            );
+        }
+    }
+}
+
+/// Receives one remote audio track until it ends: decode, level, playback.
+pub async fn receive(
+    track: Arc<dyn TrackRemote>,
+    remote: String,
+    counters: Arc<AudioCounters>,
+    shared: Arc<Shared>,
+) {
+    let Ok(mut decoder) = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono) else {
+        shared.record_error(ErrorCode::InitFailed, "the Opus decoder could not start");
+        return;
+    };
+    // 120 ms, the longest Opus packet.
+    let mut samples = vec![0_i16; 5_760];
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            continue;
+        };
+        counters
+            .bytes
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        let Ok(length) = decoder.decode(&packet.payload, &mut samples, false) else {
+            continue;
+        };
+        let level = audio_level(&samples[..length]);
+        counters.level.store(level, Ordering::Relaxed);
+        counters.packets.fetch_add(1, Ordering::Relaxed);
+        shared.playback.push(&remote, &samples[..length]);
+    }
+    shared.playback.remove(&remote);
+}

@@ -1,0 +1,107 @@
+//! Where encoded local media fans out to every connected peer: one bounded queue per peer and
+//! kind, filled with `try_send` so a slow peer drops frames (and gets a key frame after) instead
+//! of stalling the encoder or the other peers.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+/// One encoded frame (an H.264 access unit or an Opus packet).
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The bitstream.
+    pub data: Bytes,
+    /// How long it lasts.
+    pub duration: Duration,
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    user_id: String,
+    queue: mpsc::Sender<Encoded>,
+}
+
+/// The local streams' subscribers and the key-frame request flag.
+#[derive(Debug, Default)]
+pub struct SendHub {
+    video: Mutex<Vec<Subscriber>>,
+    audio: Mutex<Vec<Subscriber>>,
+    keyframe_wanted: AtomicBool,
+}
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// H.264.
+    Video,
+    /// Opus.
+    Audio,
+}
+
+impl SendHub {
+    fn list(&self, kind: Kind) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
+        match kind {
+            Kind::Video => &self.video,
+            Kind::Audio => &self.audio,
+        }
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts sending `kind` to `user_id` through `queue`; a new video subscriber needs a key frame.
+    pub fn subscribe(&self, kind: Kind, user_id: &str, queue: mpsc::Sender<Encoded>) {
+        let mut list = self.list(kind);
+        list.retain(|subscriber| subscriber.user_id != user_id);
+        list.push(Subscriber {
+            user_id: user_id.to_owned(),
+            queue,
+        });
+        if kind == Kind::Video {
+            self.request_keyframe();
+        }
+    }
+
+    /// Stops sending anything to `user_id`.
+    pub fn unsubscribe(&self, user_id: &str) {
+        for kind in [Kind::Video, Kind::Audio] {
+            self.list(kind)
+                .retain(|subscriber| subscriber.user_id != user_id);
+        }
+    }
+
+    /// How many peers receive `kind`.
+    pub fn subscribers(&self, kind: Kind) -> usize {
+        self.list(kind).len()
+    }
+
+    /// Hands a frame to every subscriber of `kind`; a full video queue asks for a key frame.
+    pub fn publish(&self, kind: Kind, frame: &Encoded) {
+        let mut dropped = false;
+        self.list(kind).retain(
+            |subscriber| match subscriber.queue.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped = true;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+        );
+        if dropped && kind == Kind::Video {
+            self.request_keyframe();
+        }
+    }
+
+    /// Asks the encoder for a key frame (a peer lost one, or joined).
+    pub fn request_keyframe(&self) {
+        self.keyframe_wanted.store(true, Ordering::Release);
+    }
+
+    /// Whether a key frame was asked for since the last call; clears the request.
+    pub fn take_keyframe_request(&self) -> bool {
+        self.keyframe_wanted.swap(false, Ordering::AcqRel)
+    }
+}

@@ -1,0 +1,171 @@
+//! The media engine: WebRTC sessions (one peer connection per remote participant) negotiated
+//! over callscope's signaling, local capture or synthetic sources, H.264 and Opus, and decoded
+//! frames handed to the UI through latest-frame-wins slots. Everything here runs on the engine
+//! thread's tokio runtime or on named media threads it starts; nothing touches the UI.
+
+mod audio;
+mod camera;
+mod frame;
+mod hub;
+mod keyframe;
+pub mod marker;
+pub mod pattern;
+mod peer;
+mod session;
+mod stats;
+pub mod video;
+
+use std::time::Duration;
+
+pub use audio::{AudioDevices, audio_level, list_audio_devices};
+pub use camera::{CameraInfo, list_cameras};
+pub use frame::{FrameSlot, FrameSlots, I420Frame, LOCAL_STREAM, RgbaFrame, StreamCounters};
+pub use session::{MediaNote, MediaSession, SessionView};
+pub use stats::quality_of;
+
+/// Video resolutions, as TUICallKit's `videoResolution`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Resolution {
+    /// 640 x 480, TUICallKit's default.
+    #[default]
+    #[serde(rename = "480p")]
+    P480,
+    /// 1280 x 720.
+    #[serde(rename = "720p")]
+    P720,
+    /// 1920 x 1080.
+    #[serde(rename = "1080p")]
+    P1080,
+}
+
+impl Resolution {
+    /// `(width, height)` in pixels.
+    pub fn size(self) -> (usize, usize) {
+        match self {
+            Self::P480 => (640, 480),
+            Self::P720 => (1280, 720),
+            Self::P1080 => (1920, 1080),
+        }
+    }
+
+    /// Target encoder bitrate in bits per second at 30 fps.
+    pub fn bitrate_bps(self) -> u32 {
+        match self {
+            Self::P480 => 1_000_000,
+            Self::P720 => 2_500_000,
+            Self::P1080 => 4_500_000,
+        }
+    }
+}
+
+impl std::str::FromStr for Resolution {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "480p" => Ok(Self::P480),
+            "720p" => Ok(Self::P720),
+            "1080p" => Ok(Self::P1080),
+            other => Err(format!(
+                "unknown resolution {other:?}: use 480p, 720p or 1080p"
+            )),
+        }
+    }
+}
+
+/// Which device to use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// The system default, or the synthetic source when there is none.
+    #[default]
+    Default,
+    /// The device with this name (or index, for cameras).
+    Named(String),
+    /// The synthetic source (test pattern or tone), never a device.
+    Synthetic,
+}
+
+/// How peer connections find each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceConfig {
+    /// Local UDP addresses to bind; `127.0.0.1:0` is listed explicitly because a wildcard
+    /// skips loopback. `0.0.0.0:0` adds one socket per real interface.
+    pub udp_addrs: Vec<String>,
+    /// STUN or TURN URLs (none by default).
+    pub servers: Vec<String>,
+    /// Time between connectivity checks; the library's 200 ms default dominates a loopback
+    /// set-up.
+    pub check_interval: Duration,
+}
+
+impl Default for IceConfig {
+    fn default() -> Self {
+        Self {
+            udp_addrs: vec!["127.0.0.1:0".to_owned(), "0.0.0.0:0".to_owned()],
+            servers: Vec::new(),
+            check_interval: Duration::from_millis(10),
+        }
+    }
+}
+
+impl IceConfig {
+    /// Loopback only: what tests and benchmarks use.
+    pub fn loopback() -> Self {
+        Self {
+            udp_addrs: vec!["127.0.0.1:0".to_owned()],
+            ..Self::default()
+        }
+    }
+}
+
+/// How the media engine runs for one user.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Sent video size.
+    pub resolution: Resolution,
+    /// Sent frames per second.
+    pub fps: u32,
+    /// Camera.
+    pub camera: DeviceChoice,
+    /// Microphone.
+    pub microphone: DeviceChoice,
+    /// Speaker.
+    pub speaker: DeviceChoice,
+    /// Peer connection set-up.
+    pub ice: IceConfig,
+    /// Where decoded frames go (and the local preview, when `preview` is on).
+    pub frames: FrameSlots,
+    /// Whether the local video is also converted for a preview.
+    pub preview: bool,
+    /// Whether received video is decoded (a demo peer only counts it).
+    pub decode: bool,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            resolution: Resolution::default(),
+            fps: 30,
+            camera: DeviceChoice::Default,
+            microphone: DeviceChoice::Default,
+            speaker: DeviceChoice::Default,
+            ice: IceConfig::default(),
+            frames: FrameSlots::default(),
+            preview: false,
+            decode: true,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// Synthetic sources, no devices, loopback ICE: a demo peer or a test participant.
+    pub fn synthetic() -> Self {
+        Self {
+            camera: DeviceChoice::Synthetic,
+            microphone: DeviceChoice::Synthetic,
+            speaker: DeviceChoice::Synthetic,
+            ice: IceConfig::loopback(),
+            ..Self::default()
+        }
+    }
+}

@@ -1,0 +1,614 @@
+//! One WebRTC peer connection to one remote participant, run as its own task: builds the
+//! connection, negotiates over signaling, starts the send queues once connected, spawns the
+//! receivers for the remote tracks, and reports state and statistics.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
+use rtc::media::Sample;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
+    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::MediaConfig;
+use super::hub::{Encoded, Kind};
+use super::keyframe::{KeyframeRequests, asks_for_keyframe};
+use super::session::{MediaNote, Shared};
+use super::stats::PeerStats;
+use crate::call::ErrorCode;
+use crate::callbacks::{ConnectionState, Event};
+use crate::signaling::ClientMessage;
+
+/// H.264 constrained baseline, packetization mode 1, as every browser and aiortc offer it.
+const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
+const H264_PAYLOAD_TYPE: u8 = 102;
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// A connection that is not up this long after both sides joined has failed.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// How often availability is checked; statistics go out every fourth check.
+const TICK: Duration = Duration::from_millis(250);
+const STATS_EVERY_TICKS: u32 = 4;
+/// Encoded frames waiting to be written per peer: a little slack, then frames drop.
+const VIDEO_QUEUE: usize = 4;
+const AUDIO_QUEUE: usize = 16;
+
+/// What the session tells a peer.
+#[derive(Debug)]
+pub enum PeerCommand {
+    /// An SDP offer or answer from the remote side (JSON).
+    Description(String),
+    /// A trickled ICE candidate from the remote side (JSON).
+    Candidate(String),
+    /// Who is in the call now: an answer waits until the local side has joined.
+    Membership {
+        /// The local user has joined (placed or accepted the call).
+        local_joined: bool,
+        /// The remote user has joined.
+        remote_joined: bool,
+    },
+    /// Close the connection without telling anyone, as if the network had gone: the far side
+    /// notices only when its checks time out.
+    Vanish,
+    /// Close the connection and stop.
+    Close,
+}
+
+/// How a peer starts.
+#[derive(Debug, Clone)]
+pub struct PeerSpec {
+    /// The remote participant.
+    pub remote: String,
+    /// Whether this side sends the offer.
+    pub offerer: bool,
+}
+
+enum Happening {
+    Gathered,
+    State(RTCPeerConnectionState),
+    Track(Arc<dyn TrackRemote>),
+}
+
+/// Forwards the connection's callbacks to the peer task; they run inside the connection's
+/// driver, so they must not wait.
+struct Forwarder {
+    happenings: mpsc::Sender<Happening>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Forwarder {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.happenings.try_send(Happening::Gathered);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.happenings.try_send(Happening::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.happenings.try_send(Happening::Track(track));
+    }
+}
+
+fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: H264_FMTP.to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+async fn build_connection(
+    config: &MediaConfig,
+    happenings: mpsc::Sender<Happening>,
+) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+    let mut media = MediaEngine::default();
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: h264_codec(),
+            payload_type: H264_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Video,
+    )?;
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus_codec(),
+            payload_type: OPUS_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    // After the codecs, so NACK and PLI feedback is negotiated for them.
+    let registry = register_default_interceptors(Registry::new(), &mut media)?
+        .with(Slot::from(14_000), KeyframeRequests::default());
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .with_ice_connection_attempts(Some(config.ice.check_interval), None)
+        .with_ice_timeouts(
+            Some(Duration::from_secs(2)),
+            Some(Duration::from_secs(5)),
+            Some(Duration::from_millis(500)),
+        )
+        .build();
+    let servers = config
+        .ice
+        .servers
+        .iter()
+        .map(|url| RTCIceServer {
+            urls: vec![url.clone()],
+            ..Default::default()
+        })
+        .collect();
+    let builder = PeerConnectionBuilder::new()
+        .with_configuration(
+            RTCConfigurationBuilder::new()
+                .with_ice_servers(servers)
+                .build(),
+        )
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .with_handler(Arc::new(Forwarder { happenings }))
+        .with_udp_addrs(config.ice.udp_addrs.clone());
+    let connection = Box::pin(builder.build()).await?;
+    Ok(Arc::new(connection))
+}
+
+struct LocalTrack {
+    track: Arc<TrackLocalStaticSample>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+}
+
+async fn add_local_track(
+    connection: &Arc<dyn PeerConnection>,
+    kind: RtpCodecKind,
+    user: &str,
+) -> webrtc::error::Result<LocalTrack> {
+    let ssrc = random_ssrc();
+    let (codec, name) = match kind {
+        RtpCodecKind::Video => (h264_codec(), "video"),
+        _ => (opus_codec(), "audio"),
+    };
+    let track = Arc::new(TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            user.to_owned(),
+            format!("{user}-{name}"),
+            name.to_owned(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        ),
+    )?);
+    let sender = connection
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await?;
+    Ok(LocalTrack {
+        track,
+        sender,
+        ssrc,
+    })
+}
+
+fn random_ssrc() -> u32 {
+    let mut bytes = [0_u8; 4];
+    // A clock-derived SSRC is good enough if the system has no random source.
+    if getrandom::fill(&mut bytes).is_err() {
+        return crate::media::marker::now_micros() as u32;
+    }
+    u32::from_be_bytes(bytes)
+}
+
+/// The peer task's state.
+// The flags are independent facts of the negotiation, not one state in disguise.
+#[allow(clippy::struct_excessive_bools)]
+struct Peer {
+    spec: PeerSpec,
+    shared: Arc<Shared>,
+    connection: Arc<dyn PeerConnection>,
+    video: LocalTrack,
+    audio: LocalTrack,
+    /// The local description waits for gathering to finish (candidates go in it).
+    describe_when_gathered: bool,
+    /// A ready answer waits until the local user joins.
+    answer_ready: bool,
+    answer_sent: bool,
+    remote_described: bool,
+    early_candidates: Vec<RTCIceCandidateInit>,
+    local_joined: bool,
+    both_joined_at: Option<Instant>,
+    state: RTCPeerConnectionState,
+    sending: bool,
+    vanished: bool,
+    stats: PeerStats,
+}
+
+/// Runs one peer connection until told to close (or the connection closes).
+pub async fn run_peer(
+    spec: PeerSpec,
+    mut commands: mpsc::Receiver<PeerCommand>,
+    shared: Arc<Shared>,
+) {
+    let (happenings_tx, mut happenings) = mpsc::channel(64);
+    let mut peer = match Box::pin(Peer::start(
+        spec.clone(),
+        Arc::clone(&shared),
+        happenings_tx,
+    ))
+    .await
+    {
+        Ok(peer) => peer,
+        Err(error) => {
+            shared.failed(
+                &spec.remote,
+                &format!("the peer connection could not start: {error}"),
+            );
+            return;
+        }
+    };
+    let mut tick = tokio::time::interval(TICK);
+    let mut ticks = 0_u32;
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None | Some(PeerCommand::Close) => break,
+                Some(command) => peer.command(command).await,
+            },
+            Some(happening) = happenings.recv() => peer.happening(happening).await,
+            _ = tick.tick() => {
+                ticks = ticks.wrapping_add(1);
+                peer.tick(ticks.is_multiple_of(STATS_EVERY_TICKS)).await;
+            }
+        }
+    }
+    peer.close().await;
+}
+
+impl Peer {
+    async fn start(
+        spec: PeerSpec,
+        shared: Arc<Shared>,
+        happenings: mpsc::Sender<Happening>,
+    ) -> webrtc::error::Result<Self> {
+        let connection = Box::pin(build_connection(&shared.config, happenings)).await?;
+        let video = add_local_track(&connection, RtpCodecKind::Video, &shared.me).await?;
+        let audio = add_local_track(&connection, RtpCodecKind::Audio, &shared.me).await?;
+        spawn_keyframe_listener(Arc::clone(&video.track), Arc::clone(&shared));
+        let mut peer = Self {
+            stats: PeerStats::new(&spec.remote),
+            spec,
+            shared,
+            connection,
+            video,
+            audio,
+            describe_when_gathered: false,
+            answer_ready: false,
+            answer_sent: false,
+            remote_described: false,
+            early_candidates: Vec::new(),
+            local_joined: false,
+            both_joined_at: None,
+            state: RTCPeerConnectionState::New,
+            sending: false,
+            vanished: false,
+        };
+        peer.report_state(ConnectionState::New);
+        if peer.spec.offerer {
+            let offer = peer.connection.create_offer(None).await?;
+            peer.connection.set_local_description(offer).await?;
+            peer.describe_when_gathered = true;
+        }
+        Ok(peer)
+    }
+
+    async fn command(&mut self, command: PeerCommand) {
+        let result = match command {
+            PeerCommand::Description(json) => self.remote_description(&json).await,
+            PeerCommand::Candidate(json) => self.remote_candidate(&json).await,
+            PeerCommand::Membership {
+                local_joined,
+                remote_joined,
+            } => {
+                self.local_joined = local_joined;
+                if local_joined && remote_joined && self.both_joined_at.is_none() {
+                    self.both_joined_at = Some(Instant::now());
+                }
+                self.send_answer_if_ready().await;
+                Ok(())
+            }
+            PeerCommand::Vanish => {
+                self.shared.hub.unsubscribe(&self.spec.remote);
+                self.vanished = true;
+                let _ = self.connection.close().await;
+                Ok(())
+            }
+            PeerCommand::Close => Ok(()),
+        };
+        if let Err(error) = result {
+            self.shared.record_error(
+                ErrorCode::InvalidParameter,
+                &format!(
+                    "media negotiation with {} failed: {error}",
+                    self.spec.remote
+                ),
+            );
+        }
+    }
+
+    async fn remote_description(&mut self, json: &str) -> Result<(), String> {
+        let description: RTCSessionDescription = serde_json::from_str(json)
+            .map_err(|error| format!("malformed description: {error}"))?;
+        let offer = description.sdp_type == RTCSdpType::Offer;
+        if offer == self.spec.offerer {
+            return Err(format!(
+                "unexpected {} from {}",
+                description.sdp_type, self.spec.remote
+            ));
+        }
+        self.connection
+            .set_remote_description(description)
+            .await
+            .map_err(|error| error.to_string())?;
+        self.remote_described = true;
+        for candidate in std::mem::take(&mut self.early_candidates) {
+            let _ = self.connection.add_ice_candidate(candidate).await;
+        }
+        if offer {
+            let answer = self
+                .connection
+                .create_answer(None)
+                .await
+                .map_err(|error| error.to_string())?;
+            self.connection
+                .set_local_description(answer)
+                .await
+                .map_err(|error| error.to_string())?;
+            self.describe_when_gathered = true;
+        }
+        Ok(())
+    }
+
+    async fn remote_candidate(&mut self, json: &str) -> Result<(), String> {
+        let candidate: RTCIceCandidateInit =
+            serde_json::from_str(json).map_err(|error| format!("malformed candidate: {error}"))?;
+        if self.remote_described {
+            self.connection
+                .add_ice_candidate(candidate)
+                .await
+                .map_err(|error| error.to_string())
+        } else {
+            self.early_candidates.push(candidate);
+            Ok(())
+        }
+    }
+
+    async fn happening(&mut self, happening: Happening) {
+        match happening {
+            Happening::Gathered if self.describe_when_gathered => {
+                self.describe_when_gathered = false;
+                if self.spec.offerer {
+                    self.send_local_description().await;
+                } else {
+                    self.answer_ready = true;
+                    self.send_answer_if_ready().await;
+                }
+            }
+            Happening::Gathered => {}
+            Happening::State(state) => self.state_changed(state).await,
+            Happening::Track(track) => self.track(track).await,
+        }
+    }
+
+    async fn send_answer_if_ready(&mut self) {
+        if self.answer_ready && self.local_joined && !self.answer_sent {
+            self.answer_sent = true;
+            self.send_local_description().await;
+        }
+    }
+
+    async fn send_local_description(&self) {
+        let Some(description) = self.connection.local_description().await else {
+            return;
+        };
+        let Ok(json) = serde_json::to_string(&description) else {
+            return;
+        };
+        self.shared.note(MediaNote::Send(ClientMessage::Sdp {
+            call_id: self.shared.call_id.clone(),
+            to: self.spec.remote.clone(),
+            description: json,
+        }));
+    }
+
+    async fn state_changed(&mut self, state: RTCPeerConnectionState) {
+        if state == self.state || self.vanished {
+            return;
+        }
+        self.state = state;
+        let reported = match state {
+            RTCPeerConnectionState::Connecting => ConnectionState::Connecting,
+            RTCPeerConnectionState::Connected => ConnectionState::Connected,
+            RTCPeerConnectionState::Disconnected => ConnectionState::Reconnecting,
+            RTCPeerConnectionState::Failed => ConnectionState::Failed,
+            RTCPeerConnectionState::Closed => ConnectionState::Closed,
+            _ => return,
+        };
+        self.report_state(reported);
+        match state {
+            RTCPeerConnectionState::Connected if !self.sending => {
+                self.sending = true;
+                self.start_sending().await;
+            }
+            RTCPeerConnectionState::Failed => {
+                self.shared
+                    .failed(&self.spec.remote, "the media connection failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn report_state(&self, state: ConnectionState) {
+        self.shared.dispatch(Event::ConnectionStateChanged {
+            user_id: self.spec.remote.clone(),
+            state,
+        });
+    }
+
+    async fn start_sending(&self) {
+        for (local, kind, capacity) in [
+            (&self.video, Kind::Video, VIDEO_QUEUE),
+            (&self.audio, Kind::Audio, AUDIO_QUEUE),
+        ] {
+            let payload_type = match local.sender.get_parameters().await {
+                Ok(parameters) => parameters
+                    .rtp_parameters
+                    .codecs
+                    .first()
+                    .map(|codec| codec.payload_type),
+                Err(_) => None,
+            };
+            let Some(payload_type) = payload_type else {
+                // The remote side did not accept this kind of media; nothing to send.
+                continue;
+            };
+            let (queue, frames) = mpsc::channel(capacity);
+            tokio::spawn(write_samples(
+                Arc::clone(&local.track),
+                local.ssrc,
+                payload_type,
+                frames,
+            ));
+            self.shared.hub.subscribe(kind, &self.spec.remote, queue);
+        }
+    }
+
+    async fn track(&mut self, track: Arc<dyn TrackRemote>) {
+        let kind = track.kind().await;
+        let Some(ssrc) = track.ssrcs().await.first().copied() else {
+            return;
+        };
+        let remote = self.spec.remote.clone();
+        let shared = Arc::clone(&self.shared);
+        match kind {
+            RtpCodecKind::Video => {
+                let slot = self.shared.config.frames.reset(&remote);
+                self.stats.watch_video(Arc::clone(&slot));
+                tokio::spawn(super::video::receive(track, ssrc, slot, shared));
+            }
+            RtpCodecKind::Audio => {
+                let counters = self.stats.audio_counters();
+                tokio::spawn(super::audio::receive(track, remote, counters, shared));
+            }
+            _ => {}
+        }
+    }
+
+    async fn tick(&mut self, with_stats: bool) {
+        if let Some(since) = self.both_joined_at
+            && self.state != RTCPeerConnectionState::Connected
+            && !self.sending
+            && since.elapsed() > CONNECT_DEADLINE
+        {
+            self.both_joined_at = None;
+            self.shared.failed(
+                &self.spec.remote,
+                "the media connection did not come up within 10 s",
+            );
+        }
+        for event in self.stats.availability() {
+            self.shared.dispatch(event);
+        }
+        if with_stats && self.sending {
+            let report = self
+                .connection
+                .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
+                .await;
+            for event in self.stats.report(&report) {
+                self.shared.dispatch(event);
+            }
+        }
+    }
+
+    async fn close(self) {
+        self.shared.hub.unsubscribe(&self.spec.remote);
+        let _ = self.connection.close().await;
+        self.shared.config.frames.remove(&self.spec.remote);
+        for event in self.stats.ended() {
+            self.shared.dispatch(event);
+        }
+        self.report_state(ConnectionState::Closed);
+    }
+}
+
+/// Writes queued frames to a local track until the queue closes.
+async fn write_samples(
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    payload_type: u8,
+    mut frames: mpsc::Receiver<Encoded>,
+) {
+    while let Some(frame) = frames.recv().await {
+        let sample = Sample {
+            data: frame.data,
+            duration: frame.duration,
+            ..Sample::new(Instant::now())
+        };
+        if track
+            .write_sample(ssrc, payload_type, &sample, &[])
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Asks the encoder for a key frame whenever the far end sends PLI or FIR.
+fn spawn_keyframe_listener(track: Arc<TrackLocalStaticSample>, shared: Arc<Shared>) {
+    tokio::spawn(async move {
+        while let Some(event) = track.poll().await {
+            if let TrackLocalEvent::OnRtcpPacket(packets) = event
+                && packets
+                    .iter()
+                    .any(|packet| asks_for_keyframe(packet.as_ref()))
+            {
+                shared.hub.request_keyframe();
+            }
+        }
+    });
+}

@@ -1,0 +1,236 @@
+//! Per-peer figures: whether audio and video are flowing (from real frames and packets), and
+//! the once-a-second `onCallStats` with the network quality derived from it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
+
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use webrtc::peer_connection::RTCStatsReport;
+
+use super::frame::FrameSlot;
+use crate::callbacks::{CallStats, Event, NetworkQuality};
+
+/// Checks without a new frame or packet before a stream counts as stopped.
+const STALL_TICKS: u32 = 3;
+
+/// What the audio receiver counts.
+#[derive(Debug, Default)]
+pub struct AudioCounters {
+    /// Opus packets decoded.
+    pub packets: AtomicU64,
+    /// Payload bytes received.
+    pub bytes: AtomicU64,
+    /// The last packet's speaking level, 0..=100.
+    pub level: AtomicU8,
+}
+
+/// One stream's availability as last reported.
+#[derive(Debug, Default)]
+struct Flow {
+    last_count: u64,
+    stalled_ticks: u32,
+    available: bool,
+}
+
+impl Flow {
+    /// Feeds the current count; `Some(now_available)` when that changed.
+    fn update(&mut self, count: u64) -> Option<bool> {
+        if count > self.last_count {
+            self.last_count = count;
+            self.stalled_ticks = 0;
+            if !self.available {
+                self.available = true;
+                return Some(true);
+            }
+        } else {
+            self.stalled_ticks += 1;
+            if self.available && self.stalled_ticks >= STALL_TICKS {
+                self.available = false;
+                return Some(false);
+            }
+        }
+        None
+    }
+}
+
+/// The figures of one remote participant.
+#[derive(Debug)]
+pub struct PeerStats {
+    user_id: String,
+    video: Option<Arc<FrameSlot>>,
+    audio: Arc<AudioCounters>,
+    video_flow: Flow,
+    audio_flow: Flow,
+    quality: NetworkQuality,
+    last_report: Option<Instant>,
+    last_frames: u64,
+    last_bytes: u64,
+    last_packets: (u64, i64),
+}
+
+impl PeerStats {
+    /// Figures for `user_id`, nothing received yet.
+    pub fn new(user_id: &str) -> Self {
+        Self {
+            user_id: user_id.to_owned(),
+            video: None,
+            audio: Arc::default(),
+            video_flow: Flow::default(),
+            audio_flow: Flow::default(),
+            quality: NetworkQuality::Unknown,
+            last_report: None,
+            last_frames: 0,
+            last_bytes: 0,
+            last_packets: (0, 0),
+        }
+    }
+
+    /// Counts the frames of this video stream.
+    pub fn watch_video(&mut self, slot: Arc<FrameSlot>) {
+        self.video = Some(slot);
+    }
+
+    /// The counters the audio receiver updates.
+    pub fn audio_counters(&self) -> Arc<AudioCounters> {
+        Arc::clone(&self.audio)
+    }
+
+    fn frames(&self) -> u64 {
+        self.video.as_ref().map_or(0, |slot| {
+            slot.counters.frames_decoded.load(Ordering::Relaxed)
+        })
+    }
+
+    /// `onUserVideoAvailable` / `onUserAudioAvailable` for streams that started or stopped.
+    pub fn availability(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        if let Some(available) = self.video_flow.update(self.frames()) {
+            events.push(Event::UserVideoAvailable {
+                user_id: self.user_id.clone(),
+                available,
+            });
+        }
+        if let Some(available) = self
+            .audio_flow
+            .update(self.audio.packets.load(Ordering::Relaxed))
+        {
+            events.push(Event::UserAudioAvailable {
+                user_id: self.user_id.clone(),
+                available,
+            });
+        }
+        events
+    }
+
+    /// `onCallStats`, and `onUserNetworkQualityChanged` if the quality moved.
+    pub fn report(&mut self, report: &RTCStatsReport) -> Vec<Event> {
+        let now = Instant::now();
+        let elapsed_secs = self.last_report.map_or(1.0, |last| {
+            now.duration_since(last).as_secs_f64().max(0.001)
+        });
+        self.last_report = Some(now);
+        let rtt_millis = report
+            .candidate_pairs()
+            .filter(|pair| pair.nominated)
+            .map(|pair| pair.current_round_trip_time * 1000.0)
+            .fold(0.0, f64::max);
+        let (mut bytes, mut received, mut lost, mut jitter_millis) = (0_u64, 0_u64, 0_i64, 0.0_f64);
+        for stream in report.inbound_rtp_streams() {
+            let rtp = &stream.received_rtp_stream_stats;
+            bytes += stream.bytes_received;
+            received += rtp.packets_received;
+            lost += rtp.packets_lost;
+            // The library reports jitter in RTP timestamp units.
+            let clock = match rtp.rtp_stream_stats.kind {
+                RtpCodecKind::Video => 90.0,
+                _ => 48.0,
+            };
+            jitter_millis = jitter_millis.max(rtp.jitter / clock);
+        }
+        let frames = self.frames();
+        let fps = (frames - self.last_frames.min(frames)) as f64 / elapsed_secs;
+        let bitrate_kbps =
+            (bytes.saturating_sub(self.last_bytes)) as f64 * 8.0 / elapsed_secs / 1000.0;
+        let interval_received = received.saturating_sub(self.last_packets.0);
+        let interval_lost = (lost - self.last_packets.1).max(0).cast_unsigned();
+        let loss_pct = if interval_received + interval_lost == 0 {
+            0.0
+        } else {
+            interval_lost as f64 * 100.0 / (interval_received + interval_lost) as f64
+        };
+        self.last_frames = frames;
+        self.last_bytes = bytes;
+        self.last_packets = (received, lost);
+        let (width, height) = self
+            .video
+            .as_ref()
+            .map_or((0, 0), |slot| slot.counters.resolution());
+        let mut events = vec![Event::CallStats(CallStats {
+            user_id: self.user_id.clone(),
+            rtt_millis: round2(rtt_millis),
+            jitter_millis: round2(jitter_millis),
+            loss_pct: round2(loss_pct),
+            fps: round2(fps),
+            bitrate_kbps: round2(bitrate_kbps),
+            resolution: if width == 0 {
+                String::new()
+            } else {
+                format!("{width}x{height}")
+            },
+            frames_decoded: frames,
+        })];
+        let quality = if interval_received == 0 {
+            NetworkQuality::Down
+        } else {
+            quality_of(rtt_millis, loss_pct)
+        };
+        if quality != self.quality {
+            self.quality = quality;
+            events.push(Event::UserNetworkQualityChanged {
+                user_id: self.user_id.clone(),
+                quality,
+            });
+        }
+        events
+    }
+
+    /// The streams that were flowing stop: the peer is gone.
+    pub fn ended(&self) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.video_flow.available {
+            events.push(Event::UserVideoAvailable {
+                user_id: self.user_id.clone(),
+                available: false,
+            });
+        }
+        if self.audio_flow.available {
+            events.push(Event::UserAudioAvailable {
+                user_id: self.user_id.clone(),
+                available: false,
+            });
+        }
+        events
+    }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// TUICallKit's quality scale from round-trip time and loss.
+pub fn quality_of(rtt_millis: f64, loss_pct: f64) -> NetworkQuality {
+    if loss_pct < 1.0 && rtt_millis < 100.0 {
+        NetworkQuality::Excellent
+    } else if loss_pct < 3.0 && rtt_millis < 200.0 {
+        NetworkQuality::Good
+    } else if loss_pct < 8.0 && rtt_millis < 400.0 {
+        NetworkQuality::Poor
+    } else if loss_pct < 15.0 && rtt_millis < 800.0 {
+        NetworkQuality::Bad
+    } else if loss_pct < 30.0 {
+        NetworkQuality::Vbad
+    } else {
+        NetworkQuality::Down
+    }
+}

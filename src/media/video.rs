@@ -1,0 +1,463 @@
+//! Video: the send thread (camera or test pattern, H.264 encoder built once per stream, a key
+//! frame whenever a receiver asks) and the receive path (RTP depacketized into access units, a
+//! decoder thread per remote stream, I420 to RGBA, the frame slot, a repaint).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openh264::OpenH264API;
+use openh264::decoder::{Decoder, DecoderConfig};
+use openh264::encoder::{BitRate, Complexity, Encoder, EncoderConfig, FrameRate, UsageType};
+use openh264::formats::{YUVSlices, YUVSource as _};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer as _;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use yuv::{YuvPlanarImage, YuvRange, YuvStandardMatrix};
+
+use super::camera::Capture;
+use super::frame::{FrameSlot, I420Frame, LOCAL_STREAM, RgbaFrame};
+use super::hub::{Encoded, Kind};
+use super::marker::{self, Marker};
+use super::pattern::TestPattern;
+use super::session::Shared;
+use super::{DeviceChoice, Resolution};
+use crate::call::ErrorCode;
+
+/// Access units waiting for a decoder; when it falls behind, units drop and a key frame is asked.
+const DECODE_QUEUE: usize = 8;
+/// Key-frame requests to the sender are at least this far apart.
+const PLI_INTERVAL: Duration = Duration::from_millis(200);
+
+/// An H.264 encoder for one local stream.
+pub struct VideoEncoder {
+    encoder: Encoder,
+    buffer: Vec<u8>,
+}
+
+impl std::fmt::Debug for VideoEncoder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("VideoEncoder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl VideoEncoder {
+    /// An encoder for `resolution` at `fps`, built from the bundled OpenH264 source.
+    pub fn new(resolution: Resolution, fps: u32) -> Result<Self, openh264::Error> {
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(resolution.bitrate_bps()))
+            .max_frame_rate(FrameRate::from_hz(fps as f32))
+            .usage_type(UsageType::CameraVideoRealTime)
+            .complexity(Complexity::Low)
+            .skip_frames(false);
+        Ok(Self {
+            encoder: Encoder::with_api_config(OpenH264API::from_source(), config)?,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// Encodes one frame into an Annex-B access unit; `keyframe` forces an IDR (which carries
+    /// SPS and PPS, so a receiver can start from it).
+    pub fn encode(&mut self, frame: &I420Frame, keyframe: bool) -> Result<&[u8], openh264::Error> {
+        if keyframe {
+            self.encoder.force_intra_frame();
+        }
+        let source = YUVSlices::new(
+            (&frame.y, &frame.u, &frame.v),
+            (frame.width, frame.height),
+            (frame.width, frame.width / 2, frame.width / 2),
+        );
+        let stream = self.encoder.encode(&source)?;
+        self.buffer.clear();
+        stream.write_vec(&mut self.buffer);
+        Ok(&self.buffer)
+    }
+}
+
+/// An H.264 decoder that turns access units into RGBA frames.
+pub struct VideoDecoder {
+    decoder: Decoder,
+}
+
+impl std::fmt::Debug for VideoDecoder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("VideoDecoder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl VideoDecoder {
+    /// A decoder built from the bundled OpenH264 source.
+    pub fn new() -> Result<Self, openh264::Error> {
+        Ok(Self {
+            decoder: Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())?,
+        })
+    }
+
+    /// Decodes one access unit; `Ok(None)` when it holds no picture yet.
+    pub fn decode(&mut self, access_unit: &[u8]) -> Result<Option<RgbaFrame>, openh264::Error> {
+        let Some(picture) = self.decoder.decode(access_unit)? else {
+            return Ok(None);
+        };
+        let (width, height) = picture.dimensions();
+        let (y_stride, u_stride, v_stride) = picture.strides();
+        let found = Marker::read(picture.y(), y_stride, width, height);
+        let image = YuvPlanarImage {
+            y_plane: picture.y(),
+            y_stride: y_stride as u32,
+            u_plane: picture.u(),
+            u_stride: u_stride as u32,
+            v_plane: picture.v(),
+            v_stride: v_stride as u32,
+            width: width as u32,
+            height: height as u32,
+        };
+        let mut pixels = vec![0_u8; width * height * 4];
+        if yuv::yuv420_to_rgba(
+            &image,
+            &mut pixels,
+            width as u32 * 4,
+            YuvRange::Limited,
+            YuvStandardMatrix::Bt601,
+        )
+        .is_err()
+        {
+            return Ok(None);
+        }
+        Ok(Some(RgbaFrame {
+            width,
+            height,
+            pixels,
+            counter: found.map(|found| found.counter),
+            glass_to_glass_micros: found
+                .map(|found| marker::elapsed_micros(found.capture_micros, marker::now_micros())),
+        }))
+    }
+}
+
+/// Converts an I420 frame to RGBA (the local preview).
+pub fn to_rgba(frame: &I420Frame) -> Option<RgbaFrame> {
+    let image = YuvPlanarImage {
+        y_plane: &frame.y,
+        y_stride: frame.width as u32,
+        u_plane: &frame.u,
+        u_stride: frame.width as u32 / 2,
+        v_plane: &frame.v,
+        v_stride: frame.width as u32 / 2,
+        width: frame.width as u32,
+        height: frame.height as u32,
+    };
+    let mut pixels = vec![0_u8; frame.width * frame.height * 4];
+    yuv::yuv420_to_rgba(
+        &image,
+        &mut pixels,
+        frame.width as u32 * 4,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt601,
+    )
+    .ok()?;
+    Some(RgbaFrame {
+        width: frame.width,
+        height: frame.height,
+        pixels,
+        counter: None,
+        glass_to_glass_micros: None,
+    })
+}
+
+/// Where local video comes from.
+enum VideoSource {
+    Camera(Capture),
+    Pattern(TestPattern),
+}
+
+impl VideoSource {
+    /// The chosen camera, or the test pattern (saying why in the timeline) when there is none.
+    fn open(shared: &Shared) -> Self {
+        let (width, height) = shared.config.resolution.size();
+        let pattern = || Self::Pattern(TestPattern::new(width, height, &shared.me));
+        let name = match &shared.config.camera {
+            DeviceChoice::Synthetic => return pattern(),
+            DeviceChoice::Default => None,
+            DeviceChoice::Named(name) => Some(name.as_str()),
+        };
+        match Capture::open(name, width, height, shared.config.fps) {
+            Ok(capture) => Self::Camera(capture),
+            Err(error) => {
+                shared.record_error(
+                    ErrorCode::CameraUnavailable,
+                    &format!("{error}; sending the synthetic test pattern instead"),
+                );
+                pattern()
+            }
+        }
+    }
+}
+
+/// The local video thread; it stops when dropped.
+#[derive(Debug)]
+pub struct VideoSender {
+    running: Arc<AtomicBool>,
+}
+
+impl VideoSender {
+    /// Starts capturing and encoding for the peers in `shared.hub`.
+    pub fn start(shared: Arc<Shared>) -> Self {
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = Arc::clone(&running);
+        let started = std::thread::Builder::new()
+            .name("video-send".into())
+            .spawn(move || send_video(&shared, &flag));
+        if started.is_err() {
+            running.store(false, Ordering::Release);
+        }
+        Self { running }
+    }
+}
+
+impl Drop for VideoSender {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Release);
+    }
+}
+
+fn send_video(shared: &Shared, running: &AtomicBool) {
+    let fps = shared.config.fps.max(1);
+    let interval = Duration::from_nanos(1_000_000_000_u64.div_ceil(u64::from(fps)));
+    let mut encoder = match VideoEncoder::new(shared.config.resolution, fps) {
+        Ok(encoder) => encoder,
+        Err(error) => {
+            shared.record_error(
+                ErrorCode::InitFailed,
+                &format!("the H.264 encoder could not start: {error}"),
+            );
+            return;
+        }
+    };
+    let mut source = VideoSource::open(shared);
+    let preview = shared
+        .config
+        .preview
+        .then(|| shared.config.frames.reset(LOCAL_STREAM));
+    let mut next = Instant::now();
+    let mut keyframe = true;
+    while running.load(Ordering::Acquire) {
+        next += interval;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        } else if now - next > interval {
+            // Fell behind (a slow machine): skip ahead rather than burst.
+            next = now;
+        }
+        if !shared.video_enabled.load(Ordering::Acquire) || shared.hub.subscribers(Kind::Video) == 0
+        {
+            keyframe = true;
+            continue;
+        }
+        let capture_micros = marker::now_micros();
+        let frame = match &mut source {
+            VideoSource::Camera(capture) => match capture.frame() {
+                Ok(frame) => frame,
+                Err(error) => {
+                    shared.record_error(
+                        ErrorCode::CameraUnavailable,
+                        &format!("{error}; sending the synthetic test pattern instead"),
+                    );
+                    let (width, height) = shared.config.resolution.size();
+                    source = VideoSource::Pattern(TestPattern::new(width, height, &shared.me));
+                    keyframe = true;
+                    continue;
+                }
+            },
+            VideoSource::Pattern(pattern) => pattern.next_frame(capture_micros),
+        };
+        if let Some(slot) = &preview
+            && let Some(rgba) = to_rgba(frame)
+        {
+            slot.put(rgba);
+            shared.config.frames.repaint();
+        }
+        keyframe |= shared.hub.take_keyframe_request();
+        match encoder.encode(frame, keyframe) {
+            Ok(data) if !data.is_empty() => {
+                keyframe = false;
+                shared.hub.publish(
+                    Kind::Video,
+                    &Encoded {
+                        data: Bytes::copy_from_slice(data),
+                        duration: interval,
+                    },
+                );
+            }
+            Ok(_) => {}
+            Err(error) => shared.record_error(
+                ErrorCode::InitFailed,
+                &format!("H.264 encoding failed: {error}"),
+            ),
+        }
+    }
+    if let Some(slot) = preview {
+        slot.clear();
+    }
+}
+
+/// Receives one remote video track until it ends: access units go to a decoder thread.
+pub async fn receive(
+    track: Arc<dyn TrackRemote>,
+    ssrc: u32,
+    slot: Arc<FrameSlot>,
+    shared: Arc<Shared>,
+) {
+    let pli_wanted = Arc::new(AtomicBool::new(false));
+    let (units, queue) = crossbeam_channel::bounded::<Vec<u8>>(DECODE_QUEUE);
+    if shared.config.decode {
+        let (slot, shared, pli) = (
+            Arc::clone(&slot),
+            Arc::clone(&shared),
+            Arc::clone(&pli_wanted),
+        );
+        let started = std::thread::Builder::new()
+            .name("video-decode".into())
+            .spawn(move || decode_video(&queue, &slot, &shared, &pli));
+        if started.is_err() {
+            return;
+        }
+    }
+    let mut assembler = Assembler::default();
+    let mut last_pli: Option<Instant> = None;
+    while let Some(event) = track.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            continue;
+        };
+        slot.counters
+            .bytes_received
+            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+        if let Some(unit) = assembler.push(&packet) {
+            if !shared.config.decode {
+                slot.counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+            } else if units.try_send(unit).is_err() {
+                pli_wanted.store(true, Ordering::Release);
+            }
+        }
+        if std::mem::take(&mut assembler.lost) {
+            pli_wanted.store(true, Ordering::Release);
+        }
+        let due = last_pli.is_none_or(|last| last.elapsed() >= PLI_INTERVAL);
+        if due && pli_wanted.swap(false, Ordering::AcqRel) {
+            last_pli = Some(Instant::now());
+            let request = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            let _ = track.write_rtcp(vec![Box::new(request)]).await;
+        }
+    }
+}
+
+/// Builds access units from RTP packets: one unit per marker bit, dropped whole on a gap.
+#[derive(Default)]
+struct Assembler {
+    depacketizer: H264Packet,
+    unit: Vec<u8>,
+    last_sequence: Option<u16>,
+    timestamp: Option<u32>,
+    /// The unit being built lost a packet.
+    damaged: bool,
+    /// A unit was dropped since the caller last looked: time to ask for a key frame.
+    lost: bool,
+}
+
+impl Assembler {
+    fn push(&mut self, packet: &rtc::rtp::Packet) -> Option<Vec<u8>> {
+        let header = &packet.header;
+        if self
+            .last_sequence
+            .is_some_and(|last| last.wrapping_add(1) != header.sequence_number)
+        {
+            self.damaged = true;
+            self.depacketizer = H264Packet::default();
+        }
+        self.last_sequence = Some(header.sequence_number);
+        if self.timestamp != Some(header.timestamp) {
+            // A new picture began without the last one's marker: drop what was half built.
+            if !self.unit.is_empty() {
+                self.damaged = true;
+            }
+            self.unit.clear();
+            self.timestamp = Some(header.timestamp);
+        }
+        match self.depacketizer.depacketize(&packet.payload) {
+            Ok(bytes) => self.unit.extend_from_slice(&bytes),
+            Err(_) => self.damaged = true,
+        }
+        if !header.marker {
+            return None;
+        }
+        let unit = std::mem::take(&mut self.unit);
+        self.timestamp = None;
+        if std::mem::take(&mut self.damaged) {
+            self.lost = true;
+            return None;
+        }
+        (!unit.is_empty()).then_some(unit)
+    }
+}
+
+fn decode_video(
+    queue: &crossbeam_channel::Receiver<Vec<u8>>,
+    slot: &FrameSlot,
+    shared: &Shared,
+    pli_wanted: &AtomicBool,
+) {
+    let mut decoder = match VideoDecoder::new() {
+        Ok(decoder) => decoder,
+        Err(error) => {
+            shared.record_error(
+                ErrorCode::InitFailed,
+                &format!("the H.264 decoder could not start: {error}"),
+            );
+            return;
+        }
+    };
+    let mut last_counter: Option<u32> = None;
+    while let Ok(unit) = queue.recv() {
+        let frame = match decoder.decode(&unit) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => continue,
+            Err(_) => {
+                pli_wanted.store(true, Ordering::Release);
+                continue;
+            }
+        };
+        let counters = &slot.counters;
+        counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+        counters.resolution.store(
+            (frame.width as u64) << 32 | frame.height as u64,
+            Ordering::Relaxed,
+        );
+        if let Some(counter) = frame.counter {
+            if let Some(last) = last_counter
+                && counter > last
+            {
+                counters
+                    .frames_lost
+                    .fetch_add(u64::from(counter - last - 1), Ordering::Relaxed);
+            }
+            last_counter = Some(counter);
+        }
+        if let Some(micros) = frame.glass_to_glass_micros {
+            counters.frames_marked.fetch_add(1, Ordering::Relaxed);
+            counters
+                .glass_to_glass_sum_micros
+                .fetch_add(micros, Ordering::Relaxed);
+        }
+        slot.put(frame);
+        shared.config.frames.repaint();
+    }
+}
