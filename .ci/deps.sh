@@ -12,6 +12,25 @@ CALLSCOPE_WINDOW_PACKAGES=(libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommo
 # The window test runs the app under a virtual display and reads its screenshot.
 CALLSCOPE_TEST_PACKAGES=(xvfb xauth imagemagick)
 
+# The interop tests and `callscope bench call` run aiortc, an independent WebRTC stack, from a
+# Python venv.
+CALLSCOPE_INTEROP_PACKAGES=(python3 python3-venv)
+
+callscope_need_interop_venv() {
+    local venv="target/interop-venv"
+    local requirements="tests/interop/requirements.txt"
+    if [ -x "$venv/bin/python" ] && cmp -s "$requirements" "$venv/requirements.txt"; then
+        echo "callscope: aiortc venv present: $venv"
+    else
+        echo "callscope: setting up the aiortc venv for the interop tests in $venv (pip, wheels)"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+        cp "$requirements" "$venv/requirements.txt"
+    fi
+    CALLSCOPE_AIORTC_PYTHON="$PWD/$venv/bin/python"
+    export CALLSCOPE_AIORTC_PYTHON
+}
+
 callscope_need_packages() {
     local missing=()
     local package

@@ -34,6 +34,9 @@ struct Cli {
     /// Call these users (demo peers too) as soon as the window is logged in.
     #[arg(long = "call", value_name = "USER")]
     call_on_start: Vec<String>,
+    /// The video resolution the window sends: 480p (TUICallKit's default), 720p or 1080p.
+    #[arg(long, default_value = "480p", value_name = "RESOLUTION")]
+    resolution: callscope::media::Resolution,
     /// The window's renderer: `glow` (OpenGL) or `wgpu`.
     #[arg(long, default_value = "glow", value_name = "RENDERER")]
     renderer: eframe::Renderer,
@@ -69,6 +72,8 @@ enum Command {
 enum BenchCommand {
     /// Load test of the signaling server: sessions held, call set-ups per second, memory.
     Signaling(cli::bench::SignalingBenchArgs),
+    /// Video calls on loopback: set-up time, first frame, glass-to-glass and CPU, against aiortc.
+    Call(cli::bench_call::CallBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -130,6 +135,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::bench::signaling(&args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Bench(BenchCommand::Call(args))) => {
+            cli::bench_call::call(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Usersig(args)) => {
             cli::server::usersig(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -155,6 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 server,
                 data_dir,
                 call_on_start: cli.call_on_start,
+                resolution: cli.resolution,
             };
             callscope::ui::run(options, cli.renderer)?;
             Ok(ExitCode::SUCCESS)

@@ -467,3 +467,170 @@ fn a_vanished_peer_ends_the_call_with_media_failed_within_ten_seconds() {
     // Bob's side learns it from the server.
     bob.wait_for("for bob's call to end", |b| b.ended_with().is_some());
 }
+
+/// The Python that has aiortc: `$CALLSCOPE_AIORTC_PYTHON`, set up by `bash .ci/test`.
+fn aiortc_python() -> std::path::PathBuf {
+    let python = std::env::var_os("CALLSCOPE_AIORTC_PYTHON").map_or_else(
+        || {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("target/interop-venv/bin/python")
+        },
+        std::path::PathBuf::from,
+    );
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash .ci/test`, which sets up the aiortc venv",
+        python.display()
+    );
+    python
+}
+
+/// An aiortc peer in its own process, speaking callscope's signaling.
+struct Aiortc {
+    child: std::process::Child,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Drop for Aiortc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Aiortc {
+    fn start(net: &Net, user: &str, mode: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/aiortc_peer.py");
+        let mut child = std::process::Command::new(aiortc_python())
+            .arg(script)
+            .args(["--server", &net.url, "--user", user, "--user-sig"])
+            .arg(sign_user_sig(SECRET, user))
+            .args(["--resolution", "480p"])
+            .args(mode)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, events) = std::sync::mpsc::sync_channel(64);
+        std::thread::Builder::new()
+            .name(format!("aiortc {user}"))
+            .spawn(move || {
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if let Ok(event) = serde_json::from_str(&line)
+                        && sender.send(event).is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+            .unwrap();
+        Self { child, events }
+    }
+
+    /// The next event named `name` (an `error` event fails the test).
+    fn wait_event(&self, name: &str, limit: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let event = self
+                .events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {name} from the aiortc peer within {limit:?}"));
+            assert_ne!(event["event"], "error", "the aiortc peer failed: {event}");
+            if event["event"] == name {
+                return event;
+            }
+        }
+    }
+}
+
+fn number(event: &serde_json::Value, field: &str) -> f64 {
+    event[field]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{field} missing in {event}"))
+}
+
+#[test]
+fn callscope_calls_aiortc_with_video_and_audio_both_ways() {
+    let _serial = serial();
+    let net = Net::start();
+    let peer = Aiortc::start(&net, "rtc-bob", &["--answer"]);
+    peer.wait_event("ready", WAIT);
+    let alice = net.client("alice", None, synthetic());
+    alice.dial(&["rtc-bob"], MediaType::Video);
+    alice.wait_for("for aiortc's first frame", |a| a.decoded("rtc-bob") > 0);
+    let streams = [(&alice, "rtc-bob")];
+    let [(fps, frames, lost)] = steady_rates(&streams)[..] else {
+        unreachable!()
+    };
+    assert!(fps >= 20.0, "callscope decoded {fps:.1} fps from aiortc");
+    assert!(lost * 100 <= frames, "lost {lost} of {frames} frames");
+    assert!(alice.has(|e| matches!(e, Event::UserAudioAvailable { user_id, available: true } if user_id == "rtc-bob")));
+    assert!(alice.has(|e| matches!(e, Event::UserVoiceVolumeChanged { volumes } if volumes.get("rtc-bob").is_some_and(|level| *level > 0))));
+    alice.send(EngineCommand::Hangup);
+    let done = peer.wait_event("call_done", WAIT);
+    assert!(
+        number(&done, "fps") >= 20.0,
+        "aiortc decoded too few frames: {done}"
+    );
+    assert!(
+        number(&done, "audio_frames") > 0.0,
+        "aiortc got no Opus audio: {done}"
+    );
+    assert!(
+        number(&done, "lost_frames") * 100.0 <= number(&done, "frames_decoded"),
+        "{done}"
+    );
+}
+
+#[test]
+fn aiortc_calls_callscope_with_video_and_audio_both_ways() {
+    let _serial = serial();
+    let net = Net::start();
+    let alice = net.answering("alice");
+    let peer = Aiortc::start(&net, "rtc-carol", &["--call", "alice", "--seconds", "5"]);
+    alice.wait_for("for aiortc's first frame", |a| a.decoded("rtc-carol") > 0);
+    let streams = [(&alice, "rtc-carol")];
+    let [(fps, frames, lost)] = steady_rates(&streams)[..] else {
+        unreachable!()
+    };
+    assert!(fps >= 20.0, "callscope decoded {fps:.1} fps from aiortc");
+    assert!(lost * 100 <= frames, "lost {lost} of {frames} frames");
+    assert!(alice.has(|e| matches!(e, Event::UserAudioAvailable { user_id, available: true } if user_id == "rtc-carol")));
+    let done = peer.wait_event("call_done", WAIT);
+    assert!(
+        number(&done, "fps") >= 20.0,
+        "aiortc decoded too few frames: {done}"
+    );
+    assert!(
+        number(&done, "audio_frames") > 0.0,
+        "aiortc got no Opus audio: {done}"
+    );
+    alice.wait_for("for the call to end", |a| a.ended_with().is_some());
+    assert_eq!(alice.ended_with(), Some(EndReason::Hangup));
+}
+
+#[test]
+fn the_ringtone_is_two_seconds_of_sound_at_48_khz() {
+    let samples = callscope::media::ringtone_samples().unwrap();
+    assert_eq!(samples.len(), 96_000);
+    assert!(callscope::media::audio_level(&samples) > 30);
+}
+
+#[test]
+fn speaking_levels_follow_loudness() {
+    use callscope::media::audio_level;
+    assert_eq!(audio_level(&[0; 960]), 0);
+    assert_eq!(audio_level(&[i16::MAX; 960]), 100);
+    let quiet: Vec<i16> = (0..960)
+        .map(|n| if n % 2 == 0 { 300 } else { -300 })
+        .collect();
+    let loud: Vec<i16> = quiet.iter().map(|s| s * 20).collect();
+    assert!(audio_level(&quiet) < audio_level(&loud));
+}

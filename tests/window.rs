@@ -18,6 +18,30 @@ fn distinct_colours(png: &std::path::Path, geometry: &str) -> usize {
         .unwrap()
 }
 
+/// Mean HSL saturation (0..1) of a region: the window's chrome is grey, the test pattern is
+/// saturated colour bars.
+fn mean_saturation(png: &std::path::Path, geometry: &str) -> f64 {
+    let output = Command::new("/usr/bin/convert")
+        .arg(png)
+        .args([
+            "-crop",
+            geometry,
+            "+repage",
+            "-colorspace",
+            "HSL",
+            "-channel",
+            "G",
+            "-separate",
+        ])
+        .args(["-format", "%[fx:mean]", "info:"])
+        .output()
+        .expect("ImageMagick's convert (the test command installs imagemagick)");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn the_app_opens_a_window_and_shows_a_call_to_echo() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,6 +73,12 @@ fn the_app_opens_a_window_and_shows_a_call_to_echo() {
     );
     // Below the window the root window stays black.
     assert_eq!(distinct_colours(&shot, "1280x40+0+815"), 1);
+    // Echo's video: its tile sits at the top left of the call view.
+    let saturation = mean_saturation(&shot, "300x160+480+200");
+    assert!(
+        saturation > 0.25,
+        "the remote video area is blank (mean saturation {saturation:.3})"
+    );
     // The timeline recorded the call the window placed.
     let timeline = Command::new(env!("CARGO_BIN_EXE_callscope"))
         .arg("--data-dir")

@@ -1,6 +1,7 @@
 //! The command-line commands of the `callscope` binary.
 
 pub mod bench;
+pub mod bench_call;
 pub mod call;
 pub mod server;
 pub mod timeline;

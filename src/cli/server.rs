@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use callscope::callbacks::CallKit;
 use callscope::engine::{demo_contacts, spawn_demo_peers};
+use callscope::media::Resolution;
 use callscope::signaling::usersig::{self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, UserSigClaims};
 use callscope::signaling::{Server, ServerConfig};
 use callscope::timeline::Timeline;
@@ -76,7 +77,7 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
         // Held until shutdown: dropping a peer's sender stops it.
         let _peers = if args.demo_peers {
-            spawn_demo_peers(&server.url(), &secret)
+            spawn_demo_peers(&server.url(), &secret, Resolution::default())
         } else {
             Vec::new()
         };

@@ -17,7 +17,7 @@ use crate::call::{
     Signal,
 };
 use crate::callbacks::{CallKit, Event};
-use crate::media::{MediaConfig, MediaNote, MediaSession, SessionView};
+use crate::media::{MediaConfig, MediaNote, MediaSession, Ringtone, SessionView};
 use crate::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
 use crate::timeline::Source;
 
@@ -79,6 +79,7 @@ pub struct Client {
     media_notes: (mpsc::Sender<MediaNote>, mpsc::Receiver<MediaNote>),
     camera_on: bool,
     microphone_on: bool,
+    ringing: Option<Ringtone>,
 }
 
 /// Runs a client until it is told to shut down or its command channel closes.
@@ -105,6 +106,7 @@ pub async fn run_client(
         media_notes: mpsc::channel(MEDIA_NOTES),
         camera_on: true,
         microphone_on: true,
+        ringing: None,
     };
     client.run(commands).await;
 }
@@ -471,8 +473,22 @@ impl Client {
         };
         if snapshot != self.snapshot {
             self.plan_policy(&snapshot);
+            self.ring(&snapshot);
             self.snapshot = snapshot.clone();
             (self.publish)(EngineMsg::Call(snapshot));
+        }
+    }
+
+    /// Rings while an invitation is waiting, if this client has a ringtone (and a speaker).
+    fn ring(&mut self, snapshot: &CallSnapshot) {
+        let ringing = snapshot.status == Some(CallStatus::BeInvited);
+        match &self.config.media {
+            Some(media) if media.ringtone && ringing && self.ringing.is_none() => {
+                // Without a speaker the invitation is silent; the banner still shows it.
+                self.ringing = Ringtone::start(&media.speaker).ok();
+            }
+            _ if !ringing => self.ringing = None,
+            _ => {}
         }
     }
 

@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use tokio::sync::mpsc;
 
 use crate::callbacks::CallKit;
-use crate::media::MediaConfig;
+use crate::media::{MediaConfig, Resolution};
 use crate::signaling::usersig::{self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, UserSigClaims};
 use crate::signaling::{Contact, Server, ServerConfig};
 
@@ -108,16 +108,21 @@ pub fn sign_user_sig(secret: &[u8], user_id: &str) -> String {
 
 /// What the demo peers send: the test pattern tinted after their name and a tone; what they
 /// receive is counted, not decoded, to spare the CPU.
-fn demo_media() -> MediaConfig {
+fn demo_media(resolution: Resolution) -> MediaConfig {
     MediaConfig {
+        resolution,
         decode: false,
         ..MediaConfig::synthetic()
     }
 }
 
-/// Starts the demo peers as clients of the server at `url`; each runs until its command sender
-/// is dropped (or the runtime stops).
-pub fn spawn_demo_peers(url: &str, secret: &[u8]) -> Vec<mpsc::Sender<EngineCommand>> {
+/// Starts the demo peers as clients of the server at `url`, sending video at `resolution`; each
+/// runs until its command sender is dropped (or the runtime stops).
+pub fn spawn_demo_peers(
+    url: &str,
+    secret: &[u8],
+    resolution: Resolution,
+) -> Vec<mpsc::Sender<EngineCommand>> {
     DEMO_PEERS
         .iter()
         .map(|peer| {
@@ -127,7 +132,7 @@ pub fn spawn_demo_peers(url: &str, secret: &[u8]) -> Vec<mpsc::Sender<EngineComm
                 user_id: peer.user_id.to_owned(),
                 user_sig: sign_user_sig(secret, peer.user_id),
                 policy: Some(peer.policy),
-                media: Some(demo_media()),
+                media: Some(demo_media(resolution)),
             };
             let kit = CallKit::builder().user(peer.user_id).build();
             let publish: Publish = Arc::new(|_| {});
@@ -278,7 +283,10 @@ async fn start_session(
         ServerChoice::Remote { url, user_sig } => (url, user_sig, None),
         ServerChoice::Embedded => match start_embedded().await {
             Ok((server, secret)) => {
-                let peers = spawn_demo_peers(&server.url(), &secret);
+                let resolution = media
+                    .as_ref()
+                    .map_or(Resolution::default(), |media| media.resolution);
+                let peers = spawn_demo_peers(&server.url(), &secret, resolution);
                 wait_for_demo_peers(&server).await;
                 let user_sig = sign_user_sig(&secret, &config.user_id);
                 (server.url(), user_sig, Some((server, peers)))

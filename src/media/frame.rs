@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
 
 /// A planar 4:2:0 frame, tightly packed (strides equal the widths).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,7 @@ pub struct FrameSlot {
     /// The stream's figures.
     pub counters: StreamCounters,
     glass_to_glass: Mutex<Vec<u32>>,
+    first_frame: OnceLock<Instant>,
 }
 
 /// Glass-to-glass samples kept per stream for percentiles.
@@ -90,6 +92,7 @@ const SAMPLES_KEPT: usize = 4096;
 impl FrameSlot {
     /// Puts a frame in the slot, replacing an untaken one.
     pub fn put(&self, frame: RgbaFrame) {
+        let _ = self.first_frame.set(Instant::now());
         if let Some(micros) = frame.glass_to_glass_micros {
             let mut samples = self
                 .glass_to_glass
@@ -115,6 +118,11 @@ impl FrameSlot {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()?;
         Some((generation, frame))
+    }
+
+    /// When the first frame was put in.
+    pub fn first_frame_at(&self) -> Option<Instant> {
+        self.first_frame.get().copied()
     }
 
     /// How many frames have been put in.

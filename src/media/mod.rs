@@ -17,7 +17,7 @@ pub mod video;
 
 use std::time::Duration;
 
-pub use audio::{AudioDevices, audio_level, list_audio_devices};
+pub use audio::{AudioDevices, Ringtone, audio_level, list_audio_devices, ringtone_samples};
 pub use camera::{CameraInfo, list_cameras};
 pub use frame::{FrameSlot, FrameSlots, I420Frame, LOCAL_STREAM, RgbaFrame, StreamCounters};
 pub use session::{MediaNote, MediaSession, SessionView};
@@ -139,6 +139,8 @@ pub struct MediaConfig {
     pub preview: bool,
     /// Whether received video is decoded (a demo peer only counts it).
     pub decode: bool,
+    /// Whether an incoming call rings through the speaker.
+    pub ringtone: bool,
 }
 
 impl Default for MediaConfig {
@@ -153,6 +155,7 @@ impl Default for MediaConfig {
             frames: FrameSlots::default(),
             preview: false,
             decode: true,
+            ringtone: false,
         }
     }
 }

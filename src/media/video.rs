@@ -28,6 +28,8 @@ use crate::call::ErrorCode;
 
 /// Access units waiting for a decoder; when it falls behind, units drop and a key frame is asked.
 const DECODE_QUEUE: usize = 8;
+/// How often an idle video thread checks whether anyone wants its frames.
+const IDLE_POLL: Duration = Duration::from_millis(2);
 /// Key-frame requests to the sender are at least this far apart.
 const PLI_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -239,6 +241,9 @@ fn send_video(shared: &Shared, running: &AtomicBool) {
             return;
         }
     };
+    // The first encode allocates the encoder's buffers; do it now, not when the call connects.
+    let (width, height) = shared.config.resolution.size();
+    let _ = encoder.encode(&I420Frame::black(width, height), true);
     let mut source = VideoSource::open(shared);
     let preview = shared
         .config
@@ -247,7 +252,14 @@ fn send_video(shared: &Shared, running: &AtomicBool) {
     let mut next = Instant::now();
     let mut keyframe = true;
     while running.load(Ordering::Acquire) {
-        next += interval;
+        if !shared.video_enabled.load(Ordering::Acquire) || shared.hub.subscribers(Kind::Video) == 0
+        {
+            // Idle: look again soon, and send the first frame as soon as someone wants it.
+            keyframe = true;
+            std::thread::sleep(IDLE_POLL);
+            next = Instant::now();
+            continue;
+        }
         let now = Instant::now();
         if next > now {
             std::thread::sleep(next - now);
@@ -255,11 +267,7 @@ fn send_video(shared: &Shared, running: &AtomicBool) {
             // Fell behind (a slow machine): skip ahead rather than burst.
             next = now;
         }
-        if !shared.video_enabled.load(Ordering::Acquire) || shared.hub.subscribers(Kind::Video) == 0
-        {
-            keyframe = true;
-            continue;
-        }
+        next += interval;
         let capture_micros = marker::now_micros();
         let frame = match &mut source {
             VideoSource::Camera(capture) => match capture.frame() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::call::{CallStatus, ViewMode};
 use crate::callbacks::{CallKit, Switches};
 use crate::engine::{Engine, EngineCommand, EngineConfig, EngineError, ServerChoice};
-use crate::media::{FrameSlots, MediaConfig};
+use crate::media::{FrameSlots, MediaConfig, Resolution};
 use crate::timeline::{ExportFormat, Store, Timeline, export};
 
 use super::call_view::{CallView, clock};
@@ -18,6 +18,7 @@ use super::dialer::Dialer;
 use super::model::Model;
 use super::settings::Settings;
 use super::timeline_panel::TimelinePanel;
+use super::video::VideoTextures;
 
 /// How long one frame may spend draining the engine's reports.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
@@ -26,6 +27,10 @@ const HANG_UP: egui::KeyboardShortcut =
     egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::H);
 const MINIMIZE: egui::KeyboardShortcut =
     egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::N);
+const MUTE: egui::KeyboardShortcut =
+    egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::M);
+const CAMERA: egui::KeyboardShortcut =
+    egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::E);
 const FOCUS_TIMELINE: egui::KeyboardShortcut =
     egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::F);
 const TOGGLE_THEME: egui::KeyboardShortcut =
@@ -42,6 +47,8 @@ pub struct AppOptions {
     pub data_dir: PathBuf,
     /// Call these users as soon as the app is logged in.
     pub call_on_start: Vec<String>,
+    /// The video resolution sent.
+    pub resolution: Resolution,
 }
 
 /// The callscope window.
@@ -54,6 +61,8 @@ pub struct CallscopeApp {
     model: Model,
     dialer: Dialer,
     call_view: CallView,
+    video: VideoTextures,
+    frames: FrameSlots,
     timeline: TimelinePanel,
     counted: usize,
     call_on_start: Vec<String>,
@@ -88,6 +97,8 @@ impl CallscopeApp {
             media: Some(MediaConfig {
                 frames: frames.clone(),
                 preview: true,
+                ringtone: true,
+                resolution: options.resolution,
                 ..MediaConfig::default()
             }),
         };
@@ -108,6 +119,8 @@ impl CallscopeApp {
             model,
             dialer: Dialer::default(),
             call_view: CallView::default(),
+            video: VideoTextures::default(),
+            frames,
             timeline: TimelinePanel::default(),
             counted: 0,
             call_on_start: options.call_on_start,
@@ -124,6 +137,11 @@ impl CallscopeApp {
         &self.model
     }
 
+    /// The video streams the engine fills (remote participants and the local preview).
+    pub fn frames(&self) -> &FrameSlots {
+        &self.frames
+    }
+
     fn drain_engine(&mut self) {
         let started = Instant::now();
         while started.elapsed() < DRAIN_BUDGET {
@@ -137,6 +155,7 @@ impl CallscopeApp {
         if total > self.counted {
             for entry in timeline.slice(self.counted..total) {
                 self.model.counts[entry.kind().index()] += 1;
+                self.model.media.observe(&entry);
             }
             self.counted = total;
         }
@@ -167,6 +186,16 @@ impl CallscopeApp {
                 };
                 commands.push(UiCommand::Engine(command));
             }
+            if input.consume_shortcut(&MUTE) && in_call {
+                commands.push(UiCommand::Engine(EngineCommand::SetMicrophone(
+                    !self.model.microphone_on,
+                )));
+            }
+            if input.consume_shortcut(&CAMERA) && in_call {
+                commands.push(UiCommand::Engine(EngineCommand::SetCamera(
+                    !self.model.camera_on,
+                )));
+            }
             if input.consume_shortcut(&TOGGLE_THEME) {
                 commands.push(UiCommand::ToggleTheme);
             }
@@ -176,6 +205,11 @@ impl CallscopeApp {
     fn apply(&mut self, ctx: &egui::Context, command: UiCommand) {
         match command {
             UiCommand::Engine(command) => {
+                match command {
+                    EngineCommand::SetMicrophone(on) => self.model.microphone_on = on,
+                    EngineCommand::SetCamera(on) => self.model.camera_on = on,
+                    _ => {}
+                }
                 if !self.engine.send(command) {
                     self.model.notice = Some("the engine is not taking commands".into());
                 }
@@ -282,6 +316,7 @@ impl eframe::App for CallscopeApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         let mut commands = Vec::new();
+        self.video.update(&ctx, &self.frames);
         self.shortcuts(&ctx, &mut commands);
         if ctx.input_mut(|input| input.consume_shortcut(&FOCUS_TIMELINE)) {
             self.timeline.focus_search = true;
@@ -327,7 +362,8 @@ impl eframe::App for CallscopeApp {
                 self.dialer.ui(ui, &self.model, &mut commands);
             });
         egui::CentralPanel::default().show(ui, |ui| {
-            self.call_view.ui(ui, &self.model, &mut commands);
+            self.call_view
+                .ui(ui, &self.model, &self.video, &mut commands);
         });
         self.mini_view_ui(&ctx, &mut commands);
         for command in commands {

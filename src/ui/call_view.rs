@@ -1,11 +1,16 @@
-//! The call view: the incoming-call banner, the call's status and timer, its participants, and
-//! the controls (hang up, switch audio/video, minimize, invite).
+//! The call view: the incoming-call banner, the call's status and timer, the video grid (one
+//! tile per participant, the local preview), and the controls (hang up, mute, camera, switch
+//! audio/video, minimize, invite), with the stats plots below.
 
 use crate::call::{CallStatus, MediaType, MemberState, Role, ViewMode};
+use crate::callbacks::NetworkQuality;
 use crate::engine::EngineCommand;
+use crate::media::LOCAL_STREAM;
 
 use super::command::UiCommand;
 use super::model::Model;
+use super::stats_panel::stats_panel_ui;
+use super::video::VideoTextures;
 
 /// What the call view remembers between frames.
 #[derive(Debug, Default)]
@@ -21,7 +26,13 @@ pub fn clock(duration: std::time::Duration) -> String {
 
 impl CallView {
     /// Draws the call view.
-    pub fn ui(&mut self, ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand>) {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &Model,
+        video: &VideoTextures,
+        commands: &mut Vec<UiCommand>,
+    ) {
         let status = model.status();
         let call = &model.call;
         if status == CallStatus::Idle {
@@ -54,9 +65,19 @@ impl CallView {
         if call.view == ViewMode::Minimized {
             ui.label("The call is minimized to the mini view.");
         }
-        participants_ui(ui, model);
-        ui.separator();
+        for warning in &model.media.device_warnings {
+            ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {warning}"));
+        }
         self.controls_ui(ui, model, commands);
+        ui.separator();
+        egui::ScrollArea::vertical()
+            .id_salt("call view")
+            .show(ui, |ui| {
+                participants_ui(ui, model, video, media);
+                egui::CollapsingHeader::new("Stats")
+                    .default_open(true)
+                    .show(ui, |ui| stats_panel_ui(ui, &model.media));
+            });
     }
 
     fn controls_ui(&mut self, ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand>) {
@@ -71,6 +92,22 @@ impl CallView {
             };
             if ui.button(hang_up).on_hover_text("Ctrl+H").clicked() {
                 send(EngineCommand::Hangup);
+            }
+            let microphone = if model.microphone_on {
+                "Mute"
+            } else {
+                "Unmute"
+            };
+            if ui.button(microphone).on_hover_text("Ctrl+M").clicked() {
+                send(EngineCommand::SetMicrophone(!model.microphone_on));
+            }
+            let camera = if model.camera_on {
+                "Camera off"
+            } else {
+                "Camera on"
+            };
+            if ui.button(camera).on_hover_text("Ctrl+E").clicked() {
+                send(EngineCommand::SetCamera(!model.camera_on));
             }
             if status.is_calling() {
                 let (label, other) = match media {
@@ -129,20 +166,93 @@ fn incoming_ui(ui: &mut egui::Ui, caller: &str, media: MediaType, commands: &mut
     });
 }
 
-fn participants_ui(ui: &mut egui::Ui, model: &Model) {
+/// Tile width for `count` tiles in the space there is.
+fn tile_width(ui: &egui::Ui, count: usize) -> f32 {
+    let columns = match count {
+        0 | 1 => 1.0,
+        2 | 4 => 2.0,
+        _ => 3.0,
+    };
+    (ui.available_width() / columns - 16.0).clamp(120.0, 640.0)
+}
+
+fn participants_ui(ui: &mut egui::Ui, model: &Model, video: &VideoTextures, media: MediaType) {
+    let participants = &model.call.participants;
+    let width = tile_width(ui, participants.len());
     ui.horizontal_wrapped(|ui| {
-        for (user, state) in &model.call.participants {
+        for (user, state) in participants {
             egui::Frame::group(ui.style()).show(ui, |ui| {
-                ui.set_min_size(egui::vec2(160.0, 90.0));
                 ui.vertical(|ui| {
-                    ui.strong(user);
-                    match state {
-                        MemberState::Joined => ui.label("in the call"),
-                        MemberState::Ringing => ui.weak("ringing..."),
+                    ui.horizontal(|ui| {
+                        ui.strong(user);
+                        if let Some(quality) = model.media.quality.get(user) {
+                            quality_badge_ui(ui, *quality);
+                        }
+                        if let Some(level) = model.media.volumes.get(user) {
+                            volume_ui(ui, *level);
+                        }
+                        if let Some(resolution) = model.media.resolution.get(user)
+                            && !resolution.is_empty()
+                        {
+                            ui.weak(resolution);
+                        }
+                    });
+                    let caption = match (state, media) {
+                        (MemberState::Ringing, _) => "ringing...",
+                        (MemberState::Joined, MediaType::Audio) => "audio only",
+                        (MemberState::Joined, MediaType::Video) => "waiting for video...",
                     };
-                    ui.weak("signaling only: no media engine in this build");
+                    let showing = *state == MemberState::Joined && media == MediaType::Video;
+                    video.tile_ui(ui, if showing { user } else { "" }, width, caption);
                 });
             });
         }
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.vertical(|ui| {
+                ui.horizontal(|ui| {
+                    ui.strong(format!("{} (you)", model.user_id));
+                    if let Some(level) = model.media.volumes.get(&model.user_id) {
+                        volume_ui(ui, *level);
+                    }
+                });
+                let caption = if media == MediaType::Audio {
+                    "audio only"
+                } else if model.camera_on {
+                    "starting camera..."
+                } else {
+                    "camera off"
+                };
+                let showing = media == MediaType::Video && model.camera_on;
+                video.tile_ui(
+                    ui,
+                    if showing { LOCAL_STREAM } else { "" },
+                    (width / 2.0).max(120.0),
+                    caption,
+                );
+            });
+        });
     });
+}
+
+fn quality_badge_ui(ui: &mut egui::Ui, quality: NetworkQuality) {
+    let (text, color) = match quality {
+        NetworkQuality::Excellent => ("excellent", egui::Color32::from_rgb(40, 160, 60)),
+        NetworkQuality::Good => ("good", egui::Color32::from_rgb(90, 170, 60)),
+        NetworkQuality::Poor => ("poor", egui::Color32::from_rgb(200, 160, 30)),
+        NetworkQuality::Bad => ("bad", egui::Color32::from_rgb(220, 110, 30)),
+        NetworkQuality::Vbad => ("very bad", egui::Color32::from_rgb(210, 60, 40)),
+        NetworkQuality::Down => ("down", egui::Color32::from_rgb(180, 30, 30)),
+        NetworkQuality::Unknown => ("unknown", egui::Color32::GRAY),
+    };
+    ui.label(egui::RichText::new(text).small().color(color))
+        .on_hover_text("network quality");
+}
+
+fn volume_ui(ui: &mut egui::Ui, level: u8) {
+    ui.add(
+        egui::ProgressBar::new(f32::from(level) / 100.0)
+            .desired_width(50.0)
+            .desired_height(6.0),
+    )
+    .on_hover_text(format!("voice level {level}"));
 }

@@ -8,8 +8,10 @@ mod debug_panel;
 mod dialer;
 mod model;
 mod settings;
+mod stats_panel;
 mod swimlane;
 mod timeline_panel;
+mod video;
 
 pub use app::{AppOptions, CallscopeApp};
 pub use command::UiCommand;

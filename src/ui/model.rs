@@ -1,10 +1,13 @@
 //! `Model`: what the engine last reported, as the panels read it each frame.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use crate::callbacks::CallbackKind;
+use crate::call::ErrorCode;
+use crate::callbacks::{CallbackKind, Event, NetworkQuality};
 use crate::engine::{CallSnapshot, ConnectionState, EngineMsg};
 use crate::signaling::Contact;
+use crate::timeline::TimelineEntry;
 
 /// The engine's state as last reported, plus counters the panels show.
 #[derive(Debug)]
@@ -23,6 +26,101 @@ pub struct Model {
     pub counts: [u64; CallbackKind::COUNT],
     /// A line for the status bar (the last export, an error).
     pub notice: Option<String>,
+    /// What the media engine reported about the current call.
+    pub media: MediaModel,
+    /// The microphone is on.
+    pub microphone_on: bool,
+    /// The camera is on.
+    pub camera_on: bool,
+}
+
+/// Points kept per peer in the stats plots (two minutes).
+const STATS_KEPT: usize = 120;
+
+/// One `onCallStats` as the plots use it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatsPoint {
+    /// Seconds since the call's media started.
+    pub at_secs: f64,
+    /// Round-trip time.
+    pub rtt_millis: f64,
+    /// Received bitrate.
+    pub bitrate_kbps: f64,
+    /// Decoded frames per second.
+    pub fps: f64,
+    /// Packet loss.
+    pub loss_pct: f64,
+}
+
+/// The media side of the current call, gathered from its timeline entries.
+#[derive(Debug, Default)]
+pub struct MediaModel {
+    call_id: Option<String>,
+    started: Option<Instant>,
+    /// Recent statistics per peer.
+    pub stats: BTreeMap<String, VecDeque<StatsPoint>>,
+    /// The last resolution per peer.
+    pub resolution: BTreeMap<String, String>,
+    /// Network quality per peer.
+    pub quality: BTreeMap<String, NetworkQuality>,
+    /// Speaking level per user.
+    pub volumes: BTreeMap<String, u8>,
+    /// Whether each user's video is flowing.
+    pub video: BTreeMap<String, bool>,
+    /// Why a device is not used (no camera, no microphone).
+    pub device_warnings: Vec<String>,
+}
+
+impl MediaModel {
+    /// Takes one timeline entry; a new call starts a fresh model.
+    pub fn observe(&mut self, entry: &TimelineEntry) {
+        let Some(call_id) = &entry.call_id else {
+            return;
+        };
+        if self.call_id.as_ref() != Some(call_id) {
+            *self = Self {
+                call_id: Some(call_id.clone()),
+                started: Some(Instant::now()),
+                ..Self::default()
+            };
+        }
+        match &entry.event {
+            Event::CallStats(stats) => {
+                let at_secs = self
+                    .started
+                    .map_or(0.0, |started| started.elapsed().as_secs_f64());
+                let points = self.stats.entry(stats.user_id.clone()).or_default();
+                points.push_back(StatsPoint {
+                    at_secs,
+                    rtt_millis: stats.rtt_millis,
+                    bitrate_kbps: stats.bitrate_kbps,
+                    fps: stats.fps,
+                    loss_pct: stats.loss_pct,
+                });
+                if points.len() > STATS_KEPT {
+                    points.pop_front();
+                }
+                self.resolution
+                    .insert(stats.user_id.clone(), stats.resolution.clone());
+            }
+            Event::UserNetworkQualityChanged { user_id, quality } => {
+                self.quality.insert(user_id.clone(), *quality);
+            }
+            Event::UserVoiceVolumeChanged { volumes } => self.volumes.clone_from(volumes),
+            Event::UserVideoAvailable { user_id, available } => {
+                self.video.insert(user_id.clone(), *available);
+            }
+            Event::Error(error)
+                if matches!(
+                    error.code,
+                    ErrorCode::CameraUnavailable | ErrorCode::MicrophoneUnavailable
+                ) && !self.device_warnings.contains(&error.message) =>
+            {
+                self.device_warnings.push(error.message.clone());
+            }
+            _ => {}
+        }
+    }
 }
 
 impl Model {
@@ -36,6 +134,9 @@ impl Model {
             connected_at: None,
             counts: [0; CallbackKind::COUNT],
             notice: None,
+            media: MediaModel::default(),
+            microphone_on: true,
+            camera_on: true,
         }
     }
 

@@ -1,0 +1,554 @@
+//! `callscope bench call`: N video calls between two callscope clients on 127.0.0.1 (in this
+//! process, through a real signaling server), then the same N calls between two aiortc peers as
+//! the reference. For each it prints p50/p95 of accept → media connected, accept → first remote
+//! frame ready for the UI, glass-to-glass (capture timestamp → RGBA frame handed to the UI), and
+//! CPU seconds per call-second.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use callscope::call::{CallStatus, MediaType};
+use callscope::callbacks::{CallKit, ConnectionState, Event};
+use callscope::engine::{
+    ClientConfig, EngineCommand, EngineMsg, PeerPolicy, Publish, run_client, sign_user_sig,
+};
+use callscope::media::{FrameSlot, FrameSlots, MediaConfig, Resolution};
+use callscope::signaling::usersig::DEFAULT_APP_ID;
+use callscope::signaling::{Server, ServerConfig};
+use callscope::timeline::{Clock, TimelineEntry};
+use tokio::sync::mpsc;
+
+/// Options of `callscope bench call`.
+#[derive(Debug, clap::Args)]
+pub struct CallBenchArgs {
+    /// Calls to place, one after another.
+    #[arg(long, default_value_t = 10)]
+    pub calls: usize,
+    /// Seconds of media per call.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Video resolution sent both ways.
+    #[arg(long, default_value = "720p")]
+    pub resolution: Resolution,
+    /// The Python that has aiortc (default: `$CALLSCOPE_AIORTC_PYTHON`, else
+    /// `target/interop-venv/bin/python`).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Measure callscope only, without the aiortc reference.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// Print the figures as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const SECRET: &[u8] = b"callscope-call-bench-secret";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// What one call measured, in milliseconds (CPU as seconds per call-second).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct CallFigures {
+    accept_to_connected_millis: f64,
+    accept_to_first_frame_millis: f64,
+    glass_to_glass_millis: Vec<f64>,
+    cpu_per_call_second: f64,
+    fps: f64,
+}
+
+/// p50 and p95 of each figure over every call of one stack.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Summary {
+    stack: &'static str,
+    calls: usize,
+    connected_ms: [f64; 2],
+    first_frame_ms: [f64; 2],
+    glass_to_glass_ms: [f64; 2],
+    cpu_per_call_second: [f64; 2],
+    fps_p50: f64,
+}
+
+fn percentile(values: &mut [f64], fraction: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let last = values.len() - 1;
+    let rank = (last as f64 * fraction).round();
+    // Within 0..=last, so the conversion is exact.
+    values[usize::try_from(rank as i64).unwrap_or(last).min(last)]
+}
+
+fn summarize(stack: &'static str, figures: &[CallFigures]) -> Summary {
+    let pair = |pick: &dyn Fn(&CallFigures) -> f64| {
+        let mut values: Vec<f64> = figures.iter().map(pick).collect();
+        [percentile(&mut values, 0.5), percentile(&mut values, 0.95)]
+    };
+    let mut glass: Vec<f64> = figures
+        .iter()
+        .flat_map(|call| call.glass_to_glass_millis.iter().copied())
+        .collect();
+    let mut fps: Vec<f64> = figures.iter().map(|call| call.fps).collect();
+    Summary {
+        stack,
+        calls: figures.len(),
+        connected_ms: pair(&|call| call.accept_to_connected_millis),
+        first_frame_ms: pair(&|call| call.accept_to_first_frame_millis),
+        glass_to_glass_ms: [percentile(&mut glass, 0.5), percentile(&mut glass, 0.95)],
+        cpu_per_call_second: pair(&|call| call.cpu_per_call_second),
+        fps_p50: percentile(&mut fps, 0.5),
+    }
+}
+
+/// CPU seconds this process has used (user + system), from `/proc`.
+fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; /proc
+    // counts in USER_HZ, which is 100 on Linux.
+    (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
+}
+
+/// Runs the benchmark and prints the figures.
+pub fn call(args: &CallBenchArgs) -> anyhow::Result<()> {
+    if args.calls == 0 || args.seconds <= 0.0 {
+        bail!("--calls and --seconds must be positive");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-io")
+        .enable_all()
+        .build()?;
+    let server = runtime.block_on(Server::start(ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        secret: SECRET.to_vec(),
+        app_id: DEFAULT_APP_ID,
+        demo_contacts: Vec::new(),
+        kit: None,
+    }))?;
+    let url = server.url();
+    if !args.json {
+        println!(
+            "callscope bench call: {} calls of {} s at {:?} on {url}",
+            args.calls, args.seconds, args.resolution
+        );
+    }
+    let ours = measure_callscope(&runtime, &url, args)?;
+    let mut summaries = vec![summarize("callscope", &ours)];
+    if !args.no_reference {
+        let reference = measure_aiortc(&url, args)?;
+        summaries.push(summarize("aiortc", &reference));
+    }
+    runtime.block_on(server.shutdown());
+    print_summaries(&summaries, args.json)
+}
+
+fn print_summaries(summaries: &[Summary], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(summaries)?);
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:>5} {:>22} {:>22} {:>22} {:>20} {:>7}",
+        "stack",
+        "calls",
+        "accept→connected ms",
+        "accept→1st frame ms",
+        "glass-to-glass ms",
+        "CPU s/call-s",
+        "fps"
+    );
+    for summary in summaries {
+        let pair = |[p50, p95]: [f64; 2]| format!("{p50:.1} / {p95:.1}");
+        println!(
+            "{:<10} {:>5} {:>22} {:>22} {:>22} {:>20} {:>7.1}",
+            summary.stack,
+            summary.calls,
+            pair(summary.connected_ms),
+            pair(summary.first_frame_ms),
+            pair(summary.glass_to_glass_ms),
+            format!(
+                "{:.3} / {:.3}",
+                summary.cpu_per_call_second[0], summary.cpu_per_call_second[1]
+            ),
+            summary.fps_p50
+        );
+    }
+    println!("(p50 / p95; CPU counts both ends of each call)");
+    if let [ours, reference] = summaries {
+        let ratio = ours.cpu_per_call_second[0] / reference.cpu_per_call_second[0];
+        println!("callscope uses {ratio:.2}x aiortc's CPU per call-second (p50)");
+    }
+    Ok(())
+}
+
+struct BenchClient {
+    kit: CallKit,
+    commands: mpsc::Sender<EngineCommand>,
+    frames: FrameSlots,
+    status: Arc<Mutex<Option<CallStatus>>>,
+}
+
+impl BenchClient {
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        url: &str,
+        user: &str,
+        clock: &Clock,
+        resolution: Resolution,
+        policy: Option<PeerPolicy>,
+    ) -> Self {
+        let kit = CallKit::builder().user(user).clock(*clock).build();
+        let (commands, receiver) = mpsc::channel(16);
+        let status = Arc::new(Mutex::new(None));
+        let online = Arc::new(Mutex::new(false));
+        let (status_sink, online_sink) = (Arc::clone(&status), Arc::clone(&online));
+        let publish: Publish = Arc::new(move |message| match message {
+            EngineMsg::Call(snapshot) => {
+                *status_sink.lock().unwrap_or_else(PoisonError::into_inner) = snapshot.status;
+            }
+            EngineMsg::Connection(callscope::engine::ConnectionState::Online) => {
+                *online_sink.lock().unwrap_or_else(PoisonError::into_inner) = true;
+            }
+            _ => {}
+        });
+        let frames = FrameSlots::default();
+        let config = ClientConfig {
+            server_url: url.to_owned(),
+            user_id: user.to_owned(),
+            user_sig: sign_user_sig(SECRET, user),
+            policy,
+            media: Some(MediaConfig {
+                resolution,
+                frames: frames.clone(),
+                ..MediaConfig::synthetic()
+            }),
+        };
+        runtime.spawn(run_client(config, kit.clone(), receiver, publish));
+        let started = Instant::now();
+        while !*online.lock().unwrap_or_else(PoisonError::into_inner) && started.elapsed() < WAIT {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Self {
+            kit,
+            commands,
+            frames,
+            status,
+        }
+    }
+
+    fn status(&self) -> Option<CallStatus> {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn entries_since(&self, seq: usize) -> Vec<Arc<TimelineEntry>> {
+        let timeline = self.kit.timeline();
+        timeline.slice(seq..timeline.len())
+    }
+
+    /// When `wanted` first held among the entries after `seq`.
+    fn instant_of(&self, seq: usize, wanted: impl Fn(&Event) -> bool) -> Option<Instant> {
+        self.entries_since(seq)
+            .iter()
+            .find(|entry| wanted(&entry.event))
+            .map(|entry| {
+                self.kit
+                    .clock()
+                    .instant_of(callscope::call::MonoTime::from_micros(entry.at.mono_micros))
+            })
+    }
+}
+
+fn wait(what: &str, done: impl Fn() -> bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > WAIT {
+            bail!("timed out waiting {what}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+fn measure_callscope(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    args: &CallBenchArgs,
+) -> anyhow::Result<Vec<CallFigures>> {
+    let clock = Clock::start();
+    let answer = Some(PeerPolicy::Accept {
+        after: Duration::ZERO,
+    });
+    let answering = BenchClient::start(
+        runtime,
+        url,
+        "bench-callee",
+        &clock,
+        args.resolution,
+        answer,
+    );
+    let dialing = BenchClient::start(runtime, url, "bench-caller", &clock, args.resolution, None);
+    let mut figures = Vec::new();
+    for number in 1..=args.calls {
+        let seq = (dialing.kit.timeline().len(), answering.kit.timeline().len());
+        let cpu_before = process_cpu_secs();
+        let started = Instant::now();
+        dialing
+            .commands
+            .try_send(EngineCommand::Dial {
+                callees: vec!["bench-callee".to_owned()],
+                media: MediaType::Video,
+                group: false,
+                timeout_secs: 30,
+            })
+            .context("the caller is not taking commands")?;
+        let slots: [Arc<FrameSlot>; 2] = [
+            first_frame_slot(&dialing, "bench-callee")?,
+            first_frame_slot(&answering, "bench-caller")?,
+        ];
+        let accepted = answering
+            .instant_of(seq.1, |event| {
+                matches!(event, Event::StatusChanged { old_status: CallStatus::BeInvited, new_status } if new_status.is_calling())
+            })
+            .context("the callee never accepted")?;
+        let connected = [
+            dialing.instant_of(seq.0, is_connected),
+            answering.instant_of(seq.1, is_connected),
+        ];
+        let connected = connected
+            .into_iter()
+            .max()
+            .flatten()
+            .context("a side never reported its media connected")?;
+        let first_frame = slots
+            .iter()
+            .filter_map(|slot| slot.first_frame_at())
+            .max()
+            .context("no first frame")?;
+        let frames_at_start: u64 = slots.iter().map(|slot| slot.generation()).sum();
+        std::thread::sleep(Duration::from_secs_f64(args.seconds));
+        let frames: u64 = slots.iter().map(|slot| slot.generation()).sum::<u64>() - frames_at_start;
+        let glass: Vec<f64> = slots
+            .iter()
+            .flat_map(|slot| slot.glass_to_glass_samples())
+            .map(|micros| f64::from(micros) / 1000.0)
+            .collect();
+        dialing
+            .commands
+            .try_send(EngineCommand::Hangup)
+            .context("the caller is not taking commands")?;
+        wait("for both sides to hang up", || {
+            dialing.status() == Some(CallStatus::Idle)
+                && answering.status() == Some(CallStatus::Idle)
+        })?;
+        let call_secs = started.elapsed().as_secs_f64();
+        let call = CallFigures {
+            accept_to_connected_millis: millis_between(accepted, connected),
+            accept_to_first_frame_millis: millis_between(accepted, first_frame),
+            glass_to_glass_millis: glass,
+            cpu_per_call_second: (process_cpu_secs() - cpu_before) / call_secs,
+            fps: frames as f64 / 2.0 / args.seconds,
+        };
+        if !args.json {
+            println!(
+                "  callscope call {number}: connected {:.1} ms, first frame {:.1} ms, {:.1} fps, CPU {:.3} s/s",
+                call.accept_to_connected_millis,
+                call.accept_to_first_frame_millis,
+                call.fps,
+                call.cpu_per_call_second
+            );
+        }
+        figures.push(call);
+        // Both sides' media sessions close with the call; let their sockets go before the next.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(figures)
+}
+
+fn is_connected(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::ConnectionStateChanged {
+            state: ConnectionState::Connected,
+            ..
+        }
+    )
+}
+
+fn millis_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+/// Waits until `client` shows a first frame from `from`, and returns that stream's slot.
+fn first_frame_slot(client: &BenchClient, from: &str) -> anyhow::Result<Arc<FrameSlot>> {
+    let started = Instant::now();
+    loop {
+        if let Some(slot) = client.frames.get(from)
+            && slot.first_frame_at().is_some()
+        {
+            return Ok(slot);
+        }
+        if started.elapsed() > WAIT {
+            bail!("no video from {from} within {WAIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The aiortc peer script, looked for next to the working directory and the executable.
+fn peer_script() -> anyhow::Result<PathBuf> {
+    let relative = Path::new("tests/interop/aiortc_peer.py");
+    let mut roots = vec![std::env::current_dir()?];
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().map(Path::to_path_buf));
+    }
+    roots
+        .iter()
+        .map(|root| root.join(relative))
+        .find(|path| path.is_file())
+        .context("tests/interop/aiortc_peer.py not found: run from the callscope checkout")
+}
+
+fn python(args: &CallBenchArgs) -> PathBuf {
+    args.python
+        .clone()
+        .or_else(|| std::env::var_os("CALLSCOPE_AIORTC_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target/interop-venv/bin/python"))
+}
+
+struct PeerProcess {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl PeerProcess {
+    fn start(args: &CallBenchArgs, url: &str, user: &str, mode: &[String]) -> anyhow::Result<Self> {
+        let resolution = match args.resolution {
+            Resolution::P480 => "480p",
+            Resolution::P720 => "720p",
+            Resolution::P1080 => "1080p",
+        };
+        let mut child = Command::new(python(args))
+            .arg(peer_script()?)
+            .args(["--server", url, "--user", user, "--user-sig"])
+            .arg(sign_user_sig(SECRET, user))
+            .args(["--resolution", resolution])
+            .args(mode)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting the aiortc peer with {} (bash .ci/test sets up its venv; or pass --python)",
+                    python(args).display()
+                )
+            })?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("no output from the aiortc peer")?;
+        Ok(Self {
+            child,
+            lines: BufReader::new(stdout).lines(),
+        })
+    }
+
+    /// Reads JSON lines until `stop` says so; returns every `call_done` seen.
+    fn read_until(
+        &mut self,
+        stop: impl Fn(&serde_json::Value, usize) -> bool,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        let mut done = Vec::new();
+        for line in self.lines.by_ref() {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line?) else {
+                continue;
+            };
+            if event["event"] == "error" {
+                bail!("the aiortc peer failed: {event}");
+            }
+            if event["event"] == "call_done" {
+                done.push(event.clone());
+            }
+            if stop(&event, done.len()) {
+                break;
+            }
+        }
+        Ok(done)
+    }
+}
+
+fn measure_aiortc(url: &str, args: &CallBenchArgs) -> anyhow::Result<Vec<CallFigures>> {
+    let mut answerer = PeerProcess::start(args, url, "ref-callee", &["--answer".to_owned()])?;
+    answerer.read_until(|event, _| event["event"] == "ready")?;
+    let mut caller = PeerProcess::start(
+        args,
+        url,
+        "ref-caller",
+        &[
+            "--call".to_owned(),
+            "ref-callee".to_owned(),
+            "--calls".to_owned(),
+            args.calls.to_string(),
+            "--seconds".to_owned(),
+            args.seconds.to_string(),
+        ],
+    )?;
+    let calls = args.calls;
+    let callee_reader = std::thread::Builder::new()
+        .name("aiortc-callee".into())
+        .spawn(move || answerer.read_until(|_, done| done >= calls))?;
+    let dialer_reports = caller.read_until(|_, done| done >= calls)?;
+    let answerer_reports = callee_reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the callee reader stopped"))??;
+    if dialer_reports.len() < calls || answerer_reports.len() < calls {
+        bail!(
+            "the aiortc reference finished {} caller and {} callee calls of {calls}",
+            dialer_reports.len(),
+            answerer_reports.len()
+        );
+    }
+    let number = |value: &serde_json::Value| value.as_f64().unwrap_or(f64::NAN);
+    let figures = dialer_reports
+        .iter()
+        .zip(&answerer_reports)
+        .map(|(caller, callee)| {
+            let both = |field: &str| number(&caller[field]).max(number(&callee[field]));
+            let seconds = number(&caller["seconds"]).max(0.001);
+            CallFigures {
+                accept_to_connected_millis: both("accept_to_connected_ms"),
+                accept_to_first_frame_millis: both("accept_to_first_frame_ms"),
+                glass_to_glass_millis: [&caller["g2g_ms"], &callee["g2g_ms"]]
+                    .iter()
+                    .filter_map(|samples| samples.as_array())
+                    .flatten()
+                    .map(number)
+                    .collect(),
+                cpu_per_call_second: (number(&caller["cpu_s"]) + number(&callee["cpu_s"]))
+                    / seconds,
+                fps: f64::midpoint(number(&caller["fps"]), number(&callee["fps"])),
+            }
+        })
+        .collect();
+    Ok(figures)
+}
