@@ -208,19 +208,31 @@ impl Client {
 /// For each `(client, sender)`: frames per second decoded over `STEADY`, frames decoded and
 /// frames lost meanwhile. All streams are measured over the same seconds.
 fn steady_rates(streams: &[(&Client, &str)]) -> Vec<(f64, u64, u64)> {
-    let before: Vec<(u64, u64)> = streams
+    let slots: Vec<_> = streams
         .iter()
-        .map(|(at, from)| (at.decoded(from), at.lost(from)))
+        .map(|(at, from)| at.frames.get(from).unwrap())
         .collect();
+    let counts = || -> Vec<(u64, u64)> {
+        slots
+            .iter()
+            .map(|slot| {
+                (
+                    slot.counters.frames_decoded.load(Ordering::Relaxed),
+                    slot.counters.frames_lost.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    };
+    let before = counts();
     let started = Instant::now();
     std::thread::sleep(STEADY);
     let elapsed = started.elapsed().as_secs_f64();
-    streams
-        .iter()
+    counts()
+        .into_iter()
         .zip(before)
-        .map(|((at, from), (frames, lost))| {
-            let decoded = at.decoded(from) - frames;
-            (decoded as f64 / elapsed, decoded, at.lost(from) - lost)
+        .map(|((frames, lost), (frames_before, lost_before))| {
+            let decoded = frames - frames_before;
+            (decoded as f64 / elapsed, decoded, lost - lost_before)
         })
         .collect()
 }
@@ -594,7 +606,7 @@ fn aiortc_calls_callscope_with_video_and_audio_both_ways() {
     let _serial = serial();
     let net = Net::start();
     let alice = net.answering("alice");
-    let peer = Aiortc::start(&net, "rtc-carol", &["--call", "alice", "--seconds", "5"]);
+    let peer = Aiortc::start(&net, "rtc-carol", &["--call", "alice", "--seconds", "8"]);
     alice.wait_for("for aiortc's first frame", |a| a.decoded("rtc-carol") > 0);
     let streams = [(&alice, "rtc-carol")];
     let [(fps, frames, lost)] = steady_rates(&streams)[..] else {

@@ -90,8 +90,10 @@ pub struct FrameSlot {
 const SAMPLES_KEPT: usize = 4096;
 
 impl FrameSlot {
-    /// Puts a frame in the slot, replacing an untaken one.
-    pub fn put(&self, frame: RgbaFrame) {
+    /// Puts a frame in the slot, replacing an untaken one; hands back the replaced frame's
+    /// pixels when nobody else holds them, so the producer can reuse the buffer (a fresh
+    /// multi-megabyte buffer per frame costs page faults every time).
+    pub fn put(&self, frame: RgbaFrame) -> Option<Vec<u8>> {
         let _ = self.first_frame.set(Instant::now());
         if let Some(micros) = frame.glass_to_glass_micros {
             let mut samples = self
@@ -102,8 +104,15 @@ impl FrameSlot {
                 samples.push(u32::try_from(micros).unwrap_or(u32::MAX));
             }
         }
-        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(frame));
+        let replaced = self
+            .latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replace(Arc::new(frame));
         self.generation.fetch_add(1, Ordering::Release);
+        replaced
+            .and_then(|old| Arc::try_unwrap(old).ok())
+            .map(|old| old.pixels)
     }
 
     /// The newest frame if it is newer than `seen`, with its generation.

@@ -31,6 +31,7 @@ use super::hub::{Encoded, Kind};
 use super::keyframe::{KeyframeRequests, asks_for_keyframe};
 use super::session::{MediaNote, Shared};
 use super::stats::PeerStats;
+use super::video::DecodeWorker;
 use crate::call::ErrorCode;
 use crate::callbacks::{ConnectionState, Event};
 use crate::signaling::ClientMessage;
@@ -256,6 +257,8 @@ struct Peer {
     sending: bool,
     vanished: bool,
     stats: PeerStats,
+    /// The decoder for the remote video, started early so it is warm when media flows.
+    decoder: Option<DecodeWorker>,
 }
 
 /// Runs one peer connection until told to close (or the connection closes).
@@ -326,7 +329,11 @@ impl Peer {
             state: RTCPeerConnectionState::New,
             sending: false,
             vanished: false,
+            decoder: None,
         };
+        if peer.shared.config.decode {
+            peer.decoder = DecodeWorker::start(Arc::clone(&peer.shared));
+        }
         peer.report_state(ConnectionState::New);
         if peer.spec.offerer {
             let offer = peer.connection.create_offer(None).await?;
@@ -528,7 +535,12 @@ impl Peer {
             RtpCodecKind::Video => {
                 let slot = self.shared.config.frames.reset(&remote);
                 self.stats.watch_video(Arc::clone(&slot));
-                tokio::spawn(super::video::receive(track, ssrc, slot, shared));
+                tokio::spawn(super::video::receive(
+                    track,
+                    ssrc,
+                    self.decoder.take(),
+                    slot,
+                ));
             }
             RtpCodecKind::Audio => {
                 let counters = self.stats.audio_counters();

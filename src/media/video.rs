@@ -2,8 +2,8 @@
 //! frame whenever a receiver asks) and the receive path (RTP depacketized into access units, a
 //! decoder thread per remote stream, I420 to RGBA, the frame slot, a repaint).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -55,6 +55,12 @@ impl VideoEncoder {
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             .usage_type(UsageType::CameraVideoRealTime)
             .complexity(Complexity::Low)
+            // One thread and no pre-analysis: less CPU per frame for a real-time call, where
+            // the frame rate is fixed and scene cuts are rare.
+            .num_threads(1)
+            .scene_change_detect(false)
+            .background_detection(false)
+            .adaptive_quantization(false)
             .skip_frames(false);
         Ok(Self {
             encoder: Encoder::with_api_config(OpenH264API::from_source(), config)?,
@@ -103,6 +109,15 @@ impl VideoDecoder {
 
     /// Decodes one access unit; `Ok(None)` when it holds no picture yet.
     pub fn decode(&mut self, access_unit: &[u8]) -> Result<Option<RgbaFrame>, openh264::Error> {
+        self.decode_into(access_unit, Vec::new())
+    }
+
+    /// Like [`Self::decode`], converting into `buffer` (reused when it has the right size).
+    pub fn decode_into(
+        &mut self,
+        access_unit: &[u8],
+        mut buffer: Vec<u8>,
+    ) -> Result<Option<RgbaFrame>, openh264::Error> {
         let Some(picture) = self.decoder.decode(access_unit)? else {
             return Ok(None);
         };
@@ -119,7 +134,9 @@ impl VideoDecoder {
             width: width as u32,
             height: height as u32,
         };
-        let mut pixels = vec![0_u8; width * height * 4];
+        // Every pixel is written below, so a reused buffer needs no clearing.
+        buffer.resize(width * height * 4, 0);
+        let mut pixels = buffer;
         if yuv::yuv420_to_rgba(
             &image,
             &mut pixels,
@@ -288,7 +305,7 @@ fn send_video(shared: &Shared, running: &AtomicBool) {
         if let Some(slot) = &preview
             && let Some(rgba) = to_rgba(frame)
         {
-            slot.put(rgba);
+            let _ = slot.put(rgba);
             shared.config.frames.repaint();
         }
         keyframe |= shared.hub.take_keyframe_request();
@@ -315,27 +332,49 @@ fn send_video(shared: &Shared, running: &AtomicBool) {
     }
 }
 
-/// Receives one remote video track until it ends: access units go to a decoder thread.
+/// A decoder thread for one remote video stream. It starts with the peer connection, before
+/// any media flows, and decodes a frame of its own to warm up: a cold decoder takes twice as
+/// long over its first picture, which would delay the first frame of the call.
+#[derive(Debug)]
+pub struct DecodeWorker {
+    units: crossbeam_channel::Sender<Vec<u8>>,
+    slot: Arc<OnceLock<Arc<FrameSlot>>>,
+    pli_wanted: Arc<AtomicBool>,
+}
+
+impl DecodeWorker {
+    /// Starts the thread; `None` if it could not start.
+    pub fn start(shared: Arc<Shared>) -> Option<Self> {
+        let (units, queue) = crossbeam_channel::bounded::<Vec<u8>>(DECODE_QUEUE);
+        let slot = Arc::new(OnceLock::new());
+        let pli_wanted = Arc::new(AtomicBool::new(false));
+        let (thread_slot, thread_pli) = (Arc::clone(&slot), Arc::clone(&pli_wanted));
+        std::thread::Builder::new()
+            .name("video-decode".into())
+            .spawn(move || decode_video(&queue, &thread_slot, &shared, &thread_pli))
+            .ok()?;
+        Some(Self {
+            units,
+            slot,
+            pli_wanted,
+        })
+    }
+}
+
+/// Receives one remote video track until it ends: access units go to the decode worker (or are
+/// only counted when there is none).
 pub async fn receive(
     track: Arc<dyn TrackRemote>,
     ssrc: u32,
+    worker: Option<DecodeWorker>,
     slot: Arc<FrameSlot>,
-    shared: Arc<Shared>,
 ) {
-    let pli_wanted = Arc::new(AtomicBool::new(false));
-    let (units, queue) = crossbeam_channel::bounded::<Vec<u8>>(DECODE_QUEUE);
-    if shared.config.decode {
-        let (slot, shared, pli) = (
-            Arc::clone(&slot),
-            Arc::clone(&shared),
-            Arc::clone(&pli_wanted),
-        );
-        let started = std::thread::Builder::new()
-            .name("video-decode".into())
-            .spawn(move || decode_video(&queue, &slot, &shared, &pli));
-        if started.is_err() {
-            return;
-        }
+    let pli_wanted = worker.as_ref().map_or_else(
+        || Arc::new(AtomicBool::new(false)),
+        |worker| Arc::clone(&worker.pli_wanted),
+    );
+    if let Some(worker) = &worker {
+        let _ = worker.slot.set(Arc::clone(&slot));
     }
     let mut assembler = Assembler::default();
     let mut last_pli: Option<Instant> = None;
@@ -347,10 +386,15 @@ pub async fn receive(
             .bytes_received
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
         if let Some(unit) = assembler.push(&packet) {
-            if !shared.config.decode {
-                slot.counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
-            } else if units.try_send(unit).is_err() {
-                pli_wanted.store(true, Ordering::Release);
+            match &worker {
+                None => {
+                    slot.counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(worker) => {
+                    if worker.units.try_send(unit).is_err() {
+                        pli_wanted.store(true, Ordering::Release);
+                    }
+                }
             }
         }
         if std::mem::take(&mut assembler.lost) {
@@ -417,9 +461,21 @@ impl Assembler {
     }
 }
 
+/// Decodes one black key frame at the local resolution (most calls send alike both ways).
+fn warm_up(decoder: &mut VideoDecoder, shared: &Shared) {
+    let (width, height) = shared.config.resolution.size();
+    let Ok(mut encoder) = VideoEncoder::new(shared.config.resolution, shared.config.fps) else {
+        return;
+    };
+    if let Ok(unit) = encoder.encode(&I420Frame::black(width, height), true) {
+        let unit = unit.to_vec();
+        let _ = decoder.decode(&unit);
+    }
+}
+
 fn decode_video(
     queue: &crossbeam_channel::Receiver<Vec<u8>>,
-    slot: &FrameSlot,
+    slot: &OnceLock<Arc<FrameSlot>>,
     shared: &Shared,
     pli_wanted: &AtomicBool,
 ) {
@@ -433,9 +489,14 @@ fn decode_video(
             return;
         }
     };
+    warm_up(&mut decoder, shared);
     let mut last_counter: Option<u32> = None;
+    let mut spare = Vec::new();
     while let Ok(unit) = queue.recv() {
-        let frame = match decoder.decode(&unit) {
+        let Some(slot) = slot.get() else {
+            continue;
+        };
+        let frame = match decoder.decode_into(&unit, std::mem::take(&mut spare)) {
             Ok(Some(frame)) => frame,
             Ok(None) => continue,
             Err(_) => {
@@ -465,7 +526,7 @@ fn decode_video(
                 .glass_to_glass_sum_micros
                 .fetch_add(micros, Ordering::Relaxed);
         }
-        slot.put(frame);
+        spare = slot.put(frame).unwrap_or_default();
         shared.config.frames.repaint();
     }
 }

@@ -242,7 +242,8 @@ class Call:
 
     async def on_description(self, description):
         """Applies the remote offer or answer; returns our answer to an offer, else None."""
-        remote = RTCSessionDescription(**json.loads(description))
+        fields = json.loads(description)
+        remote = RTCSessionDescription(sdp=fields["sdp"], type=fields["type"])
         if remote.type != ("offer" if self.role == "callee" else "answer") or self.pc.remoteDescription:
             return None
         if remote.type == "offer":
