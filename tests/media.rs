@@ -178,12 +178,6 @@ impl Client {
         })
     }
 
-    fn lost(&self, from: &str) -> u64 {
-        self.frames
-            .get(from)
-            .map_or(0, |slot| slot.counters.frames_lost.load(Ordering::Relaxed))
-    }
-
     fn statuses(&self) -> Vec<(CallStatus, CallStatus)> {
         self.events()
             .iter()
