@@ -66,7 +66,7 @@ impl CallView {
             ui.label("The call is minimized to the mini view.");
         }
         for warning in &model.media.device_warnings {
-            ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {warning}"));
+            ui.colored_label(ui.visuals().warn_fg_color, format!("Device: {warning}"));
         }
         self.controls_ui(ui, model, commands);
         ui.separator();
