@@ -255,7 +255,7 @@ fn the_frame_marker_survives_an_h264_round_trip() {
         let picture = decoder.decode(&unit).unwrap().unwrap();
         assert_eq!((picture.width, picture.height), (width, height));
         assert_eq!(picture.counter, Some(frame_number));
-        assert_eq!(picture.pixels.len(), width * height * 4);
+        assert_eq!(picture.image.pixels.len(), width * height);
     }
     // A damaged marker is refused rather than misread.
     let mut frame = pattern.next_frame(5).clone();

@@ -35,15 +35,16 @@ impl I420Frame {
     }
 }
 
-/// A decoded frame ready for a texture.
+/// A decoded frame ready for a texture: converted to colour pixels on the engine side, so the
+/// UI hands it to its texture without touching a pixel.
 #[derive(Debug, Clone)]
 pub struct RgbaFrame {
     /// Width in pixels.
     pub width: usize,
     /// Height in pixels.
     pub height: usize,
-    /// `width * height * 4` bytes, opaque.
-    pub pixels: Vec<u8>,
+    /// The opaque RGBA picture.
+    pub image: Arc<egui::ColorImage>,
     /// The frame counter its marker carried, if it had one.
     pub counter: Option<u32>,
     /// Capture-to-here latency in microseconds, if its marker said when it was captured.
@@ -91,9 +92,9 @@ const SAMPLES_KEPT: usize = 4096;
 
 impl FrameSlot {
     /// Puts a frame in the slot, replacing an untaken one; hands back the replaced frame's
-    /// pixels when nobody else holds them, so the producer can reuse the buffer (a fresh
+    /// picture when nobody else holds it, so the producer can reuse the buffer (a fresh
     /// multi-megabyte buffer per frame costs page faults every time).
-    pub fn put(&self, frame: RgbaFrame) -> Option<Vec<u8>> {
+    pub fn put(&self, frame: RgbaFrame) -> Option<egui::ColorImage> {
         let _ = self.first_frame.set(Instant::now());
         if let Some(micros) = frame.glass_to_glass_micros {
             let mut samples = self
@@ -112,7 +113,7 @@ impl FrameSlot {
         self.generation.fetch_add(1, Ordering::Release);
         replaced
             .and_then(|old| Arc::try_unwrap(old).ok())
-            .map(|old| old.pixels)
+            .and_then(|old| Arc::try_unwrap(old.image).ok())
     }
 
     /// The newest frame if it is newer than `seen`, with its generation.

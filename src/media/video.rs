@@ -109,14 +109,14 @@ impl VideoDecoder {
 
     /// Decodes one access unit; `Ok(None)` when it holds no picture yet.
     pub fn decode(&mut self, access_unit: &[u8]) -> Result<Option<RgbaFrame>, openh264::Error> {
-        self.decode_into(access_unit, Vec::new())
+        self.decode_into(access_unit, None)
     }
 
-    /// Like [`Self::decode`], converting into `buffer` (reused when it has the right size).
+    /// Like [`Self::decode`], converting into `spare` (reused when it has the right size).
     pub fn decode_into(
         &mut self,
         access_unit: &[u8],
-        mut buffer: Vec<u8>,
+        spare: Option<egui::ColorImage>,
     ) -> Result<Option<RgbaFrame>, openh264::Error> {
         let Some(picture) = self.decoder.decode(access_unit)? else {
             return Ok(None);
@@ -134,12 +134,13 @@ impl VideoDecoder {
             width: width as u32,
             height: height as u32,
         };
-        // Every pixel is written below, so a reused buffer needs no clearing.
-        buffer.resize(width * height * 4, 0);
-        let mut pixels = buffer;
+        // Every pixel is written below, so a reused picture needs no clearing.
+        let mut picture = spare
+            .filter(|spare| spare.size == [width, height])
+            .unwrap_or_else(|| egui::ColorImage::filled([width, height], egui::Color32::BLACK));
         if yuv::yuv420_to_rgba(
             &image,
-            &mut pixels,
+            bytemuck::cast_slice_mut(&mut picture.pixels),
             width as u32 * 4,
             YuvRange::Limited,
             YuvStandardMatrix::Bt601,
@@ -151,7 +152,7 @@ impl VideoDecoder {
         Ok(Some(RgbaFrame {
             width,
             height,
-            pixels,
+            image: Arc::new(picture),
             counter: found.map(|found| found.counter),
             glass_to_glass_micros: found
                 .map(|found| marker::elapsed_micros(found.capture_micros, marker::now_micros())),
@@ -171,10 +172,10 @@ pub fn to_rgba(frame: &I420Frame) -> Option<RgbaFrame> {
         width: frame.width as u32,
         height: frame.height as u32,
     };
-    let mut pixels = vec![0_u8; frame.width * frame.height * 4];
+    let mut picture = egui::ColorImage::filled([frame.width, frame.height], egui::Color32::BLACK);
     yuv::yuv420_to_rgba(
         &image,
-        &mut pixels,
+        bytemuck::cast_slice_mut(&mut picture.pixels),
         frame.width as u32 * 4,
         YuvRange::Limited,
         YuvStandardMatrix::Bt601,
@@ -183,7 +184,7 @@ pub fn to_rgba(frame: &I420Frame) -> Option<RgbaFrame> {
     Some(RgbaFrame {
         width: frame.width,
         height: frame.height,
-        pixels,
+        image: Arc::new(picture),
         counter: None,
         glass_to_glass_micros: None,
     })
@@ -491,12 +492,12 @@ fn decode_video(
     };
     warm_up(&mut decoder, shared);
     let mut last_counter: Option<u32> = None;
-    let mut spare = Vec::new();
+    let mut spare = None;
     while let Ok(unit) = queue.recv() {
         let Some(slot) = slot.get() else {
             continue;
         };
-        let frame = match decoder.decode_into(&unit, std::mem::take(&mut spare)) {
+        let frame = match decoder.decode_into(&unit, spare.take()) {
             Ok(Some(frame)) => frame,
             Ok(None) => continue,
             Err(_) => {
@@ -526,7 +527,7 @@ fn decode_video(
                 .glass_to_glass_sum_micros
                 .fetch_add(micros, Ordering::Relaxed);
         }
-        spare = slot.put(frame).unwrap_or_default();
+        spare = slot.put(frame);
         shared.config.frames.repaint();
     }
 }

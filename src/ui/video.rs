@@ -43,10 +43,7 @@ impl VideoTextures {
                 continue;
             };
             let size = [frame.width, frame.height];
-            if frame.pixels.len() != size[0] * size[1] * 4 {
-                continue;
-            }
-            let image = egui::ColorImage::from_rgba_unmultiplied(size, &frame.pixels);
+            let image = std::sync::Arc::clone(&frame.image);
             match self.streams.get_mut(&name) {
                 Some(stream) if stream.size == size => {
                     stream.texture.set(image, egui::TextureOptions::LINEAR);
