@@ -280,7 +280,10 @@ impl AudioSource {
             Err(reason) => {
                 shared.record_error(
                     ErrorCode::MicrophoneUnavailable,
-                    &format!("{reason}; sending a synthetic {TONE_HZ} Hz tone instead"),
+                    &format!(
+                        "{}; sending a synthetic {TONE_HZ} Hz tone instead",
+                        reason.trim_end_matches('.')
+                    ),
                 );
                 tone
             }

@@ -211,7 +211,10 @@ impl VideoSource {
             Err(error) => {
                 shared.record_error(
                     ErrorCode::CameraUnavailable,
-                    &format!("{error}; sending the synthetic test pattern instead"),
+                    &format!(
+                        "{}; sending the synthetic test pattern instead",
+                        error.trim_end_matches('.')
+                    ),
                 );
                 pattern()
             }

@@ -37,14 +37,16 @@ pub fn stats_panel_ui(ui: &mut egui::Ui, media: &MediaModel) {
         return;
     }
     let width = (ui.available_width() / FIGURES.len() as f32 - 8.0).max(120.0);
-    ui.horizontal(|ui| {
-        for figure in &FIGURES {
+    ui.horizontal_wrapped(|ui| {
+        for (index, figure) in FIGURES.iter().enumerate() {
             ui.vertical(|ui| {
                 ui.small(figure.title);
-                Plot::new(figure.title)
-                    .width(width)
-                    .height(110.0)
-                    .legend(Legend::default())
+                let mut plot = Plot::new(figure.title).width(width).height(110.0);
+                // One legend is enough: every plot colours the peers alike.
+                if index == 0 {
+                    plot = plot.legend(Legend::default());
+                }
+                plot
                     .allow_drag(false)
                     .allow_zoom(false)
                     .allow_scroll(false)
