@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use callscope::callbacks::{CallStats, Event};
 use callscope::engine::{ConnectionState, ServerChoice};
-use callscope::media::Resolution;
+use callscope::media::{MediaConfig, Resolution};
 use callscope::timeline::Source;
 use callscope::ui::{AppOptions, CallscopeApp};
 use egui_kittest::Harness;
@@ -49,7 +49,10 @@ fn main() {
         server: ServerChoice::Embedded,
         data_dir: dir.path().to_path_buf(),
         call_on_start: vec!["echo".into()],
-        resolution: Resolution::P720,
+        media: MediaConfig {
+            resolution: Resolution::P720,
+            ..MediaConfig::default()
+        },
     };
     let mut harness = Harness::builder()
         .with_size([1400.0, 900.0])

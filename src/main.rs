@@ -34,9 +34,8 @@ struct Cli {
     /// Call these users (demo peers too) as soon as the window is logged in.
     #[arg(long = "call", value_name = "USER")]
     call_on_start: Vec<String>,
-    /// The video resolution the window sends: 480p (TUICallKit's default), 720p or 1080p.
-    #[arg(long, default_value = "480p", value_name = "RESOLUTION")]
-    resolution: callscope::media::Resolution,
+    #[command(flatten)]
+    media: cli::media_args::MediaArgs,
     /// The window's renderer: `glow` (OpenGL) or `wgpu`.
     #[arg(long, default_value = "glow", value_name = "RENDERER")]
     renderer: eframe::Renderer,
@@ -52,6 +51,8 @@ enum Command {
     Timeline(cli::timeline::TimelineArgs),
     /// Runs a standalone signaling server.
     Server(cli::server::ServerArgs),
+    /// Lists the cameras, microphones and speakers calls can use.
+    Devices,
     /// Prints a UserSig for a user, signed with the server's secret.
     Usersig(cli::server::UserSigArgs),
     /// Measures callscope and prints the figures.
@@ -139,6 +140,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::bench_call::call(&args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Devices) => {
+            cli::media_args::devices();
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Usersig(args)) => {
             cli::server::usersig(&args)?;
             Ok(ExitCode::SUCCESS)
@@ -164,7 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 server,
                 data_dir,
                 call_on_start: cli.call_on_start,
-                resolution: cli.resolution,
+                media: cli.media.config(),
             };
             callscope::ui::run(options, cli.renderer)?;
             Ok(ExitCode::SUCCESS)

@@ -22,7 +22,7 @@ fn app(data_dir: &std::path::Path) -> Harness<'static, CallscopeApp> {
         server: ServerChoice::Embedded,
         data_dir: data_dir.to_path_buf(),
         call_on_start: Vec::new(),
-        resolution: callscope::media::Resolution::P480,
+        media: callscope::media::MediaConfig::default(),
     };
     let mut harness = Harness::builder()
         .with_size([1300.0, 900.0])

@@ -265,6 +265,14 @@ pub enum ConnectionState {
     Closed,
 }
 
+/// A value's name as the contract's JSON writes it (`connecting`, `excellent`).
+fn wire_name(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
 impl Event {
     /// The field-less twin of this event.
     pub const fn kind(&self) -> CallbackKind {
@@ -386,11 +394,13 @@ impl fmt::Display for Event {
                 Ok(())
             }
             Self::UserNetworkQualityChanged { user_id, quality } => {
-                write!(f, "{user_id} {quality:?}")
+                write!(f, "{user_id} {}", wire_name(quality))
             }
             Self::KickedOffline {} => f.write_str("logged out: logged in elsewhere"),
             Self::UserSigExpired {} => f.write_str("UserSig expired"),
-            Self::ConnectionStateChanged { user_id, state } => write!(f, "{user_id} {state:?}"),
+            Self::ConnectionStateChanged { user_id, state } => {
+                write!(f, "{user_id} {}", wire_name(state))
+            }
             Self::CallStats(stats) => write!(
                 f,
                 "{} rtt {:.0} ms, {:.0} fps, {:.0} kbps, loss {:.1}%, {}",

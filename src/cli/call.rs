@@ -55,6 +55,8 @@ pub struct CallArgs {
     /// Print entries as JSON Lines in the contract's shape.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub media: super::media_args::MediaArgs,
 }
 
 /// How a call run ended.
@@ -90,7 +92,7 @@ pub fn run(args: &CallArgs, timeline: Timeline) -> anyhow::Result<Outcome> {
     let config = EngineConfig {
         user_id: args.user_id.clone(),
         server,
-        media: Some(callscope::media::MediaConfig::default()),
+        media: Some(args.media.config()),
     };
     let engine = Engine::start(config, kit.clone(), Arc::new(|| {}))?;
     let mut run = Run {

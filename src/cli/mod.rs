@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_call;
 pub mod call;
+pub mod media_args;
 pub mod server;
 pub mod timeline;
 

@@ -93,6 +93,10 @@ pub struct IceConfig {
     pub udp_addrs: Vec<String>,
     /// STUN or TURN URLs (none by default).
     pub servers: Vec<String>,
+    /// The user name for TURN servers.
+    pub username: String,
+    /// The credential for TURN servers.
+    pub credential: String,
     /// Time between connectivity checks; the library's 200 ms default dominates a loopback
     /// set-up.
     pub check_interval: Duration,
@@ -103,6 +107,8 @@ impl Default for IceConfig {
         Self {
             udp_addrs: vec!["127.0.0.1:0".to_owned(), "0.0.0.0:0".to_owned()],
             servers: Vec::new(),
+            username: String::new(),
+            credential: String::new(),
             check_interval: Duration::from_millis(10),
         }
     }

@@ -165,7 +165,8 @@ async fn build_connection(
         .iter()
         .map(|url| RTCIceServer {
             urls: vec![url.clone()],
-            ..Default::default()
+            username: config.ice.username.clone(),
+            credential: config.ice.credential.clone(),
         })
         .collect();
     let builder = PeerConnectionBuilder::new()

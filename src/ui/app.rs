@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::call::{CallStatus, ViewMode};
 use crate::callbacks::{CallKit, Switches};
 use crate::engine::{Engine, EngineCommand, EngineConfig, EngineError, ServerChoice};
-use crate::media::{FrameSlots, MediaConfig, Resolution};
+use crate::media::{FrameSlots, MediaConfig};
 use crate::timeline::{ExportFormat, Store, Timeline, export};
 
 use super::call_view::{CallView, clock};
@@ -47,8 +47,8 @@ pub struct AppOptions {
     pub data_dir: PathBuf,
     /// Call these users as soon as the app is logged in.
     pub call_on_start: Vec<String>,
-    /// The video resolution sent.
-    pub resolution: Resolution,
+    /// Devices, resolution and ICE servers of calls (the window adds its frame slots).
+    pub media: MediaConfig,
 }
 
 /// The callscope window.
@@ -98,8 +98,7 @@ impl CallscopeApp {
                 frames: frames.clone(),
                 preview: true,
                 ringtone: true,
-                resolution: options.resolution,
-                ..MediaConfig::default()
+                ..options.media
             }),
         };
         let engine = Engine::start(config, kit.clone(), repaint)?;

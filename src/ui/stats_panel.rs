@@ -46,8 +46,7 @@ pub fn stats_panel_ui(ui: &mut egui::Ui, media: &MediaModel) {
                 if index == 0 {
                     plot = plot.legend(Legend::default());
                 }
-                plot
-                    .allow_drag(false)
+                plot.allow_drag(false)
                     .allow_zoom(false)
                     .allow_scroll(false)
                     .show(ui, |plot| {

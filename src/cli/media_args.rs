@@ -1,0 +1,77 @@
+//! The media options the window and `callscope call` share, and `callscope devices`.
+
+use callscope::media::{DeviceChoice, MediaConfig, Resolution, list_audio_devices, list_cameras};
+
+/// Devices, resolution and ICE servers of the media engine.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MediaArgs {
+    /// The video resolution sent: 480p (TUICallKit's default), 720p or 1080p.
+    #[arg(long, default_value = "480p", value_name = "RESOLUTION")]
+    pub resolution: Resolution,
+    /// The camera, by name or index from `callscope devices`; `synthetic` for the test pattern
+    /// (default: the first camera, or the test pattern when there is none).
+    #[arg(long, value_name = "CAMERA")]
+    pub camera: Option<String>,
+    /// The microphone, by name from `callscope devices`; `synthetic` for a tone.
+    #[arg(long, value_name = "MICROPHONE")]
+    pub microphone: Option<String>,
+    /// The speaker, by name from `callscope devices`; `synthetic` for silence.
+    #[arg(long, value_name = "SPEAKER")]
+    pub speaker: Option<String>,
+    /// A STUN or TURN server (`stun:host:port`, `turn:host:port`); repeatable. None by default.
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub ice_servers: Vec<String>,
+    /// The user name for the TURN servers.
+    #[arg(long, value_name = "NAME", requires = "ice_servers")]
+    pub ice_username: Option<String>,
+    /// The credential for the TURN servers.
+    #[arg(long, value_name = "SECRET", requires = "ice_servers")]
+    pub ice_credential: Option<String>,
+}
+
+fn choice(value: Option<&String>) -> DeviceChoice {
+    match value.map(String::as_str) {
+        None => DeviceChoice::Default,
+        Some("synthetic") => DeviceChoice::Synthetic,
+        Some(name) => DeviceChoice::Named(name.to_owned()),
+    }
+}
+
+impl MediaArgs {
+    /// The media configuration these options ask for.
+    pub fn config(&self) -> MediaConfig {
+        let mut config = MediaConfig {
+            resolution: self.resolution,
+            camera: choice(self.camera.as_ref()),
+            microphone: choice(self.microphone.as_ref()),
+            speaker: choice(self.speaker.as_ref()),
+            ..MediaConfig::default()
+        };
+        config.ice.servers.clone_from(&self.ice_servers);
+        config.ice.username = self.ice_username.clone().unwrap_or_default();
+        config.ice.credential = self.ice_credential.clone().unwrap_or_default();
+        config
+    }
+}
+
+/// Prints the cameras, microphones and speakers this machine has.
+pub fn devices() {
+    let cameras = list_cameras();
+    println!("cameras:");
+    if cameras.is_empty() {
+        println!("  (none: calls send the synthetic test pattern)");
+    }
+    for camera in cameras {
+        println!("  {}: {}", camera.index, camera.name);
+    }
+    let audio = list_audio_devices();
+    for (title, names) in [("microphones", audio.inputs), ("speakers", audio.outputs)] {
+        println!("{title}:");
+        if names.is_empty() {
+            println!("  (none)");
+        }
+        for name in names {
+            println!("  {name}");
+        }
+    }
+}
