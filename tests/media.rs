@@ -76,6 +76,14 @@ impl Net {
         )
     }
 
+    /// Alice (synthetic media) places a video call to bob, who answers at once.
+    fn alice_calls_bob(&self) -> (Client, Client) {
+        let bob = self.answering("bob");
+        let alice = self.client("alice", None, synthetic());
+        alice.dial(&["bob"], MediaType::Video);
+        (alice, bob)
+    }
+
     fn client(&self, user: &str, policy: Option<PeerPolicy>, media: MediaConfig) -> Client {
         let kit = CallKit::builder().user(user).build();
         let (commands, receiver) = mpsc::channel(16);
@@ -270,9 +278,7 @@ fn the_frame_marker_survives_an_h264_round_trip() {
 fn two_clients_carry_video_and_audio_both_ways() {
     let _serial = serial();
     let net = Net::start();
-    let bob = net.answering("bob");
-    let alice = net.client("alice", None, synthetic());
-    alice.dial(&["bob"], MediaType::Video);
+    let (alice, bob) = net.alice_calls_bob();
     alice.wait_for("for bob's first frame", |a| a.decoded("bob") > 0);
     bob.wait_for("for alice's first frame", |b| b.decoded("alice") > 0);
 
@@ -346,9 +352,7 @@ fn a_group_call_decodes_every_other_participant() {
 fn switching_to_audio_stops_the_video_and_back_starts_it() {
     let _serial = serial();
     let net = Net::start();
-    let bob = net.answering("bob");
-    let alice = net.client("alice", None, synthetic());
-    alice.dial(&["bob"], MediaType::Video);
+    let (alice, bob) = net.alice_calls_bob();
     bob.wait_for("for alice's video", |b| b.decoded("alice") >= 10);
 
     alice.send(EngineCommand::SwitchMedia(MediaType::Audio));
@@ -450,9 +454,7 @@ fn without_camera_or_sound_card_the_call_carries_synthetic_media_and_says_why() 
 fn a_vanished_peer_ends_the_call_with_media_failed_within_ten_seconds() {
     let _serial = serial();
     let net = Net::start();
-    let bob = net.answering("bob");
-    let alice = net.client("alice", None, synthetic());
-    alice.dial(&["bob"], MediaType::Video);
+    let (alice, bob) = net.alice_calls_bob();
     alice.wait_for("for bob's video", |a| a.decoded("bob") >= 5);
 
     bob.send(EngineCommand::SimulateMediaLoss);

@@ -309,34 +309,8 @@ impl AudioSource {
     }
 }
 
-/// The local audio thread; it stops when dropped.
-#[derive(Debug)]
-pub struct AudioSender {
-    running: Arc<AtomicBool>,
-}
-
-impl AudioSender {
-    /// Starts capturing and encoding for the peers in `shared.hub`.
-    pub fn start(shared: Arc<Shared>) -> Self {
-        let running = Arc::new(AtomicBool::new(true));
-        let flag = Arc::clone(&running);
-        let started = std::thread::Builder::new()
-            .name("audio-send".into())
-            .spawn(move || send_audio(&shared, &flag));
-        if started.is_err() {
-            running.store(false, Ordering::Release);
-        }
-        Self { running }
-    }
-}
-
-impl Drop for AudioSender {
-    fn drop(&mut self) {
-        self.running.store(false, Ordering::Release);
-    }
-}
-
-fn send_audio(shared: &Shared, running: &AtomicBool) {
+/// The local audio thread's body: capture or tone, Opus, the peers, until `running` clears.
+pub fn send_audio(shared: &Shared, running: &AtomicBool) {
     let mut encoder =
         match opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip) {
             Ok(encoder) => encoder,

@@ -14,6 +14,7 @@ mod peer;
 mod session;
 mod stats;
 pub mod video;
+mod worker;
 
 use std::time::Duration;
 

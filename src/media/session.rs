@@ -10,10 +10,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::MediaConfig;
-use super::audio::{AudioSender, Playback};
+use super::audio::{Playback, send_audio};
 use super::hub::SendHub;
 use super::peer::{PeerCommand, PeerSpec, run_peer};
-use super::video::VideoSender;
+use super::video::send_video;
+use super::worker::MediaThread;
 use crate::call::{CallError, ErrorCode, MediaType, MemberState};
 use crate::callbacks::{CallKit, Event};
 use crate::signaling::ClientMessage;
@@ -116,7 +117,7 @@ pub struct MediaSession {
     peers: BTreeMap<String, PeerHandle>,
     joined: bool,
     camera_on: bool,
-    sources: Option<(VideoSender, AudioSender)>,
+    sources: Option<(MediaThread, MediaThread)>,
     volume_task: Option<JoinHandle<()>>,
 }
 
@@ -318,8 +319,8 @@ impl MediaSession {
         if self.sources.is_some() {
             return;
         }
-        let video = VideoSender::start(Arc::clone(&self.shared));
-        let audio = AudioSender::start(Arc::clone(&self.shared));
+        let video = MediaThread::spawn("video-send", Arc::clone(&self.shared), send_video);
+        let audio = MediaThread::spawn("audio-send", Arc::clone(&self.shared), send_audio);
         self.sources = Some((video, audio));
         self.volume_task = Some(tokio::spawn(report_volumes(Arc::clone(&self.shared))));
     }

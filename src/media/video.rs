@@ -222,34 +222,8 @@ impl VideoSource {
     }
 }
 
-/// The local video thread; it stops when dropped.
-#[derive(Debug)]
-pub struct VideoSender {
-    running: Arc<AtomicBool>,
-}
-
-impl VideoSender {
-    /// Starts capturing and encoding for the peers in `shared.hub`.
-    pub fn start(shared: Arc<Shared>) -> Self {
-        let running = Arc::new(AtomicBool::new(true));
-        let flag = Arc::clone(&running);
-        let started = std::thread::Builder::new()
-            .name("video-send".into())
-            .spawn(move || send_video(&shared, &flag));
-        if started.is_err() {
-            running.store(false, Ordering::Release);
-        }
-        Self { running }
-    }
-}
-
-impl Drop for VideoSender {
-    fn drop(&mut self) {
-        self.running.store(false, Ordering::Release);
-    }
-}
-
-fn send_video(shared: &Shared, running: &AtomicBool) {
+/// The local video thread's body: camera or pattern, H.264, the peers, until `running` clears.
+pub fn send_video(shared: &Shared, running: &AtomicBool) {
     let fps = shared.config.fps.max(1);
     let interval = Duration::from_nanos(1_000_000_000_u64.div_ceil(u64::from(fps)));
     let mut encoder = match VideoEncoder::new(shared.config.resolution, fps) {
