@@ -105,3 +105,46 @@ impl SendHub {
         self.keyframe_wanted.swap(false, Ordering::AcqRel)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::{Encoded, Kind, SendHub};
+
+    fn frame() -> Encoded {
+        Encoded {
+            data: Bytes::from_static(b"frame"),
+            duration: std::time::Duration::from_millis(33),
+        }
+    }
+
+    #[test]
+    fn a_new_video_subscriber_and_a_full_queue_each_ask_for_a_key_frame() {
+        let hub = SendHub::default();
+        let (queue, mut frames) = mpsc::channel(1);
+        hub.subscribe(Kind::Video, "bob", queue);
+        assert!(hub.take_keyframe_request());
+        assert!(!hub.take_keyframe_request());
+        hub.publish(Kind::Video, &frame());
+        assert!(!hub.take_keyframe_request());
+        // Bob has not taken the first frame: the second is dropped and a key frame is due.
+        hub.publish(Kind::Video, &frame());
+        assert!(hub.take_keyframe_request());
+        assert!(frames.try_recv().is_ok());
+        assert!(frames.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_closed_queue_unsubscribes_and_audio_never_asks_for_key_frames() {
+        let hub = SendHub::default();
+        let (queue, frames) = mpsc::channel(1);
+        hub.subscribe(Kind::Audio, "carol", queue);
+        assert!(!hub.take_keyframe_request());
+        drop(frames);
+        hub.publish(Kind::Audio, &frame());
+        assert_eq!(hub.subscribers(Kind::Audio), 0);
+        assert!(!hub.take_keyframe_request());
+    }
+}

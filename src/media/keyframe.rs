@@ -71,3 +71,44 @@ impl Interceptor for KeyframeRequests {
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use rtc::interceptor::{Attribute, AttributedPacket, Packet, TaggedPacket};
+    use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::sansio::Protocol as _;
+    use rtc::shared::TransportContext;
+
+    use super::KeyframeRequests;
+
+    fn inbound(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+        TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(packets)),
+        }
+    }
+
+    #[test]
+    fn a_picture_loss_indication_is_marked_for_the_application_and_a_report_is_not() {
+        let mut interceptor = KeyframeRequests::default();
+        let pli = PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+        };
+        interceptor
+            .handle_read(inbound(vec![Box::new(pli)]))
+            .expect("read");
+        interceptor
+            .handle_read(inbound(vec![Box::new(ReceiverReport::default())]))
+            .expect("read");
+        let first = interceptor.poll_read().expect("the PLI passes on");
+        assert!(first.message.has(&Attribute::DeliverToApplication));
+        let second = interceptor.poll_read().expect("the report passes on");
+        assert!(!second.message.has(&Attribute::DeliverToApplication));
+        assert!(interceptor.poll_read().is_none());
+    }
+}

@@ -508,3 +508,58 @@ fn decode_video(
         shared.config.frames.repaint();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use rtc::rtp::{Header, Packet};
+
+    use super::Assembler;
+
+    /// A packet carrying one whole NAL unit of picture `picture`.
+    fn packet(sequence_number: u16, picture: u32, marker: bool) -> Packet {
+        Packet {
+            header: Header {
+                sequence_number,
+                timestamp: picture * 3000,
+                marker,
+                ..Header::default()
+            },
+            // A non-IDR slice NAL (type 1) with a few bytes of payload.
+            payload: Bytes::from_static(&[0x41, 0x9a, 0x02, 0x03]),
+        }
+    }
+
+    #[test]
+    fn a_picture_in_two_packets_becomes_one_access_unit() {
+        let mut assembler = Assembler::default();
+        assert_eq!(assembler.push(&packet(1, 0, false)), None);
+        let unit = assembler.push(&packet(2, 0, true)).expect("a whole unit");
+        // Each NAL comes back with a start code.
+        assert_eq!(unit.len(), 2 * (4 + 4));
+        assert!(!assembler.lost);
+    }
+
+    #[test]
+    fn a_sequence_gap_drops_the_picture_and_asks_for_a_key_frame() {
+        let mut assembler = Assembler::default();
+        assert!(assembler.push(&packet(1, 0, true)).is_some());
+        // Packet 2 (the first half of picture 1) is lost.
+        assert_eq!(assembler.push(&packet(3, 1, true)), None);
+        assert!(std::mem::take(&mut assembler.lost));
+        // The next whole picture passes again.
+        assert!(assembler.push(&packet(4, 2, false)).is_none());
+        assert!(assembler.push(&packet(5, 2, true)).is_some());
+        assert!(!assembler.lost);
+    }
+
+    #[test]
+    fn a_missing_marker_drops_the_half_built_picture() {
+        let mut assembler = Assembler::default();
+        assert_eq!(assembler.push(&packet(1, 0, false)), None);
+        // Picture 1 starts without picture 0's marker packet, but nothing is missing in sequence.
+        assert_eq!(assembler.push(&packet(2, 1, false)), None);
+        assert_eq!(assembler.push(&packet(3, 1, true)), None);
+        assert!(assembler.lost);
+    }
+}

@@ -44,6 +44,8 @@ impl Filters {
 pub struct TimelinePanel {
     filters: Filters,
     applied: Option<Filters>,
+    /// The filters changed: show the newest rows again.
+    jump_to_end: bool,
     rows: Vec<Arc<TimelineEntry>>,
     scanned: usize,
     last_seq: u64,
@@ -63,6 +65,7 @@ impl TimelinePanel {
     pub fn refresh(&mut self, timeline: &Timeline, store: Option<&Store>) {
         if self.applied.as_ref() != Some(&self.filters) {
             self.applied = Some(self.filters.clone());
+            self.jump_to_end = true;
             self.rows.clear();
             self.scanned = 0;
             self.last_seq = 0;
@@ -168,10 +171,15 @@ impl TimelinePanel {
         let mut clicked = None;
         // A click anywhere on a row selects it; cell text is not selectable text here.
         ui.style_mut().interaction.selectable_labels = false;
-        TableBuilder::new(ui)
+        let mut table = TableBuilder::new(ui)
             .id_salt("timeline")
             .striped(true)
-            .stick_to_bottom(true)
+            .stick_to_bottom(true);
+        // New filters: the old scroll position means nothing in the new rows.
+        if std::mem::take(&mut self.jump_to_end) && !rows.is_empty() {
+            table = table.scroll_to_row(rows.len() - 1, Some(egui::Align::BOTTOM));
+        }
+        table
             .sense(egui::Sense::click())
             .column(Column::exact(48.0))
             .column(Column::exact(88.0))
