@@ -62,13 +62,15 @@ impl CallView {
                 ui.weak(call_id);
             }
         });
+        // The controls come first, so that lines appearing below never move a button under
+        // the pointer.
+        self.controls_ui(ui, model, commands);
         if call.view == ViewMode::Minimized {
             ui.label("The call is minimized to the mini view.");
         }
         for warning in &model.media.device_warnings {
             ui.colored_label(ui.visuals().warn_fg_color, format!("Device: {warning}"));
         }
-        self.controls_ui(ui, model, commands);
         ui.separator();
         egui::ScrollArea::vertical()
             .id_salt("call view")
