@@ -230,3 +230,50 @@ fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() 
         "the pretty JSON of the entry is shown"
     );
 }
+
+#[test]
+fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    wait_until(&mut harness, "the device list", |app| {
+        app.model().devices.is_some()
+    });
+    harness.get_by_label("Devices").click();
+    harness.step();
+    harness
+        .get_by_role_and_label(Role::ComboBox, "Camera")
+        .click();
+    // The menu opens over the next frames.
+    for _ in 0..3 {
+        harness.step();
+    }
+    harness.get_by_label("synthetic").click();
+    for _ in 0..3 {
+        harness.step();
+    }
+    assert_eq!(
+        harness.state().model().device_choices.camera,
+        callscope::media::DeviceChoice::Synthetic
+    );
+    harness.get_by_label("Call echo").click();
+    wait_until(&mut harness, "echo to answer", |app| {
+        app.model().status() == CallStatus::CallingC2cVideo
+    });
+    // The preview shows once the video source is open (and any fallback was recorded).
+    wait_until(&mut harness, "the local preview", |app| {
+        app.frames()
+            .get(callscope::media::LOCAL_STREAM)
+            .is_some_and(|slot| slot.generation() > 0)
+    });
+    harness.step();
+    // The camera is the test pattern by choice, which is not an error.
+    let warnings = &harness.state().model().media.device_warnings;
+    assert!(
+        warnings.iter().all(|warning| !warning.contains("camera")),
+        "{warnings:?}"
+    );
+    harness.get_by_label("Hang up").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().status() == CallStatus::Idle
+    });
+}

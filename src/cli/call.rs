@@ -144,7 +144,7 @@ impl Run {
             match message {
                 EngineMsg::Connection(state) => self.connection = state,
                 EngineMsg::Call(snapshot) => self.call = snapshot,
-                EngineMsg::Contacts(_) => {}
+                EngineMsg::Contacts(_) | EngineMsg::Devices(_) => {}
             }
         }
     }

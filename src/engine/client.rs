@@ -17,7 +17,7 @@ use crate::call::{
     Signal,
 };
 use crate::callbacks::{CallKit, Event};
-use crate::media::{MediaConfig, MediaNote, MediaSession, Ringtone, SessionView};
+use crate::media::{MediaConfig, MediaNote, MediaSession, Ringtone, SessionView, list_devices};
 use crate::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
 use crate::timeline::Source;
 
@@ -235,6 +235,20 @@ impl Client {
             EngineCommand::SimulateMediaLoss => {
                 if let Some(session) = &self.media {
                     session.simulate_media_loss();
+                }
+            }
+            EngineCommand::ListDevices => {
+                let publish = Arc::clone(&self.publish);
+                // Asking the system for devices may block; it runs off the client's task.
+                tokio::task::spawn_blocking(move || {
+                    publish(EngineMsg::Devices(list_devices()));
+                });
+            }
+            EngineCommand::ChooseDevices(choices) => {
+                if let Some(media) = &mut self.config.media {
+                    media.camera = choices.camera;
+                    media.microphone = choices.microphone;
+                    media.speaker = choices.speaker;
                 }
             }
             EngineCommand::SetCamera(on) => {

@@ -1,6 +1,7 @@
 //! What the UI (or the CLI) sends the engine, and what the engine reports back.
 
 use crate::call::{CallStatus, MediaType, MemberState, Role, ViewMode};
+use crate::media::{DeviceChoices, DeviceList};
 use crate::signaling::Contact;
 
 /// A request to the engine.
@@ -39,6 +40,10 @@ pub enum EngineCommand {
     RefreshContacts,
     /// Turn the camera on or off.
     SetCamera(bool),
+    /// List the cameras, microphones and speakers (answered with [`EngineMsg::Devices`]).
+    ListDevices,
+    /// Use these devices from the next call on.
+    ChooseDevices(DeviceChoices),
     /// Unmute or mute the microphone.
     SetMicrophone(bool),
     /// Hang up if in a call and stop.
@@ -94,4 +99,6 @@ pub enum EngineMsg {
     Contacts(Vec<Contact>),
     /// The call changed.
     Call(CallSnapshot),
+    /// The devices a call can use.
+    Devices(DeviceList),
 }

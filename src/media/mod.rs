@@ -5,6 +5,7 @@
 
 mod audio;
 mod camera;
+mod devices;
 mod frame;
 mod hub;
 mod keyframe;
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use audio::{AudioDevices, Ringtone, audio_level, list_audio_devices, ringtone_samples};
 pub use camera::{CameraInfo, list_cameras};
+pub use devices::{DeviceChoices, DeviceList, list_devices};
 pub use frame::{FrameSlot, FrameSlots, I420Frame, LOCAL_STREAM, RgbaFrame, StreamCounters};
 pub use session::{MediaNote, MediaSession, SessionView};
 pub use stats::quality_of;

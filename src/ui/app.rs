@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 use crate::call::{CallStatus, ViewMode};
 use crate::callbacks::{CallKit, Switches};
 use crate::engine::{Engine, EngineCommand, EngineConfig, EngineError, ServerChoice};
-use crate::media::{FrameSlots, MediaConfig};
+use crate::media::{DeviceChoices, FrameSlots, MediaConfig};
 use crate::timeline::{ExportFormat, Store, Timeline, export};
 
 use super::call_view::{CallView, clock};
 use super::command::UiCommand;
 use super::debug_panel::debug_panel_ui;
-use super::dialer::Dialer;
+use super::dialer::{Dialer, devices_ui};
 use super::model::Model;
 use super::settings::Settings;
 use super::timeline_panel::TimelinePanel;
@@ -88,6 +88,11 @@ impl CallscopeApp {
             .switches(Switches::from_set(settings.enabled))
             .timeline(timeline)
             .build();
+        let device_choices = DeviceChoices {
+            camera: options.media.camera.clone(),
+            microphone: options.media.microphone.clone(),
+            speaker: options.media.speaker.clone(),
+        };
         let repaint_ctx = ctx.clone();
         let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(move || repaint_ctx.request_repaint());
         let frames = FrameSlots::with_repaint(Arc::clone(&repaint));
@@ -102,12 +107,14 @@ impl CallscopeApp {
             }),
         };
         let engine = Engine::start(config, kit.clone(), repaint)?;
+        engine.send(EngineCommand::ListDevices);
         ctx.set_theme(if settings.dark {
             egui::Theme::Dark
         } else {
             egui::Theme::Light
         });
         let mut model = Model::new(&options.user_id);
+        model.device_choices = device_choices;
         model.notice = notice;
         Ok(Self {
             engine,
@@ -204,9 +211,12 @@ impl CallscopeApp {
     fn apply(&mut self, ctx: &egui::Context, command: UiCommand) {
         match command {
             UiCommand::Engine(command) => {
-                match command {
-                    EngineCommand::SetMicrophone(on) => self.model.microphone_on = on,
-                    EngineCommand::SetCamera(on) => self.model.camera_on = on,
+                match &command {
+                    EngineCommand::SetMicrophone(on) => self.model.microphone_on = *on,
+                    EngineCommand::SetCamera(on) => self.model.camera_on = *on,
+                    EngineCommand::ChooseDevices(choices) => {
+                        self.model.device_choices.clone_from(choices);
+                    }
                     _ => {}
                 }
                 if !self.engine.send(command) {
@@ -359,6 +369,8 @@ impl eframe::App for CallscopeApp {
             .default_size(250.0)
             .show(ui, |ui| {
                 self.dialer.ui(ui, &self.model, &mut commands);
+                ui.separator();
+                devices_ui(ui, &self.model, &mut commands);
             });
         egui::CentralPanel::default().show(ui, |ui| {
             self.call_view

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use crate::call::MediaType;
 use crate::engine::{ConnectionState, EngineCommand};
+use crate::media::{DeviceChoice, DeviceChoices};
 
 use super::command::UiCommand;
 use super::model::Model;
@@ -146,4 +147,65 @@ fn connection_ui(ui: &mut egui::Ui, connection: &ConnectionState) {
             ui.colored_label(ui.visuals().error_fg_color, format!("Logged out: {reason}"));
         }
     }
+}
+
+/// How a device choice reads in its menu.
+fn choice_text(choice: &DeviceChoice) -> String {
+    match choice {
+        DeviceChoice::Default => "default".to_owned(),
+        DeviceChoice::Synthetic => "synthetic".to_owned(),
+        DeviceChoice::Named(name) => name.clone(),
+    }
+}
+
+/// One device menu: default, synthetic, then what the system has.
+fn device_menu_ui(
+    ui: &mut egui::Ui,
+    label: &str,
+    choice: &mut DeviceChoice,
+    names: &[String],
+) -> bool {
+    let before = choice.clone();
+    egui::ComboBox::from_label(label)
+        .selected_text(choice_text(choice))
+        .width(150.0)
+        .show_ui(ui, |ui| {
+            ui.selectable_value(choice, DeviceChoice::Default, "default");
+            ui.selectable_value(choice, DeviceChoice::Synthetic, "synthetic");
+            for name in names {
+                ui.selectable_value(choice, DeviceChoice::Named(name.clone()), name);
+            }
+        });
+    *choice != before
+}
+
+/// The camera, microphone and speaker for the next call.
+pub fn devices_ui(ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand>) {
+    egui::CollapsingHeader::new("Devices").show(ui, |ui| {
+        let Some(devices) = &model.devices else {
+            ui.weak("looking for devices...");
+            return;
+        };
+        let cameras: Vec<String> = devices
+            .cameras
+            .iter()
+            .map(|camera| camera.name.clone())
+            .collect();
+        let mut choices: DeviceChoices = model.device_choices.clone();
+        let mut changed = device_menu_ui(ui, "Camera", &mut choices.camera, &cameras);
+        changed |= device_menu_ui(
+            ui,
+            "Microphone",
+            &mut choices.microphone,
+            &devices.microphones,
+        );
+        changed |= device_menu_ui(ui, "Speaker", &mut choices.speaker, &devices.speakers);
+        if cameras.is_empty() {
+            ui.weak("No camera: calls send the test pattern.");
+        }
+        ui.weak("Applies from the next call.");
+        if changed {
+            commands.push(UiCommand::Engine(EngineCommand::ChooseDevices(choices)));
+        }
+    });
 }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::call::ErrorCode;
 use crate::callbacks::{CallbackKind, Event, NetworkQuality};
 use crate::engine::{CallSnapshot, ConnectionState, EngineMsg};
+use crate::media::{DeviceChoices, DeviceList};
 use crate::signaling::Contact;
 use crate::timeline::TimelineEntry;
 
@@ -32,6 +33,10 @@ pub struct Model {
     pub microphone_on: bool,
     /// The camera is on.
     pub camera_on: bool,
+    /// The devices the engine found (asked for at start).
+    pub devices: Option<DeviceList>,
+    /// The devices chosen for the next call.
+    pub device_choices: DeviceChoices,
 }
 
 /// Points kept per peer in the stats plots (two minutes).
@@ -137,6 +142,8 @@ impl Model {
             media: MediaModel::default(),
             microphone_on: true,
             camera_on: true,
+            devices: None,
+            device_choices: DeviceChoices::default(),
         }
     }
 
@@ -145,6 +152,7 @@ impl Model {
         match message {
             EngineMsg::Connection(state) => self.connection = state,
             EngineMsg::Contacts(contacts) => self.contacts = contacts,
+            EngineMsg::Devices(devices) => self.devices = Some(devices),
             EngineMsg::Call(snapshot) => {
                 let calling = snapshot
                     .status

@@ -1,0 +1,37 @@
+//! The devices a call can use, listed together, and the choice of one of each.
+
+use super::DeviceChoice;
+use super::audio::list_audio_devices;
+use super::camera::{CameraInfo, list_cameras};
+
+/// Every camera, microphone and speaker this machine has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceList {
+    /// Cameras.
+    pub cameras: Vec<CameraInfo>,
+    /// Microphones, by name.
+    pub microphones: Vec<String>,
+    /// Speakers, by name.
+    pub speakers: Vec<String>,
+}
+
+/// Lists the devices (this asks the system, so it may take a moment).
+pub fn list_devices() -> DeviceList {
+    let audio = list_audio_devices();
+    DeviceList {
+        cameras: list_cameras(),
+        microphones: audio.inputs,
+        speakers: audio.outputs,
+    }
+}
+
+/// Which camera, microphone and speaker the next call uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceChoices {
+    /// The camera.
+    pub camera: DeviceChoice,
+    /// The microphone.
+    pub microphone: DeviceChoice,
+    /// The speaker.
+    pub speaker: DeviceChoice,
+}
