@@ -74,7 +74,7 @@ fn the_app_opens_a_window_and_shows_a_call_to_echo() {
     // Below the window the root window stays black.
     assert_eq!(distinct_colours(&shot, "1280x40+0+815"), 1);
     // Echo's video: its tile sits at the top left of the call view.
-    let saturation = mean_saturation(&shot, "300x160+480+200");
+    let saturation = mean_saturation(&shot, "200x130+485+205");
     assert!(
         saturation > 0.25,
         "the remote video area is blank (mean saturation {saturation:.3})"

@@ -180,7 +180,8 @@ fn tile_width(ui: &egui::Ui, count: usize) -> f32 {
 
 fn participants_ui(ui: &mut egui::Ui, model: &Model, video: &VideoTextures, media: MediaType) {
     let participants = &model.call.participants;
-    let width = tile_width(ui, participants.len());
+    // The local preview takes a place in the grid too, so it stays in view next to the others.
+    let width = tile_width(ui, participants.len() + 1);
     ui.horizontal_wrapped(|ui| {
         for (user, state) in participants {
             egui::Frame::group(ui.style()).show(ui, |ui| {
