@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
@@ -16,6 +16,7 @@ use super::DeviceChoice;
 use super::hub::{Encoded, Kind};
 use super::session::Shared;
 use super::stats::AudioCounters;
+use super::worker::Pacer;
 use crate::call::ErrorCode;
 
 /// Opus runs at 48 kHz, mono, 20 ms per packet.
@@ -325,15 +326,10 @@ pub fn send_audio(shared: &Shared, running: &AtomicBool) {
     let mut source = AudioSource::open(shared);
     let mut frame = [0_i16; FRAME_SAMPLES];
     let mut packet = [0_u8; 1500];
-    let mut next = Instant::now();
+    // Audio may fall a few packets behind before it skips ahead: a gap is worse than a late packet.
+    let mut pacer = Pacer::new(FRAME).with_slack(FRAME * 5);
     while running.load(Ordering::Acquire) {
-        next += FRAME;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else if now - next > FRAME * 5 {
-            next = now;
-        }
+        pacer.wait();
         source.next_frame(&mut frame);
         let enabled = shared.audio_enabled.load(Ordering::Acquire);
         shared.local_level.store(
@@ -439,6 +435,9 @@ impl Ringtone {
     /// Starts ringing on the chosen speaker; an error when there is none.
     pub fn start(choice: &DeviceChoice) -> Result<Self, String> {
         let samples = ringtone_samples()?;
+        if samples.is_empty() {
+            return Err("the ringtone has no samples".to_owned());
+        }
         let choice = choice.clone();
         let running = hold_stream("ringtone", move || {
             let device = find_device(false, &choice)?;

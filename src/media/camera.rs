@@ -89,9 +89,14 @@ impl Capture {
         })
     }
 
-    /// The next camera frame as I420 (cropped to even sides); an error means the camera is
-    /// gone.
-    pub fn frame(&mut self) -> Result<&I420Frame, String> {
+    /// The last frame [`Self::capture`] took.
+    pub fn frame(&self) -> &I420Frame {
+        &self.frame
+    }
+
+    /// Takes the next camera frame as I420 (cropped to even sides); an error means the camera
+    /// is gone.
+    pub fn capture(&mut self) -> Result<(), String> {
         let buffer = self
             .camera
             .frame()
@@ -123,7 +128,6 @@ impl Capture {
             YuvStandardMatrix::Bt601,
             YuvConversionMode::Balanced,
         )
-        .map_err(|error| format!("a camera frame could not be converted: {error}"))?;
-        Ok(&self.frame)
+        .map_err(|error| format!("a camera frame could not be converted: {error}"))
     }
 }

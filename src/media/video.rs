@@ -23,6 +23,7 @@ use super::hub::{Encoded, Kind};
 use super::marker::{self, Marker};
 use super::pattern::TestPattern;
 use super::session::Shared;
+use super::worker::Pacer;
 use super::{DeviceChoice, Resolution};
 use crate::call::ErrorCode;
 
@@ -222,10 +223,34 @@ impl VideoSource {
     }
 }
 
+impl VideoSource {
+    /// The next frame; a camera that fails is replaced by the test pattern (the timeline says
+    /// so) and this frame is skipped.
+    fn next_frame(&mut self, shared: &Shared, capture_micros: u64) -> Option<&I420Frame> {
+        if let Self::Camera(capture) = self
+            && let Err(error) = capture.capture()
+        {
+            shared.record_error(
+                ErrorCode::CameraUnavailable,
+                &format!("{error}; sending the synthetic test pattern instead"),
+            );
+            let (width, height) = shared.config.resolution.size();
+            *self = Self::Pattern(TestPattern::new(width, height, &shared.me));
+            return None;
+        }
+        Some(match self {
+            Self::Camera(capture) => capture.frame(),
+            Self::Pattern(pattern) => pattern.next_frame(capture_micros),
+        })
+    }
+}
+
 /// The local video thread's body: camera or pattern, H.264, the peers, until `running` clears.
 pub fn send_video(shared: &Shared, running: &AtomicBool) {
     let fps = shared.config.fps.max(1);
-    let interval = Duration::from_nanos(1_000_000_000_u64.div_ceil(u64::from(fps)));
+    let mut pacer = Pacer::new(Duration::from_nanos(
+        1_000_000_000_u64.div_ceil(u64::from(fps)),
+    ));
     let mut encoder = match VideoEncoder::new(shared.config.resolution, fps) {
         Ok(encoder) => encoder,
         Err(error) => {
@@ -244,41 +269,21 @@ pub fn send_video(shared: &Shared, running: &AtomicBool) {
         .config
         .preview
         .then(|| shared.config.frames.reset(LOCAL_STREAM));
-    let mut next = Instant::now();
     let mut keyframe = true;
+    let mut encoding_failed = false;
     while running.load(Ordering::Acquire) {
         if !shared.video_enabled.load(Ordering::Acquire) || shared.hub.subscribers(Kind::Video) == 0
         {
             // Idle: look again soon, and send the first frame as soon as someone wants it.
             keyframe = true;
             std::thread::sleep(IDLE_POLL);
-            next = Instant::now();
+            pacer.restart();
             continue;
         }
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        } else if now - next > interval {
-            // Fell behind (a slow machine): skip ahead rather than burst.
-            next = now;
-        }
-        next += interval;
-        let capture_micros = marker::now_micros();
-        let frame = match &mut source {
-            VideoSource::Camera(capture) => match capture.frame() {
-                Ok(frame) => frame,
-                Err(error) => {
-                    shared.record_error(
-                        ErrorCode::CameraUnavailable,
-                        &format!("{error}; sending the synthetic test pattern instead"),
-                    );
-                    let (width, height) = shared.config.resolution.size();
-                    source = VideoSource::Pattern(TestPattern::new(width, height, &shared.me));
-                    keyframe = true;
-                    continue;
-                }
-            },
-            VideoSource::Pattern(pattern) => pattern.next_frame(capture_micros),
+        pacer.wait();
+        let Some(frame) = source.next_frame(shared, marker::now_micros()) else {
+            keyframe = true;
+            continue;
         };
         if let Some(slot) = &preview
             && let Some(rgba) = to_rgba(frame)
@@ -290,19 +295,19 @@ pub fn send_video(shared: &Shared, running: &AtomicBool) {
         match encoder.encode(frame, keyframe) {
             Ok(data) if !data.is_empty() => {
                 keyframe = false;
-                shared.hub.publish(
-                    Kind::Video,
-                    &Encoded {
-                        data: Bytes::copy_from_slice(data),
-                        duration: interval,
-                    },
-                );
+                let unit = Encoded {
+                    data: Bytes::copy_from_slice(data),
+                    duration: pacer.interval(),
+                };
+                shared.hub.publish(Kind::Video, &unit);
             }
-            Ok(_) => {}
-            Err(error) => shared.record_error(
+            // Said once: a broken encoder would otherwise fill the timeline 30 times a second.
+            Err(error) if !std::mem::replace(&mut encoding_failed, true) => shared.record_error(
                 ErrorCode::InitFailed,
                 &format!("H.264 encoding failed: {error}"),
             ),
+            // A skipped frame, or an encoder failure already reported.
+            Ok(_) | Err(_) => {}
         }
     }
     if let Some(slot) = preview {

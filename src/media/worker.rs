@@ -1,7 +1,9 @@
-//! A named media thread (capture and encode) that runs until its handle is dropped.
+//! A named media thread (capture and encode) that runs until its handle is dropped, and the
+//! pacer that gives it its frame rate.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use super::session::Shared;
 
@@ -30,5 +32,53 @@ impl MediaThread {
 impl Drop for MediaThread {
     fn drop(&mut self) {
         self.running.store(false, Ordering::Release);
+    }
+}
+
+/// Paces a loop to one turn per interval; when it falls behind (a slow machine), it skips ahead
+/// instead of bursting to catch up.
+#[derive(Debug)]
+pub struct Pacer {
+    interval: Duration,
+    next: Instant,
+    /// How far behind counts as fallen behind.
+    slack: Duration,
+}
+
+impl Pacer {
+    /// A pacer for turns `interval` apart, the first one now.
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            next: Instant::now(),
+            slack: interval,
+        }
+    }
+
+    /// Allows falling behind by `slack` before skipping ahead.
+    pub fn with_slack(mut self, slack: Duration) -> Self {
+        self.slack = slack;
+        self
+    }
+
+    /// The time between turns.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The next turn is now (after an idle spell).
+    pub fn restart(&mut self) {
+        self.next = Instant::now();
+    }
+
+    /// Sleeps until the next turn.
+    pub fn wait(&mut self) {
+        let now = Instant::now();
+        if self.next > now {
+            std::thread::sleep(self.next - now);
+        } else if now - self.next > self.slack {
+            self.next = now;
+        }
+        self.next += self.interval;
     }
 }
