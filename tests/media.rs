@@ -642,3 +642,44 @@ fn speaking_levels_follow_loudness() {
     let loud: Vec<i16> = quiet.iter().map(|s| s * 20).collect();
     assert!(audio_level(&quiet) < audio_level(&loud));
 }
+
+#[test]
+fn a_ringing_callee_keeps_its_camera_and_microphone_closed_until_it_accepts() {
+    let _serial = serial();
+    let net = Net::start();
+    // Carol asks for the default devices, as the app does; this machine has none, so opening
+    // them records 60003 and 60004.
+    let carol = net.client(
+        "carol",
+        None,
+        MediaConfig {
+            resolution: Resolution::P480,
+            frames: FrameSlots::default(),
+            ice: callscope::media::IceConfig::loopback(),
+            ..MediaConfig::default()
+        },
+    );
+    let alice = net.client("alice", None, synthetic());
+    alice.dial(&["carol"], MediaType::Video);
+    // The offer arrives while carol rings: her media connection exists...
+    carol.wait_for("for alice's offer", |c| {
+        c.has(|e| matches!(e, Event::ConnectionStateChanged { user_id, state: ConnectionState::New } if user_id == "alice"))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let device_errors = |c: &Client| {
+        c.events()
+            .iter()
+            .filter(|e| {
+                matches!(e, Event::Error(error) if matches!(error.code, ErrorCode::CameraUnavailable | ErrorCode::MicrophoneUnavailable))
+            })
+            .count()
+    };
+    // ...but no device was touched.
+    assert_eq!(device_errors(&carol), 0);
+    carol.send(EngineCommand::Accept);
+    carol.wait_for("for carol's video at alice", |_| alice.decoded("carol") > 0);
+    if list_cameras().is_empty() && !sound_cards() {
+        assert_eq!(device_errors(&carol), 2);
+    }
+    alice.send(EngineCommand::Hangup);
+}

@@ -396,6 +396,7 @@ impl Client {
         let Some(call_id) = call_id else {
             return;
         };
+        let media = self.machine.media().unwrap_or(MediaType::Audio);
         let session = self.media.get_or_insert_with(|| {
             let mut session = MediaSession::new(
                 call_id,
@@ -403,15 +404,15 @@ impl Client {
                 media_config.clone(),
                 self.media_notes.0.clone(),
             );
+            // A muted microphone or a camera turned off stays so in the next call.
             if !self.microphone_on {
                 session.set_microphone(false);
             }
+            if !self.camera_on {
+                session.set_camera(false, media);
+            }
             session
         });
-        let media = self.machine.media().unwrap_or(MediaType::Audio);
-        if !self.camera_on {
-            session.set_camera(false, media);
-        }
         let participants = self.machine.participants();
         session.sync(SessionView {
             caller: self.machine.caller().unwrap_or_default(),

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
@@ -140,43 +140,40 @@ fn hold_stream(
     Ok(running)
 }
 
-/// Where received audio goes: the speaker, mixed per participant, or nowhere.
-#[derive(Debug)]
+/// A level older than this is stale: the participant stopped sending (muted, or gone).
+const LEVEL_FRESH: Duration = Duration::from_millis(300);
+
+/// Where received audio goes: the speaker, mixed per participant, or nowhere; and the
+/// participants' speaking levels.
+#[derive(Debug, Default)]
 pub struct Playback {
     queues: Arc<Mutex<BTreeMap<String, VecDeque<i16>>>>,
-    levels: Mutex<BTreeMap<String, u8>>,
-    /// Why there is no speaker, if there is none.
-    pub unavailable: Option<String>,
-    running: Option<Arc<AtomicBool>>,
+    levels: Mutex<BTreeMap<String, (u8, Instant)>>,
+    /// The open speaker, once the local user joined (`Err` says why there is none).
+    speaker: OnceLock<Result<Arc<AtomicBool>, String>>,
 }
 
 impl Playback {
-    /// Opens the chosen speaker, or a silent sink when there is none.
-    pub fn open(choice: &DeviceChoice) -> Self {
-        let queues: Arc<Mutex<BTreeMap<String, VecDeque<i16>>>> = Arc::default();
-        let mixer = Arc::clone(&queues);
-        let choice = choice.clone();
-        let opened = hold_stream("audio-playback", move || {
-            let device = find_device(false, &choice)?;
-            device
-                .build_output_stream(
-                    mono_config(),
-                    move |output: &mut [i16], _| mix(&mixer, output),
-                    |_| {},
-                    None,
-                )
-                .map_err(|error| format!("the speaker could not start: {error}"))
+    /// Opens the chosen speaker, once; until then (and without one) audio goes nowhere. Opening
+    /// a device can block, so this belongs on a thread that may wait. The result says why
+    /// there is no speaker, if there is none.
+    pub fn open_speaker(&self, choice: &DeviceChoice) -> Result<(), String> {
+        let opened = self.speaker.get_or_init(|| {
+            let mixer = Arc::clone(&self.queues);
+            let choice = choice.clone();
+            hold_stream("audio-playback", move || {
+                let device = find_device(false, &choice)?;
+                device
+                    .build_output_stream(
+                        mono_config(),
+                        move |output: &mut [i16], _| mix(&mixer, output),
+                        |_| {},
+                        None,
+                    )
+                    .map_err(|error| format!("the speaker could not start: {error}"))
+            })
         });
-        let (running, unavailable) = match opened {
-            Ok(running) => (Some(running), None),
-            Err(reason) => (None, Some(reason)),
-        };
-        Self {
-            queues,
-            levels: Mutex::default(),
-            unavailable,
-            running,
-        }
+        opened.as_ref().map(|_| ()).map_err(Clone::clone)
     }
 
     /// Queues decoded samples of `user_id` and records their level.
@@ -184,8 +181,8 @@ impl Playback {
         self.levels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(user_id.to_owned(), audio_level(samples));
-        if self.running.is_none() {
+            .insert(user_id.to_owned(), (audio_level(samples), Instant::now()));
+        if !matches!(self.speaker.get(), Some(Ok(_))) {
             return;
         }
         let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
@@ -207,18 +204,23 @@ impl Playback {
             .remove(user_id);
     }
 
-    /// The latest level of each remote participant.
+    /// Each remote participant's speaking level now (0 when nothing arrived lately).
     pub fn levels(&self) -> BTreeMap<String, u8> {
         self.levels
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .map(|(user_id, (level, at))| {
+                let fresh = at.elapsed() < LEVEL_FRESH;
+                (user_id.clone(), if fresh { *level } else { 0 })
+            })
+            .collect()
     }
 }
 
 impl Drop for Playback {
     fn drop(&mut self) {
-        if let Some(running) = &self.running {
+        if let Some(Ok(running)) = self.speaker.get() {
             running.store(false, Ordering::Release);
         }
     }
@@ -226,12 +228,10 @@ impl Drop for Playback {
 
 fn mix(queues: &Mutex<BTreeMap<String, VecDeque<i16>>>, output: &mut [i16]) {
     let mut queues = queues.lock().unwrap_or_else(PoisonError::into_inner);
-    for (index, sample) in output.iter_mut().enumerate() {
+    for sample in output.iter_mut() {
         let mut sum = 0_i32;
         for queue in queues.values_mut() {
-            if index == 0 || !queue.is_empty() {
-                sum += i32::from(queue.pop_front().unwrap_or(0));
-            }
+            sum += i32::from(queue.pop_front().unwrap_or(0));
         }
         *sample = sum.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
     }
@@ -323,6 +323,10 @@ pub fn send_audio(shared: &Shared, running: &AtomicBool) {
                 return;
             }
         };
+    // The microphone opens only once the local user is in the call, not while it rings.
+    if !shared.wait_until_joined(running) {
+        return;
+    }
     let mut source = AudioSource::open(shared);
     let mut frame = [0_i16; FRAME_SAMPLES];
     let mut packet = [0_u8; 1500];
@@ -385,6 +389,14 @@ pub async fn receive(
 /// The incoming-call ringtone, built into the binary.
 const RINGTONE_WAV: &[u8] = include_bytes!("../../assets/ringtone.wav");
 
+/// The ringtone's samples at 48 kHz mono, decoded once.
+fn ringtone() -> Result<Arc<[i16]>, String> {
+    static SAMPLES: OnceLock<Result<Arc<[i16]>, String>> = OnceLock::new();
+    SAMPLES
+        .get_or_init(|| ringtone_samples().map(Arc::from))
+        .clone()
+}
+
 /// The ringtone's samples at 48 kHz mono: a 16-bit PCM WAV, resampled by nearest neighbour.
 pub fn ringtone_samples() -> Result<Vec<i16>, String> {
     let bad = |what: &str| format!("the ringtone is not a 16-bit PCM WAV: {what}");
@@ -434,7 +446,7 @@ pub struct Ringtone {
 impl Ringtone {
     /// Starts ringing on the chosen speaker; an error when there is none.
     pub fn start(choice: &DeviceChoice) -> Result<Self, String> {
-        let samples = ringtone_samples()?;
+        let samples = ringtone()?;
         if samples.is_empty() {
             return Err("the ringtone has no samples".to_owned());
         }

@@ -208,6 +208,17 @@ impl FrameSlots {
             .cloned()
     }
 
+    /// Drops the slot of `stream` if it is still `slot` (not a newer one).
+    pub fn remove_if_same(&self, stream: &str, slot: &Arc<FrameSlot>) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots
+            .get(stream)
+            .is_some_and(|current| Arc::ptr_eq(current, slot))
+        {
+            slots.remove(stream);
+        }
+    }
+
     /// Drops the slot of `stream`.
     pub fn remove(&self, stream: &str) {
         self.slots

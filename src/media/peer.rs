@@ -289,6 +289,8 @@ pub async fn run_peer(
     let mut ticks = 0_u32;
     loop {
         tokio::select! {
+            // Commands first: a close queued behind a burst of events still comes promptly.
+            biased;
             command = commands.recv() => match command {
                 None | Some(PeerCommand::Close) => break,
                 Some(command) => peer.command(command).await,
@@ -580,7 +582,13 @@ impl Peer {
     async fn close(self) {
         self.shared.hub.unsubscribe(&self.spec.remote);
         let _ = self.connection.close().await;
-        self.shared.config.frames.remove(&self.spec.remote);
+        if let Some(slot) = self.stats.video_slot() {
+            // Only this connection's slot: a new call with the same user may have its own now.
+            self.shared
+                .config
+                .frames
+                .remove_if_same(&self.spec.remote, &slot);
+        }
         for event in self.stats.ended() {
             self.shared.dispatch(event);
         }

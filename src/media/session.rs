@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::MediaConfig;
 use super::audio::{Playback, send_audio};
 use super::hub::SendHub;
 use super::peer::{PeerCommand, PeerSpec, run_peer};
 use super::video::send_video;
 use super::worker::MediaThread;
+use super::{DeviceChoice, MediaConfig};
 use crate::call::{CallError, ErrorCode, MediaType, MemberState};
 use crate::callbacks::{CallKit, Event};
 use crate::signaling::ClientMessage;
@@ -59,6 +59,8 @@ pub struct Shared {
     pub local_level: AtomicU8,
     /// Where received audio is played.
     pub playback: Playback,
+    /// The local user is in the call: devices may open.
+    pub joined: AtomicBool,
     notes: mpsc::Sender<MediaNote>,
 }
 
@@ -79,6 +81,17 @@ impl Shared {
     pub fn note(&self, note: MediaNote) {
         // The queue is sized for a whole call's negotiation; if the client is gone, so is the call.
         let _ = self.notes.try_send(note);
+    }
+
+    /// Waits (on a media thread) until the local user has joined; false if told to stop first.
+    pub fn wait_until_joined(&self, running: &AtomicBool) -> bool {
+        while !self.joined.load(Ordering::Acquire) {
+            if !running.load(Ordering::Acquire) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        running.load(Ordering::Acquire)
     }
 
     /// Reports that the connection to `user_id` is lost.
@@ -109,6 +122,8 @@ struct PeerHandle {
     task: JoinHandle<()>,
     remote_joined: bool,
     failed: bool,
+    /// The membership last told to the peer, so it is told only of changes.
+    told: Option<(bool, bool)>,
 }
 
 /// The media of one call.
@@ -145,7 +160,6 @@ impl MediaSession {
         config: MediaConfig,
         notes: mpsc::Sender<MediaNote>,
     ) -> Self {
-        let playback = Playback::open(&config.speaker);
         let shared = Arc::new(Shared {
             call_id: call_id.to_owned(),
             me: kit.user_id().to_owned(),
@@ -155,7 +169,8 @@ impl MediaSession {
             video_enabled: AtomicBool::new(false),
             audio_enabled: AtomicBool::new(true),
             local_level: AtomicU8::new(0),
-            playback,
+            playback: Playback::default(),
+            joined: AtomicBool::new(false),
             notes,
         });
         Self {
@@ -176,6 +191,9 @@ impl MediaSession {
     /// Brings the peer connections in line with the call: new members get one, members who
     /// left lose theirs.
     pub fn sync(&mut self, view: SessionView<'_>) {
+        if view.joined && !self.joined {
+            self.join();
+        }
         self.joined = view.joined;
         self.apply_video(view.media == MediaType::Video);
         let me = self.shared.me.clone();
@@ -206,11 +224,52 @@ impl MediaSession {
         for user_id in gone {
             self.close_peer(&user_id);
         }
-        for peer in self.peers.values() {
-            let _ = peer.commands.try_send(PeerCommand::Membership {
-                local_joined: self.joined,
-                remote_joined: peer.remote_joined,
+        self.tell_membership();
+    }
+
+    /// The local user is in the call: the devices open (the speaker here, the camera and the
+    /// microphone on their threads), never while the call only rings.
+    fn join(&mut self) {
+        self.shared.joined.store(true, Ordering::Release);
+        // Opening a device can block; the engine's runtime has other workers meanwhile.
+        let speaker = tokio::task::block_in_place(|| {
+            self.shared
+                .playback
+                .open_speaker(&self.shared.config.speaker)
+        });
+        if let Err(reason) = speaker
+            && self.shared.config.speaker != DeviceChoice::Synthetic
+        {
+            self.shared.record_error(
+                ErrorCode::InitFailed,
+                &format!(
+                    "{}; received audio is not played",
+                    reason.trim_end_matches('.')
+                ),
+            );
+        }
+        self.start_sources();
+    }
+
+    /// Tells each peer who is in the call, when that changed.
+    fn tell_membership(&mut self) {
+        for (user_id, peer) in &mut self.peers {
+            let now = (self.joined, peer.remote_joined);
+            if peer.told == Some(now) {
+                continue;
+            }
+            let told = peer.commands.try_send(PeerCommand::Membership {
+                local_joined: now.0,
+                remote_joined: now.1,
             });
+            if told.is_ok() {
+                peer.told = Some(now);
+            } else {
+                self.shared.record_error(
+                    ErrorCode::InitFailed,
+                    &format!("the media connection to {user_id} is not taking commands"),
+                );
+            }
         }
     }
 
@@ -252,15 +311,18 @@ impl MediaSession {
         if !self.peers.contains_key(from) {
             self.spawn_peer(from, false);
         }
-        if let Some(peer) = self.peers.get(from) {
-            let _ = peer
+        if let Some(peer) = self.peers.get(from)
+            && peer
                 .commands
-                .try_send(PeerCommand::Description(description));
-            let _ = peer.commands.try_send(PeerCommand::Membership {
-                local_joined: self.joined,
-                remote_joined: peer.remote_joined,
-            });
+                .try_send(PeerCommand::Description(description))
+                .is_err()
+        {
+            self.shared.record_error(
+                ErrorCode::InitFailed,
+                &format!("the media connection to {from} is not taking its description"),
+            );
         }
+        self.tell_membership();
     }
 
     /// A trickled ICE candidate from `from`.
@@ -286,6 +348,8 @@ impl MediaSession {
     }
 
     fn spawn_peer(&mut self, user_id: &str, offerer: bool) {
+        // The media threads start now to warm their encoders up; they open the devices only
+        // once the local user joins.
         self.start_sources();
         let (commands, receiver) = mpsc::channel(PEER_COMMANDS);
         let task = tokio::spawn(run_peer(
@@ -303,6 +367,7 @@ impl MediaSession {
                 task,
                 remote_joined: false,
                 failed: false,
+                told: None,
             },
         );
     }
@@ -326,7 +391,13 @@ impl MediaSession {
     }
 
     /// Closes every connection and stops the sources.
-    pub fn close(mut self) {
+    pub fn close(self) {
+        drop(self);
+    }
+}
+
+impl Drop for MediaSession {
+    fn drop(&mut self) {
         let users: Vec<String> = self.peers.keys().cloned().collect();
         for user_id in users {
             self.close_peer(&user_id);
@@ -344,6 +415,9 @@ async fn report_volumes(shared: Arc<Shared>) {
     tick.tick().await;
     loop {
         tick.tick().await;
+        if !shared.joined.load(Ordering::Acquire) {
+            continue;
+        }
         let mut volumes = shared.playback.levels();
         if shared.audio_enabled.load(Ordering::Acquire) {
             volumes.insert(

@@ -91,6 +91,11 @@ impl PeerStats {
         self.video = Some(slot);
     }
 
+    /// The video stream's slot, once there is one.
+    pub fn video_slot(&self) -> Option<Arc<FrameSlot>> {
+        self.video.clone()
+    }
+
     /// The counters the audio receiver updates.
     pub fn audio_counters(&self) -> Arc<AudioCounters> {
         Arc::clone(&self.audio)
@@ -180,10 +185,12 @@ impl PeerStats {
             },
             frames_decoded: frames,
         })];
-        let quality = if interval_received == 0 {
-            NetworkQuality::Down
-        } else {
+        // Down means no working path; a muted peer sends nothing but its path still answers.
+        let path_up = report.candidate_pairs().any(|pair| pair.nominated);
+        let quality = if path_up || interval_received > 0 {
             quality_of(rtt_millis, loss_pct)
+        } else {
+            NetworkQuality::Down
         };
         if quality != self.quality {
             self.quality = quality;

@@ -29,6 +29,8 @@ use crate::call::ErrorCode;
 
 /// Access units waiting for a decoder; when it falls behind, units drop and a key frame is asked.
 const DECODE_QUEUE: usize = 8;
+/// The largest access unit accepted (a 1080p key frame is a few hundred kilobytes).
+const MAX_UNIT_BYTES: usize = 4 << 20;
 /// How often an idle video thread checks whether anyone wants its frames.
 const IDLE_POLL: Duration = Duration::from_millis(2);
 /// Key-frame requests to the sender are at least this far apart.
@@ -264,6 +266,10 @@ pub fn send_video(shared: &Shared, running: &AtomicBool) {
     // The first encode allocates the encoder's buffers; do it now, not when the call connects.
     let (width, height) = shared.config.resolution.size();
     let _ = encoder.encode(&I420Frame::black(width, height), true);
+    // The camera opens only once the local user is in the call, not while it rings.
+    if !shared.wait_until_joined(running) {
+        return;
+    }
     let mut source = VideoSource::open(shared);
     let preview = shared
         .config
@@ -373,11 +379,14 @@ pub async fn receive(
                 None => {
                     slot.counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
                 }
-                Some(worker) => {
-                    if worker.units.try_send(unit).is_err() {
+                Some(worker) => match worker.units.try_send(unit) {
+                    Ok(()) => {}
+                    Err(crossbeam_channel::TrySendError::Full(_)) => {
                         pli_wanted.store(true, Ordering::Release);
                     }
-                }
+                    // The decoder could not start (and said so): nothing more to hand it.
+                    Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
+                },
             }
         }
         if std::mem::take(&mut assembler.lost) {
@@ -430,6 +439,11 @@ impl Assembler {
         match self.depacketizer.depacketize(&packet.payload) {
             Ok(bytes) => self.unit.extend_from_slice(&bytes),
             Err(_) => self.damaged = true,
+        }
+        if self.unit.len() > MAX_UNIT_BYTES {
+            // A sender that never marks the end of a picture must not grow this without end.
+            self.damaged = true;
+            self.unit.clear();
         }
         if !header.marker {
             return None;
