@@ -232,7 +232,7 @@ fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() 
 }
 
 #[test]
-fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call() {
+fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call_and_is_remembered() {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = app(dir.path());
     wait_until(&mut harness, "the device list", |app| {
@@ -276,4 +276,11 @@ fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call() 
     wait_until(&mut harness, "the call to end", |app| {
         app.model().status() == CallStatus::Idle
     });
+    // The choice is remembered: a restart in the same data directory starts with it.
+    drop(harness);
+    let restarted = app(dir.path());
+    assert_eq!(
+        restarted.state().model().device_choices.camera,
+        callscope::media::DeviceChoice::Synthetic
+    );
 }

@@ -26,7 +26,8 @@ pub fn list_devices() -> DeviceList {
 }
 
 /// Which camera, microphone and speaker the next call uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DeviceChoices {
     /// The camera.
     pub camera: DeviceChoice,

@@ -77,7 +77,8 @@ impl std::str::FromStr for Resolution {
 }
 
 /// Which device to use.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeviceChoice {
     /// The system default, or the synthetic source when there is none.
     #[default]

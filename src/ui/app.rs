@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::call::{CallStatus, ViewMode};
 use crate::callbacks::{CallKit, Switches};
 use crate::engine::{Engine, EngineCommand, EngineConfig, EngineError, ServerChoice};
-use crate::media::{DeviceChoices, FrameSlots, MediaConfig};
+use crate::media::{DeviceChoice, DeviceChoices, FrameSlots, MediaConfig};
 use crate::timeline::{ExportFormat, Store, Timeline, export};
 
 use super::call_view::{CallView, clock};
@@ -88,10 +88,18 @@ impl CallscopeApp {
             .switches(Switches::from_set(settings.enabled))
             .timeline(timeline)
             .build();
+        // A device named on the command line wins over the one saved from the menus.
+        let flag_or_saved = |flag: &DeviceChoice, saved: &DeviceChoice| {
+            if *flag == DeviceChoice::Default {
+                saved.clone()
+            } else {
+                flag.clone()
+            }
+        };
         let device_choices = DeviceChoices {
-            camera: options.media.camera.clone(),
-            microphone: options.media.microphone.clone(),
-            speaker: options.media.speaker.clone(),
+            camera: flag_or_saved(&options.media.camera, &settings.devices.camera),
+            microphone: flag_or_saved(&options.media.microphone, &settings.devices.microphone),
+            speaker: flag_or_saved(&options.media.speaker, &settings.devices.speaker),
         };
         let repaint_ctx = ctx.clone();
         let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(move || repaint_ctx.request_repaint());
@@ -103,6 +111,9 @@ impl CallscopeApp {
                 frames: frames.clone(),
                 preview: true,
                 ringtone: true,
+                camera: device_choices.camera.clone(),
+                microphone: device_choices.microphone.clone(),
+                speaker: device_choices.speaker.clone(),
                 ..options.media
             }),
         };
@@ -216,6 +227,8 @@ impl CallscopeApp {
                     EngineCommand::SetCamera(on) => self.model.camera_on = *on,
                     EngineCommand::ChooseDevices(choices) => {
                         self.model.device_choices.clone_from(choices);
+                        self.settings.devices.clone_from(choices);
+                        self.save_settings();
                     }
                     _ => {}
                 }

@@ -1,9 +1,10 @@
-//! `Settings`: what the app remembers across restarts (switches, theme, last user), apart from
+//! `Settings`: what the app remembers across restarts (switches, theme, devices), apart from
 //! runtime state.
 
 use serde::{Deserialize, Serialize};
 
 use crate::callbacks::KindSet;
+use crate::media::DeviceChoices;
 
 /// Persisted settings of the app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,6 +14,8 @@ pub struct Settings {
     pub enabled: KindSet,
     /// Dark theme (light otherwise).
     pub dark: bool,
+    /// The camera, microphone and speaker chosen in the Devices menus.
+    pub devices: DeviceChoices,
 }
 
 impl Default for Settings {
@@ -20,6 +23,7 @@ impl Default for Settings {
         Self {
             enabled: KindSet::all(),
             dark: true,
+            devices: DeviceChoices::default(),
         }
     }
 }
