@@ -261,7 +261,7 @@ fn the_frame_marker_survives_an_h264_round_trip() {
         );
         let unit = encoder.encode(&frame, frame_number == 0).unwrap().to_vec();
         let picture = decoder.decode(&unit).unwrap().unwrap();
-        assert_eq!((picture.width, picture.height), (width, height));
+        assert_eq!(picture.size(), [width, height]);
         assert_eq!(picture.counter, Some(frame_number));
         assert_eq!(picture.image.pixels.len(), width * height);
     }

@@ -5,41 +5,38 @@
 
 use std::process::Command;
 
-/// Distinct colours in a rectangle of an image, via `ImageMagick`.
-fn distinct_colours(png: &std::path::Path, geometry: &str) -> usize {
+/// A figure of a rectangle of an image, measured by `ImageMagick`: the crop, then `steps`, then
+/// `format` printed.
+fn measure<T: std::str::FromStr>(
+    png: &std::path::Path,
+    geometry: &str,
+    steps: &[&str],
+    format: &str,
+) -> T {
     let output = Command::new("/usr/bin/convert")
         .arg(png)
-        .args(["-crop", geometry, "+repage", "-format", "%k", "info:"])
+        .args(["-crop", geometry, "+repage"])
+        .args(steps)
+        .args(["-format", format, "info:"])
         .output()
         .expect("ImageMagick's convert (the test command installs imagemagick)");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap()
+    let text = String::from_utf8_lossy(&output.stdout);
+    let Ok(figure) = text.trim().parse() else {
+        panic!("ImageMagick printed {text:?}");
+    };
+    figure
 }
 
-/// Mean HSL saturation (0..1) of a region: the window's chrome is grey, the test pattern is
+/// Distinct colours in a rectangle of an image.
+fn distinct_colours(png: &std::path::Path, geometry: &str) -> usize {
+    measure(png, geometry, &[], "%k")
+}
+
+/// Mean HSL saturation (0..1) of a rectangle: the window's chrome is grey, the test pattern is
 /// saturated colour bars.
 fn mean_saturation(png: &std::path::Path, geometry: &str) -> f64 {
-    let output = Command::new("/usr/bin/convert")
-        .arg(png)
-        .args([
-            "-crop",
-            geometry,
-            "+repage",
-            "-colorspace",
-            "HSL",
-            "-channel",
-            "G",
-            "-separate",
-        ])
-        .args(["-format", "%[fx:mean]", "info:"])
-        .output()
-        .expect("ImageMagick's convert (the test command installs imagemagick)");
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .unwrap()
+    let steps = ["-colorspace", "HSL", "-channel", "G", "-separate"];
+    measure(png, geometry, &steps, "%[fx:mean]")
 }
 
 #[test]

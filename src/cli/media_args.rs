@@ -1,6 +1,6 @@
 //! The media options the window and `callscope call` share, and `callscope devices`.
 
-use callscope::media::{DeviceChoice, MediaConfig, Resolution, list_audio_devices, list_cameras};
+use callscope::media::{DeviceChoice, MediaConfig, Resolution, list_devices};
 
 /// Devices, resolution and ICE servers of the media engine.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,16 +56,18 @@ impl MediaArgs {
 
 /// Prints the cameras, microphones and speakers this machine has.
 pub fn devices() {
-    let cameras = list_cameras();
+    let devices = list_devices();
     println!("cameras:");
-    if cameras.is_empty() {
+    if devices.cameras.is_empty() {
         println!("  (none: calls send the synthetic test pattern)");
     }
-    for camera in cameras {
+    for camera in devices.cameras {
         println!("  {}: {}", camera.index, camera.name);
     }
-    let audio = list_audio_devices();
-    for (title, names) in [("microphones", audio.inputs), ("speakers", audio.outputs)] {
+    for (title, names) in [
+        ("microphones", devices.microphones),
+        ("speakers", devices.speakers),
+    ] {
         println!("{title}:");
         if names.is_empty() {
             println!("  (none)");

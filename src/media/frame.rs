@@ -39,16 +39,19 @@ impl I420Frame {
 /// UI hands it to its texture without touching a pixel.
 #[derive(Debug, Clone)]
 pub struct RgbaFrame {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
     /// The opaque RGBA picture.
     pub image: Arc<egui::ColorImage>,
     /// The frame counter its marker carried, if it had one.
     pub counter: Option<u32>,
     /// Capture-to-here latency in microseconds, if its marker said when it was captured.
     pub glass_to_glass_micros: Option<u64>,
+}
+
+impl RgbaFrame {
+    /// `[width, height]` in pixels.
+    pub fn size(&self) -> [usize; 2] {
+        self.image.size
+    }
 }
 
 /// Figures of one received stream, updated by the decoder as frames arrive.
@@ -58,8 +61,6 @@ pub struct StreamCounters {
     pub frames_decoded: AtomicU64,
     /// Frames the marker counters say never arrived.
     pub frames_lost: AtomicU64,
-    /// Sum of glass-to-glass latencies in microseconds (over frames with a marker).
-    pub glass_to_glass_sum_micros: AtomicU64,
     /// Frames with a readable marker.
     pub frames_marked: AtomicU64,
     /// Width << 32 | height of the last frame.
@@ -217,14 +218,6 @@ impl FrameSlots {
         {
             slots.remove(stream);
         }
-    }
-
-    /// Drops the slot of `stream`.
-    pub fn remove(&self, stream: &str) {
-        self.slots
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(stream);
     }
 
     /// The streams that have a slot.

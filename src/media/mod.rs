@@ -19,7 +19,7 @@ mod worker;
 
 use std::time::Duration;
 
-pub use audio::{AudioDevices, Ringtone, audio_level, list_audio_devices, ringtone_samples};
+pub use audio::{Ringtone, audio_level, ringtone_samples};
 pub use camera::{CameraInfo, list_cameras};
 pub use devices::{DeviceChoices, DeviceList, list_devices};
 pub use frame::{FrameSlot, FrameSlots, I420Frame, LOCAL_STREAM, RgbaFrame, StreamCounters};

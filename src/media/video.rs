@@ -127,7 +127,7 @@ impl VideoDecoder {
         let (width, height) = picture.dimensions();
         let (y_stride, u_stride, v_stride) = picture.strides();
         let found = Marker::read(picture.y(), y_stride, width, height);
-        let image = YuvPlanarImage {
+        let planes = YuvPlanarImage {
             y_plane: picture.y(),
             y_stride: y_stride as u32,
             u_plane: picture.u(),
@@ -137,25 +137,8 @@ impl VideoDecoder {
             width: width as u32,
             height: height as u32,
         };
-        // Every pixel is written below, so a reused picture needs no clearing.
-        let mut picture = spare
-            .filter(|spare| spare.size == [width, height])
-            .unwrap_or_else(|| egui::ColorImage::filled([width, height], egui::Color32::BLACK));
-        if yuv::yuv420_to_rgba(
-            &image,
-            bytemuck::cast_slice_mut(&mut picture.pixels),
-            width as u32 * 4,
-            YuvRange::Limited,
-            YuvStandardMatrix::Bt601,
-        )
-        .is_err()
-        {
-            return Ok(None);
-        }
-        Ok(Some(RgbaFrame {
-            width,
-            height,
-            image: Arc::new(picture),
+        Ok(to_image(&planes, spare).map(|image| RgbaFrame {
+            image: Arc::new(image),
             counter: found.map(|found| found.counter),
             glass_to_glass_micros: found
                 .map(|found| marker::elapsed_micros(found.capture_micros, marker::now_micros())),
@@ -163,9 +146,31 @@ impl VideoDecoder {
     }
 }
 
+/// Converts 4:2:0 planes (BT.601, limited range) to a colour image, reusing `spare` when it
+/// has the right size; `None` if the planes do not match their stated size.
+fn to_image(
+    planes: &YuvPlanarImage<u8>,
+    spare: Option<egui::ColorImage>,
+) -> Option<egui::ColorImage> {
+    let size = [planes.width as usize, planes.height as usize];
+    // Every pixel is written below, so a reused picture needs no clearing.
+    let mut image = spare
+        .filter(|spare| spare.size == size)
+        .unwrap_or_else(|| egui::ColorImage::filled(size, egui::Color32::BLACK));
+    yuv::yuv420_to_rgba(
+        planes,
+        bytemuck::cast_slice_mut(&mut image.pixels),
+        planes.width * 4,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt601,
+    )
+    .ok()?;
+    Some(image)
+}
+
 /// Converts an I420 frame to RGBA (the local preview).
 pub fn to_rgba(frame: &I420Frame) -> Option<RgbaFrame> {
-    let image = YuvPlanarImage {
+    let planes = YuvPlanarImage {
         y_plane: &frame.y,
         y_stride: frame.width as u32,
         u_plane: &frame.u,
@@ -175,19 +180,8 @@ pub fn to_rgba(frame: &I420Frame) -> Option<RgbaFrame> {
         width: frame.width as u32,
         height: frame.height as u32,
     };
-    let mut picture = egui::ColorImage::filled([frame.width, frame.height], egui::Color32::BLACK);
-    yuv::yuv420_to_rgba(
-        &image,
-        bytemuck::cast_slice_mut(&mut picture.pixels),
-        frame.width as u32 * 4,
-        YuvRange::Limited,
-        YuvStandardMatrix::Bt601,
-    )
-    .ok()?;
     Some(RgbaFrame {
-        width: frame.width,
-        height: frame.height,
-        image: Arc::new(picture),
+        image: Arc::new(to_image(&planes, None)?),
         counter: None,
         glass_to_glass_micros: None,
     })
@@ -503,10 +497,10 @@ fn decode_video(
         };
         let counters = &slot.counters;
         counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
-        counters.resolution.store(
-            (frame.width as u64) << 32 | frame.height as u64,
-            Ordering::Relaxed,
-        );
+        let [width, height] = frame.size();
+        counters
+            .resolution
+            .store((width as u64) << 32 | height as u64, Ordering::Relaxed);
         if let Some(counter) = frame.counter {
             if let Some(last) = last_counter
                 && counter > last
@@ -517,11 +511,8 @@ fn decode_video(
             }
             last_counter = Some(counter);
         }
-        if let Some(micros) = frame.glass_to_glass_micros {
+        if frame.glass_to_glass_micros.is_some() {
             counters.frames_marked.fetch_add(1, Ordering::Relaxed);
-            counters
-                .glass_to_glass_sum_micros
-                .fetch_add(micros, Ordering::Relaxed);
         }
         spare = slot.put(frame);
         shared.config.frames.repaint();

@@ -70,8 +70,6 @@ pub struct MediaModel {
     pub quality: BTreeMap<String, NetworkQuality>,
     /// Speaking level per user.
     pub volumes: BTreeMap<String, u8>,
-    /// Whether each user's video is flowing.
-    pub video: BTreeMap<String, bool>,
     /// Why a device is not used (no camera, no microphone).
     pub device_warnings: Vec<String>,
 }
@@ -112,9 +110,6 @@ impl MediaModel {
                 self.quality.insert(user_id.clone(), *quality);
             }
             Event::UserVoiceVolumeChanged { volumes } => self.volumes.clone_from(volumes),
-            Event::UserVideoAvailable { user_id, available } => {
-                self.video.insert(user_id.clone(), *available);
-            }
             Event::Error(error)
                 if matches!(
                     error.code,

@@ -42,7 +42,7 @@ impl VideoTextures {
             let Some((generation, frame)) = slot.newer_than(seen) else {
                 continue;
             };
-            let size = [frame.width, frame.height];
+            let size = frame.size();
             let image = std::sync::Arc::clone(&frame.image);
             match self.streams.get_mut(&name) {
                 Some(stream) if stream.size == size => {
