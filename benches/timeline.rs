@@ -6,9 +6,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use callscope::call::{CallStatus, MonoTime};
-use callscope::callbacks::{CallKit, CallbackKind, Event};
-use callscope::timeline::{Query, Source, Store, Timeline};
+use callscope::event::{CallbackKind, Event};
+use callscope::kit::CallKit;
+use callscope::model::{CallStatus, MonoTime, Source};
+use callscope::timeline::{Query, Store, Timeline};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 fn event(i: u64) -> Event {

@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use callscope::callbacks::{CallStats, Event};
 use callscope::engine::{ConnectionState, ServerChoice};
+use callscope::event::{CallStats, Event};
 use callscope::media::{MediaConfig, Resolution};
-use callscope::timeline::Source;
+use callscope::model::Source;
 use callscope::ui::{AppOptions, CallscopeApp};
 use egui_kittest::Harness;
 

@@ -3,7 +3,7 @@
 //!
 //! Run with `cargo run --example bind_callbacks`.
 
-use callscope::callbacks::CallKit;
+use callscope::kit::CallKit;
 
 fn main() {
     // Step 1 and 2: bind the callbacks, each with a closure that logs what it gets.

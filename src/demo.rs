@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::call::{CallMachine, Input, MediaType, Signal};
-use crate::callbacks::CallKit;
+use crate::call::{CallMachine, Input, Signal};
+use crate::kit::CallKit;
+use crate::model::MediaType;
 
 /// One step of the script: how long after the previous step, and what happens.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +84,9 @@ pub fn play(kit: &CallKit) -> CallMachine {
         now = now + step.after;
         // The script only makes legal moves; a refusal would still be recorded as `onError`.
         let _ = machine.handle_input(now, step.input);
-        kit.drain(&mut machine);
+        while let Some(emitted) = machine.poll_event() {
+            kit.deliver(emitted);
+        }
     }
     machine
 }

@@ -5,7 +5,8 @@
 //! ```
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //! use std::sync::Arc;
-//! use callscope::callbacks::{CallKit, CallbackKind};
+//! use callscope::event::CallbackKind;
+//! use callscope::kit::CallKit;
 //! use callscope::timeline::{Delivery, Query};
 //!
 //! let ended = Arc::new(AtomicUsize::new(0));
@@ -25,23 +26,32 @@
 //! ```
 //!
 //! # Layout
+//! Dependencies point down this list; a module imports only modules above it.
+//! - [`model`]: the vocabulary: statuses, media types, end reasons, error codes, sources,
+//!   monotonic time.
+//! - [`event`]: the one [`event::Event`] enum (the five component callbacks and the engine
+//!   events), its field-less twin [`event::CallbackKind`], and [`event::Emitted`].
 //! - [`call`]: the sans-IO call core. [`call::CallMachine`] knows every status and legal
-//!   transition of the call contract; time and network messages are inputs, callbacks and
-//!   signaling actions are outputs. No threads, sockets or clocks.
-//! - [`callbacks`]: the one [`callbacks::Event`] enum (the five component callbacks and the
-//!   engine events), its field-less twin [`callbacks::CallbackKind`], run-time
-//!   [`callbacks::Switches`], and [`callbacks::CallKit`] where closures are bound.
+//!   transition of the call contract; time and network messages are inputs, events and
+//!   signaling actions are outputs. It records and dispatches nothing.
 //! - [`timeline`]: every occurrence as a [`timeline::TimelineEntry`], in memory
-//!   ([`timeline::Timeline`]) and in SQLite ([`timeline::Store`]); queries and export.
-//! - [`signaling`]: the WebSocket protocol, UserSig tokens, the sans-IO
-//!   [`signaling::switchboard::Switchboard`] and the tokio [`signaling::Server`].
-//! - [`engine`]: the engine thread (tokio runtime, signaling client, embedded server, demo
-//!   peers) behind bounded crossbeam channels.
-//! - [`ui`]: the eframe window; it only draws and sends commands.
+//!   ([`timeline::Timeline`], read by sequence number) and in SQLite ([`timeline::Store`]);
+//!   queries, export, and the contract checker ([`timeline::check`]).
+//! - [`kit`]: [`kit::CallKit`], where closures are bound, [`kit::Switches`] consulted and every
+//!   event recorded into the timeline.
+//! - [`signaling`]: the WebSocket protocol (whose call messages are the core's actions and
+//!   signals), UserSig tokens, the sans-IO [`signaling::switchboard::Switchboard`] and the tokio
+//!   [`signaling::Server`] around it.
+//! - [`media`]: WebRTC, codecs, devices and frame slots. It takes commands and reports
+//!   [`media::MediaEvent`]s; it never decides a call's fate. Its set-up decisions are sans-IO
+//!   ([`media::negotiation`], [`media::mesh`]).
+//! - [`engine`]: the sans-IO [`engine::Driver`] (call core + media + kit glue, given `now`), the
+//!   client task that carries out its outputs, the demo peers' scripts, and the engine thread.
+//! - [`ui`]: the eframe window; it only draws what the engine reported and sends commands.
 //! - [`demo`]: a scripted call through the core, with no network.
 //!
 //! # Threading model
-//! The call core runs on whichever thread drives it and never blocks. [`callbacks::CallKit`] is
+//! The sans-IO cores run on whichever thread drives them and never block. [`kit::CallKit`] is
 //! `Send + Sync`: any thread may dispatch, and switches change atomically from any thread. A
 //! dispatch runs the bound closure on the dispatching thread, then appends to the in-memory
 //! timeline under a short lock and hands the entry through a bounded channel (spilling to an
@@ -49,15 +59,20 @@
 //! JSON, and on to the `timeline-writer` thread, which commits batches to SQLite. No caller
 //! waits on disk.
 //!
-//! The `engine` thread owns the tokio runtime and is the only place with network IO; the UI
-//! thread sends it `EngineCommand`s and drains `EngineMsg`s with `try_recv` once per frame, and
-//! the engine calls `request_repaint` after each report. All channels are bounded.
+//! The `engine` thread owns the tokio runtime and is the only place with network IO. The UI
+//! thread sends it `EngineCommand`s through a bounded channel, reads the newest state from a
+//! latest-value slot and drains notices with `try_recv` once per frame; the engine wakes the
+//! UI after each report. Media threads (`video-send`, `audio-send`, `video-decode`, the audio
+//! devices') wait on wake-ups, never on sleeps, and report through one bounded queue whose
+//! drops are counted and said.
 
 pub mod call;
-pub mod callbacks;
 pub mod demo;
 pub mod engine;
+pub mod event;
+pub mod kit;
 pub mod media;
+pub mod model;
 pub mod signaling;
 pub mod timeline;
 pub mod ui;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use callscope::callbacks::CallbackKind;
 use callscope::engine::ServerChoice;
+use callscope::event::CallbackKind;
 use callscope::timeline::{Store, Timeline, default_data_dir};
 use callscope::ui::AppOptions;
 use clap::{Parser, Subcommand};
@@ -47,6 +47,10 @@ struct Cli {
 enum Command {
     /// Places one call and prints each timeline entry as it happens.
     Call(cli::call::CallArgs),
+    /// Waits for an incoming call, answers it, and prints each timeline entry as it happens.
+    Answer(cli::answer::AnswerArgs),
+    /// Checks a timeline export (JSON Lines) against the call contract.
+    Check(cli::check::CheckArgs),
     /// Reads the stored timeline, this run's and earlier runs'.
     Timeline(cli::timeline::TimelineArgs),
     /// Runs a standalone signaling server.
@@ -99,21 +103,28 @@ fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     Store::open(data_dir).with_context(|| format!("opening the timeline in {}", data_dir.display()))
 }
 
+/// The timeline of a `call` or `answer` run: stored, or in memory when another process holds
+/// the data directory (said once).
+fn call_timeline(data_dir: &Path) -> anyhow::Result<(Timeline, Option<Store>)> {
+    let store = match Store::open(data_dir) {
+        Ok(store) => Some(store),
+        Err(error @ callscope::timeline::StoreError::InUse(_)) => {
+            eprintln!("callscope: {error}; this run is kept in memory only");
+            None
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let timeline = store
+        .clone()
+        .map_or_else(Timeline::in_memory, Timeline::persistent);
+    Ok((timeline, store))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let data_dir = cli.data_dir.unwrap_or_else(default_data_dir);
     match cli.command {
         Some(Command::Call(args)) => {
-            let store = match Store::open(&data_dir) {
-                Ok(store) => Some(store),
-                Err(error @ callscope::timeline::StoreError::InUse(_)) => {
-                    eprintln!("callscope: {error}; this call is kept in memory only");
-                    None
-                }
-                Err(error) => return Err(error.into()),
-            };
-            let timeline = store
-                .clone()
-                .map_or_else(Timeline::in_memory, Timeline::persistent);
+            let (timeline, store) = call_timeline(&data_dir)?;
             let outcome = cli::call::run(&args, timeline)?;
             if let Some(store) = store {
                 store.flush(std::time::Duration::from_secs(10))?;
@@ -123,6 +134,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli::call::Outcome::NotStarted => ExitCode::from(2),
             })
         }
+        Some(Command::Answer(args)) => {
+            let (timeline, store) = call_timeline(&data_dir)?;
+            let outcome = cli::answer::run(&args, timeline)?;
+            if let Some(store) = store {
+                store.flush(std::time::Duration::from_secs(10))?;
+            }
+            Ok(match outcome {
+                cli::answer::Outcome::Ended => ExitCode::SUCCESS,
+                cli::answer::Outcome::NoCall => ExitCode::from(2),
+            })
+        }
+        Some(Command::Check(args)) => Ok(if cli::check::run(&args)? == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
         Some(Command::Timeline(args)) => {
             cli::timeline::timeline(&data_dir, &args)?;
             Ok(ExitCode::SUCCESS)

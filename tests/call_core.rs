@@ -6,11 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use callscope::call::{
-    Action, CallMachine, CallStatus, Emitted, EndReason, ErrorCode, Input, MediaType, MonoTime,
-    Signal,
-};
-use callscope::callbacks::Event;
+use callscope::call::{Action, CallMachine, Input, Signal};
+use callscope::event::{Emitted, Event};
+use callscope::model::{CallError, CallStatus, EndReason, ErrorCode, MediaType, MonoTime};
 use proptest::prelude::*;
 
 use CallStatus::{
@@ -38,14 +36,14 @@ impl Rig {
         rig
     }
 
-    fn input(&mut self, input: Input) -> Result<(), callscope::call::CallError> {
+    fn input(&mut self, input: Input) -> Result<(), CallError> {
         self.now = self.now + Duration::from_millis(10);
         let result = self.machine.handle_input(self.now, input);
         self.collect();
         result
     }
 
-    fn signal(&mut self, call_id: &str, signal: Signal) -> Result<(), callscope::call::CallError> {
+    fn signal(&mut self, call_id: &str, signal: Signal) -> Result<(), CallError> {
         self.input(Input::Signal {
             call_id: call_id.into(),
             signal,
@@ -448,7 +446,10 @@ fn legal_rows() -> Vec<Row> {
         Row {
             name: "be-invited -> idle when another device accepts",
             from: BeInvited,
-            inputs: vec![sig(Signal::AcceptedElsewhere)],
+            inputs: vec![Input::AnsweredElsewhere {
+                call_id: "c-1".into(),
+                accepted: true,
+            }],
             transitions: vec![(BeInvited, Idle)],
             kinds: vec!["onCallNotConnected", "statusChanged", "afterCalling"],
         },
@@ -761,7 +762,7 @@ fn minimize_and_restore_report_old_and_new() {
     assert!(
         rig.events
             .iter()
-            .all(|e| e.source == callscope::timeline::Source::Ui)
+            .all(|e| e.source == callscope::model::Source::Ui)
     );
 }
 
@@ -1189,9 +1190,6 @@ fn any_signal() -> impl Strategy<Value = Signal> {
     prop_oneof![
         proptest::collection::vec(any_user(), 0..3)
             .prop_map(|offline| Signal::InviteDelivered { offline }),
-        Just(Signal::InviteFailed {
-            error: callscope::call::CallError::new(ErrorCode::SignalingSendFailed, "lost")
-        }),
         (
             any_user(),
             proptest::collection::vec(any_user(), 0..4),
@@ -1219,8 +1217,6 @@ fn any_signal() -> impl Strategy<Value = Signal> {
             .prop_map(|users| Signal::MembersInvited { users }),
         (any_user(), any_media())
             .prop_map(|(user_id, media)| Signal::MediaSwitched { user_id, media }),
-        Just(Signal::AcceptedElsewhere),
-        Just(Signal::RejectedElsewhere),
         Just(Signal::EndedByServer),
     ]
 }
@@ -1259,6 +1255,13 @@ fn any_step() -> impl Strategy<Value = Step> {
         proptest::collection::vec(any_user(), 0..3).prop_map(|users| Input::InviteMore { users }),
         (any_call_id(), any_signal())
             .prop_map(|(call_id, signal)| Input::Signal { call_id, signal }),
+        any_call_id().prop_map(|call_id| Input::InviteFailed {
+            call_id,
+            error: CallError::new(ErrorCode::SignalingSendFailed, "lost")
+        }),
+        (any_call_id(), any::<bool>())
+            .prop_map(|(call_id, accepted)| Input::AnsweredElsewhere { call_id, accepted }),
+        Just(Input::DeclineBusy),
         Just(Input::KickedOut {
             by: user("elsewhere")
         }),

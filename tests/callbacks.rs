@@ -7,16 +7,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use callscope::call::{CallMachine, CallStatus, Input, MediaType, MonoTime, Signal};
-use callscope::callbacks::{CallKit, CallbackKind, Event, KindSet, Switches};
-use callscope::timeline::{Delivery, Source, TimelineEntry};
+use callscope::call::{CallMachine, Input, Signal};
+use callscope::event::{CallbackKind, Event, KindSet};
+use callscope::kit::{CallKit, Switches};
+use callscope::model::{CallStatus, MediaType, MonoTime, Source};
+use callscope::timeline::{Delivery, TimelineEntry};
 
 fn outgoing_call(machine: &mut CallMachine, kit: &CallKit, call_id: &str) {
     let mut now = machine.now();
     let mut step = |input: Input| {
         now = now + Duration::from_millis(100);
         machine.handle_input(now, input).expect("accepted");
-        kit.drain(machine);
+        while let Some(emitted) = machine.poll_event() {
+            kit.deliver(emitted);
+        }
     };
     step(Input::Dial {
         call_id: call_id.into(),
@@ -208,9 +212,9 @@ fn entries_serialize_in_the_contract_shape() {
             "payload":{"old_status":"dialing-c2c","new_status":"calling-c2c-video"}})
     );
     let json = entry_json(Event::BeforeCalling {
-        call_type: callscope::call::CallType::Call,
-        error: Some(callscope::call::CallError::new(
-            callscope::call::ErrorCode::CalleeOffline,
+        call_type: callscope::model::CallType::Call,
+        error: Some(callscope::model::CallError::new(
+            callscope::model::ErrorCode::CalleeOffline,
             "bob is offline",
         )),
     });
@@ -219,8 +223,8 @@ fn entries_serialize_in_the_contract_shape() {
         serde_json::json!({"type":"call","error":{"code":8021,"message":"bob is offline"}})
     );
     let json = entry_json(Event::Minimized {
-        old: callscope::call::ViewMode::Full,
-        new: callscope::call::ViewMode::Minimized,
+        old: callscope::model::ViewMode::Full,
+        new: callscope::model::ViewMode::Minimized,
     });
     assert_eq!(
         json["payload"],
@@ -236,16 +240,16 @@ fn entries_serialize_in_the_contract_shape() {
     let json = entry_json(Event::KickedOffline {});
     assert_eq!(json["kind"], "onKickedOffline");
     assert_eq!(json["payload"], serde_json::json!({}));
-    let json = entry_json(Event::AfterCalling(callscope::callbacks::CallSummary {
+    let json = entry_json(Event::AfterCalling(callscope::event::CallSummary {
         call_id: "c-7f3a".into(),
-        reason: callscope::call::EndReason::NoResponse,
+        reason: callscope::model::EndReason::NoResponse,
         initiator: "alice".into(),
         duration_millis: 5012,
         media: MediaType::Video,
     }));
     assert_eq!(json["payload"]["reason"], "no-response");
     assert_eq!(json["payload"]["duration_ms"], 5012);
-    let json = entry_json(Event::CallStats(callscope::callbacks::CallStats {
+    let json = entry_json(Event::CallStats(callscope::event::CallStats {
         user_id: "bob".into(),
         rtt_millis: 1.5,
         jitter_millis: 0.5,

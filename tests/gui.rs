@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use callscope::call::{CallStatus, ViewMode};
-use callscope::callbacks::CallbackKind;
 use callscope::engine::{ConnectionState, ServerChoice};
-use callscope::timeline::{Delivery, Query};
+use callscope::event::CallbackKind;
+use callscope::model::{CallStatus, ViewMode};
+use callscope::timeline::{CheckOptions, Delivery, Query, check};
 use callscope::ui::{AppOptions, CallscopeApp, Settings};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -22,7 +22,11 @@ fn app(data_dir: &std::path::Path) -> Harness<'static, CallscopeApp> {
         server: ServerChoice::Embedded,
         data_dir: data_dir.to_path_buf(),
         call_on_start: Vec::new(),
-        media: callscope::media::MediaConfig::default(),
+        media: callscope::media::MediaConfig {
+            // The same on every machine: no camera, no sound card.
+            devices: callscope::media::Devices::Absent,
+            ..callscope::media::MediaConfig::default()
+        },
     };
     let mut harness = Harness::builder()
         .with_size([1300.0, 900.0])
@@ -49,6 +53,20 @@ fn wait_until(
         std::thread::sleep(Duration::from_millis(10));
     }
     harness.step();
+}
+
+/// The app's timeline keeps the call contract.
+fn assert_contract(harness: &Harness<'_, CallscopeApp>) {
+    let entries: Vec<_> = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query::all())
+        .iter()
+        .map(|entry| (**entry).clone())
+        .collect();
+    let findings = check(&entries, &CheckOptions::default());
+    assert!(findings.is_empty(), "{findings:#?}");
 }
 
 fn kinds_of_call(app: &CallscopeApp) -> Vec<&'static str> {
@@ -91,6 +109,7 @@ fn switching_a_callback_off_by_its_label_marks_the_next_entry_suppressed() {
             .enabled
             .contains(CallbackKind::StatusChanged)
     );
+    assert_contract(&harness);
 }
 
 #[test]
@@ -143,6 +162,7 @@ fn calling_echo_through_the_ui_shows_every_callback_in_the_timeline() {
             .query_by_label_contains("hangup, placed by alice")
             .is_some()
     );
+    assert_contract(&harness);
 }
 
 #[test]
@@ -184,6 +204,7 @@ fn the_timeline_filters_by_text() {
     assert_eq!(rows(&harness, "onUserLineBusy"), 0, "filtered out");
     assert_eq!(rows(&harness, "afterCalling"), 1);
     assert!(harness.query_by_label("1 entries").is_some());
+    assert_contract(&harness);
 }
 
 #[test]
@@ -217,6 +238,7 @@ fn minimize_and_restore_fire_on_minimized_both_ways() {
     wait_until(&mut harness, "idle", |app| {
         app.model().status() == CallStatus::Idle
     });
+    assert_contract(&harness);
 }
 
 #[test]
@@ -251,6 +273,7 @@ fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() 
             .is_some(),
         "the pretty JSON of the entry is shown"
     );
+    assert_contract(&harness);
 }
 
 #[test]
@@ -305,4 +328,5 @@ fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call_an
         restarted.state().model().device_choices.camera,
         callscope::media::DeviceChoice::Synthetic
     );
+    assert_contract(&restarted);
 }

@@ -4,301 +4,27 @@
 
 #![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod common;
 
-use callscope::call::{CallStatus, EndReason, ErrorCode, MediaType};
-use callscope::callbacks::{CallKit, CallbackKind, Event};
-use callscope::engine::{
-    ClientConfig, ConnectionState, EngineCommand, EngineMsg, Publish, run_client, sign_user_sig,
-};
+use std::time::Duration;
+
+use callscope::call::{Action, CallSignal, Signal};
+use callscope::engine::{ConnectionState, EngineCommand, sign_user_sig};
+use callscope::event::{CallbackKind, Event};
+use callscope::model::{CallStatus, EndReason, ErrorCode, MediaType};
 use callscope::signaling::usersig::{self, DEFAULT_APP_ID, UserSigClaims};
-use callscope::signaling::{
-    ClientMessage, PROTOCOL_VERSION, Server, ServerConfig, ServerMessage, decode_client,
-    decode_server, encode,
-};
-use callscope::timeline::{Query, TimelineEntry};
-use futures_util::{SinkExt as _, StreamExt as _};
+use callscope::signaling::{ClientMessage, ServerMessage, decode_client, encode};
+use callscope::timeline::Query;
+use common::net::{Client as Peer, Net, SECRET};
 use proptest::prelude::*;
-use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 
 use CallStatus::{
     BeInvited, CallingC2cAudio, CallingC2cVideo, CallingGroupVideo, DialingC2c, DialingGroup, Idle,
 };
 
-const SECRET: &[u8] = b"a test secret that nobody else knows";
-const WAIT: Duration = Duration::from_secs(10);
-
-/// A server on 127.0.0.1 and the runtime it runs on.
-struct Net {
-    runtime: Runtime,
-    server: Option<Server>,
-    addr: SocketAddr,
-    server_kit: CallKit,
-}
-
-impl Net {
-    fn start() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server_kit = CallKit::builder().user("server").build();
-        let server = runtime.block_on(Server::start(config(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            &server_kit,
-        )));
-        let server = server.unwrap();
-        let addr = server.local_addr();
-        Self {
-            runtime,
-            server: Some(server),
-            addr,
-            server_kit,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}", self.addr)
-    }
-
-    fn restart(&mut self) {
-        let server = self.server.take().unwrap();
-        self.runtime.block_on(server.shutdown());
-        let server = self
-            .runtime
-            .block_on(Server::start(config(self.addr, &self.server_kit)));
-        self.server = Some(server.unwrap());
-    }
-
-    fn peer(&self, user: &str) -> Peer {
-        self.peer_with_sig(user, &sign_user_sig(SECRET, user))
-    }
-
-    fn peer_with_sig(&self, user: &str, user_sig: &str) -> Peer {
-        let kit = CallKit::builder().user(user).build();
-        let (commands, receiver) = mpsc::channel(16);
-        let reports = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&reports);
-        let publish: Publish = Arc::new(move |message| sink.lock().unwrap().push(message));
-        let config = ClientConfig {
-            server_url: self.url(),
-            user_id: user.to_owned(),
-            user_sig: user_sig.to_owned(),
-            policy: None,
-            media: None,
-        };
-        self.runtime
-            .spawn(run_client(config, kit.clone(), receiver, publish));
-        Peer {
-            kit,
-            commands,
-            reports,
-        }
-    }
-
-    fn online(&self, user: &str) -> Peer {
-        let peer = self.peer(user);
-        peer.wait_for("to log in", |p| {
-            p.connection() == Some(ConnectionState::Online)
-        });
-        peer
-    }
-
-    /// A raw WebSocket to the server.
-    fn raw(&self) -> Raw {
-        let (socket, _) = self
-            .runtime
-            .block_on(tokio_tungstenite::connect_async(self.url()))
-            .unwrap();
-        Raw { socket }
-    }
-}
-
-fn config(listen: SocketAddr, kit: &CallKit) -> ServerConfig {
-    ServerConfig {
-        listen,
-        secret: SECRET.to_vec(),
-        app_id: DEFAULT_APP_ID,
-        demo_contacts: Vec::new(),
-        kit: Some(kit.clone()),
-    }
-}
-
-/// One logged-in client and everything it recorded.
-struct Peer {
-    kit: CallKit,
-    commands: mpsc::Sender<EngineCommand>,
-    reports: Arc<Mutex<Vec<EngineMsg>>>,
-}
-
-impl Peer {
-    fn send(&self, command: EngineCommand) {
-        self.commands.try_send(command).unwrap();
-    }
-
-    fn dial(&self, callees: &[&str], media: MediaType, timeout_secs: u32) {
-        self.send(EngineCommand::Dial {
-            callees: callees.iter().map(|c| (*c).to_owned()).collect(),
-            media,
-            group: callees.len() > 1,
-            timeout_secs,
-        });
-    }
-
-    fn entries(&self) -> Vec<Arc<TimelineEntry>> {
-        self.kit.timeline().query(&Query::all())
-    }
-
-    fn connection(&self) -> Option<ConnectionState> {
-        self.reports
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .find_map(|m| match m {
-                EngineMsg::Connection(state) => Some(state.clone()),
-                _ => None,
-            })
-    }
-
-    fn wait_for(&self, what: &str, done: impl Fn(&Self) -> bool) {
-        let started = Instant::now();
-        while !done(self) {
-            assert!(
-                started.elapsed() < WAIT,
-                "timed out waiting {what}; entries: {:#?}; reports: {:?}",
-                self.kinds(),
-                self.reports.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn count(&self, kind: CallbackKind) -> usize {
-        self.kit.timeline().count(&Query::all().kind(kind))
-    }
-
-    fn wait_count(&self, kind: CallbackKind, count: usize) {
-        self.wait_for(&format!("for {count} {kind}"), |p| p.count(kind) >= count);
-    }
-
-    /// The kinds of the entries about calls, in order (log-in noise left out).
-    fn kinds(&self) -> Vec<&'static str> {
-        self.entries()
-            .iter()
-            .filter(|e| e.call_id.is_some())
-            .map(|e| e.kind().as_str())
-            .collect()
-    }
-
-    fn transitions(&self) -> Vec<(CallStatus, CallStatus)> {
-        self.entries()
-            .iter()
-            .filter_map(|e| match e.event {
-                Event::StatusChanged {
-                    old_status,
-                    new_status,
-                } => Some((old_status, new_status)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn end_reasons(&self) -> Vec<EndReason> {
-        self.entries()
-            .iter()
-            .filter_map(|e| match &e.event {
-                Event::AfterCalling(summary) => Some(summary.reason),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn errors(&self) -> Vec<ErrorCode> {
-        self.entries()
-            .iter()
-            .filter_map(|e| match &e.event {
-                Event::Error(error)
-                | Event::BeforeCalling {
-                    error: Some(error), ..
-                } => Some(error.code),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn last_call_id(&self) -> String {
-        self.entries()
-            .iter()
-            .rev()
-            .find_map(|e| e.call_id.clone())
-            .unwrap()
-    }
-}
-
-/// A raw protocol client.
-struct Raw {
-    socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
-impl Raw {
-    fn send_text(&mut self, net: &Net, text: String) {
-        net.runtime
-            .block_on(self.socket.send(Message::text(text)))
-            .unwrap();
-    }
-
-    fn send(&mut self, net: &Net, message: &ClientMessage) {
-        self.send_text(net, encode(message));
-    }
-
-    fn receive(&mut self, net: &Net) -> ServerMessage {
-        net.runtime.block_on(async {
-            loop {
-                let frame = tokio::time::timeout(WAIT, self.socket.next())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .unwrap();
-                if let Message::Text(text) = frame {
-                    return decode_server(text.as_str()).unwrap();
-                }
-            }
-        })
-    }
-
-    fn log_in(&mut self, net: &Net, user: &str) {
-        let user_sig = sign_user_sig(SECRET, user);
-        self.send(
-            net,
-            &ClientMessage::Login {
-                version: PROTOCOL_VERSION,
-                user_id: user.into(),
-                user_sig,
-            },
-        );
-        assert!(matches!(self.receive(net), ServerMessage::Welcome { .. }));
-    }
-
-    fn expect_error(&mut self, net: &Net) -> (ErrorCode, String) {
-        match self.receive(net) {
-            ServerMessage::Error { code, message, .. } => (code, message),
-            other => panic!("expected an error, got {other:?}"),
-        }
-    }
-
-    /// The connection still answers.
-    fn assert_usable(&mut self, net: &Net) {
-        self.send(net, &ClientMessage::Ping { nonce: 42 });
-        assert_eq!(self.receive(net), ServerMessage::Pong { nonce: 42 });
-    }
+/// Whether `message` is call news that `wanted` accepts.
+fn is_signal(message: &ServerMessage, wanted: impl Fn(&Signal) -> bool) -> bool {
+    matches!(message, ServerMessage::Call(CallSignal { signal, .. }) if wanted(signal))
 }
 
 fn connected_pair(net: &Net, media: MediaType) -> (Peer, Peer) {
@@ -486,6 +212,8 @@ fn nobody_answers_before_a_short_timeout() {
     let net = Net::start();
     let alice = net.online("alice");
     let bob = net.online("bob");
+    alice.ring_timeout(1);
+    bob.ring_timeout(1);
     alice.dial(&["bob"], MediaType::Audio, 1);
     alice.wait_count(CallbackKind::AfterCalling, 1);
     bob.wait_count(CallbackKind::AfterCalling, 1);
@@ -547,6 +275,9 @@ fn a_busy_callee_yields_line_busy() {
         1,
         "the busy invitation never reached bob's callbacks"
     );
+    // The call that made bob busy ends too.
+    bob.end_call();
+    _carol.wait_idle();
 }
 
 #[test]
@@ -582,7 +313,7 @@ fn a_second_log_in_kicks_the_first_session_out_of_its_call() {
     assert_eq!(alice.end_reasons(), [EndReason::KickedOut]);
     assert_eq!(bob.end_reasons(), [EndReason::Hangup]);
     alice.wait_for("to be logged out", |p| {
-        matches!(p.connection(), Some(ConnectionState::LoggedOut { .. }))
+        matches!(p.connection(), ConnectionState::LoggedOut { .. })
     });
 }
 
@@ -592,7 +323,7 @@ fn a_forged_user_sig_is_refused_with_70009() {
     let forged = sign_user_sig(b"some other secret", "mallory");
     let mallory = net.peer_with_sig("mallory", &forged);
     mallory.wait_for("the refusal", |p| {
-        matches!(p.connection(), Some(ConnectionState::LoggedOut { .. }))
+        matches!(p.connection(), ConnectionState::LoggedOut { .. })
     });
     assert_eq!(mallory.errors(), [ErrorCode::UserSigInvalid]);
     let refusals = net
@@ -619,18 +350,16 @@ fn an_expired_user_sig_closes_the_session() {
     let late = net.peer_with_sig("alice", &old);
     late.wait_count(CallbackKind::UserSigExpired, 1);
     late.wait_for("to be logged out", |p| {
-        matches!(p.connection(), Some(ConnectionState::LoggedOut { .. }))
+        matches!(p.connection(), ConnectionState::LoggedOut { .. })
     });
 
     // One that expires while logged in: the server closes the session on its next tick.
     let short = usersig::sign(SECRET, &claims("bob", usersig::unix_now_secs(), 2));
     let bob = net.peer_with_sig("bob", &short);
-    bob.wait_for("to log in", |p| {
-        p.connection() == Some(ConnectionState::Online)
-    });
+    bob.wait_for("to log in", |p| p.connection() == ConnectionState::Online);
     bob.wait_count(CallbackKind::UserSigExpired, 1);
     bob.wait_for("to be logged out", |p| {
-        matches!(p.connection(), Some(ConnectionState::LoggedOut { .. }))
+        matches!(p.connection(), ConnectionState::LoggedOut { .. })
     });
 }
 
@@ -707,6 +436,8 @@ fn someone_is_invited_into_a_running_call() {
     carol.wait_count(CallbackKind::UserLeave, 1);
     assert!(carol.errors().is_empty(), "{:?}", carol.errors());
     assert_eq!(alice.machine_status(), CallingGroupVideo);
+    alice.end_call();
+    carol.wait_idle();
 }
 
 impl Peer {
@@ -737,6 +468,8 @@ fn audio_and_video_switch_from_either_side_reach_both() {
             ]
         );
     }
+    alice.end_call();
+    bob.wait_idle();
 }
 
 #[test]
@@ -751,13 +484,43 @@ fn a_server_restart_mid_call_ends_the_call_by_server_on_both_sides() {
     assert_eq!(alice.transitions().last(), Some(&(CallingC2cVideo, Idle)));
     // Both are back online and can call again.
     alice.wait_for("to log back in", |p| {
-        p.connection() == Some(ConnectionState::Online)
+        p.connection() == ConnectionState::Online
     });
     bob.wait_for("to log back in", |p| {
-        p.connection() == Some(ConnectionState::Online)
+        p.connection() == ConnectionState::Online
     });
     alice.dial(&["bob"], MediaType::Audio, 30);
     bob.wait_count(CallbackKind::CallReceived, 2);
+    bob.end_call();
+    alice.wait_idle();
+}
+
+#[test]
+fn call_messages_keep_their_flat_wire_shape() {
+    let accept = ClientMessage::Call(Action::Accept {
+        call_id: "c-1".into(),
+    });
+    assert_eq!(encode(&accept), r#"{"type":"accept","call_id":"c-1"}"#);
+    let news = ServerMessage::call(
+        "c-1",
+        Signal::Accepted {
+            user_id: "bob".into(),
+        },
+    );
+    let json: serde_json::Value = serde_json::from_str(&encode(&news)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"type": "accepted", "call_id": "c-1", "user_id": "bob"})
+    );
+    let ended = ServerMessage::call("c-1", Signal::EndedByServer);
+    let json: serde_json::Value = serde_json::from_str(&encode(&ended)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"type": "call_ended", "call_id": "c-1"})
+    );
+    // A bad field of an action is named, not hidden behind the wrapping.
+    let error = decode_client(r#"{"type":"accept","call":"c-1"}"#).unwrap_err();
+    assert!(error.to_string().contains("call_id"), "{error}");
 }
 
 #[test]
@@ -820,9 +583,9 @@ fn acting_on_another_users_call_is_refused_and_changes_nothing() {
     mallory.log_in(&net, "mallory");
     mallory.send(
         &net,
-        &ClientMessage::Hangup {
+        &ClientMessage::Call(Action::Hangup {
             call_id: call_id.clone(),
-        },
+        }),
     );
     assert_eq!(mallory.expect_error(&net).0, ErrorCode::PermissionDenied);
     mallory.send(
@@ -844,6 +607,8 @@ fn acting_on_another_users_call_is_refused_and_changes_nothing() {
             .count(&Query::all().kind(CallbackKind::Error)),
         2
     );
+    alice.end_call();
+    bob.wait_idle();
 }
 
 #[test]
@@ -853,12 +618,19 @@ fn accepting_a_call_that_already_ended_is_refused() {
     let mut bob = net.raw();
     bob.log_in(&net, "bob");
     alice.dial(&["bob"], MediaType::Video, 30);
-    let ServerMessage::Invited { call_id, .. } = bob.receive(&net) else {
+    let ServerMessage::Call(CallSignal {
+        call_id,
+        signal: Signal::Invited { .. },
+    }) = bob.receive(&net)
+    else {
         panic!("no invitation")
     };
     alice.send(EngineCommand::Hangup);
-    assert!(matches!(bob.receive(&net), ServerMessage::Canceled { .. }));
-    bob.send(&net, &ClientMessage::Accept { call_id });
+    assert!(is_signal(&bob.receive(&net), |s| matches!(
+        s,
+        Signal::Canceled { .. }
+    )));
+    bob.send(&net, &ClientMessage::Call(Action::Accept { call_id }));
     let (code, message) = bob.expect_error(&net);
     assert_eq!(code, ErrorCode::RequestRefused);
     assert!(message.contains("already ended"), "{message}");
@@ -884,15 +656,21 @@ fn any_client_message() -> impl Strategy<Value = ClientMessage> {
             any::<u32>()
         )
             .prop_map(|(call_id, callees, media, group, timeout_secs)| {
-                ClientMessage::Invite {
+                ClientMessage::Call(Action::Invite {
                     call_id,
                     callees,
                     media,
                     group,
                     timeout_secs,
-                }
+                })
             }),
-        id.prop_map(|call_id| ClientMessage::Accept { call_id }),
+        id.prop_map(|call_id| ClientMessage::Call(Action::Accept { call_id })),
+        id.prop_map(|call_id| ClientMessage::Call(Action::LineBusy { call_id })),
+        (id, id).prop_map(|(call_id, user)| ClientMessage::Call(Action::InviteMore {
+            call_id,
+            users: vec![user]
+        })),
+        Just(ClientMessage::Contacts),
         any::<u64>().prop_map(|nonce| ClientMessage::Ping { nonce }),
         (any::<u32>(), id, ".{0,20}").prop_map(|(version, user_id, user_sig)| {
             ClientMessage::Login {
@@ -923,5 +701,19 @@ proptest! {
     #[test]
     fn every_client_message_reads_back_as_itself(message in any_client_message()) {
         prop_assert_eq!(decode_client(&encode(&message)), Ok(message));
+    }
+
+    #[test]
+    fn every_call_signal_reads_back_as_itself(call_id in "[a-z0-9-]{1,12}", user in "[a-z]{1,8}") {
+        for signal in [
+            Signal::InviteDelivered { offline: vec![user.clone()] },
+            Signal::Accepted { user_id: user.clone() },
+            Signal::HungUp { user_id: user.clone() },
+            Signal::MediaSwitched { user_id: user.clone(), media: MediaType::Audio },
+            Signal::EndedByServer,
+        ] {
+            let message = ServerMessage::call(&call_id, signal);
+            prop_assert_eq!(callscope::signaling::decode_server(&encode(&message)), Ok(message));
+        }
     }
 }

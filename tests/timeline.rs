@@ -8,10 +8,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callscope::call::{CallStatus, MonoTime};
-use callscope::callbacks::{CallKit, CallbackKind, Event};
+use callscope::event::{CallbackKind, Event};
+use callscope::kit::CallKit;
+use callscope::model::{CallStatus, MonoTime, Source};
 use callscope::timeline::{
-    CHANNEL_CAPACITY, ExportFormat, Query, Source, Store, Timeline, TimelineEntry, export,
+    CHANNEL_CAPACITY, ExportFormat, Query, Store, Timeline, TimelineEntry, export,
 };
 
 const FLUSH: Duration = Duration::from_secs(30);
@@ -368,4 +369,36 @@ fn a_second_writer_of_the_same_data_dir_is_refused_and_readers_still_read() {
         Store::open(dir.path()).is_ok(),
         "the lock goes with the store"
     );
+}
+
+#[test]
+fn readers_keep_their_place_by_sequence_number_when_memory_is_full() {
+    let kit = CallKit::builder()
+        .user("alice")
+        .timeline(Timeline::in_memory().with_memory_capacity(100))
+        .build();
+    record(&kit, 100);
+    let cursor = kit.timeline().last_seq();
+    assert_eq!(cursor, 100);
+    // Memory is full: every new entry pushes the oldest out, positions shift, seqs do not.
+    record(&kit, 50);
+    assert_eq!(kit.timeline().len(), 100);
+    assert_eq!(kit.timeline().evicted(), 50);
+    let fresh = kit.timeline().since(cursor, usize::MAX);
+    let seqs: Vec<u64> = fresh.iter().map(|entry| entry.seq).collect();
+    assert_eq!(seqs, (101..=150).collect::<Vec<_>>());
+    // A cursor older than memory gets everything memory still has, from its oldest.
+    let all = kit.timeline().since(0, usize::MAX);
+    assert_eq!(all.len(), 100);
+    assert_eq!(all[0].seq, 51);
+    // In batches, the cursor moves on.
+    let first = kit.timeline().since(cursor, 20);
+    assert_eq!(first.last().map(|entry| entry.seq), Some(120));
+    // Filtered reads from a cursor see only what is new and matches.
+    let joins = kit
+        .timeline()
+        .query_since(cursor, &Query::all().kind(CallbackKind::UserJoin));
+    assert_eq!(joins.len(), 10);
+    assert!(joins.iter().all(|entry| entry.seq > cursor));
+    assert!(kit.timeline().since(150, usize::MAX).is_empty());
 }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{CallStatus, CallType, MediaType, MonoTime, Role, ViewMode};
+use crate::model::{CallStatus, CallType, MediaType, MonoTime, Role, ViewMode};
 
 /// Where a participant other than us stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

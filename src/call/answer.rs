@@ -1,11 +1,11 @@
 //! How the call core takes other participants' answers: accept, decline, cancel, leave, switch.
 
-use crate::callbacks::Event;
-use crate::timeline::Source;
+use crate::event::Event;
+use crate::model::{CallError, CallStatus, EndReason, MediaType, Role, Source};
 
+use super::CallMachine;
 use super::active::{Member, MemberState};
 use super::local::invalid;
-use super::{CallError, CallMachine, CallStatus, EndReason, MediaType, Role};
 
 impl CallMachine {
     pub(super) fn accepted(&mut self, user_id: String) -> Result<(), CallError> {
@@ -130,7 +130,19 @@ impl CallMachine {
         Ok(())
     }
 
-    pub(super) fn answered_elsewhere(&mut self, reason: EndReason) -> Result<(), CallError> {
+    pub(super) fn answered_elsewhere(
+        &mut self,
+        call_id: &str,
+        accepted: bool,
+    ) -> Result<(), CallError> {
+        if self.call_id() != Some(call_id) {
+            return Err(invalid(&format!("unknown call id {call_id:?}")));
+        }
+        let reason = if accepted {
+            EndReason::OtherDeviceAccepted
+        } else {
+            EndReason::OtherDeviceRejected
+        };
         let call = self.require_status("answering on another device", |status| {
             status == CallStatus::BeInvited
         })?;

@@ -1,9 +1,10 @@
-//! What goes into the call core (`Input`, `Signal`) and what comes out (`Emitted`, `Action`).
+//! What goes into the call core (`Input`, and the wire's `Signal`) and what comes out for
+//! signaling (`Action`). `Action` and `Signal` are the signaling protocol's call messages
+//! themselves: the wire enums wrap them, so a call message is defined here once.
 
-use crate::callbacks::Event;
-use crate::timeline::Source;
+use serde::{Deserialize, Serialize};
 
-use super::{CallError, EndReason, MediaType};
+use crate::model::{CallError, MediaType};
 
 /// An input to [`super::CallMachine::handle_input`].
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,8 @@ pub enum Input {
     Accept,
     /// The local user rejects the ringing invitation.
     Reject,
+    /// The local user declines the ringing invitation as busy (in another call elsewhere).
+    DeclineBusy,
     /// The local user hangs up: cancels while dialing, rejects while invited, leaves when connected.
     Hangup,
     /// The local user switches the connected call between audio and video.
@@ -47,6 +50,21 @@ pub enum Input {
         /// What happened.
         signal: Signal,
     },
+    /// Signaling could not deliver our invitation (the server refused it, or it could not be
+    /// sent).
+    InviteFailed {
+        /// The call being placed.
+        call_id: String,
+        /// Why.
+        error: CallError,
+    },
+    /// Another device of ours answered the ringing invitation.
+    AnsweredElsewhere {
+        /// The call.
+        call_id: String,
+        /// Accepted there (rejected otherwise).
+        accepted: bool,
+    },
     /// This user logged in elsewhere and this session was closed.
     KickedOut {
         /// The device or session that took over.
@@ -57,22 +75,39 @@ pub enum Input {
     /// The driver ends the call: the server went away, media failed, or a fatal error.
     Abort {
         /// Why.
-        reason: EndReason,
+        reason: crate::model::EndReason,
     },
 }
 
-/// A signaling message about one call, from the server or another participant.
-#[derive(Debug, Clone, PartialEq)]
+impl From<CallSignal> for Input {
+    fn from(message: CallSignal) -> Self {
+        Self::Signal {
+            call_id: message.call_id,
+            signal: message.signal,
+        }
+    }
+}
+
+/// A signaling message about one call, as the server sends it: its call id and what happened.
+///
+/// On the wire it is one flat object: `{"type":"accepted","call_id":"c-1","user_id":"bob"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSignal {
+    /// The call.
+    pub call_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub signal: Signal,
+}
+
+/// What the server tells a participant about a call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Signal {
     /// The server delivered our invitation; the listed callees are offline.
     InviteDelivered {
-        /// Callees that never logged in.
+        /// Callees that are not logged in.
         offline: Vec<String>,
-    },
-    /// The server could not deliver our invitation.
-    InviteFailed {
-        /// Why.
-        error: CallError,
     },
     /// Someone invites us.
     Invited {
@@ -81,6 +116,7 @@ pub enum Signal {
         /// Everyone invited, us included.
         callees: Vec<String>,
         /// Those of `callees` already in the call (for an invitation into a running call).
+        #[serde(default)]
         joined: Vec<String>,
         /// Audio or video.
         media: MediaType,
@@ -104,7 +140,7 @@ pub enum Signal {
         /// Who.
         user_id: String,
     },
-    /// A callee did not answer in time (the server decided).
+    /// A callee did not answer in time, or went away without answering.
     NoResponse {
         /// Who.
         user_id: String,
@@ -131,80 +167,95 @@ pub enum Signal {
         /// The media now.
         media: MediaType,
     },
-    /// Another device of ours accepted the invitation.
-    AcceptedElsewhere,
-    /// Another device of ours rejected the invitation.
-    RejectedElsewhere,
     /// The server ended the call.
+    #[serde(rename = "call_ended")]
     EndedByServer,
 }
 
-/// An event the core yields, with where it came from and when.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Emitted {
-    /// The time of the input that caused it.
-    pub at: super::MonoTime,
-    /// The call it belongs to, if any.
-    pub call_id: Option<String>,
-    /// Which kind of input caused it.
-    pub source: Source,
-    /// The callback or engine event.
-    pub event: Event,
-}
-
-/// A message the driver must send to signaling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A message the driver must send to signaling: one call action of the local user.
+///
+/// On the wire it is one flat object: `{"type":"accept","call_id":"c-1"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
     /// Invite callees into a new call.
     Invite {
-        /// The call.
+        /// The call's id, chosen by the caller.
         call_id: String,
-        /// Who.
+        /// Who is invited.
         callees: Vec<String>,
         /// Audio or video.
         media: MediaType,
         /// Group call.
         group: bool,
-        /// Ringing timeout in seconds.
+        /// Ringing timeout in seconds; 0 = never.
         timeout_secs: u32,
     },
-    /// Cancel our ringing call.
+    /// The caller gives up before anyone answered.
     Cancel {
         /// The call.
         call_id: String,
     },
-    /// Accept the invitation.
+    /// The callee accepts.
     Accept {
         /// The call.
         call_id: String,
     },
-    /// Reject the invitation.
+    /// The callee rejects.
     Reject {
         /// The call.
         call_id: String,
     },
-    /// Tell the caller we are in another call.
+    /// The callee is in another call.
     LineBusy {
-        /// The call we could not take.
+        /// The call.
         call_id: String,
     },
-    /// Leave the connected call.
+    /// A participant leaves the call.
     Hangup {
         /// The call.
         call_id: String,
     },
-    /// Switch the call's media.
+    /// A participant invites more people into the running group call.
+    InviteMore {
+        /// The call.
+        call_id: String,
+        /// Who is invited.
+        users: Vec<String>,
+    },
+    /// A participant switches the call between audio and video.
     SwitchMedia {
         /// The call.
         call_id: String,
         /// The media now.
         media: MediaType,
     },
-    /// Invite more people into the running group call.
-    InviteMore {
-        /// The call.
-        call_id: String,
-        /// Who.
-        users: Vec<String>,
-    },
+}
+
+impl Action {
+    /// The wire names of the actions, as their `type` field reads.
+    pub const TYPES: [&'static str; 8] = [
+        "invite",
+        "cancel",
+        "accept",
+        "reject",
+        "line_busy",
+        "hangup",
+        "invite_more",
+        "switch_media",
+    ];
+
+    /// The call the action is about.
+    pub fn call_id(&self) -> &str {
+        match self {
+            Self::Invite { call_id, .. }
+            | Self::Cancel { call_id }
+            | Self::Accept { call_id }
+            | Self::Reject { call_id }
+            | Self::LineBusy { call_id }
+            | Self::Hangup { call_id }
+            | Self::InviteMore { call_id, .. }
+            | Self::SwitchMedia { call_id, .. } => call_id,
+        }
+    }
 }

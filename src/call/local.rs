@@ -2,15 +2,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::callbacks::Event;
-use crate::timeline::Source;
+use crate::event::Event;
+use crate::model::{
+    CallError, CallStatus, CallType, EndReason, ErrorCode, MAX_PARTICIPANTS, MediaType, Role,
+    Source, ViewMode,
+};
 
 use super::active::{ActiveCall, Member, MemberState};
-use super::machine::MAX_PARTICIPANTS;
-use super::{
-    Action, CallError, CallMachine, CallStatus, CallType, EndReason, ErrorCode, MediaType, Role,
-    ViewMode,
-};
+use super::{Action, CallMachine};
 
 impl CallMachine {
     pub(super) fn dial(
@@ -137,6 +136,17 @@ impl CallMachine {
         self.push_action(Action::Reject { call_id });
         let me = self.user_id().to_owned();
         self.end_call(Source::Local, EndReason::Reject, &me);
+        Ok(())
+    }
+
+    pub(super) fn decline_busy(&mut self) -> Result<(), CallError> {
+        let call = self.require_status("declining as busy", |status| {
+            status == CallStatus::BeInvited
+        })?;
+        let call_id = call.call_id.clone();
+        self.push_action(Action::LineBusy { call_id });
+        let me = self.user_id().to_owned();
+        self.end_call(Source::Local, EndReason::LineBusy, &me);
         Ok(())
     }
 

@@ -2,16 +2,13 @@
 
 use std::collections::VecDeque;
 
-use crate::callbacks::{CallSummary, Event};
-use crate::timeline::Source;
-
-use super::active::{ActiveCall, MemberState};
-use super::{
-    Action, CallError, CallStatus, EndReason, ErrorCode, Input, MediaType, MonoTime, Role, ViewMode,
+use crate::event::{CallSummary, Emitted, Event};
+use crate::model::{
+    CallError, CallStatus, EndReason, ErrorCode, MediaType, MonoTime, Role, Source, ViewMode,
 };
 
-/// Most people in one call, us included (TUICallKit's group limit).
-pub const MAX_PARTICIPANTS: usize = 9;
+use super::active::{ActiveCall, MemberState};
+use super::{Action, Input};
 
 /// The call core of one local user: knows every status and transition of the contract.
 ///
@@ -26,7 +23,7 @@ pub struct CallMachine {
     logged_in: bool,
     now: MonoTime,
     pub(super) call: Option<ActiveCall>,
-    events: VecDeque<super::Emitted>,
+    events: VecDeque<Emitted>,
     actions: VecDeque<Action>,
 }
 
@@ -101,7 +98,7 @@ impl CallMachine {
     }
 
     /// The next callback or engine event, oldest first.
-    pub fn poll_event(&mut self) -> Option<super::Emitted> {
+    pub fn poll_event(&mut self) -> Option<Emitted> {
         self.events.pop_front()
     }
 
@@ -122,7 +119,9 @@ impl CallMachine {
         self.advance(now);
         let source = source_of(&input);
         let signal_call = match &input {
-            Input::Signal { call_id, .. } => Some(call_id.clone()),
+            Input::Signal { call_id, .. }
+            | Input::InviteFailed { call_id, .. }
+            | Input::AnsweredElsewhere { call_id, .. } => Some(call_id.clone()),
             _ => None,
         };
         let is_dial = matches!(input, Input::Dial { .. });
@@ -149,12 +148,17 @@ impl CallMachine {
             } => self.dial(call_id, callees, media, group, timeout_secs),
             Input::Accept => self.accept(),
             Input::Reject => self.reject(),
+            Input::DeclineBusy => self.decline_busy(),
             Input::Hangup => self.hang_up(),
             Input::SwitchMedia(media) => self.switch_media_locally(media),
             Input::Minimize => self.set_view(ViewMode::Minimized),
             Input::Restore => self.set_view(ViewMode::Full),
             Input::InviteMore { users } => self.invite_more(users),
             Input::Signal { call_id, signal } => self.handle_signal(&call_id, signal),
+            Input::InviteFailed { call_id, error } => self.invite_failed(&call_id, error),
+            Input::AnsweredElsewhere { call_id, accepted } => {
+                self.answered_elsewhere(&call_id, accepted)
+            }
             Input::KickedOut { by } => self.kicked_out(by),
             Input::UserSigExpired => {
                 self.user_sig_expired();
@@ -272,7 +276,7 @@ impl CallMachine {
     }
 
     pub(super) fn emit_for(&mut self, source: Source, call_id: Option<String>, event: Event) {
-        self.events.push_back(super::Emitted {
+        self.events.push_back(Emitted {
             at: self.now,
             call_id,
             source,
@@ -412,12 +416,17 @@ fn placing_error(reason: EndReason) -> CallError {
 fn source_of(input: &Input) -> Source {
     match input {
         Input::Minimize | Input::Restore => Source::Ui,
-        Input::Signal { .. } | Input::KickedOut { .. } | Input::UserSigExpired => Source::Remote,
+        Input::Signal { .. }
+        | Input::InviteFailed { .. }
+        | Input::AnsweredElsewhere { .. }
+        | Input::KickedOut { .. }
+        | Input::UserSigExpired => Source::Remote,
         Input::Abort { .. } => Source::Engine,
         Input::LoggedIn
         | Input::Dial { .. }
         | Input::Accept
         | Input::Reject
+        | Input::DeclineBusy
         | Input::Hangup
         | Input::SwitchMedia(_)
         | Input::InviteMore { .. } => Source::Local,

@@ -1,20 +1,17 @@
-//! The sans-IO call core: statuses, legal transitions, and the machine that drives one user's calls.
+//! The sans-IO call core: the machine that drives one local user's calls through the statuses
+//! and legal transitions of the contract.
 //!
-//! Nothing here owns a thread, a socket or a clock: time is an input. See [`CallMachine`].
+//! Nothing here owns a thread, a socket or a clock: time is an input, events and signaling
+//! actions are outputs. It emits values and never records or dispatches them. See
+//! [`CallMachine`].
 
 mod active;
 mod answer;
-mod error;
 mod input;
 mod local;
 mod machine;
 mod signal;
-mod status;
-mod types;
 
 pub use active::MemberState;
-pub use error::{CallError, ErrorCode};
-pub use input::{Action, Emitted, Input, Signal};
-pub use machine::{CallMachine, MAX_PARTICIPANTS};
-pub use status::CallStatus;
-pub use types::{CallType, EndReason, MediaType, MonoTime, Role, ViewMode};
+pub use input::{Action, CallSignal, Input, Signal};
+pub use machine::CallMachine;

@@ -2,15 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::callbacks::Event;
-use crate::timeline::Source;
+use crate::event::Event;
+use crate::model::{
+    CallError, CallStatus, CallType, EndReason, ErrorCode, MAX_PARTICIPANTS, MediaType, Role,
+    Source, ViewMode,
+};
 
 use super::active::{ActiveCall, Member, MemberState};
 use super::local::invalid;
-use super::{
-    Action, CallError, CallMachine, CallStatus, CallType, EndReason, ErrorCode, MediaType, Role,
-    Signal, ViewMode,
-};
+use super::{Action, CallMachine, Signal};
 
 /// The fields of an invitation.
 struct Invitation {
@@ -49,7 +49,6 @@ impl CallMachine {
         match signal {
             Signal::Invited { .. } => Ok(()),
             Signal::InviteDelivered { offline } => self.invite_delivered(&offline),
-            Signal::InviteFailed { error } => self.invite_failed(error),
             Signal::Accepted { user_id } => self.accepted(user_id),
             Signal::Rejected { user_id } => self.declined(&user_id, EndReason::Reject),
             Signal::LineBusy { user_id } => self.declined(&user_id, EndReason::LineBusy),
@@ -58,8 +57,6 @@ impl CallMachine {
             Signal::HungUp { user_id } => self.hung_up(&user_id),
             Signal::MembersInvited { users } => self.members_invited(users),
             Signal::MediaSwitched { user_id, media } => self.media_switched(&user_id, media),
-            Signal::AcceptedElsewhere => self.answered_elsewhere(EndReason::OtherDeviceAccepted),
-            Signal::RejectedElsewhere => self.answered_elsewhere(EndReason::OtherDeviceRejected),
             Signal::EndedByServer => {
                 self.end_call(Source::Remote, EndReason::EndByServer, "server");
                 Ok(())
@@ -163,7 +160,7 @@ impl CallMachine {
         if !invitation.group && invitation.callees.len() != 1 {
             return Err(invalid("a 1:1 call has exactly one callee"));
         }
-        if invitation.callees.len() + 1 > super::machine::MAX_PARTICIPANTS {
+        if invitation.callees.len() + 1 > MAX_PARTICIPANTS {
             return Err(invalid("too many participants"));
         }
         Ok(())
@@ -232,7 +229,14 @@ impl CallMachine {
         Ok(())
     }
 
-    fn invite_failed(&mut self, error: CallError) -> Result<(), CallError> {
+    pub(super) fn invite_failed(
+        &mut self,
+        call_id: &str,
+        error: CallError,
+    ) -> Result<(), CallError> {
+        if self.call_id() != Some(call_id) {
+            return Err(invalid(&format!("unknown call id {call_id:?}")));
+        }
         let call_type = self.placing_call()?.call_type();
         self.emit_for_ended(call_type, error);
         Ok(())

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use callscope::call::MediaType;
+use callscope::call::{Action, CallSignal, Signal};
 use callscope::engine::sign_user_sig;
+use callscope::model::MediaType;
 use callscope::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::TcpStream;
@@ -122,6 +123,10 @@ async fn log_in(url: &str, user: &str) -> anyhow::Result<Socket> {
 }
 
 /// One pair runs `calls` set-ups: invite, the callee accepts, the caller hangs up.
+fn is_signal(message: &ServerMessage, wanted: impl Fn(&Signal) -> bool) -> bool {
+    matches!(message, ServerMessage::Call(CallSignal { signal, .. }) if wanted(signal))
+}
+
 async fn call_pair(
     caller: &mut Socket,
     answerer: &mut Socket,
@@ -131,26 +136,29 @@ async fn call_pair(
 ) -> anyhow::Result<()> {
     for round in 0..calls {
         let call_id = format!("b-{pair}-{round}");
-        let invite = ClientMessage::Invite {
+        let invite = ClientMessage::Call(Action::Invite {
             call_id: call_id.clone(),
             callees: vec![format!("u{}", pair * 2 + 1)],
             media: MediaType::Audio,
             group: false,
             timeout_secs: 30,
-        };
+        });
         send(caller, &invite).await?;
-        while !matches!(receive(answerer).await?, ServerMessage::Invited { .. }) {}
-        send(
-            answerer,
-            &ClientMessage::Accept {
-                call_id: call_id.clone(),
-            },
-        )
-        .await?;
-        while !matches!(receive(caller).await?, ServerMessage::Accepted { .. }) {}
+        while !is_signal(&receive(answerer).await?, |s| {
+            matches!(s, Signal::Invited { .. })
+        }) {}
+        let accept = ClientMessage::Call(Action::Accept {
+            call_id: call_id.clone(),
+        });
+        send(answerer, &accept).await?;
+        while !is_signal(&receive(caller).await?, |s| {
+            matches!(s, Signal::Accepted { .. })
+        }) {}
         done.fetch_add(1, Ordering::Relaxed);
-        send(caller, &ClientMessage::Hangup { call_id }).await?;
-        while !matches!(receive(answerer).await?, ServerMessage::HungUp { .. }) {}
+        send(caller, &ClientMessage::Call(Action::Hangup { call_id })).await?;
+        while !is_signal(&receive(answerer).await?, |s| {
+            matches!(s, Signal::HungUp { .. })
+        }) {}
     }
     Ok(())
 }

@@ -8,16 +8,18 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use callscope::call::{CallStatus, MediaType};
-use callscope::callbacks::{CallKit, ConnectionState, Event};
 use callscope::engine::{
-    ClientConfig, EngineCommand, EngineMsg, PeerPolicy, Publish, run_client, sign_user_sig,
+    Behaviour, ClientConfig, ConnectionState as Link, EngineCommand, Reports, Script, StateSlot,
+    run_client, sign_user_sig,
 };
+use callscope::event::{ConnectionState, Event};
+use callscope::kit::CallKit;
 use callscope::media::{FrameSlot, FrameSlots, MediaConfig, Resolution};
+use callscope::model::{CallStatus, MediaType, MonoTime};
 use callscope::signaling::usersig::DEFAULT_APP_ID;
 use callscope::signaling::{Server, ServerConfig};
 use callscope::timeline::{Clock, TimelineEntry};
@@ -200,7 +202,7 @@ struct BenchClient {
     kit: CallKit,
     commands: mpsc::Sender<EngineCommand>,
     frames: FrameSlots,
-    status: Arc<Mutex<Option<CallStatus>>>,
+    state: StateSlot,
 }
 
 impl BenchClient {
@@ -210,65 +212,53 @@ impl BenchClient {
         user: &str,
         clock: &Clock,
         resolution: Resolution,
-        policy: Option<PeerPolicy>,
+        script: Option<Script>,
     ) -> Self {
         let kit = CallKit::builder().user(user).clock(*clock).build();
         let (commands, receiver) = mpsc::channel(16);
-        let status = Arc::new(Mutex::new(None));
-        let online = Arc::new(Mutex::new(false));
-        let (status_sink, online_sink) = (Arc::clone(&status), Arc::clone(&online));
-        let publish: Publish = Arc::new(move |message| match message {
-            EngineMsg::Call(snapshot) => {
-                *status_sink.lock().unwrap_or_else(PoisonError::into_inner) = snapshot.status;
-            }
-            EngineMsg::Connection(callscope::engine::ConnectionState::Online) => {
-                *online_sink.lock().unwrap_or_else(PoisonError::into_inner) = true;
-            }
-            _ => {}
-        });
+        let state = StateSlot::default();
         let frames = FrameSlots::default();
         let config = ClientConfig {
             server_url: url.to_owned(),
             user_id: user.to_owned(),
             user_sig: sign_user_sig(SECRET, user),
-            policy,
             media: Some(MediaConfig {
                 resolution,
                 frames: frames.clone(),
                 ..MediaConfig::synthetic()
             }),
         };
-        runtime.spawn(run_client(config, kit.clone(), receiver, publish));
+        let reports = Reports::to_slot(state.clone());
+        runtime.spawn(run_client(config, kit.clone(), receiver, reports, script));
         let started = Instant::now();
-        while !*online.lock().unwrap_or_else(PoisonError::into_inner) && started.elapsed() < WAIT {
+        while state.latest().connection != Link::Online && started.elapsed() < WAIT {
             std::thread::sleep(Duration::from_millis(5));
         }
         Self {
             kit,
             commands,
             frames,
-            status,
+            state,
         }
     }
 
-    fn status(&self) -> Option<CallStatus> {
-        *self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    fn status(&self) -> CallStatus {
+        self.state.latest().call.status()
     }
 
-    fn entries_since(&self, seq: usize) -> Vec<Arc<TimelineEntry>> {
-        let timeline = self.kit.timeline();
-        timeline.slice(seq..timeline.len())
+    fn entries_since(&self, seq: u64) -> Vec<Arc<TimelineEntry>> {
+        self.kit.timeline().since(seq, usize::MAX)
     }
 
     /// When `wanted` first held among the entries after `seq`.
-    fn instant_of(&self, seq: usize, wanted: impl Fn(&Event) -> bool) -> Option<Instant> {
+    fn instant_of(&self, seq: u64, wanted: impl Fn(&Event) -> bool) -> Option<Instant> {
         self.entries_since(seq)
             .iter()
             .find(|entry| wanted(&entry.event))
             .map(|entry| {
                 self.kit
                     .clock()
-                    .instant_of(callscope::call::MonoTime::from_micros(entry.at.mono_micros))
+                    .instant_of(MonoTime::from_micros(entry.at.mono_micros))
             })
     }
 }
@@ -292,7 +282,7 @@ fn measure_callscope(
     let clock = Clock::start();
     // The callee rings for half a second, as a quick person would: what is measured starts at
     // the accept, and the ringing is when both sides prepare (negotiate, warm up the codecs).
-    let answer = Some(PeerPolicy::Accept { after: RINGING });
+    let answer = Some(Script::new(Behaviour::Answer { after: RINGING }));
     let answering = BenchClient::start(
         runtime,
         url,
@@ -304,7 +294,10 @@ fn measure_callscope(
     let dialing = BenchClient::start(runtime, url, "bench-caller", &clock, args.resolution, None);
     let mut figures = Vec::new();
     for number in 1..=args.calls {
-        let seq = (dialing.kit.timeline().len(), answering.kit.timeline().len());
+        let seq = (
+            dialing.kit.timeline().last_seq(),
+            answering.kit.timeline().last_seq(),
+        );
         let cpu_before = process_cpu_secs();
         let started = Instant::now();
         dialing
@@ -352,8 +345,7 @@ fn measure_callscope(
             .try_send(EngineCommand::Hangup)
             .context("the caller is not taking commands")?;
         wait("for both sides to hang up", || {
-            dialing.status() == Some(CallStatus::Idle)
-                && answering.status() == Some(CallStatus::Idle)
+            dialing.status() == CallStatus::Idle && answering.status() == CallStatus::Idle
         })?;
         let call_secs = started.elapsed().as_secs_f64();
         let call = CallFigures {

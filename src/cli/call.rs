@@ -1,17 +1,15 @@
 //! `callscope call`: one call through the same engine as the GUI, printing every entry as it
-//! happens.
+//! happens; with `--accept-after`, then the call that comes back (from `ringback`, say).
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use callscope::call::{MediaType, ViewMode};
-use callscope::callbacks::{CallKit, CallbackKind, Event, Switches};
-use callscope::engine::{
-    CallSnapshot, ConnectionState, Engine, EngineCommand, EngineConfig, EngineMsg, ServerChoice,
-};
-use callscope::timeline::{Timeline, TimelineEntry};
+use callscope::engine::EngineCommand;
+use callscope::event::Event;
+use callscope::model::{CallStatus, CallType, MediaType, ViewMode};
+use callscope::timeline::Timeline;
+
+use super::session::{Session, SessionArgs, seconds};
 
 /// Options of `callscope call`.
 #[derive(Debug, clap::Args)]
@@ -28,7 +26,7 @@ pub struct CallArgs {
     /// Ringing timeout in seconds (0 rings until answered).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub timeout: u32,
-    /// Hang up this long after the call connects.
+    /// Hang up this long after a call connects.
     #[arg(long, value_name = "SECS")]
     pub hangup_after: Option<f64>,
     /// Log the same user in from a second session this long after dialing (kicks this one out).
@@ -37,207 +35,159 @@ pub struct CallArgs {
     /// Minimize the call view this long after dialing.
     #[arg(long, value_name = "SECS")]
     pub minimize_after: Option<f64>,
-    /// Switch a callback off (its entries are recorded as suppressed); repeatable.
-    #[arg(long = "disable", value_name = "KIND")]
-    pub disabled: Vec<CallbackKind>,
-    /// A standalone signaling server to use instead of the embedded one.
-    #[arg(long, value_name = "URL")]
-    pub server: Option<String>,
-    /// Who we are.
-    #[arg(long = "user", default_value = "alice", value_name = "ME")]
-    pub user_id: String,
-    /// Our UserSig for `--server`.
-    #[arg(long, value_name = "SIG")]
-    pub user_sig: Option<String>,
-    /// The server's secret, to sign our UserSig for `--server` here.
-    #[arg(long, value_name = "FILE")]
-    pub secret_file: Option<PathBuf>,
-    /// Print entries as JSON Lines in the contract's shape.
-    #[arg(long)]
-    pub json: bool,
+    /// After our call, wait for a call back and accept it this long after it rings.
+    #[arg(long, value_name = "SECS")]
+    pub accept_after: Option<f64>,
     #[command(flatten)]
-    pub media: super::media_args::MediaArgs,
+    pub session: SessionArgs,
 }
 
 /// How a call run ended.
 pub enum Outcome {
-    /// `afterCalling` arrived.
+    /// `afterCalling` arrived (for the call back too, when one was awaited).
     Ended,
     /// `beforeCalling` reported that the call could not start.
     NotStarted,
 }
 
-fn seconds(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::ZERO)
+/// How long a call back may take to come.
+const CALL_BACK_WAIT: Duration = Duration::from_secs(60);
+
+/// Where the run stands.
+#[derive(Default)]
+struct Progress {
+    our_call: Option<String>,
+    our_call_over: Option<Instant>,
+    incoming: Option<(String, Instant)>,
+    accepted: bool,
+    minimized: bool,
+    kicked: bool,
+    hung_up: Option<String>,
+    connected_at: Option<(String, Instant)>,
 }
 
-/// Runs one call and prints its timeline entries.
+/// Runs one call (and an awaited call back) and prints its timeline entries.
 pub fn run(args: &CallArgs, timeline: Timeline) -> anyhow::Result<Outcome> {
-    let switches = Switches::all_on();
-    for kind in &args.disabled {
-        switches.set(*kind, false);
-    }
-    let kit = CallKit::builder()
-        .user(&args.user_id)
-        .switches(switches)
-        .timeline(timeline)
-        .build();
-    let server = match &args.server {
-        None => ServerChoice::Embedded,
-        Some(url) => ServerChoice::Remote {
-            url: url.clone(),
-            user_sig: user_sig(args)?,
-        },
-    };
-    let config = EngineConfig {
-        user_id: args.user_id.clone(),
-        server,
-        media: Some(args.media.config()),
-    };
-    let engine = Engine::start(config, kit.clone(), Arc::new(|| {}))?;
-    let mut run = Run {
-        engine,
-        printed: kit.timeline().len(),
-        kit,
-        json: args.json,
-        connection: ConnectionState::Connecting,
-        call: CallSnapshot::default(),
-    };
-    run.wait_online()?;
+    let mut session = Session::start(&args.session, timeline)?;
+    session.wait_online()?;
     let media = if args.audio {
         MediaType::Audio
     } else {
         MediaType::Video
     };
-    run.engine.send(EngineCommand::Dial {
+    if !session.engine.send(EngineCommand::Dial {
         callees: args.callees.clone(),
         media,
         group: args.callees.len() > 1,
         timeout_secs: args.timeout,
-    });
-    let outcome = run.follow(args);
-    run.print_new();
-    run.engine.shutdown();
+    }) {
+        bail!("the engine is not taking commands");
+    }
+    let outcome = follow(&mut session, args);
+    session.finish();
     outcome
 }
 
-fn user_sig(args: &CallArgs) -> anyhow::Result<String> {
-    super::user_sig(
-        &args.user_id,
-        args.user_sig.as_deref(),
-        args.secret_file.as_deref(),
-    )
+fn follow(session: &mut Session, args: &CallArgs) -> anyhow::Result<Outcome> {
+    let dialed = Instant::now();
+    let mut progress = Progress::default();
+    let limit = Duration::from_secs(u64::from(args.timeout) + 60)
+        + seconds(args.hangup_after.unwrap_or(0.0))
+        + args.accept_after.map_or(Duration::ZERO, |_| CALL_BACK_WAIT);
+    loop {
+        for entry in session.print_new() {
+            if let Some(outcome) = progress.observe(&entry.event, entry.call_id.as_deref(), args) {
+                return Ok(outcome);
+            }
+        }
+        progress.act(session, args, dialed);
+        if progress
+            .our_call_over
+            .is_some_and(|over| progress.incoming.is_none() && over.elapsed() > CALL_BACK_WAIT)
+        {
+            bail!("no call came back within {CALL_BACK_WAIT:?}");
+        }
+        if dialed.elapsed() > limit {
+            bail!("the call did not end within {limit:?}");
+        }
+        session.wait();
+    }
 }
 
-struct Run {
-    engine: Engine,
-    kit: CallKit,
-    printed: usize,
-    json: bool,
-    connection: ConnectionState,
-    call: CallSnapshot,
-}
-
-impl Run {
-    fn drain(&mut self) {
-        while let Some(message) = self.engine.try_recv() {
-            match message {
-                EngineMsg::Connection(state) => self.connection = state,
-                EngineMsg::Call(snapshot) => self.call = snapshot,
-                EngineMsg::Contacts(_) | EngineMsg::Devices(_) => {}
+impl Progress {
+    /// Takes one entry; the outcome once the run is over.
+    fn observe(
+        &mut self,
+        event: &Event,
+        call_id: Option<&str>,
+        args: &CallArgs,
+    ) -> Option<Outcome> {
+        let call_id = call_id.map(str::to_owned);
+        match event {
+            Event::BeforeCalling {
+                call_type: CallType::Invited,
+                error: None,
+            } if self.our_call_over.is_some() && self.incoming.is_none() => {
+                self.incoming = call_id.map(|id| (id, Instant::now()));
             }
-        }
-    }
-
-    fn print_new(&mut self) -> Vec<Arc<TimelineEntry>> {
-        let timeline = self.kit.timeline();
-        let fresh = timeline.slice(self.printed..timeline.len());
-        self.printed += fresh.len();
-        for entry in &fresh {
-            if self.json {
-                println!("{}", entry.to_json_line());
-            } else {
-                println!("{}", entry.readable());
+            Event::BeforeCalling { error: Some(_), .. } if self.our_call.is_none() => {
+                return Some(Outcome::NotStarted);
             }
-        }
-        fresh
-    }
-
-    fn wait_online(&mut self) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            self.drain();
-            self.print_new();
-            match &self.connection {
-                ConnectionState::Online => return Ok(()),
-                ConnectionState::LoggedOut { reason } => bail!("could not log in: {reason}"),
-                ConnectionState::Offline { reason, .. }
-                    if started.elapsed() > Duration::from_secs(10) =>
-                {
-                    bail!("the signaling server is unreachable: {reason}")
+            Event::BeforeCalling { error: None, .. } if self.our_call.is_none() => {
+                self.our_call = call_id;
+            }
+            Event::CallBegin { .. } => {
+                self.connected_at = call_id.map(|id| (id, Instant::now()));
+            }
+            Event::AfterCalling(summary) if Some(&summary.call_id) == self.our_call.as_ref() => {
+                if args.accept_after.is_none() {
+                    return Some(Outcome::Ended);
                 }
-                _ => {}
+                self.our_call_over = Some(Instant::now());
             }
-            if started.elapsed() > Duration::from_secs(15) {
-                bail!("no answer from the signaling server");
+            Event::AfterCalling(summary)
+                if self
+                    .incoming
+                    .as_ref()
+                    .is_some_and(|(incoming, _)| *incoming == summary.call_id) =>
+            {
+                return Some(Outcome::Ended);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            _ => {}
         }
+        None
     }
 
-    fn follow(&mut self, args: &CallArgs) -> anyhow::Result<Outcome> {
-        let dialed = Instant::now();
-        let mut connected_at: Option<Instant> = None;
-        let mut our_call: Option<String> = None;
-        let (mut minimized, mut kicked, mut hung_up) = (false, false, false);
-        let limit = Duration::from_secs(u64::from(args.timeout) + 60)
-            + seconds(args.hangup_after.unwrap_or(0.0));
-        loop {
-            self.drain();
-            for entry in self.print_new() {
-                match &entry.event {
-                    Event::BeforeCalling { error: Some(_), .. } if our_call.is_none() => {
-                        return Ok(Outcome::NotStarted);
-                    }
-                    Event::BeforeCalling { error: None, .. } if our_call.is_none() => {
-                        our_call.clone_from(&entry.call_id);
-                    }
-                    Event::AfterCalling(summary) if Some(&summary.call_id) == our_call.as_ref() => {
-                        return Ok(Outcome::Ended);
-                    }
-                    _ => {}
-                }
-            }
-            let status = self
-                .call
-                .status
-                .unwrap_or(callscope::call::CallStatus::Idle);
-            if connected_at.is_none() && status.is_calling() {
-                connected_at = Some(Instant::now());
-            }
-            let since_dial = dialed.elapsed();
-            if !minimized
-                && args
-                    .minimize_after
-                    .is_some_and(|s| since_dial >= seconds(s))
-                && our_call.is_some()
-                && self.call.view == ViewMode::Full
-            {
-                minimized = self.engine.send(EngineCommand::Minimize);
-            }
-            if !kicked && args.kick_after.is_some_and(|s| since_dial >= seconds(s)) {
-                kicked = self.engine.send(EngineCommand::SimulateLoginElsewhere);
-            }
-            if !hung_up
-                && let (Some(at), Some(after)) = (connected_at, args.hangup_after)
-                && at.elapsed() >= seconds(after)
-            {
-                hung_up = self.engine.send(EngineCommand::Hangup);
-            }
-            if dialed.elapsed() > limit {
-                bail!("the call did not end within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
+    /// Sends what is due.
+    fn act(&mut self, session: &Session, args: &CallArgs, dialed: Instant) {
+        let since_dial = dialed.elapsed();
+        let state = session.state();
+        if !self.minimized
+            && args
+                .minimize_after
+                .is_some_and(|s| since_dial >= seconds(s))
+            && self.our_call.is_some()
+            && state.call.view == ViewMode::Full
+            && state.call.status() != CallStatus::Idle
+        {
+            self.minimized = session.engine.send(EngineCommand::Minimize);
+        }
+        if !self.kicked && args.kick_after.is_some_and(|s| since_dial >= seconds(s)) {
+            self.kicked = session.engine.send(EngineCommand::SimulateLoginElsewhere);
+        }
+        if let (Some((call_id, at)), Some(after)) = (&self.connected_at, args.hangup_after)
+            && self.hung_up.as_ref() != Some(call_id)
+            && at.elapsed() >= seconds(after)
+            && session.engine.send(EngineCommand::Hangup)
+        {
+            self.hung_up = Some(call_id.clone());
+        }
+        if let (Some((_, rang)), Some(after)) = (&self.incoming, args.accept_after)
+            && !self.accepted
+            && rang.elapsed() >= seconds(after)
+            && state.call.status() == CallStatus::BeInvited
+        {
+            self.accepted = session.engine.send(EngineCommand::Accept);
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The media options the window and `callscope call` share, and `callscope devices`.
 
-use callscope::media::{DeviceChoice, MediaConfig, Resolution, list_devices};
+use callscope::media::{DeviceChoice, Devices, MediaConfig, Resolution, list_devices};
 
 /// Devices, resolution and ICE servers of the media engine.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,7 +56,7 @@ impl MediaArgs {
 
 /// Prints the cameras, microphones and speakers this machine has.
 pub fn devices() {
-    let devices = list_devices();
+    let devices = list_devices(Devices::Host);
     println!("cameras:");
     if devices.cameras.is_empty() {
         println!("  (none: calls send the synthetic test pattern)");

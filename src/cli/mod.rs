@@ -1,10 +1,13 @@
 //! The command-line commands of the `callscope` binary.
 
+pub mod answer;
 pub mod bench;
 pub mod bench_call;
 pub mod call;
+pub mod check;
 pub mod media_args;
 pub mod server;
+pub mod session;
 pub mod timeline;
 
 use std::path::Path;

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use callscope::callbacks::CallKit;
 use callscope::engine::{demo_contacts, spawn_demo_peers};
+use callscope::kit::CallKit;
 use callscope::media::Resolution;
 use callscope::signaling::usersig::{self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, UserSigClaims};
 use callscope::signaling::{Server, ServerConfig};

@@ -6,7 +6,8 @@ use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use callscope::callbacks::{CallKit, CallbackKind, KindSet, Switches};
+use callscope::event::{CallbackKind, KindSet};
+use callscope::kit::{CallKit, Switches};
 use callscope::timeline::{
     ExportFormat, Query, Store, Timeline, TimelineEntry, export, read_stored,
 };

@@ -1,7 +1,8 @@
-//! What the UI (or the CLI) sends the engine, and what the engine reports back.
+//! What the UI (or the CLI) sends the engine, and the state and notices the engine reports.
 
-use crate::call::{CallStatus, MediaType, MemberState, Role, ViewMode};
+use crate::call::MemberState;
 use crate::media::{DeviceChoices, DeviceList};
+use crate::model::{CallStatus, EndReason, MediaType, Role, ViewMode};
 use crate::signaling::Contact;
 
 /// A request to the engine.
@@ -22,6 +23,8 @@ pub enum EngineCommand {
     Accept,
     /// Reject the ringing invitation.
     Reject,
+    /// Decline the ringing invitation as busy.
+    DeclineBusy,
     /// Cancel, reject or leave, whatever the call's state.
     Hangup,
     /// Switch the connected call between audio and video.
@@ -32,20 +35,23 @@ pub enum EngineCommand {
     Restore,
     /// Invite more people into the group call.
     InviteMore(Vec<String>),
+    /// Log in again after being logged out (kicked, UserSig expired); a log-in elsewhere is
+    /// kicked in turn.
+    LogIn,
     /// Log the same user in from a second session, which kicks this one out.
     SimulateLoginElsewhere,
     /// Drop the call's media connections silently, as a network outage would.
     SimulateMediaLoss,
     /// Ask the server for the contact list again.
     RefreshContacts,
-    /// Turn the camera on or off.
+    /// Turn the camera on or off for the current call.
     SetCamera(bool),
-    /// List the cameras, microphones and speakers (answered with [`EngineMsg::Devices`]).
+    /// Unmute or mute the microphone for the current call.
+    SetMicrophone(bool),
+    /// List the cameras, microphones and speakers (the list arrives in the state).
     ListDevices,
     /// Use these devices from the next call on.
     ChooseDevices(DeviceChoices),
-    /// Unmute or mute the microphone.
-    SetMicrophone(bool),
     /// Hang up if in a call and stop.
     Shutdown,
 }
@@ -64,7 +70,7 @@ pub enum ConnectionState {
         /// When the next attempt is, in milliseconds.
         retry_in_millis: u64,
     },
-    /// Logged out for good (kicked, UserSig expired or refused); no retry.
+    /// Logged out (kicked, UserSig expired or refused); [`EngineCommand::LogIn`] tries again.
     LoggedOut {
         /// Why.
         reason: String,
@@ -90,15 +96,62 @@ pub struct CallSnapshot {
     pub participants: Vec<(String, MemberState)>,
 }
 
-/// A report from the engine.
+impl CallSnapshot {
+    /// The status now (idle when none).
+    pub fn status(&self) -> CallStatus {
+        self.status.unwrap_or(CallStatus::Idle)
+    }
+}
+
+/// How the last call ended, for the view after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// The call.
+    pub call_id: String,
+    /// Why it ended.
+    pub reason: EndReason,
+    /// Who the reason is about (who hung up, rejected, was busy).
+    pub user_id: String,
+    /// Connected time in milliseconds (0 if it never connected).
+    pub duration_millis: u64,
+}
+
+/// Everything the engine reports as state: the UI reads the newest, never a stale queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineState {
+    /// The signaling connection.
+    pub connection: ConnectionState,
+    /// Who can be called.
+    pub contacts: Vec<Contact>,
+    /// The call.
+    pub call: CallSnapshot,
+    /// How the last call ended.
+    pub last_outcome: Option<CallOutcome>,
+    /// The local camera is on in the current call.
+    pub camera_on: bool,
+    /// The local microphone is on in the current call.
+    pub microphone_on: bool,
+    /// The devices found, once listed.
+    pub devices: Option<DeviceList>,
+}
+
+impl Default for EngineState {
+    fn default() -> Self {
+        Self {
+            connection: ConnectionState::Connecting,
+            contacts: Vec::new(),
+            call: CallSnapshot::default(),
+            last_outcome: None,
+            camera_on: true,
+            microphone_on: true,
+            devices: None,
+        }
+    }
+}
+
+/// A notice from the engine that is not state: something to say once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineMsg {
-    /// The signaling connection changed.
-    Connection(ConnectionState),
-    /// The contact list arrived.
-    Contacts(Vec<Contact>),
-    /// The call changed.
-    Call(CallSnapshot),
-    /// The devices a call can use.
-    Devices(DeviceList),
+    /// A line for the status bar.
+    Notice(String),
 }

@@ -1,35 +1,49 @@
-//! The engine: the one thread that does IO. It owns the tokio runtime, the signaling client,
-//! and (unless `--server` names another) an embedded signaling server with the demo peers.
-//! The UI talks to it through bounded crossbeam channels only.
+//! The engine: the one thread that does IO. It owns the tokio runtime, the client task of the
+//! local user (and, unless `--server` names another, an embedded signaling server with the
+//! demo peers). The UI talks to it through a bounded command channel, reads its state from a
+//! latest-value slot and its notices from a bounded crossbeam channel.
+//!
+//! # Layout
+//! - [`driver`]: the sans-IO [`Driver`], where server messages, media reports and commands
+//!   become call inputs, entries and wire messages;
+//! - `connection`: the WebSocket and the pure [`ReconnectPolicy`];
+//! - [`demo`]: the demo peers' scripts;
+//! - `client`: the async task that carries out a driver's outputs;
+//! - `state`: the latest-value slot and the notice channel.
 
 mod client;
+mod connection;
+pub mod demo;
+pub mod driver;
 mod messages;
-mod policy;
+mod state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use tokio::sync::mpsc;
 
-use crate::callbacks::CallKit;
+use crate::kit::CallKit;
 use crate::media::{MediaConfig, Resolution};
 use crate::signaling::usersig::{self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, UserSigClaims};
 use crate::signaling::{Contact, Server, ServerConfig};
 
-pub use client::{ClientConfig, Publish, run_client};
-pub use messages::{CallSnapshot, ConnectionState, EngineCommand, EngineMsg};
-pub use policy::{DEMO_PEERS, DemoPeer, PeerPolicy};
+pub use client::{ClientConfig, demo_kit, run_client};
+pub use connection::{CONNECT_TIMEOUT, OUTAGE_GRACE, ReconnectPolicy};
+pub use demo::{Behaviour, DEMO_PEERS, DemoPeer, Script, is_demo_peer};
+pub use driver::{Driver, DriverConfig, Output};
+pub use messages::{
+    CallOutcome, CallSnapshot, ConnectionState, EngineCommand, EngineMsg, EngineState,
+};
+pub use state::{Reports, StateSlot};
 
-/// Commands waiting for the engine.
+/// Commands waiting for the engine; a full queue refuses the command (the UI says so).
 const COMMAND_CAPACITY: usize = 64;
-/// How often the command bridge checks that the client is still there.
-const BRIDGE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// How long the embedded demo peers get to log in before the engine reports ready.
-const DEMO_LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Reports waiting for the UI; when full, the oldest state is stale anyway and new ones drop.
-const MESSAGE_CAPACITY: usize = 256;
+const DEMO_LOGIN_WAIT: Duration = Duration::from_secs(5);
 
 /// Which signaling server the engine uses.
 #[derive(Debug, Clone)]
@@ -71,11 +85,12 @@ pub enum EngineError {
     Stopped,
 }
 
-/// A running engine: send it commands, drain its reports.
+/// A running engine: send it commands, read its state and notices.
 #[derive(Debug)]
 pub struct Engine {
-    commands: Sender<EngineCommand>,
-    messages: Receiver<EngineMsg>,
+    commands: mpsc::Sender<EngineCommand>,
+    notices: Receiver<EngineMsg>,
+    state: StateSlot,
     kit: CallKit,
     server_url: String,
     thread: Option<JoinHandle<()>>,
@@ -123,6 +138,7 @@ pub fn spawn_demo_peers(
     secret: &[u8],
     resolution: Resolution,
 ) -> Vec<mpsc::Sender<EngineCommand>> {
+    let clock = crate::timeline::Clock::start();
     DEMO_PEERS
         .iter()
         .map(|peer| {
@@ -131,39 +147,42 @@ pub fn spawn_demo_peers(
                 server_url: url.to_owned(),
                 user_id: peer.user_id.to_owned(),
                 user_sig: sign_user_sig(secret, peer.user_id),
-                policy: Some(peer.policy),
                 media: Some(demo_media(resolution)),
             };
-            let kit = CallKit::builder().user(peer.user_id).build();
-            let publish: Publish = Arc::new(|_| {});
-            tokio::spawn(run_client(config, kit, receiver, publish));
+            let kit = demo_kit(peer.user_id, clock);
+            let script = Script::new(peer.behaviour);
+            tokio::spawn(run_client(
+                config,
+                kit,
+                receiver,
+                Reports::none(),
+                Some(script),
+            ));
             sender
         })
         .collect()
 }
 
 impl Engine {
-    /// Starts the engine thread; `repaint` is called after every report (the UI's wake-up).
+    /// Starts the engine thread; `wake` is called after every report (the UI's repaint).
     pub fn start(
         config: EngineConfig,
         kit: CallKit,
-        repaint: Arc<dyn Fn() + Send + Sync>,
+        wake: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<Self, EngineError> {
-        let (command_tx, command_rx) = crossbeam_channel::bounded(COMMAND_CAPACITY);
-        let (message_tx, message_rx) = crossbeam_channel::bounded(MESSAGE_CAPACITY);
+        let (command_tx, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+        let state = StateSlot::default();
+        let (reports, notices) = Reports::to_ui(state.clone(), wake);
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let thread_kit = kit.clone();
         let thread = std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || {
-                run_engine(
-                    config, thread_kit, command_rx, message_tx, repaint, &ready_tx,
-                );
-            })?;
+            .spawn(move || run_engine(config, thread_kit, command_rx, reports, &ready_tx))?;
         let server_url = ready_rx.recv().map_err(|_| EngineError::Stopped)??;
         Ok(Self {
             commands: command_tx,
-            messages: message_rx,
+            notices,
+            state,
             kit,
             server_url,
             thread: Some(thread),
@@ -175,9 +194,19 @@ impl Engine {
         self.commands.try_send(command).is_ok()
     }
 
-    /// The next report, if one is waiting.
+    /// The newest state if it is newer than generation `seen`, with its generation.
+    pub fn state_newer_than(&self, seen: u64) -> Option<(u64, EngineState)> {
+        self.state.newer_than(seen)
+    }
+
+    /// The newest state.
+    pub fn state(&self) -> EngineState {
+        self.state.latest()
+    }
+
+    /// The next notice, if one is waiting.
     pub fn try_recv(&self) -> Option<EngineMsg> {
-        self.messages.try_recv().ok()
+        self.notices.try_recv().ok()
     }
 
     /// The kit every event is recorded through.
@@ -191,14 +220,15 @@ impl Engine {
     }
 
     /// Hangs up if in a call, stops the engine and waits for its thread.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(&mut self) {
         self.stop();
     }
 
     fn stop(&mut self) {
-        let _ = self
-            .commands
-            .send_timeout(EngineCommand::Shutdown, std::time::Duration::from_secs(1));
+        // A full queue still stops the engine: closing the channel is a shutdown too.
+        let _ = self.commands.try_send(EngineCommand::Shutdown);
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.commands, closed));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -211,14 +241,13 @@ impl Drop for Engine {
     }
 }
 
-type Ready = Sender<Result<String, EngineError>>;
+type Ready = crossbeam_channel::Sender<Result<String, EngineError>>;
 
 fn run_engine(
     config: EngineConfig,
     kit: CallKit,
-    commands: Receiver<EngineCommand>,
-    messages: Sender<EngineMsg>,
-    repaint: Arc<dyn Fn() + Send + Sync>,
+    commands: mpsc::Receiver<EngineCommand>,
+    reports: Reports,
     ready: &Ready,
 ) {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -234,50 +263,26 @@ fn run_engine(
         }
     };
     runtime.block_on(async move {
-        let Some((client, server)) = start_session(config, kit, ready).await else {
+        let Some((client, embedded)) = start_session(config, ready).await else {
             return;
         };
-        let (command_tx, command_rx) = mpsc::channel(COMMAND_CAPACITY);
-        // Bridge the UI's crossbeam channel into the async world on a blocking thread.
-        tokio::task::spawn_blocking(move || {
-            while !command_tx.is_closed() {
-                match commands.recv_timeout(BRIDGE_POLL) {
-                    Ok(command) => {
-                        if command_tx.blocking_send(command).is_err() {
-                            return;
-                        }
-                    }
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
-                }
-            }
-        });
-        let publish: Publish = Arc::new(move |message| {
-            // A full queue means the UI is behind; the next report carries the newer state.
-            let _ = messages.try_send(message);
-            repaint();
-        });
-        run_client(client, server.kit, command_rx, publish).await;
-        if let Some((server, peers)) = server.embedded {
+        run_client(client, kit, commands, reports, None).await;
+        if let Some((server, peers)) = embedded {
             drop(peers);
             server.shutdown().await;
         }
     });
     // Demo peers and connection tasks may still be running; they end with the runtime.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    runtime.shutdown_timeout(Duration::from_millis(200));
 }
 
-struct Running {
-    kit: CallKit,
-    /// The embedded server and its demo peers' command channels (which keep them running).
-    embedded: Option<(Server, Vec<mpsc::Sender<EngineCommand>>)>,
-}
+/// The embedded server and its demo peers' command channels (which keep them running).
+type Embedded = (Server, Vec<mpsc::Sender<EngineCommand>>);
 
 async fn start_session(
     config: EngineConfig,
-    kit: CallKit,
     ready: &Ready,
-) -> Option<(ClientConfig, Running)> {
+) -> Option<(ClientConfig, Option<Embedded>)> {
     let media = config.media;
     let (url, user_sig, embedded) = match config.server {
         ServerChoice::Remote { url, user_sig } => (url, user_sig, None),
@@ -287,7 +292,8 @@ async fn start_session(
                     .as_ref()
                     .map_or(Resolution::default(), |media| media.resolution);
                 let peers = spawn_demo_peers(&server.url(), &secret, resolution);
-                wait_for_demo_peers(&server).await;
+                // The first call to a demo peer must find it online.
+                server.wait_online(DEMO_PEERS.len(), DEMO_LOGIN_WAIT).await;
                 let user_sig = sign_user_sig(&secret, &config.user_id);
                 (server.url(), user_sig, Some((server, peers)))
             }
@@ -302,24 +308,9 @@ async fn start_session(
         server_url: url,
         user_id: config.user_id,
         user_sig,
-        policy: None,
         media,
     };
-    Some((client, Running { kit, embedded }))
-}
-
-/// Waits until every demo peer is logged in, so the first call to one finds it online.
-async fn wait_for_demo_peers(server: &Server) {
-    let started = tokio::time::Instant::now();
-    while server
-        .stats()
-        .online
-        .load(std::sync::atomic::Ordering::Relaxed)
-        < DEMO_PEERS.len()
-        && started.elapsed() < DEMO_LOGIN_WAIT
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+    Some((client, embedded))
 }
 
 async fn start_embedded() -> Result<(Server, Vec<u8>), EngineError> {

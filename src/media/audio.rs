@@ -12,12 +12,11 @@ use bytes::Bytes;
 use cpal::traits::{DeviceTrait as _, HostTrait as _, StreamTrait as _};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-use super::DeviceChoice;
 use super::hub::{Encoded, Kind};
 use super::session::Shared;
 use super::stats::AudioCounters;
 use super::worker::Pacer;
-use crate::call::ErrorCode;
+use super::{DeviceChoice, Devices, MediaError};
 
 /// Opus runs at 48 kHz, mono, 20 ms per packet.
 pub const SAMPLE_RATE: u32 = 48_000;
@@ -39,8 +38,24 @@ pub struct AudioDevices {
     pub outputs: Vec<String>,
 }
 
-/// Lists the default host's input and output devices.
-pub fn list_audio_devices() -> AudioDevices {
+/// Keeps ALSA's own diagnostics (`ALSA lib … cannot find card`) off stderr for the calling
+/// thread: a machine without a sound card is a normal state, which callscope reports itself.
+pub fn quiet_sound_library() {
+    thread_local! {
+        static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if !QUIET.replace(true) {
+        // Without the handler ALSA only prints more; nothing else depends on it.
+        let _ = alsa::Output::local_error_handler();
+    }
+}
+
+/// Lists the default host's input and output devices (none on a machine without them).
+pub fn list_audio_devices(devices: Devices) -> AudioDevices {
+    if devices == Devices::Absent {
+        return AudioDevices::default();
+    }
+    quiet_sound_library();
     let host = cpal::default_host();
     let names = |devices: Option<Vec<cpal::Device>>| -> Vec<String> {
         devices
@@ -77,9 +92,17 @@ pub fn audio_level(samples: &[i16]) -> u8 {
     u8::try_from(level as i64).unwrap_or(100)
 }
 
-fn find_device(input: bool, choice: &DeviceChoice) -> Result<cpal::Device, String> {
-    let host = cpal::default_host();
+fn find_device(
+    input: bool,
+    choice: &DeviceChoice,
+    devices: Devices,
+) -> Result<cpal::Device, String> {
     let what = if input { "microphone" } else { "speaker" };
+    if devices == Devices::Absent && *choice != DeviceChoice::Synthetic {
+        return Err(format!("no {what} found"));
+    }
+    quiet_sound_library();
+    let host = cpal::default_host();
     match choice {
         DeviceChoice::Synthetic => Err(format!("no {what} chosen")),
         DeviceChoice::Default => if input {
@@ -111,33 +134,45 @@ fn mono_config() -> cpal::StreamConfig {
     }
 }
 
+/// A cpal stream held open on its own thread; dropping the handle closes it.
+#[derive(Debug)]
+pub struct HeldStream {
+    _stop: crossbeam_channel::Sender<()>,
+}
+
 /// Holds a cpal stream on its own thread (a stream may not move between threads) until the
-/// flag drops.
+/// handle is dropped.
 fn hold_stream(
     name: &str,
     build: impl FnOnce() -> Result<cpal::Stream, String> + Send + 'static,
-) -> Result<Arc<AtomicBool>, String> {
-    let running = Arc::new(AtomicBool::new(true));
-    let flag = Arc::clone(&running);
+) -> Result<HeldStream, String> {
     let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
+            quiet_sound_library();
             let stream = build().and_then(|stream| {
                 stream.play().map_err(|error| error.to_string())?;
                 Ok(stream)
             });
-            let ok = stream.is_ok();
-            let _ = ready_tx.send(stream.map(|_| ()));
-            while ok && flag.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(100));
+            match stream {
+                Ok(stream) => {
+                    let _ = ready_tx.send(Ok(()));
+                    // Blocks until the handle is dropped (nothing is ever sent).
+                    let _ = stop_rx.recv();
+                    drop(stream);
+                }
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                }
             }
         })
         .map_err(|error| error.to_string())?;
     ready_rx
         .recv()
         .map_err(|_| "the audio thread stopped".to_owned())??;
-    Ok(running)
+    Ok(HeldStream { _stop: stop_tx })
 }
 
 /// A level older than this is stale: the participant stopped sending (muted, or gone).
@@ -150,19 +185,19 @@ pub struct Playback {
     queues: Arc<Mutex<BTreeMap<String, VecDeque<i16>>>>,
     levels: Mutex<BTreeMap<String, (u8, Instant)>>,
     /// The open speaker, once the local user joined (`Err` says why there is none).
-    speaker: OnceLock<Result<Arc<AtomicBool>, String>>,
+    speaker: OnceLock<Result<HeldStream, String>>,
 }
 
 impl Playback {
     /// Opens the chosen speaker, once; until then (and without one) audio goes nowhere. Opening
     /// a device can block, so this belongs on a thread that may wait. The result says why
     /// there is no speaker, if there is none.
-    pub fn open_speaker(&self, choice: &DeviceChoice) -> Result<(), String> {
+    pub fn open_speaker(&self, choice: &DeviceChoice, devices: Devices) -> Result<(), String> {
         let opened = self.speaker.get_or_init(|| {
             let mixer = Arc::clone(&self.queues);
             let choice = choice.clone();
             hold_stream("audio-playback", move || {
-                let device = find_device(false, &choice)?;
+                let device = find_device(false, &choice, devices)?;
                 device
                     .build_output_stream(
                         mono_config(),
@@ -218,14 +253,6 @@ impl Playback {
     }
 }
 
-impl Drop for Playback {
-    fn drop(&mut self) {
-        if let Some(Ok(running)) = self.speaker.get() {
-            running.store(false, Ordering::Release);
-        }
-    }
-}
-
 fn mix(queues: &Mutex<BTreeMap<String, VecDeque<i16>>>, output: &mut [i16]) {
     let mut queues = queues.lock().unwrap_or_else(PoisonError::into_inner);
     for sample in output.iter_mut() {
@@ -241,7 +268,7 @@ fn mix(queues: &Mutex<BTreeMap<String, VecDeque<i16>>>, output: &mut [i16]) {
 enum AudioSource {
     Microphone {
         captured: Arc<Mutex<VecDeque<i16>>>,
-        _running: Arc<AtomicBool>,
+        _stream: HeldStream,
     },
     Tone {
         phase: f32,
@@ -257,8 +284,9 @@ impl AudioSource {
         let captured: Arc<Mutex<VecDeque<i16>>> = Arc::default();
         let sink = Arc::clone(&captured);
         let choice = shared.config.microphone.clone();
+        let devices = shared.config.devices;
         let opened = hold_stream("audio-capture", move || {
-            let device = find_device(true, &choice)?;
+            let device = find_device(true, &choice, devices)?;
             device
                 .build_input_stream(
                     mono_config(),
@@ -274,18 +302,12 @@ impl AudioSource {
                 .map_err(|error| format!("the microphone could not start: {error}"))
         });
         match opened {
-            Ok(running) => Self::Microphone {
+            Ok(stream) => Self::Microphone {
                 captured,
-                _running: running,
+                _stream: stream,
             },
             Err(reason) => {
-                shared.record_error(
-                    ErrorCode::MicrophoneUnavailable,
-                    &format!(
-                        "{}; sending a synthetic {TONE_HZ} Hz tone instead",
-                        reason.trim_end_matches('.')
-                    ),
-                );
+                shared.error(MediaError::MicrophoneUnavailable { reason });
                 tone
             }
         }
@@ -316,10 +338,11 @@ pub fn send_audio(shared: &Shared, running: &AtomicBool) {
         match opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip) {
             Ok(encoder) => encoder,
             Err(error) => {
-                shared.record_error(
-                    ErrorCode::InitFailed,
-                    &format!("the Opus encoder could not start: {error}"),
-                );
+                shared.error(MediaError::Codec {
+                    codec: "Opus",
+                    role: "encoder",
+                    reason: error.to_string(),
+                });
                 return;
             }
         };
@@ -362,9 +385,16 @@ pub async fn receive(
     counters: Arc<AudioCounters>,
     shared: Arc<Shared>,
 ) {
-    let Ok(mut decoder) = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono) else {
-        shared.record_error(ErrorCode::InitFailed, "the Opus decoder could not start");
-        return;
+    let mut decoder = match opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono) {
+        Ok(decoder) => decoder,
+        Err(error) => {
+            shared.error(MediaError::Codec {
+                codec: "Opus",
+                role: "decoder",
+                reason: error.to_string(),
+            });
+            return;
+        }
     };
     // 120 ms, the longest Opus packet.
     let mut samples = vec![0_i16; 5_760];
@@ -440,19 +470,19 @@ pub fn ringtone_samples() -> Result<Vec<i16>, String> {
 /// The ringtone looping through the speaker; it stops when dropped.
 #[derive(Debug)]
 pub struct Ringtone {
-    running: Arc<AtomicBool>,
+    _stream: HeldStream,
 }
 
 impl Ringtone {
     /// Starts ringing on the chosen speaker; an error when there is none.
-    pub fn start(choice: &DeviceChoice) -> Result<Self, String> {
+    pub fn start(choice: &DeviceChoice, devices: Devices) -> Result<Self, String> {
         let samples = ringtone()?;
         if samples.is_empty() {
             return Err("the ringtone has no samples".to_owned());
         }
         let choice = choice.clone();
-        let running = hold_stream("ringtone", move || {
-            let device = find_device(false, &choice)?;
+        let stream = hold_stream("ringtone", move || {
+            let device = find_device(false, &choice, devices)?;
             let mut position = 0;
             device
                 .build_output_stream(
@@ -468,12 +498,6 @@ impl Ringtone {
                 )
                 .map_err(|error| format!("the speaker could not start: {error}"))
         })?;
-        Ok(Self { running })
-    }
-}
-
-impl Drop for Ringtone {
-    fn drop(&mut self) {
-        self.running.store(false, Ordering::Release);
+        Ok(Self { _stream: stream })
     }
 }

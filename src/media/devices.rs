@@ -1,8 +1,8 @@
 //! The devices a call can use, listed together, and the choice of one of each.
 
-use super::DeviceChoice;
 use super::audio::list_audio_devices;
 use super::camera::{CameraInfo, list_cameras};
+use super::{DeviceChoice, Devices};
 
 /// Every camera, microphone and speaker this machine has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,10 +16,13 @@ pub struct DeviceList {
 }
 
 /// Lists the devices (this asks the system, so it may take a moment).
-pub fn list_devices() -> DeviceList {
-    let audio = list_audio_devices();
+pub fn list_devices(devices: Devices) -> DeviceList {
+    let audio = list_audio_devices(devices);
     DeviceList {
-        cameras: list_cameras(),
+        cameras: match devices {
+            Devices::Host => list_cameras(),
+            Devices::Absent => Vec::new(),
+        },
         microphones: audio.inputs,
         speakers: audio.outputs,
     }

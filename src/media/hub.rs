@@ -3,11 +3,13 @@
 //! of stalling the encoder or the other peers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+
+use super::worker::Wake;
 
 /// One encoded frame (an H.264 access unit or an Opus packet).
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct SendHub {
     video: Mutex<Vec<Subscriber>>,
     audio: Mutex<Vec<Subscriber>>,
     keyframe_wanted: AtomicBool,
+    /// Rung when subscribers come or go, so an idle sender wakes.
+    wake: OnceLock<Wake>,
 }
 
 /// Audio or video.
@@ -42,6 +46,17 @@ pub enum Kind {
 }
 
 impl SendHub {
+    /// Rings `wake` whenever subscribers come or go.
+    pub fn set_wake(&self, wake: Wake) {
+        let _ = self.wake.set(wake);
+    }
+
+    fn ring(&self) {
+        if let Some(wake) = self.wake.get() {
+            wake.ring();
+        }
+    }
+
     fn list(&self, kind: Kind) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
         match kind {
             Kind::Video => &self.video,
@@ -59,9 +74,11 @@ impl SendHub {
             user_id: user_id.to_owned(),
             queue,
         });
+        drop(list);
         if kind == Kind::Video {
             self.request_keyframe();
         }
+        self.ring();
     }
 
     /// Stops sending anything to `user_id`.
@@ -70,6 +87,7 @@ impl SendHub {
             self.list(kind)
                 .retain(|subscriber| subscriber.user_id != user_id);
         }
+        self.ring();
     }
 
     /// How many peers receive `kind`.

@@ -1,15 +1,25 @@
 //! The media engine: WebRTC sessions (one peer connection per remote participant) negotiated
-//! over callscope's signaling, local capture or synthetic sources, H.264 and Opus, and decoded
-//! frames handed to the UI through latest-frame-wins slots. Everything here runs on the engine
+//! through the engine, local capture or synthetic sources, H.264 and Opus, and decoded frames
+//! handed to the UI through latest-frame-wins slots. Everything here runs on the engine
 //! thread's tokio runtime or on named media threads it starts; nothing touches the UI.
+//!
+//! Media reports, the engine decides: a session takes [`MediaCommand`]s and emits
+//! [`MediaEvent`]s. It knows nothing of callbacks or the signaling protocol, and never ends a
+//! call. The decisions of its set-up are sans-IO and tested in virtual time:
+//! [`negotiation::Negotiation`] (offer, answer, deadlines) and [`mesh::Mesh`] (who connects to
+//! whom).
 
 mod audio;
 mod camera;
 mod devices;
+mod error;
+mod events;
 mod frame;
 mod hub;
 mod keyframe;
 pub mod marker;
+pub mod mesh;
+pub mod negotiation;
 pub mod pattern;
 mod peer;
 mod session;
@@ -19,12 +29,27 @@ mod worker;
 
 use std::time::Duration;
 
-pub use audio::{Ringtone, audio_level, ringtone_samples};
+pub use audio::{Ringtone, audio_level, quiet_sound_library, ringtone_samples};
 pub use camera::{CameraInfo, list_cameras};
 pub use devices::{DeviceChoices, DeviceList, list_devices};
+pub use error::MediaError;
+pub use events::{MediaEvent, MediaReport};
 pub use frame::{FrameSlot, FrameSlots, I420Frame, LOCAL_STREAM, RgbaFrame, StreamCounters};
-pub use session::{MediaNote, MediaSession, SessionView};
+pub use session::{MediaCommand, MediaSession};
 pub use stats::quality_of;
+
+/// Which devices exist for the media engine: the host's, or none at all.
+///
+/// A machine without a camera or a sound card is a normal state; tests choose `Absent` so they
+/// assert the same things on a machine that has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Devices {
+    /// The host's cameras (nokhwa) and sound devices (cpal).
+    #[default]
+    Host,
+    /// No camera, microphone or speaker: the synthetic sources and a silent sink.
+    Absent,
+}
 
 /// Video resolutions, as TUICallKit's `videoResolution`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -151,6 +176,8 @@ pub struct MediaConfig {
     pub decode: bool,
     /// Whether an incoming call rings through the speaker.
     pub ringtone: bool,
+    /// Which devices exist.
+    pub devices: Devices,
 }
 
 impl Default for MediaConfig {
@@ -166,6 +193,7 @@ impl Default for MediaConfig {
             preview: false,
             decode: true,
             ringtone: false,
+            devices: Devices::Host,
         }
     }
 }
@@ -178,6 +206,7 @@ impl MediaConfig {
             microphone: DeviceChoice::Synthetic,
             speaker: DeviceChoice::Synthetic,
             ice: IceConfig::loopback(),
+            devices: Devices::Absent,
             ..Self::default()
         }
     }

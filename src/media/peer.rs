@@ -21,27 +21,24 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
-    RTCPeerConnectionState, RTCSdpType, RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
     register_default_interceptors,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
-use super::MediaConfig;
+use super::events::MediaEvent;
 use super::hub::{Encoded, Kind};
 use super::keyframe::{KeyframeRequests, asks_for_keyframe};
-use super::session::{MediaNote, Shared};
+use super::negotiation::{IceState, Negotiation, Report, Side, Step, description_kind};
+use super::session::Shared;
 use super::stats::PeerStats;
 use super::video::DecodeWorker;
-use crate::call::ErrorCode;
-use crate::callbacks::{ConnectionState, Event};
-use crate::signaling::ClientMessage;
+use super::{MediaConfig, MediaError};
 
 /// H.264 constrained baseline, packetization mode 1, as every browser and aiortc offer it.
 const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 const H264_PAYLOAD_TYPE: u8 = 102;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
-/// A connection that is not up this long after both sides joined has failed.
-const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// How often availability is checked; statistics go out every fourth check.
 const TICK: Duration = Duration::from_millis(250);
 const STATS_EVERY_TICKS: u32 = 4;
@@ -75,8 +72,10 @@ pub enum PeerCommand {
 pub struct PeerSpec {
     /// The remote participant.
     pub remote: String,
-    /// Whether this side sends the offer.
-    pub offerer: bool,
+    /// Offer or answer.
+    pub side: Side,
+    /// Yields in a glare.
+    pub polite: bool,
 }
 
 enum Happening {
@@ -236,26 +235,15 @@ fn random_ssrc() -> u32 {
     u32::from_be_bytes(bytes)
 }
 
-/// The peer task's state.
-// The flags are independent facts of the negotiation, not one state in disguise.
-#[allow(clippy::struct_excessive_bools)]
+/// The peer task's state: the connection, its tracks, and the negotiation machine that says
+/// what to do with them.
 struct Peer {
     spec: PeerSpec,
     shared: Arc<Shared>,
     connection: Arc<dyn PeerConnection>,
     video: LocalTrack,
     audio: LocalTrack,
-    /// The local description waits for gathering to finish (candidates go in it).
-    describe_when_gathered: bool,
-    /// A ready answer waits until the local user joins.
-    answer_ready: bool,
-    answer_sent: bool,
-    remote_described: bool,
-    early_candidates: Vec<RTCIceCandidateInit>,
-    local_joined: bool,
-    both_joined_at: Option<Instant>,
-    state: RTCPeerConnectionState,
-    sending: bool,
+    negotiation: Negotiation,
     vanished: bool,
     stats: PeerStats,
     /// The decoder for the remote video, started early so it is warm when media flows.
@@ -278,16 +266,27 @@ pub async fn run_peer(
     {
         Ok(peer) => peer,
         Err(error) => {
-            shared.failed(
-                &spec.remote,
-                &format!("the peer connection could not start: {error}"),
-            );
+            let error = MediaError::Connection {
+                user_id: spec.remote.clone(),
+                reason: format!("it could not be built: {error}"),
+            };
+            shared
+                .report(MediaEvent::PeerFailed {
+                    user_id: spec.remote,
+                    error,
+                })
+                .await;
             return;
         }
     };
+    peer.carry_out().await;
     let mut tick = tokio::time::interval(TICK);
     let mut ticks = 0_u32;
     loop {
+        let deadline = peer
+            .negotiation
+            .poll_timeout()
+            .map(|at| tokio::time::Instant::from_std(shared.clock.instant_of(at)));
         tokio::select! {
             // Commands first: a close queued behind a burst of events still comes promptly.
             biased;
@@ -296,13 +295,38 @@ pub async fn run_peer(
                 Some(command) => peer.command(command).await,
             },
             Some(happening) = happenings.recv() => peer.happening(happening).await,
+            () = sleep_until(deadline) => {
+                let now = shared.clock.now();
+                peer.negotiation.handle_timeout(now);
+            }
             _ = tick.tick() => {
                 ticks = ticks.wrapping_add(1);
                 peer.tick(ticks.is_multiple_of(STATS_EVERY_TICKS)).await;
             }
         }
+        peer.carry_out().await;
     }
+    peer.negotiation.handle_close();
+    peer.carry_out().await;
     peer.close().await;
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn ice_state(state: RTCPeerConnectionState) -> Option<IceState> {
+    match state {
+        RTCPeerConnectionState::Connecting => Some(IceState::Checking),
+        RTCPeerConnectionState::Connected => Some(IceState::Connected),
+        RTCPeerConnectionState::Disconnected => Some(IceState::Disconnected),
+        RTCPeerConnectionState::Failed => Some(IceState::Failed),
+        RTCPeerConnectionState::Closed => Some(IceState::Closed),
+        _ => None,
+    }
 }
 
 impl Peer {
@@ -315,6 +339,7 @@ impl Peer {
         let video = add_local_track(&connection, RtpCodecKind::Video, &shared.me).await?;
         let audio = add_local_track(&connection, RtpCodecKind::Audio, &shared.me).await?;
         spawn_keyframe_listener(Arc::clone(&video.track), Arc::clone(&shared));
+        let negotiation = Negotiation::new(&spec.remote, spec.side, spec.polite);
         let mut peer = Self {
             stats: PeerStats::new(&spec.remote),
             spec,
@@ -322,133 +347,132 @@ impl Peer {
             connection,
             video,
             audio,
-            describe_when_gathered: false,
-            answer_ready: false,
-            answer_sent: false,
-            remote_described: false,
-            early_candidates: Vec::new(),
-            local_joined: false,
-            both_joined_at: None,
-            state: RTCPeerConnectionState::New,
-            sending: false,
+            negotiation,
             vanished: false,
             decoder: None,
         };
         if peer.shared.config.decode {
             peer.decoder = DecodeWorker::start(Arc::clone(&peer.shared));
         }
-        peer.report_state(ConnectionState::New);
-        if peer.spec.offerer {
-            let offer = peer.connection.create_offer(None).await?;
-            peer.connection.set_local_description(offer).await?;
-            peer.describe_when_gathered = true;
-        }
         Ok(peer)
     }
 
     async fn command(&mut self, command: PeerCommand) {
-        let result = match command {
-            PeerCommand::Description(json) => self.remote_description(&json).await,
-            PeerCommand::Candidate(json) => self.remote_candidate(&json).await,
+        let now = self.shared.clock.now();
+        match command {
+            PeerCommand::Description(json) => match description_kind(&json) {
+                Ok(kind) => self.negotiation.handle_remote_description(now, kind, json),
+                Err(reason) => self.refused(reason).await,
+            },
+            PeerCommand::Candidate(json) => self.negotiation.handle_remote_candidate(json),
             PeerCommand::Membership {
                 local_joined,
                 remote_joined,
-            } => {
-                self.local_joined = local_joined;
-                if local_joined && remote_joined && self.both_joined_at.is_none() {
-                    self.both_joined_at = Some(Instant::now());
-                }
-                self.send_answer_if_ready().await;
-                Ok(())
-            }
+            } => self
+                .negotiation
+                .handle_membership(now, local_joined, remote_joined),
             PeerCommand::Vanish => {
                 self.shared.hub.unsubscribe(&self.spec.remote);
                 self.vanished = true;
                 let _ = self.connection.close().await;
-                Ok(())
             }
-            PeerCommand::Close => Ok(()),
-        };
-        if let Err(error) = result {
-            self.shared.record_error(
-                ErrorCode::InvalidParameter,
-                &format!(
-                    "media negotiation with {} failed: {error}",
-                    self.spec.remote
-                ),
-            );
-        }
-    }
-
-    async fn remote_description(&mut self, json: &str) -> Result<(), String> {
-        let description: RTCSessionDescription = serde_json::from_str(json)
-            .map_err(|error| format!("malformed description: {error}"))?;
-        let offer = description.sdp_type == RTCSdpType::Offer;
-        if offer == self.spec.offerer {
-            return Err(format!(
-                "unexpected {} from {}",
-                description.sdp_type, self.spec.remote
-            ));
-        }
-        self.connection
-            .set_remote_description(description)
-            .await
-            .map_err(|error| error.to_string())?;
-        self.remote_described = true;
-        for candidate in std::mem::take(&mut self.early_candidates) {
-            let _ = self.connection.add_ice_candidate(candidate).await;
-        }
-        if offer {
-            let answer = self
-                .connection
-                .create_answer(None)
-                .await
-                .map_err(|error| error.to_string())?;
-            self.connection
-                .set_local_description(answer)
-                .await
-                .map_err(|error| error.to_string())?;
-            self.describe_when_gathered = true;
-        }
-        Ok(())
-    }
-
-    async fn remote_candidate(&mut self, json: &str) -> Result<(), String> {
-        let candidate: RTCIceCandidateInit =
-            serde_json::from_str(json).map_err(|error| format!("malformed candidate: {error}"))?;
-        if self.remote_described {
-            self.connection
-                .add_ice_candidate(candidate)
-                .await
-                .map_err(|error| error.to_string())
-        } else {
-            self.early_candidates.push(candidate);
-            Ok(())
+            PeerCommand::Close => {}
         }
     }
 
     async fn happening(&mut self, happening: Happening) {
+        let now = self.shared.clock.now();
         match happening {
-            Happening::Gathered if self.describe_when_gathered => {
-                self.describe_when_gathered = false;
-                if self.spec.offerer {
-                    self.send_local_description().await;
-                } else {
-                    self.answer_ready = true;
-                    self.send_answer_if_ready().await;
+            Happening::Gathered => self.negotiation.handle_gathered(now),
+            Happening::State(state) => {
+                // A connection closed on purpose to look vanished says nothing more.
+                if let Some(state) = ice_state(state).filter(|_| !self.vanished) {
+                    self.negotiation.handle_ice(now, state);
                 }
             }
-            Happening::Gathered => {}
-            Happening::State(state) => self.state_changed(state).await,
             Happening::Track(track) => self.track(track).await,
         }
     }
 
-    async fn send_answer_if_ready(&mut self) {
-        if self.answer_ready && self.local_joined && !self.answer_sent {
-            self.answer_sent = true;
-            self.send_local_description().await;
+    /// Carries out what the negotiation asks of the stack, and reports its conclusions.
+    async fn carry_out(&mut self) {
+        while let Some(step) = self.negotiation.poll_step() {
+            if let Err(reason) = self.step(step).await {
+                self.refused(reason).await;
+            }
         }
+        while let Some(report) = self.negotiation.poll_report() {
+            let user_id = self.spec.remote.clone();
+            let event = match report {
+                Report::State(state) => MediaEvent::Connection { user_id, state },
+                Report::Failed(reason) => MediaEvent::PeerFailed {
+                    error: MediaError::Connection {
+                        user_id: user_id.clone(),
+                        reason,
+                    },
+                    user_id,
+                },
+                Report::Refused(reason) => {
+                    MediaEvent::Error(MediaError::Negotiation { user_id, reason })
+                }
+            };
+            self.shared.report(event).await;
+        }
+    }
+
+    async fn refused(&self, reason: String) {
+        let error = MediaError::Negotiation {
+            user_id: self.spec.remote.clone(),
+            reason,
+        };
+        self.shared.report(MediaEvent::Error(error)).await;
+    }
+
+    async fn step(&mut self, step: Step) -> Result<(), String> {
+        let failed = |error: webrtc::error::Error| error.to_string();
+        match step {
+            Step::CreateOffer => {
+                let offer = self.connection.create_offer(None).await.map_err(failed)?;
+                self.connection
+                    .set_local_description(offer)
+                    .await
+                    .map_err(failed)?;
+            }
+            Step::CreateAnswer => {
+                let answer = self.connection.create_answer(None).await.map_err(failed)?;
+                self.connection
+                    .set_local_description(answer)
+                    .await
+                    .map_err(failed)?;
+            }
+            Step::ApplyRemote(json) => {
+                let description: RTCSessionDescription = serde_json::from_str(&json)
+                    .map_err(|error| format!("malformed description: {error}"))?;
+                self.connection
+                    .set_remote_description(description)
+                    .await
+                    .map_err(failed)?;
+            }
+            Step::Rollback => {
+                let rollback = RTCSessionDescription::rollback(None).map_err(failed)?;
+                self.connection
+                    .set_local_description(rollback)
+                    .await
+                    .map_err(failed)?;
+            }
+            Step::AddCandidate(json) => {
+                let candidate: RTCIceCandidateInit = serde_json::from_str(&json)
+                    .map_err(|error| format!("malformed candidate: {error}"))?;
+                self.connection
+                    .add_ice_candidate(candidate)
+                    .await
+                    .map_err(failed)?;
+            }
+            Step::SendLocal => self.send_local_description().await,
+            Step::StartSending => self.start_sending().await,
+            Step::Close => {}
+        }
+        Ok(())
     }
 
     async fn send_local_description(&self) {
@@ -458,45 +482,12 @@ impl Peer {
         let Ok(json) = serde_json::to_string(&description) else {
             return;
         };
-        self.shared.note(MediaNote::Send(ClientMessage::Sdp {
-            call_id: self.shared.call_id.clone(),
-            to: self.spec.remote.clone(),
-            description: json,
-        }));
-    }
-
-    async fn state_changed(&mut self, state: RTCPeerConnectionState) {
-        if state == self.state || self.vanished {
-            return;
-        }
-        self.state = state;
-        let reported = match state {
-            RTCPeerConnectionState::Connecting => ConnectionState::Connecting,
-            RTCPeerConnectionState::Connected => ConnectionState::Connected,
-            RTCPeerConnectionState::Disconnected => ConnectionState::Reconnecting,
-            RTCPeerConnectionState::Failed => ConnectionState::Failed,
-            RTCPeerConnectionState::Closed => ConnectionState::Closed,
-            _ => return,
-        };
-        self.report_state(reported);
-        match state {
-            RTCPeerConnectionState::Connected if !self.sending => {
-                self.sending = true;
-                self.start_sending().await;
-            }
-            RTCPeerConnectionState::Failed => {
-                self.shared
-                    .failed(&self.spec.remote, "the media connection failed");
-            }
-            _ => {}
-        }
-    }
-
-    fn report_state(&self, state: ConnectionState) {
-        self.shared.dispatch(Event::ConnectionStateChanged {
-            user_id: self.spec.remote.clone(),
-            state,
-        });
+        self.shared
+            .report(MediaEvent::LocalDescription {
+                to: self.spec.remote.clone(),
+                description: json,
+            })
+            .await;
     }
 
     async fn start_sending(&self) {
@@ -554,27 +545,16 @@ impl Peer {
     }
 
     async fn tick(&mut self, with_stats: bool) {
-        if let Some(since) = self.both_joined_at
-            && self.state != RTCPeerConnectionState::Connected
-            && !self.sending
-            && since.elapsed() > CONNECT_DEADLINE
-        {
-            self.both_joined_at = None;
-            self.shared.failed(
-                &self.spec.remote,
-                "the media connection did not come up within 10 s",
-            );
-        }
         for event in self.stats.availability() {
-            self.shared.dispatch(event);
+            self.shared.report_now(event);
         }
-        if with_stats && self.sending {
+        if with_stats && self.negotiation.phase() == super::negotiation::Phase::Connected {
             let report = self
                 .connection
                 .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
                 .await;
             for event in self.stats.report(&report) {
-                self.shared.dispatch(event);
+                self.shared.report_now(event);
             }
         }
     }
@@ -589,10 +569,6 @@ impl Peer {
                 .frames
                 .remove_if_same(&self.spec.remote, &slot);
         }
-        for event in self.stats.ended() {
-            self.shared.dispatch(event);
-        }
-        self.report_state(ConnectionState::Closed);
     }
 }
 

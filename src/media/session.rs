@@ -1,57 +1,70 @@
 //! The media side of one call: a peer connection per remote participant (a mesh for group
-//! calls), who offers to whom, the local sources while anyone is connected, and what the
-//! signaling client must send or do on the media engine's behalf.
+//! calls, planned by [`Mesh`]), the local sources while the local user is in the call, and the
+//! [`MediaEvent`]s it reports. It decides nothing about the call: the engine does, from the
+//! reports.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::audio::{Playback, send_audio};
+use super::events::{MediaEvent, MediaReport};
 use super::hub::SendHub;
+use super::mesh::{CallView, Mesh, MeshStep};
 use super::peer::{PeerCommand, PeerSpec, run_peer};
 use super::video::send_video;
-use super::worker::MediaThread;
-use super::{DeviceChoice, MediaConfig};
-use crate::call::{CallError, ErrorCode, MediaType, MemberState};
-use crate::callbacks::{CallKit, Event};
-use crate::signaling::ClientMessage;
-use crate::timeline::Source;
+use super::worker::{MediaThread, Wake};
+use super::{DeviceChoice, MediaConfig, MediaError};
+use crate::model::MediaType;
+use crate::timeline::Clock;
 
 /// Commands waiting for one peer task.
 const PEER_COMMANDS: usize = 32;
 
-/// What the media engine asks of the signaling client.
+/// What the engine tells the media of the open call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaNote {
-    /// Send this message to the server (SDP for a participant).
-    Send(ClientMessage),
-    /// The media connection to a participant failed or vanished.
-    PeerFailed {
-        /// The call.
-        call_id: String,
-        /// The participant.
-        user_id: String,
-        /// What happened.
-        reason: String,
+pub enum MediaCommand {
+    /// The call as it stands now (membership, media type).
+    Sync(CallView),
+    /// An SDP offer or answer from a participant (JSON).
+    RemoteDescription {
+        /// Who sent it.
+        from: String,
+        /// The description.
+        description: String,
     },
+    /// A trickled ICE candidate from a participant (JSON).
+    RemoteCandidate {
+        /// Who sent it.
+        from: String,
+        /// The candidate.
+        candidate: String,
+    },
+    /// Turn the local camera on or off (the call stays a video call).
+    SetCamera(bool),
+    /// Unmute or mute the local microphone.
+    SetMicrophone(bool),
+    /// Drop every connection silently, as a network outage would (a debugging aid).
+    Vanish,
 }
 
-/// State every task of a call's media shares.
+/// What every task and thread of a call's media shares: the facts it needs, the flags it
+/// reads, and where it reports. Nothing here can end a call or speak the wire protocol.
 pub struct Shared {
     /// The call.
     pub call_id: String,
     /// The local user.
     pub me: String,
-    /// Where events are recorded.
-    pub kit: CallKit,
     /// How media runs.
     pub config: MediaConfig,
+    /// The engine's clock (negotiation deadlines).
+    pub clock: Clock,
     /// Encoded local media, fanned out to the peers.
     pub hub: SendHub,
-    /// The local video is sent (a video call, camera on).
+    /// The local video is wanted (a video call, camera on).
     pub video_enabled: AtomicBool,
     /// The local audio is sent (microphone on).
     pub audio_enabled: AtomicBool,
@@ -61,78 +74,75 @@ pub struct Shared {
     pub playback: Playback,
     /// The local user is in the call: devices may open.
     pub joined: AtomicBool,
-    notes: mpsc::Sender<MediaNote>,
+    /// Rung whenever a flag above or the hub's subscribers change, so threads wait without
+    /// polling.
+    pub wake: Wake,
+    reports: mpsc::Sender<MediaReport>,
+    /// Reports that did not fit in the engine's queue since the last one that did.
+    dropped: AtomicU64,
 }
 
 impl Shared {
-    /// Records an engine event of this call.
-    pub fn dispatch(&self, event: Event) {
-        let now = self.kit.clock().now();
-        self.kit
-            .dispatch(now, Some(&self.call_id), Source::Engine, event);
+    /// Reports something the engine must not miss (a description, a failure, a state); waits
+    /// for room in the queue.
+    pub async fn report(&self, event: MediaEvent) {
+        let report = MediaReport {
+            call_id: self.call_id.clone(),
+            event,
+        };
+        // The engine gone means the call is gone too.
+        let _ = self.reports.send(report).await;
     }
 
-    /// Records an `onError` of this call.
-    pub fn record_error(&self, code: ErrorCode, message: &str) {
-        self.dispatch(Event::Error(CallError::new(code, message)));
+    /// Reports a periodic or best-effort fact; when the engine's queue is full it is counted
+    /// as dropped, and the count goes out with the next report that fits.
+    pub fn report_now(&self, event: MediaEvent) {
+        let dropped = self.dropped.swap(0, Ordering::AcqRel);
+        if dropped > 0 {
+            let note = MediaReport {
+                call_id: self.call_id.clone(),
+                event: MediaEvent::Dropped(dropped),
+            };
+            if self.reports.try_send(note).is_err() {
+                self.dropped.fetch_add(dropped, Ordering::AcqRel);
+            }
+        }
+        let report = MediaReport {
+            call_id: self.call_id.clone(),
+            event,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.reports.try_send(report) {
+            self.dropped.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
-    /// Tells the signaling client something.
-    pub fn note(&self, note: MediaNote) {
-        // The queue is sized for a whole call's negotiation; if the client is gone, so is the call.
-        let _ = self.notes.try_send(note);
+    /// Reports a media error (best effort, like [`Shared::report_now`]).
+    pub fn error(&self, error: MediaError) {
+        self.report_now(MediaEvent::Error(error));
     }
 
     /// Waits (on a media thread) until the local user has joined; false if told to stop first.
     pub fn wait_until_joined(&self, running: &AtomicBool) -> bool {
-        while !self.joined.load(Ordering::Acquire) {
-            if !running.load(Ordering::Acquire) {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        self.wake
+            .wait_until(|| !running.load(Ordering::Acquire) || self.joined.load(Ordering::Acquire));
         running.load(Ordering::Acquire)
     }
-
-    /// Reports that the connection to `user_id` is lost.
-    pub fn failed(&self, user_id: &str, reason: &str) {
-        self.note(MediaNote::PeerFailed {
-            call_id: self.call_id.clone(),
-            user_id: user_id.to_owned(),
-            reason: reason.to_owned(),
-        });
-    }
-}
-
-/// What the media session needs to know about the call, taken from the call core.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionView<'a> {
-    /// Who placed the call.
-    pub caller: &'a str,
-    /// Whether the local user is in the call (placed it, or accepted).
-    pub joined: bool,
-    /// Everyone else and whether they joined.
-    pub members: &'a [(String, MemberState)],
-    /// Audio or video.
-    pub media: MediaType,
 }
 
 struct PeerHandle {
     commands: mpsc::Sender<PeerCommand>,
     task: JoinHandle<()>,
-    remote_joined: bool,
-    failed: bool,
-    /// The membership last told to the peer, so it is told only of changes.
-    told: Option<(bool, bool)>,
 }
 
 /// The media of one call.
 pub struct MediaSession {
     shared: Arc<Shared>,
+    mesh: Mesh,
     peers: BTreeMap<String, PeerHandle>,
-    joined: bool,
     camera_on: bool,
-    sources: Option<(MediaThread, MediaThread)>,
+    media: MediaType,
+    video_thread: Option<MediaThread>,
+    audio_thread: Option<MediaThread>,
     volume_task: Option<JoinHandle<()>>,
 }
 
@@ -146,39 +156,40 @@ impl std::fmt::Debug for MediaSession {
     }
 }
 
-/// Whether `me` sends the offer to `other`: the caller offers to everyone; between two
-/// callees, the smaller user id offers, so both sides agree without asking.
-fn offers_to(me: &str, other: &str, caller: &str) -> bool {
-    me == caller || (other != caller && me < other)
-}
-
 impl MediaSession {
-    /// Media for `call_id`; nothing starts until the first peer is needed.
+    /// Media for `call_id` of `me`; nothing starts until a connection is needed. Reports go to
+    /// `reports`.
     pub fn new(
         call_id: &str,
-        kit: CallKit,
+        me: &str,
         config: MediaConfig,
-        notes: mpsc::Sender<MediaNote>,
+        clock: Clock,
+        reports: mpsc::Sender<MediaReport>,
     ) -> Self {
         let shared = Arc::new(Shared {
             call_id: call_id.to_owned(),
-            me: kit.user_id().to_owned(),
-            kit,
+            me: me.to_owned(),
             config,
+            clock,
             hub: SendHub::default(),
             video_enabled: AtomicBool::new(false),
             audio_enabled: AtomicBool::new(true),
             local_level: AtomicU8::new(0),
             playback: Playback::default(),
             joined: AtomicBool::new(false),
-            notes,
+            wake: Wake::default(),
+            reports,
+            dropped: AtomicU64::new(0),
         });
+        shared.hub.set_wake(shared.wake.clone());
         Self {
+            mesh: Mesh::new(me),
             shared,
             peers: BTreeMap::new(),
-            joined: false,
             camera_on: true,
-            sources: None,
+            media: MediaType::Audio,
+            video_thread: None,
+            audio_thread: None,
             volume_task: None,
         }
     }
@@ -188,188 +199,131 @@ impl MediaSession {
         &self.shared.call_id
     }
 
-    /// Brings the peer connections in line with the call: new members get one, members who
-    /// left lose theirs.
-    pub fn sync(&mut self, view: SessionView<'_>) {
-        if view.joined && !self.joined {
-            self.join();
-        }
-        self.joined = view.joined;
-        self.apply_video(view.media == MediaType::Video);
-        let me = self.shared.me.clone();
-        for (user_id, state) in view.members {
-            let present = matches!(state, MemberState::Ringing | MemberState::Joined);
-            if present
-                && self.joined
-                && !self.peers.contains_key(user_id)
-                && offers_to(&me, user_id, view.caller)
-            {
-                self.spawn_peer(user_id, true);
+    /// Carries out one command of the engine.
+    pub fn apply(&mut self, command: MediaCommand) {
+        match command {
+            MediaCommand::Sync(view) => self.sync(&view),
+            MediaCommand::RemoteDescription { from, description } => {
+                let steps = self.mesh.remote_description(&from);
+                self.carry_out(steps);
+                self.tell(&from, PeerCommand::Description(description));
             }
-            if let Some(peer) = self.peers.get_mut(user_id) {
-                peer.remote_joined = *state == MemberState::Joined;
+            MediaCommand::RemoteCandidate { from, candidate } => {
+                if self.mesh.has_link(&from) {
+                    self.tell(&from, PeerCommand::Candidate(candidate));
+                } else {
+                    self.shared.error(MediaError::Negotiation {
+                        user_id: from,
+                        reason: "an ICE candidate before any description".to_owned(),
+                    });
+                }
+            }
+            MediaCommand::SetCamera(on) => {
+                self.camera_on = on;
+                self.apply_video();
+            }
+            MediaCommand::SetMicrophone(on) => {
+                self.shared.audio_enabled.store(on, Ordering::Release);
+                self.shared.wake.ring();
+            }
+            MediaCommand::Vanish => {
+                for peer in self.peers.values() {
+                    let _ = peer.commands.try_send(PeerCommand::Vanish);
+                }
             }
         }
-        let gone: Vec<String> = self
-            .peers
-            .keys()
-            .filter(|user_id| {
-                !view.members.iter().any(|(member, state)| {
-                    member == *user_id
-                        && matches!(state, MemberState::Ringing | MemberState::Joined)
-                })
-            })
-            .cloned()
-            .collect();
-        for user_id in gone {
-            self.close_peer(&user_id);
-        }
-        self.tell_membership();
     }
 
-    /// The local user is in the call: the devices open (the speaker here, the camera and the
-    /// microphone on their threads), never while the call only rings.
+    fn sync(&mut self, view: &CallView) {
+        self.media = view.media;
+        let steps = self.mesh.sync(view);
+        self.carry_out(steps);
+        self.apply_video();
+    }
+
+    fn carry_out(&mut self, steps: Vec<MeshStep>) {
+        for step in steps {
+            match step {
+                MeshStep::Join => self.join(),
+                MeshStep::Open {
+                    user_id,
+                    side,
+                    polite,
+                } => self.spawn_peer(PeerSpec {
+                    remote: user_id,
+                    side,
+                    polite,
+                }),
+                MeshStep::Membership {
+                    user_id,
+                    local_joined,
+                    remote_joined,
+                } => self.tell(
+                    &user_id,
+                    PeerCommand::Membership {
+                        local_joined,
+                        remote_joined,
+                    },
+                ),
+                MeshStep::Close { user_id } => self.close_peer(&user_id),
+            }
+        }
+    }
+
+    /// The local user is in the call: the speaker opens here, the microphone (and, for video,
+    /// the camera) on their threads; never while the call only rings.
     fn join(&mut self) {
         self.shared.joined.store(true, Ordering::Release);
+        self.shared.wake.ring();
         // Opening a device can block; the engine's runtime has other workers meanwhile.
         let speaker = tokio::task::block_in_place(|| {
             self.shared
                 .playback
-                .open_speaker(&self.shared.config.speaker)
+                .open_speaker(&self.shared.config.speaker, self.shared.config.devices)
         });
         if let Err(reason) = speaker
             && self.shared.config.speaker != DeviceChoice::Synthetic
         {
-            self.shared.record_error(
-                ErrorCode::InitFailed,
-                &format!(
-                    "{}; received audio is not played",
-                    reason.trim_end_matches('.')
-                ),
-            );
+            self.shared.error(MediaError::SpeakerUnavailable { reason });
         }
         self.start_sources();
     }
 
-    /// Tells each peer who is in the call, when that changed.
-    fn tell_membership(&mut self) {
-        for (user_id, peer) in &mut self.peers {
-            let now = (self.joined, peer.remote_joined);
-            if peer.told == Some(now) {
-                continue;
-            }
-            let told = peer.commands.try_send(PeerCommand::Membership {
-                local_joined: now.0,
-                remote_joined: now.1,
+    fn tell(&mut self, user_id: &str, command: PeerCommand) {
+        let Some(peer) = self.peers.get(user_id) else {
+            return;
+        };
+        if peer.commands.try_send(command).is_err() {
+            self.shared.error(MediaError::Connection {
+                user_id: user_id.to_owned(),
+                reason: "its connection is not taking commands".to_owned(),
             });
-            if told.is_ok() {
-                peer.told = Some(now);
-            } else {
-                self.shared.record_error(
-                    ErrorCode::InitFailed,
-                    &format!("the media connection to {user_id} is not taking commands"),
-                );
-            }
         }
     }
 
-    fn apply_video(&self, video_call: bool) {
-        self.shared
-            .video_enabled
-            .store(video_call && self.camera_on, Ordering::Release);
-    }
-
-    /// Turns the local camera on or off (the call stays a video call).
-    pub fn set_camera(&mut self, on: bool, media: MediaType) {
-        self.camera_on = on;
-        self.apply_video(media == MediaType::Video);
-        self.shared.dispatch(Event::UserVideoAvailable {
-            user_id: self.shared.me.clone(),
-            available: on && media == MediaType::Video,
-        });
-    }
-
-    /// Mutes or unmutes the local microphone.
-    pub fn set_microphone(&mut self, on: bool) {
-        self.shared.audio_enabled.store(on, Ordering::Release);
-        self.shared.dispatch(Event::UserAudioAvailable {
-            user_id: self.shared.me.clone(),
-            available: on,
-        });
-    }
-
-    /// Drops every media connection silently, as a network outage would (a debugging aid: the
-    /// far ends should end the call with `media-failed`).
-    pub fn simulate_media_loss(&self) {
-        for peer in self.peers.values() {
-            let _ = peer.commands.try_send(PeerCommand::Vanish);
+    fn apply_video(&mut self) {
+        let wanted = self.media == MediaType::Video && self.camera_on;
+        self.shared.video_enabled.store(wanted, Ordering::Release);
+        if wanted && self.video_thread.is_none() && !self.peers.is_empty() {
+            // An audio call never opens the encoder or the camera; a switch to video does.
+            self.video_thread = Some(MediaThread::spawn(
+                "video-send",
+                Arc::clone(&self.shared),
+                send_video,
+            ));
         }
+        self.shared.wake.ring();
     }
 
-    /// An SDP offer or answer from `from`.
-    pub fn remote_description(&mut self, from: &str, description: String) {
-        if !self.peers.contains_key(from) {
-            self.spawn_peer(from, false);
-        }
-        if let Some(peer) = self.peers.get(from)
-            && peer
-                .commands
-                .try_send(PeerCommand::Description(description))
-                .is_err()
-        {
-            self.shared.record_error(
-                ErrorCode::InitFailed,
-                &format!("the media connection to {from} is not taking its description"),
-            );
-        }
-        self.tell_membership();
-    }
-
-    /// A trickled ICE candidate from `from`.
-    pub fn remote_candidate(&mut self, from: &str, candidate: String) {
-        match self.peers.get(from) {
-            Some(peer) => {
-                let _ = peer.commands.try_send(PeerCommand::Candidate(candidate));
-            }
-            None => self.shared.record_error(
-                ErrorCode::InvalidParameter,
-                &format!("an ICE candidate from {from}, who has no media connection"),
-            ),
-        }
-    }
-
-    /// Marks the connection to `user_id` failed; true when no connection is left working,
-    /// so the call cannot go on.
-    pub fn peer_failed(&mut self, user_id: &str) -> bool {
-        if let Some(peer) = self.peers.get_mut(user_id) {
-            peer.failed = true;
-        }
-        !self.peers.is_empty() && self.peers.values().all(|peer| peer.failed)
-    }
-
-    fn spawn_peer(&mut self, user_id: &str, offerer: bool) {
-        // The media threads start now to warm their encoders up; they open the devices only
-        // once the local user joins.
+    fn spawn_peer(&mut self, spec: PeerSpec) {
+        // The media threads start with the first connection, to warm their encoders up; they
+        // open the devices only once the local user joins.
         self.start_sources();
         let (commands, receiver) = mpsc::channel(PEER_COMMANDS);
-        let task = tokio::spawn(run_peer(
-            PeerSpec {
-                remote: user_id.to_owned(),
-                offerer,
-            },
-            receiver,
-            Arc::clone(&self.shared),
-        ));
-        self.peers.insert(
-            user_id.to_owned(),
-            PeerHandle {
-                commands,
-                task,
-                remote_joined: false,
-                failed: false,
-                told: None,
-            },
-        );
+        let remote = spec.remote.clone();
+        let task = tokio::spawn(run_peer(spec, receiver, Arc::clone(&self.shared)));
+        self.peers.insert(remote, PeerHandle { commands, task });
+        self.apply_video();
     }
 
     fn close_peer(&mut self, user_id: &str) {
@@ -381,18 +335,14 @@ impl MediaSession {
     }
 
     fn start_sources(&mut self) {
-        if self.sources.is_some() {
-            return;
+        if self.audio_thread.is_none() {
+            self.audio_thread = Some(MediaThread::spawn(
+                "audio-send",
+                Arc::clone(&self.shared),
+                send_audio,
+            ));
+            self.volume_task = Some(tokio::spawn(report_volumes(Arc::clone(&self.shared))));
         }
-        let video = MediaThread::spawn("video-send", Arc::clone(&self.shared), send_video);
-        let audio = MediaThread::spawn("audio-send", Arc::clone(&self.shared), send_audio);
-        self.sources = Some((video, audio));
-        self.volume_task = Some(tokio::spawn(report_volumes(Arc::clone(&self.shared))));
-    }
-
-    /// Closes every connection and stops the sources.
-    pub fn close(self) {
-        drop(self);
     }
 }
 
@@ -405,11 +355,13 @@ impl Drop for MediaSession {
         if let Some(task) = self.volume_task.take() {
             task.abort();
         }
-        self.sources = None;
+        self.video_thread = None;
+        self.audio_thread = None;
+        self.shared.wake.ring();
     }
 }
 
-/// `onUserVoiceVolumeChanged` once a second with the local level and each remote level.
+/// The speaking levels once a second: the local level and each remote participant's.
 async fn report_volumes(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.tick().await;
@@ -426,7 +378,7 @@ async fn report_volumes(shared: Arc<Shared>) {
             );
         }
         if !volumes.is_empty() {
-            shared.dispatch(Event::UserVoiceVolumeChanged { volumes });
+            shared.report_now(MediaEvent::Volumes(volumes));
         }
     }
 }

@@ -8,8 +8,9 @@ use std::time::Instant;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::peer_connection::RTCStatsReport;
 
+use super::events::MediaEvent;
 use super::frame::FrameSlot;
-use crate::callbacks::{CallStats, Event, NetworkQuality};
+use crate::event::{CallStats, NetworkQuality};
 
 /// Checks without a new frame or packet before a stream counts as stopped.
 const STALL_TICKS: u32 = 3;
@@ -107,11 +108,11 @@ impl PeerStats {
         })
     }
 
-    /// `onUserVideoAvailable` / `onUserAudioAvailable` for streams that started or stopped.
-    pub fn availability(&mut self) -> Vec<Event> {
+    /// The streams that started or stopped since the last look.
+    pub fn availability(&mut self) -> Vec<MediaEvent> {
         let mut events = Vec::new();
         if let Some(available) = self.video_flow.update(self.frames()) {
-            events.push(Event::UserVideoAvailable {
+            events.push(MediaEvent::Video {
                 user_id: self.user_id.clone(),
                 available,
             });
@@ -120,7 +121,7 @@ impl PeerStats {
             .audio_flow
             .update(self.audio.packets.load(Ordering::Relaxed))
         {
-            events.push(Event::UserAudioAvailable {
+            events.push(MediaEvent::Audio {
                 user_id: self.user_id.clone(),
                 available,
             });
@@ -128,8 +129,8 @@ impl PeerStats {
         events
     }
 
-    /// `onCallStats`, and `onUserNetworkQualityChanged` if the quality moved.
-    pub fn report(&mut self, report: &RTCStatsReport) -> Vec<Event> {
+    /// The figures since the last report, and the quality if it moved.
+    pub fn report(&mut self, report: &RTCStatsReport) -> Vec<MediaEvent> {
         let now = Instant::now();
         let elapsed_secs = self.last_report.map_or(1.0, |last| {
             now.duration_since(last).as_secs_f64().max(0.001)
@@ -171,7 +172,7 @@ impl PeerStats {
             .video
             .as_ref()
             .map_or((0, 0), |slot| slot.counters.resolution());
-        let mut events = vec![Event::CallStats(CallStats {
+        let mut events = vec![MediaEvent::Stats(CallStats {
             user_id: self.user_id.clone(),
             rtt_millis: round2(rtt_millis),
             jitter_millis: round2(jitter_millis),
@@ -194,27 +195,9 @@ impl PeerStats {
         };
         if quality != self.quality {
             self.quality = quality;
-            events.push(Event::UserNetworkQualityChanged {
+            events.push(MediaEvent::Quality {
                 user_id: self.user_id.clone(),
                 quality,
-            });
-        }
-        events
-    }
-
-    /// The streams that were flowing stop: the peer is gone.
-    pub fn ended(&self) -> Vec<Event> {
-        let mut events = Vec::new();
-        if self.video_flow.available {
-            events.push(Event::UserVideoAvailable {
-                user_id: self.user_id.clone(),
-                available: false,
-            });
-        }
-        if self.audio_flow.available {
-            events.push(Event::UserAudioAvailable {
-                user_id: self.user_id.clone(),
-                available: false,
             });
         }
         events

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder, DecoderConfig};
-use openh264::encoder::{BitRate, Complexity, Encoder, EncoderConfig, FrameRate, UsageType};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, RateControlMode, UsageType,
+};
 use openh264::formats::{YUVSlices, YUVSource as _};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
@@ -24,15 +26,12 @@ use super::marker::{self, Marker};
 use super::pattern::TestPattern;
 use super::session::Shared;
 use super::worker::Pacer;
-use super::{DeviceChoice, Resolution};
-use crate::call::ErrorCode;
+use super::{DeviceChoice, Devices, MediaError, Resolution};
 
 /// Access units waiting for a decoder; when it falls behind, units drop and a key frame is asked.
 const DECODE_QUEUE: usize = 8;
 /// The largest access unit accepted (a 1080p key frame is a few hundred kilobytes).
 const MAX_UNIT_BYTES: usize = 4 << 20;
-/// How often an idle video thread checks whether anyone wants its frames.
-const IDLE_POLL: Duration = Duration::from_millis(2);
 /// Key-frame requests to the sender are at least this far apart.
 const PLI_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -64,7 +63,10 @@ impl VideoEncoder {
             .scene_change_detect(false)
             .background_detection(false)
             .adaptive_quantization(false)
-            .skip_frames(false);
+            .skip_frames(false)
+            // Buffer-based rate control keeps every frame without the bitrate-mode warning that
+            // OpenH264 would print for it on every encoder.
+            .rate_control_mode(RateControlMode::Bufferbased);
         Ok(Self {
             encoder: Encoder::with_api_config(OpenH264API::from_source(), config)?,
             buffer: Vec::new(),
@@ -203,33 +205,26 @@ impl VideoSource {
             DeviceChoice::Default => None,
             DeviceChoice::Named(name) => Some(name.as_str()),
         };
-        match Capture::open(name, width, height, shared.config.fps) {
+        let opened = match shared.config.devices {
+            Devices::Host => Capture::open(name, width, height, shared.config.fps),
+            Devices::Absent => Err("no camera found".to_owned()),
+        };
+        match opened {
             Ok(capture) => Self::Camera(capture),
-            Err(error) => {
-                shared.record_error(
-                    ErrorCode::CameraUnavailable,
-                    &format!(
-                        "{}; sending the synthetic test pattern instead",
-                        error.trim_end_matches('.')
-                    ),
-                );
+            Err(reason) => {
+                shared.error(MediaError::CameraUnavailable { reason });
                 pattern()
             }
         }
     }
-}
 
-impl VideoSource {
     /// The next frame; a camera that fails is replaced by the test pattern (the timeline says
     /// so) and this frame is skipped.
     fn next_frame(&mut self, shared: &Shared, capture_micros: u64) -> Option<&I420Frame> {
         if let Self::Camera(capture) = self
-            && let Err(error) = capture.capture()
+            && let Err(reason) = capture.capture()
         {
-            shared.record_error(
-                ErrorCode::CameraUnavailable,
-                &format!("{error}; sending the synthetic test pattern instead"),
-            );
+            shared.error(MediaError::CameraUnavailable { reason });
             let (width, height) = shared.config.resolution.size();
             *self = Self::Pattern(TestPattern::new(width, height, &shared.me));
             return None;
@@ -241,7 +236,14 @@ impl VideoSource {
     }
 }
 
+/// Whether anyone wants local video now: a video call with the camera on, and a peer.
+fn video_wanted(shared: &Shared) -> bool {
+    shared.video_enabled.load(Ordering::Acquire) && shared.hub.subscribers(Kind::Video) > 0
+}
+
 /// The local video thread's body: camera or pattern, H.264, the peers, until `running` clears.
+/// It starts only for video; the camera opens the first time video is wanted after the local
+/// user joined.
 pub fn send_video(shared: &Shared, running: &AtomicBool) {
     let fps = shared.config.fps.max(1);
     let mut pacer = Pacer::new(Duration::from_nanos(
@@ -250,10 +252,11 @@ pub fn send_video(shared: &Shared, running: &AtomicBool) {
     let mut encoder = match VideoEncoder::new(shared.config.resolution, fps) {
         Ok(encoder) => encoder,
         Err(error) => {
-            shared.record_error(
-                ErrorCode::InitFailed,
-                &format!("the H.264 encoder could not start: {error}"),
-            );
+            shared.error(MediaError::Codec {
+                codec: "H.264",
+                role: "encoder",
+                reason: error.to_string(),
+            });
             return;
         }
     };
@@ -264,22 +267,28 @@ pub fn send_video(shared: &Shared, running: &AtomicBool) {
     if !shared.wait_until_joined(running) {
         return;
     }
-    let mut source = VideoSource::open(shared);
-    let preview = shared
-        .config
-        .preview
-        .then(|| shared.config.frames.reset(LOCAL_STREAM));
+    let mut source: Option<VideoSource> = None;
+    let mut preview = None;
     let mut keyframe = true;
     let mut encoding_failed = false;
     while running.load(Ordering::Acquire) {
-        if !shared.video_enabled.load(Ordering::Acquire) || shared.hub.subscribers(Kind::Video) == 0
-        {
-            // Idle: look again soon, and send the first frame as soon as someone wants it.
+        if !video_wanted(shared) {
+            // Idle until someone wants frames (or the call ends); the first frame after is a
+            // key frame.
             keyframe = true;
-            std::thread::sleep(IDLE_POLL);
+            shared
+                .wake
+                .wait_until(|| !running.load(Ordering::Acquire) || video_wanted(shared));
             pacer.restart();
             continue;
         }
+        let source = source.get_or_insert_with(|| {
+            preview = shared
+                .config
+                .preview
+                .then(|| shared.config.frames.reset(LOCAL_STREAM));
+            VideoSource::open(shared)
+        });
         pacer.wait();
         let Some(frame) = source.next_frame(shared, marker::now_micros()) else {
             keyframe = true;
@@ -302,10 +311,13 @@ pub fn send_video(shared: &Shared, running: &AtomicBool) {
                 shared.hub.publish(Kind::Video, &unit);
             }
             // Said once: a broken encoder would otherwise fill the timeline 30 times a second.
-            Err(error) if !std::mem::replace(&mut encoding_failed, true) => shared.record_error(
-                ErrorCode::InitFailed,
-                &format!("H.264 encoding failed: {error}"),
-            ),
+            Err(error) if !std::mem::replace(&mut encoding_failed, true) => {
+                shared.error(MediaError::Codec {
+                    codec: "H.264",
+                    role: "encoder",
+                    reason: error.to_string(),
+                });
+            }
             // A skipped frame, or an encoder failure already reported.
             Ok(_) | Err(_) => {}
         }
@@ -473,10 +485,11 @@ fn decode_video(
     let mut decoder = match VideoDecoder::new() {
         Ok(decoder) => decoder,
         Err(error) => {
-            shared.record_error(
-                ErrorCode::InitFailed,
-                &format!("the H.264 decoder could not start: {error}"),
-            );
+            shared.error(MediaError::Codec {
+                codec: "H.264",
+                role: "decoder",
+                reason: error.to_string(),
+            });
             return;
         }
     };

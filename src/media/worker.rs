@@ -1,8 +1,8 @@
-//! A named media thread (capture and encode) that runs until its handle is dropped, and the
-//! pacer that gives it its frame rate.
+//! A named media thread (capture and encode) that runs until its handle is dropped, the pacer
+//! that gives it its frame rate, and the wake-up its threads wait on instead of polling.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::session::Shared;
@@ -32,6 +32,32 @@ impl MediaThread {
 impl Drop for MediaThread {
     fn drop(&mut self) {
         self.running.store(false, Ordering::Release);
+    }
+}
+
+/// A wake-up shared by a call's media threads: whoever changes what they wait for rings it.
+/// Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct Wake {
+    inner: Arc<(Mutex<u64>, Condvar)>,
+}
+
+impl Wake {
+    /// Wakes every waiter so it looks again.
+    pub fn ring(&self) {
+        let (rings, changed) = &*self.inner;
+        *rings.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        changed.notify_all();
+    }
+
+    /// Blocks until `done` holds, looking again at every ring.
+    pub fn wait_until(&self, done: impl Fn() -> bool) {
+        let (rings, changed) = &*self.inner;
+        let mut guard = rings.lock().unwrap_or_else(PoisonError::into_inner);
+        // Checked under the lock: a ring between the check and the wait is not missed.
+        while !done() {
+            guard = changed.wait(guard).unwrap_or_else(PoisonError::into_inner);
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::call::{CallError, ErrorCode, MediaType};
+use crate::call::{Action, CallSignal, Signal};
+use crate::model::{CallError, ErrorCode};
 
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -17,6 +18,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// A message from a client to the server.
+///
+/// The call actions are the call core's [`Action`]s themselves, on the wire as flat objects
+/// (`{"type":"accept","call_id":"c-1"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
@@ -28,58 +32,6 @@ pub enum ClientMessage {
         user_id: String,
         /// The HMAC-SHA256 token the app's secret signed.
         user_sig: String,
-    },
-    /// Invite callees into a new call.
-    Invite {
-        /// The call's id, chosen by the caller.
-        call_id: String,
-        /// Who is invited.
-        callees: Vec<String>,
-        /// Audio or video.
-        media: MediaType,
-        /// Group call.
-        group: bool,
-        /// Ringing timeout in seconds; 0 = never.
-        timeout_secs: u32,
-    },
-    /// The caller gives up before anyone answered.
-    Cancel {
-        /// The call.
-        call_id: String,
-    },
-    /// The callee accepts.
-    Accept {
-        /// The call.
-        call_id: String,
-    },
-    /// The callee rejects.
-    Reject {
-        /// The call.
-        call_id: String,
-    },
-    /// The callee is in another call.
-    LineBusy {
-        /// The call.
-        call_id: String,
-    },
-    /// A participant leaves the call.
-    Hangup {
-        /// The call.
-        call_id: String,
-    },
-    /// A participant invites more people into the running group call.
-    InviteMore {
-        /// The call.
-        call_id: String,
-        /// Who is invited.
-        users: Vec<String>,
-    },
-    /// A participant switches the call between audio and video.
-    SwitchMedia {
-        /// The call.
-        call_id: String,
-        /// The media now.
-        media: MediaType,
     },
     /// An SDP offer or answer for one participant, relayed for the media engine.
     Sdp {
@@ -106,9 +58,16 @@ pub enum ClientMessage {
         /// Echoed back.
         nonce: u64,
     },
+    /// A call action: invite, cancel, accept, reject, line busy, hang up, invite more, switch
+    /// media.
+    #[serde(untagged)]
+    Call(Action),
 }
 
 /// A message from the server to a client.
+///
+/// What the server says about a call is the call core's [`CallSignal`] itself, on the wire as
+/// a flat object (`{"type":"accepted","call_id":"c-1","user_id":"bob"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
@@ -125,94 +84,6 @@ pub enum ServerMessage {
     Contacts {
         /// Everyone the user can call.
         contacts: Vec<Contact>,
-    },
-    /// Our invitation went out; the listed callees are offline.
-    InviteDelivered {
-        /// The call.
-        call_id: String,
-        /// Callees that are not logged in.
-        offline: Vec<String>,
-    },
-    /// Someone invites us.
-    Invited {
-        /// The call.
-        call_id: String,
-        /// Who calls.
-        caller: String,
-        /// Everyone invited, us included.
-        callees: Vec<String>,
-        /// Those of `callees` already in the call (for an invitation into a running call).
-        #[serde(default)]
-        joined: Vec<String>,
-        /// Audio or video.
-        media: MediaType,
-        /// Group call.
-        group: bool,
-        /// Ringing timeout in seconds; 0 = never.
-        timeout_secs: u32,
-    },
-    /// A participant accepted.
-    Accepted {
-        /// The call.
-        call_id: String,
-        /// Who.
-        user_id: String,
-    },
-    /// A callee rejected.
-    Rejected {
-        /// The call.
-        call_id: String,
-        /// Who.
-        user_id: String,
-    },
-    /// A callee was in another call.
-    LineBusy {
-        /// The call.
-        call_id: String,
-        /// Who.
-        user_id: String,
-    },
-    /// A callee went away without answering.
-    NoResponse {
-        /// The call.
-        call_id: String,
-        /// Who.
-        user_id: String,
-    },
-    /// The caller cancelled.
-    Canceled {
-        /// The call.
-        call_id: String,
-        /// Who cancelled.
-        user_id: String,
-    },
-    /// A participant left.
-    HungUp {
-        /// The call.
-        call_id: String,
-        /// Who.
-        user_id: String,
-    },
-    /// More people were invited into the running call.
-    MembersInvited {
-        /// The call.
-        call_id: String,
-        /// Who.
-        users: Vec<String>,
-    },
-    /// A participant switched the call between audio and video.
-    MediaSwitched {
-        /// The call.
-        call_id: String,
-        /// Who.
-        user_id: String,
-        /// The media now.
-        media: MediaType,
-    },
-    /// The server ended the call.
-    CallEnded {
-        /// The call.
-        call_id: String,
     },
     /// An SDP offer or answer from a participant.
     Sdp {
@@ -253,6 +124,19 @@ pub enum ServerMessage {
         /// The client's nonce.
         nonce: u64,
     },
+    /// News about a call: an invitation, an answer, a hang-up, a switch, its end.
+    #[serde(untagged)]
+    Call(CallSignal),
+}
+
+impl ServerMessage {
+    /// The news `signal` about `call_id`.
+    pub fn call(call_id: &str, signal: Signal) -> Self {
+        Self::Call(CallSignal {
+            call_id: call_id.to_owned(),
+            signal,
+        })
+    }
 }
 
 /// Someone a user can call.
@@ -306,21 +190,8 @@ impl DecodeError {
     }
 }
 
-const CLIENT_TYPES: [&str; 13] = [
-    "login",
-    "invite",
-    "cancel",
-    "accept",
-    "reject",
-    "line_busy",
-    "hangup",
-    "invite_more",
-    "switch_media",
-    "sdp",
-    "ice",
-    "contacts",
-    "ping",
-];
+/// The `type`s of client messages that are not call actions.
+const SESSION_TYPES: [&str; 5] = ["login", "sdp", "ice", "contacts", "ping"];
 
 /// Reads one frame as a client message, telling apart every way it can be wrong.
 pub fn decode_client(frame: &str) -> Result<ClientMessage, DecodeError> {
@@ -336,13 +207,20 @@ pub fn decode_client(frame: &str) -> Result<ClientMessage, DecodeError> {
         return Err(DecodeError::Malformed("no \"type\" string".into()));
     };
     let kind = kind.clone();
-    if !CLIENT_TYPES.contains(&kind.as_str()) {
+    if !SESSION_TYPES.contains(&kind.as_str()) && !Action::TYPES.contains(&kind.as_str()) {
         return Err(DecodeError::UnknownType(kind));
     }
-    serde_json::from_value(value).map_err(|error| DecodeError::Invalid {
-        kind,
+    let invalid = |error: serde_json::Error| DecodeError::Invalid {
+        kind: kind.clone(),
         reason: error.to_string(),
-    })
+    };
+    // Straight to the action, so a bad field is named (not "no variant matched").
+    if Action::TYPES.contains(&kind.as_str()) {
+        return serde_json::from_value(value)
+            .map(ClientMessage::Call)
+            .map_err(invalid);
+    }
+    serde_json::from_value(value).map_err(invalid)
 }
 
 /// Reads one frame as a server message.

@@ -14,7 +14,9 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::callbacks::CallKit;
+use crate::event::Event;
+use crate::kit::CallKit;
+use crate::model::{CallError, Source};
 
 use super::protocol::{Contact, MAX_FRAME_BYTES, encode};
 use super::switchboard::{Output, SessionId, Switchboard, SwitchboardConfig};
@@ -64,6 +66,7 @@ pub struct Server {
     accept: JoinHandle<()>,
     hub: JoinHandle<()>,
     stats: Arc<ServerStats>,
+    online: watch::Receiver<usize>,
 }
 
 enum HubEvent {
@@ -121,19 +124,21 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (hub_tx, hub_rx) = mpsc::channel(HUB_CAPACITY);
         let stats = Arc::new(ServerStats::default());
-        let mut board = Switchboard::new(SwitchboardConfig {
+        let (online_tx, online) = watch::channel(0);
+        let board = Switchboard::new(SwitchboardConfig {
             secret: config.secret,
             app_id: config.app_id,
             demo_contacts: config.demo_contacts,
         });
-        if let Some(kit) = config.kit {
-            board = board.with_kit(kit);
-        }
         let hub = tokio::spawn(run_hub(
             hub_rx,
             board,
+            config.kit,
             shutdown_rx.clone(),
-            Arc::clone(&stats),
+            Hub {
+                stats: Arc::clone(&stats),
+                online: online_tx,
+            },
         ));
         let accept = tokio::spawn(accept_loop(listener, hub_tx, shutdown_rx));
         Ok(Self {
@@ -142,6 +147,7 @@ impl Server {
             accept,
             hub,
             stats,
+            online,
         })
     }
 
@@ -158,6 +164,14 @@ impl Server {
     /// Live counters.
     pub fn stats(&self) -> &Arc<ServerStats> {
         &self.stats
+    }
+
+    /// Waits until at least `users` are logged in, up to `limit`; whether they are.
+    pub async fn wait_online(&self, users: usize, limit: Duration) -> bool {
+        let mut online = self.online.clone();
+        tokio::time::timeout(limit, online.wait_for(|count| *count >= users))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
     }
 
     /// Stops accepting, closes every connection, and waits for the tasks to end.
@@ -242,12 +256,20 @@ async fn connection(
     let _ = hub.send(HubEvent::Closed { session }).await;
 }
 
+/// Where the hub reports its counts.
+struct Hub {
+    stats: Arc<ServerStats>,
+    online: watch::Sender<usize>,
+}
+
 async fn run_hub(
     mut events: mpsc::Receiver<HubEvent>,
     mut board: Switchboard,
+    kit: Option<CallKit>,
     mut shutdown: watch::Receiver<bool>,
-    stats: Arc<ServerStats>,
+    hub: Hub,
 ) {
+    let stats = hub.stats;
     let mut outboxes: HashMap<SessionId, mpsc::Sender<Outgoing>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -261,11 +283,16 @@ async fn run_hub(
             },
             _ = tick.tick() => board.handle_tick(unix_now_secs()),
         }
-        deliver(&mut board, &mut outboxes);
+        deliver(&mut board, &mut outboxes, kit.as_ref());
         stats
             .sessions
             .store(board.session_count(), Ordering::Relaxed);
         stats.online.store(board.online_count(), Ordering::Relaxed);
+        hub.online.send_if_modified(|online| {
+            let changed = *online != board.online_count();
+            *online = board.online_count();
+            changed
+        });
         stats.calls.store(board.call_count(), Ordering::Relaxed);
     }
 }
@@ -294,7 +321,11 @@ fn apply(
     }
 }
 
-fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, mpsc::Sender<Outgoing>>) {
+fn deliver(
+    board: &mut Switchboard,
+    outboxes: &mut HashMap<SessionId, mpsc::Sender<Outgoing>>,
+    kit: Option<&CallKit>,
+) {
     while let Some(output) = board.poll_output() {
         match output {
             Output::Send { session, message } => {
@@ -314,6 +345,13 @@ fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, mpsc::Send
             Output::Close { session } => {
                 if let Some(outbox) = outboxes.remove(&session) {
                     let _ = outbox.try_send(Outgoing::Close);
+                }
+            }
+            Output::Refused { user, error } => {
+                if let Some(kit) = kit {
+                    let message = format!("server refused a request of {user}: {}", error.message);
+                    let event = Event::Error(CallError::new(error.code, message));
+                    kit.dispatch(kit.clock().now(), None, Source::Remote, event);
                 }
             }
         }

@@ -8,7 +8,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::call::{CallError, ErrorCode};
+use crate::model::{CallError, ErrorCode};
 
 /// The app id callscope signs for unless told otherwise.
 pub const DEFAULT_APP_ID: u64 = 1_400_000_001;

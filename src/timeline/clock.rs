@@ -2,7 +2,7 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::call::MonoTime;
+use crate::model::MonoTime;
 
 use super::Timestamp;
 

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 
-use crate::callbacks::Event;
+use crate::event::Event;
 
 use super::TimelineEntry;
 

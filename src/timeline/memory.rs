@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
-use crate::callbacks::CallbackKind;
+use crate::event::CallbackKind;
 
 use super::query::{Matcher, searchable_lowercase};
 use super::writer::Search;
@@ -52,6 +52,20 @@ struct Inner {
     next_seq: u64,
     capacity: usize,
     evicted: u64,
+}
+
+impl Inner {
+    /// The position of the first entry newer than sequence number `after` (sequence numbers
+    /// in memory are consecutive).
+    fn position_after(&self, after: u64) -> usize {
+        let Some(first) = self.entries.front() else {
+            return 0;
+        };
+        let skip = after.saturating_add(1).saturating_sub(first.entry.seq);
+        usize::try_from(skip)
+            .unwrap_or(usize::MAX)
+            .min(self.entries.len())
+    }
 }
 
 impl Timeline {
@@ -130,6 +144,40 @@ impl Timeline {
     /// How many entries left memory because it was full.
     pub fn evicted(&self) -> u64 {
         read(&self.inner).evicted
+    }
+
+    /// The sequence number of the newest entry (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        read(&self.inner).next_seq.saturating_sub(1)
+    }
+
+    /// The entries newer than sequence number `after`, oldest first, at most `limit` of them.
+    ///
+    /// Readers keep the last sequence number they saw as their cursor: positions move when
+    /// memory is full and the oldest entries leave, sequence numbers do not.
+    pub fn since(&self, after: u64, limit: usize) -> Vec<Arc<TimelineEntry>> {
+        let inner = read(&self.inner);
+        let start = inner.position_after(after);
+        let end = start.saturating_add(limit).min(inner.entries.len());
+        inner
+            .entries
+            .range(start..end)
+            .map(|slot| Arc::clone(&slot.entry))
+            .collect()
+    }
+
+    /// The entries newer than sequence number `after` that match `query` (its `limit`
+    /// ignored), oldest first, using each entry's cached search text.
+    pub fn query_since(&self, after: u64, query: &Query) -> Vec<Arc<TimelineEntry>> {
+        let inner = read(&self.inner);
+        let start = inner.position_after(after);
+        let matcher = query.matcher();
+        inner
+            .entries
+            .range(start..)
+            .filter(|slot| slot.matches(&matcher))
+            .map(|slot| Arc::clone(&slot.entry))
+            .collect()
     }
 
     /// The entries in memory at positions `range` (for a virtualized table).

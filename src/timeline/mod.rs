@@ -1,6 +1,8 @@
-//! The event timeline: every callback and engine event, in memory and in SQLite, queryable and
-//! exportable. Nothing appended is lost: appends never block and the writer retries.
+//! The event timeline: every callback and engine event, in memory and in SQLite, queryable,
+//! exportable, and checked against the call contract. Nothing appended is lost: appends never
+//! block and the writer retries. Imports the model and the event vocabulary only.
 
+mod check;
 mod clock;
 mod entry;
 mod export;
@@ -10,8 +12,9 @@ mod sql;
 mod store;
 mod writer;
 
+pub use check::{CheckOptions, Finding, Rule, check};
 pub use clock::Clock;
-pub use entry::{Delivery, Source, TimelineEntry, Timestamp, clock_time};
+pub use entry::{Delivery, TimelineEntry, Timestamp, clock_time};
 pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};
 pub use query::{Matcher, Query, searchable_lowercase, write_searchable};

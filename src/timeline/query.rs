@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::callbacks::{CallbackKind, KindSet};
+use crate::event::{CallbackKind, KindSet};
 
 use super::TimelineEntry;
 

@@ -5,9 +5,11 @@ use std::fmt::Write as _;
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params_from_iter};
 
-use crate::callbacks::{CallbackKind, Event};
+use crate::event::{CallbackKind, Event};
 
-use super::{Delivery, Query, Source, StoreError, TimelineEntry, Timestamp};
+use crate::model::Source;
+
+use super::{Delivery, Query, StoreError, TimelineEntry, Timestamp};
 
 const COLUMNS: &str =
     "seq, at_ms, mono_us, call_id, user_id, source, kind, delivery, handler_us, event";

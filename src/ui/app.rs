@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::call::{CallStatus, ViewMode};
-use crate::callbacks::{CallKit, Switches};
 use crate::engine::{Engine, EngineCommand, EngineConfig, EngineError, ServerChoice};
+use crate::kit::{CallKit, Switches};
 use crate::media::{DeviceChoice, DeviceChoices, FrameSlots, MediaConfig};
+use crate::model::{CallStatus, ViewMode};
 use crate::timeline::{ExportFormat, Store, Timeline, export};
 
 use super::call_view::{CallView, clock};
@@ -20,8 +20,10 @@ use super::settings::Settings;
 use super::timeline_panel::TimelinePanel;
 use super::video::VideoTextures;
 
-/// How long one frame may spend draining the engine's reports.
+/// How long one frame may spend draining the engine's notices.
 const DRAIN_BUDGET: Duration = Duration::from_millis(4);
+/// Entries counted per step of the catch-up loop.
+const COUNT_BATCH: usize = 4096;
 
 const HANG_UP: egui::KeyboardShortcut =
     egui::KeyboardShortcut::new(egui::Modifiers::CTRL, egui::Key::H);
@@ -64,7 +66,10 @@ pub struct CallscopeApp {
     video: VideoTextures,
     frames: FrameSlots,
     timeline: TimelinePanel,
-    counted: usize,
+    /// The newest entry counted into the model (a sequence number, not a position).
+    counted: u64,
+    /// The generation of the engine state the model shows.
+    state_seen: u64,
     call_on_start: Vec<String>,
 }
 
@@ -140,6 +145,7 @@ impl CallscopeApp {
             frames,
             timeline: TimelinePanel::default(),
             counted: 0,
+            state_seen: 0,
             call_on_start: options.call_on_start,
         })
     }
@@ -160,6 +166,10 @@ impl CallscopeApp {
     }
 
     fn drain_engine(&mut self) {
+        if let Some((generation, state)) = self.engine.state_newer_than(self.state_seen) {
+            self.state_seen = generation;
+            self.model.apply_state(state);
+        }
         let started = Instant::now();
         while started.elapsed() < DRAIN_BUDGET {
             let Some(message) = self.engine.try_recv() else {
@@ -168,13 +178,14 @@ impl CallscopeApp {
             self.model.apply(message);
         }
         let timeline = self.kit.timeline();
-        let total = timeline.len();
-        if total > self.counted {
-            for entry in timeline.slice(self.counted..total) {
+        loop {
+            let fresh = timeline.since(self.counted, COUNT_BATCH);
+            let Some(last) = fresh.last() else { break };
+            self.counted = last.seq;
+            for entry in &fresh {
                 self.model.counts[entry.kind().index()] += 1;
-                self.model.media.observe(&entry);
+                self.model.media.observe(entry);
             }
-            self.counted = total;
         }
         self.timeline.refresh(timeline, self.store.as_ref());
         if self.model.connection == crate::engine::ConnectionState::Online
@@ -184,7 +195,7 @@ impl CallscopeApp {
             self.engine.send(EngineCommand::Dial {
                 group: callees.len() > 1,
                 callees,
-                media: crate::call::MediaType::Video,
+                media: crate::model::MediaType::Video,
                 timeout_secs: 30,
             });
         }
@@ -223,8 +234,6 @@ impl CallscopeApp {
         match command {
             UiCommand::Engine(command) => {
                 match &command {
-                    EngineCommand::SetMicrophone(on) => self.model.microphone_on = *on,
-                    EngineCommand::SetCamera(on) => self.model.camera_on = *on,
                     EngineCommand::ChooseDevices(choices) => {
                         self.model.device_choices.clone_from(choices);
                         self.settings.devices.clone_from(choices);

@@ -2,10 +2,11 @@
 //! tile per participant, the local preview), and the controls (hang up, mute, camera, switch
 //! audio/video, minimize, invite), with the stats plots below.
 
-use crate::call::{CallStatus, MediaType, MemberState, Role, ViewMode};
-use crate::callbacks::NetworkQuality;
+use crate::call::MemberState;
 use crate::engine::EngineCommand;
+use crate::event::NetworkQuality;
 use crate::media::LOCAL_STREAM;
+use crate::model::{CallStatus, MediaType, Role, ViewMode};
 
 use super::command::UiCommand;
 use super::model::Model;

@@ -1,7 +1,7 @@
 //! `UiCommand`: what a panel asks for; the app applies them in one place after layout.
 
-use crate::callbacks::CallbackKind;
 use crate::engine::EngineCommand;
+use crate::event::CallbackKind;
 use crate::timeline::ExportFormat;
 
 /// An intent from a panel.

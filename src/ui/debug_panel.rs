@@ -1,8 +1,8 @@
 //! The debug side panel: a switch per callback and engine event (the five component callbacks
 //! first), a live count per kind, all on / all off, and "Simulate log-in elsewhere".
 
-use crate::callbacks::{CallbackKind, KindSet};
 use crate::engine::EngineCommand;
+use crate::event::{CallbackKind, KindSet};
 
 use super::command::UiCommand;
 use super::model::Model;

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::call::MediaType;
 use crate::engine::{ConnectionState, EngineCommand};
 use crate::media::{DeviceChoice, DeviceChoices};
+use crate::model::MediaType;
 
 use super::command::UiCommand;
 use super::model::Model;
@@ -37,7 +37,7 @@ impl Dialer {
     /// Draws the dialer.
     pub fn ui(&mut self, ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand>) {
         ui.heading(format!("You: {}", model.user_id));
-        connection_ui(ui, &model.connection);
+        connection_ui(ui, &model.connection, commands);
         ui.separator();
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.media, MediaType::Video, "Video");
@@ -53,7 +53,9 @@ impl Dialer {
         });
         ui.separator();
         ui.strong("Contacts");
-        let idle = model.status() == crate::call::CallStatus::Idle;
+        // Calls need a log-in: while offline or logged out the buttons say so by being off.
+        let idle = model.status() == crate::model::CallStatus::Idle
+            && model.connection == ConnectionState::Online;
         for contact in &model.contacts {
             ui.horizontal(|ui| {
                 let mut picked = self.picked.contains(&contact.user_id);
@@ -118,7 +120,7 @@ impl Dialer {
     }
 }
 
-fn connection_ui(ui: &mut egui::Ui, connection: &ConnectionState) {
+fn connection_ui(ui: &mut egui::Ui, connection: &ConnectionState, commands: &mut Vec<UiCommand>) {
     match connection {
         ConnectionState::Connecting => {
             ui.label("Connecting to signaling...");
@@ -145,6 +147,13 @@ fn connection_ui(ui: &mut egui::Ui, connection: &ConnectionState) {
         }
         ConnectionState::LoggedOut { reason } => {
             ui.colored_label(ui.visuals().error_fg_color, format!("Logged out: {reason}"));
+            if ui
+                .button("Log in again")
+                .on_hover_text("Logs this user in here; a session elsewhere is logged out")
+                .clicked()
+            {
+                commands.push(UiCommand::Engine(EngineCommand::LogIn));
+            }
         }
     }
 }

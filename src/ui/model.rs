@@ -3,10 +3,10 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
-use crate::call::ErrorCode;
-use crate::callbacks::{CallbackKind, Event, NetworkQuality};
-use crate::engine::{CallSnapshot, ConnectionState, EngineMsg};
+use crate::engine::{CallOutcome, CallSnapshot, ConnectionState, EngineMsg, EngineState};
+use crate::event::{CallbackKind, Event, NetworkQuality};
 use crate::media::{DeviceChoices, DeviceList};
+use crate::model::ErrorCode;
 use crate::signaling::Contact;
 use crate::timeline::TimelineEntry;
 
@@ -21,6 +21,8 @@ pub struct Model {
     pub contacts: Vec<Contact>,
     /// The call.
     pub call: CallSnapshot,
+    /// How the last call ended.
+    pub last_outcome: Option<CallOutcome>,
     /// When the current call connected.
     pub connected_at: Option<Instant>,
     /// Entries per kind seen in this run.
@@ -131,6 +133,7 @@ impl Model {
             connection: ConnectionState::Connecting,
             contacts: Vec::new(),
             call: CallSnapshot::default(),
+            last_outcome: None,
             connected_at: None,
             counts: [0; CallbackKind::COUNT],
             notice: None,
@@ -142,28 +145,34 @@ impl Model {
         }
     }
 
-    /// Takes one report of the engine.
+    /// Takes the engine's newest state.
+    pub fn apply_state(&mut self, state: EngineState) {
+        let calling = state.call.status().is_calling();
+        if !calling {
+            self.connected_at = None;
+        } else if self.connected_at.is_none() {
+            self.connected_at = Some(Instant::now());
+        }
+        self.connection = state.connection;
+        self.contacts = state.contacts;
+        self.call = state.call;
+        self.last_outcome = state.last_outcome;
+        self.camera_on = state.camera_on;
+        self.microphone_on = state.microphone_on;
+        if state.devices.is_some() {
+            self.devices = state.devices;
+        }
+    }
+
+    /// Takes one notice of the engine.
     pub fn apply(&mut self, message: EngineMsg) {
         match message {
-            EngineMsg::Connection(state) => self.connection = state,
-            EngineMsg::Contacts(contacts) => self.contacts = contacts,
-            EngineMsg::Devices(devices) => self.devices = Some(devices),
-            EngineMsg::Call(snapshot) => {
-                let calling = snapshot
-                    .status
-                    .is_some_and(crate::call::CallStatus::is_calling);
-                if !calling {
-                    self.connected_at = None;
-                } else if self.connected_at.is_none() {
-                    self.connected_at = Some(Instant::now());
-                }
-                self.call = snapshot;
-            }
+            EngineMsg::Notice(text) => self.notice = Some(text),
         }
     }
 
     /// The status now (idle when none was reported).
-    pub fn status(&self) -> crate::call::CallStatus {
-        self.call.status.unwrap_or(crate::call::CallStatus::Idle)
+    pub fn status(&self) -> crate::model::CallStatus {
+        self.call.status.unwrap_or(crate::model::CallStatus::Idle)
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::callbacks::KindSet;
+use crate::event::KindSet;
 use crate::media::DeviceChoices;
 
 /// Persisted settings of the app.

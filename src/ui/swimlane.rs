@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use egui_plot::{Line, Plot, PlotPoints, Points};
 
-use crate::call::CallStatus;
-use crate::callbacks::Event;
+use crate::event::Event;
+use crate::model::CallStatus;
 use crate::timeline::TimelineEntry;
 
 /// Lane of the marks for events that are not status changes.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use egui_extras::{Column, TableBuilder};
 
-use crate::callbacks::CallbackKind;
+use crate::event::CallbackKind;
 use crate::timeline::{Delivery, ExportFormat, Query, Store, Timeline, TimelineEntry, clock_time};
 
 use super::command::UiCommand;
@@ -47,7 +47,7 @@ pub struct TimelinePanel {
     /// The filters changed: show the newest rows again.
     jump_to_end: bool,
     rows: Vec<Arc<TimelineEntry>>,
-    scanned: usize,
+    /// The newest sequence number looked at: the cursor into the in-memory timeline.
     last_seq: u64,
     selected: Option<u64>,
     /// Set to put the keyboard focus on the search field next frame.
@@ -67,7 +67,6 @@ impl TimelinePanel {
             self.applied = Some(self.filters.clone());
             self.jump_to_end = true;
             self.rows.clear();
-            self.scanned = 0;
             self.last_seq = 0;
             if self.filters.earlier_runs
                 && let Some(store) = store
@@ -83,17 +82,13 @@ impl TimelinePanel {
                 }
             }
         }
-        let total = timeline.len();
-        if self.scanned >= total {
+        let newest = timeline.last_seq();
+        if newest <= self.last_seq {
             return;
         }
-        for entry in timeline.query_range(self.scanned..total, &self.filters.query()) {
-            if entry.seq > self.last_seq {
-                self.last_seq = entry.seq;
-                self.rows.push(entry);
-            }
-        }
-        self.scanned = total;
+        let fresh = timeline.query_since(self.last_seq, &self.filters.query());
+        self.rows.extend(fresh);
+        self.last_seq = newest;
     }
 
     /// Draws the panel.

@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::call::{CallError, ErrorCode, MAX_PARTICIPANTS, MediaType};
+use crate::call::{Action, Signal};
+use crate::model::{CallError, ErrorCode, MAX_PARTICIPANTS, MediaType};
 
 use super::super::protocol::{ClientMessage, ServerMessage};
 use super::record::CallRecord;
@@ -31,35 +32,17 @@ impl Switchboard {
         user: &str,
         message: ClientMessage,
     ) {
-        let call_id = call_id_of(&message);
+        let call_id = match &message {
+            ClientMessage::Call(action) => Some(action.call_id().to_owned()),
+            ClientMessage::Sdp { call_id, .. } | ClientMessage::Ice { call_id, .. } => {
+                Some(call_id.clone())
+            }
+            ClientMessage::Login { .. } | ClientMessage::Contacts | ClientMessage::Ping { .. } => {
+                None
+            }
+        };
         let result = match message {
-            ClientMessage::Invite {
-                call_id,
-                callees,
-                media,
-                group,
-                timeout_secs,
-            } => {
-                let record = CallRecord {
-                    caller: user.to_owned(),
-                    media,
-                    group,
-                    timeout_secs,
-                    members: BTreeMap::new(),
-                };
-                self.invite(&call_id, record, &callees)
-            }
-            ClientMessage::Cancel { call_id } => self.cancel(user, &call_id),
-            ClientMessage::Accept { call_id } => self.accept(user, &call_id),
-            ClientMessage::Reject { call_id } => self.decline(user, &call_id, Decline::Reject),
-            ClientMessage::LineBusy { call_id } => self.decline(user, &call_id, Decline::Busy),
-            ClientMessage::Hangup { call_id } => self.hang_up(user, &call_id),
-            ClientMessage::InviteMore { call_id, users } => {
-                self.invite_more(user, &call_id, &users)
-            }
-            ClientMessage::SwitchMedia { call_id, media } => {
-                self.switch_media(user, &call_id, media)
-            }
+            ClientMessage::Call(action) => self.handle_action(user, action),
             ClientMessage::Sdp {
                 call_id,
                 to,
@@ -84,6 +67,34 @@ impl Switchboard {
         };
         if let Err(error) = result {
             self.refuse(session, &error, call_id.as_deref());
+        }
+    }
+
+    fn handle_action(&mut self, user: &str, action: Action) -> Result<(), CallError> {
+        match action {
+            Action::Invite {
+                call_id,
+                callees,
+                media,
+                group,
+                timeout_secs,
+            } => {
+                let record = CallRecord {
+                    caller: user.to_owned(),
+                    media,
+                    group,
+                    timeout_secs,
+                    members: BTreeMap::new(),
+                };
+                self.invite(&call_id, record, &callees)
+            }
+            Action::Cancel { call_id } => self.cancel(user, &call_id),
+            Action::Accept { call_id } => self.accept(user, &call_id),
+            Action::Reject { call_id } => self.decline(user, &call_id, Decline::Reject),
+            Action::LineBusy { call_id } => self.decline(user, &call_id, Decline::Busy),
+            Action::Hangup { call_id } => self.hang_up(user, &call_id),
+            Action::InviteMore { call_id, users } => self.invite_more(user, &call_id, &users),
+            Action::SwitchMedia { call_id, media } => self.switch_media(user, &call_id, media),
         }
     }
 
@@ -149,10 +160,7 @@ impl Switchboard {
         let caller = record.caller.clone();
         self.send_to_user(
             &caller,
-            ServerMessage::InviteDelivered {
-                call_id: call_id.to_owned(),
-                offline,
-            },
+            ServerMessage::call(call_id, Signal::InviteDelivered { offline }),
         );
         if reached.is_empty() {
             self.remember_ended(call_id.to_owned());
@@ -162,14 +170,18 @@ impl Switchboard {
         for callee in &reached {
             record.members.insert(callee.clone(), false);
         }
-        let invitation = |record: &CallRecord| ServerMessage::Invited {
-            call_id: call_id.to_owned(),
-            caller: caller.clone(),
-            callees: reached.clone(),
-            joined: Vec::new(),
-            media: record.media,
-            group: record.group,
-            timeout_secs: record.timeout_secs,
+        let invitation = |record: &CallRecord| {
+            ServerMessage::call(
+                call_id,
+                Signal::Invited {
+                    caller: caller.clone(),
+                    callees: reached.clone(),
+                    joined: Vec::new(),
+                    media: record.media,
+                    group: record.group,
+                    timeout_secs: record.timeout_secs,
+                },
+            )
         };
         let message = invitation(&record);
         self.add_call(call_id, record);
@@ -201,10 +213,12 @@ impl Switchboard {
             return self.hang_up(user, call_id);
         }
         for other in record.others(user) {
-            let message = ServerMessage::Canceled {
-                call_id: call_id.to_owned(),
-                user_id: user.to_owned(),
-            };
+            let message = ServerMessage::call(
+                call_id,
+                Signal::Canceled {
+                    user_id: user.to_owned(),
+                },
+            );
             self.send_to_user(&other, message);
         }
         self.end_call(call_id);
@@ -221,10 +235,12 @@ impl Switchboard {
             record.members.insert(user.to_owned(), true);
         }
         for other in others {
-            let message = ServerMessage::Accepted {
-                call_id: call_id.to_owned(),
-                user_id: user.to_owned(),
-            };
+            let message = ServerMessage::call(
+                call_id,
+                Signal::Accepted {
+                    user_id: user.to_owned(),
+                },
+            );
             self.send_to_user(&other, message);
         }
         Ok(())
@@ -236,12 +252,13 @@ impl Switchboard {
             return Err(refused(format!("{user} already joined call {call_id}")));
         }
         for other in record.others(user) {
-            let (call_id, user_id) = (call_id.to_owned(), user.to_owned());
-            let message = match how {
-                Decline::Reject => ServerMessage::Rejected { call_id, user_id },
-                Decline::Busy => ServerMessage::LineBusy { call_id, user_id },
-                Decline::Gone => ServerMessage::NoResponse { call_id, user_id },
+            let user_id = user.to_owned();
+            let signal = match how {
+                Decline::Reject => Signal::Rejected { user_id },
+                Decline::Busy => Signal::LineBusy { user_id },
+                Decline::Gone => Signal::NoResponse { user_id },
             };
+            let message = ServerMessage::call(call_id, signal);
             self.send_to_user(&other, message);
         }
         self.remove_member(call_id, user);
@@ -257,10 +274,12 @@ impl Switchboard {
             return self.cancel(user, call_id);
         }
         for other in record.others(user) {
-            let message = ServerMessage::HungUp {
-                call_id: call_id.to_owned(),
-                user_id: user.to_owned(),
-            };
+            let message = ServerMessage::call(
+                call_id,
+                Signal::HungUp {
+                    user_id: user.to_owned(),
+                },
+            );
             self.send_to_user(&other, message);
         }
         self.remove_member(call_id, user);
@@ -290,20 +309,19 @@ impl Switchboard {
             .partition(|new| self.online.contains_key(new));
         let record = record.clone();
         for gone in offline {
-            let message = ServerMessage::NoResponse {
-                call_id: call_id.to_owned(),
-                user_id: gone,
-            };
+            let message = ServerMessage::call(call_id, Signal::NoResponse { user_id: gone });
             self.send_to_user(user, message);
         }
         if reached.is_empty() {
             return Ok(());
         }
         for other in record.others(user) {
-            let message = ServerMessage::MembersInvited {
-                call_id: call_id.to_owned(),
-                users: reached.clone(),
-            };
+            let message = ServerMessage::call(
+                call_id,
+                Signal::MembersInvited {
+                    users: reached.clone(),
+                },
+            );
             self.send_to_user(&other, message);
         }
         let joined = record.joined_others(&record.caller);
@@ -315,15 +333,17 @@ impl Switchboard {
             .chain(reached.iter().cloned())
             .collect();
         for new in &reached {
-            let message = ServerMessage::Invited {
-                call_id: call_id.to_owned(),
-                caller: record.caller.clone(),
-                callees: ringing.iter().chain(&joined).cloned().collect(),
-                joined: joined.clone(),
-                media: record.media,
-                group: true,
-                timeout_secs: record.timeout_secs,
-            };
+            let message = ServerMessage::call(
+                call_id,
+                Signal::Invited {
+                    caller: record.caller.clone(),
+                    callees: ringing.iter().chain(&joined).cloned().collect(),
+                    joined: joined.clone(),
+                    media: record.media,
+                    group: true,
+                    timeout_secs: record.timeout_secs,
+                },
+            );
             self.send_to_user(new, message);
             self.calls_of_user
                 .entry(new.clone())
@@ -356,11 +376,13 @@ impl Switchboard {
             record.media = media;
         }
         for other in others {
-            let message = ServerMessage::MediaSwitched {
-                call_id: call_id.to_owned(),
-                user_id: user.to_owned(),
-                media,
-            };
+            let message = ServerMessage::call(
+                call_id,
+                Signal::MediaSwitched {
+                    user_id: user.to_owned(),
+                    media,
+                },
+            );
             self.send_to_user(&other, message);
         }
         Ok(())
@@ -429,21 +451,5 @@ impl Switchboard {
             debug_assert!(outcome.is_ok());
         }
         self.calls_of_user.remove(user);
-    }
-}
-
-fn call_id_of(message: &ClientMessage) -> Option<String> {
-    match message {
-        ClientMessage::Invite { call_id, .. }
-        | ClientMessage::Cancel { call_id }
-        | ClientMessage::Accept { call_id }
-        | ClientMessage::Reject { call_id }
-        | ClientMessage::LineBusy { call_id }
-        | ClientMessage::Hangup { call_id }
-        | ClientMessage::InviteMore { call_id, .. }
-        | ClientMessage::SwitchMedia { call_id, .. }
-        | ClientMessage::Sdp { call_id, .. }
-        | ClientMessage::Ice { call_id, .. } => Some(call_id.clone()),
-        ClientMessage::Login { .. } | ClientMessage::Contacts | ClientMessage::Ping { .. } => None,
     }
 }

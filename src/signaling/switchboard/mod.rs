@@ -6,9 +6,7 @@ mod record;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use crate::call::{CallError, ErrorCode};
-use crate::callbacks::{CallKit, Event};
-use crate::timeline::Source;
+use crate::model::{CallError, ErrorCode};
 
 use super::protocol::{ClientMessage, Contact, PROTOCOL_VERSION, ServerMessage, decode_client};
 use super::usersig::{self, UserSigError};
@@ -38,6 +36,13 @@ pub enum Output {
     Close {
         /// The connection.
         session: SessionId,
+    },
+    /// A request was refused (the error went to its sender); for the server's timeline.
+    Refused {
+        /// Who sent it: the user, or `session N` before log-in.
+        user: String,
+        /// Why it was refused.
+        error: CallError,
     },
 }
 
@@ -71,7 +76,6 @@ pub struct Switchboard {
     ended: VecDeque<String>,
     ended_set: HashSet<String>,
     out: VecDeque<Output>,
-    kit: Option<CallKit>,
 }
 
 impl Switchboard {
@@ -87,15 +91,7 @@ impl Switchboard {
             ended: VecDeque::new(),
             ended_set: HashSet::new(),
             out: VecDeque::new(),
-            kit: None,
         }
-    }
-
-    /// Records every refused request into this kit's timeline too.
-    #[must_use]
-    pub fn with_kit(mut self, kit: CallKit) -> Self {
-        self.kit = Some(kit);
-        self
     }
 
     /// How many connections are open.
@@ -312,12 +308,11 @@ impl Switchboard {
         self.send(session, ServerMessage::error(error, call_id));
     }
 
-    fn record_refusal(&self, user: &str, error: &CallError) {
-        if let Some(kit) = &self.kit {
-            let message = format!("server refused a request of {user}: {}", error.message);
-            let event = Event::Error(CallError::new(error.code, message));
-            kit.dispatch(kit.clock().now(), None, Source::Remote, event);
-        }
+    fn record_refusal(&mut self, user: &str, error: &CallError) {
+        self.out.push_back(Output::Refused {
+            user: user.to_owned(),
+            error: error.clone(),
+        });
     }
 
     fn remember_ended(&mut self, call_id: String) {

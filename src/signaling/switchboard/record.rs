@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::call::MediaType;
+use crate::model::MediaType;
 
 /// One call in progress on the server.
 #[derive(Debug, Clone)]

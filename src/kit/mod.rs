@@ -1,13 +1,18 @@
-//! `CallKit`: where closures are bound, switches consulted and every occurrence recorded.
+//! The kit: [`CallKit`], where closures are bound to the five component callbacks, the
+//! run-time [`Switches`] are consulted, and every occurrence is recorded into the timeline.
+//! Imports the event vocabulary and the timeline; it knows nothing of calls or the network.
+
+mod switches;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::call::{CallError, CallMachine, CallStatus, CallType, Emitted, MonoTime, ViewMode};
-use crate::timeline::{Clock, Delivery, Source, Timeline, TimelineEntry};
+use crate::event::{CallSummary, Emitted, Event};
+use crate::model::{CallError, CallStatus, CallType, MonoTime, Source, ViewMode};
+use crate::timeline::{Clock, Delivery, Timeline, TimelineEntry};
 
-use super::{CallSummary, Event, Switches};
+pub use switches::Switches;
 
 /// What `statusChanged` gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,12 +277,5 @@ impl CallKit {
             emitted.source,
             emitted.event,
         )
-    }
-
-    /// Dispatches every event `machine` has pending, in order.
-    pub fn drain(&self, machine: &mut CallMachine) -> Vec<Arc<TimelineEntry>> {
-        std::iter::from_fn(|| machine.poll_event())
-            .map(|emitted| self.deliver(emitted))
-            .collect()
     }
 }

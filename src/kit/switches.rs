@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{CallbackKind, KindSet};
+use crate::event::{CallbackKind, KindSet};
 
 /// The run-time switches of every callback and engine event; all on by default.
 ///

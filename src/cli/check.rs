@@ -1,0 +1,64 @@
+//! `callscope check`: reads a timeline export (JSON Lines) and reports every violation of the
+//! call contract, one line per finding with the entry's seq.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use callscope::timeline::{CheckOptions, TimelineEntry, check};
+
+/// Options of `callscope check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The timeline to check: JSON Lines, as `callscope call --json` prints and exports write.
+    #[arg(value_name = "FILE.jsonl")]
+    pub file: PathBuf,
+    /// The ringing timeout the calls were placed with, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub ring_timeout: u64,
+    /// The export is filtered: gaps in the sequence numbers are expected.
+    #[arg(long)]
+    pub allow_gaps: bool,
+    /// The timeline may end in the middle of a call.
+    #[arg(long)]
+    pub allow_open_calls: bool,
+}
+
+/// Checks the file; the number of findings (each printed).
+pub fn run(args: &CheckArgs) -> anyhow::Result<usize> {
+    let file = std::fs::File::open(&args.file)
+        .with_context(|| format!("opening {}", args.file.display()))?;
+    let mut entries = Vec::new();
+    for (number, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", args.file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let entry: TimelineEntry = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{} line {}: not a timeline entry",
+                args.file.display(),
+                number + 1
+            )
+        })?;
+        entries.push(entry);
+    }
+    let options = CheckOptions {
+        ring_timeout: Duration::from_secs(args.ring_timeout),
+        allow_gaps: args.allow_gaps,
+        allow_open_calls: args.allow_open_calls,
+        ..CheckOptions::default()
+    };
+    let findings = check(&entries, &options);
+    for finding in &findings {
+        println!("{finding}");
+    }
+    eprintln!(
+        "callscope check: {} entries, {} finding{}",
+        entries.len(),
+        findings.len(),
+        if findings.len() == 1 { "" } else { "s" }
+    );
+    Ok(findings.len())
+}

@@ -1,0 +1,158 @@
+//! What `callscope call` and `callscope answer` share: an engine for one user, the timeline
+//! printed entry by entry as it grows, and waits that wake when the engine reports.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use callscope::engine::{ConnectionState, Engine, EngineConfig, EngineState, ServerChoice};
+use callscope::event::CallbackKind;
+use callscope::kit::{CallKit, Switches};
+use callscope::timeline::{Timeline, TimelineEntry};
+use crossbeam_channel::Receiver;
+
+/// Who we are and where, for either command.
+#[derive(Debug, clap::Args)]
+pub struct SessionArgs {
+    /// Switch a callback off (its entries are recorded as suppressed); repeatable.
+    #[arg(long = "disable", value_name = "KIND")]
+    pub disabled: Vec<CallbackKind>,
+    /// A standalone signaling server to use instead of the embedded one.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Who we are.
+    #[arg(long = "user", default_value = "alice", value_name = "ME")]
+    pub user_id: String,
+    /// Our UserSig for `--server`.
+    #[arg(long, value_name = "SIG")]
+    pub user_sig: Option<String>,
+    /// The server's secret, to sign our UserSig for `--server` here.
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Print entries as JSON Lines in the contract's shape.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub media: super::media_args::MediaArgs,
+}
+
+/// A running engine whose entries are printed as they come.
+pub struct Session {
+    pub engine: Engine,
+    kit: CallKit,
+    printed: u64,
+    json: bool,
+    wake: Receiver<()>,
+}
+
+/// Longest single wait for the engine: a wait also wakes to check its own deadlines.
+const TICK: Duration = Duration::from_millis(50);
+
+impl Session {
+    /// Starts the engine for `args`, recording into `timeline`.
+    pub fn start(args: &SessionArgs, timeline: Timeline) -> anyhow::Result<Self> {
+        let switches = Switches::all_on();
+        for kind in &args.disabled {
+            switches.set(*kind, false);
+        }
+        let kit = CallKit::builder()
+            .user(&args.user_id)
+            .switches(switches)
+            .timeline(timeline)
+            .build();
+        let server = match &args.server {
+            None => ServerChoice::Embedded,
+            Some(url) => ServerChoice::Remote {
+                url: url.clone(),
+                user_sig: super::user_sig(
+                    &args.user_id,
+                    args.user_sig.as_deref(),
+                    args.secret_file.as_deref(),
+                )?,
+            },
+        };
+        let config = EngineConfig {
+            user_id: args.user_id.clone(),
+            server,
+            media: Some(args.media.config()),
+        };
+        // One pending wake-up is enough: the reader looks at everything when it wakes.
+        let (wake_tx, wake) = crossbeam_channel::bounded(1);
+        let engine = Engine::start(
+            config,
+            kit.clone(),
+            Arc::new(move || {
+                let _ = wake_tx.try_send(());
+            }),
+        )?;
+        let printed = kit.timeline().last_seq();
+        Ok(Self {
+            engine,
+            kit,
+            printed,
+            json: args.json,
+            wake,
+        })
+    }
+
+    /// The engine's newest state.
+    pub fn state(&self) -> EngineState {
+        self.engine.state()
+    }
+
+    /// Prints the entries recorded since the last call, and returns them.
+    pub fn print_new(&mut self) -> Vec<Arc<TimelineEntry>> {
+        let fresh = self.kit.timeline().since(self.printed, usize::MAX);
+        if let Some(last) = fresh.last() {
+            self.printed = last.seq;
+        }
+        for entry in &fresh {
+            if self.json {
+                println!("{}", entry.to_json_line());
+            } else {
+                println!("{}", entry.readable());
+            }
+        }
+        fresh
+    }
+
+    /// Blocks until the engine reports something, or a short tick passes.
+    pub fn wait(&self) {
+        let _ = self.wake.recv_timeout(TICK);
+    }
+
+    /// Waits until logged in.
+    pub fn wait_online(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            self.print_new();
+            match self.state().connection {
+                ConnectionState::Online => return Ok(()),
+                ConnectionState::LoggedOut { reason } => bail!("could not log in: {reason}"),
+                ConnectionState::Offline { reason, .. }
+                    if started.elapsed() > Duration::from_secs(10) =>
+                {
+                    bail!("the signaling server is unreachable: {reason}")
+                }
+                _ => {}
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                bail!("no answer from the signaling server");
+            }
+            self.wait();
+        }
+    }
+
+    /// Stops the engine after printing what is left.
+    pub fn finish(mut self) {
+        self.print_new();
+        self.engine.shutdown();
+        self.print_new();
+    }
+}
+
+/// A duration of `value` seconds (negative counts as zero).
+pub fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::ZERO)
+}

@@ -1,0 +1,697 @@
+//! `Driver`: the one place where facts become decisions. It holds one user's call core, the
+//! signaling link's state and reconnect policy, and the kit that records every entry; it turns
+//! UI commands, server messages and media reports into call-core inputs, timeline entries,
+//! wire messages and media commands.
+//!
+//! Sans-IO: it owns no socket, task or clock. The client task (or a test stepping virtual
+//! time) passes `now` with every input and carries out the [`Output`]s.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use crate::call::{Action, CallMachine, Input, MemberState};
+use crate::event::Event;
+use crate::kit::CallKit;
+use crate::media::mesh::CallView;
+use crate::media::{DeviceChoices, DeviceList, MediaCommand, MediaEvent, MediaReport};
+use crate::model::{CallError, CallStatus, ErrorCode, MediaType, MonoTime, Role, Source};
+use crate::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+
+use super::connection::ReconnectPolicy;
+use super::messages::{CallOutcome, CallSnapshot, ConnectionState, EngineCommand, EngineState};
+
+/// Makes the id of each new call.
+pub type CallIds = Box<dyn FnMut() -> String + Send>;
+
+/// Who the driver logs in as, and whether its calls carry media.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The local user.
+    pub user_id: String,
+    /// Its UserSig.
+    pub user_sig: String,
+    /// Whether a media engine carries the calls' audio and video.
+    pub media: bool,
+}
+
+/// What the driver's owner must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send this to the server.
+    Send(ClientMessage),
+    /// Open the signaling connection; report [`Driver::handle_connected`] or
+    /// [`Driver::handle_lost`].
+    Connect,
+    /// Close the signaling connection (logged out).
+    Disconnect,
+    /// Start the media of this call.
+    MediaOpen {
+        /// The call.
+        call_id: String,
+    },
+    /// Tell the open call's media.
+    Media(MediaCommand),
+    /// Stop the open call's media.
+    MediaClose,
+    /// Log the same user in from a second connection (a debugging aid).
+    LoginElsewhere,
+    /// List the devices; report [`Driver::handle_devices`].
+    ListDevices,
+    /// Use these devices from the next call on.
+    ChooseDevices(DeviceChoices),
+    /// Say this once (the status bar).
+    Notice(String),
+    /// The driver is done: close everything.
+    Stop,
+}
+
+/// Where the signaling link stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Not connected; the next attempt is due then (none while logged out).
+    Down { retry_at: MonoTime },
+    /// A connection attempt is under way.
+    Connecting,
+    /// Connected; the log-in is on its way.
+    LoggingIn,
+    /// Logged in.
+    Online,
+    /// Logged out for good, until asked to log in again.
+    LoggedOut,
+}
+
+/// One user's engine, without IO.
+pub struct Driver {
+    config: DriverConfig,
+    kit: CallKit,
+    machine: CallMachine,
+    policy: ReconnectPolicy,
+    link: Link,
+    call_ids: CallIds,
+    /// The call whose media is open, and what its media was last told.
+    media_call: Option<String>,
+    media_view: Option<CallView>,
+    /// Participants whose media connection failed in the current call.
+    failed_peers: BTreeSet<String>,
+    /// Who the last ending event of the current call was about.
+    ended_by: Option<String>,
+    state: EngineState,
+    generation: u64,
+    out: VecDeque<Output>,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Driver")
+            .field("user_id", &self.config.user_id)
+            .field("link", &self.link)
+            .field("status", &self.machine.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A random call id, `c-` and twelve hex digits.
+pub fn random_call_id() -> String {
+    use std::fmt::Write as _;
+    let mut bytes = [0_u8; 6];
+    // Without randomness, fall back to the clock: ids only need to be unique per server.
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        bytes[..4].copy_from_slice(&nanos.to_le_bytes());
+    }
+    bytes.iter().fold(String::from("c-"), |mut id, byte| {
+        // Writing into a String cannot fail.
+        let _ = write!(id, "{byte:02x}");
+        id
+    })
+}
+
+impl Driver {
+    /// A driver that connects as soon as its owner looks at [`Driver::poll_output`] at `now`.
+    pub fn new(config: DriverConfig, kit: CallKit, call_ids: CallIds, now: MonoTime) -> Self {
+        let machine = CallMachine::new(config.user_id.clone());
+        Self {
+            config,
+            kit,
+            machine,
+            policy: ReconnectPolicy::default(),
+            link: Link::Down { retry_at: now },
+            call_ids,
+            media_call: None,
+            media_view: None,
+            failed_peers: BTreeSet::new(),
+            ended_by: None,
+            state: EngineState::default(),
+            generation: 1,
+            out: VecDeque::new(),
+            stopped: false,
+        }
+    }
+
+    /// The local user.
+    pub fn user_id(&self) -> &str {
+        &self.config.user_id
+    }
+
+    /// The kit entries are recorded through.
+    pub fn kit(&self) -> &CallKit {
+        &self.kit
+    }
+
+    /// The state as the UI shows it.
+    pub fn state(&self) -> &EngineState {
+        &self.state
+    }
+
+    /// Grows whenever [`Driver::state`] changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether [`Output::Stop`] has gone out.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Driver::handle_timeout`] must next be called.
+    pub fn poll_timeout(&self) -> Option<MonoTime> {
+        let retry = match self.link {
+            Link::Down { retry_at } => Some(retry_at),
+            _ => None,
+        };
+        let grace = self
+            .policy
+            .grace_deadline()
+            .filter(|_| self.machine.call_id().is_some());
+        [self.machine.poll_timeout(), retry, grace]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Time passed to `now`: ringing timeouts, a reconnect attempt, the end of an outage's grace.
+    pub fn handle_timeout(&mut self, now: MonoTime) {
+        self.machine.handle_timeout(now);
+        if let Link::Down { retry_at } = self.link
+            && retry_at <= now
+        {
+            self.link = Link::Connecting;
+            self.set_connection(ConnectionState::Connecting);
+            self.out.push_back(Output::Connect);
+        }
+        if self.machine.call_id().is_some()
+            && self
+                .policy
+                .grace_deadline()
+                .is_some_and(|deadline| deadline <= now)
+        {
+            self.input(
+                now,
+                Input::Abort {
+                    reason: crate::model::EndReason::EndByServer,
+                },
+            );
+        }
+        self.flush(now);
+    }
+
+    /// The connection is open: log in.
+    pub fn handle_connected(&mut self, now: MonoTime) {
+        self.link = Link::LoggingIn;
+        self.out.push_back(Output::Send(ClientMessage::Login {
+            version: PROTOCOL_VERSION,
+            user_id: self.config.user_id.clone(),
+            user_sig: self.config.user_sig.clone(),
+        }));
+        self.flush(now);
+    }
+
+    /// The connection failed or was lost: ringing calls end now, a connected call after the
+    /// outage's grace (or once the server turns out to have forgotten it); retry with backoff.
+    pub fn handle_lost(&mut self, now: MonoTime, reason: &str) {
+        if matches!(self.link, Link::LoggedOut) || self.stopped {
+            return;
+        }
+        let wait = self.policy.lost(now);
+        self.link = Link::Down {
+            retry_at: now + wait,
+        };
+        if self.machine.call_id().is_some() && !self.machine.status().is_calling() {
+            self.input(
+                now,
+                Input::Abort {
+                    reason: crate::model::EndReason::EndByServer,
+                },
+            );
+        }
+        self.set_connection(ConnectionState::Offline {
+            reason: reason.to_owned(),
+            retry_in_millis: wait.as_millis() as u64,
+        });
+        self.flush(now);
+    }
+
+    /// The devices were listed.
+    pub fn handle_devices(&mut self, devices: DeviceList) {
+        self.state.devices = Some(devices);
+        self.changed();
+    }
+
+    /// A command of the UI (or of a demo peer's script).
+    pub fn handle_command(&mut self, now: MonoTime, command: EngineCommand) {
+        match command {
+            EngineCommand::Dial {
+                callees,
+                media,
+                group,
+                timeout_secs,
+            } => {
+                let call_id = (self.call_ids)();
+                self.input(
+                    now,
+                    Input::Dial {
+                        call_id,
+                        callees,
+                        media,
+                        group,
+                        timeout_secs,
+                    },
+                );
+            }
+            EngineCommand::Accept => self.input(now, Input::Accept),
+            EngineCommand::Reject => self.input(now, Input::Reject),
+            EngineCommand::DeclineBusy => self.input(now, Input::DeclineBusy),
+            EngineCommand::Hangup => self.input(now, Input::Hangup),
+            EngineCommand::SwitchMedia(media) => self.input(now, Input::SwitchMedia(media)),
+            EngineCommand::Minimize => self.input(now, Input::Minimize),
+            EngineCommand::Restore => self.input(now, Input::Restore),
+            EngineCommand::InviteMore(users) => self.input(now, Input::InviteMore { users }),
+            EngineCommand::LogIn => self.log_in_again(now),
+            EngineCommand::SimulateLoginElsewhere => self.out.push_back(Output::LoginElsewhere),
+            EngineCommand::SimulateMediaLoss => self.to_media(MediaCommand::Vanish),
+            EngineCommand::RefreshContacts => self.send(ClientMessage::Contacts),
+            EngineCommand::SetCamera(on) => self.set_camera(now, on),
+            EngineCommand::SetMicrophone(on) => self.set_microphone(now, on),
+            EngineCommand::ListDevices => self.out.push_back(Output::ListDevices),
+            EngineCommand::ChooseDevices(choices) => {
+                self.out.push_back(Output::ChooseDevices(choices));
+            }
+            EngineCommand::Shutdown => self.shut_down(now),
+        }
+        self.flush(now);
+    }
+
+    /// A message from the server.
+    pub fn handle_server(&mut self, now: MonoTime, message: ServerMessage) {
+        match message {
+            ServerMessage::Welcome { contacts, .. } => self.welcome(now, contacts),
+            ServerMessage::Contacts { contacts } => {
+                self.state.contacts = contacts;
+                self.changed();
+            }
+            ServerMessage::Call(signal) => self.input(now, signal.into()),
+            ServerMessage::Sdp {
+                call_id,
+                from,
+                description,
+            } => self.remote_description(now, &call_id, from, description),
+            ServerMessage::Ice {
+                call_id,
+                from,
+                candidate,
+            } => {
+                if self.media_call.as_deref() == Some(call_id.as_str()) {
+                    self.to_media(MediaCommand::RemoteCandidate { from, candidate });
+                }
+            }
+            ServerMessage::Kicked { by } => {
+                self.log_out(&format!("logged in elsewhere: {by}"));
+                self.input(now, Input::KickedOut { by });
+            }
+            ServerMessage::UserSigExpired => {
+                self.log_out("the UserSig expired");
+                self.input(now, Input::UserSigExpired);
+            }
+            ServerMessage::Error {
+                code,
+                message,
+                call_id,
+            } => self.server_error(now, CallError::new(code, message), call_id),
+            ServerMessage::Pong { .. } => {}
+        }
+        self.flush(now);
+    }
+
+    /// A frame from the server that is not a message of the protocol.
+    pub fn handle_malformed(&mut self, now: MonoTime, reason: &str) {
+        let error = CallError::new(ErrorCode::InvalidParameter, reason);
+        self.record(now, None, Source::Remote, Event::Error(error));
+    }
+
+    /// A report of the media engine; reports about a call that is over are stale and dropped.
+    pub fn handle_media(&mut self, now: MonoTime, report: MediaReport) {
+        if self.media_call.as_deref() != Some(report.call_id.as_str()) {
+            return;
+        }
+        let call_id = Some(report.call_id.as_str());
+        let event = match report.event {
+            MediaEvent::LocalDescription { to, description } => {
+                self.send(ClientMessage::Sdp {
+                    call_id: report.call_id.clone(),
+                    to,
+                    description,
+                });
+                None
+            }
+            MediaEvent::PeerFailed { user_id, error } => {
+                self.record(
+                    now,
+                    call_id,
+                    Source::Engine,
+                    Event::Error(error.to_call_error()),
+                );
+                self.peer_failed(now, user_id);
+                None
+            }
+            MediaEvent::Connection { user_id, state } => {
+                Some(Event::ConnectionStateChanged { user_id, state })
+            }
+            MediaEvent::Video { user_id, available } => {
+                Some(Event::UserVideoAvailable { user_id, available })
+            }
+            MediaEvent::Audio { user_id, available } => {
+                Some(Event::UserAudioAvailable { user_id, available })
+            }
+            MediaEvent::Stats(stats) => Some(Event::CallStats(stats)),
+            MediaEvent::Quality { user_id, quality } => {
+                Some(Event::UserNetworkQualityChanged { user_id, quality })
+            }
+            MediaEvent::Volumes(volumes) => Some(Event::UserVoiceVolumeChanged { volumes }),
+            MediaEvent::Error(error) => Some(Event::Error(error.to_call_error())),
+            MediaEvent::Dropped(count) => {
+                self.out.push_back(Output::Notice(format!(
+                    "{count} media reports were dropped: the engine fell behind"
+                )));
+                None
+            }
+        };
+        if let Some(event) = event {
+            self.record(now, Some(&report.call_id), Source::Engine, event);
+        }
+        self.flush(now);
+    }
+
+    fn input(&mut self, now: MonoTime, input: Input) {
+        // A refused input is recorded by the core as `onError`; nothing else to do here.
+        let _ = self.machine.handle_input(now, input);
+    }
+
+    fn record(&self, now: MonoTime, call_id: Option<&str>, source: Source, event: Event) {
+        self.kit.dispatch(now, call_id, source, event);
+    }
+
+    fn send(&mut self, message: ClientMessage) {
+        self.out.push_back(Output::Send(message));
+    }
+
+    fn to_media(&mut self, command: MediaCommand) {
+        if self.media_call.is_some() {
+            self.out.push_back(Output::Media(command));
+        }
+    }
+
+    fn changed(&mut self) {
+        self.generation += 1;
+    }
+
+    fn set_connection(&mut self, connection: ConnectionState) {
+        if self.state.connection != connection {
+            self.state.connection = connection;
+            self.changed();
+        }
+    }
+
+    fn welcome(&mut self, now: MonoTime, contacts: Vec<crate::signaling::Contact>) {
+        self.policy.online();
+        self.link = Link::Online;
+        self.set_connection(ConnectionState::Online);
+        self.state.contacts = contacts;
+        self.changed();
+        if !self.machine.is_logged_in() {
+            self.input(now, Input::LoggedIn);
+        } else if self.machine.call_id().is_some() {
+            // Back after an outage: the server has forgotten the call, so it cannot go on.
+            self.input(
+                now,
+                Input::Abort {
+                    reason: crate::model::EndReason::EndByServer,
+                },
+            );
+        }
+    }
+
+    fn log_out(&mut self, reason: &str) {
+        self.link = Link::LoggedOut;
+        self.out.push_back(Output::Disconnect);
+        self.set_connection(ConnectionState::LoggedOut {
+            reason: reason.to_owned(),
+        });
+    }
+
+    fn log_in_again(&mut self, now: MonoTime) {
+        if self.link == Link::LoggedOut {
+            self.policy.online();
+            self.link = Link::Down { retry_at: now };
+            self.handle_timeout(now);
+        }
+    }
+
+    fn server_error(&mut self, now: MonoTime, error: CallError, call_id: Option<String>) {
+        let placing = self.machine.status() == CallStatus::Idle
+            && call_id.is_some()
+            && self.machine.call_id() == call_id.as_deref();
+        if placing && let Some(call_id) = call_id {
+            self.input(now, Input::InviteFailed { call_id, error });
+            return;
+        }
+        if error.code == ErrorCode::UserSigInvalid && self.link != Link::Online {
+            self.log_out(&error.message);
+        }
+        self.record(now, call_id.as_deref(), Source::Remote, Event::Error(error));
+    }
+
+    fn remote_description(
+        &mut self,
+        now: MonoTime,
+        call_id: &str,
+        from: String,
+        description: String,
+    ) {
+        if self.media_call.as_deref() == Some(call_id) {
+            self.to_media(MediaCommand::RemoteDescription { from, description });
+        } else {
+            let error = CallError::new(
+                ErrorCode::InvalidParameter,
+                format!("a session description from {from} for a call without media here"),
+            );
+            self.record(now, Some(call_id), Source::Remote, Event::Error(error));
+        }
+    }
+
+    /// A participant's media failed. A call that has not connected is never ended by media
+    /// (its answer is not even made while it rings); a connected call ends with `media-failed`
+    /// once no participant's media is left.
+    fn peer_failed(&mut self, now: MonoTime, user_id: String) {
+        self.failed_peers.insert(user_id);
+        if !self.machine.status().is_calling() {
+            return;
+        }
+        let joined: Vec<String> = self
+            .machine
+            .participants()
+            .into_iter()
+            .filter(|(_, state)| *state == MemberState::Joined)
+            .map(|(user, _)| user)
+            .collect();
+        if !joined.is_empty() && joined.iter().all(|user| self.failed_peers.contains(user)) {
+            // The server still holds the call: the others hear of it through the hang-up.
+            self.input(
+                now,
+                Input::Abort {
+                    reason: crate::model::EndReason::MediaFailed,
+                },
+            );
+        }
+    }
+
+    fn set_camera(&mut self, now: MonoTime, on: bool) {
+        let Some(call_id) = self.media_call.clone() else {
+            return;
+        };
+        self.state.camera_on = on;
+        self.changed();
+        self.to_media(MediaCommand::SetCamera(on));
+        let video = self.machine.media() == Some(MediaType::Video);
+        let event = Event::UserVideoAvailable {
+            user_id: self.config.user_id.clone(),
+            available: on && video,
+        };
+        self.record(now, Some(&call_id), Source::Local, event);
+    }
+
+    fn set_microphone(&mut self, now: MonoTime, on: bool) {
+        let Some(call_id) = self.media_call.clone() else {
+            return;
+        };
+        self.state.microphone_on = on;
+        self.changed();
+        self.to_media(MediaCommand::SetMicrophone(on));
+        let event = Event::UserAudioAvailable {
+            user_id: self.config.user_id.clone(),
+            available: on,
+        };
+        self.record(now, Some(&call_id), Source::Local, event);
+    }
+
+    fn shut_down(&mut self, now: MonoTime) {
+        if self.stopped {
+            return;
+        }
+        if self.machine.status() != CallStatus::Idle {
+            self.input(now, Input::Hangup);
+        }
+        self.flush(now);
+        self.stopped = true;
+        self.out.push_back(Output::Stop);
+    }
+
+    /// Sends the core's actions, records its events, brings the media in line, and updates
+    /// the state.
+    fn flush(&mut self, now: MonoTime) {
+        loop {
+            let mut busy = false;
+            while let Some(action) = self.machine.poll_action() {
+                busy = true;
+                self.send_action(now, action);
+            }
+            while let Some(emitted) = self.machine.poll_event() {
+                busy = true;
+                self.observe(&emitted.event);
+                self.kit.deliver(emitted);
+            }
+            if !busy {
+                break;
+            }
+        }
+        self.sync_media();
+        self.update_snapshot();
+    }
+
+    /// Takes what the UI shows after a call from the events that end it.
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::CallEnd { user_id, .. } | Event::CallNotConnected { user_id, .. } => {
+                self.ended_by = Some(user_id.clone());
+            }
+            Event::AfterCalling(summary) => {
+                self.state.last_outcome = Some(CallOutcome {
+                    call_id: summary.call_id.clone(),
+                    reason: summary.reason,
+                    user_id: self.ended_by.take().unwrap_or_default(),
+                    duration_millis: summary.duration_millis,
+                });
+                self.changed();
+            }
+            _ => {}
+        }
+    }
+
+    fn send_action(&mut self, now: MonoTime, action: Action) {
+        if self.link == Link::Online {
+            self.send(ClientMessage::Call(action));
+            return;
+        }
+        let error = CallError::new(
+            ErrorCode::SignalingSendFailed,
+            "signaling is not connected; the message was not sent",
+        );
+        match action {
+            Action::Invite { call_id, .. } => {
+                self.input(now, Input::InviteFailed { call_id, error })
+            }
+            other => {
+                let call_id = other.call_id().to_owned();
+                self.record(now, Some(&call_id), Source::Local, Event::Error(error));
+            }
+        }
+    }
+
+    /// Opens, updates or closes the call's media to match the call core. Camera and
+    /// microphone start on in every call.
+    fn sync_media(&mut self) {
+        if !self.config.media {
+            return;
+        }
+        let status = self.machine.status();
+        let call_id = self
+            .machine
+            .call_id()
+            .filter(|_| status != CallStatus::Idle)
+            .map(str::to_owned);
+        if self.media_call.is_some() && self.media_call != call_id {
+            self.media_call = None;
+            self.media_view = None;
+            self.failed_peers.clear();
+            self.out.push_back(Output::MediaClose);
+        }
+        let Some(call_id) = call_id else {
+            return;
+        };
+        if self.media_call.is_none() {
+            self.media_call = Some(call_id.clone());
+            self.out.push_back(Output::MediaOpen { call_id });
+            self.state.camera_on = true;
+            self.state.microphone_on = true;
+            self.changed();
+        }
+        let view = CallView {
+            caller: self.machine.caller().unwrap_or_default().to_owned(),
+            local_joined: self.machine.role() == Some(Role::Caller) || status.is_calling(),
+            members: self
+                .machine
+                .participants()
+                .into_iter()
+                .map(|(user, state)| (user, state == MemberState::Joined))
+                .collect(),
+            media: self.machine.media().unwrap_or(MediaType::Audio),
+        };
+        if self.media_view.as_ref() != Some(&view) {
+            self.media_view = Some(view.clone());
+            self.out.push_back(Output::Media(MediaCommand::Sync(view)));
+        }
+    }
+
+    fn update_snapshot(&mut self) {
+        let snapshot = CallSnapshot {
+            status: Some(self.machine.status()),
+            call_id: self.machine.call_id().map(str::to_owned),
+            role: self.machine.role(),
+            caller: self.machine.caller().map(str::to_owned),
+            media: self.machine.media(),
+            view: self.machine.view_mode(),
+            participants: self.machine.participants(),
+        };
+        if snapshot != self.state.call {
+            self.state.call = snapshot;
+            self.changed();
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The payloads of events that carry more than a few fields: what `afterCalling` and
+//! `onCallStats` get, and the quality and connection-state scales.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EndReason, MediaType};
+
+/// What `afterCalling` gets: how a call went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallSummary {
+    /// The call.
+    pub call_id: String,
+    /// Why it ended.
+    pub reason: EndReason,
+    /// Who placed it.
+    pub initiator: String,
+    /// Connected time in milliseconds (0 if it never connected).
+    #[serde(rename = "duration_ms")]
+    pub duration_millis: u64,
+    /// Audio or video at the end.
+    pub media: MediaType,
+}
+
+/// Media statistics of one participant (`onCallStats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallStats {
+    /// The participant.
+    pub user_id: String,
+    /// Round-trip time in milliseconds.
+    #[serde(rename = "rtt_ms")]
+    pub rtt_millis: f64,
+    /// Jitter in milliseconds.
+    #[serde(rename = "jitter_ms")]
+    pub jitter_millis: f64,
+    /// Packet loss in percent.
+    pub loss_pct: f64,
+    /// Decoded frames per second.
+    pub fps: f64,
+    /// Received bitrate in kbit/s.
+    pub bitrate_kbps: f64,
+    /// Received video resolution, `1280x720`.
+    pub resolution: String,
+    /// Frames decoded since the call began.
+    #[serde(default)]
+    pub frames_decoded: u64,
+}
+
+/// Network quality of a participant, TUICallKit's scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkQuality {
+    /// Not known yet.
+    Unknown,
+    /// Excellent.
+    Excellent,
+    /// Good.
+    Good,
+    /// Poor.
+    Poor,
+    /// Bad.
+    Bad,
+    /// Very bad.
+    Vbad,
+    /// Disconnected.
+    Down,
+}
+
+/// State of the media connection to a participant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionState {
+    /// Created, not started.
+    New,
+    /// Negotiating.
+    Connecting,
+    /// Media flows.
+    Connected,
+    /// Lost, trying again.
+    Reconnecting,
+    /// Gave up.
+    Failed,
+    /// Closed.
+    Closed,
+}
+
+/// A value's name as the contract's JSON writes it (`connecting`, `excellent`).
+pub(super) fn wire_name(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}

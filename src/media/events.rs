@@ -1,0 +1,73 @@
+//! `MediaEvent`: the one typed report of the media engine. The engine turns each into
+//! timeline entries, signaling messages or call-core inputs; media itself decides nothing.
+
+use std::collections::BTreeMap;
+
+use crate::event::{CallStats, ConnectionState, NetworkQuality};
+
+use super::MediaError;
+
+/// A media report with the call it is about (a report of a call that ended is stale).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaReport {
+    /// The call.
+    pub call_id: String,
+    /// What happened.
+    pub event: MediaEvent,
+}
+
+/// Something the media engine saw or made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// Our description for `to`, with its candidates (JSON), to go out through signaling.
+    LocalDescription {
+        /// The participant it is for.
+        to: String,
+        /// The description.
+        description: String,
+    },
+    /// The connection to a participant changed state.
+    Connection {
+        /// The participant.
+        user_id: String,
+        /// The state now.
+        state: ConnectionState,
+    },
+    /// The connection to a participant failed for good (or never came up).
+    PeerFailed {
+        /// The participant.
+        user_id: String,
+        /// Why.
+        error: MediaError,
+    },
+    /// Frames from a participant started or stopped arriving.
+    Video {
+        /// The participant.
+        user_id: String,
+        /// Whether frames arrive.
+        available: bool,
+    },
+    /// Audio from a participant started or stopped arriving.
+    Audio {
+        /// The participant.
+        user_id: String,
+        /// Whether audio arrives.
+        available: bool,
+    },
+    /// A participant's figures, about once a second.
+    Stats(CallStats),
+    /// A participant's network quality changed.
+    Quality {
+        /// The participant.
+        user_id: String,
+        /// The quality now.
+        quality: NetworkQuality,
+    },
+    /// Everyone's speaking level, about once a second.
+    Volumes(BTreeMap<String, u8>),
+    /// A failure that ends nothing by itself: a missing device, a codec error, a message that
+    /// could not be used.
+    Error(MediaError),
+    /// This many best-effort reports did not fit in the engine's queue and were dropped.
+    Dropped(u64),
+}

@@ -1,0 +1,8 @@
+//! What the integration tests share: a deployment in virtual time ([`world::World`]) and real
+//! sockets on 127.0.0.1 ([`net::Net`]).
+
+// Each test binary uses its own part of the harness.
+#![allow(dead_code)]
+
+pub mod net;
+pub mod world;

@@ -1,0 +1,544 @@
+//! Every demo flow at its real default timings (30 s ring timeout, 1 s and 1.5 s answers, the
+//! connect deadline and the ICE give-up timers running), in virtual time: the real
+//! switchboard, engine drivers, demo scripts, media mesh and negotiation machines, with no
+//! socket and no sleep. Every timeline goes through the contract checker.
+
+#![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
+
+mod common;
+
+use std::time::Duration;
+
+use callscope::engine::{ConnectionState as Link, EngineCommand};
+use callscope::event::{ConnectionState, Event};
+use callscope::media::negotiation::Phase;
+use callscope::model::{CallStatus, EndReason, ErrorCode, MediaType};
+use callscope::timeline::{CheckOptions, TimelineEntry};
+use common::world::World;
+
+/// A world with the demo peers, and alice logged in.
+fn alice() -> World {
+    let mut world = World::with_demo_peers();
+    world.add("alice", None);
+    assert!(world.run_until(Duration::from_secs(1), |w| {
+        w.state("alice").connection == Link::Online
+    }));
+    world
+}
+
+fn dial(world: &mut World, callees: &[&str], media: MediaType) {
+    world.command(
+        "alice",
+        EngineCommand::Dial {
+            callees: callees.iter().map(|c| (*c).to_owned()).collect(),
+            media,
+            group: callees.len() > 1,
+            timeout_secs: 30,
+        },
+    );
+}
+
+fn status(world: &World, user: &str) -> CallStatus {
+    world.state(user).call.status()
+}
+
+/// Runs until `user` is in a connected call.
+fn until_connected(world: &mut World, user: &str, limit: Duration) {
+    let user = user.to_owned();
+    assert!(
+        world.run_until(limit, |w| status(w, &user).is_calling()),
+        "{user} did not connect: {:?}",
+        world.kinds(&user)
+    );
+}
+
+/// Runs until `user` has seen `count` calls end.
+fn until_ended(world: &mut World, user: &str, count: usize, limit: Duration) {
+    let user = user.to_owned();
+    assert!(
+        world.run_until(limit, |w| reasons(w, &user).len() >= count),
+        "{user}'s call did not end: {:?}",
+        world.kinds(&user)
+    );
+}
+
+/// Runs until `user` is idle again.
+fn until_idle(world: &mut World, user: &str, limit: Duration) {
+    let user = user.to_owned();
+    assert!(
+        world.run_until(limit, |w| status(w, &user) == CallStatus::Idle),
+        "{user} is still in a call: {:?}",
+        world.kinds(&user)
+    );
+}
+
+fn events(world: &World, user: &str) -> Vec<Event> {
+    world.entries(user).into_iter().map(|e| e.event).collect()
+}
+
+/// Every `afterCalling` reason of `user`, in order.
+fn reasons(world: &World, user: &str) -> Vec<EndReason> {
+    events(world, user)
+        .iter()
+        .filter_map(|event| match event {
+            Event::AfterCalling(summary) => Some(summary.reason),
+            _ => None,
+        })
+        .collect()
+}
+
+fn first<'a>(
+    entries: &'a [TimelineEntry],
+    wanted: impl Fn(&Event) -> bool,
+) -> Option<&'a TimelineEntry> {
+    entries.iter().find(|entry| wanted(&entry.event))
+}
+
+/// Milliseconds between two entries.
+fn millis_between(from: &TimelineEntry, to: &TimelineEntry) -> u64 {
+    to.at.mono_micros.saturating_sub(from.at.mono_micros) / 1000
+}
+
+fn connected_to(user: &str) -> impl Fn(&Event) -> bool + '_ {
+    move |event| matches!(event, Event::ConnectionStateChanged { user_id, state: ConnectionState::Connected } if user_id == user)
+}
+
+#[test]
+fn echo_rings_a_second_answers_and_media_connects_both_ways() {
+    let mut world = alice();
+    dial(&mut world, &["echo"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(5));
+    let entries = world.entries("alice");
+    let dialing = first(&entries, |e| {
+        matches!(
+            e,
+            Event::StatusChanged {
+                new_status: CallStatus::DialingC2c,
+                ..
+            }
+        )
+    })
+    .unwrap();
+    let begin = first(&entries, |e| matches!(e, Event::CallBegin { .. })).unwrap();
+    let rang = millis_between(dialing, begin);
+    assert!((1000..1100).contains(&rang), "echo rang {rang} ms");
+    world.run_for(Duration::from_millis(200));
+    assert!(
+        world
+            .entries("alice")
+            .iter()
+            .any(|e| connected_to("echo")(&e.event))
+    );
+    assert!(
+        world
+            .entries("echo")
+            .iter()
+            .any(|e| connected_to("alice")(&e.event))
+    );
+    world.command_after(Duration::from_secs(3), "alice", EngineCommand::Hangup);
+    until_idle(&mut world, "alice", Duration::from_secs(5));
+    until_idle(&mut world, "echo", Duration::from_secs(1));
+    assert_eq!(reasons(&world, "alice"), [EndReason::Hangup]);
+    assert_eq!(reasons(&world, "echo"), [EndReason::Hangup]);
+    assert!(!world.has_media("echo"), "echo keeps media after the call");
+    world.assert_contract();
+}
+
+#[test]
+fn decline_rejects_after_a_second() {
+    let mut world = alice();
+    dial(&mut world, &["decline"], MediaType::Video);
+    until_ended(&mut world, "alice", 1, Duration::from_secs(5));
+    let entries = world.entries("alice");
+    assert!(
+        first(
+            &entries,
+            |e| matches!(e, Event::UserReject { user_id } if user_id == "decline")
+        )
+        .is_some()
+    );
+    assert_eq!(reasons(&world, "alice"), [EndReason::Reject]);
+    assert_eq!(reasons(&world, "decline"), [EndReason::Reject]);
+    world.assert_contract();
+}
+
+#[test]
+fn busy_answers_line_busy_at_once() {
+    let mut world = alice();
+    dial(&mut world, &["busy"], MediaType::Audio);
+    until_ended(&mut world, "alice", 1, Duration::from_millis(100));
+    let kinds = world.kinds("alice");
+    assert!(kinds.contains(&"onUserLineBusy"), "{kinds:?}");
+    assert_eq!(reasons(&world, "alice"), [EndReason::LineBusy]);
+    world.assert_contract();
+}
+
+#[test]
+fn noanswer_rings_until_the_default_timeout_and_no_media_timer_ends_it() {
+    let mut world = alice();
+    dial(&mut world, &["noanswer"], MediaType::Audio);
+    until_ended(&mut world, "alice", 1, Duration::from_secs(40));
+    let entries = world.entries("alice");
+    let dialing = first(&entries, |e| {
+        matches!(
+            e,
+            Event::StatusChanged {
+                new_status: CallStatus::DialingC2c,
+                ..
+            }
+        )
+    })
+    .unwrap();
+    let over = first(&entries, |e| matches!(e, Event::AfterCalling(_))).unwrap();
+    let rang = millis_between(dialing, over);
+    assert!((30_000..30_100).contains(&rang), "rang {rang} ms");
+    assert!(
+        first(
+            &entries,
+            |e| matches!(e, Event::UserNoResponse { user_id } if user_id == "noanswer")
+        )
+        .is_some()
+    );
+    assert_eq!(reasons(&world, "alice"), [EndReason::NoResponse]);
+    assert!(!world.kinds("alice").contains(&"onUserReject"));
+    // While it rang, noanswer's side made no answer and ran no connectivity checks.
+    let callee = world.kinds("noanswer");
+    assert!(!callee.contains(&"onError"), "{callee:?}");
+    assert!(!events(&world, "noanswer").iter().any(|e| matches!(
+        e,
+        Event::ConnectionStateChanged {
+            state: ConnectionState::Connecting | ConnectionState::Failed,
+            ..
+        }
+    )));
+    let noanswer = reasons(&world, "noanswer");
+    assert!(
+        noanswer == [EndReason::NoResponse] || noanswer == [EndReason::Canceled],
+        "{noanswer:?}"
+    );
+    world.assert_contract();
+}
+
+#[test]
+fn a_ringing_callee_has_only_the_offer_until_it_accepts() {
+    let mut world = alice();
+    dial(&mut world, &["noanswer"], MediaType::Video);
+    world.run_for(Duration::from_secs(20));
+    assert_eq!(
+        world.media_phase("noanswer", "alice"),
+        Some(Phase::OfferReceived)
+    );
+    assert_eq!(
+        world.media_phase("alice", "noanswer"),
+        Some(Phase::AwaitingAnswer)
+    );
+    world.command("alice", EngineCommand::Hangup);
+    until_idle(&mut world, "noanswer", Duration::from_secs(1));
+    assert_eq!(reasons(&world, "noanswer"), [EndReason::Canceled]);
+    world.assert_contract();
+}
+
+#[test]
+fn an_offline_callee_yields_8021_in_before_calling_and_no_after_calling() {
+    let mut world = alice();
+    dial(&mut world, &["nobody"], MediaType::Video);
+    world.run_for(Duration::from_millis(100));
+    let failed = events(&world, "alice").into_iter().find_map(|e| match e {
+        Event::BeforeCalling {
+            error: Some(error), ..
+        } => Some(error.code),
+        _ => None,
+    });
+    assert_eq!(failed, Some(ErrorCode::CalleeOffline));
+    assert!(reasons(&world, "alice").is_empty());
+    world.assert_contract();
+}
+
+#[test]
+fn a_group_call_twice_in_a_row_and_the_group_peers_leave_each_time() {
+    let mut world = alice();
+    for round in 0..2 {
+        dial(&mut world, &["group-a", "group-b"], MediaType::Video);
+        assert!(
+            world.run_until(Duration::from_secs(5), |w| {
+                w.state("alice")
+                    .call
+                    .participants
+                    .iter()
+                    .filter(|(_, state)| *state == callscope::call::MemberState::Joined)
+                    .count()
+                    == 2
+            }),
+            "round {round}: {:?}",
+            world.kinds("alice")
+        );
+        world.command_after(Duration::from_secs(2), "alice", EngineCommand::Hangup);
+        until_idle(&mut world, "alice", Duration::from_secs(5));
+        // The group peers hang up on each other once nobody else is left.
+        until_idle(&mut world, "group-a", Duration::from_millis(100));
+        until_idle(&mut world, "group-b", Duration::from_millis(100));
+        assert!(!world.has_media("group-a") && !world.has_media("group-b"));
+    }
+    assert_eq!(
+        reasons(&world, "alice"),
+        [EndReason::Hangup, EndReason::Hangup]
+    );
+    assert!(!world.kinds("alice").contains(&"onUserLineBusy"));
+    assert_eq!(reasons(&world, "group-a").len(), 2);
+    world.assert_contract();
+}
+
+#[test]
+fn someone_is_invited_into_a_running_group_call() {
+    let mut world = alice();
+    world.command(
+        "alice",
+        EngineCommand::Dial {
+            callees: vec!["group-a".into()],
+            media: MediaType::Video,
+            group: true,
+            timeout_secs: 30,
+        },
+    );
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    world.command("alice", EngineCommand::InviteMore(vec!["group-b".into()]));
+    assert!(world.run_until(Duration::from_secs(3), |w| {
+        w.kinds("alice").contains(&"onUserJoin") && status(w, "group-b").is_calling()
+    }));
+    world.run_for(Duration::from_millis(100));
+    // group-b joined a call in progress: it connects to both others.
+    assert!(
+        world
+            .entries("group-b")
+            .iter()
+            .any(|e| connected_to("alice")(&e.event))
+    );
+    assert!(
+        world
+            .entries("group-b")
+            .iter()
+            .any(|e| connected_to("group-a")(&e.event))
+    );
+    world.command("alice", EngineCommand::Hangup);
+    for user in ["alice", "group-a", "group-b"] {
+        until_idle(&mut world, user, Duration::from_secs(1));
+    }
+    world.assert_contract();
+}
+
+#[test]
+fn ringback_rejects_and_calls_back_two_seconds_later() {
+    let mut world = alice();
+    dial(&mut world, &["ringback"], MediaType::Audio);
+    until_ended(&mut world, "alice", 1, Duration::from_secs(3));
+    assert_eq!(reasons(&world, "alice"), [EndReason::Reject]);
+    assert!(
+        world.run_until(Duration::from_secs(3), |w| status(w, "alice")
+            == CallStatus::BeInvited)
+    );
+    let entries = world.entries("alice");
+    let rejected = first(&entries, |e| matches!(e, Event::AfterCalling(_))).unwrap();
+    let received = first(&entries, |e| {
+        matches!(e, Event::CallReceived { caller_id, media_type: MediaType::Video, .. } if caller_id == "ringback")
+    })
+    .unwrap();
+    let gap = millis_between(rejected, received);
+    assert!((2000..2100).contains(&gap), "called back after {gap} ms");
+    world.command("alice", EngineCommand::Accept);
+    until_connected(&mut world, "ringback", Duration::from_secs(1));
+    world.command_after(Duration::from_secs(1), "alice", EngineCommand::Hangup);
+    until_idle(&mut world, "ringback", Duration::from_secs(3));
+    assert_eq!(
+        reasons(&world, "alice"),
+        [EndReason::Reject, EndReason::Hangup]
+    );
+    world.assert_contract();
+}
+
+#[test]
+fn hangup_answers_and_hangs_up_three_seconds_later() {
+    let mut world = alice();
+    dial(&mut world, &["hangup"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    until_idle(&mut world, "alice", Duration::from_secs(5));
+    let entries = world.entries("alice");
+    let begin = first(&entries, |e| matches!(e, Event::CallBegin { .. })).unwrap();
+    let left = first(
+        &entries,
+        |e| matches!(e, Event::UserLeave { user_id } if user_id == "hangup"),
+    )
+    .unwrap();
+    let talked = millis_between(begin, left);
+    assert!((3000..3100).contains(&talked), "talked {talked} ms");
+    let ended_by = events(&world, "alice").into_iter().find_map(|e| match e {
+        Event::CallEnd {
+            user_id, reason, ..
+        } => Some((user_id, reason)),
+        _ => None,
+    });
+    assert_eq!(ended_by, Some(("hangup".to_owned(), EndReason::Hangup)));
+    let outcome = world.state("alice").last_outcome.clone().unwrap();
+    assert_eq!(outcome.user_id, "hangup");
+    world.assert_contract();
+}
+
+#[test]
+fn a_log_in_elsewhere_kicks_alice_out_of_her_call_and_she_logs_in_again() {
+    let mut world = alice();
+    dial(&mut world, &["echo"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    world.command("alice", EngineCommand::SimulateLoginElsewhere);
+    until_idle(&mut world, "alice", Duration::from_secs(1));
+    assert!(matches!(
+        world.state("alice").connection,
+        Link::LoggedOut { .. }
+    ));
+    let kinds = world.kinds("alice");
+    assert!(
+        kinds.contains(&"kickedOut") && kinds.contains(&"onKickedOffline"),
+        "{kinds:?}"
+    );
+    assert_eq!(reasons(&world, "alice"), [EndReason::KickedOut]);
+    until_idle(&mut world, "echo", Duration::from_secs(1));
+    // Logged out, a call is refused with 6014 and no call starts.
+    dial(&mut world, &["echo"], MediaType::Video);
+    let refused = events(&world, "alice").into_iter().any(|e| {
+        matches!(
+            e,
+            Event::BeforeCalling { error: Some(error), .. } if error.code == ErrorCode::NotLoggedIn
+        )
+    });
+    assert!(refused);
+    world.command("alice", EngineCommand::LogIn);
+    assert!(world.run_until(Duration::from_secs(1), |w| {
+        w.state("alice").connection == Link::Online
+    }));
+    dial(&mut world, &["echo"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    world.command("alice", EngineCommand::Hangup);
+    until_idle(&mut world, "alice", Duration::from_secs(1));
+    assert_eq!(
+        reasons(&world, "alice"),
+        [EndReason::KickedOut, EndReason::Hangup]
+    );
+    world.assert_contract();
+}
+
+#[test]
+fn mute_and_camera_off_do_not_carry_into_the_next_call() {
+    let mut world = alice();
+    dial(&mut world, &["echo"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    world.command("alice", EngineCommand::SetMicrophone(false));
+    world.command("alice", EngineCommand::SetCamera(false));
+    assert!(!world.state("alice").microphone_on && !world.state("alice").camera_on);
+    world.command("alice", EngineCommand::Hangup);
+    until_idle(&mut world, "alice", Duration::from_secs(1));
+    dial(&mut world, &["echo"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    assert!(world.state("alice").microphone_on && world.state("alice").camera_on);
+    world.command("alice", EngineCommand::Hangup);
+    until_idle(&mut world, "alice", Duration::from_secs(1));
+    world.assert_contract();
+}
+
+#[test]
+fn a_peer_whose_media_vanishes_ends_its_call_with_media_failed_on_the_stack_timers() {
+    let mut world = alice();
+    dial(&mut world, &["echo"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    world.run_for(Duration::from_millis(100));
+    world.command("alice", EngineCommand::SimulateMediaLoss);
+    let lost_at = world.elapsed();
+    until_idle(&mut world, "echo", Duration::from_secs(15));
+    let after = world.elapsed() - lost_at;
+    assert!(
+        after >= Duration::from_secs(7) && after < Duration::from_millis(7100),
+        "ended {after:?} after the loss"
+    );
+    assert_eq!(reasons(&world, "echo"), [EndReason::MediaFailed]);
+    let echo = events(&world, "echo");
+    assert!(echo.iter().any(|e| matches!(
+        e,
+        Event::ConnectionStateChanged {
+            state: ConnectionState::Reconnecting,
+            ..
+        }
+    )));
+    // alice hears of it through the server, as echo leaving.
+    until_idle(&mut world, "alice", Duration::from_secs(1));
+    assert_eq!(reasons(&world, "alice"), [EndReason::Hangup]);
+    world.assert_contract();
+}
+
+#[test]
+fn a_server_gone_mid_ring_ends_the_call_by_server_and_the_client_reconnects() {
+    let mut world = alice();
+    dial(&mut world, &["noanswer"], MediaType::Audio);
+    world.run_for(Duration::from_secs(2));
+    world.stop_server();
+    until_idle(&mut world, "alice", Duration::from_millis(100));
+    assert_eq!(reasons(&world, "alice"), [EndReason::EndByServer]);
+    assert!(matches!(
+        world.state("alice").connection,
+        Link::Offline { .. }
+    ));
+    world.run_for(Duration::from_secs(3));
+    world.restart_server();
+    assert!(world.run_until(Duration::from_secs(10), |w| {
+        w.state("alice").connection == Link::Online
+    }));
+    world.assert_contract();
+}
+
+#[test]
+fn a_server_restart_mid_call_ends_the_call_by_server_once_back() {
+    let mut world = alice();
+    dial(&mut world, &["echo"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    world.stop_server();
+    world.run_for(Duration::from_millis(500));
+    // A connected call survives the first moments of an outage.
+    assert!(status(&world, "alice").is_calling());
+    world.restart_server();
+    until_idle(&mut world, "alice", Duration::from_secs(10));
+    assert_eq!(reasons(&world, "alice"), [EndReason::EndByServer]);
+    world.assert_contract();
+}
+
+#[test]
+fn a_connected_call_outlives_a_short_outage_only_by_the_grace() {
+    let mut world = alice();
+    dial(&mut world, &["echo"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    let stopped = world.elapsed();
+    world.stop_server();
+    until_idle(&mut world, "alice", Duration::from_secs(15));
+    let lasted = world.elapsed() - stopped;
+    assert!(
+        lasted >= callscope::engine::OUTAGE_GRACE
+            && lasted < callscope::engine::OUTAGE_GRACE + Duration::from_millis(100),
+        "the call lasted {lasted:?} into the outage"
+    );
+    assert_eq!(reasons(&world, "alice"), [EndReason::EndByServer]);
+    world.assert_contract();
+}
+
+#[test]
+fn the_checker_catches_a_no_response_before_the_timeout() {
+    // The same flow judged as if the calls had rung 60 s: their no-response came too soon.
+    let mut world = alice();
+    dial(&mut world, &["noanswer"], MediaType::Audio);
+    until_ended(&mut world, "alice", 1, Duration::from_secs(40));
+    let strict = CheckOptions {
+        ring_timeout: Duration::from_secs(60),
+        ..CheckOptions::default()
+    };
+    let findings = world.findings(&strict);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.user_id == "alice" && f.message.contains("before the 60 s timeout")),
+        "{findings:?}"
+    );
+}
