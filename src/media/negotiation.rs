@@ -1,6 +1,8 @@
 //! `Negotiation`: the sans-IO state machine of one peer connection's set-up: who offers, when
-//! the answer is made (only once the local user has joined, so a ringing call runs no
-//! connectivity checks and no media timer), early candidates, glare, and the connect deadline.
+//! the remote offer is applied and the answer made (only once the local user has joined: the
+//! WebRTC stack starts its connectivity checks, and their give-up timers, as soon as a remote
+//! description is set, so a ringing callee holds the offer unapplied), early candidates, glare,
+//! and the connect deadline.
 //!
 //! It owns no socket, task or clock. The peer task (`peer.rs`) feeds it what the WebRTC stack
 //! reports and carries out the [`Step`]s it asks for; tests feed it by hand in virtual time.
@@ -58,7 +60,7 @@ pub enum Phase {
     Offering,
     /// Our offer went out; the answer has not come.
     AwaitingAnswer,
-    /// The remote offer is set; the answer waits until the local user joins.
+    /// The remote offer is held, unapplied, until the local user joins.
     OfferReceived,
     /// Our answer is set locally and its candidates are being gathered.
     Answering,
@@ -134,6 +136,8 @@ pub struct Negotiation {
     connect_timeout: Duration,
     early_candidates: Vec<String>,
     remote_described: bool,
+    /// The remote offer, held until the local user joins.
+    pending_offer: Option<String>,
     sending: bool,
     steps: VecDeque<Step>,
     reports: VecDeque<Report>,
@@ -154,6 +158,7 @@ impl Negotiation {
             connect_timeout: CONNECT_TIMEOUT,
             early_candidates: Vec::new(),
             remote_described: false,
+            pending_offer: None,
             sending: false,
             steps: VecDeque::new(),
             reports: VecDeque::new(),
@@ -222,7 +227,7 @@ impl Negotiation {
                 self.phase = Phase::Checking;
             }
             (DescriptionKind::Offer, Phase::New) if self.side == Side::Answerer => {
-                self.apply_remote(description);
+                self.pending_offer = Some(description);
                 self.phase = Phase::OfferReceived;
                 self.answer_if_ready();
             }
@@ -230,7 +235,7 @@ impl Negotiation {
                 // Both offered at once: the polite side drops its offer and answers.
                 self.steps.push_back(Step::Rollback);
                 self.side = Side::Answerer;
-                self.apply_remote(description);
+                self.pending_offer = Some(description);
                 self.phase = Phase::OfferReceived;
                 self.answer_if_ready();
             }
@@ -332,7 +337,11 @@ impl Negotiation {
     }
 
     fn answer_if_ready(&mut self) {
-        if self.phase == Phase::OfferReceived && self.local_joined {
+        if self.phase == Phase::OfferReceived
+            && self.local_joined
+            && let Some(offer) = self.pending_offer.take()
+        {
+            self.apply_remote(offer);
             self.phase = Phase::Answering;
             self.steps.push_back(Step::CreateAnswer);
         }
@@ -420,7 +429,8 @@ mod tests {
         assert!(steps(&mut callee).is_empty());
         callee.handle_membership(at(0), false, true);
         callee.handle_remote_description(at(1), DescriptionKind::Offer, OFFER.into());
-        assert_eq!(steps(&mut callee), [Step::ApplyRemote(OFFER.into())]);
+        // The offer is held: applying it would start the stack's checks and their timers.
+        assert!(steps(&mut callee).is_empty());
         // Thirty seconds of ringing: no answer, no checks, no deadline, no failure.
         assert_eq!(callee.poll_timeout(), None);
         callee.handle_timeout(at(30_000));
@@ -428,7 +438,10 @@ mod tests {
         assert!(!failed(&mut callee));
         assert_eq!(callee.phase(), Phase::OfferReceived);
         callee.handle_membership(at(30_001), true, true);
-        assert_eq!(steps(&mut callee), [Step::CreateAnswer]);
+        assert_eq!(
+            steps(&mut callee),
+            [Step::ApplyRemote(OFFER.into()), Step::CreateAnswer]
+        );
         callee.handle_gathered(at(30_002));
         assert_eq!(steps(&mut callee), [Step::SendLocal]);
         assert_eq!(callee.phase(), Phase::Checking);
@@ -449,15 +462,17 @@ mod tests {
     fn early_candidates_wait_for_the_remote_description() {
         let mut callee = Negotiation::new("alice", Side::Answerer, true);
         callee.handle_remote_candidate("c1".into());
+        callee.handle_remote_description(at(1), DescriptionKind::Offer, OFFER.into());
         callee.handle_remote_candidate("c2".into());
         assert!(steps(&mut callee).is_empty());
-        callee.handle_remote_description(at(1), DescriptionKind::Offer, OFFER.into());
+        callee.handle_membership(at(2), true, true);
         assert_eq!(
             steps(&mut callee),
             [
                 Step::ApplyRemote(OFFER.into()),
                 Step::AddCandidate("c1".into()),
-                Step::AddCandidate("c2".into())
+                Step::AddCandidate("c2".into()),
+                Step::CreateAnswer
             ]
         );
         callee.handle_remote_candidate("c3".into());

@@ -739,7 +739,7 @@ impl World {
         peer.cut = true;
         peer.epoch += 1;
         let epoch = peer.epoch;
-        if peer.connected || (peer.local.is_some() && peer.remote) {
+        if peer.connected || peer.remote {
             self.ice_later(
                 remote,
                 call_id,
@@ -883,13 +883,14 @@ impl World {
         }
     }
 
-    /// Once both ends of a connection have both descriptions, its checks succeed; an end
-    /// whose far end is gone gets no answer and gives up on the stack's timers.
+    /// The stack starts its checks once a remote description is set (as webrtc does); once
+    /// both ends check, the checks succeed; an end whose far end does not check gets no answer
+    /// and gives up on the stack's timers.
     fn check_ready(&mut self, user: &str, call_id: &str, remote: &str) {
         let ready = |world: &mut Self, a: &str, b: &str| {
             world
                 .peer_mut(a, call_id, b)
-                .is_some_and(|peer| peer.local.is_some() && peer.remote && !peer.cut)
+                .is_some_and(|peer| peer.remote && !peer.cut)
         };
         if !ready(self, user, remote) {
             return;
