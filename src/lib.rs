@@ -76,3 +76,72 @@ pub mod model;
 pub mod signaling;
 pub mod timeline;
 pub mod ui;
+
+#[cfg(test)]
+mod layering {
+    //! The layout's one rule, checked: a module imports only modules above it in `# Layout`.
+
+    use std::path::Path;
+
+    /// Each layer and what it may import.
+    const LAYERS: [(&str, &[&str]); 8] = [
+        ("model", &[]),
+        ("event", &["model"]),
+        ("call", &["model", "event"]),
+        ("timeline", &["model", "event"]),
+        ("kit", &["model", "event", "timeline"]),
+        ("signaling", &["model", "event", "call", "timeline", "kit"]),
+        ("media", &["model", "event", "timeline"]),
+        (
+            "engine",
+            &[
+                "model",
+                "event",
+                "call",
+                "timeline",
+                "kit",
+                "signaling",
+                "media",
+            ],
+        ),
+    ];
+
+    fn sources(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_module_imports_only_the_layers_below_it() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut violations = Vec::new();
+        for (layer, allowed) in LAYERS {
+            let mut files = Vec::new();
+            sources(&src.join(layer), &mut files);
+            let single = src.join(format!("{layer}.rs"));
+            if single.exists() {
+                files.push(single);
+            }
+            assert!(!files.is_empty(), "no sources for {layer}");
+            for file in files {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                for (at, _) in text.match_indices("crate::") {
+                    let used: String = text[at + 7..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    if used != layer && !allowed.contains(&used.as_str()) {
+                        violations.push(format!("{} uses crate::{used}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+}

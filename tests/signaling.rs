@@ -241,7 +241,7 @@ fn nobody_answers_before_a_short_timeout() {
 #[test]
 fn a_busy_callee_yields_line_busy() {
     let net = Net::start();
-    let (_carol, bob) = {
+    let (carol, bob) = {
         let carol = net.online("carol");
         let bob = net.online("bob");
         carol.dial(&["bob"], MediaType::Audio, 30);
@@ -277,7 +277,7 @@ fn a_busy_callee_yields_line_busy() {
     );
     // The call that made bob busy ends too.
     bob.end_call();
-    _carol.wait_idle();
+    carol.wait_idle();
 }
 
 #[test]

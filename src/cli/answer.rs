@@ -43,13 +43,12 @@ pub enum Outcome {
 pub fn run(args: &AnswerArgs, timeline: Timeline) -> anyhow::Result<Outcome> {
     let mut session = Session::start(&args.session, timeline)?;
     session.wait_online()?;
-    if !args.session.json {
-        println!(
-            "callscope: {} is waiting for a call on {}",
-            args.session.user_id,
-            session.engine.server_url()
-        );
-    }
+    // On stderr, so `--json` output stays entries only.
+    eprintln!(
+        "callscope: {} is waiting for a call on {}",
+        args.session.user_id,
+        session.engine.server_url()
+    );
     let outcome = follow(&mut session, args);
     session.finish();
     outcome
@@ -100,7 +99,7 @@ fn follow(session: &mut Session, args: &AnswerArgs) -> anyhow::Result<Outcome> {
         if call.is_none() && started.elapsed() >= seconds(args.wait) {
             return Ok(Outcome::NoCall);
         }
-        if started.elapsed() > seconds(args.wait) + Duration::from_secs(3600) {
+        if started.elapsed() > seconds(args.wait) + Duration::from_hours(1) {
             bail!("the call did not end within an hour");
         }
         session.wait();

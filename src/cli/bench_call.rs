@@ -156,13 +156,63 @@ pub fn call(args: &CallBenchArgs) -> anyhow::Result<()> {
         summaries.push(summarize("aiortc", &reference));
     }
     runtime.block_on(server.shutdown());
-    print_summaries(&summaries, args.json)
+    let floor = codec_floor(args.resolution)?;
+    print_summaries(&summaries, &floor, args.json);
+    Ok(())
 }
 
-fn print_summaries(summaries: &[Summary], json: bool) -> anyhow::Result<()> {
+/// The CPU a call cannot go below: encoding and decoding (to the RGBA the UI takes) the same
+/// frames alone, at 30 fps, for both ends of a call.
+#[derive(Debug, Clone, serde::Serialize)]
+struct CodecFloor {
+    frames: usize,
+    encode_ms_per_frame: f64,
+    decode_ms_per_frame: f64,
+    cpu_per_call_second: f64,
+}
+
+/// Frames encoded and decoded to measure the floor.
+const FLOOR_FRAMES: usize = 300;
+
+fn codec_floor(resolution: Resolution) -> anyhow::Result<CodecFloor> {
+    use callscope::media::pattern::TestPattern;
+    use callscope::media::video::{VideoDecoder, VideoEncoder};
+    let (width, height) = resolution.size();
+    let mut pattern = TestPattern::new(width, height, "bench-floor");
+    let mut encoder = VideoEncoder::new(resolution, 30)?;
+    let mut decoder = VideoDecoder::new()?;
+    let frames: Vec<_> = (0..FLOOR_FRAMES)
+        .map(|number| pattern.next_frame(number as u64 * 33_333).clone())
+        .collect();
+    let cpu_at_start = process_cpu_secs();
+    let mut units = Vec::with_capacity(FLOOR_FRAMES);
+    for (number, frame) in frames.iter().enumerate() {
+        units.push(encoder.encode(frame, number == 0)?.to_vec());
+    }
+    let cpu_after_encoding = process_cpu_secs();
+    let mut spare = None;
+    for unit in &units {
+        if let Some(frame) = decoder.decode_into(unit, spare.take())? {
+            spare = Arc::try_unwrap(frame.image).ok();
+        }
+    }
+    let cpu_after_decoding = process_cpu_secs();
+    let encode = (cpu_after_encoding - cpu_at_start) / FLOOR_FRAMES as f64;
+    let decode = (cpu_after_decoding - cpu_after_encoding) / FLOOR_FRAMES as f64;
+    Ok(CodecFloor {
+        frames: FLOOR_FRAMES,
+        encode_ms_per_frame: encode * 1000.0,
+        decode_ms_per_frame: decode * 1000.0,
+        // Each end encodes what it sends and decodes what it receives, 30 times a second.
+        cpu_per_call_second: (encode + decode) * 30.0 * 2.0,
+    })
+}
+
+fn print_summaries(summaries: &[Summary], floor: &CodecFloor, json: bool) {
     if json {
-        println!("{}", serde_json::to_string(summaries)?);
-        return Ok(());
+        let figures = serde_json::json!({ "stacks": summaries, "codec_floor": floor });
+        println!("{figures}");
+        return;
     }
     println!(
         "{:<10} {:>5} {:>22} {:>22} {:>22} {:>20} {:>7}",
@@ -195,7 +245,17 @@ fn print_summaries(summaries: &[Summary], json: bool) -> anyhow::Result<()> {
         let ratio = ours.cpu_per_call_second[0] / reference.cpu_per_call_second[0];
         println!("callscope uses {ratio:.2}x aiortc's CPU per call-second (p50)");
     }
-    Ok(())
+    println!(
+        "codec floor: {:.2} ms encode + {:.2} ms decode per frame ({} frames) = {:.3} CPU s per call-second",
+        floor.encode_ms_per_frame,
+        floor.decode_ms_per_frame,
+        floor.frames,
+        floor.cpu_per_call_second
+    );
+    if let Some(ours) = summaries.first() {
+        let ratio = ours.cpu_per_call_second[0] / floor.cpu_per_call_second;
+        println!("callscope uses {ratio:.2}x the codec floor per call-second (p50)");
+    }
 }
 
 struct BenchClient {

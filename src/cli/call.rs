@@ -51,7 +51,7 @@ pub enum Outcome {
 }
 
 /// How long a call back may take to come.
-const CALL_BACK_WAIT: Duration = Duration::from_secs(60);
+const CALL_BACK_WAIT: Duration = Duration::from_mins(1);
 
 /// Where the run stands.
 #[derive(Default)]

@@ -156,7 +156,7 @@ async fn next_incoming(socket: Option<&mut Socket>) -> Incoming {
 async fn sleep_until(clock: &Clock, at: Option<MonoTime>) {
     match at {
         Some(at) => {
-            tokio::time::sleep_until(tokio::time::Instant::from_std(clock.instant_of(at))).await
+            tokio::time::sleep_until(tokio::time::Instant::from_std(clock.instant_of(at))).await;
         }
         None => std::future::pending().await,
     }

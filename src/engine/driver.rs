@@ -296,7 +296,7 @@ impl Driver {
             EngineCommand::InviteMore(users) => self.input(now, Input::InviteMore { users }),
             EngineCommand::LogIn => self.log_in_again(now),
             EngineCommand::SimulateLoginElsewhere => self.out.push_back(Output::LoginElsewhere),
-            EngineCommand::SimulateMediaLoss => self.to_media(MediaCommand::Vanish),
+            EngineCommand::SimulateMediaLoss => self.tell_media(MediaCommand::Vanish),
             EngineCommand::RefreshContacts => self.send(ClientMessage::Contacts),
             EngineCommand::SetCamera(on) => self.set_camera(now, on),
             EngineCommand::SetMicrophone(on) => self.set_microphone(now, on),
@@ -329,7 +329,7 @@ impl Driver {
                 candidate,
             } => {
                 if self.media_call.as_deref() == Some(call_id.as_str()) {
-                    self.to_media(MediaCommand::RemoteCandidate { from, candidate });
+                    self.tell_media(MediaCommand::RemoteCandidate { from, candidate });
                 }
             }
             ServerMessage::Kicked { by } => {
@@ -422,7 +422,7 @@ impl Driver {
         self.out.push_back(Output::Send(message));
     }
 
-    fn to_media(&mut self, command: MediaCommand) {
+    fn tell_media(&mut self, command: MediaCommand) {
         if self.media_call.is_some() {
             self.out.push_back(Output::Media(command));
         }
@@ -496,7 +496,7 @@ impl Driver {
         description: String,
     ) {
         if self.media_call.as_deref() == Some(call_id) {
-            self.to_media(MediaCommand::RemoteDescription { from, description });
+            self.tell_media(MediaCommand::RemoteDescription { from, description });
         } else {
             let error = CallError::new(
                 ErrorCode::InvalidParameter,
@@ -538,7 +538,7 @@ impl Driver {
         };
         self.state.camera_on = on;
         self.changed();
-        self.to_media(MediaCommand::SetCamera(on));
+        self.tell_media(MediaCommand::SetCamera(on));
         let video = self.machine.media() == Some(MediaType::Video);
         let event = Event::UserVideoAvailable {
             user_id: self.config.user_id.clone(),
@@ -553,7 +553,7 @@ impl Driver {
         };
         self.state.microphone_on = on;
         self.changed();
-        self.to_media(MediaCommand::SetMicrophone(on));
+        self.tell_media(MediaCommand::SetMicrophone(on));
         let event = Event::UserAudioAvailable {
             user_id: self.config.user_id.clone(),
             available: on,
@@ -625,7 +625,7 @@ impl Driver {
         );
         match action {
             Action::Invite { call_id, .. } => {
-                self.input(now, Input::InviteFailed { call_id, error })
+                self.input(now, Input::InviteFailed { call_id, error });
             }
             other => {
                 let call_id = other.call_id().to_owned();

@@ -138,7 +138,7 @@ impl Default for IceConfig {
             servers: Vec::new(),
             username: String::new(),
             credential: String::new(),
-            check_interval: Duration::from_millis(10),
+            check_interval: Duration::from_millis(3),
         }
     }
 }

@@ -131,14 +131,14 @@ pub struct Negotiation {
     polite: bool,
     phase: Phase,
     local_joined: bool,
-    remote_joined: bool,
+    /// When both sides had joined (the connect deadline counts from it).
     joined_since: Option<MonoTime>,
     connect_timeout: Duration,
     early_candidates: Vec<String>,
-    remote_described: bool,
     /// The remote offer, held until the local user joins.
     pending_offer: Option<String>,
-    sending: bool,
+    /// When the connection first came up (sending starts then, once).
+    connected_at: Option<MonoTime>,
     steps: VecDeque<Step>,
     reports: VecDeque<Report>,
 }
@@ -153,13 +153,11 @@ impl Negotiation {
             polite,
             phase: Phase::New,
             local_joined: false,
-            remote_joined: false,
             joined_since: None,
             connect_timeout: CONNECT_TIMEOUT,
             early_candidates: Vec::new(),
-            remote_described: false,
             pending_offer: None,
-            sending: false,
+            connected_at: None,
             steps: VecDeque::new(),
             reports: VecDeque::new(),
         };
@@ -207,7 +205,6 @@ impl Negotiation {
     /// connect deadline runs once both have.
     pub fn handle_membership(&mut self, now: MonoTime, local_joined: bool, remote_joined: bool) {
         self.local_joined = local_joined;
-        self.remote_joined = remote_joined;
         if local_joined && remote_joined && self.joined_since.is_none() {
             self.joined_since = Some(now);
         }
@@ -260,7 +257,7 @@ impl Negotiation {
 
     /// A trickled candidate (JSON) arrived; it waits until the remote description is set.
     pub fn handle_remote_candidate(&mut self, candidate: String) {
-        if self.remote_described {
+        if self.remote_described() {
             self.steps.push_back(Step::AddCandidate(candidate));
         } else {
             self.early_candidates.push(candidate);
@@ -283,7 +280,7 @@ impl Negotiation {
     }
 
     /// The stack's connectivity changed.
-    pub fn handle_ice(&mut self, _now: MonoTime, state: IceState) {
+    pub fn handle_ice(&mut self, now: MonoTime, state: IceState) {
         if matches!(self.phase, Phase::Failed | Phase::Closed) {
             return;
         }
@@ -291,7 +288,8 @@ impl Negotiation {
             IceState::Checking => self.report(Report::State(ConnectionState::Connecting)),
             IceState::Connected => {
                 self.phase = Phase::Connected;
-                if !std::mem::replace(&mut self.sending, true) {
+                if self.connected_at.is_none() {
+                    self.connected_at = Some(now);
                     self.steps.push_back(Step::StartSending);
                 }
                 self.report(Report::State(ConnectionState::Connected));
@@ -328,9 +326,16 @@ impl Negotiation {
         self.report(Report::State(ConnectionState::Closed));
     }
 
+    /// Whether the remote description is set (candidates may be added).
+    fn remote_described(&self) -> bool {
+        !matches!(
+            self.phase,
+            Phase::New | Phase::Offering | Phase::AwaitingAnswer | Phase::OfferReceived
+        )
+    }
+
     fn apply_remote(&mut self, description: String) {
         self.steps.push_back(Step::ApplyRemote(description));
-        self.remote_described = true;
         for candidate in std::mem::take(&mut self.early_candidates) {
             self.steps.push_back(Step::AddCandidate(candidate));
         }

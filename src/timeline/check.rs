@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use crate::event::Event;
+use crate::event::{CallbackKind, Event, KindSet};
 use crate::model::{CallStatus, EndReason};
 
 use super::TimelineEntry;
@@ -109,11 +109,8 @@ struct CallFacts {
     ringing_since_micros: Option<u64>,
     /// Monotonic time of `onCallBegin`.
     began_micros: Option<u64>,
-    /// Entries that say why a callee dropped out, by kind.
-    rejected: bool,
-    busy: bool,
-    no_response: bool,
-    kicked: bool,
+    /// The kinds seen in the call (what says why a callee dropped out, a kick-out).
+    seen: KindSet,
     /// The reason `onCallEnd` / `onCallNotConnected` gave.
     ending_reason: Option<EndReason>,
     /// `afterCalling` came, at this entry.
@@ -242,14 +239,11 @@ impl Walk {
 
     fn note(&mut self, entry: &TimelineEntry, call_id: &str, event: &Event) {
         let facts = self.calls.entry(call_id.to_owned()).or_default();
+        facts.seen.insert(event.kind());
         match event {
             Event::BeforeCalling { error: None, .. } => facts.announced_at = Some(entry.seq),
             Event::BeforeCalling { error: Some(_), .. } => facts.refused = true,
             Event::CallBegin { .. } => facts.began_micros = Some(entry.at.mono_micros),
-            Event::UserReject { .. } => facts.rejected = true,
-            Event::UserLineBusy { .. } => facts.busy = true,
-            Event::UserNoResponse { .. } => facts.no_response = true,
-            Event::KickedOut { .. } => facts.kicked = true,
             Event::CallEnd { reason, .. } | Event::CallNotConnected { reason, .. } => {
                 facts.ending_reason = Some(*reason);
             }
@@ -370,16 +364,18 @@ fn reason_problems(
     };
     if caller {
         let evidence = match reason {
-            EndReason::Reject => Some((facts.rejected, "onUserReject")),
-            EndReason::LineBusy => Some((facts.busy, "onUserLineBusy")),
-            EndReason::NoResponse => Some((facts.no_response, "onUserNoResponse")),
+            EndReason::Reject => Some(CallbackKind::UserReject),
+            EndReason::LineBusy => Some(CallbackKind::UserLineBusy),
+            EndReason::NoResponse => Some(CallbackKind::UserNoResponse),
             _ => None,
         };
-        if let Some((false, wanted)) = evidence {
+        if let Some(wanted) = evidence
+            && !facts.seen.contains(wanted)
+        {
             problems.push(format!("{reason} with no {wanted} before it"));
         }
     }
-    if reason == EndReason::KickedOut && !facts.kicked {
+    if reason == EndReason::KickedOut && !facts.seen.contains(CallbackKind::KickedOut) {
         problems.push("kicked-out with no kickedOut before it".into());
     }
     if reason == EndReason::NoResponse

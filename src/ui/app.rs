@@ -233,13 +233,10 @@ impl CallscopeApp {
     fn apply(&mut self, ctx: &egui::Context, command: UiCommand) {
         match command {
             UiCommand::Engine(command) => {
-                match &command {
-                    EngineCommand::ChooseDevices(choices) => {
-                        self.model.device_choices.clone_from(choices);
-                        self.settings.devices.clone_from(choices);
-                        self.save_settings();
-                    }
-                    _ => {}
+                if let EngineCommand::ChooseDevices(choices) = &command {
+                    self.model.device_choices.clone_from(choices);
+                    self.settings.devices.clone_from(choices);
+                    self.save_settings();
                 }
                 if !self.engine.send(command) {
                     self.model.notice = Some("the engine is not taking commands".into());

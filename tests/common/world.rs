@@ -815,7 +815,7 @@ impl World {
         }
         let busy = !work.is_empty() || !reports.is_empty();
         for (call_id, remote, step) in work {
-            self.carry_out_step(user, &call_id, &remote, step);
+            self.carry_out_step(user, &call_id, &remote, &step);
         }
         if let Some(node) = self.nodes.get_mut(user) {
             for report in reports {
@@ -825,7 +825,7 @@ impl World {
         busy
     }
 
-    fn carry_out_step(&mut self, user: &str, call_id: &str, remote: &str, step: Step) {
+    fn carry_out_step(&mut self, user: &str, call_id: &str, remote: &str, step: &Step) {
         let gather = Due::Gathered {
             user: user.to_owned(),
             call_id: call_id.to_owned(),
@@ -833,7 +833,7 @@ impl World {
         };
         match step {
             Step::CreateOffer | Step::CreateAnswer => {
-                let kind = if step == Step::CreateOffer {
+                let kind = if *step == Step::CreateOffer {
                     DescriptionKind::Offer
                 } else {
                     DescriptionKind::Answer
@@ -940,7 +940,7 @@ impl World {
 
 /// Opens the connections the mesh asked for.
 fn open_peers(media: &mut SimMedia, steps: &[MeshStep]) {
-    for step in steps.iter() {
+    for step in steps {
         if let MeshStep::Open {
             user_id,
             side,

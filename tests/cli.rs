@@ -1,0 +1,201 @@
+//! The command line end to end: `callscope server`, `callscope answer` and `callscope call` as
+//! separate processes on 127.0.0.1, what each printed through `callscope check`, and the checker
+//! finding a broken timeline. A terminal shows callscope's own lines only.
+
+#![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callscope::event::Event;
+use callscope::model::EndReason;
+use callscope::timeline::TimelineEntry;
+
+fn callscope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_callscope"))
+}
+
+/// A child that is killed when the test is done with it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every device synthetic: the same on any machine.
+const SYNTHETIC: [&str; 6] = [
+    "--camera",
+    "synthetic",
+    "--microphone",
+    "synthetic",
+    "--speaker",
+    "synthetic",
+];
+
+fn entries(json_lines: &str) -> Vec<TimelineEntry> {
+    json_lines
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn end_reasons(entries: &[TimelineEntry]) -> Vec<EndReason> {
+    entries
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::AfterCalling(summary) => Some(summary.reason),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `callscope check` on `json_lines`: its exit status and what it printed.
+fn check(dir: &Path, name: &str, json_lines: &str) -> (bool, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, json_lines).unwrap();
+    let output = callscope().arg("check").arg(&path).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn answer_and_call_play_both_sides_of_a_call_through_a_standalone_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a secret for the command-line test").unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let url = format!("ws://{addr}");
+    let _server = Running(
+        callscope()
+            .arg("--data-dir")
+            .arg(dir.path().join("server"))
+            .args(["server", "--listen", &addr, "--secret-file"])
+            .arg(&secret)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut answer = callscope()
+        .arg("--data-dir")
+        .arg(dir.path().join("bob"))
+        .args(["answer", "--user", "bob", "--server", &url, "--secret-file"])
+        .arg(&secret)
+        .args(["--accept-after", "0.5", "--json", "--wait", "60"])
+        .args(SYNTHETIC)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The answerer says on stderr when it is logged in and waiting.
+    let stderr = answer.stderr.take().unwrap();
+    let mut waiting = String::new();
+    let started = Instant::now();
+    let mut lines = BufReader::new(stderr).lines();
+    while !waiting.contains("is waiting for a call") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "bob never logged in"
+        );
+        waiting = lines.next().unwrap().unwrap();
+    }
+    let call = callscope()
+        .arg("--data-dir")
+        .arg(dir.path().join("alice"))
+        .args([
+            "call",
+            "bob",
+            "--user",
+            "alice",
+            "--server",
+            &url,
+            "--secret-file",
+        ])
+        .arg(&secret)
+        .args(["--hangup-after", "1", "--json"])
+        // The default devices, so the sound library and the camera layer are asked.
+        .output()
+        .unwrap();
+    let answered = answer.wait_with_output().unwrap();
+    let alice = String::from_utf8_lossy(&call.stdout).into_owned();
+    let bob = String::from_utf8_lossy(&answered.stdout).into_owned();
+    assert!(call.status.success(), "alice: {alice}");
+    assert!(answered.status.success(), "bob: {bob}");
+    assert_eq!(end_reasons(&entries(&alice)), [EndReason::Hangup]);
+    assert_eq!(end_reasons(&entries(&bob)), [EndReason::Hangup]);
+    for (name, lines) in [("alice.jsonl", &alice), ("bob.jsonl", &bob)] {
+        let (clean, findings) = check(dir.path(), name, lines);
+        assert!(clean, "{name}: {findings}");
+    }
+    // Nothing but callscope's own words on the terminal: no sound-library or codec chatter,
+    // though alice asked for the default devices.
+    let noise = String::from_utf8_lossy(&call.stderr);
+    for line in noise.lines() {
+        assert!(line.starts_with("callscope"), "stderr: {noise}");
+    }
+}
+
+#[test]
+fn check_reports_each_violation_with_its_seq_and_fails_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = callscope()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["demo", "--json"])
+        .output()
+        .unwrap();
+    assert!(demo.status.success());
+    let clean = String::from_utf8_lossy(&demo.stdout).into_owned();
+    let (passed, findings) = check(dir.path(), "demo.jsonl", &clean);
+    assert!(passed, "the scripted demo breaks the contract: {findings}");
+    // Break it: drop the first call's afterCalling, and make its reason a lie elsewhere.
+    let mut lines: Vec<String> = clean.lines().map(str::to_owned).collect();
+    let after = lines
+        .iter()
+        .position(|line| line.contains("\"kind\":\"afterCalling\""))
+        .unwrap();
+    let dropped: TimelineEntry = serde_json::from_str(&lines.remove(after)).unwrap();
+    let second = lines
+        .iter()
+        .position(|line| line.contains("\"kind\":\"afterCalling\""))
+        .unwrap();
+    lines[second] = lines[second].replace("\"reason\":\"kicked-out\"", "\"reason\":\"reject\"");
+    let broken = lines.join("\n") + "\n";
+    let (passed, findings) = check(dir.path(), "broken.jsonl", &broken);
+    assert!(!passed);
+    assert!(
+        findings.contains(&format!("#{} ", dropped.seq + 1)) && findings.contains("[sequence]"),
+        "{findings}"
+    );
+    assert!(findings.contains("[missing-afterCalling]"), "{findings}");
+    assert!(findings.contains("[reason]"), "{findings}");
+    // One line per finding.
+    assert!(
+        findings.lines().all(|line| line.starts_with('#')),
+        "{findings}"
+    );
+    let mut stdin_check = callscope()
+        .args(["check", "/no/such/file.jsonl"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = stdin_check.stdin.take().unwrap().write_all(b"");
+    assert!(!stdin_check.wait().unwrap().success());
+}
