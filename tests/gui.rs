@@ -330,3 +330,34 @@ fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call_an
     );
     assert_contract(&restarted);
 }
+
+#[test]
+fn after_a_log_in_elsewhere_calls_are_off_until_log_in_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Simulate log-in elsewhere").click();
+    wait_until(&mut harness, "the kick-out", |app| {
+        matches!(app.model().connection, ConnectionState::LoggedOut { .. })
+    });
+    // Logged out: the call buttons are off, so no call can fail with 6014.
+    harness.get_by_label("Call echo").click();
+    for _ in 0..5 {
+        harness.step();
+    }
+    assert_eq!(harness.state().model().status(), CallStatus::Idle);
+    assert!(!kinds_of_call(harness.state()).contains(&"beforeCalling"));
+    harness.get_by_label("Log in again").click();
+    wait_until(&mut harness, "the log-in", |app| {
+        app.model().connection == ConnectionState::Online
+    });
+    harness.get_by_label("Call decline").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().counts[CallbackKind::AfterCalling.index()] == 1
+    });
+    assert!(
+        harness
+            .query_by_label_contains("The last call ended: reject (decline)")
+            .is_some()
+    );
+    assert_contract(&harness);
+}

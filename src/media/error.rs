@@ -7,19 +7,19 @@ use crate::model::{CallError, ErrorCode};
 #[non_exhaustive]
 pub enum MediaError {
     /// No camera could be used; the call sends the synthetic test pattern.
-    #[error("no camera ({reason}); sending the synthetic test pattern instead")]
+    #[error("{reason}; sending the synthetic test pattern instead")]
     CameraUnavailable {
         /// What the camera layer said.
         reason: String,
     },
     /// No microphone could be used; the call sends a synthetic tone.
-    #[error("no microphone ({reason}); sending a synthetic 440 Hz tone instead")]
+    #[error("{reason}; sending a synthetic 440 Hz tone instead")]
     MicrophoneUnavailable {
         /// What the audio layer said.
         reason: String,
     },
     /// No speaker could be used; received audio is decoded and measured, not played.
-    #[error("no speaker ({reason}); received audio is not played")]
+    #[error("{reason}; received audio is not played")]
     SpeakerUnavailable {
         /// What the audio layer said.
         reason: String,

@@ -306,11 +306,7 @@ impl MediaSession {
         self.shared.video_enabled.store(wanted, Ordering::Release);
         if wanted && self.video_thread.is_none() && !self.peers.is_empty() {
             // An audio call never opens the encoder or the camera; a switch to video does.
-            self.video_thread = Some(MediaThread::spawn(
-                "video-send",
-                Arc::clone(&self.shared),
-                send_video,
-            ));
+            self.video_thread = Some(MediaThread::spawn("video-send", &self.shared, send_video));
         }
         self.shared.wake.ring();
     }
@@ -336,11 +332,7 @@ impl MediaSession {
 
     fn start_sources(&mut self) {
         if self.audio_thread.is_none() {
-            self.audio_thread = Some(MediaThread::spawn(
-                "audio-send",
-                Arc::clone(&self.shared),
-                send_audio,
-            ));
+            self.audio_thread = Some(MediaThread::spawn("audio-send", &self.shared, send_audio));
             self.volume_task = Some(tokio::spawn(report_volumes(Arc::clone(&self.shared))));
         }
     }

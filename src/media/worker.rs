@@ -16,14 +16,19 @@ pub struct MediaThread {
 impl MediaThread {
     /// Runs `body` on a thread named `name` until the handle is dropped (`body` watches the
     /// flag it is given).
-    pub fn spawn(name: &str, shared: Arc<Shared>, body: fn(&Shared, &AtomicBool)) -> Self {
+    pub fn spawn(name: &'static str, shared: &Arc<Shared>, body: fn(&Shared, &AtomicBool)) -> Self {
         let running = Arc::new(AtomicBool::new(true));
         let flag = Arc::clone(&running);
+        let thread_shared = Arc::clone(shared);
         let started = std::thread::Builder::new()
             .name(name.to_owned())
-            .spawn(move || body(&shared, &flag));
-        if started.is_err() {
+            .spawn(move || body(&thread_shared, &flag));
+        if let Err(error) = started {
             running.store(false, Ordering::Release);
+            shared.error(super::MediaError::Thread {
+                thread: name,
+                reason: error.to_string(),
+            });
         }
         Self { running }
     }

@@ -40,7 +40,22 @@ impl CallView {
             ui.vertical_centered(|ui| {
                 ui.add_space(40.0);
                 ui.heading("No call");
-                ui.label("Call a contact on the left (try echo, decline, busy or noanswer).");
+                if let Some(outcome) = &model.last_outcome {
+                    let by = if outcome.user_id.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", outcome.user_id)
+                    };
+                    ui.label(format!(
+                        "The last call ended: {}{by}, {} connected.",
+                        outcome.reason,
+                        clock(std::time::Duration::from_millis(outcome.duration_millis))
+                    ));
+                }
+                ui.label(
+                    "Call a contact on the left (try echo, decline, busy, noanswer, hangup or \
+                     ringback).",
+                );
                 ui.label("Every callback and event shows up in the timeline below.");
             });
             return;
