@@ -1356,3 +1356,182 @@ fn hanging_up_while_the_invitation_is_delivered_cancels_it_on_delivery() {
         call_id: "c-1".into()
     }));
 }
+
+/// Makes the call ids of a random input sequence behave like a real engine's: every dial and
+/// every invitation gets a fresh id, and `c-1` stands for whatever call is in progress.
+fn realistic(input: Input, machine: &CallMachine, fresh: &mut u32) -> Input {
+    let mut next = |prefix: &str| {
+        *fresh += 1;
+        format!("{prefix}-{fresh}")
+    };
+    match input {
+        Input::Dial {
+            callees,
+            media,
+            group,
+            timeout_secs,
+            ..
+        } => Input::Dial {
+            call_id: next("d"),
+            callees,
+            media,
+            group,
+            timeout_secs,
+        },
+        Input::Signal {
+            signal: signal @ Signal::Invited { .. },
+            ..
+        } => Input::Signal {
+            call_id: next("i"),
+            signal,
+        },
+        Input::Signal { call_id, signal } if call_id == "c-1" => Input::Signal {
+            call_id: machine.call_id().unwrap_or("c-1").to_owned(),
+            signal,
+        },
+        Input::AnsweredElsewhere { call_id, accepted } if call_id == "c-1" => {
+            Input::AnsweredElsewhere {
+                call_id: machine.call_id().unwrap_or("c-1").to_owned(),
+                accepted,
+            }
+        }
+        // The driver aborts for the server, media or a fatal error, nothing else.
+        Input::Abort { reason } => Input::Abort {
+            reason: match reason {
+                EndReason::MediaFailed | EndReason::EndByServer => reason,
+                _ => EndReason::Error,
+            },
+        },
+        other => other,
+    }
+}
+
+/// Someone alice may call or be called by.
+fn other() -> impl Strategy<Value = String> {
+    prop_oneof![Just(user("bob")), Just(user("carol")), Just(user("dave"))]
+}
+
+/// A step of a call flow as it could happen: answers, hang-ups and switches by the people in
+/// the call, about the call in progress (`c-1`), with time passing up to past the timeout.
+fn flow_step() -> impl Strategy<Value = Step> {
+    let current = |signal: Signal| Input::Signal {
+        call_id: "c-1".into(),
+        signal,
+    };
+    let input = prop_oneof![
+        3 => (proptest::collection::btree_set(other(), 1..3), any_media()).prop_map(
+            |(callees, media)| Input::Dial {
+                call_id: String::new(),
+                group: callees.len() > 1,
+                callees: callees.into_iter().collect(),
+                media,
+                timeout_secs: 30,
+            }
+        ),
+        4 => Just(current(Signal::InviteDelivered { offline: vec![] })),
+        3 => other().prop_map(move |user_id| current(Signal::Accepted { user_id })),
+        2 => other().prop_map(move |user_id| current(Signal::Rejected { user_id })),
+        1 => other().prop_map(move |user_id| current(Signal::LineBusy { user_id })),
+        1 => other().prop_map(move |user_id| current(Signal::NoResponse { user_id })),
+        2 => other().prop_map(move |user_id| current(Signal::HungUp { user_id })),
+        1 => other().prop_map(move |user_id| current(Signal::Canceled { user_id })),
+        1 => (other(), any_media())
+            .prop_map(move |(user_id, media)| current(Signal::MediaSwitched { user_id, media })),
+        1 => other().prop_map(move |user| current(Signal::MembersInvited { users: vec![user] })),
+        1 => Just(current(Signal::EndedByServer)),
+        2 => (other(), any::<bool>(), any_media()).prop_map(|(caller, group, media)| {
+            let callees = if group {
+                vec![user("alice"), if caller == "dave" { user("bob") } else { user("dave") }]
+            } else {
+                vec![user("alice")]
+            };
+            Input::Signal {
+                call_id: String::new(),
+                signal: Signal::Invited {
+                    caller,
+                    callees,
+                    joined: Vec::new(),
+                    media,
+                    group,
+                    timeout_secs: 30,
+                },
+            }
+        }),
+        3 => Just(Input::Accept),
+        1 => Just(Input::Reject),
+        1 => Just(Input::DeclineBusy),
+        2 => Just(Input::Hangup),
+        1 => any_media().prop_map(Input::SwitchMedia),
+        1 => Just(Input::Minimize),
+        1 => Just(Input::Restore),
+        1 => other().prop_map(|user| Input::InviteMore { users: vec![user] }),
+        1 => any::<bool>().prop_map(|accepted| Input::AnsweredElsewhere {
+            call_id: "c-1".into(),
+            accepted,
+        }),
+        1 => Just(Input::KickedOut { by: user("elsewhere") }),
+        1 => Just(Input::UserSigExpired),
+        1 => Just(Input::LoggedIn),
+        1 => any_reason().prop_map(|reason| Input::Abort { reason }),
+    ];
+    prop_oneof![
+        10 => input.prop_map(Step::Input),
+        2 => (0u64..3_000).prop_map(Step::Wait),
+        1 => (25_000u64..35_000).prop_map(Step::Wait),
+    ]
+}
+
+proptest! {
+    // About one case in eight connects a call and more than half end one (measured).
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_call_flow_records_a_timeline_the_checker_accepts(
+        steps in proptest::collection::vec(flow_step(), 1..80)
+    ) {
+        let mut machine = CallMachine::new("alice");
+        let kit = callscope::kit::CallKit::builder().user("alice").build();
+        let mut now = MonoTime::default();
+        let mut fresh = 0;
+        let _ = machine.handle_input(now, Input::LoggedIn);
+        for step in steps {
+            now = now + Duration::from_millis(7);
+            match step {
+                Step::Input(input) => {
+                    let input = realistic(input, &machine, &mut fresh);
+                    let _ = machine.handle_input(now, input);
+                }
+                Step::Wait(millis) => {
+                    now = now + Duration::from_millis(millis);
+                    machine.handle_timeout(now);
+                }
+            }
+            while let Some(emitted) = machine.poll_event() {
+                kit.deliver(emitted);
+            }
+        }
+        now = now + Duration::from_millis(1);
+        let _ = machine.handle_input(now, Input::Abort { reason: EndReason::Error });
+        while let Some(emitted) = machine.poll_event() {
+            kit.deliver(emitted);
+        }
+        let entries: Vec<_> = kit
+            .timeline()
+            .query(&callscope::timeline::Query::all())
+            .iter()
+            .map(|entry| (**entry).clone())
+            .collect();
+        // A callee that goes away while ringing is reported as no-response at once: the timing
+        // rule is off here.
+        let options = callscope::timeline::CheckOptions {
+            ring_timeout: Duration::ZERO,
+            ..callscope::timeline::CheckOptions::default()
+        };
+        let findings = callscope::timeline::check(&entries, &options);
+        prop_assert!(
+            findings.is_empty(),
+            "{}",
+            findings.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        );
+    }
+}

@@ -13,6 +13,19 @@ use callscope::kit::{CallKit, Switches};
 use callscope::model::{CallStatus, MediaType, MonoTime, Source};
 use callscope::timeline::{Delivery, TimelineEntry};
 
+/// The kit's timeline keeps the call contract.
+fn assert_contract(kit: &CallKit) {
+    let entries: Vec<TimelineEntry> = kit
+        .timeline()
+        .query(&callscope::timeline::Query::all())
+        .iter()
+        .map(|entry| (**entry).clone())
+        .collect();
+    let findings =
+        callscope::timeline::check(&entries, &callscope::timeline::CheckOptions::default());
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
 fn outgoing_call(machine: &mut CallMachine, kit: &CallKit, call_id: &str) {
     let mut now = machine.now();
     let mut step = |input: Input| {
@@ -86,6 +99,7 @@ fn bound_closures_get_their_payloads() {
             "after c-1 hangup",
         ]
     );
+    assert_contract(&kit);
 }
 
 #[test]
@@ -133,6 +147,7 @@ fn a_switched_off_callback_is_not_called_but_recorded_as_suppressed() {
             .kind(CallbackKind::StatusChanged),
     );
     assert!(entries.iter().all(|e| e.delivery == Delivery::Delivered));
+    assert_contract(&kit);
 }
 
 #[test]
@@ -273,4 +288,5 @@ fn a_panicking_closure_does_not_take_the_dispatcher_down() {
     outgoing_call(&mut machine, &kit, "c-1");
     assert_eq!(machine.status(), CallStatus::Idle);
     assert_eq!(kit.timeline().len(), 9, "every event is still recorded");
+    assert_contract(&kit);
 }

@@ -256,6 +256,8 @@ pub async fn run_peer(
     mut commands: mpsc::Receiver<PeerCommand>,
     shared: Arc<Shared>,
 ) {
+    // What the connection reports: a handful of events per call (gathering, a few states,
+    // the tracks); the handler may not wait, so a full queue would drop one, and 64 leaves room.
     let (happenings_tx, mut happenings) = mpsc::channel(64);
     let mut peer = match Box::pin(Peer::start(
         spec.clone(),
