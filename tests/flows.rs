@@ -38,6 +38,18 @@ fn dial(world: &mut World, callees: &[&str], media: MediaType) {
     );
 }
 
+/// Alice calls echo (video) and waits until the call is connected.
+fn connected_to_echo(world: &mut World) {
+    dial(world, &["echo"], MediaType::Video);
+    until_connected(world, "alice", Duration::from_secs(3));
+}
+
+/// Alice hangs up and waits until her call is over.
+fn hang_up(world: &mut World) {
+    world.command("alice", EngineCommand::Hangup);
+    until_idle(world, "alice", Duration::from_secs(1));
+}
+
 fn status(world: &World, user: &str) -> CallStatus {
     world.state(user).call.status()
 }
@@ -382,8 +394,7 @@ fn hangup_answers_and_hangs_up_three_seconds_later() {
 #[test]
 fn a_log_in_elsewhere_kicks_alice_out_of_her_call_and_she_logs_in_again() {
     let mut world = alice();
-    dial(&mut world, &["echo"], MediaType::Video);
-    until_connected(&mut world, "alice", Duration::from_secs(3));
+    connected_to_echo(&mut world);
     world.command("alice", EngineCommand::SimulateLoginElsewhere);
     until_idle(&mut world, "alice", Duration::from_secs(1));
     assert!(matches!(
@@ -410,10 +421,8 @@ fn a_log_in_elsewhere_kicks_alice_out_of_her_call_and_she_logs_in_again() {
     assert!(world.run_until(Duration::from_secs(1), |w| {
         w.state("alice").connection == Link::Online
     }));
-    dial(&mut world, &["echo"], MediaType::Video);
-    until_connected(&mut world, "alice", Duration::from_secs(3));
-    world.command("alice", EngineCommand::Hangup);
-    until_idle(&mut world, "alice", Duration::from_secs(1));
+    connected_to_echo(&mut world);
+    hang_up(&mut world);
     assert_eq!(
         reasons(&world, "alice"),
         [EndReason::KickedOut, EndReason::Hangup]
@@ -424,26 +433,21 @@ fn a_log_in_elsewhere_kicks_alice_out_of_her_call_and_she_logs_in_again() {
 #[test]
 fn mute_and_camera_off_do_not_carry_into_the_next_call() {
     let mut world = alice();
-    dial(&mut world, &["echo"], MediaType::Video);
-    until_connected(&mut world, "alice", Duration::from_secs(3));
+    connected_to_echo(&mut world);
     world.command("alice", EngineCommand::SetMicrophone(false));
     world.command("alice", EngineCommand::SetCamera(false));
     assert!(!world.state("alice").microphone_on && !world.state("alice").camera_on);
-    world.command("alice", EngineCommand::Hangup);
-    until_idle(&mut world, "alice", Duration::from_secs(1));
-    dial(&mut world, &["echo"], MediaType::Video);
-    until_connected(&mut world, "alice", Duration::from_secs(3));
+    hang_up(&mut world);
+    connected_to_echo(&mut world);
     assert!(world.state("alice").microphone_on && world.state("alice").camera_on);
-    world.command("alice", EngineCommand::Hangup);
-    until_idle(&mut world, "alice", Duration::from_secs(1));
+    hang_up(&mut world);
     world.assert_contract();
 }
 
 #[test]
 fn a_peer_whose_media_vanishes_ends_its_call_with_media_failed_on_the_stack_timers() {
     let mut world = alice();
-    dial(&mut world, &["echo"], MediaType::Video);
-    until_connected(&mut world, "alice", Duration::from_secs(3));
+    connected_to_echo(&mut world);
     world.run_for(Duration::from_millis(100));
     world.command("alice", EngineCommand::SimulateMediaLoss);
     let lost_at = world.elapsed();
@@ -491,8 +495,7 @@ fn a_server_gone_mid_ring_ends_the_call_by_server_and_the_client_reconnects() {
 #[test]
 fn a_server_restart_mid_call_ends_the_call_by_server_once_back() {
     let mut world = alice();
-    dial(&mut world, &["echo"], MediaType::Video);
-    until_connected(&mut world, "alice", Duration::from_secs(3));
+    connected_to_echo(&mut world);
     world.stop_server();
     world.run_for(Duration::from_millis(500));
     // A connected call survives the first moments of an outage.
@@ -506,8 +509,7 @@ fn a_server_restart_mid_call_ends_the_call_by_server_once_back() {
 #[test]
 fn a_connected_call_outlives_a_short_outage_only_by_the_grace() {
     let mut world = alice();
-    dial(&mut world, &["echo"], MediaType::Video);
-    until_connected(&mut world, "alice", Duration::from_secs(3));
+    connected_to_echo(&mut world);
     let stopped = world.elapsed();
     world.stop_server();
     until_idle(&mut world, "alice", Duration::from_secs(15));

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use crate::event::{CallStats, ConnectionState, NetworkQuality};
 
 use super::MediaError;
+use super::negotiation::Report;
 
 /// A media report with the call it is about (a report of a call that ended is stale).
 #[derive(Debug, Clone, PartialEq)]
@@ -70,4 +71,22 @@ pub enum MediaEvent {
     Error(MediaError),
     /// This many best-effort reports did not fit in the engine's queue and were dropped.
     Dropped(u64),
+}
+
+impl MediaEvent {
+    /// What a negotiation's conclusion about the connection to `user_id` reports.
+    pub fn of_negotiation(user_id: &str, report: Report) -> Self {
+        let user_id = user_id.to_owned();
+        match report {
+            Report::State(state) => Self::Connection { user_id, state },
+            Report::Failed(reason) => Self::PeerFailed {
+                error: MediaError::Connection {
+                    user_id: user_id.clone(),
+                    reason,
+                },
+                user_id,
+            },
+            Report::Refused(reason) => Self::Error(MediaError::Negotiation { user_id, reason }),
+        }
+    }
 }

@@ -29,7 +29,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use super::events::MediaEvent;
 use super::hub::{Encoded, Kind};
 use super::keyframe::{KeyframeRequests, asks_for_keyframe};
-use super::negotiation::{IceState, Negotiation, Report, Side, Step, description_kind};
+use super::negotiation::{IceState, Negotiation, Side, Step, description_kind};
 use super::session::Shared;
 use super::stats::PeerStats;
 use super::video::DecodeWorker;
@@ -404,20 +404,7 @@ impl Peer {
             }
         }
         while let Some(report) = self.negotiation.poll_report() {
-            let user_id = self.spec.remote.clone();
-            let event = match report {
-                Report::State(state) => MediaEvent::Connection { user_id, state },
-                Report::Failed(reason) => MediaEvent::PeerFailed {
-                    error: MediaError::Connection {
-                        user_id: user_id.clone(),
-                        reason,
-                    },
-                    user_id,
-                },
-                Report::Refused(reason) => {
-                    MediaEvent::Error(MediaError::Negotiation { user_id, reason })
-                }
-            };
+            let event = MediaEvent::of_negotiation(&self.spec.remote, report);
             self.shared.report(event).await;
         }
     }

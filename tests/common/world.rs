@@ -21,7 +21,7 @@ use callscope::media::mesh::{Mesh, MeshStep};
 use callscope::media::negotiation::{
     DescriptionKind, IceState, Negotiation, Report, Step, description_kind,
 };
-use callscope::media::{MediaCommand, MediaError, MediaEvent, MediaReport};
+use callscope::media::{MediaCommand, MediaEvent, MediaReport};
 use callscope::model::MonoTime;
 use callscope::signaling::switchboard::{
     Output as BoardOutput, SessionId, Switchboard, SwitchboardConfig,
@@ -963,21 +963,9 @@ fn open_peers(media: &mut SimMedia, steps: &[MeshStep]) {
 }
 
 fn media_report(call_id: &str, remote: &str, report: Report) -> MediaReport {
-    let user_id = remote.to_owned();
-    let event = match report {
-        Report::State(state) => MediaEvent::Connection { user_id, state },
-        Report::Failed(reason) => MediaEvent::PeerFailed {
-            error: MediaError::Connection {
-                user_id: user_id.clone(),
-                reason,
-            },
-            user_id,
-        },
-        Report::Refused(reason) => MediaEvent::Error(MediaError::Negotiation { user_id, reason }),
-    };
     MediaReport {
         call_id: call_id.to_owned(),
-        event,
+        event: MediaEvent::of_negotiation(remote, report),
     }
 }
 
