@@ -73,6 +73,11 @@ fn start_server(dir: &Path) -> anyhow::Result<ServerProcess> {
             "server",
             "--listen",
             &format!("127.0.0.1:{port}"),
+            // Every client of the load test comes from this one address.
+            "--max-connections-per-ip",
+            "1000000",
+            "--max-handshakes-per-ip",
+            "1000000",
             "--secret-file",
         ])
         .arg(&secret)

@@ -20,7 +20,7 @@ use callscope::event::{ConnectionState, Event};
 use callscope::kit::CallKit;
 use callscope::media::{FrameSlot, FrameSlots, MediaConfig, Resolution};
 use callscope::model::{CallStatus, MediaType, MonoTime};
-use callscope::signaling::usersig::DEFAULT_APP_ID;
+use callscope::signaling::usersig::Keyring;
 use callscope::signaling::{Server, ServerConfig};
 use callscope::timeline::{Clock, TimelineEntry};
 use tokio::sync::mpsc;
@@ -135,13 +135,13 @@ pub fn call(args: &CallBenchArgs) -> anyhow::Result<()> {
         .thread_name("bench-io")
         .enable_all()
         .build()?;
-    let server = runtime.block_on(Server::start(ServerConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        secret: SECRET.to_vec(),
-        app_id: DEFAULT_APP_ID,
-        demo_contacts: Vec::new(),
-        kit: None,
-    }))?;
+    let mut config = ServerConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Keyring::single(SECRET),
+    );
+    // The aiortc reference looks its callee up in the contact list.
+    config.list_online_users = true;
+    let server = runtime.block_on(Server::start(config))?;
     let url = server.url();
     if !args.json {
         println!(

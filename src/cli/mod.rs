@@ -13,6 +13,7 @@ pub mod timeline;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
+use callscope::signaling::usersig::Keyring;
 
 /// The UserSig to log in to a standalone server with: given, or signed here with its secret.
 pub fn user_sig(
@@ -20,22 +21,20 @@ pub fn user_sig(
     given: Option<&str>,
     secret_file: Option<&Path>,
 ) -> anyhow::Result<String> {
+    callscope::model::ids::check_user_id(user_id)
+        .map_err(|reason| anyhow::anyhow!("--user: {reason}"))?;
     if let Some(sig) = given {
         return Ok(sig.to_owned());
     }
     let Some(path) = secret_file else {
         bail!("--server needs --user-sig or --secret-file to log in");
     };
-    let secret = read_secret(path)?;
-    Ok(callscope::engine::sign_user_sig(&secret, user_id))
+    let keys = read_keys(path)?;
+    Ok(callscope::engine::sign_user_sig_with(&keys, user_id))
 }
 
-/// Reads a secret file (surrounding whitespace ignored); it must not be empty.
-pub fn read_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+/// Reads a secret file: one key per line, `SECRET` or `KEY_ID SECRET`; the first signs.
+pub fn read_keys(path: &Path) -> anyhow::Result<Keyring> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let secret = text.trim_ascii().to_vec();
-    if secret.is_empty() {
-        bail!("the secret file {} is empty", path.display());
-    }
-    Ok(secret)
+    Keyring::parse(&text).map_err(|reason| anyhow::anyhow!("{}: {reason}", path.display()))
 }

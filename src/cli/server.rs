@@ -1,14 +1,18 @@
-//! `callscope server` and `callscope usersig`: the standalone signaling server and its tokens.
+//! `callscope server` and `callscope usersig`: the standalone signaling server, its tokens, and
+//! their revocation.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use callscope::engine::{demo_contacts, spawn_demo_peers};
 use callscope::kit::CallKit;
 use callscope::media::Resolution;
-use callscope::signaling::usersig::{self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, UserSigClaims};
-use callscope::signaling::{Server, ServerConfig};
+use callscope::signaling::usersig::{
+    self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, Revocations, SigPolicy, UserSigClaims,
+};
+use callscope::signaling::{Server, ServerConfig, TransportLimits};
 use callscope::timeline::Timeline;
 
 /// Options of `callscope server`.
@@ -17,12 +21,29 @@ pub struct ServerArgs {
     /// Where to listen.
     #[arg(long, default_value = "127.0.0.1:7878", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// The file holding the secret UserSigs are signed with.
+    /// The file holding the secret UserSigs are signed with: one key per line, `SECRET` or
+    /// `KEY_ID SECRET`; the first signs, all are accepted (rotate by adding a line on top).
     #[arg(long, value_name = "FILE")]
     pub secret_file: PathBuf,
-    /// Also host the demo peers (echo, decline, busy, noanswer, group-a, group-b).
+    /// Also host the demo peers (echo, decline, busy, noanswer, hangup, ringback, group-a,
+    /// group-b).
     #[arg(long)]
     pub demo_peers: bool,
+    /// Show who else is online in contact lists (off: only the demo peers are listed).
+    #[arg(long)]
+    pub list_online_users: bool,
+    /// A revocation list (`callscope usersig --revoke` writes it); read again when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
+    /// Connections at once, in all (default: the file-descriptor limit less a reserve).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections at once from one address.
+    #[arg(long, default_value_t = TransportLimits::default().max_connections_per_ip, value_name = "N")]
+    pub max_connections_per_ip: usize,
+    /// Connections from one address still in their WebSocket handshake.
+    #[arg(long, default_value_t = TransportLimits::default().max_handshakes_per_ip, value_name = "N")]
+    pub max_handshakes_per_ip: usize,
 }
 
 /// Options of `callscope usersig`.
@@ -31,30 +52,63 @@ pub struct UserSigArgs {
     /// Who the UserSig is for.
     #[arg(long = "user", value_name = "USER")]
     pub user_id: String,
-    /// The file holding the server's secret.
-    #[arg(long, value_name = "FILE")]
-    pub secret_file: PathBuf,
-    /// How long it lasts, in seconds.
+    /// The file holding the server's secret (its first key signs).
+    #[arg(long, value_name = "FILE", required_unless_present = "revoke")]
+    pub secret_file: Option<PathBuf>,
+    /// How long it lasts, in seconds (at most 180 days).
     #[arg(long, default_value_t = DEFAULT_EXPIRE_SECS, value_name = "N")]
     pub expire_secs: u64,
+    /// Instead of signing, revoke every UserSig of the user issued until now: appends to
+    /// `--revocations`, and a server reading that list closes the user's sessions.
+    #[arg(long, requires = "revocations")]
+    pub revoke: bool,
+    /// The revocation list to append to.
+    #[arg(long, value_name = "FILE")]
+    pub revocations: Option<PathBuf>,
 }
 
-/// Prints a UserSig.
+/// Prints a UserSig, or revokes a user's.
 pub fn usersig(args: &UserSigArgs) -> anyhow::Result<()> {
-    let secret = super::read_secret(&args.secret_file)?;
+    callscope::model::ids::check_user_id(&args.user_id)
+        .map_err(|reason| anyhow::anyhow!("--user: {reason}"))?;
+    if args.revoke {
+        let path = args
+            .revocations
+            .as_ref()
+            .context("--revoke needs --revocations")?;
+        // Issued before the next second: tokens signed this very second are revoked too.
+        let before = usersig::unix_now_secs() + 1;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        file.write_all(Revocations::line(&args.user_id, before).as_bytes())?;
+        eprintln!(
+            "callscope: UserSigs of {} issued before {before} are revoked in {}",
+            args.user_id,
+            path.display()
+        );
+        return Ok(());
+    }
+    let Some(secret_file) = &args.secret_file else {
+        bail!("--secret-file is needed to sign");
+    };
+    let keys = super::read_keys(secret_file)?;
     let claims = UserSigClaims {
         user_id: args.user_id.clone(),
         app_id: DEFAULT_APP_ID,
         issued_at: usersig::unix_now_secs(),
         expire_secs: args.expire_secs,
     };
-    println!("{}", usersig::sign(&secret, &claims));
+    usersig::check_claims(&claims, SigPolicy::default()).map_err(anyhow::Error::msg)?;
+    println!("{}", keys.sign(&claims));
     Ok(())
 }
 
 /// Runs the server until Ctrl-C; refused requests go to the server's own timeline.
 pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
-    let secret = super::read_secret(&args.secret_file)?;
+    let keys = super::read_keys(&args.secret_file)?;
     let kit = CallKit::builder().user("server").timeline(timeline).build();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,22 +116,22 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
         .build()
         .context("starting the server runtime")?;
     runtime.block_on(async {
-        let server = Server::start(ServerConfig {
-            listen: args.listen,
-            secret: secret.clone(),
-            app_id: DEFAULT_APP_ID,
-            demo_contacts: if args.demo_peers {
-                demo_contacts()
-            } else {
-                Vec::new()
-            },
-            kit: Some(kit),
-        })
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
+        let mut config = ServerConfig::new(args.listen, keys.clone());
+        if args.demo_peers {
+            config.demo_contacts = demo_contacts();
+        }
+        config.list_online_users = args.list_online_users;
+        config.revocations.clone_from(&args.revocations);
+        config.transport.max_connections = args.max_connections.unwrap_or(0);
+        config.transport.max_connections_per_ip = args.max_connections_per_ip;
+        config.transport.max_handshakes_per_ip = args.max_handshakes_per_ip;
+        config.kit = Some(kit);
+        let server = Server::start(config)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
         // Held until shutdown: dropping a peer's sender stops it.
         let _peers = if args.demo_peers {
-            spawn_demo_peers(&server.url(), &secret, Resolution::default())
+            spawn_demo_peers(&server.url(), &keys, Resolution::default())
         } else {
             Vec::new()
         };

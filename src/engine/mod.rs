@@ -28,7 +28,9 @@ use tokio::sync::mpsc;
 
 use crate::kit::CallKit;
 use crate::media::{MediaConfig, Resolution};
-use crate::signaling::usersig::{self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, UserSigClaims};
+use crate::signaling::usersig::{
+    self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, Keyring, UserSigClaims,
+};
 use crate::signaling::{Contact, Server, ServerConfig};
 
 pub use client::{ClientConfig, demo_kit, run_client};
@@ -108,17 +110,19 @@ pub fn demo_contacts() -> Vec<Contact> {
         .collect()
 }
 
-/// Signs a UserSig for `user_id` that lasts the default time.
+/// Signs a UserSig for `user_id` that lasts the default time, with `secret` (the default key).
 pub fn sign_user_sig(secret: &[u8], user_id: &str) -> String {
-    usersig::sign(
-        secret,
-        &UserSigClaims {
-            user_id: user_id.to_owned(),
-            app_id: DEFAULT_APP_ID,
-            issued_at: usersig::unix_now_secs(),
-            expire_secs: DEFAULT_EXPIRE_SECS,
-        },
-    )
+    sign_user_sig_with(&Keyring::single(secret), user_id)
+}
+
+/// Signs a UserSig for `user_id` that lasts the default time, with the keyring's signing key.
+pub fn sign_user_sig_with(keys: &Keyring, user_id: &str) -> String {
+    keys.sign(&UserSigClaims {
+        user_id: user_id.to_owned(),
+        app_id: DEFAULT_APP_ID,
+        issued_at: usersig::unix_now_secs(),
+        expire_secs: DEFAULT_EXPIRE_SECS,
+    })
 }
 
 /// What the demo peers send: the test pattern tinted after their name and a tone; what they
@@ -135,7 +139,7 @@ fn demo_media(resolution: Resolution) -> MediaConfig {
 /// runs until its command sender is dropped (or the runtime stops).
 pub fn spawn_demo_peers(
     url: &str,
-    secret: &[u8],
+    keys: &Keyring,
     resolution: Resolution,
 ) -> Vec<mpsc::Sender<EngineCommand>> {
     let clock = crate::timeline::Clock::start();
@@ -146,7 +150,7 @@ pub fn spawn_demo_peers(
             let config = ClientConfig {
                 server_url: url.to_owned(),
                 user_id: peer.user_id.to_owned(),
-                user_sig: sign_user_sig(secret, peer.user_id),
+                user_sig: sign_user_sig_with(keys, peer.user_id),
                 media: Some(demo_media(resolution)),
             };
             let kit = demo_kit(peer.user_id, clock);
@@ -291,7 +295,7 @@ async fn start_session(
                 let resolution = media
                     .as_ref()
                     .map_or(Resolution::default(), |media| media.resolution);
-                let peers = spawn_demo_peers(&server.url(), &secret, resolution);
+                let peers = spawn_demo_peers(&server.url(), &Keyring::single(&secret), resolution);
                 // The first call to a demo peer must find it online.
                 server.wait_online(DEMO_PEERS.len(), DEMO_LOGIN_WAIT).await;
                 let user_sig = sign_user_sig(&secret, &config.user_id);
@@ -316,14 +320,14 @@ async fn start_session(
 async fn start_embedded() -> Result<(Server, Vec<u8>), EngineError> {
     let secret =
         usersig::random_secret().map_err(|error| EngineError::Random(error.to_string()))?;
-    let server = Server::start(ServerConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        secret: secret.clone(),
-        app_id: DEFAULT_APP_ID,
-        demo_contacts: demo_contacts(),
-        // The client records the errors it is answered with; the server need not repeat them.
-        kit: None,
-    })
-    .await?;
+    let mut config = ServerConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Keyring::single(&secret),
+    );
+    config.demo_contacts = demo_contacts();
+    // Only this machine can reach it: its contact list may show who is online. The client
+    // records the errors it is answered with; the server need not repeat them (no kit).
+    config.list_online_users = true;
+    let server = Server::start(config).await?;
     Ok((server, secret))
 }

@@ -87,16 +87,19 @@ impl Mesh {
     }
 
     /// Brings the connections in line with the call: new members get one (when we offer to
-    /// them, once we have joined), members who left lose theirs, and changes of membership are
-    /// told.
+    /// them, once we have joined; the caller offers to a ringing callee at once, anyone else
+    /// once the other has joined, as the server relays nothing else), members who left lose
+    /// theirs, and changes of membership are told.
     pub fn sync(&mut self, view: &CallView) -> Vec<MeshStep> {
         let mut steps = Vec::new();
         if view.local_joined && !self.joined {
             steps.push(MeshStep::Join);
         }
         self.joined = view.local_joined;
+        let caller = self.me == view.caller;
         for (user_id, remote_joined) in &view.members {
             if self.joined
+                && (caller || *remote_joined)
                 && !self.links.contains_key(user_id)
                 && offers_to(&self.me, user_id, &view.caller)
             {
@@ -210,6 +213,23 @@ mod tests {
                 user_id: "bob".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_callee_offers_to_another_callee_only_once_it_joined() {
+        let mut mesh = Mesh::new("bob");
+        // Bob is in alice's call; carol is invited in and rings.
+        let ringing = mesh.sync(&view("alice", true, &[("alice", true), ("carol", false)]));
+        assert!(
+            !ringing
+                .iter()
+                .any(|step| matches!(step, MeshStep::Open { .. }))
+        );
+        let joined = mesh.sync(&view("alice", true, &[("alice", true), ("carol", true)]));
+        assert!(joined.iter().any(|step| matches!(
+            step,
+            MeshStep::Open { user_id, side: Side::Offerer, .. } if user_id == "carol"
+        )));
     }
 
     #[test]

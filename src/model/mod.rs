@@ -3,6 +3,7 @@
 //! callscope's own, so every other module may use it.
 
 mod error;
+pub mod ids;
 mod source;
 mod status;
 mod types;

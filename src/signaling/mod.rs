@@ -9,4 +9,4 @@ pub use protocol::{
     ClientMessage, Contact, DecodeError, MAX_FRAME_BYTES, PROTOCOL_VERSION, ServerMessage,
     decode_client, decode_server, encode,
 };
-pub use server::{Server, ServerConfig, ServerStats};
+pub use server::{Server, ServerConfig, ServerStats, TransportLimits};

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::call::{Action, CallSignal, Signal};
+use crate::model::ids::quote_untrusted;
 use crate::model::{CallError, ErrorCode};
 
 /// The protocol version this build speaks.
@@ -198,8 +199,8 @@ pub fn decode_client(frame: &str) -> Result<ClientMessage, DecodeError> {
     if frame.len() > MAX_FRAME_BYTES {
         return Err(DecodeError::TooLarge(frame.len()));
     }
-    let value: serde_json::Value =
-        serde_json::from_str(frame).map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(frame)
+        .map_err(|error| DecodeError::Malformed(quote_untrusted(&error.to_string(), 160)))?;
     if !value.is_object() {
         return Err(DecodeError::Malformed("not a JSON object".into()));
     }
@@ -208,11 +209,12 @@ pub fn decode_client(frame: &str) -> Result<ClientMessage, DecodeError> {
     };
     let kind = kind.clone();
     if !SESSION_TYPES.contains(&kind.as_str()) && !Action::TYPES.contains(&kind.as_str()) {
-        return Err(DecodeError::UnknownType(kind));
+        // Never the sender's input in full.
+        return Err(DecodeError::UnknownType(quote_untrusted(&kind, 32)));
     }
     let invalid = |error: serde_json::Error| DecodeError::Invalid {
         kind: kind.clone(),
-        reason: error.to_string(),
+        reason: quote_untrusted(&error.to_string(), 160),
     };
     // Straight to the action, so a bad field is named (not "no variant matched").
     if Action::TYPES.contains(&kind.as_str()) {

@@ -1,54 +1,130 @@
 //! The signaling server: WebSocket over TCP, one task per connection, one hub task that owns the
 //! [`Switchboard`]. Standalone (`callscope server`) or embedded in the app on 127.0.0.1.
+//!
+//! The transport holds every client to its share: connections are capped in all and per
+//! address (and those still in their handshake more tightly), a handshake must finish in
+//! seconds, a connection that sends nothing (not even the answer to a ping) is closed, a send
+//! that does not finish in time closes its socket, and each outbox is bounded in bytes. A
+//! relayed message that does not fit is dropped and its sender told; the recipient is not
+//! punished for another's traffic.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 
 use crate::event::Event;
 use crate::kit::CallKit;
-use crate::model::{CallError, Source};
+use crate::model::{CallError, ErrorCode, Source};
 
-use super::protocol::{Contact, MAX_FRAME_BYTES, encode};
-use super::switchboard::{Output, SessionId, Switchboard, SwitchboardConfig};
-use super::usersig::unix_now_secs;
+use super::protocol::{Contact, MAX_FRAME_BYTES, ServerMessage, encode};
+use super::switchboard::{Limits, Output, SessionId, Switchboard, SwitchboardConfig};
+use super::usersig::{Keyring, Revocations, SigPolicy, unix_now_millis};
 
 /// Frames up to this size are read (and refused if above [`MAX_FRAME_BYTES`]); larger ones
-/// close the connection, so a client cannot make the server buffer without limit.
-const HARD_FRAME_LIMIT: usize = 1024 * 1024;
-/// Messages waiting for one slow client before the server gives up on it.
-const OUTBOX_CAPACITY: usize = 256;
-/// Events waiting for the hub.
+/// close the connection, so a client cannot make the server buffer much for it.
+const HARD_FRAME_LIMIT: usize = 128 * 1024;
+/// Messages waiting for one client; it is also bounded in bytes ([`TransportLimits`]).
+const OUTBOX_CAPACITY: usize = 1024;
+/// Events waiting for the hub; connection tasks wait for room (their clients slow down).
 const HUB_CAPACITY: usize = 16_384;
+/// File descriptors kept free for everything but connections (the database, the log).
+const RESERVED_FDS: usize = 128;
+
+/// What the transport allows each client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportLimits {
+    /// Connections at once, in all (0: the file-descriptor limit less a reserve).
+    pub max_connections: usize,
+    /// Connections at once from one address.
+    pub max_connections_per_ip: usize,
+    /// Connections from one address still in their WebSocket handshake.
+    pub max_handshakes_per_ip: usize,
+    /// The WebSocket handshake must finish this soon after the TCP connection.
+    pub handshake_timeout: Duration,
+    /// A send to a client must finish this soon, or its socket is closed.
+    pub write_timeout: Duration,
+    /// Bytes waiting for one client at most.
+    pub outbox_bytes: usize,
+    /// How often the server pings a quiet client.
+    pub ping_interval: Duration,
+    /// A client that sends nothing (no message, no pong) this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 0,
+            max_connections_per_ip: 1024,
+            max_handshakes_per_ip: 32,
+            handshake_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
+            outbox_bytes: 1024 * 1024,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
 
 /// How a server is set up.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Where to listen (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
-    /// The secret UserSigs are signed with.
-    pub secret: Vec<u8>,
+    /// The keys UserSigs are signed with.
+    pub keys: Keyring,
     /// The app id UserSigs must name.
     pub app_id: u64,
     /// Built-in peers to list in contact lists.
     pub demo_contacts: Vec<Contact>,
+    /// Whether contact lists show who else is online.
+    pub list_online_users: bool,
+    /// Caps, rates and deadlines of the switchboard.
+    pub limits: Limits,
+    /// Lifetime and clock-skew bounds of UserSigs.
+    pub policy: SigPolicy,
+    /// What the transport allows each client.
+    pub transport: TransportLimits,
+    /// A revocation list (`USER UNIX_SECS` lines), read again whenever it changes.
+    pub revocations: Option<PathBuf>,
     /// Where refused requests are recorded, if anywhere.
     pub kit: Option<CallKit>,
+}
+
+impl ServerConfig {
+    /// A server on `listen` whose UserSigs are signed with `keys`, with the default limits.
+    pub fn new(listen: SocketAddr, keys: Keyring) -> Self {
+        Self {
+            listen,
+            keys,
+            app_id: super::usersig::DEFAULT_APP_ID,
+            demo_contacts: Vec::new(),
+            list_online_users: false,
+            limits: Limits::default(),
+            policy: SigPolicy::default(),
+            transport: TransportLimits::default(),
+            revocations: None,
+            kit: None,
+        }
+    }
 }
 
 /// Live counters of a running server.
 #[derive(Debug, Default)]
 pub struct ServerStats {
-    /// Open connections.
+    /// Open connections (handshaking ones too).
+    pub connections: AtomicUsize,
+    /// Sessions the switchboard knows (handshake done).
     pub sessions: AtomicUsize,
     /// Logged-in users.
     pub online: AtomicUsize,
@@ -56,6 +132,12 @@ pub struct ServerStats {
     pub calls: AtomicUsize,
     /// Frames received so far.
     pub frames: AtomicU64,
+    /// Connections turned away at once (over a cap).
+    pub turned_away: AtomicU64,
+    /// Connections closed by the transport (handshake or write timeout, idle, a broken frame).
+    pub dropped: AtomicU64,
+    /// Relayed messages dropped because their recipient was not keeping up.
+    pub relays_dropped: AtomicU64,
 }
 
 /// A running server.
@@ -70,29 +152,42 @@ pub struct Server {
 }
 
 enum HubEvent {
-    Open {
-        session: SessionId,
-        outbox: mpsc::Sender<Outgoing>,
-    },
-    Frame {
-        session: SessionId,
-        text: Utf8Bytes,
-    },
-    Oversized {
-        session: SessionId,
-        bytes: usize,
-    },
-    Binary {
-        session: SessionId,
-    },
-    Closed {
-        session: SessionId,
-    },
+    Open { session: SessionId, outbox: Outbox },
+    Frame { session: SessionId, text: Utf8Bytes },
+    Oversized { session: SessionId, bytes: usize },
+    Binary { session: SessionId, bytes: usize },
+    Closed { session: SessionId },
 }
 
 enum Outgoing {
     Text(Utf8Bytes),
     Close,
+}
+
+/// One client's queue: bounded in messages and in bytes.
+#[derive(Clone)]
+struct Outbox {
+    sender: mpsc::Sender<Outgoing>,
+    queued_bytes: Arc<AtomicUsize>,
+    limit_bytes: usize,
+}
+
+impl Outbox {
+    /// Queues `text`; false if it does not fit.
+    fn try_send(&self, text: Utf8Bytes) -> bool {
+        let bytes = text.len();
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        if queued + bytes > self.limit_bytes || self.sender.try_send(Outgoing::Text(text)).is_err()
+        {
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    fn close(&self) {
+        let _ = self.sender.try_send(Outgoing::Close);
+    }
 }
 
 fn websocket_config() -> WebSocketConfig {
@@ -102,6 +197,59 @@ fn websocket_config() -> WebSocketConfig {
         .write_buffer_size(0)
         .max_message_size(Some(HARD_FRAME_LIMIT))
         .max_frame_size(Some(HARD_FRAME_LIMIT))
+}
+
+/// Connections at once by address, and in all.
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    by_ip: HashMap<IpAddr, (usize, usize)>,
+}
+
+/// Holds one connection's place in the counts; giving it back when dropped.
+struct Place {
+    counts: Arc<Mutex<Counts>>,
+    ip: IpAddr,
+    handshaking: bool,
+    stats: Arc<ServerStats>,
+}
+
+impl Place {
+    fn handshake_done(&mut self) {
+        if std::mem::replace(&mut self.handshaking, false) {
+            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(entry) = counts.by_ip.get_mut(&self.ip) {
+                entry.1 -= 1;
+            }
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.handshake_done();
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.total -= 1;
+        if let Some(entry) = counts.by_ip.get_mut(&self.ip) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
+                counts.by_ip.remove(&self.ip);
+            }
+        }
+        self.stats
+            .connections
+            .store(counts.total, Ordering::Relaxed);
+    }
+}
+
+/// The connection cap when none is set: the file-descriptor limit, raised as far as allowed,
+/// less a reserve.
+fn default_max_connections() -> usize {
+    let soft = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    usize::try_from(soft)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(RESERVED_FDS)
+        .max(16)
 }
 
 impl Server {
@@ -125,22 +273,36 @@ impl Server {
         let (hub_tx, hub_rx) = mpsc::channel(HUB_CAPACITY);
         let stats = Arc::new(ServerStats::default());
         let (online_tx, online) = watch::channel(0);
+        let mut transport = config.transport;
+        if transport.max_connections == 0 {
+            transport.max_connections = default_max_connections();
+        }
         let board = Switchboard::new(SwitchboardConfig {
-            secret: config.secret,
+            keys: config.keys,
             app_id: config.app_id,
             demo_contacts: config.demo_contacts,
+            list_online_users: config.list_online_users,
+            limits: config.limits,
+            policy: config.policy,
         });
         let hub = tokio::spawn(run_hub(
             hub_rx,
             board,
-            config.kit,
-            shutdown_rx.clone(),
             Hub {
+                kit: config.kit,
                 stats: Arc::clone(&stats),
                 online: online_tx,
+                revocations: config.revocations,
             },
+            shutdown_rx.clone(),
         ));
-        let accept = tokio::spawn(accept_loop(listener, hub_tx, shutdown_rx));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            hub_tx,
+            shutdown_rx,
+            transport,
+            Arc::clone(&stats),
+        ));
         Ok(Self {
             addr,
             shutdown,
@@ -187,16 +349,31 @@ async fn accept_loop(
     listener: tokio::net::TcpListener,
     hub: mpsc::Sender<HubEvent>,
     mut shutdown: watch::Receiver<bool>,
+    transport: TransportLimits,
+    stats: Arc<ServerStats>,
 ) {
     let next_session = AtomicU64::new(1);
+    let counts = Arc::new(Mutex::new(Counts::default()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
+                Ok((stream, peer)) => {
+                    let Some(place) = take_place(&counts, peer.ip(), &transport, &stats) else {
+                        // Over a cap: closed at once, before it costs more than its socket.
+                        stats.turned_away.fetch_add(1, Ordering::Relaxed);
+                        drop(stream);
+                        continue;
+                    };
                     // Small messages, sent at once.
                     let _ = stream.set_nodelay(true);
                     let session = next_session.fetch_add(1, Ordering::Relaxed);
-                    tokio::spawn(connection(stream, session, hub.clone(), shutdown.clone()));
+                    let connection = Connection {
+                        session,
+                        hub: hub.clone(),
+                        transport,
+                        stats: Arc::clone(&stats),
+                    };
+                    tokio::spawn(connection.run(stream, place, shutdown.clone()));
                 }
                 // Out of file descriptors or similar: wait a moment and go on accepting.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -206,114 +383,258 @@ async fn accept_loop(
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    session: SessionId,
-    hub: mpsc::Sender<HubEvent>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let Ok(websocket) =
-        tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config())).await
-    else {
-        return;
-    };
-    let (mut sink, mut source) = websocket.split();
-    let (outbox, mut outgoing) = mpsc::channel(OUTBOX_CAPACITY);
-    if hub.send(HubEvent::Open { session, outbox }).await.is_err() {
-        return;
-    }
-    loop {
-        tokio::select! {
-            frame = source.next() => {
-                let event = match frame {
-                    Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
-                        HubEvent::Oversized { session, bytes: text.len() }
-                    }
-                    Some(Ok(Message::Text(text))) => HubEvent::Frame { session, text },
-                    Some(Ok(Message::Binary(_))) => HubEvent::Binary { session },
-                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                };
-                if hub.send(event).await.is_err() {
-                    break;
-                }
-            }
-            message = outgoing.recv() => match message {
-                Some(Outgoing::Text(text)) => {
-                    if sink.send(Message::Text(text)).await.is_err() {
-                        break;
-                    }
-                }
-                Some(Outgoing::Close) | None => {
-                    let _ = sink.send(Message::Close(None)).await;
-                    break;
-                }
-            },
-            // A server going down ends no calls: its clients find out on their own, as after a crash.
-            _ = shutdown.changed() => return,
+fn take_place(
+    counts: &Arc<Mutex<Counts>>,
+    ip: IpAddr,
+    transport: &TransportLimits,
+    stats: &Arc<ServerStats>,
+) -> Option<Place> {
+    let mut guard = counts.lock().unwrap_or_else(PoisonError::into_inner);
+    let total = guard.total;
+    let entry = guard.by_ip.entry(ip).or_default();
+    if total >= transport.max_connections
+        || entry.0 >= transport.max_connections_per_ip
+        || entry.1 >= transport.max_handshakes_per_ip
+    {
+        if entry.0 == 0 {
+            guard.by_ip.remove(&ip);
         }
+        return None;
     }
-    let _ = hub.send(HubEvent::Closed { session }).await;
+    entry.0 += 1;
+    entry.1 += 1;
+    guard.total += 1;
+    stats.connections.store(guard.total, Ordering::Relaxed);
+    Some(Place {
+        counts: Arc::clone(counts),
+        ip,
+        handshaking: true,
+        stats: Arc::clone(stats),
+    })
 }
 
-/// Where the hub reports its counts.
+/// One client's connection task.
+struct Connection {
+    session: SessionId,
+    hub: mpsc::Sender<HubEvent>,
+    transport: TransportLimits,
+    stats: Arc<ServerStats>,
+}
+
+/// Why a connection task ended.
+enum Ended {
+    /// The client went, or the hub closed it.
+    Normally,
+    /// The transport gave up on it.
+    Dropped,
+    /// The server is shutting down: no call ends for it.
+    Shutdown,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, mut place: Place, shutdown: watch::Receiver<bool>) {
+        let handshake = tokio::time::timeout(
+            self.transport.handshake_timeout,
+            tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config())),
+        )
+        .await;
+        let Ok(Ok(websocket)) = handshake else {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        place.handshake_done();
+        let (outbox_tx, outgoing) = mpsc::channel(OUTBOX_CAPACITY);
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let outbox = Outbox {
+            sender: outbox_tx,
+            queued_bytes: Arc::clone(&queued_bytes),
+            limit_bytes: self.transport.outbox_bytes,
+        };
+        let opened = HubEvent::Open {
+            session: self.session,
+            outbox,
+        };
+        if self.hub.send(opened).await.is_err() {
+            return;
+        }
+        let ended = self
+            .serve(websocket, outgoing, &queued_bytes, shutdown)
+            .await;
+        match ended {
+            Ended::Shutdown => {}
+            Ended::Dropped => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                let _ = self
+                    .hub
+                    .send(HubEvent::Closed {
+                        session: self.session,
+                    })
+                    .await;
+            }
+            Ended::Normally => {
+                let _ = self
+                    .hub
+                    .send(HubEvent::Closed {
+                        session: self.session,
+                    })
+                    .await;
+            }
+        }
+        drop(place);
+    }
+
+    async fn serve(
+        &self,
+        websocket: tokio_tungstenite::WebSocketStream<TcpStream>,
+        mut outgoing: mpsc::Receiver<Outgoing>,
+        queued_bytes: &AtomicUsize,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Ended {
+        let (mut sink, mut source) = websocket.split();
+        let write_timeout = self.transport.write_timeout;
+        let mut ping = tokio::time::interval(self.transport.ping_interval);
+        ping.tick().await;
+        let mut last_heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                frame = source.next() => {
+                    last_heard = tokio::time::Instant::now();
+                    let session = self.session;
+                    let event = match frame {
+                        Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
+                            HubEvent::Oversized { session, bytes: text.len() }
+                        }
+                        Some(Ok(Message::Text(text))) => HubEvent::Frame { session, text },
+                        Some(Ok(Message::Binary(data))) => HubEvent::Binary { session, bytes: data.len() },
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                        Some(Ok(Message::Close(_))) | None => return Ended::Normally,
+                        Some(Err(error)) => {
+                            // A frame the protocol cannot read (too large, malformed): say so,
+                            // then close, as the connection can no longer be read.
+                            let error = CallError::new(
+                                ErrorCode::InvalidParameter,
+                                format!("the connection is closed: {error}"),
+                            );
+                            let text = encode(&ServerMessage::error(&error, None));
+                            let _ = tokio::time::timeout(write_timeout, sink.send(Message::Text(text.into()))).await;
+                            return Ended::Dropped;
+                        }
+                    };
+                    if self.hub.send(event).await.is_err() {
+                        return Ended::Normally;
+                    }
+                }
+                message = outgoing.recv() => match message {
+                    Some(Outgoing::Text(text)) => {
+                        let bytes = text.len();
+                        let sent = tokio::time::timeout(write_timeout, sink.send(Message::Text(text))).await;
+                        queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                        if !matches!(sent, Ok(Ok(()))) {
+                            return Ended::Dropped;
+                        }
+                    }
+                    Some(Outgoing::Close) | None => {
+                        let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(None))).await;
+                        return Ended::Normally;
+                    }
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() >= self.transport.idle_timeout {
+                        return Ended::Dropped;
+                    }
+                    let sent = tokio::time::timeout(write_timeout, sink.send(Message::Ping(Bytes::new()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return Ended::Dropped;
+                    }
+                }
+                // A server going down ends no calls: its clients find out on their own, as after a crash.
+                _ = shutdown.changed() => return Ended::Shutdown,
+            }
+        }
+    }
+}
+
+/// What the hub holds besides the switchboard.
 struct Hub {
+    kit: Option<CallKit>,
     stats: Arc<ServerStats>,
     online: watch::Sender<usize>,
+    revocations: Option<PathBuf>,
 }
 
 async fn run_hub(
     mut events: mpsc::Receiver<HubEvent>,
     mut board: Switchboard,
-    kit: Option<CallKit>,
+    mut hub: Hub,
     mut shutdown: watch::Receiver<bool>,
-    hub: Hub,
 ) {
-    let stats = hub.stats;
-    let mut outboxes: HashMap<SessionId, mpsc::Sender<Outgoing>> = HashMap::new();
+    let mut outboxes: HashMap<SessionId, Outbox> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut revocations_seen: Option<SystemTime> = None;
     loop {
         tokio::select! {
             // Shutdown first: once it is on, no closing connection may end calls for others.
             biased;
             _ = shutdown.changed() => return,
             event = events.recv() => match event {
-                Some(event) => apply(&mut board, &mut outboxes, event, &stats),
+                Some(event) => apply(&mut board, &mut outboxes, event, &hub.stats),
                 None => return,
             },
-            _ = tick.tick() => board.handle_tick(unix_now_secs()),
+            _ = tick.tick() => {
+                let now = unix_now_millis();
+                if let Some(revocations) = reread(hub.revocations.as_ref(), &mut revocations_seen) {
+                    board.handle_revocations(now, revocations);
+                }
+                board.handle_tick(now);
+            }
         }
-        deliver(&mut board, &mut outboxes, kit.as_ref());
+        deliver(&mut board, &mut outboxes, &mut hub);
+        let stats = &hub.stats;
         stats
             .sessions
             .store(board.session_count(), Ordering::Relaxed);
         stats.online.store(board.online_count(), Ordering::Relaxed);
+        stats.calls.store(board.call_count(), Ordering::Relaxed);
         hub.online.send_if_modified(|online| {
             let changed = *online != board.online_count();
             *online = board.online_count();
             changed
         });
-        stats.calls.store(board.call_count(), Ordering::Relaxed);
     }
+}
+
+/// The revocation list, when it changed since `seen`.
+fn reread(path: Option<&PathBuf>, seen: &mut Option<SystemTime>) -> Option<Revocations> {
+    let path = path?;
+    let modified = std::fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()?;
+    if *seen == Some(modified) {
+        return None;
+    }
+    *seen = Some(modified);
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(Revocations::parse(&text))
 }
 
 fn apply(
     board: &mut Switchboard,
-    outboxes: &mut HashMap<SessionId, mpsc::Sender<Outgoing>>,
+    outboxes: &mut HashMap<SessionId, Outbox>,
     event: HubEvent,
     stats: &ServerStats,
 ) {
+    let now = unix_now_millis();
     match event {
         HubEvent::Open { session, outbox } => {
             outboxes.insert(session, outbox);
-            board.open(session);
+            board.open(session, now);
         }
         HubEvent::Frame { session, text } => {
             stats.frames.fetch_add(1, Ordering::Relaxed);
-            board.handle_frame(session, unix_now_secs(), text.as_str());
+            board.handle_frame(session, now, text.as_str());
         }
-        HubEvent::Oversized { session, bytes } => board.handle_oversized(session, bytes),
-        HubEvent::Binary { session } => board.handle_binary(session),
+        HubEvent::Oversized { session, bytes } => board.handle_oversized(session, now, bytes),
+        HubEvent::Binary { session, bytes } => board.handle_binary(session, now, bytes),
         HubEvent::Closed { session } => {
             outboxes.remove(&session);
             board.close(session);
@@ -321,39 +642,62 @@ fn apply(
     }
 }
 
-fn deliver(
-    board: &mut Switchboard,
-    outboxes: &mut HashMap<SessionId, mpsc::Sender<Outgoing>>,
-    kit: Option<&CallKit>,
-) {
+fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, Outbox>, hub: &mut Hub) {
     while let Some(output) = board.poll_output() {
         match output {
-            Output::Send { session, message } => {
+            Output::Send {
+                session,
+                message,
+                relayed_from,
+            } => {
                 let Some(outbox) = outboxes.get(&session) else {
                     continue;
                 };
-                if outbox
-                    .try_send(Outgoing::Text(encode(&message).into()))
-                    .is_err()
-                {
-                    // A client this far behind (or gone) is dropped rather than buffered forever.
-                    let _ = outbox.try_send(Outgoing::Close);
-                    outboxes.remove(&session);
-                    board.close(session);
+                if outbox.try_send(encode(&message).into()) {
+                    continue;
+                }
+                match relayed_from {
+                    // Another's traffic that does not fit is dropped, not the recipient.
+                    Some(relayer) => {
+                        hub.stats.relays_dropped.fetch_add(1, Ordering::Relaxed);
+                        board.handle_undelivered(relayer, session, unix_now_millis());
+                    }
+                    // The server's own messages are bounded by the switchboard's caps: a client
+                    // this far behind on them is not reading, and is dropped.
+                    None => {
+                        outbox.close();
+                        outboxes.remove(&session);
+                        board.close(session);
+                    }
                 }
             }
             Output::Close { session } => {
                 if let Some(outbox) = outboxes.remove(&session) {
-                    let _ = outbox.try_send(Outgoing::Close);
+                    outbox.close();
                 }
             }
-            Output::Refused { user, error } => {
-                if let Some(kit) = kit {
-                    let message = format!("server refused a request of {user}: {}", error.message);
-                    let event = Event::Error(CallError::new(error.code, message));
-                    kit.dispatch(kit.clock().now(), None, Source::Remote, event);
-                }
-            }
+            Output::Refused {
+                user,
+                error,
+                unrecorded,
+            } => record_refusal(hub.kit.as_ref(), &user, &error, unrecorded),
         }
     }
+}
+
+fn record_refusal(kit: Option<&CallKit>, user: &str, error: &CallError, unrecorded: u64) {
+    let Some(kit) = kit else {
+        return;
+    };
+    let also = if unrecorded > 0 {
+        format!(" ({unrecorded} more of this connection's refusals were counted, not recorded)")
+    } else {
+        String::new()
+    };
+    let message = format!(
+        "server refused a request of {user}: {}{also}",
+        error.message
+    );
+    let event = Event::Error(CallError::new(error.code, message));
+    kit.dispatch(kit.clock().now(), None, Source::Remote, event);
 }

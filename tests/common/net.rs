@@ -15,7 +15,7 @@ use callscope::event::{CallbackKind, Event};
 use callscope::kit::CallKit;
 use callscope::media::{FrameSlots, MediaConfig};
 use callscope::model::{CallStatus, EndReason, ErrorCode, MediaType};
-use callscope::signaling::usersig::DEFAULT_APP_ID;
+use callscope::signaling::usersig::Keyring;
 use callscope::signaling::{
     ClientMessage, PROTOCOL_VERSION, Server, ServerConfig, ServerMessage, decode_server, encode,
 };
@@ -42,13 +42,11 @@ pub struct Net {
 }
 
 fn server_config(listen: SocketAddr, kit: &CallKit) -> ServerConfig {
-    ServerConfig {
-        listen,
-        secret: SECRET.to_vec(),
-        app_id: DEFAULT_APP_ID,
-        demo_contacts: Vec::new(),
-        kit: Some(kit.clone()),
-    }
+    let mut config = ServerConfig::new(listen, Keyring::single(SECRET));
+    config.kit = Some(kit.clone());
+    // The peers of these tests look each other up in their contact lists.
+    config.list_online_users = true;
+    config
 }
 
 impl Net {

@@ -26,7 +26,7 @@ use callscope::model::MonoTime;
 use callscope::signaling::switchboard::{
     Output as BoardOutput, SessionId, Switchboard, SwitchboardConfig,
 };
-use callscope::signaling::usersig::{self, DEFAULT_APP_ID, UserSigClaims};
+use callscope::signaling::usersig::{self, DEFAULT_APP_ID, Keyring, UserSigClaims};
 use callscope::signaling::{ClientMessage, decode_server, encode};
 use callscope::timeline::{CheckOptions, Clock, Finding, TimelineEntry, check};
 
@@ -141,11 +141,7 @@ impl World {
         Self {
             now: MonoTime::from_millis(1),
             clock: Clock::start(),
-            board: Switchboard::new(SwitchboardConfig {
-                secret: SECRET.to_vec(),
-                app_id: DEFAULT_APP_ID,
-                demo_contacts,
-            }),
+            board: Switchboard::new(board_config(demo_contacts)),
             nodes: BTreeMap::new(),
             sessions: BTreeMap::new(),
             next_session: 1,
@@ -306,11 +302,7 @@ impl World {
     /// The server is back, empty.
     pub fn restart_server(&mut self) {
         self.server_down = false;
-        self.board = Switchboard::new(SwitchboardConfig {
-            secret: SECRET.to_vec(),
-            app_id: DEFAULT_APP_ID,
-            demo_contacts: callscope::engine::demo_contacts(),
-        });
+        self.board = Switchboard::new(board_config(callscope::engine::demo_contacts()));
     }
 
     /// Runs until `done` holds (checked after every event), at most `limit` of virtual time.
@@ -374,7 +366,7 @@ impl World {
         }
         if self.next_tick <= at {
             self.next_tick = at + Duration::from_secs(1);
-            self.board.handle_tick(self.unix_secs());
+            self.board.handle_tick(self.unix_millis());
             self.drain_board();
         }
         let users: Vec<String> = self.nodes.keys().cloned().collect();
@@ -422,8 +414,8 @@ impl World {
         id
     }
 
-    fn unix_secs(&self) -> u64 {
-        UNIX_START + self.elapsed().as_secs()
+    fn unix_millis(&self) -> u64 {
+        UNIX_START * 1000 + self.elapsed().as_millis() as u64
     }
 
     fn happen(&mut self, id: u64, due: Due) {
@@ -431,7 +423,7 @@ impl World {
         match due {
             Due::ToServer { session, frame } => {
                 if self.sessions.contains_key(&session) {
-                    self.board.handle_frame(session, self.unix_secs(), &frame);
+                    self.board.handle_frame(session, self.unix_millis(), &frame);
                     self.drain_board();
                 }
             }
@@ -519,7 +511,7 @@ impl World {
         }
         let session = self.next_session;
         self.next_session += 1;
-        self.board.open(session);
+        self.board.open(session, self.unix_millis());
         self.sessions.insert(session, user.to_owned());
         if let Some(node) = self.nodes.get_mut(user) {
             node.session = Some(session);
@@ -619,7 +611,9 @@ impl World {
     fn drain_board(&mut self) {
         while let Some(output) = self.board.poll_output() {
             match output {
-                BoardOutput::Send { session, message } => {
+                BoardOutput::Send {
+                    session, message, ..
+                } => {
                     self.schedule(
                         HOP,
                         Due::ToClient {
@@ -640,7 +634,7 @@ impl World {
     fn log_in_elsewhere(&mut self, user: &str) {
         let session = self.next_session;
         self.next_session += 1;
-        self.board.open(session);
+        self.board.open(session, self.unix_millis());
         let login = ClientMessage::Login {
             version: callscope::signaling::PROTOCOL_VERSION,
             user_id: user.to_owned(),
@@ -966,6 +960,18 @@ fn media_report(call_id: &str, remote: &str, report: Report) -> MediaReport {
     MediaReport {
         call_id: call_id.to_owned(),
         event: MediaEvent::of_negotiation(remote, report),
+    }
+}
+
+/// The switchboard of the world: the default limits, the demo peers listed, others too.
+fn board_config(demo_contacts: Vec<callscope::signaling::Contact>) -> SwitchboardConfig {
+    SwitchboardConfig {
+        keys: Keyring::single(SECRET),
+        app_id: DEFAULT_APP_ID,
+        demo_contacts,
+        list_online_users: true,
+        limits: callscope::signaling::switchboard::Limits::default(),
+        policy: callscope::signaling::usersig::SigPolicy::default(),
     }
 }
 

@@ -1,13 +1,14 @@
-//! How the switchboard routes call messages, and who may send them.
+//! How the switchboard routes call messages, who may send them, and how much.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::call::{Action, Signal};
+use crate::model::ids::{check_call_id, check_user_id};
 use crate::model::{CallError, ErrorCode, MAX_PARTICIPANTS, MediaType};
 
 use super::super::protocol::{ClientMessage, ServerMessage};
-use super::record::CallRecord;
-use super::{SessionId, Switchboard};
+use super::record::{CallRecord, Member};
+use super::{Output, SessionId, Switchboard};
 
 /// How a callee declined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +16,13 @@ enum Decline {
     Reject,
     Busy,
     Gone,
+}
+
+/// What is relayed between participants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relay {
+    Description,
+    Candidate,
 }
 
 fn invalid(message: impl Into<String>) -> CallError {
@@ -25,10 +33,20 @@ fn refused(message: impl Into<String>) -> CallError {
     CallError::new(ErrorCode::RequestRefused, message)
 }
 
+/// The one answer for a call the asker is not in: whether it exists, has ended or never did
+/// is not told.
+fn not_yours(call_id: &str) -> CallError {
+    CallError::new(
+        ErrorCode::PermissionDenied,
+        format!("call {call_id:?} is not a call of yours"),
+    )
+}
+
 impl Switchboard {
     pub(super) fn handle_call_message(
         &mut self,
         session: SessionId,
+        now_millis: u64,
         user: &str,
         message: ClientMessage,
     ) {
@@ -42,35 +60,49 @@ impl Switchboard {
             }
         };
         let result = match message {
-            ClientMessage::Call(action) => self.handle_action(user, action),
+            ClientMessage::Call(action) => self.handle_action(user, now_millis, action),
             ClientMessage::Sdp {
                 call_id,
                 to,
                 description,
-            } => self.relay(user, &call_id, &to, |from| ServerMessage::Sdp {
-                call_id: call_id.clone(),
-                from,
-                description,
-            }),
+            } => {
+                let message = ServerMessage::Sdp {
+                    call_id: call_id.clone(),
+                    from: user.to_owned(),
+                    description,
+                };
+                self.relay(session, user, &call_id, &to, Relay::Description, message)
+            }
             ClientMessage::Ice {
                 call_id,
                 to,
                 candidate,
-            } => self.relay(user, &call_id, &to, |from| ServerMessage::Ice {
-                call_id: call_id.clone(),
-                from,
-                candidate,
-            }),
+            } => {
+                let message = ServerMessage::Ice {
+                    call_id: call_id.clone(),
+                    from: user.to_owned(),
+                    candidate,
+                };
+                self.relay(session, user, &call_id, &to, Relay::Candidate, message)
+            }
             ClientMessage::Login { .. } | ClientMessage::Contacts | ClientMessage::Ping { .. } => {
                 Ok(())
             }
         };
         if let Err(error) = result {
-            self.refuse(session, &error, call_id.as_deref());
+            // An id that breaks the rule is not echoed back.
+            let echoed = call_id.filter(|call_id| check_call_id(call_id).is_ok());
+            self.refuse(session, now_millis, &error, echoed.as_deref());
         }
     }
 
-    fn handle_action(&mut self, user: &str, action: Action) -> Result<(), CallError> {
+    fn handle_action(
+        &mut self,
+        user: &str,
+        now_millis: u64,
+        action: Action,
+    ) -> Result<(), CallError> {
+        check_call_id(action.call_id()).map_err(invalid)?;
         match action {
             Action::Invite {
                 call_id,
@@ -85,15 +117,18 @@ impl Switchboard {
                     group,
                     timeout_secs,
                     members: BTreeMap::new(),
+                    relayed: std::collections::HashMap::new(),
                 };
-                self.invite(&call_id, record, &callees)
+                self.invite(&call_id, now_millis, record, &callees)
             }
             Action::Cancel { call_id } => self.cancel(user, &call_id),
             Action::Accept { call_id } => self.accept(user, &call_id),
             Action::Reject { call_id } => self.decline(user, &call_id, Decline::Reject),
             Action::LineBusy { call_id } => self.decline(user, &call_id, Decline::Busy),
             Action::Hangup { call_id } => self.hang_up(user, &call_id),
-            Action::InviteMore { call_id, users } => self.invite_more(user, &call_id, &users),
+            Action::InviteMore { call_id, users } => {
+                self.invite_more(user, &call_id, now_millis, &users)
+            }
             Action::SwitchMedia { call_id, media } => self.switch_media(user, &call_id, media),
         }
     }
@@ -102,22 +137,44 @@ impl Switchboard {
     fn member_call(&self, user: &str, call_id: &str) -> Result<&CallRecord, CallError> {
         match self.calls.get(call_id) {
             Some(record) if record.members.contains_key(user) => Ok(record),
-            Some(_) => Err(CallError::new(
-                ErrorCode::PermissionDenied,
-                format!("{user} is not a participant of call {call_id}"),
-            )),
-            None if self.ended_set.contains(call_id) => {
+            None if self
+                .ended_members
+                .get(call_id)
+                .is_some_and(|members| members.contains(user)) =>
+            {
                 Err(refused(format!("call {call_id} has already ended")))
             }
-            None => Err(invalid(format!("unknown call {call_id:?}"))),
+            _ => Err(not_yours(call_id)),
         }
+    }
+
+    /// The calls `user` is in or invited into, and of those the ones it placed that nobody
+    /// answered yet.
+    fn load_of(&self, user: &str) -> (usize, usize) {
+        let Some(calls) = self.calls_of_user.get(user) else {
+            return (0, 0);
+        };
+        let unanswered = calls
+            .iter()
+            .filter_map(|call_id| self.calls.get(call_id))
+            .filter(|record| record.caller == user && !record.anyone_answered())
+            .count();
+        (calls.len(), unanswered)
+    }
+
+    /// Whether `user` is invited into or in as many calls as the limit allows.
+    fn saturated(&self, user: &str) -> bool {
+        self.load_of(user).0 >= self.config.limits.max_calls_per_user
     }
 }
 
 /// Checks people about to be invited into a call that already holds `existing` people.
 fn check_new_people(inviter: &str, users: &[String], existing: usize) -> Result<(), CallError> {
-    if users.is_empty() || users.iter().any(String::is_empty) {
-        return Err(invalid("name at least one callee, none empty"));
+    if users.is_empty() {
+        return Err(invalid("name at least one callee"));
+    }
+    for user in users {
+        check_user_id(user).map_err(invalid)?;
     }
     if users.iter().any(|user| user == inviter) {
         return Err(invalid("you cannot call yourself"));
@@ -137,13 +194,11 @@ impl Switchboard {
     fn invite(
         &mut self,
         call_id: &str,
+        now_millis: u64,
         mut record: CallRecord,
         callees: &[String],
     ) -> Result<(), CallError> {
-        if call_id.is_empty() {
-            return Err(invalid("the call id is empty"));
-        }
-        if self.calls.contains_key(call_id) || self.ended_set.contains(call_id) {
+        if self.calls.contains_key(call_id) || self.ended_members.contains_key(call_id) {
             return Err(CallError::new(
                 ErrorCode::RequestRepeated,
                 format!("call id {call_id} is taken"),
@@ -153,37 +208,63 @@ impl Switchboard {
             return Err(invalid("a 1:1 call has exactly one callee"));
         }
         check_new_people(&record.caller, callees, 1)?;
-        let (reached, offline): (Vec<String>, Vec<String>) = callees
+        let limits = self.config.limits;
+        let (calls, unanswered) = self.load_of(&record.caller);
+        if unanswered >= limits.max_unanswered_calls || calls >= limits.max_calls_per_user {
+            return Err(refused(format!(
+                "too many calls at once ({calls} in progress, {unanswered} not answered)"
+            )));
+        }
+        let (online, offline): (Vec<String>, Vec<String>) = callees
             .iter()
             .cloned()
             .partition(|callee| self.online.contains_key(callee));
+        // A callee already ringing in as many calls as allowed is busy for this one.
+        let (busy, reached): (Vec<String>, Vec<String>) = online
+            .into_iter()
+            .partition(|callee| self.saturated(callee));
         let caller = record.caller.clone();
         self.send_to_user(
             &caller,
             ServerMessage::call(call_id, Signal::InviteDelivered { offline }),
         );
+        for user_id in busy {
+            self.send_to_user(
+                &caller,
+                ServerMessage::call(call_id, Signal::LineBusy { user_id }),
+            );
+        }
         if reached.is_empty() {
-            self.remember_ended(call_id.to_owned());
+            self.remember_ended(call_id.to_owned(), BTreeSet::from([caller]));
             return Ok(());
         }
-        record.members.insert(caller.clone(), true);
+        record.members.insert(
+            caller.clone(),
+            Member {
+                joined: true,
+                invited_at_millis: now_millis,
+            },
+        );
         for callee in &reached {
-            record.members.insert(callee.clone(), false);
-        }
-        let invitation = |record: &CallRecord| {
-            ServerMessage::call(
-                call_id,
-                Signal::Invited {
-                    caller: caller.clone(),
-                    callees: reached.clone(),
-                    joined: Vec::new(),
-                    media: record.media,
-                    group: record.group,
-                    timeout_secs: record.timeout_secs,
+            record.members.insert(
+                callee.clone(),
+                Member {
+                    joined: false,
+                    invited_at_millis: now_millis,
                 },
-            )
-        };
-        let message = invitation(&record);
+            );
+        }
+        let message = ServerMessage::call(
+            call_id,
+            Signal::Invited {
+                caller: caller.clone(),
+                callees: reached.clone(),
+                joined: Vec::new(),
+                media: record.media,
+                group: record.group,
+                timeout_secs: record.timeout_secs,
+            },
+        );
         self.add_call(call_id, record);
         for callee in &reached {
             self.send_to_user(callee, message.clone());
@@ -231,8 +312,12 @@ impl Switchboard {
             return Err(refused(format!("{user} already joined call {call_id}")));
         }
         let others = record.others(user);
-        if let Some(record) = self.calls.get_mut(call_id) {
-            record.members.insert(user.to_owned(), true);
+        if let Some(member) = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|record| record.members.get_mut(user))
+        {
+            member.joined = true;
         }
         for other in others {
             let message = ServerMessage::call(
@@ -258,8 +343,7 @@ impl Switchboard {
                 Decline::Busy => Signal::LineBusy { user_id },
                 Decline::Gone => Signal::NoResponse { user_id },
             };
-            let message = ServerMessage::call(call_id, signal);
-            self.send_to_user(&other, message);
+            self.send_to_user(&other, ServerMessage::call(call_id, signal));
         }
         self.remove_member(call_id, user);
         Ok(())
@@ -290,6 +374,7 @@ impl Switchboard {
         &mut self,
         user: &str,
         call_id: &str,
+        now_millis: u64,
         users: &[String],
     ) -> Result<(), CallError> {
         let record = self.member_call(user, call_id)?;
@@ -303,12 +388,12 @@ impl Switchboard {
             return Err(invalid("someone invited is already in the call"));
         }
         check_new_people(user, users, record.members.len())?;
-        let (reached, offline): (Vec<String>, Vec<String>) = users
+        let (reached, gone): (Vec<String>, Vec<String>) = users
             .iter()
             .cloned()
-            .partition(|new| self.online.contains_key(new));
+            .partition(|new| self.online.contains_key(new) && !self.saturated(new));
         let record = record.clone();
-        for gone in offline {
+        for gone in gone {
             let message = ServerMessage::call(call_id, Signal::NoResponse { user_id: gone });
             self.send_to_user(user, message);
         }
@@ -328,7 +413,7 @@ impl Switchboard {
         let ringing: Vec<String> = record
             .members
             .iter()
-            .filter(|(_, joined)| !**joined)
+            .filter(|(_, member)| !member.joined)
             .map(|(member, _)| member.clone())
             .chain(reached.iter().cloned())
             .collect();
@@ -352,7 +437,11 @@ impl Switchboard {
         }
         if let Some(record) = self.calls.get_mut(call_id) {
             for new in reached {
-                record.members.insert(new, false);
+                let member = Member {
+                    joined: false,
+                    invited_at_millis: now_millis,
+                };
+                record.members.insert(new, member);
             }
         }
         Ok(())
@@ -388,21 +477,69 @@ impl Switchboard {
         Ok(())
     }
 
+    /// Relays media negotiation from `user` to `to`: within a call, between members who both
+    /// joined, or from the caller to a ringing callee (its offer, so the callee can prepare);
+    /// never in bulk, and never from a ringing callee (its address stays its own until it
+    /// answers).
     fn relay(
         &mut self,
+        session: SessionId,
         user: &str,
         call_id: &str,
         to: &str,
-        message: impl FnOnce(String) -> ServerMessage,
+        what: Relay,
+        message: ServerMessage,
     ) -> Result<(), CallError> {
+        let limits = self.config.limits;
         let record = self.member_call(user, call_id)?;
         if to == user || !record.members.contains_key(to) {
-            return Err(CallError::new(
-                ErrorCode::PermissionDenied,
-                format!("{to} is not another participant of call {call_id}"),
+            return Err(not_yours(call_id));
+        }
+        let both_joined = record.has_joined(user) && record.has_joined(to);
+        let early_offer = user == record.caller && record.is_ringing(to);
+        if !both_joined && !early_offer {
+            return Err(refused(
+                "media negotiation flows only between participants who both joined",
             ));
         }
-        self.send_to_user(to, message(user.to_owned()));
+        let (size, max_size) = match (&message, what) {
+            (ServerMessage::Sdp { description, .. }, Relay::Description) => {
+                (description.len(), limits.max_description_bytes)
+            }
+            (ServerMessage::Ice { candidate, .. }, Relay::Candidate) => {
+                (candidate.len(), limits.max_candidate_bytes)
+            }
+            _ => (0, 0),
+        };
+        if size > max_size {
+            return Err(invalid(format!(
+                "a relayed message of {size} bytes is larger than the {max_size}-byte limit"
+            )));
+        }
+        let Some(record) = self.calls.get_mut(call_id) else {
+            return Err(not_yours(call_id));
+        };
+        let counts = record
+            .relayed
+            .entry((user.to_owned(), to.to_owned()))
+            .or_default();
+        let (count, max) = match what {
+            Relay::Description => (&mut counts.descriptions, limits.max_descriptions_per_pair),
+            Relay::Candidate => (&mut counts.candidates, limits.max_candidates_per_pair),
+        };
+        if *count >= max {
+            return Err(refused(format!(
+                "at most {max} of these may be sent to {to} in one call"
+            )));
+        }
+        *count += 1;
+        if let Some(target) = self.online.get(to).copied() {
+            self.out.push_back(Output::Send {
+                session: target,
+                message,
+                relayed_from: Some(session),
+            });
+        }
         Ok(())
     }
 
@@ -421,14 +558,36 @@ impl Switchboard {
     }
 
     fn end_call(&mut self, call_id: &str) {
+        let mut members = BTreeSet::new();
         if let Some(record) = self.calls.remove(call_id) {
             for member in record.members.keys() {
                 if let Some(calls) = self.calls_of_user.get_mut(member) {
                     calls.remove(call_id);
                 }
+                members.insert(member.clone());
+            }
+            members.insert(record.caller);
+        }
+        self.remember_ended(call_id.to_owned(), members);
+    }
+
+    /// Ringing invitations past their timeout (and the grace) end: the others hear
+    /// `no_response`, the callee that it is over.
+    pub(super) fn end_expired_invitations(&mut self, now_millis: u64) {
+        let grace = self.config.limits.ring_grace_millis;
+        let expired: Vec<(String, Vec<String>)> = self
+            .calls
+            .iter()
+            .map(|(call_id, record)| (call_id.clone(), record.expired(now_millis, grace)))
+            .filter(|(_, users)| !users.is_empty())
+            .collect();
+        for (call_id, users) in expired {
+            for user in users {
+                self.send_to_user(&user, ServerMessage::call(&call_id, Signal::EndedByServer));
+                // The callee is a member, so this is never refused.
+                let _ = self.decline(&user, &call_id, Decline::Gone);
             }
         }
-        self.remember_ended(call_id.to_owned());
     }
 
     /// `user` went offline: it leaves every call as if it hung up, or never answered.

@@ -1,15 +1,26 @@
 //! `Switchboard`: the sans-IO core of the signaling server. Sessions log in, calls are routed,
-//! every action is authorized; the network driver only moves frames in and out.
+//! every action is authorized and every sender is held to its limits; the network driver only
+//! moves frames in and out. Time is an input (Unix milliseconds): the same code runs under the
+//! server and in virtual-time tests.
+//!
+//! What no user can do to another: reach a session it is not in a call with (media negotiation
+//! is relayed only within a call, and only in small amounts to a ringing callee), learn whether
+//! a call it is not in exists (one answer for all of them), fill another session's queue (caps
+//! and rates bound what it can cause to be sent), or keep the server's resources (log-in
+//! deadline, caps on calls and invitations, the ringing timeout enforced here too).
 
 mod calls;
+mod limits;
 mod record;
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
+use crate::model::ids::{check_user_id, quote_untrusted};
 use crate::model::{CallError, ErrorCode};
 
 use super::protocol::{ClientMessage, Contact, PROTOCOL_VERSION, ServerMessage, decode_client};
-use super::usersig::{self, UserSigError};
+use super::usersig::{Check, Keyring, Revocations, SigPolicy, UserSigError};
+pub use limits::{Bucket, Limits};
 use record::CallRecord;
 
 /// A connection's number, given by the driver.
@@ -19,8 +30,15 @@ pub type SessionId = u64;
 /// list is for picking someone to call, and its size must not grow with the server's load.
 const MAX_LISTED_USERS: usize = 20;
 
-/// How many ended call ids are remembered, to answer late requests with "already ended".
+/// How many ended calls are remembered (with their members), to answer late requests of their
+/// members with "already ended".
 const ENDED_MEMORY: usize = 4096;
+
+/// How many user ids' log-in buckets are kept; beyond, the ones at rest are forgotten.
+const LOGIN_BUCKETS: usize = 10_000;
+
+/// The longest refusal message recorded, in characters.
+const MAX_RECORDED_CHARS: usize = 200;
 
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +49,10 @@ pub enum Output {
         session: SessionId,
         /// The message.
         message: ServerMessage,
+        /// The session whose media negotiation this relays, if it is a relay: when `session`
+        /// cannot take it, it is dropped and the relayer told ([`Switchboard::handle_undelivered`]),
+        /// and `session` is not punished for another's traffic.
+        relayed_from: Option<SessionId>,
     },
     /// Close `session` after what was sent to it.
     Close {
@@ -38,29 +60,62 @@ pub enum Output {
         session: SessionId,
     },
     /// A request was refused (the error went to its sender); for the server's timeline.
+    /// Recorded at most [`Limits::refusals_recorded`] times per connection per window.
     Refused {
         /// Who sent it: the user, or `session N` before log-in.
         user: String,
-        /// Why it was refused.
+        /// Why it was refused (its message cut to a few hundred characters).
         error: CallError,
+        /// Refusals of the same connection not recorded since the last record.
+        unrecorded: u64,
     },
 }
 
 /// Settings of a switchboard.
 #[derive(Debug, Clone)]
 pub struct SwitchboardConfig {
-    /// The secret UserSigs are signed with.
-    pub secret: Vec<u8>,
+    /// The keys UserSigs are signed with.
+    pub keys: Keyring,
     /// The app id UserSigs must name.
     pub app_id: u64,
     /// Built-in peers listed first in every contact list.
     pub demo_contacts: Vec<Contact>,
+    /// Whether contact lists show who else is online (off: only the demo peers).
+    pub list_online_users: bool,
+    /// Caps, rates and deadlines.
+    pub limits: Limits,
+    /// Lifetime and clock-skew bounds of UserSigs.
+    pub policy: SigPolicy,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Refusals of one connection in the current window.
+#[derive(Debug, Clone, Copy, Default)]
+struct Refusals {
+    window_start_millis: u64,
+    count: u32,
+    recorded: u32,
+    unrecorded: u64,
+}
+
+#[derive(Debug, Clone)]
 struct Session {
     user_id: Option<String>,
+    issued_at_secs: u64,
     expires_at_secs: u64,
+    opened_at_millis: u64,
+    messages: Bucket,
+    bytes: Bucket,
+    login_failures: u32,
+    refusals: Refusals,
+}
+
+/// Counters of what the switchboard refused and closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefusalCounts {
+    /// Refusals by error code.
+    pub by_code: BTreeMap<i32, u64>,
+    /// Connections closed for too many refusals, failed log-ins or a missed log-in deadline.
+    pub closed: u64,
 }
 
 /// The signaling server's state: sessions, who is online, and every call in progress.
@@ -74,7 +129,10 @@ pub struct Switchboard {
     calls: HashMap<String, CallRecord>,
     calls_of_user: HashMap<String, HashSet<String>>,
     ended: VecDeque<String>,
-    ended_set: HashSet<String>,
+    ended_members: HashMap<String, BTreeSet<String>>,
+    login_buckets: HashMap<String, Bucket>,
+    revocations: Revocations,
+    counts: RefusalCounts,
     out: VecDeque<Output>,
 }
 
@@ -89,7 +147,10 @@ impl Switchboard {
             calls: HashMap::new(),
             calls_of_user: HashMap::new(),
             ended: VecDeque::new(),
-            ended_set: HashSet::new(),
+            ended_members: HashMap::new(),
+            login_buckets: HashMap::new(),
+            revocations: Revocations::default(),
+            counts: RefusalCounts::default(),
             out: VecDeque::new(),
         }
     }
@@ -109,14 +170,35 @@ impl Switchboard {
         self.calls.len()
     }
 
+    /// What was refused and closed so far.
+    pub fn refusal_counts(&self) -> &RefusalCounts {
+        &self.counts
+    }
+
     /// The next thing the driver must do.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
-    /// A connection opened.
-    pub fn open(&mut self, session: SessionId) {
-        self.sessions.insert(session, Session::default());
+    /// A connection opened at `now_millis`.
+    pub fn open(&mut self, session: SessionId, now_millis: u64) {
+        let limits = self.config.limits;
+        self.sessions.insert(
+            session,
+            Session {
+                user_id: None,
+                issued_at_secs: 0,
+                expires_at_secs: 0,
+                opened_at_millis: now_millis,
+                messages: Bucket::full(limits.message_burst, limits.messages_per_sec, now_millis),
+                bytes: Bucket::full(limits.byte_burst, limits.bytes_per_sec, now_millis),
+                login_failures: 0,
+                refusals: Refusals {
+                    window_start_millis: now_millis,
+                    ..Refusals::default()
+                },
+            },
+        );
     }
 
     /// A connection closed (by either side): its user goes offline and leaves its calls.
@@ -134,47 +216,127 @@ impl Switchboard {
     }
 
     /// A frame larger than the protocol allows arrived; it is refused, the session stays.
-    pub fn handle_oversized(&mut self, session: SessionId, bytes: usize) {
+    pub fn handle_oversized(&mut self, session: SessionId, now_millis: u64, bytes: usize) {
+        if !self.admit(session, now_millis, bytes) {
+            return;
+        }
         let error = super::protocol::DecodeError::TooLarge(bytes).to_call_error();
-        self.refuse(session, &error, None);
+        self.refuse(session, now_millis, &error, None);
     }
 
     /// A binary frame arrived; the protocol is text only, so it is refused.
-    pub fn handle_binary(&mut self, session: SessionId) {
+    pub fn handle_binary(&mut self, session: SessionId, now_millis: u64, bytes: usize) {
+        if !self.admit(session, now_millis, bytes) {
+            return;
+        }
         let error = CallError::new(
             ErrorCode::InvalidParameter,
             "binary frames are not part of the protocol; send JSON text",
         );
-        self.refuse(session, &error, None);
+        self.refuse(session, now_millis, &error, None);
     }
 
-    /// A text frame arrived at `now_secs` (Unix time).
-    pub fn handle_frame(&mut self, session: SessionId, now_secs: u64, frame: &str) {
-        if !self.sessions.contains_key(&session) {
+    /// A text frame arrived at `now_millis` (Unix milliseconds).
+    pub fn handle_frame(&mut self, session: SessionId, now_millis: u64, frame: &str) {
+        if !self.admit(session, now_millis, frame.len()) {
             return;
         }
         match decode_client(frame) {
-            Err(error) => self.refuse(session, &error.to_call_error(), None),
-            Ok(message) => self.handle_message(session, now_secs, message),
+            Err(error) => self.refuse(session, now_millis, &error.to_call_error(), None),
+            Ok(message) => self.handle_message(session, now_millis, message),
         }
     }
 
-    /// Time passed: sessions whose UserSig expired are told so and closed.
-    pub fn handle_tick(&mut self, now_secs: u64) {
-        let expired: Vec<SessionId> = self
+    /// A message `relayer` sent could not be queued for `recipient` (its connection is not
+    /// keeping up): the relayer is told; the recipient keeps its session.
+    pub fn handle_undelivered(
+        &mut self,
+        relayer: SessionId,
+        recipient: SessionId,
+        now_millis: u64,
+    ) {
+        let to = self
             .sessions
-            .iter()
-            .filter(|(_, state)| state.user_id.is_some() && state.expires_at_secs <= now_secs)
-            .map(|(session, _)| *session)
-            .collect();
+            .get(&recipient)
+            .and_then(|state| state.user_id.clone())
+            .unwrap_or_else(|| "the recipient".to_owned());
+        let error = CallError::new(
+            ErrorCode::SignalingSendFailed,
+            format!("not relayed: {to} is not keeping up with its messages"),
+        );
+        self.refuse(relayer, now_millis, &error, None);
+    }
+
+    /// Time passed: expired UserSigs end their sessions, connections that did not log in in
+    /// time are closed, and ringing invitations past their timeout end.
+    pub fn handle_tick(&mut self, now_millis: u64) {
+        let now_secs = now_millis / 1000;
+        let deadline = self.config.limits.login_deadline_millis;
+        let mut expired = Vec::new();
+        let mut late = Vec::new();
+        for (session, state) in &self.sessions {
+            if state.user_id.is_some() && state.expires_at_secs <= now_secs {
+                expired.push(*session);
+            } else if state.user_id.is_none()
+                && now_millis.saturating_sub(state.opened_at_millis) >= deadline
+            {
+                late.push(*session);
+            }
+        }
         for session in expired {
             self.send(session, ServerMessage::UserSigExpired);
-            self.out.push_back(Output::Close { session });
-            self.close(session);
+            self.close_session(session);
+        }
+        for session in late {
+            let error = CallError::new(
+                ErrorCode::NotLoggedIn,
+                format!("log in within {} s of connecting", deadline / 1000),
+            );
+            self.send(session, ServerMessage::error(&error, None));
+            self.counts.closed += 1;
+            self.close_session(session);
+        }
+        self.end_expired_invitations(now_millis);
+    }
+
+    /// The revocation list changed: sessions whose UserSig it now refuses are closed.
+    pub fn handle_revocations(&mut self, now_millis: u64, revocations: Revocations) {
+        let revoked: Vec<(SessionId, u64)> = self
+            .sessions
+            .iter()
+            .filter_map(|(session, state)| {
+                let user = state.user_id.as_deref()?;
+                let before = revocations.revoked_before(user)?;
+                (state.issued_at_secs < before).then_some((*session, before))
+            })
+            .collect();
+        self.revocations = revocations;
+        for (session, revoked_before) in revoked {
+            let error = UserSigError::Revoked { revoked_before }.to_call_error();
+            self.refuse(session, now_millis, &error, None);
+            self.close_session(session);
         }
     }
 
-    fn handle_message(&mut self, session: SessionId, now_secs: u64, message: ClientMessage) {
+    /// Charges a frame of `bytes` to its connection's rates; false (refused, or no such
+    /// session) when it may not be handled.
+    fn admit(&mut self, session: SessionId, now_millis: u64, bytes: usize) -> bool {
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return false;
+        };
+        let within =
+            state.messages.take(1, now_millis) && state.bytes.take(bytes as u64, now_millis);
+        if !within {
+            let error = CallError::new(
+                ErrorCode::RequestRefused,
+                "too many requests from this connection: slow down",
+            );
+            self.refuse(session, now_millis, &error, None);
+        }
+        within
+    }
+
+    fn handle_message(&mut self, session: SessionId, now_millis: u64, message: ClientMessage) {
         let user = self.sessions.get(&session).and_then(|s| s.user_id.clone());
         match (message, user) {
             (
@@ -184,30 +346,32 @@ impl Switchboard {
                     user_sig,
                 },
                 None,
-            ) => self.log_in(session, now_secs, version, user_id, &user_sig),
+            ) => self.log_in(session, now_millis, version, &user_id, &user_sig),
             (ClientMessage::Login { .. }, Some(_)) => {
                 let error = CallError::new(ErrorCode::RequestRepeated, "already logged in");
-                self.refuse(session, &error, None);
+                self.refuse(session, now_millis, &error, None);
             }
-            (ClientMessage::Ping { nonce }, _) => self.send(session, ServerMessage::Pong { nonce }),
             (_, None) => {
                 let error = CallError::new(ErrorCode::NotLoggedIn, "log in first");
-                self.refuse(session, &error, None);
+                self.refuse(session, now_millis, &error, None);
+            }
+            (ClientMessage::Ping { nonce }, Some(_)) => {
+                self.send(session, ServerMessage::Pong { nonce });
             }
             (ClientMessage::Contacts, Some(user)) => {
                 let contacts = self.contacts_for(&user);
                 self.send(session, ServerMessage::Contacts { contacts });
             }
-            (message, Some(user)) => self.handle_call_message(session, &user, message),
+            (message, Some(user)) => self.handle_call_message(session, now_millis, &user, message),
         }
     }
 
     fn log_in(
         &mut self,
         session: SessionId,
-        now_secs: u64,
+        now_millis: u64,
         version: u32,
-        user_id: String,
+        user_id: &str,
         user_sig: &str,
     ) {
         if version != PROTOCOL_VERSION {
@@ -217,50 +381,99 @@ impl Switchboard {
                     "protocol version {version} is not supported (this server speaks {PROTOCOL_VERSION})"
                 ),
             );
-            self.refuse(session, &error, None);
+            self.refuse(session, now_millis, &error, None);
             return;
         }
-        let secret = self.config.secret.clone();
-        let claims =
-            match usersig::verify(&secret, user_sig, &user_id, self.config.app_id, now_secs) {
-                Ok(claims) => claims,
-                Err(error @ UserSigError::Expired { .. }) => {
-                    self.record_refusal(&user_id, &error.to_call_error());
-                    self.send(session, ServerMessage::UserSigExpired);
-                    self.out.push_back(Output::Close { session });
-                    self.close(session);
-                    return;
-                }
-                Err(error) => {
-                    self.refuse(session, &error.to_call_error(), None);
-                    return;
-                }
-            };
-        if let Some(previous) = self.online.get(&user_id).copied() {
+        if let Err(reason) = check_user_id(user_id) {
+            let error = CallError::new(ErrorCode::InvalidParameter, reason);
+            self.failed_log_in(session, now_millis, &error);
+            return;
+        }
+        if !self.login_allowed(user_id, now_millis) {
+            let error = CallError::new(
+                ErrorCode::RequestRefused,
+                format!("too many log-in attempts for {user_id}; try again in a minute"),
+            );
+            self.failed_log_in(session, now_millis, &error);
+            return;
+        }
+        let check = Check {
+            keys: &self.config.keys,
+            policy: self.config.policy,
+            revocations: &self.revocations,
+            app_id: self.config.app_id,
+            now_secs: now_millis / 1000,
+        };
+        let claims = match check.verify(user_sig, user_id) {
+            Ok(claims) => claims,
+            Err(error @ UserSigError::Expired { .. }) => {
+                self.record_refusal(session, now_millis, user_id, &error.to_call_error());
+                self.send(session, ServerMessage::UserSigExpired);
+                self.close_session(session);
+                return;
+            }
+            Err(error) => {
+                self.failed_log_in(session, now_millis, &error.to_call_error());
+                return;
+            }
+        };
+        if let Some(previous) = self.online.get(user_id).copied() {
             let by = format!("a new log-in of {user_id} (session {session})");
             self.send(previous, ServerMessage::Kicked { by });
-            self.out.push_back(Output::Close { session: previous });
-            self.close(previous);
+            self.close_session(previous);
         }
         if let Some(state) = self.sessions.get_mut(&session) {
-            state.user_id = Some(user_id.clone());
+            state.user_id = Some(user_id.to_owned());
+            state.issued_at_secs = claims.issued_at;
             state.expires_at_secs = claims.expires_at();
         }
-        self.online.insert(user_id.clone(), session);
-        self.online_sorted.insert(user_id.clone());
-        let contacts = self.contacts_for(&user_id);
+        self.online.insert(user_id.to_owned(), session);
+        self.online_sorted.insert(user_id.to_owned());
+        let contacts = self.contacts_for(user_id);
         self.send(
             session,
             ServerMessage::Welcome {
                 version: PROTOCOL_VERSION,
-                user_id,
+                user_id: user_id.to_owned(),
                 contacts,
             },
         );
     }
 
-    /// Demo peers first, then up to [`MAX_LISTED_USERS`] others online (by name), without the
-    /// user themself.
+    /// Whether another log-in attempt for `user_id` is allowed now.
+    fn login_allowed(&mut self, user_id: &str, now_millis: u64) -> bool {
+        if self.login_buckets.len() >= LOGIN_BUCKETS {
+            self.login_buckets
+                .retain(|_, bucket| !bucket.is_full(now_millis));
+        }
+        let limits = self.config.limits;
+        self.login_buckets
+            .entry(user_id.to_owned())
+            .or_insert_with(|| {
+                Bucket::full(
+                    limits.login_burst,
+                    limits.logins_per_minute.div_ceil(60).max(1),
+                    now_millis,
+                )
+            })
+            .take(1, now_millis)
+    }
+
+    /// A log-in failed: refused, and the connection closed after too many.
+    fn failed_log_in(&mut self, session: SessionId, now_millis: u64, error: &CallError) {
+        self.refuse(session, now_millis, error, None);
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        state.login_failures += 1;
+        if state.login_failures >= self.config.limits.max_login_failures {
+            self.counts.closed += 1;
+            self.close_session(session);
+        }
+    }
+
+    /// Demo peers first, then (if the server lists them) up to [`MAX_LISTED_USERS`] others
+    /// online (by name), without the user themself.
     fn contacts_for(&self, user: &str) -> Vec<Contact> {
         let demo_ids: HashSet<&str> = self
             .config
@@ -268,27 +481,30 @@ impl Switchboard {
             .iter()
             .map(|contact| contact.user_id.as_str())
             .collect();
-        let others: Vec<&String> = self
-            .online_sorted
-            .iter()
-            .filter(|id| id.as_str() != user && !demo_ids.contains(id.as_str()))
-            .take(MAX_LISTED_USERS)
-            .collect();
         let demos = self.config.demo_contacts.iter().map(|contact| Contact {
             online: self.online.contains_key(&contact.user_id),
             ..contact.clone()
         });
-        demos
-            .chain(others.into_iter().map(|user_id| Contact {
+        let others = self
+            .online_sorted
+            .iter()
+            .filter(|_| self.config.list_online_users)
+            .filter(|id| id.as_str() != user && !demo_ids.contains(id.as_str()))
+            .take(MAX_LISTED_USERS)
+            .map(|user_id| Contact {
                 user_id: user_id.clone(),
                 online: true,
                 demo: None,
-            }))
-            .collect()
+            });
+        demos.chain(others).collect()
     }
 
     fn send(&mut self, session: SessionId, message: ServerMessage) {
-        self.out.push_back(Output::Send { session, message });
+        self.out.push_back(Output::Send {
+            session,
+            message,
+            relayed_from: None,
+        });
     }
 
     fn send_to_user(&mut self, user: &str, message: ServerMessage) {
@@ -297,31 +513,92 @@ impl Switchboard {
         }
     }
 
-    /// Answers a request with an error, records it, and changes nothing else.
-    fn refuse(&mut self, session: SessionId, error: &CallError, call_id: Option<&str>) {
+    /// Tells the driver to close `session`, and forgets it.
+    fn close_session(&mut self, session: SessionId) {
+        self.out.push_back(Output::Close { session });
+        self.close(session);
+    }
+
+    /// Answers a request with an error, counts and (within limits) records it, and changes
+    /// nothing else; a connection refused too often is closed.
+    fn refuse(
+        &mut self,
+        session: SessionId,
+        now_millis: u64,
+        error: &CallError,
+        call_id: Option<&str>,
+    ) {
+        let error = CallError::new(
+            error.code,
+            quote_untrusted(&error.message, MAX_RECORDED_CHARS),
+        );
+        *self.counts.by_code.entry(error.code.code()).or_default() += 1;
         let user = self
             .sessions
             .get(&session)
             .and_then(|state| state.user_id.clone())
             .unwrap_or_else(|| format!("session {session}"));
-        self.record_refusal(&user, error);
-        self.send(session, ServerMessage::error(error, call_id));
+        self.record_refusal(session, now_millis, &user, &error);
+        self.send(session, ServerMessage::error(&error, call_id));
+        let limits = self.config.limits;
+        let abusive = self
+            .sessions
+            .get(&session)
+            .is_some_and(|state| state.refusals.count > limits.refusals_before_close);
+        if abusive {
+            self.counts.closed += 1;
+            let error = CallError::new(
+                ErrorCode::RequestRefused,
+                "too many refused requests: the connection is closed",
+            );
+            self.send(session, ServerMessage::error(&error, None));
+            self.close_session(session);
+        }
     }
 
-    fn record_refusal(&mut self, user: &str, error: &CallError) {
+    fn record_refusal(
+        &mut self,
+        session: SessionId,
+        now_millis: u64,
+        user: &str,
+        error: &CallError,
+    ) {
+        let limits = self.config.limits;
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let refusals = &mut state.refusals;
+        if now_millis.saturating_sub(refusals.window_start_millis) >= limits.abuse_window_millis {
+            refusals.window_start_millis = now_millis;
+            refusals.count = 0;
+            refusals.recorded = 0;
+        }
+        refusals.count += 1;
+        if refusals.recorded >= limits.refusals_recorded {
+            refusals.unrecorded += 1;
+            return;
+        }
+        refusals.recorded += 1;
+        let unrecorded = std::mem::take(&mut refusals.unrecorded);
         self.out.push_back(Output::Refused {
-            user: user.to_owned(),
+            user: quote_untrusted(user, 40),
             error: error.clone(),
+            unrecorded,
         });
     }
 
-    fn remember_ended(&mut self, call_id: String) {
+    fn remember_ended(&mut self, call_id: String, members: BTreeSet<String>) {
         if self.ended.len() >= ENDED_MEMORY
             && let Some(oldest) = self.ended.pop_front()
         {
-            self.ended_set.remove(&oldest);
+            self.ended_members.remove(&oldest);
         }
-        self.ended_set.insert(call_id.clone());
-        self.ended.push_back(call_id);
+        if self
+            .ended_members
+            .insert(call_id.clone(), members)
+            .is_none()
+        {
+            self.ended.push_back(call_id);
+        }
     }
 }

@@ -1,8 +1,24 @@
 //! `CallRecord`: what the server knows about one call in progress.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::model::MediaType;
+
+/// A member of a call on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Member {
+    /// In the call (the caller from the start, a callee once it accepted).
+    pub joined: bool,
+    /// When its invitation was sent (ringing members), Unix milliseconds.
+    pub invited_at_millis: u64,
+}
+
+/// What one participant relayed to another in a call: descriptions and candidates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Relayed {
+    pub descriptions: u32,
+    pub candidates: u32,
+}
 
 /// One call in progress on the server.
 #[derive(Debug, Clone)]
@@ -13,21 +29,23 @@ pub(super) struct CallRecord {
     pub media: MediaType,
     /// Group call.
     pub group: bool,
-    /// Ringing timeout of its invitations, in seconds.
+    /// Ringing timeout of its invitations, in seconds (0: none).
     pub timeout_secs: u32,
-    /// Everyone in or invited into it (the caller too): `true` once joined.
-    pub members: BTreeMap<String, bool>,
+    /// Everyone in or invited into it (the caller too).
+    pub members: BTreeMap<String, Member>,
+    /// Media negotiation relayed so far, by (from, to).
+    pub relayed: HashMap<(String, String), Relayed>,
 }
 
 impl CallRecord {
     /// Whether `user` is invited and has not answered.
     pub fn is_ringing(&self, user: &str) -> bool {
-        self.members.get(user) == Some(&false)
+        self.members.get(user).is_some_and(|member| !member.joined)
     }
 
     /// Whether `user` is in the call.
     pub fn has_joined(&self, user: &str) -> bool {
-        self.members.get(user) == Some(&true)
+        self.members.get(user).is_some_and(|member| member.joined)
     }
 
     /// Everyone in or invited into the call except `user`.
@@ -43,7 +61,7 @@ impl CallRecord {
     pub fn joined_others(&self, user: &str) -> Vec<String> {
         self.members
             .iter()
-            .filter(|(member, joined)| **joined && member.as_str() != user)
+            .filter(|(member, state)| state.joined && member.as_str() != user)
             .map(|(member, _)| member.clone())
             .collect()
     }
@@ -52,6 +70,21 @@ impl CallRecord {
     pub fn anyone_answered(&self) -> bool {
         self.members
             .iter()
-            .any(|(member, joined)| *joined && *member != self.caller)
+            .any(|(member, state)| state.joined && *member != self.caller)
+    }
+
+    /// Ringing members whose invitation is older than `timeout + grace` at `now_millis`.
+    pub fn expired(&self, now_millis: u64, grace_millis: u64) -> Vec<String> {
+        if self.timeout_secs == 0 {
+            return Vec::new();
+        }
+        let limit = u64::from(self.timeout_secs) * 1000 + grace_millis;
+        self.members
+            .iter()
+            .filter(|(_, member)| {
+                !member.joined && now_millis.saturating_sub(member.invited_at_millis) >= limit
+            })
+            .map(|(user, _)| user.clone())
+            .collect()
     }
 }
