@@ -127,12 +127,21 @@ impl Keyring {
         }
     }
 
-    /// Reads a secret file: one key per non-empty line, `SECRET` (the default id) or
-    /// `ID SECRET`; the first line is the key that signs. Surrounding whitespace is ignored.
+    /// Reads a secret file. One line: the secret of the default key (all of it, spaces too).
+    /// Several lines: one key each, `ID SECRET` (a line without a space is a secret of the
+    /// default id); the first line is the key that signs. Surrounding whitespace is ignored.
     pub fn parse(text: &[u8]) -> Result<Self, String> {
         let text = String::from_utf8_lossy(text);
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect();
+        if let [only] = lines[..] {
+            return Ok(Self::single(only.as_bytes()));
+        }
         let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
-        for line in text.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        for line in lines {
             let (kid, secret) = match line.split_once(char::is_whitespace) {
                 Some((kid, secret)) => (kid.to_owned(), secret.trim()),
                 None => (DEFAULT_KEY_ID.to_owned(), line),

@@ -554,6 +554,10 @@ impl Switchboard {
         });
         if remaining.is_some_and(|count| count <= 1) {
             self.end_call(call_id);
+            // The member whose leaving ended it hears "already ended" too.
+            if let Some(members) = self.ended_members.get_mut(call_id) {
+                members.insert(user.to_owned());
+            }
         }
     }
 

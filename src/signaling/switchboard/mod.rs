@@ -12,6 +12,8 @@
 mod calls;
 mod limits;
 mod record;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 

@@ -1,0 +1,439 @@
+//! The switchboard's rules in virtual time, at their default limits: deadlines, caps, rates,
+//! relays, the one answer for calls you are not in, revocation and key rotation.
+
+use std::collections::BTreeMap;
+
+use super::{Limits, Output, SessionId, Switchboard, SwitchboardConfig};
+use crate::call::{Action, CallSignal, Signal};
+use crate::model::{ErrorCode, MediaType};
+use crate::signaling::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage, encode};
+use crate::signaling::usersig::{Keyring, Revocations, SigPolicy, UserSigClaims, sign, sign_with};
+
+const SECRET: &[u8] = b"switchboard test secret";
+const APP: u64 = 42;
+/// Unix milliseconds the tests start at.
+const T0: u64 = 1_800_000_000_000;
+
+struct Board {
+    board: Switchboard,
+    now: u64,
+    /// What each session was sent, in order.
+    inbox: BTreeMap<SessionId, Vec<ServerMessage>>,
+    closed: Vec<SessionId>,
+    refused_records: usize,
+}
+
+fn claims(user: &str, issued_at: u64, expire_secs: u64) -> UserSigClaims {
+    UserSigClaims {
+        user_id: user.into(),
+        app_id: APP,
+        issued_at,
+        expire_secs,
+    }
+}
+
+fn sig(user: &str) -> String {
+    sign(SECRET, &claims(user, T0 / 1000, 3600))
+}
+
+impl Board {
+    fn new() -> Self {
+        Self::with(Keyring::single(SECRET))
+    }
+
+    fn with(keys: Keyring) -> Self {
+        Self {
+            board: Switchboard::new(SwitchboardConfig {
+                keys,
+                app_id: APP,
+                demo_contacts: Vec::new(),
+                list_online_users: false,
+                limits: Limits::default(),
+                policy: SigPolicy::default(),
+            }),
+            now: T0,
+            inbox: BTreeMap::new(),
+            closed: Vec::new(),
+            refused_records: 0,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(output) = self.board.poll_output() {
+            match output {
+                Output::Send {
+                    session, message, ..
+                } => self.inbox.entry(session).or_default().push(message),
+                Output::Close { session } => self.closed.push(session),
+                Output::Refused { .. } => self.refused_records += 1,
+            }
+        }
+    }
+
+    fn open(&mut self, session: SessionId) {
+        self.board.open(session, self.now);
+    }
+
+    fn send(&mut self, session: SessionId, message: &ClientMessage) {
+        self.board.handle_frame(session, self.now, &encode(message));
+        self.drain();
+    }
+
+    fn log_in(&mut self, session: SessionId, user: &str) {
+        self.open(session);
+        self.send(
+            session,
+            &ClientMessage::Login {
+                version: PROTOCOL_VERSION,
+                user_id: user.into(),
+                user_sig: sig(user),
+            },
+        );
+        assert!(
+            matches!(self.last(session), Some(ServerMessage::Welcome { .. })),
+            "{user} did not log in: {:?}",
+            self.last(session)
+        );
+    }
+
+    fn wait(&mut self, millis: u64) {
+        let end = self.now + millis;
+        while self.now < end {
+            self.now = (self.now + 1000).min(end);
+            self.board.handle_tick(self.now);
+            self.drain();
+        }
+    }
+
+    fn last(&self, session: SessionId) -> Option<&ServerMessage> {
+        self.inbox.get(&session).and_then(|messages| messages.last())
+    }
+
+    fn last_error(&self, session: SessionId) -> Option<(ErrorCode, String)> {
+        self.inbox.get(&session)?.iter().rev().find_map(|message| match message {
+            ServerMessage::Error { code, message, .. } => Some((*code, message.clone())),
+            _ => None,
+        })
+    }
+
+    fn signals(&self, session: SessionId) -> Vec<Signal> {
+        self.inbox
+            .get(&session)
+            .into_iter()
+            .flatten()
+            .filter_map(|message| match message {
+                ServerMessage::Call(CallSignal { signal, .. }) => Some(signal.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn invite(&mut self, session: SessionId, call_id: &str, callees: &[&str], timeout_secs: u32) {
+        let invite = Action::Invite {
+            call_id: call_id.into(),
+            callees: callees.iter().map(|c| (*c).to_owned()).collect(),
+            media: MediaType::Audio,
+            group: callees.len() > 1,
+            timeout_secs,
+        };
+        self.send(session, &ClientMessage::Call(invite));
+    }
+
+    fn act(&mut self, session: SessionId, action: Action) {
+        self.send(session, &ClientMessage::Call(action));
+    }
+}
+
+#[test]
+fn a_connection_that_does_not_log_in_within_ten_seconds_is_told_and_closed() {
+    let mut board = Board::new();
+    board.open(1);
+    board.wait(9_000);
+    assert!(board.closed.is_empty());
+    board.wait(1_000);
+    assert_eq!(board.closed, [1]);
+    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::NotLoggedIn));
+    assert_eq!(board.board.session_count(), 0);
+}
+
+#[test]
+fn ping_before_log_in_is_refused_with_6014() {
+    let mut board = Board::new();
+    board.open(1);
+    board.send(1, &ClientMessage::Ping { nonce: 7 });
+    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::NotLoggedIn));
+}
+
+#[test]
+fn the_server_ends_a_ringing_invitation_at_its_timeout_and_a_late_accept_is_refused() {
+    let mut board = Board::new();
+    board.log_in(1, "alice");
+    board.log_in(2, "bob");
+    board.invite(1, "c-1", &["bob"], 5);
+    // The clients' own timers come first; the server's after a grace.
+    board.wait(5_000 + 1_000);
+    assert_eq!(board.board.call_count(), 1);
+    board.wait(1_000);
+    assert_eq!(board.board.call_count(), 0);
+    assert!(board.signals(1).contains(&Signal::NoResponse {
+        user_id: "bob".into()
+    }));
+    assert!(board.signals(2).contains(&Signal::EndedByServer));
+    board.wait(30_000);
+    board.act(
+        2,
+        Action::Accept {
+            call_id: "c-1".into(),
+        },
+    );
+    assert_eq!(board.last_error(2).map(|e| e.0), Some(ErrorCode::RequestRefused));
+}
+
+#[test]
+fn calls_you_are_not_in_get_one_answer_whether_live_ended_or_unknown() {
+    let mut board = Board::new();
+    board.log_in(1, "alice");
+    board.log_in(2, "bob");
+    board.log_in(3, "mallory");
+    board.invite(1, "c-live", &["bob"], 30);
+    board.invite(1, "c-gone", &["bob"], 30);
+    board.act(
+        1,
+        Action::Cancel {
+            call_id: "c-gone".into(),
+        },
+    );
+    let mut answers = Vec::new();
+    for call_id in ["c-live", "c-gone", "c-never"] {
+        board.act(
+            3,
+            Action::Hangup {
+                call_id: call_id.into(),
+            },
+        );
+        let (code, message) = board.last_error(3).unwrap();
+        answers.push((code, message.replace(call_id, "ID")));
+    }
+    assert!(answers.iter().all(|answer| *answer == answers[0]), "{answers:?}");
+    assert_eq!(answers[0].0, ErrorCode::PermissionDenied);
+}
+
+#[test]
+fn media_negotiation_is_relayed_only_within_a_call_and_never_in_bulk() {
+    let mut board = Board::new();
+    board.log_in(1, "alice");
+    board.log_in(2, "bob");
+    board.invite(1, "c-1", &["bob"], 30);
+    let sdp = |to: &str, size: usize| ClientMessage::Sdp {
+        call_id: "c-1".into(),
+        to: to.into(),
+        description: "x".repeat(size),
+    };
+    // The caller's offer reaches the ringing callee...
+    board.send(1, &sdp("bob", 3000));
+    assert!(matches!(board.last(2), Some(ServerMessage::Sdp { .. })));
+    // ...but the ringing callee's address stays its own until it answers.
+    board.send(2, &sdp("alice", 3000));
+    assert_eq!(board.last_error(2).map(|e| e.0), Some(ErrorCode::RequestRefused));
+    // A description too large, and more than a few: refused.
+    board.send(1, &sdp("bob", 20_000));
+    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::InvalidParameter));
+    for _ in 0..10 {
+        board.send(1, &sdp("bob", 100));
+    }
+    let relayed = board.inbox[&2]
+        .iter()
+        .filter(|message| matches!(message, ServerMessage::Sdp { .. }))
+        .count();
+    assert_eq!(relayed, Limits::default().max_descriptions_per_pair as usize);
+    // Bob was never disconnected for alice's traffic.
+    assert!(board.closed.is_empty());
+}
+
+#[test]
+fn a_caller_has_a_few_unanswered_calls_at_once_and_a_callee_a_few_invitations() {
+    let mut board = Board::new();
+    board.log_in(1, "mallory");
+    for (session, user) in [(2, "bob"), (3, "carol"), (4, "dave"), (5, "erin"), (6, "fred")] {
+        board.log_in(session, user);
+    }
+    for (number, callee) in ["bob", "carol", "dave", "erin", "fred"].iter().enumerate() {
+        board.invite(1, &format!("c-{number}"), &[callee], 0);
+    }
+    assert_eq!(board.board.call_count(), Limits::default().max_unanswered_calls);
+    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::RequestRefused));
+    // Many callers ringing one callee: past the cap it is busy for the rest.
+    let mut board = Board::new();
+    board.log_in(100, "bob");
+    for caller in 0..10 {
+        let session = 1 + caller;
+        board.log_in(session, &format!("caller{caller}"));
+        board.invite(session, &format!("c-{caller}"), &["bob"], 0);
+    }
+    let ringing = board
+        .signals(100)
+        .iter()
+        .filter(|signal| matches!(signal, Signal::Invited { .. }))
+        .count();
+    assert_eq!(ringing, Limits::default().max_calls_per_user);
+    assert!(board.signals(10).contains(&Signal::LineBusy {
+        user_id: "bob".into()
+    }));
+}
+
+#[test]
+fn ids_that_break_the_rule_are_refused_and_not_echoed() {
+    let mut board = Board::new();
+    board.open(1);
+    for user in ["", "a\u{202e}b", "nul\0", &"u".repeat(10 * 1024)] {
+        board.send(
+            1,
+            &ClientMessage::Login {
+                version: PROTOCOL_VERSION,
+                user_id: user.into(),
+                user_sig: sig("alice"),
+            },
+        );
+    }
+    // Three failed log-ins close the connection.
+    assert_eq!(board.closed, [1]);
+    board.log_in(2, "alice");
+    let long_id = "c".repeat(32 * 1024);
+    board.invite(2, &long_id, &["bob"], 30);
+    let ServerMessage::Error {
+        code,
+        call_id,
+        message,
+    } = board.last(2).unwrap()
+    else {
+        panic!("no error")
+    };
+    assert_eq!(*code, ErrorCode::InvalidParameter);
+    assert_eq!(*call_id, None);
+    assert!(message.len() < 400, "{} bytes", message.len());
+}
+
+#[test]
+fn a_flooding_connection_is_slowed_then_closed_and_its_refusals_are_recorded_a_few_times() {
+    let mut board = Board::new();
+    board.open(1);
+    for _ in 0..1000 {
+        board
+            .board
+            .handle_frame(1, board.now, "{\"type\":\"teleport\"}");
+    }
+    board.drain();
+    assert_eq!(board.closed, [1]);
+    assert!(
+        board.refused_records <= Limits::default().refusals_recorded as usize,
+        "{} records",
+        board.refused_records
+    );
+    let counted: u64 = board.board.refusal_counts().by_code.values().sum();
+    assert!(counted > u64::from(Limits::default().refusals_before_close));
+}
+
+#[test]
+fn log_ins_are_bounded_per_user_id_across_connections() {
+    let mut board = Board::new();
+    let forged = sign(b"not the secret", &claims("bob", T0 / 1000, 3600));
+    for session in 1..=10 {
+        board.open(session);
+        board.send(
+            session,
+            &ClientMessage::Login {
+                version: PROTOCOL_VERSION,
+                user_id: "bob".into(),
+                user_sig: forged.clone(),
+            },
+        );
+    }
+    let throttled = (1..=10)
+        .filter(|session| {
+            board
+                .last_error(*session)
+                .is_some_and(|(code, _)| code == ErrorCode::RequestRefused)
+        })
+        .count();
+    assert_eq!(throttled, 10 - Limits::default().login_burst as usize);
+    // Even the right UserSig must wait for the bucket to refill.
+    board.open(20);
+    board.send(
+        20,
+        &ClientMessage::Login {
+            version: PROTOCOL_VERSION,
+            user_id: "bob".into(),
+            user_sig: sig("bob"),
+        },
+    );
+    assert_eq!(board.last_error(20).map(|e| e.0), Some(ErrorCode::RequestRefused));
+    board.wait(60_000);
+    board.log_in(21, "bob");
+}
+
+#[test]
+fn a_revocation_closes_the_users_sessions_and_refuses_its_old_user_sigs() {
+    let mut board = Board::new();
+    board.log_in(1, "bob");
+    board.log_in(2, "alice");
+    let mut revocations = Revocations::default();
+    revocations.revoke("bob", T0 / 1000 + 1);
+    board.board.handle_revocations(board.now, revocations);
+    board.drain();
+    assert_eq!(board.closed, [1]);
+    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::UserSigInvalid));
+    board.open(3);
+    board.send(
+        3,
+        &ClientMessage::Login {
+            version: PROTOCOL_VERSION,
+            user_id: "bob".into(),
+            user_sig: sig("bob"),
+        },
+    );
+    assert_eq!(board.last_error(3).map(|e| e.0), Some(ErrorCode::UserSigInvalid));
+    board.now += 2000;
+    board.open(4);
+    let fresh = sign(SECRET, &claims("bob", board.now / 1000, 3600));
+    board.send(
+        4,
+        &ClientMessage::Login {
+            version: PROTOCOL_VERSION,
+            user_id: "bob".into(),
+            user_sig: fresh,
+        },
+    );
+    assert!(matches!(board.last(4), Some(ServerMessage::Welcome { .. })));
+}
+
+#[test]
+fn after_a_key_rotation_old_and_new_user_sigs_log_in() {
+    let keys = Keyring::parse(b"k2 rotated-secret\ndefault switchboard test secret\n").unwrap();
+    let mut board = Board::with(keys);
+    board.log_in(1, "alice");
+    board.open(2);
+    let new = sign_with("k2", b"rotated-secret", &claims("bob", T0 / 1000, 3600));
+    board.send(
+        2,
+        &ClientMessage::Login {
+            version: PROTOCOL_VERSION,
+            user_id: "bob".into(),
+            user_sig: new,
+        },
+    );
+    assert!(matches!(board.last(2), Some(ServerMessage::Welcome { .. })));
+}
+
+#[test]
+fn contacts_show_only_the_demo_peers_unless_the_server_lists_who_is_online() {
+    let mut board = Board::new();
+    board.log_in(1, "alice");
+    board.log_in(2, "bob");
+    board.send(1, &ClientMessage::Contacts);
+    assert_eq!(
+        board.last(1),
+        Some(&ServerMessage::Contacts {
+            contacts: Vec::new()
+        })
+    );
+}
