@@ -53,8 +53,10 @@ pub struct TransportLimits {
     pub handshake_timeout: Duration,
     /// A send to a client must finish this soon, or its socket is closed.
     pub write_timeout: Duration,
-    /// Bytes waiting for one client at most.
+    /// Bytes waiting for one client at most, in its outbox.
     pub outbox_bytes: usize,
+    /// The kernel's send buffer of each connection (what waits there is bounded too).
+    pub send_buffer_bytes: usize,
     /// How often the server pings a quiet client.
     pub ping_interval: Duration,
     /// A client that sends nothing (no message, no pong) this long is closed.
@@ -70,8 +72,9 @@ impl Default for TransportLimits {
             handshake_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             outbox_bytes: 1024 * 1024,
+            send_buffer_bytes: 64 * 1024,
             ping_interval: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_mins(1),
         }
     }
 }
@@ -161,7 +164,6 @@ enum HubEvent {
 
 enum Outgoing {
     Text(Utf8Bytes),
-    Close,
 }
 
 /// One client's queue: bounded in messages and in bytes.
@@ -170,6 +172,8 @@ struct Outbox {
     sender: mpsc::Sender<Outgoing>,
     queued_bytes: Arc<AtomicUsize>,
     limit_bytes: usize,
+    /// Rung to close the connection even when its queue is full.
+    closing: Arc<tokio::sync::Notify>,
 }
 
 impl Outbox {
@@ -186,7 +190,7 @@ impl Outbox {
     }
 
     fn close(&self) {
-        let _ = self.sender.try_send(Outgoing::Close);
+        self.closing.notify_one();
     }
 }
 
@@ -364,8 +368,9 @@ async fn accept_loop(
                         drop(stream);
                         continue;
                     };
-                    // Small messages, sent at once.
+                    // Small messages, sent at once; little waiting in the kernel for one client.
                     let _ = stream.set_nodelay(true);
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(transport.send_buffer_bytes);
                     let session = next_session.fetch_add(1, Ordering::Relaxed);
                     let connection = Connection {
                         session,
@@ -445,10 +450,12 @@ impl Connection {
         place.handshake_done();
         let (outbox_tx, outgoing) = mpsc::channel(OUTBOX_CAPACITY);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let closing = Arc::new(tokio::sync::Notify::new());
         let outbox = Outbox {
             sender: outbox_tx,
             queued_bytes: Arc::clone(&queued_bytes),
             limit_bytes: self.transport.outbox_bytes,
+            closing: Arc::clone(&closing),
         };
         let opened = HubEvent::Open {
             session: self.session,
@@ -458,7 +465,7 @@ impl Connection {
             return;
         }
         let ended = self
-            .serve(websocket, outgoing, &queued_bytes, shutdown)
+            .serve(websocket, outgoing, &queued_bytes, &closing, shutdown)
             .await;
         match ended {
             Ended::Shutdown => {}
@@ -488,6 +495,7 @@ impl Connection {
         websocket: tokio_tungstenite::WebSocketStream<TcpStream>,
         mut outgoing: mpsc::Receiver<Outgoing>,
         queued_bytes: &AtomicUsize,
+        closing: &tokio::sync::Notify,
         mut shutdown: watch::Receiver<bool>,
     ) -> Ended {
         let (mut sink, mut source) = websocket.split();
@@ -524,6 +532,20 @@ impl Connection {
                         return Ended::Normally;
                     }
                 }
+                // The hub is done with this client: what it queued before (the error that says
+                // why, say) still goes out, as long as the client takes it in time.
+                () = closing.notified() => {
+                    while let Ok(Outgoing::Text(text)) = outgoing.try_recv() {
+                        let bytes = text.len();
+                        let sent = tokio::time::timeout(write_timeout, sink.send(Message::Text(text))).await;
+                        queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                        if !matches!(sent, Ok(Ok(()))) {
+                            return Ended::Dropped;
+                        }
+                    }
+                    let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(None))).await;
+                    return Ended::Normally;
+                }
                 message = outgoing.recv() => match message {
                     Some(Outgoing::Text(text)) => {
                         let bytes = text.len();
@@ -533,7 +555,7 @@ impl Connection {
                             return Ended::Dropped;
                         }
                     }
-                    Some(Outgoing::Close) | None => {
+                    None => {
                         let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(None))).await;
                         return Ended::Normally;
                     }
@@ -656,19 +678,16 @@ fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, Outbox>, h
                 if outbox.try_send(encode(&message).into()) {
                     continue;
                 }
-                match relayed_from {
+                if let Some(relayer) = relayed_from {
                     // Another's traffic that does not fit is dropped, not the recipient.
-                    Some(relayer) => {
-                        hub.stats.relays_dropped.fetch_add(1, Ordering::Relaxed);
-                        board.handle_undelivered(relayer, session, unix_now_millis());
-                    }
+                    hub.stats.relays_dropped.fetch_add(1, Ordering::Relaxed);
+                    board.handle_undelivered(relayer, session, unix_now_millis());
+                } else {
                     // The server's own messages are bounded by the switchboard's caps: a client
                     // this far behind on them is not reading, and is dropped.
-                    None => {
-                        outbox.close();
-                        outboxes.remove(&session);
-                        board.close(session);
-                    }
+                    outbox.close();
+                    outboxes.remove(&session);
+                    board.close(session);
                 }
             }
             Output::Close { session } => {

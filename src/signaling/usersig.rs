@@ -411,7 +411,7 @@ mod tests {
 
     #[test]
     fn a_rotated_secret_keeps_old_tokens_good_and_signs_new_ones_with_the_new_key() {
-        let keys = Keyring::parse(b"k2 new-secret\nold-secret\n").unwrap();
+        let keys = Keyring::parse(b"k2 new-secret\nold-secret\n").expect("two keys");
         assert_eq!(keys.signing_id(), "k2");
         let none = Revocations::default();
         let old = sign(b"old-secret", &claims("bob", NOW, 60));

@@ -52,17 +52,21 @@ fn server_config(listen: SocketAddr, kit: &CallKit) -> ServerConfig {
 impl Net {
     /// A server on a free port.
     pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// A server on a free port, its configuration changed by `adjust` first.
+    pub fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("a runtime");
         let server_kit = CallKit::builder().user("server").build();
+        let mut config = server_config(SocketAddr::from(([127, 0, 0, 1], 0)), &server_kit);
+        adjust(&mut config);
         let server = runtime
-            .block_on(Server::start(server_config(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                &server_kit,
-            )))
+            .block_on(Server::start(config))
             .expect("the server starts");
         let addr = server.local_addr();
         Self {
@@ -103,6 +107,13 @@ impl Net {
     /// A logged-in client as `user`, signaling only.
     pub fn online(&self, user: &str) -> Client {
         let client = self.peer(user);
+        client.wait_online();
+        client
+    }
+
+    /// A logged-in client as `user`, signaling only, driven by `script`.
+    pub fn scripted(&self, user: &str, script: Script) -> Client {
+        let client = self.client_with(user, &sign_user_sig(SECRET, user), None, Some(script));
         client.wait_online();
         client
     }
@@ -155,11 +166,43 @@ impl Net {
 
     /// A raw WebSocket to the server.
     pub fn raw(&self) -> Raw {
-        let (socket, _) = self
-            .runtime
-            .block_on(tokio_tungstenite::connect_async(self.url()))
-            .expect("the server accepts");
-        Raw { socket }
+        self.try_raw_from(std::net::Ipv4Addr::LOCALHOST)
+            .expect("the server accepts")
+    }
+
+    /// A raw WebSocket to the server from `source` (any 127.x.y.z address is this machine).
+    pub fn try_raw_from(&self, source: std::net::Ipv4Addr) -> Result<Raw, String> {
+        self.runtime.block_on(async {
+            let stream = self.tcp_from(source).await?;
+            let (socket, _) =
+                tokio::time::timeout(WAIT, tokio_tungstenite::client_async(self.url(), stream))
+                    .await
+                    .map_err(|_| "the handshake timed out".to_owned())?
+                    .map_err(|error| error.to_string())?;
+            Ok(Raw { socket })
+        })
+    }
+
+    /// A bare TCP connection to the server from `source`.
+    pub async fn tcp_from(
+        &self,
+        source: std::net::Ipv4Addr,
+    ) -> Result<tokio::net::TcpStream, String> {
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|error| error.to_string())?;
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .map_err(|error| error.to_string())?;
+        let stream = socket
+            .connect(self.addr)
+            .await
+            .map_err(|error| error.to_string())?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// The server's live counters.
+    pub fn stats(&self) -> &callscope::signaling::ServerStats {
+        self.server.as_ref().expect("a running server").stats()
     }
 }
 
@@ -243,6 +286,11 @@ impl Client {
     /// The connection now.
     pub fn connection(&self) -> ConnectionState {
         self.state.latest().connection
+    }
+
+    /// The contact list now.
+    pub fn contacts(&self) -> Vec<callscope::signaling::Contact> {
+        self.state.latest().contacts
     }
 
     /// The call's status now.
@@ -423,9 +471,7 @@ pub fn is_media_report(event: &Event) -> bool {
 
 /// A raw protocol client.
 pub struct Raw {
-    socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    socket: tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
 }
 
 impl Raw {
@@ -477,6 +523,48 @@ impl Raw {
             ServerMessage::Error { code, message, .. } => (code, message),
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    /// The next message from the server within `limit`, or `None` when the connection closed
+    /// (or nothing came).
+    pub fn receive_within(&mut self, net: &Net, limit: Duration) -> Option<ServerMessage> {
+        net.runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + limit;
+            loop {
+                let frame = tokio::time::timeout_at(deadline, self.socket.next()).await;
+                match frame {
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        return decode_server(text.as_str()).ok();
+                    }
+                    Ok(Some(Ok(_))) => {}
+                    Ok(Some(Err(_)) | None) | Err(_) => return None,
+                }
+            }
+        })
+    }
+
+    /// Whether the server closed this connection within `limit` (reading, and dropping,
+    /// whatever comes first).
+    pub fn closed_within(&mut self, net: &Net, limit: Duration) -> bool {
+        net.runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + limit;
+            loop {
+                match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                    Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) => return true,
+                    Ok(Some(Ok(_))) => {}
+                    Err(_) => return false,
+                }
+            }
+        })
+    }
+
+    /// Sends as many text frames as the connection takes; false once it fails.
+    pub fn try_send_text(&mut self, net: &Net, text: String) -> bool {
+        net.runtime
+            .block_on(async {
+                tokio::time::timeout(WAIT, self.socket.send(Message::text(text))).await
+            })
+            .is_ok_and(|sent| sent.is_ok())
     }
 
     /// The connection still answers.

@@ -15,7 +15,7 @@ const APP: u64 = 42;
 const T0: u64 = 1_800_000_000_000;
 
 struct Board {
-    board: Switchboard,
+    switchboard: Switchboard,
     now: u64,
     /// What each session was sent, in order.
     inbox: BTreeMap<SessionId, Vec<ServerMessage>>,
@@ -43,7 +43,7 @@ impl Board {
 
     fn with(keys: Keyring) -> Self {
         Self {
-            board: Switchboard::new(SwitchboardConfig {
+            switchboard: Switchboard::new(SwitchboardConfig {
                 keys,
                 app_id: APP,
                 demo_contacts: Vec::new(),
@@ -59,7 +59,7 @@ impl Board {
     }
 
     fn drain(&mut self) {
-        while let Some(output) = self.board.poll_output() {
+        while let Some(output) = self.switchboard.poll_output() {
             match output {
                 Output::Send {
                     session, message, ..
@@ -71,11 +71,12 @@ impl Board {
     }
 
     fn open(&mut self, session: SessionId) {
-        self.board.open(session, self.now);
+        self.switchboard.open(session, self.now);
     }
 
     fn send(&mut self, session: SessionId, message: &ClientMessage) {
-        self.board.handle_frame(session, self.now, &encode(message));
+        self.switchboard
+            .handle_frame(session, self.now, &encode(message));
         self.drain();
     }
 
@@ -100,20 +101,26 @@ impl Board {
         let end = self.now + millis;
         while self.now < end {
             self.now = (self.now + 1000).min(end);
-            self.board.handle_tick(self.now);
+            self.switchboard.handle_tick(self.now);
             self.drain();
         }
     }
 
     fn last(&self, session: SessionId) -> Option<&ServerMessage> {
-        self.inbox.get(&session).and_then(|messages| messages.last())
+        self.inbox
+            .get(&session)
+            .and_then(|messages| messages.last())
     }
 
     fn last_error(&self, session: SessionId) -> Option<(ErrorCode, String)> {
-        self.inbox.get(&session)?.iter().rev().find_map(|message| match message {
-            ServerMessage::Error { code, message, .. } => Some((*code, message.clone())),
-            _ => None,
-        })
+        self.inbox
+            .get(&session)?
+            .iter()
+            .rev()
+            .find_map(|message| match message {
+                ServerMessage::Error { code, message, .. } => Some((*code, message.clone())),
+                _ => None,
+            })
     }
 
     fn signals(&self, session: SessionId) -> Vec<Signal> {
@@ -152,8 +159,11 @@ fn a_connection_that_does_not_log_in_within_ten_seconds_is_told_and_closed() {
     assert!(board.closed.is_empty());
     board.wait(1_000);
     assert_eq!(board.closed, [1]);
-    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::NotLoggedIn));
-    assert_eq!(board.board.session_count(), 0);
+    assert_eq!(
+        board.last_error(1).map(|e| e.0),
+        Some(ErrorCode::NotLoggedIn)
+    );
+    assert_eq!(board.switchboard.session_count(), 0);
 }
 
 #[test]
@@ -161,7 +171,10 @@ fn ping_before_log_in_is_refused_with_6014() {
     let mut board = Board::new();
     board.open(1);
     board.send(1, &ClientMessage::Ping { nonce: 7 });
-    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::NotLoggedIn));
+    assert_eq!(
+        board.last_error(1).map(|e| e.0),
+        Some(ErrorCode::NotLoggedIn)
+    );
 }
 
 #[test]
@@ -172,9 +185,9 @@ fn the_server_ends_a_ringing_invitation_at_its_timeout_and_a_late_accept_is_refu
     board.invite(1, "c-1", &["bob"], 5);
     // The clients' own timers come first; the server's after a grace.
     board.wait(5_000 + 1_000);
-    assert_eq!(board.board.call_count(), 1);
+    assert_eq!(board.switchboard.call_count(), 1);
     board.wait(1_000);
-    assert_eq!(board.board.call_count(), 0);
+    assert_eq!(board.switchboard.call_count(), 0);
     assert!(board.signals(1).contains(&Signal::NoResponse {
         user_id: "bob".into()
     }));
@@ -186,7 +199,10 @@ fn the_server_ends_a_ringing_invitation_at_its_timeout_and_a_late_accept_is_refu
             call_id: "c-1".into(),
         },
     );
-    assert_eq!(board.last_error(2).map(|e| e.0), Some(ErrorCode::RequestRefused));
+    assert_eq!(
+        board.last_error(2).map(|e| e.0),
+        Some(ErrorCode::RequestRefused)
+    );
 }
 
 #[test]
@@ -211,10 +227,13 @@ fn calls_you_are_not_in_get_one_answer_whether_live_ended_or_unknown() {
                 call_id: call_id.into(),
             },
         );
-        let (code, message) = board.last_error(3).unwrap();
+        let (code, message) = board.last_error(3).expect("present");
         answers.push((code, message.replace(call_id, "ID")));
     }
-    assert!(answers.iter().all(|answer| *answer == answers[0]), "{answers:?}");
+    assert!(
+        answers.iter().all(|answer| *answer == answers[0]),
+        "{answers:?}"
+    );
     assert_eq!(answers[0].0, ErrorCode::PermissionDenied);
 }
 
@@ -234,10 +253,16 @@ fn media_negotiation_is_relayed_only_within_a_call_and_never_in_bulk() {
     assert!(matches!(board.last(2), Some(ServerMessage::Sdp { .. })));
     // ...but the ringing callee's address stays its own until it answers.
     board.send(2, &sdp("alice", 3000));
-    assert_eq!(board.last_error(2).map(|e| e.0), Some(ErrorCode::RequestRefused));
+    assert_eq!(
+        board.last_error(2).map(|e| e.0),
+        Some(ErrorCode::RequestRefused)
+    );
     // A description too large, and more than a few: refused.
     board.send(1, &sdp("bob", 20_000));
-    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::InvalidParameter));
+    assert_eq!(
+        board.last_error(1).map(|e| e.0),
+        Some(ErrorCode::InvalidParameter)
+    );
     for _ in 0..10 {
         board.send(1, &sdp("bob", 100));
     }
@@ -245,7 +270,10 @@ fn media_negotiation_is_relayed_only_within_a_call_and_never_in_bulk() {
         .iter()
         .filter(|message| matches!(message, ServerMessage::Sdp { .. }))
         .count();
-    assert_eq!(relayed, Limits::default().max_descriptions_per_pair as usize);
+    assert_eq!(
+        relayed,
+        Limits::default().max_descriptions_per_pair as usize
+    );
     // Bob was never disconnected for alice's traffic.
     assert!(board.closed.is_empty());
 }
@@ -254,14 +282,26 @@ fn media_negotiation_is_relayed_only_within_a_call_and_never_in_bulk() {
 fn a_caller_has_a_few_unanswered_calls_at_once_and_a_callee_a_few_invitations() {
     let mut board = Board::new();
     board.log_in(1, "mallory");
-    for (session, user) in [(2, "bob"), (3, "carol"), (4, "dave"), (5, "erin"), (6, "fred")] {
+    for (session, user) in [
+        (2, "bob"),
+        (3, "carol"),
+        (4, "dave"),
+        (5, "erin"),
+        (6, "fred"),
+    ] {
         board.log_in(session, user);
     }
     for (number, callee) in ["bob", "carol", "dave", "erin", "fred"].iter().enumerate() {
         board.invite(1, &format!("c-{number}"), &[callee], 0);
     }
-    assert_eq!(board.board.call_count(), Limits::default().max_unanswered_calls);
-    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::RequestRefused));
+    assert_eq!(
+        board.switchboard.call_count(),
+        Limits::default().max_unanswered_calls
+    );
+    assert_eq!(
+        board.last_error(1).map(|e| e.0),
+        Some(ErrorCode::RequestRefused)
+    );
     // Many callers ringing one callee: past the cap it is busy for the rest.
     let mut board = Board::new();
     board.log_in(100, "bob");
@@ -304,7 +344,7 @@ fn ids_that_break_the_rule_are_refused_and_not_echoed() {
         code,
         call_id,
         message,
-    } = board.last(2).unwrap()
+    } = board.last(2).expect("present")
     else {
         panic!("no error")
     };
@@ -319,7 +359,7 @@ fn a_flooding_connection_is_slowed_then_closed_and_its_refusals_are_recorded_a_f
     board.open(1);
     for _ in 0..1000 {
         board
-            .board
+            .switchboard
             .handle_frame(1, board.now, "{\"type\":\"teleport\"}");
     }
     board.drain();
@@ -329,7 +369,7 @@ fn a_flooding_connection_is_slowed_then_closed_and_its_refusals_are_recorded_a_f
         "{} records",
         board.refused_records
     );
-    let counted: u64 = board.board.refusal_counts().by_code.values().sum();
+    let counted: u64 = board.switchboard.refusal_counts().by_code.values().sum();
     assert!(counted > u64::from(Limits::default().refusals_before_close));
 }
 
@@ -366,7 +406,10 @@ fn log_ins_are_bounded_per_user_id_across_connections() {
             user_sig: sig("bob"),
         },
     );
-    assert_eq!(board.last_error(20).map(|e| e.0), Some(ErrorCode::RequestRefused));
+    assert_eq!(
+        board.last_error(20).map(|e| e.0),
+        Some(ErrorCode::RequestRefused)
+    );
     board.wait(60_000);
     board.log_in(21, "bob");
 }
@@ -378,10 +421,13 @@ fn a_revocation_closes_the_users_sessions_and_refuses_its_old_user_sigs() {
     board.log_in(2, "alice");
     let mut revocations = Revocations::default();
     revocations.revoke("bob", T0 / 1000 + 1);
-    board.board.handle_revocations(board.now, revocations);
+    board.switchboard.handle_revocations(board.now, revocations);
     board.drain();
     assert_eq!(board.closed, [1]);
-    assert_eq!(board.last_error(1).map(|e| e.0), Some(ErrorCode::UserSigInvalid));
+    assert_eq!(
+        board.last_error(1).map(|e| e.0),
+        Some(ErrorCode::UserSigInvalid)
+    );
     board.open(3);
     board.send(
         3,
@@ -391,7 +437,10 @@ fn a_revocation_closes_the_users_sessions_and_refuses_its_old_user_sigs() {
             user_sig: sig("bob"),
         },
     );
-    assert_eq!(board.last_error(3).map(|e| e.0), Some(ErrorCode::UserSigInvalid));
+    assert_eq!(
+        board.last_error(3).map(|e| e.0),
+        Some(ErrorCode::UserSigInvalid)
+    );
     board.now += 2000;
     board.open(4);
     let fresh = sign(SECRET, &claims("bob", board.now / 1000, 3600));
@@ -408,7 +457,8 @@ fn a_revocation_closes_the_users_sessions_and_refuses_its_old_user_sigs() {
 
 #[test]
 fn after_a_key_rotation_old_and_new_user_sigs_log_in() {
-    let keys = Keyring::parse(b"k2 rotated-secret\ndefault switchboard test secret\n").unwrap();
+    let keys =
+        Keyring::parse(b"k2 rotated-secret\ndefault switchboard test secret\n").expect("present");
     let mut board = Board::with(keys);
     board.log_in(1, "alice");
     board.open(2);

@@ -1,0 +1,484 @@
+//! Attacks on the real server over real sockets, one test per attack. Each asserts the refusal
+//! and that, at the same time, a legitimate pair logs in and completes invite, accept and hang
+//! up. Attackers connect from 127.0.0.2 (loopback too), so the per-address caps they hit are
+//! theirs alone.
+
+#![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use callscope::call::{Action, CallSignal, Signal};
+use callscope::engine::{Behaviour, ConnectionState, EngineCommand, Script, sign_user_sig};
+use callscope::event::CallbackKind;
+use callscope::model::{CallStatus, EndReason, ErrorCode, MediaType};
+use callscope::signaling::usersig::{self, DEFAULT_APP_ID, Revocations, UserSigClaims};
+use callscope::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, encode};
+use callscope::timeline::Query;
+use common::net::{Client, Net, Raw, SECRET};
+
+const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// A legitimate pair that logs in, calls, answers and hangs up; how long it took.
+fn legitimate_call(net: &Net, dialer: &str, answerer: &str) -> Duration {
+    let started = Instant::now();
+    let answering = Script::new(Behaviour::Answer {
+        after: Duration::ZERO,
+    });
+    let bob = net.scripted(answerer, answering);
+    let alice = net.online(dialer);
+    alice.dial(&[answerer], MediaType::Audio, 30);
+    alice.wait_count(CallbackKind::CallBegin, 1);
+    alice.send(EngineCommand::Hangup);
+    alice.wait_count(CallbackKind::AfterCalling, 1);
+    bob.wait_count(CallbackKind::AfterCalling, 1);
+    assert_eq!(alice.end_reasons(), [EndReason::Hangup]);
+    started.elapsed()
+}
+
+/// Runs `attack` while a legitimate pair calls; the pair must succeed.
+fn during(net: &Net, attack: impl FnOnce() + Send) {
+    std::thread::scope(|scope| {
+        let attacker = std::thread::Builder::new()
+            .name("attacker".into())
+            .spawn_scoped(scope, attack)
+            .unwrap();
+        // Let the attack get going first.
+        std::thread::sleep(Duration::from_millis(100));
+        let took = legitimate_call(net, "legit-a", "legit-b");
+        assert!(
+            took < Duration::from_secs(5),
+            "the legitimate call took {took:?}"
+        );
+        attacker.join().unwrap();
+    });
+}
+
+fn log_in_raw(net: &Net, user: &str, from: Ipv4Addr) -> Raw {
+    let mut raw = net.try_raw_from(from).unwrap();
+    raw.send(
+        net,
+        &ClientMessage::Login {
+            version: PROTOCOL_VERSION,
+            user_id: user.into(),
+            user_sig: sign_user_sig(SECRET, user),
+        },
+    );
+    assert!(matches!(raw.receive(net), ServerMessage::Welcome { .. }));
+    raw
+}
+
+fn invite(call_id: &str, callee: &str, timeout_secs: u32) -> ClientMessage {
+    ClientMessage::Call(Action::Invite {
+        call_id: call_id.into(),
+        callees: vec![callee.into()],
+        media: MediaType::Audio,
+        group: false,
+        timeout_secs,
+    })
+}
+
+#[test]
+fn an_sdp_flood_at_a_user_in_a_call_neither_drops_it_nor_ends_its_call() {
+    let net = Net::start();
+    let answering = Script::new(Behaviour::Answer {
+        after: Duration::ZERO,
+    });
+    let victim = net.scripted("victim", answering);
+    let friend = net.online("friend");
+    friend.dial(&["victim"], MediaType::Audio, 30);
+    victim.wait_count(CallbackKind::CallBegin, 1);
+    during(&net, || {
+        let mut mallory = log_in_raw(&net, "mallory", ATTACKER);
+        mallory.send(&net, &invite("c-flood", "victim", 30));
+        let blob = "x".repeat(60 * 1024);
+        for _ in 0..600 {
+            let sdp = ClientMessage::Sdp {
+                call_id: "c-flood".into(),
+                to: "victim".into(),
+                description: blob.clone(),
+            };
+            if !mallory.try_send_text(&net, encode(&sdp)) {
+                break;
+            }
+        }
+        // The flood was refused and mallory shown the door.
+        assert!(mallory.closed_within(&net, Duration::from_secs(15)));
+    });
+    // The victim stayed online and its call with its friend goes on.
+    assert_eq!(victim.connection(), ConnectionState::Online);
+    assert!(victim.status().is_calling());
+    assert!(friend.status().is_calling());
+    assert!(!victim.has(|e| matches!(e, callscope::event::Event::Error(_))));
+    friend.end_call();
+    victim.wait_idle();
+}
+
+#[test]
+fn connections_that_never_finish_their_handshake_are_capped_and_timed_out() {
+    let net = Net::start();
+    let limits = callscope::signaling::TransportLimits::default();
+    during(&net, || {
+        let streams: Vec<_> = net.runtime.block_on(async {
+            let mut streams = Vec::new();
+            for _ in 0..300 {
+                if let Ok(stream) = net.tcp_from(ATTACKER).await {
+                    streams.push(stream);
+                }
+            }
+            streams
+        });
+        assert_eq!(streams.len(), 300);
+        // All but the address's handshake allowance were closed at once.
+        let started = Instant::now();
+        while net.stats().turned_away.load(Ordering::Relaxed)
+            < 300 - limits.max_handshakes_per_ip as u64
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "not turned away"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The rest go when their handshake time is up.
+        while net.stats().connections.load(Ordering::Relaxed) > 2 {
+            assert!(
+                started.elapsed() < limits.handshake_timeout + Duration::from_secs(3),
+                "{} connections still open",
+                net.stats().connections.load(Ordering::Relaxed)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(streams);
+    });
+}
+
+#[test]
+fn a_connection_that_never_logs_in_is_told_and_closed_after_ten_seconds() {
+    let net = Net::start();
+    during(&net, || {
+        let mut idle = net.try_raw_from(ATTACKER).unwrap();
+        let started = Instant::now();
+        let told = idle.receive_within(&net, Duration::from_secs(13));
+        assert!(
+            matches!(
+                told,
+                Some(ServerMessage::Error {
+                    code: ErrorCode::NotLoggedIn,
+                    ..
+                })
+            ),
+            "{told:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_secs(9));
+        assert!(idle.closed_within(&net, Duration::from_secs(2)));
+    });
+}
+
+#[test]
+fn a_frame_too_large_to_read_gets_an_error_then_a_close() {
+    let net = Net::start();
+    during(&net, || {
+        let mut mallory = net.try_raw_from(ATTACKER).unwrap();
+        let huge = format!(
+            r#"{{"type":"ping","nonce":1,"pad":"{}"}}"#,
+            "x".repeat(1024 * 1024)
+        );
+        let _ = mallory.try_send_text(&net, huge);
+        let told = mallory.receive_within(&net, Duration::from_secs(5));
+        assert!(
+            matches!(&told, Some(ServerMessage::Error { code: ErrorCode::InvalidParameter, message, .. }) if message.contains("closed")),
+            "{told:?}"
+        );
+        assert!(mallory.closed_within(&net, Duration::from_secs(5)));
+    });
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_alone() {
+    // A small outbox, so the test need not wait for megabytes to pile up.
+    let net = Net::start_with(|config| {
+        config.transport.outbox_bytes = 16 * 1024;
+        config.transport.write_timeout = Duration::from_secs(2);
+    });
+    let others: Vec<Client> = (0..20).map(|n| net.online(&format!("user{n}"))).collect();
+    let observer = &others[0];
+    let listed = |name: &str| {
+        observer.send(EngineCommand::RefreshContacts);
+        std::thread::sleep(Duration::from_millis(50));
+        observer
+            .contacts()
+            .iter()
+            .any(|contact| contact.user_id == name)
+    };
+    during(&net, || {
+        let (mut socket, _) = net.runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            socket.bind((ATTACKER, 0).into()).unwrap();
+            let address = net.url().trim_start_matches("ws://").parse().unwrap();
+            let stream = socket.connect(address).await.unwrap();
+            tokio_tungstenite::client_async(net.url(), stream)
+                .await
+                .unwrap()
+        });
+        let send = |socket: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+                    message: &ClientMessage| {
+            use futures_util::SinkExt as _;
+            let frame = tokio_tungstenite::tungstenite::Message::text(encode(message));
+            net.runtime.block_on(async {
+                let _ = tokio::time::timeout(Duration::from_millis(50), socket.send(frame)).await;
+            });
+        };
+        let login = ClientMessage::Login {
+            version: PROTOCOL_VERSION,
+            user_id: "sleeper".into(),
+            user_sig: sign_user_sig(SECRET, "sleeper"),
+        };
+        send(&mut socket, &login);
+        let started = Instant::now();
+        while !listed("sleeper") {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the sleeper never showed: {:?}",
+                observer.contacts()
+            );
+        }
+        // It asks for the contact list over and over, and never reads an answer.
+        let started = Instant::now();
+        while listed("sleeper") {
+            for _ in 0..5 {
+                send(&mut socket, &ClientMessage::Contacts);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the sleeper was never dropped"
+            );
+        }
+    });
+    for other in &others {
+        assert_eq!(other.connection(), ConnectionState::Online);
+    }
+}
+
+#[test]
+fn unauthenticated_garbage_is_throttled_closed_and_recorded_a_few_times_only() {
+    let net = Net::start();
+    let recorded_before = net.server_kit.timeline().len();
+    during(&net, || {
+        let mut mallory = net.try_raw_from(ATTACKER).unwrap();
+        let garbage = format!(r#"{{"type":"{}"}}"#, "t".repeat(60 * 1024 - 20));
+        let mut sent = 0;
+        for _ in 0..3000 {
+            if !mallory.try_send_text(&net, garbage.clone()) {
+                break;
+            }
+            sent += 1;
+        }
+        assert!(sent < 3000 || mallory.closed_within(&net, Duration::from_secs(10)));
+    });
+    let recorded: Vec<_> = net
+        .server_kit
+        .timeline()
+        .query(&Query::all())
+        .into_iter()
+        .skip(recorded_before)
+        .collect();
+    assert!(recorded.len() <= 10, "{} refusals recorded", recorded.len());
+    for entry in &recorded {
+        let text = entry.event.to_string();
+        assert!(
+            text.len() < 600,
+            "a recorded refusal of {} bytes",
+            text.len()
+        );
+    }
+}
+
+#[test]
+fn invitations_are_capped_and_the_server_ends_one_that_rings_past_its_timeout() {
+    let net = Net::start();
+    let mut callees: Vec<Raw> = (0..6)
+        .map(|n| log_in_raw(&net, &format!("callee{n}"), ATTACKER))
+        .collect();
+    during(&net, || {
+        let mut mallory = log_in_raw(&net, "mallory", ATTACKER);
+        let huge_id = "c".repeat(32 * 1024);
+        mallory.send(&net, &invite(&huge_id, "callee0", 30));
+        assert_eq!(mallory.expect_error(&net).0, ErrorCode::InvalidParameter);
+        for n in 0..6 {
+            mallory.send(&net, &invite(&format!("c-{n}"), &format!("callee{n}"), 1));
+        }
+        let mut refused = 0;
+        let mut timed_out = 0;
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < deadline && timed_out < 4 {
+            match mallory.receive_within(&net, Duration::from_millis(500)) {
+                Some(ServerMessage::Error {
+                    code: ErrorCode::RequestRefused,
+                    ..
+                }) => refused += 1,
+                Some(ServerMessage::Call(CallSignal {
+                    signal: Signal::NoResponse { .. },
+                    ..
+                })) => {
+                    timed_out += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(refused, 2, "two invitations over the cap of four");
+        assert_eq!(timed_out, 4, "the server ended the four that rang past 1 s");
+    });
+    // The callee's late accept is refused: the call is over.
+    let callee = &mut callees[0];
+    let ended = (0..4).find_map(
+        |_| match callee.receive_within(&net, Duration::from_secs(1)) {
+            Some(ServerMessage::Call(CallSignal {
+                signal: Signal::EndedByServer,
+                call_id,
+            })) => Some(call_id),
+            _ => None,
+        },
+    );
+    let call_id = ended.expect("the ringing callee heard the call end");
+    callee.send(&net, &ClientMessage::Call(Action::Accept { call_id }));
+    assert_eq!(callee.expect_error(&net).0, ErrorCode::RequestRefused);
+}
+
+#[test]
+fn forged_and_out_of_policy_user_sigs_are_refused_and_a_log_in_flood_is_closed() {
+    let net = Net::start();
+    during(&net, || {
+        let now = usersig::unix_now_secs();
+        let claims = |issued_at, expire_secs| UserSigClaims {
+            user_id: "mallory".into(),
+            app_id: DEFAULT_APP_ID,
+            issued_at,
+            expire_secs,
+        };
+        let ahead = usersig::sign(SECRET, &claims(now + 10 * 365 * 24 * 3600, 60));
+        let forever = usersig::sign(SECRET, &claims(now, u64::MAX));
+        let forged = sign_user_sig(b"a guessed secret", "mallory");
+        let mut mallory = net.try_raw_from(ATTACKER).unwrap();
+        for user_sig in [ahead, forever, forged] {
+            mallory.send(
+                &net,
+                &ClientMessage::Login {
+                    version: PROTOCOL_VERSION,
+                    user_id: "mallory".into(),
+                    user_sig,
+                },
+            );
+            assert_eq!(mallory.expect_error(&net).0, ErrorCode::UserSigInvalid);
+        }
+        // Three failures on one connection close it.
+        assert!(mallory.closed_within(&net, Duration::from_secs(2)));
+    });
+}
+
+#[test]
+fn a_revoked_user_is_logged_out_and_its_old_user_sig_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("revoked");
+    std::fs::write(&list, "").unwrap();
+    let path = list.clone();
+    let net = Net::start_with(move |config| config.revocations = Some(path));
+    let bob = net.online("bob");
+    let old_sig = sign_user_sig(SECRET, "bob");
+    during(&net, || {
+        std::thread::sleep(Duration::from_millis(1100));
+        std::fs::write(
+            &list,
+            Revocations::line("bob", usersig::unix_now_secs() + 1),
+        )
+        .unwrap();
+        bob.wait_for("to be logged out", |b| {
+            matches!(b.connection(), ConnectionState::LoggedOut { .. })
+        });
+        let mut again = net.try_raw_from(ATTACKER).unwrap();
+        again.send(
+            &net,
+            &ClientMessage::Login {
+                version: PROTOCOL_VERSION,
+                user_id: "bob".into(),
+                user_sig: old_sig.clone(),
+            },
+        );
+        let (code, message) = again.expect_error(&net);
+        assert_eq!(code, ErrorCode::UserSigInvalid);
+        assert!(message.contains("revoked"), "{message}");
+    });
+    assert!(bob.errors().contains(&ErrorCode::UserSigInvalid));
+}
+
+#[test]
+fn user_ids_that_break_the_rule_are_refused() {
+    let net = Net::start();
+    during(&net, || {
+        for user in ["", "a b", "nul\0x", "line\nbreak", "rtl\u{202e}x", "аlice"] {
+            let mut raw = net.try_raw_from(ATTACKER).unwrap();
+            raw.send(
+                &net,
+                &ClientMessage::Login {
+                    version: PROTOCOL_VERSION,
+                    user_id: user.into(),
+                    user_sig: sign_user_sig(SECRET, user),
+                },
+            );
+            assert_eq!(
+                raw.expect_error(&net).0,
+                ErrorCode::InvalidParameter,
+                "{user:?}"
+            );
+        }
+        let mut mallory = log_in_raw(&net, "mallory", ATTACKER);
+        mallory.send(&net, &invite("c-1", &"x".repeat(10 * 1024), 30));
+        assert_eq!(mallory.expect_error(&net).0, ErrorCode::InvalidParameter);
+    });
+}
+
+#[test]
+fn calls_you_are_not_in_look_alike_and_contacts_list_no_strangers() {
+    let net = Net::start_with(|config| config.list_online_users = false);
+    let answering = Script::new(Behaviour::Answer {
+        after: Duration::ZERO,
+    });
+    let bob = net.scripted("bob", answering);
+    let carol = net.online("carol");
+    carol.dial(&["bob"], MediaType::Audio, 30);
+    carol.wait_count(CallbackKind::CallBegin, 1);
+    let live = carol.last_call_id();
+    during(&net, || {
+        let mut mallory = log_in_raw(&net, "mallory", ATTACKER);
+        let mut answers = Vec::new();
+        for call_id in [live.as_str(), "c-unknown"] {
+            mallory.send(
+                &net,
+                &ClientMessage::Call(Action::Hangup {
+                    call_id: call_id.into(),
+                }),
+            );
+            let (code, message) = mallory.expect_error(&net);
+            answers.push((code, message.replace(call_id, "ID")));
+        }
+        assert_eq!(answers[0], answers[1]);
+        mallory.send(&net, &ClientMessage::Contacts);
+        assert_eq!(
+            mallory.receive(&net),
+            ServerMessage::Contacts {
+                contacts: Vec::new()
+            }
+        );
+        // Before log-in, even a ping is refused.
+        let mut anonymous = net.try_raw_from(ATTACKER).unwrap();
+        anonymous.send(&net, &ClientMessage::Ping { nonce: 1 });
+        assert_eq!(anonymous.expect_error(&net).0, ErrorCode::NotLoggedIn);
+    });
+    assert_eq!(bob.status(), CallStatus::CallingC2cAudio);
+    carol.end_call();
+    bob.wait_idle();
+}
