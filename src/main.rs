@@ -103,21 +103,11 @@ fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     Store::open(data_dir).with_context(|| format!("opening the timeline in {}", data_dir.display()))
 }
 
-/// The timeline of a `call` or `answer` run: stored, or in memory when another process holds
-/// the data directory (said once).
+/// The timeline of a `call` or `answer` run. Another process holding the data directory is an
+/// error (at once): two writers would number their entries alike.
 fn call_timeline(data_dir: &Path) -> anyhow::Result<(Timeline, Option<Store>)> {
-    let store = match Store::open(data_dir) {
-        Ok(store) => Some(store),
-        Err(error @ callscope::timeline::StoreError::InUse(_)) => {
-            eprintln!("callscope: {error}; this run is kept in memory only");
-            None
-        }
-        Err(error) => return Err(error.into()),
-    };
-    let timeline = store
-        .clone()
-        .map_or_else(Timeline::in_memory, Timeline::persistent);
-    Ok((timeline, store))
+    let store = open_store(data_dir)?;
+    Ok((Timeline::persistent(store.clone()), Some(store)))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -197,6 +197,7 @@ fn every_kind_round_trips_its_name_and_the_five_callbacks_come_first() {
 fn entry_json(event: Event) -> serde_json::Value {
     let entry = TimelineEntry {
         seq: 12,
+        run: 0,
         at: callscope::timeline::Timestamp {
             wall_millis: 1_764_130_000_123,
             mono_micros: 5_012_345,

@@ -199,3 +199,131 @@ fn check_reports_each_violation_with_its_seq_and_fails_only_then() {
     let _ = stdin_check.stdin.take().unwrap().write_all(b"");
     assert!(!stdin_check.wait().unwrap().success());
 }
+
+/// Starts `callscope call echo` on `data_dir`, printing JSON Lines.
+fn call_echo(data_dir: &Path) -> Child {
+    callscope()
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["call", "echo", "--json", "--hangup-after", "5"])
+        .args(SYNTHETIC)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn every_entry_printed_before_a_kill_9_is_in_the_store_and_no_number_is_handed_out_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut printed_everywhere: Vec<TimelineEntry> = Vec::new();
+    for round in 0..4 {
+        let mut child = call_echo(dir.path());
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        // Kill at a different moment each round: after 2, 6, 10, 14 printed entries.
+        let mut printed = Vec::new();
+        while printed.len() < 2 + round * 4 {
+            let Some(Ok(line)) = lines.next() else { break };
+            printed.push(serde_json::from_str::<TimelineEntry>(&line).unwrap());
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!printed.is_empty(), "round {round} printed nothing");
+        let stored =
+            callscope::timeline::read_stored(dir.path(), &callscope::timeline::Query::all())
+                .unwrap();
+        for entry in &printed {
+            assert!(
+                stored.contains(entry),
+                "round {round}: printed #{} is not in the store",
+                entry.seq
+            );
+        }
+        printed_everywhere.extend(printed);
+    }
+    let mut seqs: Vec<u64> = printed_everywhere.iter().map(|entry| entry.seq).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        printed_everywhere.len(),
+        "a sequence number was printed twice"
+    );
+}
+
+#[test]
+fn a_second_writer_of_one_data_directory_fails_at_once_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = callscope()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["call", "noanswer", "--audio", "--json"])
+        .args(SYNTHETIC)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once it printed, it holds the directory.
+    let mut lines = BufReader::new(first.stdout.take().unwrap()).lines();
+    let _ = lines.next();
+    let started = Instant::now();
+    let second = callscope()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["call", "echo", "--json"])
+        .args(SYNTHETIC)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!second.status.success());
+    assert!(second.stdout.is_empty(), "it printed entries");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains("in use by another running callscope"),
+        "{said}"
+    );
+    assert!(took < Duration::from_secs(2), "it took {took:?}");
+}
+
+#[test]
+fn usersig_refuses_an_id_that_breaks_the_rule_and_a_lifetime_too_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "s").unwrap();
+    for (user, expire) in [("", "60"), ("a b", "60"), ("bob", "999999999")] {
+        let output = callscope()
+            .args([
+                "usersig",
+                "--user",
+                user,
+                "--expire-secs",
+                expire,
+                "--secret-file",
+            ])
+            .arg(&secret)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{user:?} {expire}");
+        assert!(output.stdout.is_empty());
+    }
+    let good = callscope()
+        .args(["usersig", "--user", "bob", "--secret-file"])
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(good.status.success());
+    // A revocation is a line appended to the list.
+    let list = dir.path().join("revoked");
+    let revoked = callscope()
+        .args(["usersig", "--user", "bob", "--revoke", "--revocations"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(revoked.status.success());
+    let revocations =
+        callscope::signaling::usersig::Revocations::parse(&std::fs::read_to_string(&list).unwrap());
+    assert!(revocations.revoked_before("bob").is_some());
+}

@@ -80,7 +80,8 @@ fn entries_are_there_in_order_after_the_store_is_dropped_and_reopened() {
     let written: Vec<TimelineEntry> = written.iter().map(|e| (**e).clone()).collect();
     assert_eq!(read, written, "same entries, same order, same payloads");
 
-    // A second run numbers on, and both runs are there.
+    // A second run numbers on after everything the first one reserved (so nothing it handed
+    // out before a crash is ever handed out again), under its own run; both runs are there.
     let kit = CallKit::builder()
         .user("alice")
         .timeline(Timeline::persistent(store.clone()))
@@ -91,9 +92,22 @@ fn entries_are_there_in_order_after_the_store_is_dropped_and_reopened() {
         Source::Ui,
         Event::UserSigExpired {},
     );
-    assert_eq!(next.seq, 1001);
+    assert!(next.seq > 1000, "{}", next.seq);
+    assert_ne!(next.run, written[0].run);
+    assert!(
+        written
+            .iter()
+            .all(|entry| entry.run == written[0].run && entry.run > 0)
+    );
     store.flush(FLUSH).expect("flush");
     assert_eq!(store.count().unwrap(), 1001);
+    let runs: std::collections::BTreeSet<u64> = store
+        .query(&Query::all())
+        .unwrap()
+        .iter()
+        .map(|entry| entry.run)
+        .collect();
+    assert_eq!(runs.len(), 2);
 }
 
 #[test]
@@ -401,4 +415,40 @@ fn readers_keep_their_place_by_sequence_number_when_memory_is_full() {
     assert_eq!(joins.len(), 10);
     assert!(joins.iter().all(|entry| entry.seq > cursor));
     assert!(kit.timeline().since(150, usize::MAX).is_empty());
+}
+
+#[test]
+fn a_database_written_before_runs_reserved_their_numbers_opens_and_numbers_on() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The schema of the stores written before: no reservations.
+        let old = rusqlite::Connection::open(dir.path().join(callscope::timeline::DATABASE_FILE))
+            .unwrap();
+        old.execute_batch(
+            "CREATE TABLE runs (run_id INTEGER PRIMARY KEY, started_ms INTEGER NOT NULL,
+                 pid INTEGER NOT NULL, version TEXT NOT NULL);
+             CREATE TABLE entries (seq INTEGER PRIMARY KEY, run_id INTEGER NOT NULL,
+                 at_ms INTEGER NOT NULL, mono_us INTEGER NOT NULL, call_id TEXT,
+                 user_id TEXT NOT NULL, source TEXT NOT NULL, kind TEXT NOT NULL,
+                 delivery TEXT NOT NULL, handler_us INTEGER NOT NULL, search TEXT NOT NULL,
+                 event TEXT NOT NULL);
+             INSERT INTO runs VALUES (1, 0, 1, '0.1.0');
+             INSERT INTO entries VALUES (41, 1, 1000, 5, NULL, 'alice', 'ui', 'onUserSigExpired',
+                 'delivered', 0, 'onusersigexpired', '{\"kind\":\"onUserSigExpired\",\"payload\":{}}');",
+        )
+        .unwrap();
+    }
+    let (kit, store) = persistent_kit(dir.path());
+    let old = store.query(&Query::all()).unwrap();
+    assert_eq!(old.len(), 1);
+    assert_eq!((old[0].seq, old[0].run), (41, 1));
+    let next = kit.dispatch(
+        MonoTime::default(),
+        None,
+        Source::Ui,
+        Event::UserSigExpired {},
+    );
+    assert_eq!(next.seq, 42);
+    store.flush(FLUSH).unwrap();
+    assert_eq!(store.count().unwrap(), 2);
 }

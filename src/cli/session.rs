@@ -9,7 +9,7 @@ use anyhow::bail;
 use callscope::engine::{ConnectionState, Engine, EngineConfig, EngineState, ServerChoice};
 use callscope::event::CallbackKind;
 use callscope::kit::{CallKit, Switches};
-use callscope::timeline::{Timeline, TimelineEntry};
+use callscope::timeline::{Store, Timeline, TimelineEntry};
 use crossbeam_channel::Receiver;
 
 /// Who we are and where, for either command.
@@ -46,8 +46,9 @@ pub struct Session {
     wake: Receiver<()>,
 }
 
-/// Longest single wait for the engine: a wait also wakes to check its own deadlines.
-const TICK: Duration = Duration::from_millis(50);
+/// Longest single wait for the engine: a wait also wakes to check its own deadlines, and to
+/// print entries the writer committed meanwhile.
+const TICK: Duration = Duration::from_millis(20);
 
 impl Session {
     /// Starts the engine for `args`, recording into `timeline`.
@@ -101,9 +102,16 @@ impl Session {
         self.engine.state()
     }
 
-    /// Prints the entries recorded since the last call, and returns them.
+    /// Prints the entries recorded since the last call that are committed to disk (so nothing
+    /// printed is lost if the process dies), and returns them.
     pub fn print_new(&mut self) -> Vec<Arc<TimelineEntry>> {
-        let fresh = self.kit.timeline().since(self.printed, usize::MAX);
+        let timeline = self.kit.timeline();
+        let durable = timeline.store().map_or(u64::MAX, Store::committed_seq);
+        let fresh: Vec<Arc<TimelineEntry>> = timeline
+            .since(self.printed, usize::MAX)
+            .into_iter()
+            .take_while(|entry| entry.seq <= durable)
+            .collect();
         if let Some(last) = fresh.last() {
             self.printed = last.seq;
         }
@@ -144,10 +152,15 @@ impl Session {
         }
     }
 
-    /// Stops the engine after printing what is left.
+    /// Stops the engine, waits for what it recorded to be committed, and prints what is left.
     pub fn finish(mut self) {
         self.print_new();
         self.engine.shutdown();
+        if let Some(store) = self.kit.timeline().store()
+            && let Err(error) = store.flush(Duration::from_secs(10))
+        {
+            eprintln!("callscope: {error}");
+        }
         self.print_new();
     }
 }

@@ -259,6 +259,7 @@ impl CallKit {
         };
         self.inner.timeline.append(TimelineEntry {
             seq: 0,
+            run: 0,
             at: self.inner.clock.stamp(at),
             call_id: call_id.map(str::to_owned),
             user_id: self.inner.user_id.clone(),

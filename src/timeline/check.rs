@@ -121,6 +121,8 @@ struct CallFacts {
 #[derive(Debug, Default)]
 struct Walk {
     last_seq: Option<u64>,
+    /// The run of the last entry: a new run starts its own numbering.
+    last_run: Option<u64>,
     status: Option<CallStatus>,
     calls: HashMap<String, CallFacts>,
     /// Calls in the order they were first seen, to report missing ends in order.
@@ -216,7 +218,9 @@ impl Walk {
         options: &CheckOptions,
         out: &mut Vec<Finding>,
     ) {
-        if let Some(last) = self.last_seq {
+        let same_run = self.last_run.is_none_or(|run| run == entry.run);
+        self.last_run = Some(entry.run);
+        if let Some(last) = self.last_seq.filter(|_| same_run) {
             if entry.seq <= last {
                 out.push(finding(
                     entry,

@@ -39,8 +39,11 @@ pub struct Timestamp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(into = "EntryJson", try_from = "EntryJson")]
 pub struct TimelineEntry {
-    /// Position in the timeline; grows across runs.
+    /// Position in the timeline; grows across runs and is never handed out twice by one store
+    /// (a run reserves its numbers before it uses them).
     pub seq: u64,
+    /// The run of the store that recorded it (0: a timeline kept in memory only).
+    pub run: u64,
     /// When it happened.
     pub at: Timestamp,
     /// The call it belongs to, if any.
@@ -90,6 +93,8 @@ impl TimelineEntry {
 #[derive(Serialize, Deserialize)]
 struct EntryJson {
     seq: u64,
+    #[serde(default)]
+    run: u64,
     at_ms: u64,
     mono_us: u64,
     call_id: Option<String>,
@@ -105,6 +110,7 @@ impl From<TimelineEntry> for EntryJson {
     fn from(entry: TimelineEntry) -> Self {
         Self {
             seq: entry.seq,
+            run: entry.run,
             at_ms: entry.at.wall_millis,
             mono_us: entry.at.mono_micros,
             kind: entry.event.kind(),
@@ -124,6 +130,7 @@ impl TryFrom<EntryJson> for TimelineEntry {
     fn try_from(json: EntryJson) -> Result<Self, Self::Error> {
         Ok(Self {
             seq: json.seq,
+            run: json.run,
             at: Timestamp {
                 wall_millis: json.at_ms,
                 mono_micros: json.mono_us,

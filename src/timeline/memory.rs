@@ -49,6 +49,8 @@ impl Slot {
 #[derive(Debug)]
 struct Inner {
     entries: VecDeque<Slot>,
+    /// The store's run, stamped on every entry (0 in memory only).
+    run: u64,
     next_seq: u64,
     capacity: usize,
     evicted: u64,
@@ -80,6 +82,11 @@ impl Timeline {
         Self::build(Some(store), next_seq, DEFAULT_MEMORY_CAPACITY)
     }
 
+    /// The run entries are stamped with (0 when kept in memory only).
+    pub fn run(&self) -> u64 {
+        read(&self.inner).run
+    }
+
     /// Keeps at most `capacity` entries in memory (the oldest leave memory, not the store).
     #[must_use]
     pub fn with_memory_capacity(self, capacity: usize) -> Self {
@@ -92,6 +99,9 @@ impl Timeline {
     fn build(store: Option<Store>, next_seq: u64, capacity: usize) -> Self {
         let inner = Inner {
             entries: VecDeque::new(),
+            run: store
+                .as_ref()
+                .map_or(0, |store| u64::try_from(store.run_id()).unwrap_or(0)),
             next_seq,
             capacity,
             evicted: 0,
@@ -113,6 +123,7 @@ impl Timeline {
         let haystack: Search = Arc::default();
         let mut inner = write(&self.inner);
         entry.seq = inner.next_seq;
+        entry.run = inner.run;
         inner.next_seq += 1;
         let entry = Arc::new(entry);
         if let Some(store) = &self.store {

@@ -12,7 +12,7 @@ use crate::model::Source;
 use super::{Delivery, Query, StoreError, TimelineEntry, Timestamp};
 
 const COLUMNS: &str =
-    "seq, at_ms, mono_us, call_id, user_id, source, kind, delivery, handler_us, event";
+    "seq, at_ms, mono_us, call_id, user_id, source, kind, delivery, handler_us, event, run_id";
 
 /// Runs `query` against the entries table.
 pub(super) fn query(
@@ -102,6 +102,7 @@ fn entry_from_row(row: &Row<'_>) -> Result<TimelineEntry, StoreError> {
     }
     Ok(TimelineEntry {
         seq,
+        run: row.get(10)?,
         at: Timestamp {
             wall_millis: row.get(1)?,
             mono_micros: row.get(2)?,

@@ -83,6 +83,8 @@ struct Inner {
 /// Takes the data directory's write lock, or says who holds it.
 fn lock(data_dir: &Path) -> Result<Connection, StoreError> {
     let lock = Connection::open(data_dir.join(LOCK_FILE))?;
+    // Fail at once when another process holds it (SQLite would wait 5 s by default).
+    lock.busy_timeout(Duration::ZERO)?;
     lock.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
     match lock.execute_batch("BEGIN EXCLUSIVE") {
         Ok(()) => Ok(lock),
@@ -125,11 +127,8 @@ impl Store {
         let path = data_dir.join(DATABASE_FILE);
         let connection = Connection::open(&path)?;
         writer::prepare_schema(&connection)?;
-        let run_id = writer::start_run(&connection)?;
-        let last_seq: u64 =
-            connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM entries", [], |row| {
-                row.get(0)
-            })?;
+        let run = writer::start_run(&connection)?;
+        let last_seq = run.first_seq - 1;
         let reader = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -149,13 +148,13 @@ impl Store {
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("timeline-writer".into())
-            .spawn(move || writer::write(connection, run_id, &rows_receiver, &writer_shared))
+            .spawn(move || writer::write(connection, run, &rows_receiver, &writer_shared))
             .map_err(thread_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
-                run_id,
-                first_seq: last_seq + 1,
+                run_id: run.run_id,
+                first_seq: run.first_seq,
                 sender: Mutex::new(Some(sender)),
                 shared,
                 appended: AtomicU64::new(last_seq),

@@ -133,7 +133,8 @@ pub(super) fn prepare_schema(connection: &Connection) -> rusqlite::Result<()> {
              run_id INTEGER PRIMARY KEY,
              started_ms INTEGER NOT NULL,
              pid INTEGER NOT NULL,
-             version TEXT NOT NULL
+             version TEXT NOT NULL,
+             reserved_until INTEGER NOT NULL DEFAULT 0
          );
          CREATE TABLE IF NOT EXISTS entries (
              seq INTEGER PRIMARY KEY,
@@ -150,19 +151,60 @@ pub(super) fn prepare_schema(connection: &Connection) -> rusqlite::Result<()> {
              event TEXT NOT NULL
          );
          CREATE INDEX IF NOT EXISTS entries_by_call ON entries (call_id);",
-    )
+    )?;
+    // A database written before runs reserved their sequence numbers: add the column.
+    let has_reservations = connection
+        .prepare("SELECT 1 FROM pragma_table_info('runs') WHERE name = 'reserved_until'")?
+        .exists([])?;
+    if !has_reservations {
+        connection.execute_batch(
+            "ALTER TABLE runs ADD COLUMN reserved_until INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    Ok(())
 }
 
-/// Records this run and returns its number.
-pub(super) fn start_run(connection: &Connection) -> rusqlite::Result<i64> {
+/// Sequence numbers a run reserves at a time, in the database, before it hands them out.
+pub(super) const RESERVED_SEQS: u64 = 1_000_000;
+
+/// A run's place in the database: its number and the sequence numbers it may hand out.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RunStart {
+    pub run_id: i64,
+    /// The first sequence number of the run: after every number any earlier run stored or
+    /// reserved, so a number handed out before a crash is never handed out again.
+    pub first_seq: u64,
+    /// The last sequence number reserved so far.
+    pub reserved_until: u64,
+}
+
+/// Records this run, with its first reservation of sequence numbers.
+pub(super) fn start_run(connection: &Connection) -> rusqlite::Result<RunStart> {
     let started_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as i64);
-    connection.execute(
-        "INSERT INTO runs (started_ms, pid, version) VALUES (?1, ?2, ?3)",
-        params![started_ms, std::process::id(), env!("CARGO_PKG_VERSION")],
+    let used: u64 = connection.query_row(
+        "SELECT MAX((SELECT COALESCE(MAX(seq), 0) FROM entries),
+                    (SELECT COALESCE(MAX(reserved_until), 0) FROM runs))",
+        [],
+        |row| row.get(0),
     )?;
-    Ok(connection.last_insert_rowid())
+    let first_seq = used + 1;
+    let reserved_until = used + RESERVED_SEQS;
+    connection.execute(
+        "INSERT INTO runs (started_ms, pid, version, reserved_until) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            started_ms,
+            std::process::id(),
+            env!("CARGO_PKG_VERSION"),
+            reserved_until
+        ],
+    )?;
+    Ok(RunStart {
+        run_id: connection.last_insert_rowid(),
+        first_seq,
+        reserved_until,
+    })
 }
 
 /// The encoder loop: takes entries in order, computes their searchable text and JSON, and hands
@@ -201,12 +243,12 @@ pub(super) fn encode(receiver: &Receiver<Queued>, shared: &Shared, rows: &Sender
 /// The writer loop: commits encoded batches until the encoder is gone.
 pub(super) fn write(
     mut connection: Connection,
-    run_id: i64,
+    mut run: RunStart,
     rows: &Receiver<Vec<Encoded>>,
     shared: &Shared,
 ) {
     for batch in rows {
-        commit_with_retries(&mut connection, run_id, &batch, shared);
+        commit_with_retries(&mut connection, &mut run, &batch, shared);
     }
 }
 
@@ -233,13 +275,14 @@ fn next_batch(receiver: &Receiver<Queued>, shared: &Shared) -> (Vec<Queued>, boo
 
 fn commit_with_retries(
     connection: &mut Connection,
-    run_id: i64,
+    run: &mut RunStart,
     batch: &[Encoded],
     shared: &Shared,
 ) {
     for attempt in 1..=MAX_ATTEMPTS {
-        match commit(connection, run_id, batch) {
-            Ok(()) => {
+        match commit(connection, *run, batch) {
+            Ok(reserved_until) => {
+                run.reserved_until = reserved_until;
                 if let Some(last) = batch.last() {
                     shared.mark_committed(last.entry.seq);
                 }
@@ -266,8 +309,21 @@ fn insert_sql(rows: usize) -> String {
     )
 }
 
-fn commit(connection: &mut Connection, run_id: i64, batch: &[Encoded]) -> rusqlite::Result<()> {
+/// Commits `batch`, and (in the same transaction) reserves more sequence numbers when the run
+/// gets near the end of its reservation; the reservation now.
+fn commit(connection: &mut Connection, run: RunStart, batch: &[Encoded]) -> rusqlite::Result<u64> {
+    let run_id = run.run_id;
     let transaction = connection.transaction()?;
+    let mut reserved_until = run.reserved_until;
+    if let Some(last) = batch.last()
+        && last.entry.seq + RESERVED_SEQS / 2 > reserved_until
+    {
+        reserved_until = last.entry.seq + RESERVED_SEQS;
+        transaction.execute(
+            "UPDATE runs SET reserved_until = ?1 WHERE run_id = ?2",
+            params![reserved_until, run_id],
+        )?;
+    }
     {
         let mut many = transaction.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
         let mut one = transaction.prepare_cached(&insert_sql(1))?;
@@ -281,7 +337,8 @@ fn commit(connection: &mut Connection, run_id: i64, batch: &[Encoded]) -> rusqli
             one.raw_execute()?;
         }
     }
-    transaction.commit()
+    transaction.commit()?;
+    Ok(reserved_until)
 }
 
 /// Binds `rows` to `statement`.

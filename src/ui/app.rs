@@ -9,7 +9,7 @@ use crate::engine::{Engine, EngineCommand, EngineConfig, EngineError, ServerChoi
 use crate::kit::{CallKit, Switches};
 use crate::media::{DeviceChoice, DeviceChoices, FrameSlots, MediaConfig};
 use crate::model::{CallStatus, ViewMode};
-use crate::timeline::{ExportFormat, Store, Timeline, export};
+use crate::timeline::{ExportFormat, Store, StoreError, Timeline, export};
 
 use super::call_view::{CallView, clock};
 use super::command::UiCommand;
@@ -73,18 +73,34 @@ pub struct CallscopeApp {
     call_on_start: Vec<String>,
 }
 
+/// The window's store: the data directory's, or, when another running callscope holds it (a
+/// second window on one machine), a store of this user's inside it; a notice says which.
+fn open_timeline(data_dir: &std::path::Path, user_id: &str) -> (Option<Store>, Option<String>) {
+    match Store::open(data_dir) {
+        Ok(store) => (Some(store), None),
+        Err(StoreError::InUse(_)) => {
+            let own = data_dir.join(format!("also-{user_id}"));
+            match Store::open(&own) {
+                Ok(store) => {
+                    let notice = format!(
+                        "{} is in use by another callscope: this window records into {}",
+                        data_dir.display(),
+                        own.display()
+                    );
+                    (Some(store), Some(notice))
+                }
+                Err(error) => (None, Some(format!("timeline kept in memory only: {error}"))),
+            }
+        }
+        Err(error) => (None, Some(format!("timeline kept in memory only: {error}"))),
+    }
+}
+
 impl CallscopeApp {
     /// Opens the timeline, starts the engine, and restores the saved switches and theme.
     pub fn new(ctx: &egui::Context, options: AppOptions) -> Result<Self, EngineError> {
         let settings = Settings::load(&options.data_dir);
-        let mut notice = None;
-        let store = match Store::open(&options.data_dir) {
-            Ok(store) => Some(store),
-            Err(error) => {
-                notice = Some(format!("timeline kept in memory only: {error}"));
-                None
-            }
-        };
+        let (store, notice) = open_timeline(&options.data_dir, &options.user_id);
         let timeline = store
             .clone()
             .map_or_else(Timeline::in_memory, Timeline::persistent);
