@@ -145,7 +145,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Server(args)) => {
-            let timeline = Timeline::persistent(open_store(&data_dir)?);
+            // What a server records (refused requests) is bounded on disk and in memory.
+            let store = Store::open_keeping(&data_dir, Some(cli::server::KEEP_ENTRIES))
+                .with_context(|| format!("opening the timeline in {}", data_dir.display()))?;
+            let timeline = Timeline::persistent(store).with_memory_capacity(10_000);
             cli::server::server(&args, timeline)?;
             Ok(ExitCode::SUCCESS)
         }

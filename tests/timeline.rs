@@ -452,3 +452,23 @@ fn a_database_written_before_runs_reserved_their_numbers_opens_and_numbers_on() 
     store.flush(FLUSH).unwrap();
     assert_eq!(store.count().unwrap(), 2);
 }
+
+#[test]
+fn a_store_with_retention_keeps_about_its_newest_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_keeping(dir.path(), Some(1000)).unwrap();
+    let kit = CallKit::builder()
+        .user("server")
+        .timeline(Timeline::persistent(store.clone()))
+        .build();
+    let written = record(&kit, 20_000);
+    store.flush(FLUSH).unwrap();
+    let count = store.count().unwrap();
+    // Trimmed every few thousand commits: never far above the retention.
+    assert!((1000..1000 + 4096).contains(&count), "{count} entries kept");
+    let kept = store.query(&Query::all()).unwrap();
+    assert_eq!(
+        kept.last().map(|entry| entry.seq),
+        written.last().map(|entry| entry.seq)
+    );
+}

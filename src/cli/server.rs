@@ -15,6 +15,9 @@ use callscope::signaling::usersig::{
 use callscope::signaling::{Server, ServerConfig, TransportLimits};
 use callscope::timeline::Timeline;
 
+/// Entries a server's timeline keeps on disk (the newest).
+pub const KEEP_ENTRIES: u64 = 1_000_000;
+
 /// Options of `callscope server`.
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {

@@ -119,6 +119,12 @@ pub fn default_data_dir() -> PathBuf {
 impl Store {
     /// Opens (or creates) the timeline database in `data_dir` and starts its writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_keeping(data_dir, None)
+    }
+
+    /// Like [`Store::open`]; with `retention`, only about that many of the newest entries are
+    /// kept (a server's timeline must not grow without end).
+    pub fn open_keeping(data_dir: &Path, retention: Option<u64>) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Directory {
             path: data_dir.to_path_buf(),
             source,
@@ -148,7 +154,9 @@ impl Store {
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("timeline-writer".into())
-            .spawn(move || writer::write(connection, run, &rows_receiver, &writer_shared))
+            .spawn(move || {
+                writer::write(connection, run, &rows_receiver, &writer_shared, retention);
+            })
             .map_err(thread_error)?;
         Ok(Self {
             inner: Arc::new(Inner {

@@ -240,15 +240,27 @@ pub(super) fn encode(receiver: &Receiver<Queued>, shared: &Shared, rows: &Sender
     }
 }
 
-/// The writer loop: commits encoded batches until the encoder is gone.
+/// Entries committed between two trims of a store that keeps only its newest entries.
+const TRIM_EVERY: usize = 4096;
+
+/// The writer loop: commits encoded batches until the encoder is gone; with `retention`, only
+/// that many of the newest entries are kept.
 pub(super) fn write(
     mut connection: Connection,
     mut run: RunStart,
     rows: &Receiver<Vec<Encoded>>,
     shared: &Shared,
+    retention: Option<u64>,
 ) {
+    let mut since_trim = 0;
     for batch in rows {
-        commit_with_retries(&mut connection, &mut run, &batch, shared);
+        since_trim += batch.len();
+        let trim_to = retention.filter(|_| since_trim >= TRIM_EVERY);
+        if commit_with_retries(&mut connection, &mut run, &batch, trim_to, shared)
+            && trim_to.is_some()
+        {
+            since_trim = 0;
+        }
     }
 }
 
@@ -277,16 +289,17 @@ fn commit_with_retries(
     connection: &mut Connection,
     run: &mut RunStart,
     batch: &[Encoded],
+    trim_to: Option<u64>,
     shared: &Shared,
-) {
+) -> bool {
     for attempt in 1..=MAX_ATTEMPTS {
-        match commit(connection, *run, batch) {
+        match commit(connection, *run, batch, trim_to) {
             Ok(reserved_until) => {
                 run.reserved_until = reserved_until;
                 if let Some(last) = batch.last() {
                     shared.mark_committed(last.entry.seq);
                 }
-                return;
+                return true;
             }
             Err(error) => {
                 shared.record_failure(&error);
@@ -294,6 +307,7 @@ fn commit_with_retries(
             }
         }
     }
+    false
 }
 
 /// Rows per multi-row INSERT: one statement step writes this many entries.
@@ -310,8 +324,14 @@ fn insert_sql(rows: usize) -> String {
 }
 
 /// Commits `batch`, and (in the same transaction) reserves more sequence numbers when the run
-/// gets near the end of its reservation; the reservation now.
-fn commit(connection: &mut Connection, run: RunStart, batch: &[Encoded]) -> rusqlite::Result<u64> {
+/// gets near the end of its reservation and, with `trim_to`, deletes all but that many of the
+/// newest entries; the reservation now.
+fn commit(
+    connection: &mut Connection,
+    run: RunStart,
+    batch: &[Encoded],
+    trim_to: Option<u64>,
+) -> rusqlite::Result<u64> {
     let run_id = run.run_id;
     let transaction = connection.transaction()?;
     let mut reserved_until = run.reserved_until;
@@ -336,6 +356,13 @@ fn commit(connection: &mut Connection, run: RunStart, batch: &[Encoded]) -> rusq
             bind_rows(&mut one, run_id, std::slice::from_ref(row))?;
             one.raw_execute()?;
         }
+    }
+    if let Some(keep) = trim_to {
+        transaction.execute(
+            "DELETE FROM entries WHERE seq < \
+             (SELECT seq FROM entries ORDER BY seq DESC LIMIT 1 OFFSET ?1)",
+            params![keep.saturating_sub(1)],
+        )?;
     }
     transaction.commit()?;
     Ok(reserved_until)

@@ -42,6 +42,11 @@ const LOGIN_BUCKETS: usize = 10_000;
 /// The longest refusal message recorded, in characters.
 const MAX_RECORDED_CHARS: usize = 200;
 
+/// Refusals recorded per second by all connections together (after a burst).
+const RECORDS_PER_SEC: u64 = 20;
+/// See [`RECORDS_PER_SEC`].
+const RECORD_BURST: u64 = 100;
+
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -133,6 +138,9 @@ pub struct Switchboard {
     ended: VecDeque<String>,
     ended_members: HashMap<String, BTreeSet<String>>,
     login_buckets: HashMap<String, Bucket>,
+    /// Refusals recorded by all connections together: many connections may not flood the
+    /// server's timeline either.
+    records: Bucket,
     revocations: Revocations,
     counts: RefusalCounts,
     out: VecDeque<Output>,
@@ -151,6 +159,7 @@ impl Switchboard {
             ended: VecDeque::new(),
             ended_members: HashMap::new(),
             login_buckets: HashMap::new(),
+            records: Bucket::full(RECORD_BURST, RECORDS_PER_SEC, 0),
             revocations: Revocations::default(),
             counts: RefusalCounts::default(),
             out: VecDeque::new(),
@@ -182,8 +191,10 @@ impl Switchboard {
         self.out.pop_front()
     }
 
-    /// A connection opened at `now_millis`.
+    /// A connection opened at `now_millis` (an id already open ends its first session).
     pub fn open(&mut self, session: SessionId, now_millis: u64) {
+        // An id opened twice ends its first session: nothing of it may linger.
+        self.close(session);
         let limits = self.config.limits;
         self.sessions.insert(
             session,
@@ -576,7 +587,7 @@ impl Switchboard {
             refusals.recorded = 0;
         }
         refusals.count += 1;
-        if refusals.recorded >= limits.refusals_recorded {
+        if refusals.recorded >= limits.refusals_recorded || !self.records.take(1, now_millis) {
             refusals.unrecorded += 1;
             return;
         }

@@ -487,3 +487,123 @@ fn contacts_show_only_the_demo_peers_unless_the_server_lists_who_is_online() {
         })
     );
 }
+
+mod fuzz {
+    //! Random traffic from a handful of connections, valid and not: the switchboard never
+    //! panics, never grows past its caps, and forgets everything once everyone has gone.
+
+    use proptest::prelude::*;
+
+    use super::{Board, sig};
+    use crate::call::Action;
+    use crate::model::MediaType;
+    use crate::signaling::protocol::{ClientMessage, PROTOCOL_VERSION, encode};
+    use crate::signaling::switchboard::Limits;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Open(u64),
+        Close(u64),
+        Frame(u64, String),
+        Tick(u64),
+    }
+
+    fn user() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("u0"),
+            Just("u1"),
+            Just("u2"),
+            Just("u3"),
+            Just("bad id")
+        ]
+        .prop_map(str::to_owned)
+    }
+
+    fn call_id() -> impl Strategy<Value = String> {
+        prop_oneof![Just("c-0"), Just("c-1"), Just("c-2")].prop_map(str::to_owned)
+    }
+
+    fn message() -> impl Strategy<Value = String> {
+        let action = prop_oneof![
+            (
+                call_id(),
+                proptest::collection::vec(user(), 1..3),
+                any::<bool>(),
+                0u32..40
+            )
+                .prop_map(|(call_id, callees, group, timeout_secs)| Action::Invite {
+                    call_id,
+                    callees,
+                    media: MediaType::Audio,
+                    group,
+                    timeout_secs,
+                }),
+            call_id().prop_map(|call_id| Action::Accept { call_id }),
+            call_id().prop_map(|call_id| Action::Reject { call_id }),
+            call_id().prop_map(|call_id| Action::Hangup { call_id }),
+            call_id().prop_map(|call_id| Action::Cancel { call_id }),
+            call_id().prop_map(|call_id| Action::LineBusy { call_id }),
+            (call_id(), user()).prop_map(|(call_id, user)| Action::InviteMore {
+                call_id,
+                users: vec![user]
+            }),
+        ];
+        prop_oneof![
+            4 => user().prop_map(|user_id| encode(&ClientMessage::Login {
+                version: PROTOCOL_VERSION,
+                user_sig: sig(&user_id),
+                user_id,
+            })),
+            6 => action.prop_map(|action| encode(&ClientMessage::Call(action))),
+            2 => (call_id(), user(), 0usize..20_000).prop_map(|(call_id, to, size)| {
+                encode(&ClientMessage::Sdp { call_id, to, description: "v".repeat(size) })
+            }),
+            1 => Just(encode(&ClientMessage::Contacts)),
+            1 => any::<u64>().prop_map(|nonce| encode(&ClientMessage::Ping { nonce })),
+            1 => ".{0,80}",
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => (0u64..4).prop_map(Op::Open),
+            1 => (0u64..4).prop_map(Op::Close),
+            12 => ((0u64..4), message()).prop_map(|(session, frame)| Op::Frame(session, frame)),
+            2 => (0u64..40_000).prop_map(Op::Tick),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_traffic_keeps_the_switchboard_within_bounds(ops in proptest::collection::vec(op(), 1..150)) {
+            let mut board = Board::new();
+            for op in ops {
+                match op {
+                    Op::Open(session) => board.open(session),
+                    Op::Close(session) => board.switchboard.close(session),
+                    Op::Frame(session, frame) => {
+                        board.switchboard.handle_frame(session, board.now, &frame);
+                    }
+                    Op::Tick(millis) => {
+                        board.now += millis;
+                        board.switchboard.handle_tick(board.now);
+                    }
+                }
+                board.drain();
+                let limits = Limits::default();
+                prop_assert!(board.switchboard.call_count() <= 4 * limits.max_calls_per_user);
+                prop_assert!(board.switchboard.online_count() <= board.switchboard.session_count());
+            }
+            for session in 0..4 {
+                board.switchboard.close(session);
+            }
+            board.drain();
+            prop_assert_eq!(board.switchboard.session_count(), 0);
+            prop_assert_eq!(board.switchboard.online_count(), 0);
+            prop_assert_eq!(board.switchboard.call_count(), 0);
+            prop_assert!(board.switchboard.calls_of_user.values().all(std::collections::HashSet::is_empty));
+        }
+    }
+}
