@@ -49,6 +49,7 @@ fn main() {
         server: ServerChoice::Embedded,
         data_dir: dir.path().to_path_buf(),
         call_on_start: vec!["echo".into()],
+        private_ringing: None,
         media: MediaConfig {
             resolution: Resolution::P720,
             ..MediaConfig::default()

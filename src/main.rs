@@ -189,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 server,
                 data_dir,
                 call_on_start: cli.call_on_start,
+                private_ringing: cli.media.private_ringing,
                 media: cli.media.config(),
             };
             callscope::ui::run(options, cli.renderer)?;

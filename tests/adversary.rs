@@ -18,7 +18,7 @@ use callscope::model::{CallStatus, EndReason, ErrorCode, MediaType};
 use callscope::signaling::usersig::{self, DEFAULT_APP_ID, Revocations, UserSigClaims};
 use callscope::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, encode};
 use callscope::timeline::Query;
-use common::net::{Client, Net, Raw, SECRET};
+use common::net::{Client, Net, Raw, SECRET, WAIT};
 
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
@@ -481,4 +481,147 @@ fn calls_you_are_not_in_look_alike_and_contacts_list_no_strangers() {
     assert_eq!(bob.status(), CallStatus::CallingC2cAudio);
     carol.end_call();
     bob.wait_idle();
+}
+
+/// Media with synthetic sources and the default ICE set-up (loopback and every interface).
+fn default_ice_media(private_ringing: bool) -> callscope::media::MediaConfig {
+    callscope::media::MediaConfig {
+        ice: callscope::media::IceConfig::default(),
+        ringing: callscope::media::Ringing::private(private_ringing),
+        ..callscope::media::MediaConfig::synthetic()
+    }
+}
+
+/// The next session description `raw` receives (other messages are skipped), within `limit`.
+fn next_description(net: &Net, raw: &mut Raw, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match raw.receive_within(net, left) {
+            Some(ServerMessage::Sdp { description, .. }) => return Some(description),
+            Some(_) => {}
+            None => return None,
+        }
+    }
+    None
+}
+
+/// The candidate lines of a description's SDP.
+fn candidates(description: &str) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(description).unwrap();
+    json["sdp"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with("a=candidate:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `description` with every section's candidates replaced by one at `address`.
+fn pointing_at(description: &str, address: std::net::SocketAddr) -> String {
+    let mut json: serde_json::Value = serde_json::from_str(description).unwrap();
+    let candidate = format!(
+        "a=candidate:1 1 udp 2130706431 {} {} typ host",
+        address.ip(),
+        address.port()
+    );
+    let mut lines = Vec::new();
+    let mut placed = false;
+    for line in json["sdp"].as_str().unwrap().lines() {
+        if line.starts_with("m=") {
+            placed = false;
+        }
+        if line.starts_with("a=candidate:") {
+            if !placed {
+                lines.push(candidate.clone());
+                placed = true;
+            }
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    json["sdp"] = serde_json::Value::String(lines.join("\r\n") + "\r\n");
+    json.to_string()
+}
+
+/// Whether a STUN packet reaches `socket` within `limit`.
+fn stun_within(socket: &std::net::UdpSocket, limit: Duration) -> bool {
+    socket.set_read_timeout(Some(limit)).unwrap();
+    let mut packet = [0_u8; 1500];
+    // A STUN message starts with two zero bits and carries the magic cookie at byte 4.
+    socket.recv_from(&mut packet).is_ok_and(|(size, _)| {
+        size >= 20 && packet[0] & 0xc0 == 0 && packet[4..8] == [0x21, 0x12, 0xa4, 0x42]
+    })
+}
+
+#[test]
+fn a_caller_learns_nothing_of_a_privately_ringing_callee_and_no_offer_has_a_wildcard_address() {
+    let net = Net::start();
+    // A real offer, from a real client with the default ICE set-up.
+    let alice = net.media_client("alice", None, default_ice_media(true));
+    let mut mallory = log_in_raw(&net, "mallory", ATTACKER);
+    alice.dial(&["mallory"], MediaType::Audio, 30);
+    let offer = next_description(&net, &mut mallory, WAIT).expect("alice's offer");
+    let offered = candidates(&offer);
+    assert!(
+        offered.iter().any(|line| line.contains(" 127.0.0.1 ")),
+        "{offered:?}"
+    );
+    for line in &offered {
+        let address: std::net::IpAddr = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+        assert!(!address.is_unspecified(), "{line}");
+    }
+    alice.end_call();
+    // Mallory calls bob with that offer, its candidates pointing at a socket of hers: bob
+    // rings, and for three seconds neither an answer nor a connectivity check reaches her.
+    let bob = net.media_client("bob", None, default_ice_media(true));
+    let socket = std::net::UdpSocket::bind((ATTACKER, 0)).unwrap();
+    let trap = socket.local_addr().unwrap();
+    during(&net, || {
+        mallory.send(&net, &invite("c-private", "bob", 30));
+        mallory.send(
+            &net,
+            &ClientMessage::Sdp {
+                call_id: "c-private".into(),
+                to: "bob".into(),
+                description: pointing_at(&offer, trap),
+            },
+        );
+        bob.wait_for("bob rings", |bob| bob.status() == CallStatus::BeInvited);
+        assert!(!stun_within(&socket, Duration::from_secs(3)));
+        assert_eq!(
+            next_description(&net, &mut mallory, Duration::from_millis(100)),
+            None
+        );
+    });
+    mallory.send(
+        &net,
+        &ClientMessage::Call(Action::Cancel {
+            call_id: "c-private".into(),
+        }),
+    );
+    bob.wait_idle();
+    // The same call to carol, who prepares while she rings: her answer and her checks come
+    // at once (what privacy saves her from).
+    let carol = net.media_client("carol", None, default_ice_media(false));
+    mallory.send(&net, &invite("c-prepared", "carol", 30));
+    mallory.send(
+        &net,
+        &ClientMessage::Sdp {
+            call_id: "c-prepared".into(),
+            to: "carol".into(),
+            description: pointing_at(&offer, trap),
+        },
+    );
+    let answer = next_description(&net, &mut mallory, WAIT).expect("carol's answer");
+    assert!(!candidates(&answer).is_empty());
+    assert!(stun_within(&socket, Duration::from_secs(3)));
+    assert_eq!(carol.status(), CallStatus::BeInvited);
+    mallory.send(
+        &net,
+        &ClientMessage::Call(Action::Cancel {
+            call_id: "c-prepared".into(),
+        }),
+    );
+    carol.wait_idle();
 }

@@ -223,7 +223,7 @@ fn entries_serialize_in_the_contract_shape() {
     });
     assert_eq!(
         json,
-        serde_json::json!({"seq":12,"at_ms":1_764_130_000_123_u64,"mono_us":5_012_345,"call_id":"c-7f3a",
+        serde_json::json!({"seq":12,"run":0,"at_ms":1_764_130_000_123_u64,"mono_us":5_012_345,"call_id":"c-7f3a",
             "user_id":"alice","source":"local","kind":"statusChanged","delivery":"delivered","handler_us":3,
             "payload":{"old_status":"dialing-c2c","new_status":"calling-c2c-video"}})
     );

@@ -541,3 +541,108 @@ fn the_checker_catches_a_no_response_before_the_timeout() {
         "{findings:?}"
     );
 }
+
+/// Bob (a second person) calls alice; alice rings privately or prepared, as set.
+fn bob_calls_alice(private_ringing: bool) -> World {
+    let mut world = alice();
+    world.add("bob", None);
+    assert!(world.run_until(Duration::from_secs(1), |w| {
+        w.state("bob").connection == Link::Online
+    }));
+    world.command("alice", EngineCommand::SetPrivateRinging(private_ringing));
+    world.command(
+        "bob",
+        EngineCommand::Dial {
+            callees: vec!["alice".to_owned()],
+            media: MediaType::Video,
+            group: false,
+            timeout_secs: 30,
+        },
+    );
+    assert!(world.run_until(Duration::from_secs(1), |w| {
+        status(w, "alice") == CallStatus::BeInvited
+    }));
+    world
+}
+
+/// When `user`'s media to `remote` was first reported connected.
+fn connected_at(world: &World, user: &str, remote: &str) -> Option<u64> {
+    world
+        .entries(user)
+        .iter()
+        .find(|entry| connected_to(remote)(&entry.event))
+        .map(|entry| entry.at.mono_micros)
+}
+
+/// No connection state of `user`'s call media was reported (the call has no media yet).
+fn no_connection_states(world: &World, user: &str) -> bool {
+    !events(world, user)
+        .iter()
+        .any(|e| matches!(e, Event::ConnectionStateChanged { state, .. } if *state != ConnectionState::New))
+}
+
+#[test]
+fn a_private_ringing_callee_tells_the_caller_nothing_until_it_accepts() {
+    let mut world = bob_calls_alice(true);
+    world.run_for(Duration::from_secs(20));
+    // Alice holds bob's offer; bob has heard nothing from alice's media, not an address.
+    assert!(!world.negotiation_received("alice", "bob").is_empty());
+    assert!(world.negotiation_received("bob", "alice").is_empty());
+    assert_eq!(
+        world.media_phase("alice", "bob"),
+        Some(Phase::OfferReceived)
+    );
+    let accepted = world.now().as_micros();
+    world.command("alice", EngineCommand::Accept);
+    until_connected(&mut world, "bob", Duration::from_secs(1));
+    world.run_for(Duration::from_millis(100));
+    let answer = world.negotiation_received("bob", "alice");
+    assert!(answer.iter().all(|at| at.as_micros() > accepted));
+    let connected = connected_at(&world, "bob", "alice").unwrap();
+    // The answer is made, gathered and carried only after the accept.
+    assert!(connected - accepted >= 2_000, "{} µs", connected - accepted);
+    world.command("bob", EngineCommand::Hangup);
+    until_idle(&mut world, "alice", Duration::from_secs(1));
+    world.assert_contract();
+}
+
+#[test]
+fn a_callee_that_prepares_while_it_rings_connects_at_the_accept_and_reports_nothing_before() {
+    let mut world = bob_calls_alice(false);
+    world.run_for(Duration::from_secs(20));
+    // The answer went to bob while alice rang, and the path is up on both sides, unreported.
+    let answered = world.negotiation_received("bob", "alice");
+    assert!(!answered.is_empty());
+    assert_eq!(world.media_phase("alice", "bob"), Some(Phase::Prepared));
+    assert_eq!(world.media_phase("bob", "alice"), Some(Phase::Prepared));
+    assert!(no_connection_states(&world, "alice") && no_connection_states(&world, "bob"));
+    let accepted = world.now().as_micros();
+    world.command("alice", EngineCommand::Accept);
+    until_connected(&mut world, "bob", Duration::from_secs(1));
+    world.run_for(Duration::from_millis(100));
+    // Alice's media flows at her accept; bob's as soon as he hears of it (one hop each way).
+    assert_eq!(connected_at(&world, "alice", "bob"), Some(accepted));
+    let connected = connected_at(&world, "bob", "alice").unwrap();
+    assert!(connected - accepted <= 2_000, "{} µs", connected - accepted);
+    world.command("bob", EngineCommand::Hangup);
+    until_idle(&mut world, "alice", Duration::from_secs(1));
+    world.assert_contract();
+}
+
+#[test]
+fn a_prepared_callee_that_never_answers_rings_out_the_full_timeout_without_a_media_error() {
+    let mut world = bob_calls_alice(false);
+    until_ended(&mut world, "bob", 1, Duration::from_secs(40));
+    assert_eq!(reasons(&world, "bob"), [EndReason::NoResponse]);
+    for user in ["alice", "bob"] {
+        assert!(
+            !world.kinds(user).contains(&"onError"),
+            "{:?}",
+            world.kinds(user)
+        );
+        assert!(no_connection_states(&world, user));
+    }
+    until_idle(&mut world, "alice", Duration::from_secs(5));
+    assert!(!world.has_media("alice") && !world.has_media("bob"));
+    world.assert_contract();
+}

@@ -22,6 +22,7 @@ fn app(data_dir: &std::path::Path) -> Harness<'static, CallscopeApp> {
         server: ServerChoice::Embedded,
         data_dir: data_dir.to_path_buf(),
         call_on_start: Vec::new(),
+        private_ringing: None,
         media: callscope::media::MediaConfig {
             // The same on every machine: no camera, no sound card.
             devices: callscope::media::Devices::Absent,

@@ -18,7 +18,7 @@ use callscope::engine::{
 };
 use callscope::event::{ConnectionState, Event};
 use callscope::kit::CallKit;
-use callscope::media::{FrameSlot, FrameSlots, MediaConfig, Resolution};
+use callscope::media::{FrameSlot, FrameSlots, MediaConfig, Resolution, Ringing};
 use callscope::model::{CallStatus, MediaType, MonoTime};
 use callscope::signaling::usersig::Keyring;
 use callscope::signaling::{Server, ServerConfig};
@@ -47,6 +47,17 @@ pub struct CallBenchArgs {
     /// Print the figures as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Whether the callee's ringing is private (the default); `--private-ringing=false` lets
+    /// it prepare the connection while it rings, which is what privacy costs.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub private_ringing: bool,
 }
 
 const SECRET: &[u8] = b"callscope-call-bench-secret";
@@ -157,7 +168,7 @@ pub fn call(args: &CallBenchArgs) -> anyhow::Result<()> {
     }
     runtime.block_on(server.shutdown());
     let floor = codec_floor(args.resolution)?;
-    print_summaries(&summaries, &floor, args.json);
+    print_summaries(&summaries, &floor, args);
     Ok(())
 }
 
@@ -208,12 +219,30 @@ fn codec_floor(resolution: Resolution) -> anyhow::Result<CodecFloor> {
     })
 }
 
-fn print_summaries(summaries: &[Summary], floor: &CodecFloor, json: bool) {
-    if json {
-        let figures = serde_json::json!({ "stacks": summaries, "codec_floor": floor });
+fn print_summaries(summaries: &[Summary], floor: &CodecFloor, args: &CallBenchArgs) {
+    let ringing = if args.private_ringing {
+        "private"
+    } else {
+        "prepared"
+    };
+    if args.json {
+        let figures = serde_json::json!({
+            "stacks": summaries,
+            "codec_floor": floor,
+            "callscope_ringing": ringing,
+        });
         println!("{figures}");
         return;
     }
+    println!(
+        "callscope's callee rings {} (--private-ringing={})",
+        if args.private_ringing {
+            "privately: its answer and checks start at the accept"
+        } else {
+            "prepared: its answer and checks run while it rings"
+        },
+        args.private_ringing
+    );
     println!(
         "{:<10} {:>5} {:>22} {:>22} {:>22} {:>20} {:>7}",
         "stack",
@@ -271,7 +300,7 @@ impl BenchClient {
         url: &str,
         user: &str,
         clock: &Clock,
-        resolution: Resolution,
+        args: &CallBenchArgs,
         script: Option<Script>,
     ) -> Self {
         let kit = CallKit::builder().user(user).clock(*clock).build();
@@ -283,8 +312,9 @@ impl BenchClient {
             user_id: user.to_owned(),
             user_sig: sign_user_sig(SECRET, user),
             media: Some(MediaConfig {
-                resolution,
+                resolution: args.resolution,
                 frames: frames.clone(),
+                ringing: Ringing::private(args.private_ringing),
                 ..MediaConfig::synthetic()
             }),
         };
@@ -343,15 +373,8 @@ fn measure_callscope(
     // The callee rings for half a second, as a quick person would: what is measured starts at
     // the accept, and the ringing is when both sides prepare (negotiate, warm up the codecs).
     let answer = Some(Script::new(Behaviour::Answer { after: RINGING }));
-    let answering = BenchClient::start(
-        runtime,
-        url,
-        "bench-callee",
-        &clock,
-        args.resolution,
-        answer,
-    );
-    let dialing = BenchClient::start(runtime, url, "bench-caller", &clock, args.resolution, None);
+    let answering = BenchClient::start(runtime, url, "bench-callee", &clock, args, answer);
+    let dialing = BenchClient::start(runtime, url, "bench-caller", &clock, args, None);
     let mut figures = Vec::new();
     for number in 1..=args.calls {
         let seq = (

@@ -1,6 +1,6 @@
 //! The media options the window and `callscope call` share, and `callscope devices`.
 
-use callscope::media::{DeviceChoice, Devices, MediaConfig, Resolution, list_devices};
+use callscope::media::{DeviceChoice, Devices, MediaConfig, Resolution, Ringing, list_devices};
 
 /// Devices, resolution and ICE servers of the media engine.
 #[derive(Debug, Clone, clap::Args)]
@@ -27,6 +27,18 @@ pub struct MediaArgs {
     /// The credential for the TURN servers.
     #[arg(long, value_name = "SECRET", requires = "ice_servers")]
     pub ice_credential: Option<String>,
+    /// Whether a ringing call is private (the default): nothing of ours, not even an address,
+    /// reaches the caller before we accept. `--private-ringing=false` prepares the connection
+    /// while it rings instead, so media starts sooner after the accept.
+    /// (In the window, a value given here wins over the one saved from its settings.)
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub private_ringing: Option<bool>,
 }
 
 fn choice(value: Option<&String>) -> DeviceChoice {
@@ -45,6 +57,7 @@ impl MediaArgs {
             camera: choice(self.camera.as_ref()),
             microphone: choice(self.microphone.as_ref()),
             speaker: choice(self.speaker.as_ref()),
+            ringing: Ringing::private(self.private_ringing.unwrap_or(true)),
             ..MediaConfig::default()
         };
         config.ice.servers.clone_from(&self.ice_servers);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::kit::CallKit;
-use crate::media::{MediaConfig, MediaReport, MediaSession, Ringtone, list_devices};
+use crate::media::{MediaConfig, MediaReport, MediaSession, Ringing, Ringtone, list_devices};
 use crate::model::{CallStatus, MonoTime};
 use crate::signaling::{ClientMessage, PROTOCOL_VERSION};
 use crate::timeline::Clock;
@@ -198,6 +198,11 @@ impl Task {
                         media.camera = choices.camera;
                         media.microphone = choices.microphone;
                         media.speaker = choices.speaker;
+                    }
+                }
+                Output::PrivateRinging(private) => {
+                    if let Some(media) = &mut self.config.media {
+                        media.ringing = Ringing::private(private);
                     }
                 }
                 Output::Notice(text) => self.reports.notice(text),

@@ -58,6 +58,8 @@ pub enum Output {
     ListDevices,
     /// Use these devices from the next call on.
     ChooseDevices(DeviceChoices),
+    /// Ring privately, or prepare while ringing, from the next call on.
+    PrivateRinging(bool),
     /// Say this once (the status bar).
     Notice(String),
     /// The driver is done: close everything.
@@ -303,6 +305,9 @@ impl Driver {
             EngineCommand::ListDevices => self.out.push_back(Output::ListDevices),
             EngineCommand::ChooseDevices(choices) => {
                 self.out.push_back(Output::ChooseDevices(choices));
+            }
+            EngineCommand::SetPrivateRinging(private) => {
+                self.out.push_back(Output::PrivateRinging(private));
             }
             EngineCommand::Shutdown => self.shut_down(now),
         }

@@ -52,6 +52,9 @@ pub enum EngineCommand {
     ListDevices,
     /// Use these devices from the next call on.
     ChooseDevices(DeviceChoices),
+    /// From the next call on, ring privately (`true`: nothing reaches the caller before the
+    /// accept) or prepare the connection while ringing.
+    SetPrivateRinging(bool),
     /// Hang up if in a call and stop.
     Shutdown,
 }

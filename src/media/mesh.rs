@@ -68,6 +68,8 @@ struct Link {
 pub struct Mesh {
     me: String,
     joined: bool,
+    /// Who else is in the call, and whether they joined, as last synced.
+    members: BTreeMap<String, bool>,
     links: BTreeMap<String, Link>,
 }
 
@@ -77,6 +79,7 @@ impl Mesh {
         Self {
             me: me.to_owned(),
             joined: false,
+            members: BTreeMap::new(),
             links: BTreeMap::new(),
         }
     }
@@ -96,6 +99,7 @@ impl Mesh {
             steps.push(MeshStep::Join);
         }
         self.joined = view.local_joined;
+        self.members = view.members.iter().cloned().collect();
         let caller = self.me == view.caller;
         for (user_id, remote_joined) in &view.members {
             if self.joined
@@ -134,7 +138,11 @@ impl Mesh {
     }
 
     fn open(&mut self, user_id: &str, side: Side) -> MeshStep {
-        self.links.insert(user_id.to_owned(), Link::default());
+        let link = Link {
+            remote_joined: self.members.get(user_id).copied().unwrap_or(false),
+            told: None,
+        };
+        self.links.insert(user_id.to_owned(), link);
         MeshStep::Open {
             user_id: user_id.to_owned(),
             side,
@@ -248,11 +256,12 @@ mod tests {
                 ..
             }
         ));
+        // The caller is in the call; the callee is not yet.
         assert!(matches!(
             &steps[1],
             MeshStep::Membership {
                 local_joined: false,
-                remote_joined: false,
+                remote_joined: true,
                 ..
             }
         ));

@@ -35,6 +35,7 @@ pub use devices::{DeviceChoices, DeviceList, list_devices};
 pub use error::MediaError;
 pub use events::{MediaEvent, MediaReport};
 pub use frame::{FrameSlot, FrameSlots, I420Frame, LOCAL_STREAM, RgbaFrame, StreamCounters};
+pub use negotiation::Ringing;
 pub use session::{MediaCommand, MediaSession};
 pub use stats::quality_of;
 
@@ -176,6 +177,10 @@ pub struct MediaConfig {
     pub decode: bool,
     /// Whether an incoming call rings through the speaker.
     pub ringtone: bool,
+    /// Whether a ringing call is private (its answer, candidates and checks reach the caller
+    /// only once the call is accepted) or prepared while it rings (connected sooner after the
+    /// accept).
+    pub ringing: Ringing,
     /// Which devices exist.
     pub devices: Devices,
 }
@@ -193,6 +198,7 @@ impl Default for MediaConfig {
             preview: false,
             decode: true,
             ringtone: false,
+            ringing: Ringing::Private,
             devices: Devices::Host,
         }
     }

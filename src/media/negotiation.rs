@@ -1,8 +1,13 @@
 //! `Negotiation`: the sans-IO state machine of one peer connection's set-up: who offers, when
-//! the remote offer is applied and the answer made (only once the local user has joined: the
-//! WebRTC stack starts its connectivity checks, and their give-up timers, as soon as a remote
-//! description is set, so a ringing callee holds the offer unapplied), early candidates, glare,
-//! and the connect deadline.
+//! the remote offer is applied and the answer made, early candidates, glare, the connect
+//! deadline, and when media may flow (only once both sides have joined).
+//!
+//! A ringing callee's ringing is private by default: it holds the offer unapplied until the
+//! local user joins (the WebRTC stack starts its connectivity checks as soon as a remote
+//! description is set, and checks tell the caller the callee's addresses). A callee that
+//! prepares early instead applies the offer and sends its answer while it rings, so the path
+//! is up by the time it accepts; the connection then waits, reporting nothing, until both
+//! have joined.
 //!
 //! It owns no socket, task or clock. The peer task (`peer.rs`) feeds it what the WebRTC stack
 //! reports and carries out the [`Step`]s it asks for; tests feed it by hand in virtual time.
@@ -36,6 +41,28 @@ pub enum DescriptionKind {
     Answer,
 }
 
+/// What a ringing callee does with the caller's offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ringing {
+    /// Holds it unapplied until the local user accepts: nothing of ours reaches the caller
+    /// before that, not even an address.
+    #[default]
+    Private,
+    /// Applies it and answers while it rings, so the path is up by the accept.
+    Prepared,
+}
+
+impl Ringing {
+    /// `Private` when `private`, else `Prepared`.
+    pub const fn private(private: bool) -> Self {
+        if private {
+            Self::Private
+        } else {
+            Self::Prepared
+        }
+    }
+}
+
 /// What the WebRTC stack says about connectivity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IceState {
@@ -66,6 +93,9 @@ pub enum Phase {
     Answering,
     /// Both descriptions are set: connectivity checks run.
     Checking,
+    /// The path is up but a side has not joined yet (a callee that prepares early): no media
+    /// flows and nothing is reported until both have.
+    Prepared,
     /// Media can flow.
     Connected,
     /// The path was lost; the stack is trying to get it back.
@@ -87,6 +117,7 @@ impl Phase {
                 | Self::OfferReceived
                 | Self::Answering
                 | Self::Checking
+                | Self::Prepared
         )
     }
 }
@@ -129,8 +160,14 @@ pub struct Negotiation {
     remote: String,
     side: Side,
     polite: bool,
+    /// Whether a ringing callee holds the offer until it joins, or prepares.
+    ringing: Ringing,
     phase: Phase,
     local_joined: bool,
+    remote_joined: bool,
+    /// Why the path failed before both joined (a callee that prepared early): reported once
+    /// both have, when it matters to the call.
+    failed_early: Option<String>,
     /// When both sides had joined (the connect deadline counts from it).
     joined_since: Option<MonoTime>,
     connect_timeout: Duration,
@@ -151,8 +188,11 @@ impl Negotiation {
             remote: remote.to_owned(),
             side,
             polite,
+            ringing: Ringing::Private,
             phase: Phase::New,
             local_joined: false,
+            remote_joined: false,
+            failed_early: None,
             joined_since: None,
             connect_timeout: CONNECT_TIMEOUT,
             early_candidates: Vec::new(),
@@ -167,6 +207,15 @@ impl Negotiation {
             negotiation.steps.push_back(Step::CreateOffer);
         }
         negotiation
+    }
+
+    /// The same connection, ringing as `ringing` says: a callee that prepares applies the
+    /// offer and sends its answer while it rings (faster once it accepts; the caller learns
+    /// its addresses from a call it may never answer).
+    #[must_use]
+    pub fn ringing(mut self, ringing: Ringing) -> Self {
+        self.ringing = ringing;
+        self
     }
 
     /// The remote participant.
@@ -201,14 +250,22 @@ impl Negotiation {
             .map(|since| since + self.connect_timeout)
     }
 
-    /// Who is in the call now. The answer is made once the local user has joined; the
-    /// connect deadline runs once both have.
+    /// Who is in the call now. A private ringing callee answers once the local user has
+    /// joined; the connect deadline runs, and media flows, once both have.
     pub fn handle_membership(&mut self, now: MonoTime, local_joined: bool, remote_joined: bool) {
         self.local_joined = local_joined;
-        if local_joined && remote_joined && self.joined_since.is_none() {
+        self.remote_joined = remote_joined;
+        if self.both_joined() && self.joined_since.is_none() {
             self.joined_since = Some(now);
         }
         self.answer_if_ready();
+        if self.both_joined() {
+            if let Some(reason) = self.failed_early.take() {
+                self.fail(reason);
+            } else if self.phase == Phase::Prepared {
+                self.connected(now);
+            }
+        }
     }
 
     /// A description (JSON) arrived from the remote participant.
@@ -284,21 +341,26 @@ impl Negotiation {
         if matches!(self.phase, Phase::Failed | Phase::Closed) {
             return;
         }
+        // Before both have joined (a callee that prepares early) the path comes and goes
+        // unreported: the call has no media yet.
+        let joined = self.both_joined();
         match state {
-            IceState::Checking => self.report(Report::State(ConnectionState::Connecting)),
-            IceState::Connected => {
-                self.phase = Phase::Connected;
-                if self.connected_at.is_none() {
-                    self.connected_at = Some(now);
-                    self.steps.push_back(Step::StartSending);
-                }
-                self.report(Report::State(ConnectionState::Connected));
-            }
+            IceState::Checking if joined => self.report(Report::State(ConnectionState::Connecting)),
+            IceState::Checking => {}
+            IceState::Connected if joined => self.connected(now),
+            IceState::Connected => self.phase = Phase::Prepared,
             IceState::Disconnected => {
                 self.phase = Phase::Reconnecting;
-                self.report(Report::State(ConnectionState::Reconnecting));
+                if joined {
+                    self.report(Report::State(ConnectionState::Reconnecting));
+                }
             }
-            IceState::Failed => self.fail("the media connection failed".to_owned()),
+            IceState::Failed if joined => self.fail("the media connection failed".to_owned()),
+            IceState::Failed => {
+                self.phase = Phase::Failed;
+                self.failed_early =
+                    Some("the media connection failed before the call was answered".to_owned());
+            }
             IceState::Closed => {
                 self.phase = Phase::Closed;
                 self.report(Report::State(ConnectionState::Closed));
@@ -326,6 +388,20 @@ impl Negotiation {
         self.report(Report::State(ConnectionState::Closed));
     }
 
+    fn both_joined(&self) -> bool {
+        self.local_joined && self.remote_joined
+    }
+
+    /// The path is up and both have joined: media flows (sending starts once).
+    fn connected(&mut self, now: MonoTime) {
+        self.phase = Phase::Connected;
+        if self.connected_at.is_none() {
+            self.connected_at = Some(now);
+            self.steps.push_back(Step::StartSending);
+        }
+        self.report(Report::State(ConnectionState::Connected));
+    }
+
     /// Whether the remote description is set (candidates may be added).
     fn remote_described(&self) -> bool {
         !matches!(
@@ -343,7 +419,7 @@ impl Negotiation {
 
     fn answer_if_ready(&mut self) {
         if self.phase == Phase::OfferReceived
-            && self.local_joined
+            && (self.local_joined || self.ringing == Ringing::Prepared)
             && let Some(offer) = self.pending_offer.take()
         {
             self.apply_remote(offer);
@@ -379,11 +455,35 @@ pub fn description_kind(json: &str) -> Result<DescriptionKind, String> {
     }
 }
 
+/// `sdp` without the candidates no peer can reach: those on an unspecified address
+/// (`0.0.0.0`, `::`, which the stack offers when a wildcard socket found no interface to
+/// expand to). The other lines are kept as they are.
+pub fn without_unreachable_candidates(sdp: &str) -> String {
+    let unreachable = |line: &str| {
+        let Some(candidate) = line.strip_prefix("a=candidate:") else {
+            return false;
+        };
+        // foundation component transport priority address port typ …
+        candidate
+            .split_ascii_whitespace()
+            .nth(4)
+            .and_then(|address| address.parse::<std::net::IpAddr>().ok())
+            .is_some_and(|address| address.is_unspecified())
+    };
+    let mut kept = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        if !unreachable(line.trim_end()) {
+            kept.push_str(line);
+        }
+    }
+    kept
+}
+
 #[cfg(test)]
 mod tests {
     use super::{
-        CONNECT_TIMEOUT, DescriptionKind, IceState, Negotiation, Phase, Report, Side, Step,
-        description_kind,
+        CONNECT_TIMEOUT, DescriptionKind, IceState, Negotiation, Phase, Report, Ringing, Side,
+        Step, description_kind, without_unreachable_candidates,
     };
     use crate::event::ConnectionState;
     use crate::model::MonoTime;
@@ -414,6 +514,7 @@ mod tests {
         let mut caller = Negotiation::new("bob", Side::Offerer, false);
         assert_eq!(steps(&mut caller), [Step::CreateOffer]);
         assert_eq!(reports(&mut caller), [Report::State(ConnectionState::New)]);
+        caller.handle_membership(at(0), true, true);
         caller.handle_gathered(at(1));
         assert_eq!(steps(&mut caller), [Step::SendLocal]);
         assert_eq!(caller.phase(), Phase::AwaitingAnswer);
@@ -450,6 +551,73 @@ mod tests {
         callee.handle_gathered(at(30_002));
         assert_eq!(steps(&mut callee), [Step::SendLocal]);
         assert_eq!(callee.phase(), Phase::Checking);
+    }
+
+    #[test]
+    fn a_callee_that_prepares_early_answers_while_it_rings_and_media_waits_for_both() {
+        let mut ringing =
+            Negotiation::new("alice", Side::Answerer, true).ringing(Ringing::Prepared);
+        let mut dialing = Negotiation::new("bob", Side::Offerer, false);
+        reports(&mut ringing);
+        reports(&mut dialing);
+        dialing.handle_membership(at(0), true, false);
+        dialing.handle_gathered(at(0));
+        steps(&mut dialing);
+        ringing.handle_membership(at(0), false, false);
+        ringing.handle_remote_description(at(1), DescriptionKind::Offer, OFFER.into());
+        assert_eq!(
+            steps(&mut ringing),
+            [Step::ApplyRemote(OFFER.into()), Step::CreateAnswer]
+        );
+        ringing.handle_gathered(at(2));
+        assert_eq!(steps(&mut ringing), [Step::SendLocal]);
+        dialing.handle_remote_description(at(3), DescriptionKind::Answer, ANSWER.into());
+        steps(&mut dialing);
+        // The path comes up while the callee rings: no media, nothing reported, no deadline.
+        for side in [&mut dialing, &mut ringing] {
+            side.handle_ice(at(4), IceState::Checking);
+            side.handle_ice(at(5), IceState::Connected);
+            assert_eq!(side.phase(), Phase::Prepared);
+            assert!(steps(side).is_empty());
+            assert!(reports(side).is_empty());
+            assert_eq!(side.poll_timeout(), None);
+        }
+        // Twenty seconds later the callee accepts: media flows at once.
+        ringing.handle_membership(at(20_000), true, true);
+        dialing.handle_membership(at(20_001), true, true);
+        for side in [&mut dialing, &mut ringing] {
+            assert_eq!(steps(side), [Step::StartSending]);
+            assert_eq!(reports(side), [Report::State(ConnectionState::Connected)]);
+            assert_eq!(side.phase(), Phase::Connected);
+        }
+    }
+
+    #[test]
+    fn a_path_lost_before_the_answer_is_reported_failed_only_once_both_joined() {
+        let mut callee = Negotiation::new("alice", Side::Answerer, true).ringing(Ringing::Prepared);
+        callee.handle_membership(at(0), false, false);
+        callee.handle_remote_description(at(1), DescriptionKind::Offer, OFFER.into());
+        callee.handle_gathered(at(2));
+        callee.handle_ice(at(5), IceState::Connected);
+        callee.handle_ice(at(8_000), IceState::Disconnected);
+        callee.handle_ice(at(13_000), IceState::Failed);
+        reports(&mut callee);
+        assert!(!failed(&mut callee));
+        callee.handle_membership(at(25_000), true, true);
+        assert!(failed(&mut callee));
+    }
+
+    #[test]
+    fn a_private_caller_sends_nothing_to_a_callee_that_answered_but_has_not_joined() {
+        // A callee that answers before accepting (or claims to): the caller's media waits.
+        let mut caller = Negotiation::new("bob", Side::Offerer, false);
+        caller.handle_membership(at(0), true, false);
+        caller.handle_gathered(at(1));
+        caller.handle_remote_description(at(2), DescriptionKind::Answer, ANSWER.into());
+        caller.handle_ice(at(3), IceState::Connected);
+        assert!(!steps(&mut caller).contains(&Step::StartSending));
+        caller.handle_membership(at(9), true, true);
+        assert_eq!(steps(&mut caller), [Step::StartSending]);
     }
 
     #[test]
@@ -575,6 +743,23 @@ mod tests {
         caller.handle_ice(at(5_000), IceState::Disconnected);
         caller.handle_ice(at(10_000), IceState::Failed);
         assert!(failed(&mut caller));
+    }
+
+    #[test]
+    fn candidates_on_an_unspecified_address_are_left_out_of_a_description() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n\
+                   a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+                   a=candidate:2 1 udp 2130706431 0.0.0.0 40001 typ host\r\n\
+                   a=candidate:3 1 udp 2130706431 :: 40002 typ host\r\n\
+                   a=candidate:4 1 udp 2130706431 192.168.1.7 40003 typ host\r\n\
+                   a=end-of-candidates\r\n";
+        let kept = without_unreachable_candidates(sdp);
+        assert!(kept.contains("127.0.0.1 40000") && kept.contains("192.168.1.7 40003"));
+        assert!(!kept.contains(" 0.0.0.0 40001") && !kept.contains(":: 40002"));
+        // Everything else is untouched, the session's `c=` line included.
+        assert!(kept.starts_with("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"));
+        assert!(kept.ends_with("a=end-of-candidates\r\n"));
+        assert_eq!(kept.lines().count(), sdp.lines().count() - 2);
     }
 
     #[test]

@@ -29,7 +29,9 @@ use webrtc::rtp_transceiver::RtpSender;
 use super::events::MediaEvent;
 use super::hub::{Encoded, Kind};
 use super::keyframe::{KeyframeRequests, asks_for_keyframe};
-use super::negotiation::{IceState, Negotiation, Side, Step, description_kind};
+use super::negotiation::{
+    IceState, Negotiation, Side, Step, description_kind, without_unreachable_candidates,
+};
 use super::session::Shared;
 use super::stats::PeerStats;
 use super::video::DecodeWorker;
@@ -341,7 +343,8 @@ impl Peer {
         let video = add_local_track(&connection, RtpCodecKind::Video, &shared.me).await?;
         let audio = add_local_track(&connection, RtpCodecKind::Audio, &shared.me).await?;
         spawn_keyframe_listener(Arc::clone(&video.track), Arc::clone(&shared));
-        let negotiation = Negotiation::new(&spec.remote, spec.side, spec.polite);
+        let negotiation =
+            Negotiation::new(&spec.remote, spec.side, spec.polite).ringing(shared.config.ringing);
         let mut peer = Self {
             stats: PeerStats::new(&spec.remote),
             spec,
@@ -465,9 +468,10 @@ impl Peer {
     }
 
     async fn send_local_description(&self) {
-        let Some(description) = self.connection.local_description().await else {
+        let Some(mut description) = self.connection.local_description().await else {
             return;
         };
+        description.sdp = without_unreachable_candidates(&description.sdp);
         let Ok(json) = serde_json::to_string(&description) else {
             return;
         };

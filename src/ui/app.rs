@@ -49,6 +49,8 @@ pub struct AppOptions {
     pub data_dir: PathBuf,
     /// Call these users as soon as the app is logged in.
     pub call_on_start: Vec<String>,
+    /// Whether ringing is private, when the command line says (otherwise the saved setting).
+    pub private_ringing: Option<bool>,
     /// Devices, resolution and ICE servers of calls (the window adds its frame slots).
     pub media: MediaConfig,
 }
@@ -122,6 +124,7 @@ impl CallscopeApp {
             microphone: flag_or_saved(&options.media.microphone, &settings.devices.microphone),
             speaker: flag_or_saved(&options.media.speaker, &settings.devices.speaker),
         };
+        let private_ringing = options.private_ringing.unwrap_or(settings.private_ringing);
         let repaint_ctx = ctx.clone();
         let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(move || repaint_ctx.request_repaint());
         let frames = FrameSlots::with_repaint(Arc::clone(&repaint));
@@ -135,6 +138,7 @@ impl CallscopeApp {
                 camera: device_choices.camera.clone(),
                 microphone: device_choices.microphone.clone(),
                 speaker: device_choices.speaker.clone(),
+                ringing: crate::media::Ringing::private(private_ringing),
                 ..options.media
             }),
         };
@@ -147,6 +151,7 @@ impl CallscopeApp {
         });
         let mut model = Model::new(&options.user_id);
         model.device_choices = device_choices;
+        model.private_ringing = private_ringing;
         model.notice = notice;
         Ok(Self {
             engine,
@@ -252,6 +257,11 @@ impl CallscopeApp {
                 if let EngineCommand::ChooseDevices(choices) = &command {
                     self.model.device_choices.clone_from(choices);
                     self.settings.devices.clone_from(choices);
+                    self.save_settings();
+                }
+                if let EngineCommand::SetPrivateRinging(private) = command {
+                    self.model.private_ringing = private;
+                    self.settings.private_ringing = private;
                     self.save_settings();
                 }
                 if !self.engine.send(command) {

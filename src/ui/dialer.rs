@@ -51,6 +51,18 @@ impl Dialer {
                     .suffix(" s"),
             );
         });
+        let mut private = model.private_ringing;
+        let hint = "On: while a call rings here, the caller gets nothing from us, not even our \
+                    address; the connection is made once we accept.\n\
+                    Off: the connection is prepared while it rings, so media starts sooner \
+                    after the accept, and the caller learns our address.";
+        if ui
+            .checkbox(&mut private, "Private ringing")
+            .on_hover_text(hint)
+            .changed()
+        {
+            commands.push(UiCommand::Engine(EngineCommand::SetPrivateRinging(private)));
+        }
         ui.separator();
         ui.strong("Contacts");
         // Calls need a log-in: while offline or logged out the buttons say so by being off.

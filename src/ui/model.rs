@@ -39,6 +39,8 @@ pub struct Model {
     pub devices: Option<DeviceList>,
     /// The devices chosen for the next call.
     pub device_choices: DeviceChoices,
+    /// Whether ringing is private (the setting for the next call).
+    pub private_ringing: bool,
 }
 
 /// Points kept per peer in the stats plots (two minutes).
@@ -142,6 +144,7 @@ impl Model {
             camera_on: true,
             devices: None,
             device_choices: DeviceChoices::default(),
+            private_ringing: true,
         }
     }
 

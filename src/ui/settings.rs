@@ -1,5 +1,5 @@
-//! `Settings`: what the app remembers across restarts (switches, theme, devices), apart from
-//! runtime state.
+//! `Settings`: what the app remembers across restarts (switches, theme, devices, ringing),
+//! apart from runtime state.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,8 @@ pub struct Settings {
     pub dark: bool,
     /// The camera, microphone and speaker chosen in the Devices menus.
     pub devices: DeviceChoices,
+    /// Whether ringing is private (nothing reaches a caller before the accept).
+    pub private_ringing: bool,
 }
 
 impl Default for Settings {
@@ -24,6 +26,7 @@ impl Default for Settings {
             enabled: KindSet::all(),
             dark: true,
             devices: DeviceChoices::default(),
+            private_ringing: true,
         }
     }
 }

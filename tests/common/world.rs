@@ -19,7 +19,7 @@ use callscope::engine::{
 use callscope::kit::CallKit;
 use callscope::media::mesh::{Mesh, MeshStep};
 use callscope::media::negotiation::{
-    DescriptionKind, IceState, Negotiation, Report, Step, description_kind,
+    DescriptionKind, IceState, Negotiation, Report, Ringing, Step, description_kind,
 };
 use callscope::media::{MediaCommand, MediaEvent, MediaReport};
 use callscope::model::MonoTime;
@@ -27,7 +27,7 @@ use callscope::signaling::switchboard::{
     Output as BoardOutput, SessionId, Switchboard, SwitchboardConfig,
 };
 use callscope::signaling::usersig::{self, DEFAULT_APP_ID, Keyring, UserSigClaims};
-use callscope::signaling::{ClientMessage, decode_server, encode};
+use callscope::signaling::{ClientMessage, ServerMessage, decode_server, encode};
 use callscope::timeline::{CheckOptions, Clock, Finding, TimelineEntry, check};
 
 /// One way between a client and the server.
@@ -93,6 +93,8 @@ struct SimPeer {
 #[derive(Debug)]
 struct SimMedia {
     call_id: String,
+    /// Whether its connections ring privately (the user's setting when the call began).
+    private_ringing: bool,
     mesh: Mesh,
     peers: BTreeMap<String, SimPeer>,
 }
@@ -104,6 +106,8 @@ struct Node {
     session: Option<SessionId>,
     media: Option<SimMedia>,
     notices: Vec<String>,
+    /// The ringing setting for the next call.
+    private_ringing: bool,
 }
 
 /// The deployment.
@@ -122,6 +126,8 @@ pub struct World {
     server_down: bool,
     /// Ice events carry the epoch they were scheduled in.
     ice_epochs: BTreeMap<u64, u64>,
+    /// Every media negotiation message a client received: when, to whom, from whom.
+    negotiation_messages: Vec<(MonoTime, String, String)>,
 }
 
 impl World {
@@ -151,6 +157,7 @@ impl World {
             next_tick: MonoTime::from_millis(1000),
             server_down: false,
             ice_epochs: BTreeMap::new(),
+            negotiation_messages: Vec::new(),
         }
     }
 
@@ -177,6 +184,7 @@ impl World {
                 session: None,
                 media: None,
                 notices: Vec::new(),
+                private_ringing: true,
             },
         );
         self.settle(user);
@@ -230,6 +238,15 @@ impl World {
     ) -> Option<callscope::media::negotiation::Phase> {
         let media = self.nodes[user].media.as_ref()?;
         media.peers.get(remote).map(|peer| peer.negotiation.phase())
+    }
+
+    /// When `to` received media negotiation (a description or a candidate) from `from`.
+    pub fn negotiation_received(&self, to: &str, from: &str) -> Vec<MonoTime> {
+        self.negotiation_messages
+            .iter()
+            .filter(|(_, at, by)| at == to && by == from)
+            .map(|(when, _, _)| *when)
+            .collect()
     }
 
     /// Whether `user` has any call media open.
@@ -431,6 +448,11 @@ impl World {
                 let Some(user) = self.user_of(session) else {
                     return;
                 };
+                if let Ok(ServerMessage::Sdp { from, .. } | ServerMessage::Ice { from, .. }) =
+                    decode_server(&frame)
+                {
+                    self.negotiation_messages.push((now, user.clone(), from));
+                }
                 if let Some(node) = self.nodes.get_mut(&user) {
                     match decode_server(&frame) {
                         Ok(message) => node.driver.handle_server(now, message),
@@ -573,6 +595,7 @@ impl World {
                 if let Some(node) = self.nodes.get_mut(user) {
                     node.media = Some(SimMedia {
                         call_id,
+                        private_ringing: node.private_ringing,
                         mesh: Mesh::new(user),
                         peers: BTreeMap::new(),
                     });
@@ -585,6 +608,11 @@ impl World {
                 if let Some(node) = self.nodes.get_mut(user) {
                     node.driver
                         .handle_devices(callscope::media::DeviceList::default());
+                }
+            }
+            Output::PrivateRinging(private) => {
+                if let Some(node) = self.nodes.get_mut(user) {
+                    node.private_ringing = private;
                 }
             }
             Output::ChooseDevices(_) | Output::Stop => {}
@@ -941,11 +969,13 @@ fn open_peers(media: &mut SimMedia, steps: &[MeshStep]) {
             polite,
         } = step
         {
+            let private = media.private_ringing;
             media
                 .peers
                 .entry(user_id.clone())
                 .or_insert_with(|| SimPeer {
-                    negotiation: Negotiation::new(user_id, *side, *polite),
+                    negotiation: Negotiation::new(user_id, *side, *polite)
+                        .ringing(Ringing::private(private)),
                     local: None,
                     remote: false,
                     connected: false,

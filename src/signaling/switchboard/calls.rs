@@ -478,9 +478,9 @@ impl Switchboard {
     }
 
     /// Relays media negotiation from `user` to `to`: within a call, between members who both
-    /// joined, or from the caller to a ringing callee (its offer, so the callee can prepare);
-    /// never in bulk, and never from a ringing callee (its address stays its own until it
-    /// answers).
+    /// joined, or between the caller and a ringing callee (the caller's offer, and the answer
+    /// of a callee that prepares early: only the callee's own messages tell the caller where
+    /// it is); never in bulk, and never between a ringing callee and anyone else.
     fn relay(
         &mut self,
         session: SessionId,
@@ -496,8 +496,9 @@ impl Switchboard {
             return Err(not_yours(call_id));
         }
         let both_joined = record.has_joined(user) && record.has_joined(to);
-        let early_offer = user == record.caller && record.is_ringing(to);
-        if !both_joined && !early_offer {
+        let ringing_pair = (user == record.caller && record.is_ringing(to))
+            || (to == record.caller && record.is_ringing(user));
+        if !both_joined && !ringing_pair {
             return Err(refused(
                 "media negotiation flows only between participants who both joined",
             ));

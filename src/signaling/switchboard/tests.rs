@@ -251,11 +251,28 @@ fn media_negotiation_is_relayed_only_within_a_call_and_never_in_bulk() {
     // The caller's offer reaches the ringing callee...
     board.send(1, &sdp("bob", 3000));
     assert!(matches!(board.last(2), Some(ServerMessage::Sdp { .. })));
-    // ...but the ringing callee's address stays its own until it answers.
+    // ...and a callee that prepares early may answer it while it rings...
     board.send(2, &sdp("alice", 3000));
+    assert!(matches!(board.last(1), Some(ServerMessage::Sdp { .. })));
+    // ...but a ringing callee reaches no one else in a call.
+    board.log_in(3, "carol");
+    board.invite(1, "c-2", &["bob", "carol"], 30);
+    board.send(
+        2,
+        &ClientMessage::Sdp {
+            call_id: "c-2".into(),
+            to: "carol".into(),
+            description: "x".repeat(300),
+        },
+    );
     assert_eq!(
         board.last_error(2).map(|e| e.0),
         Some(ErrorCode::RequestRefused)
+    );
+    assert!(
+        !board.inbox[&3]
+            .iter()
+            .any(|message| matches!(message, ServerMessage::Sdp { .. }))
     );
     // A description too large, and more than a few: refused.
     board.send(1, &sdp("bob", 20_000));
