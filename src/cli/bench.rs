@@ -1,7 +1,7 @@
 //! `callscope bench signaling`: a load test of the signaling server on 127.0.0.1. It starts
 //! `callscope server` as a child process, holds N logged-in WebSocket sessions against it, runs
 //! call set-ups between pairs of them, and reports sessions held, set-ups per second and the
-//! server's memory per idle session.
+//! server's memory per idle session; then the abuse phases (`bench_abuse`).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -30,15 +30,27 @@ pub struct SignalingBenchArgs {
     /// Call set-ups to run (invite → accept → hang up), spread over the session pairs.
     #[arg(long, default_value_t = 20_000)]
     pub calls: usize,
+    /// Connections that never finish their WebSocket handshake, held against a second
+    /// server with the default limits (0: skip that phase).
+    #[arg(long, default_value_t = 5_000)]
+    pub stalled: usize,
+    /// Abusive clients flooding a third server (default limits) while a legitimate pair
+    /// measures its log-in → accepted latency (0: skip that phase).
+    #[arg(long, default_value_t = 20)]
+    pub abusers: usize,
+    /// Legitimate rounds measured before, and again during, the flood.
+    #[arg(long, default_value_t = 100)]
+    pub rounds: usize,
     /// Print the figures as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
-const SECRET: &str = "callscope-bench-secret";
+/// The secret every benchmark server and client shares.
+pub(super) const SECRET: &str = "callscope-bench-secret";
 
 /// The server's resident memory in KiB, from `/proc`.
-fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+pub(super) fn resident_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -47,9 +59,27 @@ fn resident_kib(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS in /proc status")
 }
 
-struct ServerProcess {
-    child: Child,
-    url: String,
+/// CPU seconds (user + system) process `pid` (or `self`) has used, from `/proc`.
+pub(super) fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; /proc
+    // counts in USER_HZ, which is 100 on Linux.
+    (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
+}
+
+/// A `callscope server` child process.
+pub(super) struct ServerProcess {
+    pub(super) child: Child,
+    pub(super) url: String,
 }
 
 impl Drop for ServerProcess {
@@ -59,7 +89,8 @@ impl Drop for ServerProcess {
     }
 }
 
-fn start_server(dir: &Path) -> anyhow::Result<ServerProcess> {
+/// Starts `callscope server` on a free port of 127.0.0.1 with `limits` (extra flags).
+pub(super) fn start_server(dir: &Path, limits: &[&str]) -> anyhow::Result<ServerProcess> {
     let secret = dir.join("secret");
     std::fs::write(&secret, SECRET)?;
     let port = {
@@ -69,17 +100,9 @@ fn start_server(dir: &Path) -> anyhow::Result<ServerProcess> {
     let child = Command::new(std::env::current_exe()?)
         .arg("--data-dir")
         .arg(dir)
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            // Every client of the load test comes from this one address.
-            "--max-connections-per-ip",
-            "1000000",
-            "--max-handshakes-per-ip",
-            "1000000",
-            "--secret-file",
-        ])
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args(limits)
+        .arg("--secret-file")
         .arg(&secret)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -177,10 +200,20 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
         bail!("{clients} sessions need more open files than the limit of {limit}");
     }
     let dir = tempfile_dir()?;
-    let server = start_server(&dir)?;
+    // Every client of the load test comes from this one address.
+    let server = start_server(
+        &dir,
+        &[
+            "--max-connections-per-ip",
+            "1000000",
+            "--max-handshakes-per-ip",
+            "1000000",
+        ],
+    )?;
     let pid = server.child.id();
+    // One thread of clients: cross-thread wake-ups would cost more than they spread.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()?;
     std::thread::sleep(Duration::from_millis(300));
@@ -191,8 +224,25 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     std::thread::sleep(Duration::from_millis(500));
     let held_kib = resident_kib(pid)?;
     let per_session_bytes = (held_kib.saturating_sub(baseline_kib) * 1024) as f64 / clients as f64;
+    let server_cpu_before = cpu_secs(&pid.to_string());
+    let clients_cpu_before = cpu_secs("self");
     let (setups, setup_secs) = runtime.block_on(run_calls(sockets, args.calls))?;
+    let server_cpu = cpu_secs(&pid.to_string()) - server_cpu_before;
+    let clients_cpu = cpu_secs("self") - clients_cpu_before;
+    drop(server);
+    let stalled = if args.stalled > 0 {
+        super::bench_abuse::stalled_handshakes(&runtime, args.stalled)?
+    } else {
+        serde_json::Value::Null
+    };
+    let flood = if args.abusers > 0 {
+        super::bench_abuse::flood(&runtime, args.abusers, args.rounds)?
+    } else {
+        serde_json::Value::Null
+    };
     let figures = serde_json::json!({
+        "stalled_handshakes": stalled,
+        "flood": flood,
         "sessions_held": clients,
         "login_seconds": login_secs,
         "logins_per_sec": clients as f64 / login_secs,
@@ -202,6 +252,9 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
         "call_setups": setups,
         "call_setup_seconds": setup_secs,
         "call_setups_per_sec": setups as f64 / setup_secs,
+        "server_cpu_seconds_during_setups": server_cpu,
+        "server_cpu_micros_per_setup": server_cpu * 1e6 / setups as f64,
+        "clients_cpu_seconds_during_setups": clients_cpu,
     });
     if args.json {
         println!("{figures}");
@@ -211,15 +264,69 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
             "server memory per session: {per_session_bytes:.0} bytes ({baseline_kib} KiB idle, {held_kib} KiB with sessions)"
         );
         println!(
-            "call set-ups:             {setups} in {setup_secs:.2} s = {:.0} per second",
-            setups as f64 / setup_secs
+            "call set-ups:             {setups} in {setup_secs:.2} s = {:.0} per second (CPU: server {server_cpu:.2} s = {:.0} µs per set-up, clients {clients_cpu:.2} s, on the same machine)",
+            setups as f64 / setup_secs,
+            server_cpu * 1e6 / setups as f64
         );
+        print_abuse(&stalled, &flood);
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+fn print_abuse(stalled: &serde_json::Value, flood: &serde_json::Value) {
+    let pair = |value: &serde_json::Value| {
+        format!(
+            "{:.1} / {:.1} ms",
+            value[0].as_f64().unwrap_or(f64::NAN),
+            value[1].as_f64().unwrap_or(f64::NAN)
+        )
+    };
+    if !stalled.is_null() {
+        println!(
+            "stalled handshakes:       {} held from {} addresses: server {} -> {} KiB ({:.0} bytes each), {} -> {} descriptors",
+            stalled["stalled_connections"],
+            stalled["source_addresses"],
+            stalled["server_rss_baseline_kib"],
+            stalled["server_rss_held_kib"],
+            stalled["bytes_per_stalled_connection"]
+                .as_f64()
+                .unwrap_or(f64::NAN),
+            stalled["server_fds_baseline"],
+            stalled["server_fds_held"],
+        );
+        println!(
+            "  meanwhile:              log-in p50 / p95 {}, {} failed; after the 5 s deadline {} closed, {} descriptors, {} KiB",
+            pair(&stalled["login_ms_p50_p95_meanwhile"]),
+            stalled["logins_failed_meanwhile"],
+            stalled["closed_by_server_after_deadline"],
+            stalled["server_fds_after_deadline"],
+            stalled["server_rss_after_deadline_kib"],
+        );
+    }
+    if !flood.is_null() {
+        println!(
+            "legitimate log-in→accepted: {} quiet, {} while {} abusers flood ({} rounds each; {} + {} failed)",
+            pair(&flood["login_to_accepted_ms_p50_p95_quiet"]),
+            pair(&flood["login_to_accepted_ms_p50_p95_flooded"]),
+            flood["abusers"],
+            flood["rounds"],
+            flood["failed_quiet"],
+            flood["failed_flooded"],
+        );
+        println!(
+            "  the flood:              {} frames over {} connections in {:.1} s; server {} -> {} KiB",
+            flood["abusive_frames_sent"],
+            flood["abusive_connections"],
+            flood["flood_seconds"].as_f64().unwrap_or(f64::NAN),
+            flood["server_rss_before_flood_kib"],
+            flood["server_rss_during_flood_kib"],
+        );
+    }
+}
+
+/// A fresh directory for a benchmark server's data.
+pub(super) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("callscope-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

@@ -87,7 +87,8 @@ struct Summary {
     fps_p50: f64,
 }
 
-fn percentile(values: &mut [f64], fraction: f64) -> f64 {
+/// The `fraction` percentile of `values` (nearest rank), `NaN` when empty.
+pub(super) fn percentile(values: &mut [f64], fraction: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
@@ -121,19 +122,7 @@ fn summarize(stack: &'static str, figures: &[CallFigures]) -> Summary {
 
 /// CPU seconds this process has used (user + system), from `/proc`.
 fn process_cpu_secs() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |index: usize| fields.get(index).and_then(|v| v.parse::<f64>().ok());
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; /proc
-    // counts in USER_HZ, which is 100 on Linux.
-    (ticks(11).unwrap_or(0.0) + ticks(12).unwrap_or(0.0)) / 100.0
+    super::bench::cpu_secs("self")
 }
 
 /// Runs the benchmark and prints the figures.

@@ -2,6 +2,7 @@
 
 pub mod answer;
 pub mod bench;
+pub mod bench_abuse;
 pub mod bench_call;
 pub mod call;
 pub mod check;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -378,7 +378,7 @@ async fn accept_loop(
                         transport,
                         stats: Arc::clone(&stats),
                     };
-                    tokio::spawn(connection.run(stream, place, shutdown.clone()));
+                    tokio::spawn(connection.start(stream, place, shutdown.clone()));
                 }
                 // Out of file descriptors or similar: wait a moment and go on accepting.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -437,9 +437,31 @@ enum Ended {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, mut place: Place, shutdown: watch::Receiver<bool>) {
-        let handshake = tokio::time::timeout(
-            self.transport.handshake_timeout,
+    /// Waits for the client's first bytes in a small task; only then is the (much larger)
+    /// state of a WebSocket connection allocated. The handshake deadline counts from here.
+    async fn start(self, stream: TcpStream, place: Place, shutdown: watch::Receiver<bool>) {
+        let deadline = tokio::time::Instant::now() + self.transport.handshake_timeout;
+        // `peek` waits for real bytes (readiness alone may be a false positive).
+        let mut first = [0_u8; 1];
+        if !matches!(
+            tokio::time::timeout_at(deadline, stream.peek(&mut first)).await,
+            Ok(Ok(1))
+        ) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Box::pin(self.run(stream, place, shutdown, deadline)).await;
+    }
+
+    async fn run(
+        self,
+        stream: TcpStream,
+        mut place: Place,
+        shutdown: watch::Receiver<bool>,
+        deadline: tokio::time::Instant,
+    ) {
+        let handshake = tokio::time::timeout_at(
+            deadline,
             tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config())),
         )
         .await;
@@ -498,14 +520,19 @@ impl Connection {
         closing: &tokio::sync::Notify,
         mut shutdown: watch::Receiver<bool>,
     ) -> Ended {
-        let (mut sink, mut source) = websocket.split();
+        let mut socket = websocket;
         let write_timeout = self.transport.write_timeout;
         let mut ping = tokio::time::interval(self.transport.ping_interval);
         ping.tick().await;
         let mut last_heard = tokio::time::Instant::now();
+        // Made once: each ends the loop when it fires.
+        let closed_by_hub = closing.notified();
+        tokio::pin!(closed_by_hub);
+        let shutting_down = shutdown.changed();
+        tokio::pin!(shutting_down);
         loop {
             tokio::select! {
-                frame = source.next() => {
+                frame = socket.next() => {
                     last_heard = tokio::time::Instant::now();
                     let session = self.session;
                     let event = match frame {
@@ -524,7 +551,7 @@ impl Connection {
                                 format!("the connection is closed: {error}"),
                             );
                             let text = encode(&ServerMessage::error(&error, None));
-                            let _ = tokio::time::timeout(write_timeout, sink.send(Message::Text(text.into()))).await;
+                            let _ = send_within(&mut socket, Message::Text(text.into()), write_timeout).await;
                             return Ended::Dropped;
                         }
                     };
@@ -534,29 +561,29 @@ impl Connection {
                 }
                 // The hub is done with this client: what it queued before (the error that says
                 // why, say) still goes out, as long as the client takes it in time.
-                () = closing.notified() => {
+                () = &mut closed_by_hub => {
                     while let Ok(Outgoing::Text(text)) = outgoing.try_recv() {
                         let bytes = text.len();
-                        let sent = tokio::time::timeout(write_timeout, sink.send(Message::Text(text))).await;
+                        let sent = send_within(&mut socket, Message::Text(text), write_timeout).await;
                         queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-                        if !matches!(sent, Ok(Ok(()))) {
+                        if !sent {
                             return Ended::Dropped;
                         }
                     }
-                    let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(None))).await;
+                    let _ = send_within(&mut socket, Message::Close(None), write_timeout).await;
                     return Ended::Normally;
                 }
                 message = outgoing.recv() => match message {
                     Some(Outgoing::Text(text)) => {
                         let bytes = text.len();
-                        let sent = tokio::time::timeout(write_timeout, sink.send(Message::Text(text))).await;
+                        let sent = send_within(&mut socket, Message::Text(text), write_timeout).await;
                         queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-                        if !matches!(sent, Ok(Ok(()))) {
+                        if !sent {
                             return Ended::Dropped;
                         }
                     }
                     None => {
-                        let _ = tokio::time::timeout(write_timeout, sink.send(Message::Close(None))).await;
+                        let _ = send_within(&mut socket, Message::Close(None), write_timeout).await;
                         return Ended::Normally;
                     }
                 },
@@ -564,16 +591,29 @@ impl Connection {
                     if last_heard.elapsed() >= self.transport.idle_timeout {
                         return Ended::Dropped;
                     }
-                    let sent = tokio::time::timeout(write_timeout, sink.send(Message::Ping(Bytes::new()))).await;
-                    if !matches!(sent, Ok(Ok(()))) {
+                    if !send_within(&mut socket, Message::Ping(Bytes::new()), write_timeout).await {
                         return Ended::Dropped;
                     }
                 }
                 // A server going down ends no calls: its clients find out on their own, as after a crash.
-                _ = shutdown.changed() => return Ended::Shutdown,
+                _ = &mut shutting_down => return Ended::Shutdown,
             }
         }
     }
+}
+
+/// Sends `message`, giving up after `limit`; whether it went. Most sends finish at once, and
+/// those take no timer.
+async fn send_within(
+    socket: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
+    message: Message,
+    limit: Duration,
+) -> bool {
+    let mut send = socket.send(message);
+    if let Some(done) = (&mut send).now_or_never() {
+        return done.is_ok();
+    }
+    matches!(tokio::time::timeout(limit, send).await, Ok(Ok(())))
 }
 
 /// What the hub holds besides the switchboard.

@@ -498,10 +498,16 @@ impl Switchboard {
             online: self.online.contains_key(&contact.user_id),
             ..contact.clone()
         });
+        // Without the listing, the online set is not even walked (it may be large).
+        let listed = if self.config.list_online_users {
+            self.online_sorted.len()
+        } else {
+            0
+        };
         let others = self
             .online_sorted
             .iter()
-            .filter(|_| self.config.list_online_users)
+            .take(listed)
             .filter(|id| id.as_str() != user && !demo_ids.contains(id.as_str()))
             .take(MAX_LISTED_USERS)
             .map(|user_id| Contact {
