@@ -15,6 +15,7 @@ use callscope::engine::sign_user_sig;
 use callscope::model::MediaType;
 use callscope::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
 use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -120,7 +121,11 @@ pub(super) fn start_server(dir: &Path, limits: &[&str]) -> anyhow::Result<Server
     Ok(ServerProcess { child, url })
 }
 
-async fn receive(socket: &mut Socket) -> anyhow::Result<ServerMessage> {
+/// The next protocol message on `socket` (other frames are skipped).
+pub(super) async fn receive<S>(socket: &mut WebSocketStream<S>) -> anyhow::Result<ServerMessage>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     loop {
         match socket.next().await {
             Some(Ok(Message::Text(text))) => return Ok(decode_server(text.as_str())?),
@@ -131,13 +136,26 @@ async fn receive(socket: &mut Socket) -> anyhow::Result<ServerMessage> {
     }
 }
 
-async fn send(socket: &mut Socket, message: &ClientMessage) -> anyhow::Result<()> {
+/// Sends `message` on `socket`.
+pub(super) async fn send<S>(
+    socket: &mut WebSocketStream<S>,
+    message: &ClientMessage,
+) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     socket.send(Message::text(encode(message))).await?;
     Ok(())
 }
 
-async fn log_in(url: &str, user: &str) -> anyhow::Result<Socket> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+/// Logs `user` in on `socket`, which is returned once welcomed.
+pub(super) async fn welcomed<S>(
+    mut socket: WebSocketStream<S>,
+    user: &str,
+) -> anyhow::Result<WebSocketStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let login = ClientMessage::Login {
         version: PROTOCOL_VERSION,
         user_id: user.to_owned(),
@@ -148,6 +166,11 @@ async fn log_in(url: &str, user: &str) -> anyhow::Result<Socket> {
         ServerMessage::Welcome { .. } => Ok(socket),
         other => bail!("log-in of {user} answered {other:?}"),
     }
+}
+
+async fn log_in(url: &str, user: &str) -> anyhow::Result<Socket> {
+    let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+    welcomed(socket, user).await
 }
 
 /// One pair runs `calls` set-ups: invite, the callee accepts, the caller hangs up.

@@ -12,14 +12,16 @@ use anyhow::Context as _;
 use callscope::call::{Action, CallSignal, Signal};
 use callscope::engine::sign_user_sig;
 use callscope::model::MediaType;
-use callscope::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, decode_server, encode};
-use futures_util::{SinkExt as _, StreamExt as _};
+use callscope::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage, encode};
+use futures_util::SinkExt as _;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::bench::{SECRET, ServerProcess, resident_kib, start_server, tempfile_dir};
+use super::bench::{
+    SECRET, ServerProcess, receive, resident_kib, send, start_server, tempfile_dir, welcomed,
+};
 
 type Socket = WebSocketStream<TcpStream>;
 
@@ -46,12 +48,18 @@ async fn tcp_from(from: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream
     socket.connect(server).await
 }
 
-fn server_address(server: &ServerProcess) -> anyhow::Result<SocketAddr> {
-    server
+/// A fresh server with the default limits, settled: its directory, process, pid and address.
+fn fresh_server() -> anyhow::Result<(std::path::PathBuf, ServerProcess, u32, SocketAddr)> {
+    let dir = tempfile_dir()?;
+    let server = start_server(&dir, &[])?;
+    let pid = server.child.id();
+    let address = server
         .url
         .trim_start_matches("ws://")
         .parse()
-        .context("the server's address")
+        .context("the server's address")?;
+    std::thread::sleep(Duration::from_millis(300));
+    Ok((dir, server, pid, address))
 }
 
 /// p50 and p95 of `values` (milliseconds), `NaN` when empty.
@@ -62,22 +70,6 @@ fn percentiles(values: &mut [f64]) -> [f64; 2] {
     ]
 }
 
-async fn receive(socket: &mut Socket) -> anyhow::Result<ServerMessage> {
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) => return Ok(decode_server(text.as_str())?),
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(error.into()),
-            None => anyhow::bail!("the server closed the connection"),
-        }
-    }
-}
-
-async fn send(socket: &mut Socket, message: &ClientMessage) -> anyhow::Result<()> {
-    socket.send(Message::text(encode(message))).await?;
-    Ok(())
-}
-
 async fn connect(server: SocketAddr, from: IpAddr) -> anyhow::Result<Socket> {
     let stream = tcp_from(from, server).await?;
     stream.set_nodelay(true)?;
@@ -86,17 +78,11 @@ async fn connect(server: SocketAddr, from: IpAddr) -> anyhow::Result<Socket> {
 }
 
 async fn log_in(server: SocketAddr, user: &str) -> anyhow::Result<Socket> {
-    let mut socket = connect(server, IpAddr::V4(Ipv4Addr::LOCALHOST)).await?;
-    let login = ClientMessage::Login {
-        version: PROTOCOL_VERSION,
-        user_id: user.to_owned(),
-        user_sig: sign_user_sig(SECRET.as_bytes(), user),
-    };
-    send(&mut socket, &login).await?;
-    match receive(&mut socket).await? {
-        ServerMessage::Welcome { .. } => Ok(socket),
-        other => anyhow::bail!("log-in of {user} answered {other:?}"),
-    }
+    welcomed(
+        connect(server, IpAddr::V4(Ipv4Addr::LOCALHOST)).await?,
+        user,
+    )
+    .await
 }
 
 fn is_signal(message: &ServerMessage, wanted: impl Fn(&Signal) -> bool) -> bool {
@@ -164,11 +150,7 @@ pub(super) fn stalled_handshakes(
     runtime: &tokio::runtime::Runtime,
     count: usize,
 ) -> anyhow::Result<serde_json::Value> {
-    let dir = tempfile_dir()?;
-    let server = start_server(&dir, &[])?;
-    let pid = server.child.id();
-    let address = server_address(&server)?;
-    std::thread::sleep(Duration::from_millis(300));
+    let (dir, server, pid, address) = fresh_server()?;
     let (baseline_kib, baseline_fds) = (resident_kib(pid)?, open_fds(pid));
     let started = Instant::now();
     let mut streams = runtime.block_on(async {
@@ -313,11 +295,7 @@ pub(super) fn flood(
     abusers: usize,
     rounds: usize,
 ) -> anyhow::Result<serde_json::Value> {
-    let dir = tempfile_dir()?;
-    let server = start_server(&dir, &[])?;
-    let pid = server.child.id();
-    let address = server_address(&server)?;
-    std::thread::sleep(Duration::from_millis(300));
+    let (dir, server, pid, address) = fresh_server()?;
     let (mut quiet, quiet_failed) = runtime.block_on(legitimate_rounds(address, 0, rounds));
     let quiet = percentiles(&mut quiet);
     let baseline_kib = resident_kib(pid)?;
