@@ -195,11 +195,10 @@ impl Outbox {
 }
 
 fn websocket_config() -> WebSocketConfig {
-    // Small buffers: an idle session must stay cheap (tens of thousands per server). Writes
-    // gather until a flush (one per batch of queued messages), or 16 KiB.
+    // Small buffers: an idle session must stay cheap (tens of thousands per server).
     WebSocketConfig::default()
         .read_buffer_size(1024)
-        .write_buffer_size(16 * 1024)
+        .write_buffer_size(0)
         .max_message_size(Some(HARD_FRAME_LIMIT))
         .max_frame_size(Some(HARD_FRAME_LIMIT))
 }
@@ -576,7 +575,8 @@ impl Connection {
                 }
                 message = outgoing.recv() => match message {
                     Some(Outgoing::Text(text)) => {
-                        let (sent, bytes) = send_queued_within(&mut socket, text, &mut outgoing, write_timeout).await;
+                        let bytes = text.len();
+                        let sent = send_within(&mut socket, Message::Text(text), write_timeout).await;
                         queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                         if !sent {
                             return Ended::Dropped;
@@ -614,42 +614,6 @@ async fn send_within(
         return done.is_ok();
     }
     matches!(tokio::time::timeout(limit, send).await, Ok(Ok(())))
-}
-
-/// The most queued messages written with one flush.
-const BATCH_MESSAGES: usize = 32;
-
-/// Sends `first` and whatever else is already queued (up to [`BATCH_MESSAGES`]) with one flush,
-/// giving up after `limit`; whether they went, and the bytes taken off the queue.
-async fn send_queued_within(
-    socket: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
-    first: Utf8Bytes,
-    outgoing: &mut mpsc::Receiver<Outgoing>,
-    limit: Duration,
-) -> (bool, usize) {
-    let mut bytes = first.len();
-    let mut batch = vec![first];
-    while batch.len() < BATCH_MESSAGES {
-        let Ok(Outgoing::Text(text)) = outgoing.try_recv() else {
-            break;
-        };
-        bytes += text.len();
-        batch.push(text);
-    }
-    let send = async {
-        for text in batch {
-            socket.feed(Message::Text(text)).await?;
-        }
-        socket.flush().await
-    };
-    let mut send = std::pin::pin!(send);
-    if let Some(done) = (&mut send).now_or_never() {
-        return (done.is_ok(), bytes);
-    }
-    (
-        matches!(tokio::time::timeout(limit, send).await, Ok(Ok(()))),
-        bytes,
-    )
 }
 
 /// What the hub holds besides the switchboard.
