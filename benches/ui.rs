@@ -1,19 +1,20 @@
-//! UI frame time: the real window's UI (through `egui_kittest`, no GPU) with 100k entries in the
-//! timeline and a live 720p call to echo, measured as the UI thread's own CPU time per frame.
-//! Prints p50, p95 and the mean; the goal is 4 ms of CPU per frame or less.
+//! UI frame time: the real window's UI (through `egui_kittest`, no GPU) with 1M entries in the
+//! timeline (half of them shown: the other half periodic stats) and a live 720p call to echo,
+//! measured as the UI thread's own CPU time per frame. Prints p50, p95 and the mean; the goals
+//! are p50 <= 2 ms and p95 <= 4 ms.
 
 #![allow(clippy::unwrap_used)] // A benchmark that cannot set up should stop loudly.
 
 use std::time::{Duration, Instant};
 
 use callscope::engine::{ConnectionState, ServerChoice};
-use callscope::event::{CallStats, Event};
+use callscope::event::{CallStats, Event, NetworkQuality};
 use callscope::media::{MediaConfig, Resolution};
 use callscope::model::Source;
 use callscope::ui::{AppOptions, CallscopeApp};
 use egui_kittest::Harness;
 
-const ENTRIES: u64 = 100_000;
+const ENTRIES: u64 = 1_000_000;
 const FRAMES: usize = 300;
 /// One frame every 33 ms, like a 30 fps stream: every frame has a new picture to upload.
 const FRAME_INTERVAL: Duration = Duration::from_millis(33);
@@ -63,6 +64,23 @@ fn main() {
     });
     let kit = harness.state().kit().clone();
     for number in 0..ENTRIES {
+        if number % 2 == 1 {
+            let quality = if number % 4 == 1 {
+                NetworkQuality::Good
+            } else {
+                NetworkQuality::Excellent
+            };
+            kit.dispatch(
+                kit.clock().now(),
+                Some("c-earlier"),
+                Source::Engine,
+                Event::UserNetworkQualityChanged {
+                    user_id: format!("peer-{}", number % 7),
+                    quality,
+                },
+            );
+            continue;
+        }
         let stats = CallStats {
             user_id: format!("peer-{}", number % 7),
             rtt_millis: (number % 40) as f64,
@@ -107,7 +125,7 @@ fn main() {
     let mean = cpu_millis.iter().sum::<f64>() / cpu_millis.len() as f64;
     println!(
         "ui frame CPU over {FRAMES} frames ({timeline_entries} timeline entries, {pictures} new 720p pictures): \
-         p50 {:.2} ms, p95 {:.2} ms, mean {mean:.2} ms (goal <= 4 ms)",
+         p50 {:.2} ms, p95 {:.2} ms, mean {mean:.2} ms (goals: p50 <= 2 ms, p95 <= 4 ms)",
         at(0.5),
         at(0.95)
     );

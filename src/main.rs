@@ -39,6 +39,9 @@ struct Cli {
     /// The window's renderer: `glow` (OpenGL) or `wgpu`.
     #[arg(long, default_value = "glow", value_name = "RENDERER")]
     renderer: eframe::Renderer,
+    /// The window's size at start, in points.
+    #[arg(long, default_value = "1200x800", value_name = "WxH", value_parser = parse_window_size)]
+    window_size: [f32; 2],
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -192,8 +195,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 private_ringing: cli.media.private_ringing,
                 media: cli.media.config(),
             };
-            callscope::ui::run(options, cli.renderer)?;
+            callscope::ui::run(options, cli.renderer, cli.window_size)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `1024x700` as a window size (at least 640x480, at most 8192 each way).
+fn parse_window_size(text: &str) -> Result<[f32; 2], String> {
+    let (width, height) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{text:?} is not WIDTHxHEIGHT (e.g. 1024x700)"))?;
+    let side = |part: &str, least: u16| {
+        part.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|value| (least..=8192).contains(value))
+            .map(f32::from)
+            .ok_or_else(|| format!("{part:?} in {text:?} must be a whole number from {least} to 8192"))
+    };
+    Ok([side(width, 640)?, side(height, 480)?])
 }

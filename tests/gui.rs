@@ -5,11 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use callscope::call::MemberState;
 use callscope::engine::{ConnectionState, ServerChoice};
-use callscope::event::CallbackKind;
-use callscope::model::{CallStatus, ViewMode};
+use callscope::event::{CallbackKind, Event};
+use callscope::model::{CallError, CallStatus, ErrorCode, Source, ViewMode};
 use callscope::timeline::{CheckOptions, Delivery, Query, check};
-use callscope::ui::{AppOptions, CallscopeApp, Settings};
+use callscope::ui::{AppOptions, CallscopeApp, Pane, Settings};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -17,11 +18,20 @@ use egui_kittest::kittest::Queryable;
 const WAIT: Duration = Duration::from_secs(15);
 
 fn app(data_dir: &std::path::Path) -> Harness<'static, CallscopeApp> {
+    app_sized(data_dir, [1300.0, 900.0], Vec::new())
+}
+
+/// The app in a window of `size`, calling `call_on_start` once logged in.
+fn app_sized(
+    data_dir: &std::path::Path,
+    size: [f32; 2],
+    call_on_start: Vec<String>,
+) -> Harness<'static, CallscopeApp> {
     let options = AppOptions {
         user_id: "alice".into(),
         server: ServerChoice::Embedded,
         data_dir: data_dir.to_path_buf(),
-        call_on_start: Vec::new(),
+        call_on_start,
         private_ringing: None,
         media: callscope::media::MediaConfig {
             // The same on every machine: no camera, no sound card.
@@ -30,7 +40,7 @@ fn app(data_dir: &std::path::Path) -> Harness<'static, CallscopeApp> {
         },
     };
     let mut harness = Harness::builder()
-        .with_size([1300.0, 900.0])
+        .with_size(size)
         .build_eframe(move |cc| CallscopeApp::new(&cc.egui_ctx, options).unwrap());
     wait_until(&mut harness, "the log-in", |app| {
         app.model().connection == ConnectionState::Online
@@ -54,6 +64,35 @@ fn wait_until(
         std::thread::sleep(Duration::from_millis(10));
     }
     harness.step();
+}
+
+/// Scrolls the node labelled `label` into view and lets the scrolling settle.
+fn bring_into_view(harness: &mut Harness<'_, CallscopeApp>, label: &str) {
+    harness.get_by_label(label).scroll_to_me();
+    for _ in 0..20 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Steps until a node labelled `label` is on screen.
+fn step_until_label(harness: &mut Harness<'_, CallscopeApp>, label: &str) {
+    let started = Instant::now();
+    while harness.query_all_by_label(label).next().is_none() {
+        assert!(started.elapsed() < WAIT, "timed out waiting for {label:?} on screen");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Steps until a node whose label contains `text` is on screen.
+fn step_until_label_contains(harness: &mut Harness<'_, CallscopeApp>, text: &str) {
+    let started = Instant::now();
+    while harness.query_all_by_label_contains(text).next().is_none() {
+        assert!(started.elapsed() < WAIT, "timed out waiting for {text:?} on screen");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The app's timeline keeps the call contract.
@@ -179,18 +218,22 @@ fn the_timeline_filters_by_text() {
             .query_all_by_role_and_label(Role::Label, kind)
             .count()
     };
-    // Unfiltered, the table holds every entry (the media engine's too, so the line-busy row may
-    // be scrolled out of view). Entries may still arrive for a moment after the call ended.
+    // Unfiltered, the table holds every entry but the periodic ones (the line-busy row may be
+    // scrolled out of view). Entries may still arrive for a moment after the call ended.
     let shows_all = |harness: &Harness<'_, CallscopeApp>| {
-        let total = harness.state().kit().timeline().len();
-        total > 1
-            && harness
-                .query_by_label(&format!("{total} entries"))
-                .is_some()
+        let total = harness
+            .state()
+            .kit()
+            .timeline()
+            .query(&Query::all())
+            .iter()
+            .filter(|entry| !entry.kind().is_periodic())
+            .count();
+        total > 1 && harness.query_by_label(&format!("{total} shown")).is_some()
     };
     let mut steps = 0;
     while !shows_all(&harness) {
-        assert!(steps < 100, "the table never showed every entry");
+        assert!(steps < 200, "the table never showed every entry");
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
         steps += 1;
@@ -198,13 +241,10 @@ fn the_timeline_filters_by_text() {
     harness.get_by_label("Search").focus();
     harness.step();
     harness.get_by_label("Search").type_text("afterCalling");
-    // The filter applies on the next frame and the table scrolls to its rows on the one after.
-    for _ in 0..5 {
-        harness.step();
-    }
+    // The filter goes to the worker and the table scrolls to its rows when it answers.
+    step_until_label(&mut harness, "1 shown");
     assert_eq!(rows(&harness, "onUserLineBusy"), 0, "filtered out");
     assert_eq!(rows(&harness, "afterCalling"), 1);
-    assert!(harness.query_by_label("1 entries").is_some());
     assert_contract(&harness);
 }
 
@@ -254,12 +294,13 @@ fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() 
     harness.get_by_label("Search").focus();
     harness.step();
     harness.get_by_label("Search").type_text("dialing-c2c");
-    for _ in 0..5 {
-        harness.step();
-    }
+    // Into dialing and out of it.
+    step_until_label(&mut harness, "2 shown");
     harness.get_by_label("idle -> dialing-c2c").click();
-    harness.step();
-    harness.step();
+    // The call's entries come from the worker.
+    wait_until(&mut harness, "the call's entries", |app| {
+        app.timeline_panel().call_entries().is_some()
+    });
     let seq = harness
         .state()
         .kit()
@@ -267,12 +308,24 @@ fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() 
         .query(&Query::all().kind(CallbackKind::StatusChanged))[0]
         .seq;
     assert!(harness.query_by_label(&format!("Entry #{seq}")).is_some());
-    assert!(harness.query_by_label("Copy").is_some());
+    assert!(harness.query_by_label("Copy entry").is_some());
+    // The JSON tree: the payload's fields, key and value, folded open.
+    assert!(harness.query_by_label("new_status:").is_some());
+    assert!(
+        harness.query_by_label("\"dialing-c2c\"").is_some(),
+        "the entry's JSON is shown as a tree"
+    );
     assert!(
         harness
-            .query_by_label_contains("\"new_status\": \"dialing-c2c\"")
-            .is_some(),
-        "the pretty JSON of the entry is shown"
+            .query_by_label_contains("Delivered: the handler ran for")
+            .is_some()
+    );
+    // Its neighbours in the call: the entry after it is listed.
+    assert!(
+        harness
+            .query_all_by_label_contains("beforeCalling")
+            .next()
+            .is_some()
     );
     assert_contract(&harness);
 }
@@ -284,8 +337,18 @@ fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call_an
     wait_until(&mut harness, "the device list", |app| {
         app.model().devices.is_some()
     });
+    // The menus sit at the bottom of the dialer: scroll them into view first.
+    bring_into_view(&mut harness, "Devices");
     harness.get_by_label("Devices").click();
-    harness.step();
+    for _ in 0..10 {
+        harness.step();
+    }
+    harness
+        .get_by_role_and_label(Role::ComboBox, "Camera")
+        .scroll_to_me();
+    for _ in 0..10 {
+        harness.step();
+    }
     harness
         .get_by_role_and_label(Role::ComboBox, "Camera")
         .click();
@@ -301,6 +364,7 @@ fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call_an
         harness.state().model().device_choices.camera,
         callscope::media::DeviceChoice::Synthetic
     );
+    bring_into_view(&mut harness, "Call echo");
     harness.get_by_label("Call echo").click();
     wait_until(&mut harness, "echo to answer", |app| {
         app.model().status() == CallStatus::CallingC2cVideo
@@ -347,7 +411,7 @@ fn after_a_log_in_elsewhere_calls_are_off_until_log_in_again() {
     }
     assert_eq!(harness.state().model().status(), CallStatus::Idle);
     assert!(!kinds_of_call(harness.state()).contains(&"beforeCalling"));
-    harness.get_by_label("Log in again").click();
+    harness.get_all_by_label("Log in again").next().unwrap().click();
     wait_until(&mut harness, "the log-in", |app| {
         app.model().connection == ConnectionState::Online
     });
@@ -355,10 +419,289 @@ fn after_a_log_in_elsewhere_calls_are_off_until_log_in_again() {
     wait_until(&mut harness, "the call to end", |app| {
         app.model().counts[CallbackKind::AfterCalling.index()] == 1
     });
-    assert!(
-        harness
-            .query_by_label_contains("The last call ended: reject (decline)")
-            .is_some()
-    );
+    // The end-of-call card: how it ended and who ended it.
+    wait_until(&mut harness, "the end card", |_| true);
+    assert!(harness.query_by_label("Ended: reject").is_some());
+    let outcome = harness.state().model().last_outcome.clone().unwrap();
+    assert_eq!(outcome.user_id, "decline");
+    assert!(harness.query_all_by_label("decline").next().is_some());
     assert_contract(&harness);
+}
+
+/// Records `count` entries outside any call, numbered from `from`, so the table overflows.
+fn fill(harness: &Harness<'_, CallscopeApp>, from: usize, count: usize) {
+    let kit = harness.state().kit().clone();
+    for number in from..from + count {
+        kit.dispatch(
+            kit.clock().now(),
+            None,
+            Source::Engine,
+            Event::Error(CallError::new(
+                ErrorCode::RequestRefused,
+                format!("filler {number}"),
+            )),
+        );
+    }
+}
+
+#[test]
+fn pausing_the_timeline_stops_following_and_jump_to_latest_follows_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    fill(&harness, 0, 300);
+    // Following: the newest row is on screen.
+    step_until_label_contains(&mut harness, "filler 299");
+    assert!(harness.state().timeline_panel().following());
+    harness.get_by_label("Pause").click();
+    harness.step();
+    assert!(!harness.state().timeline_panel().following());
+    fill(&harness, 300, 40);
+    step_until_label(&mut harness, "Jump to latest (40 new)");
+    // Paused: the rows under the reader stayed; the new ones are below, out of view.
+    assert!(harness.query_by_label_contains("filler 339").is_none());
+    assert!(harness.query_by_label_contains("filler 299").is_some());
+    harness.get_by_label("Jump to latest (40 new)").click();
+    step_until_label_contains(&mut harness, "filler 339");
+    assert!(harness.state().timeline_panel().following());
+    assert_contract(&harness);
+}
+
+#[test]
+fn hide_periodic_hides_stats_rows_while_their_count_still_rises() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Call echo").click();
+    wait_until(&mut harness, "two onCallStats", |app| {
+        app.model().counts[CallbackKind::CallStats.index()] >= 2
+    });
+    let counted = harness.state().model().counts[CallbackKind::CallStats.index()];
+    let stats_rows = |harness: &Harness<'_, CallscopeApp>| {
+        harness
+            .state()
+            .timeline_panel()
+            .rows()
+            .iter()
+            .filter(|entry| entry.kind() == CallbackKind::CallStats)
+            .count()
+    };
+    assert_eq!(stats_rows(&harness), 0, "hidden by default");
+    // Only the callbacks panel names the kind: no table row does.
+    assert_eq!(harness.query_all_by_label("onCallStats").count(), 1);
+    // The count still rises while hidden.
+    wait_until(&mut harness, "another onCallStats", |app| {
+        app.model().counts[CallbackKind::CallStats.index()] > counted
+    });
+    harness.get_by_label("Hide periodic").click();
+    wait_until(&mut harness, "the stats rows", |app| {
+        app.timeline_panel()
+            .rows()
+            .iter()
+            .any(|entry| entry.kind() == CallbackKind::CallStats)
+    });
+    assert!(stats_rows(&harness) >= 2);
+    harness.get_by_label("Hang up").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().status() == CallStatus::Idle
+    });
+    assert_contract(&harness);
+}
+
+#[test]
+fn clicking_a_call_id_in_a_row_filters_the_table_by_that_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    for callee in ["decline", "busy"] {
+        harness.get_by_label(&format!("Call {callee}")).click();
+        let ended = harness.state().model().counts[CallbackKind::AfterCalling.index()] + 1;
+        wait_until(&mut harness, "the call to end", |app| {
+            app.model().counts[CallbackKind::AfterCalling.index()] == ended
+        });
+    }
+    let entries = harness.state().kit().timeline().query(&Query::all());
+    let first_call = entries
+        .iter()
+        .find_map(|entry| entry.call_id.clone())
+        .unwrap();
+    let in_first = entries
+        .iter()
+        .filter(|entry| entry.call_id.as_deref() == Some(&first_call) && !entry.kind().is_periodic())
+        .count();
+    step_until_label(&mut harness, &first_call);
+    harness.get_all_by_label(&first_call).next().unwrap().click();
+    step_until_label(&mut harness, &format!("{in_first} shown"));
+    let panel = harness.state().timeline_panel();
+    assert_eq!(panel.filters.call_id, first_call);
+    assert!(
+        panel
+            .rows()
+            .iter()
+            .all(|entry| entry.call_id.as_deref() == Some(first_call.as_str()))
+    );
+    // A click on a kind keeps only that kind.
+    harness.get_all_by_label("afterCalling").last().unwrap().click();
+    step_until_label(&mut harness, "1 shown");
+    assert_contract(&harness);
+}
+
+#[test]
+fn the_layout_persists_across_a_restart_and_reset_layout_brings_every_panel_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    assert!(harness.state().layout().tiles.find_pane(&Pane::Stats).is_some());
+    harness.get_by_label("View").click();
+    for _ in 0..3 {
+        harness.step();
+    }
+    harness.get_by_role_and_label(Role::CheckBox, "Stats").click();
+    harness.step();
+    // Saved once the layout settles.
+    let started = Instant::now();
+    while Settings::load(dir.path()).layout.is_none() {
+        assert!(started.elapsed() < WAIT, "the layout was never saved");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let saved = Settings::load(dir.path()).layout.unwrap();
+    assert!(saved.tiles.find_pane(&Pane::Stats).is_none());
+    drop(harness);
+    let mut restarted = app(dir.path());
+    assert!(restarted.state().layout().tiles.find_pane(&Pane::Stats).is_none());
+    assert!(restarted.state().layout().tiles.find_pane(&Pane::Timeline).is_some());
+    restarted.get_by_label("View").click();
+    for _ in 0..3 {
+        restarted.step();
+    }
+    restarted.get_by_label("Reset layout").click();
+    restarted.step();
+    restarted.step();
+    for pane in Pane::ALL {
+        assert!(
+            restarted.state().layout().tiles.find_pane(&pane).is_some(),
+            "{pane:?} is back"
+        );
+    }
+    assert_contract(&restarted);
+}
+
+#[test]
+fn the_switch_tooltips_say_when_a_callback_fires_and_what_it_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("afterCalling").hover();
+    for _ in 0..40 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+        if harness.query_by_label_contains("Fires: exactly once").is_some() {
+            break;
+        }
+    }
+    assert!(harness.query_by_label_contains("Fires: exactly once after every call").is_some());
+    assert!(harness.query_by_label_contains("Payload: {call_id, reason").is_some());
+    // F1 opens the help with the shortcuts.
+    harness.key_press(egui::Key::F1);
+    harness.step();
+    harness.step();
+    assert!(harness.query_by_label("Shortcuts").is_some());
+    assert!(harness.query_by_label("pause or follow the timeline").is_some());
+}
+
+#[test]
+fn recent_calls_list_the_stored_calls_with_call_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Call decline").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().counts[CallbackKind::AfterCalling.index()] == 1
+    });
+    drop(harness);
+    // After a restart the call is read back from the stored timeline.
+    let mut restarted = app(dir.path());
+    wait_until(&mut restarted, "the recent calls", |app| !app.recent_calls().is_empty());
+    let call = restarted.state().recent_calls()[0].clone();
+    assert_eq!(call.peers, ["decline"]);
+    assert!(call.outgoing && !call.missed);
+    assert_eq!(call.reason.to_string(), "reject");
+    bring_into_view(&mut restarted, "Call back");
+    restarted.get_by_label("Call back").click();
+    wait_until(&mut restarted, "the second call to end", |app| {
+        app.model().counts[CallbackKind::AfterCalling.index()] == 1
+    });
+    assert_contract(&restarted);
+}
+
+/// A 5-person video call (alice and four group peers) in a window of `size`: every remote
+/// tile and the preview are drawn inside the call panel, and no control of the call panel is
+/// clipped by it or by the window.
+fn group_call_fits(size: [f32; 2]) {
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<String> = ["group-a", "group-b", "group-c", "group-d"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let mut harness = app_sized(dir.path(), size, peers.clone());
+    wait_until(&mut harness, "everyone to join", |app| {
+        app.model().status() == CallStatus::CallingGroupVideo
+            && app.model().call.participants.len() == peers.len()
+            && app
+                .model()
+                .call
+                .participants
+                .iter()
+                .all(|(_, state)| *state == MemberState::Joined)
+    });
+    wait_until(&mut harness, "every picture", |app| {
+        peers
+            .iter()
+            .map(String::as_str)
+            .chain([callscope::media::LOCAL_STREAM])
+            .all(|stream| {
+                app.frames()
+                    .get(stream)
+                    .is_some_and(|slot| slot.generation() > 0)
+            })
+    });
+    harness.step();
+    harness.step();
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, size.into());
+    let call = harness
+        .state()
+        .pane_rects()
+        .into_iter()
+        .find_map(|(pane, rect)| (pane == Pane::Call).then_some(rect))
+        .unwrap();
+    assert!(window.contains_rect(call), "{call:?} in {window:?}");
+    let inside = |rect: egui::Rect| call.expand(0.5).contains_rect(rect);
+    for stream in peers.iter().map(String::as_str).chain(["local"]) {
+        let label = format!("video of {stream}");
+        let tile = harness.get_by_label(&label).rect();
+        assert!(inside(tile), "{label} at {tile:?} is outside the call panel {call:?}");
+        assert!(tile.width() >= 60.0, "{label} is {tile:?}");
+    }
+    for control in ["Hang up", "Mute", "Camera off", "Switch to audio", "Minimize"] {
+        let rect = harness.get_by_label(control).rect();
+        assert!(inside(rect), "{control} at {rect:?} is clipped by the call panel {call:?}");
+    }
+    // Every button of the window lies inside it.
+    for button in harness.query_all_by_role(Role::Button) {
+        let rect = button.rect();
+        assert!(
+            window.expand(0.5).contains_rect(rect) || rect.area() == 0.0,
+            "{button:?} at {rect:?} is outside the window"
+        );
+    }
+    harness.get_by_label("Hang up").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().status() == CallStatus::Idle
+    });
+    assert_contract(&harness);
+}
+
+#[test]
+fn a_five_person_call_fits_a_1024x700_window() {
+    group_call_fits([1024.0, 700.0]);
+}
+
+#[test]
+fn a_five_person_call_fits_a_1600x1000_window() {
+    group_call_fits([1600.0, 1000.0]);
 }

@@ -1,5 +1,6 @@
 //! The real binary in a real window under a virtual display (Xvfb): it opens, logs in, calls the
-//! echo demo peer, and draws it; the screenshot is checked for the call view's content.
+//! echo demo peer (or four group peers), and draws it; the screenshots are checked for the call
+//! panel's content and kept in `target/screenshots/` to be looked at.
 
 #![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
 
@@ -39,6 +40,84 @@ fn mean_saturation(png: &std::path::Path, geometry: &str) -> f64 {
     measure(png, geometry, &steps, "%[fx:mean]")
 }
 
+/// The share of a rectangle's pixels that are saturated colour (the test pattern, not chrome).
+fn saturated_share(png: &std::path::Path, geometry: &str) -> f64 {
+    let steps = [
+        "-colorspace",
+        "HSL",
+        "-channel",
+        "G",
+        "-separate",
+        "-threshold",
+        "35%",
+    ];
+    measure(png, geometry, &steps, "%[fx:mean]")
+}
+
+/// Where the call panel of the default layout lies in a window of `width` x `height`, inset by
+/// a margin: the middle column (22 % to 75 % of the width) of the upper row (56 % of the
+/// height below the toolbar), below its tab bar.
+fn call_panel(width: u32, height: u32) -> String {
+    let toolbar = 30.0;
+    let left = f64::from(width) * 0.22 + 10.0;
+    let right = f64::from(width) * 0.75 - 10.0;
+    let top = toolbar + 24.0 + 70.0;
+    let bottom = toolbar + (f64::from(height) - toolbar) * 0.56 - 10.0;
+    format!(
+        "{}x{}+{}+{}",
+        (right - left) as u32,
+        (bottom - top) as u32,
+        left as u32,
+        top as u32
+    )
+}
+
+/// Runs the window at `width` x `height` on a screen of that size with `args`, for `secs`
+/// seconds, and returns the screenshot (kept under `target/screenshots/name.png`).
+fn screenshot(name: &str, width: u32, height: u32, args: &str, secs: u32) -> std::path::PathBuf {
+    let dir = tempfile::tempdir().unwrap();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join(format!("{name}.png"));
+    let _ = std::fs::remove_file(&shot);
+    let script = format!(
+        "{bin} --data-dir {data} --window-size {width}x{height} {args} & app=$!; sleep {secs}; \
+         import -window root {shot}; kill $app; wait $app",
+        bin = env!("CARGO_BIN_EXE_callscope"),
+        data = dir.path().display(),
+        shot = shot.display(),
+    );
+    let status = Command::new("xvfb-run")
+        .args(["-a", "-s", &format!("-screen 0 {width}x{height}x24"), "sh", "-c", &script])
+        .env("XDG_RUNTIME_DIR", dir.path())
+        .status()
+        .expect("xvfb-run (the test command installs xvfb and xauth)");
+    assert!(
+        shot.exists(),
+        "no screenshot taken (xvfb-run exited with {status})"
+    );
+    shot
+}
+
+#[test]
+fn a_five_person_video_call_shows_every_tile_at_1024x700_and_1600x1000() {
+    let peers = "--call group-a --call group-b --call group-c --call group-d";
+    for (width, height) in [(1024, 700), (1600, 1000)] {
+        let shot = screenshot(&format!("group-call-{width}x{height}"), width, height, peers, 16);
+        assert!(
+            distinct_colours(&shot, &format!("{width}x{height}+0+0")) > 50,
+            "the window drew almost nothing at {width}x{height}"
+        );
+        // Four remote tiles and the preview of colour bars fill much of the call panel; a
+        // grid that does not wrap, or a cut-off tile, leaves most of it grey.
+        let share = saturated_share(&shot, &call_panel(width, height));
+        assert!(
+            share > 0.25,
+            "at {width}x{height} only {share:.3} of the call panel shows video"
+        );
+    }
+}
+
 #[test]
 fn the_app_opens_a_window_and_shows_a_call_to_echo() {
     let dir = tempfile::tempdir().unwrap();
@@ -63,13 +142,14 @@ fn the_app_opens_a_window_and_shows_a_call_to_echo() {
         distinct_colours(&shot, "1200x800+0+0") > 50,
         "the window drew almost nothing"
     );
-    // The call view (centre) shows the connected call: text drawn there, not an empty panel.
+    // The call panel (top centre) shows the connected call: text drawn there, not an empty
+    // panel.
     assert!(
-        distinct_colours(&shot, "440x120+470+30") > 10,
+        distinct_colours(&shot, "500x60+280+55") > 10,
         "the call view is empty"
     );
-    // Echo's video: its tile sits at the top left of the call view.
-    let saturation = mean_saturation(&shot, "200x130+485+205");
+    // Echo's video fills the call panel; its middle is the test pattern.
+    let saturation = mean_saturation(&shot, &call_panel(1200, 800));
     assert!(
         saturation > 0.25,
         "the remote video area is blank (mean saturation {saturation:.3})"

@@ -59,7 +59,7 @@ pub struct DemoPeer {
 }
 
 /// The demo peers hosted next to an embedded server.
-pub const DEMO_PEERS: [DemoPeer; 8] = [
+pub const DEMO_PEERS: [DemoPeer; 10] = [
     DemoPeer {
         user_id: "echo",
         behaviour: Behaviour::Answer {
@@ -97,6 +97,20 @@ pub const DEMO_PEERS: [DemoPeer; 8] = [
             after: Duration::from_millis(1500),
         },
         description: "answers after 1.5 s; call it with group-a for a 3-person call",
+    },
+    DemoPeer {
+        user_id: "group-c",
+        behaviour: Behaviour::Group {
+            after: Duration::from_millis(1100),
+        },
+        description: "answers after 1.1 s; with group-a and group-b: a 4-person call",
+    },
+    DemoPeer {
+        user_id: "group-d",
+        behaviour: Behaviour::Group {
+            after: Duration::from_millis(1300),
+        },
+        description: "answers after 1.3 s; with group-a, b and c: a 5-person call",
     },
     DemoPeer {
         user_id: "ringback",

@@ -296,7 +296,9 @@ async fn start_session(
                     .as_ref()
                     .map_or(Resolution::default(), |media| media.resolution);
                 let peers = spawn_demo_peers(&server.url(), &Keyring::single(&secret), resolution);
-                // The first call to a demo peer must find it online.
+                // The caller (a window) goes on at once and shows the engine connecting; our
+                // own log-in waits for the demo peers, so a first call finds them online.
+                let _ = ready.send(Ok(server.url()));
                 server.wait_online(DEMO_PEERS.len(), DEMO_LOGIN_WAIT).await;
                 let user_sig = sign_user_sig(&secret, &config.user_id);
                 (server.url(), user_sig, Some((server, peers)))
@@ -307,7 +309,9 @@ async fn start_session(
             }
         },
     };
-    let _ = ready.send(Ok(url.clone()));
+    if embedded.is_none() {
+        let _ = ready.send(Ok(url.clone()));
+    }
     let client = ClientConfig {
         server_url: url,
         user_id: config.user_id,

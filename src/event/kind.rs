@@ -82,6 +82,84 @@ impl CallbackKind {
     }
 }
 
+impl CallbackKind {
+    /// When it fires, as the call contract says.
+    pub const fn fires_when(self) -> &'static str {
+        match self {
+            Self::BeforeCalling => {
+                "before a call starts: when we place one (with the error if it cannot start: \
+                 callee offline, not logged in, bad parameters, device missing) and when an \
+                 invitation arrives"
+            }
+            Self::AfterCalling => {
+                "exactly once after every call that beforeCalling announced, whatever the end"
+            }
+            Self::Minimized => "the call view is minimized to the mini view or restored",
+            Self::KickedOut => "the same user logged in elsewhere; the call ends",
+            Self::StatusChanged => "on every status transition of the call",
+            Self::Error => "a request failed or was refused, or a device is missing",
+            Self::CallReceived => "an invitation arrives",
+            Self::CallBegin => "a call connects (the callee accepted)",
+            Self::CallEnd => "a connected call ends",
+            Self::CallNotConnected => "a call ends before it connected",
+            Self::CallMediaTypeChanged => "the call switched between audio and video",
+            Self::UserReject => "a callee rejected the invitation",
+            Self::UserNoResponse => "a callee did not answer within the ringing timeout",
+            Self::UserLineBusy => "a callee was in another call",
+            Self::UserJoin => "a participant joined the call",
+            Self::UserLeave => "a participant left the call",
+            Self::UserVideoAvailable => "a participant's video started or stopped",
+            Self::UserAudioAvailable => "a participant's audio started or stopped",
+            Self::UserVoiceVolumeChanged => "speaking levels, several times a second in a call",
+            Self::UserNetworkQualityChanged => "a participant's network quality changed",
+            Self::KickedOffline => "this session was logged out by a log-in elsewhere",
+            Self::UserSigExpired => "the UserSig expired; log in again with a new one",
+            Self::ConnectionStateChanged => "a peer's media connection changed state",
+            Self::CallStats => "about once a second per peer while media flows",
+        }
+    }
+
+    /// What its handler gets, as the call contract says.
+    pub const fn payload_fields(self) -> &'static str {
+        match self {
+            Self::BeforeCalling => "type: call | groupCall | invited, error: {code, message}?",
+            Self::AfterCalling => "{call_id, reason, initiator, duration, media}",
+            Self::Minimized => "old, new: full | minimized",
+            Self::KickedOut => "{by}",
+            Self::StatusChanged => "{old_status, new_status}",
+            Self::Error => "{code, message}",
+            Self::CallReceived => "{call_id, caller_id, callee_ids, media_type}",
+            Self::CallBegin => "{call_id, media_type}",
+            Self::CallEnd => "{call_id, media_type, reason, user_id, total_time}",
+            Self::CallNotConnected => "{call_id, reason, user_id}",
+            Self::CallMediaTypeChanged => "{old_type, new_type}",
+            Self::UserReject
+            | Self::UserNoResponse
+            | Self::UserLineBusy
+            | Self::UserJoin
+            | Self::UserLeave => "{user_id}",
+            Self::UserVideoAvailable | Self::UserAudioAvailable => "{user_id, available}",
+            Self::UserVoiceVolumeChanged => "{volumes: user_id -> 0..100}",
+            Self::UserNetworkQualityChanged => {
+                "{user_id, quality: unknown | excellent | good | poor | bad | vbad | down}"
+            }
+            Self::KickedOffline | Self::UserSigExpired => "nothing",
+            Self::ConnectionStateChanged => {
+                "{user_id, state: new | connecting | connected | reconnecting | failed | closed}"
+            }
+            Self::CallStats => {
+                "{user_id, rtt_ms, jitter_ms, loss_pct, fps, bitrate_kbps, resolution}"
+            }
+        }
+    }
+
+    /// Whether it repeats on a timer during a call (stats and voice levels), rather than
+    /// marking a step of the call's flow.
+    pub const fn is_periodic(self) -> bool {
+        matches!(self, Self::CallStats | Self::UserVoiceVolumeChanged)
+    }
+}
+
 impl fmt::Display for CallbackKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -156,3 +156,44 @@ pub fn clock_time(wall_millis: u64) -> String {
         secs % 60
     )
 }
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a wall-clock time in milliseconds since the Unix epoch.
+pub fn date_time(wall_millis: u64) -> String {
+    let secs = wall_millis / 1000;
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    // Days to a civil date, proleptic Gregorian (after H. Hinnant's `civil_from_days`).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_read_as_the_calendar_does() {
+        assert_eq!(date_time(0), "1970-01-01 00:00:00");
+        // 2026-12-02 18:21:34 UTC.
+        assert_eq!(date_time(1_796_235_694_000), "2026-12-02 18:21:34");
+        // A leap day.
+        assert_eq!(date_time(951_782_400_000), "2000-02-29 00:00:00");
+    }
+}

@@ -191,6 +191,25 @@ impl Timeline {
             .collect()
     }
 
+    /// Like [`Timeline::query_since`], with the newest sequence number looked at (the cursor
+    /// to continue from), read under the same lock so no entry falls between the two.
+    pub fn query_since_with_cursor(
+        &self,
+        after: u64,
+        query: &Query,
+    ) -> (Vec<Arc<TimelineEntry>>, u64) {
+        let inner = read(&self.inner);
+        let start = inner.position_after(after);
+        let matcher = query.matcher();
+        let found = inner
+            .entries
+            .range(start..)
+            .filter(|slot| slot.matches(&matcher))
+            .map(|slot| Arc::clone(&slot.entry))
+            .collect();
+        (found, inner.next_seq.saturating_sub(1).max(after))
+    }
+
     /// The entries in memory at positions `range` (for a virtualized table).
     pub fn slice(&self, range: std::ops::Range<usize>) -> Vec<Arc<TimelineEntry>> {
         let inner = read(&self.inner);

@@ -260,6 +260,40 @@ impl Store {
         super::sql::query(&reader, query)
     }
 
+    /// Every run of this database with when it started (ms since the Unix epoch), oldest first.
+    pub fn runs(&self) -> Result<Vec<(u64, u64)>, StoreError> {
+        let reader = self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut statement = reader.prepare("SELECT run_id, started_ms FROM runs ORDER BY run_id")?;
+        let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The time of the first stored entry of each of `call_ids` (ms since the Unix epoch).
+    pub fn call_starts(
+        &self,
+        call_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let reader = self
+            .inner
+            .reader
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut statement =
+            reader.prepare_cached("SELECT MIN(at_ms) FROM entries WHERE call_id = ?1")?;
+        let mut starts = std::collections::HashMap::new();
+        for call_id in call_ids {
+            let start: Option<u64> = statement.query_row([call_id], |row| row.get(0))?;
+            if let Some(start) = start {
+                starts.insert(call_id.clone(), start);
+            }
+        }
+        Ok(starts)
+    }
+
     /// How many entries are stored.
     pub fn count(&self) -> Result<u64, StoreError> {
         let reader = self

@@ -1,5 +1,6 @@
-//! The debug side panel: a switch per callback and engine event (the five component callbacks
-//! first), a live count per kind, all on / all off, and "Simulate log-in elsewhere".
+//! The callbacks panel: a switch per callback and engine event (the five component callbacks
+//! first), each with a tooltip saying when it fires and what its handler gets, counts of the
+//! entries delivered and suppressed, all on / all off, and "Simulate log-in elsewhere".
 
 use crate::engine::EngineCommand;
 use crate::event::{CallbackKind, KindSet};
@@ -14,43 +15,72 @@ pub fn debug_panel_ui(
     model: &Model,
     commands: &mut Vec<UiCommand>,
 ) {
-    ui.heading("Callbacks");
-    ui.label("Switched-off callbacks are not called; their entries are kept as suppressed.");
-    ui.horizontal(|ui| {
+    ui.add(
+        egui::Label::new(
+            "Switched-off callbacks are not called; their entries are kept as suppressed.",
+        )
+        .wrap(),
+    );
+    ui.horizontal_wrapped(|ui| {
         if ui.button("All on").clicked() {
             commands.push(UiCommand::SetAllSwitches(true));
         }
         if ui.button("All off").clicked() {
             commands.push(UiCommand::SetAllSwitches(false));
         }
+        let response = ui.button("Simulate log-in elsewhere");
+        if response
+            .on_hover_text("Logs this user in from a second session: kickedOut fires here")
+            .clicked()
+        {
+            commands.push(UiCommand::Engine(EngineCommand::SimulateLoginElsewhere));
+        }
     });
     ui.separator();
-    egui::ScrollArea::vertical()
+    egui::ScrollArea::both()
         .id_salt("switches")
-        .max_height(ui.available_height() - 60.0)
+        .auto_shrink([false, false])
         .show(ui, |ui| {
-            ui.strong("Component callbacks");
-            for kind in CallbackKind::COMPONENT {
-                switch_row_ui(ui, kind, enabled, model, commands);
-            }
-            ui.add_space(6.0);
-            ui.strong("Engine events");
-            for kind in CallbackKind::ALL
-                .iter()
-                .copied()
-                .filter(|k| !k.is_component())
-            {
-                switch_row_ui(ui, kind, enabled, model, commands);
-            }
+            egui::Grid::new("switch grid")
+                .num_columns(3)
+                .striped(true)
+                .spacing([8.0, 2.0])
+                .show(ui, |ui| {
+                    ui.strong("Component");
+                    ui.strong("ran")
+                        .on_hover_text("Delivered: entries whose closure ran, in this run");
+                    ui.strong("off").on_hover_text(
+                        "Suppressed: entries recorded while the switch was off, in this run",
+                    );
+                    ui.end_row();
+                    for kind in CallbackKind::COMPONENT {
+                        switch_row_ui(ui, kind, enabled, model, commands);
+                    }
+                    ui.strong("Engine");
+                    ui.end_row();
+                    for kind in CallbackKind::ALL
+                        .iter()
+                        .copied()
+                        .filter(|kind| !kind.is_component())
+                    {
+                        switch_row_ui(ui, kind, enabled, model, commands);
+                    }
+                });
         });
-    ui.separator();
-    let response = ui.button("Simulate log-in elsewhere");
-    if response
-        .on_hover_text("Logs this user in from a second session: kickedOut fires here")
-        .clicked()
-    {
-        commands.push(UiCommand::Engine(EngineCommand::SimulateLoginElsewhere));
-    }
+}
+
+/// The tooltip of a switch: when it fires and what its handler gets.
+pub fn switch_hint(kind: CallbackKind) -> String {
+    let periodic = if kind.is_periodic() {
+        "\nPeriodic: hidden in the timeline unless \"Hide periodic\" is off."
+    } else {
+        ""
+    };
+    format!(
+        "{kind}\nFires: {}.\nPayload: {}{periodic}",
+        kind.fires_when(),
+        kind.payload_fields()
+    )
 }
 
 fn switch_row_ui(
@@ -60,14 +90,21 @@ fn switch_row_ui(
     model: &Model,
     commands: &mut Vec<UiCommand>,
 ) {
-    ui.horizontal(|ui| {
-        let mut on = enabled.contains(kind);
-        if ui.checkbox(&mut on, kind.as_str()).changed() {
-            commands.push(UiCommand::SetSwitch(kind, on));
-        }
-        let count = model.counts[kind.index()];
-        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-            ui.label(format!("{count}"));
-        });
-    });
+    let mut on = enabled.contains(kind);
+    if ui
+        .checkbox(&mut on, kind.as_str())
+        .on_hover_text(switch_hint(kind))
+        .changed()
+    {
+        commands.push(UiCommand::SetSwitch(kind, on));
+    }
+    let total = model.counts[kind.index()];
+    let suppressed = model.suppressed[kind.index()];
+    ui.label((total - suppressed).to_string());
+    if suppressed > 0 {
+        ui.weak(suppressed.to_string());
+    } else {
+        ui.weak("-");
+    }
+    ui.end_row();
 }

@@ -6,8 +6,11 @@ use crate::engine::{ConnectionState, EngineCommand};
 use crate::media::{DeviceChoice, DeviceChoices};
 use crate::model::MediaType;
 
+use crate::timeline::date_time;
+
 use super::command::UiCommand;
 use super::model::Model;
+use super::worker::RecentCall;
 
 /// What the dialer remembers between frames.
 #[derive(Debug)]
@@ -35,7 +38,13 @@ impl Default for Dialer {
 
 impl Dialer {
     /// Draws the dialer.
-    pub fn ui(&mut self, ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand>) {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &Model,
+        recent: &[RecentCall],
+        commands: &mut Vec<UiCommand>,
+    ) {
         ui.heading(format!("You: {}", model.user_id));
         connection_ui(ui, &model.connection, commands);
         ui.separator();
@@ -87,10 +96,13 @@ impl Dialer {
                 if call.clicked() {
                     commands.push(self.dial(vec![contact.user_id.clone()]));
                 }
-                if let Some(demo) = &contact.demo {
-                    ui.weak(demo);
-                } else if !contact.online {
-                    ui.weak("offline");
+                let note = contact
+                    .demo
+                    .as_deref()
+                    .or((!contact.online).then_some("offline"));
+                if let Some(note) = note {
+                    ui.add(egui::Label::new(egui::RichText::new(note).weak()).truncate())
+                        .on_hover_text(note);
                 }
             });
         }
@@ -120,6 +132,8 @@ impl Dialer {
                 commands.push(self.dial(vec![self.typed.trim().to_owned()]));
             }
         });
+        ui.separator();
+        recent_calls_ui(ui, recent, idle, |callees| commands.push(self.dial(callees)));
     }
 
     fn dial(&self, callees: Vec<String>) -> UiCommand {
@@ -132,7 +146,64 @@ impl Dialer {
     }
 }
 
-fn connection_ui(ui: &mut egui::Ui, connection: &ConnectionState, commands: &mut Vec<UiCommand>) {
+/// The newest calls from the stored timeline, with "Call back".
+fn recent_calls_ui(
+    ui: &mut egui::Ui,
+    recent: &[RecentCall],
+    idle: bool,
+    mut call_back: impl FnMut(Vec<String>),
+) {
+    egui::CollapsingHeader::new("Recent calls")
+        .default_open(true)
+        .show(ui, |ui| {
+            if recent.is_empty() {
+                ui.weak("No calls yet.");
+                return;
+            }
+            for call in recent {
+                let who = if call.peers.is_empty() {
+                    "?".to_owned()
+                } else {
+                    call.peers.join(", ")
+                };
+                let arrow = if call.outgoing { "out" } else { "in" };
+                let when = date_time(call.ended_millis);
+                let duration = super::call_view::clock(std::time::Duration::from_millis(
+                    call.duration_millis,
+                ));
+                ui.horizontal(|ui| {
+                    if ui
+                        .add_enabled(idle && !call.peers.is_empty(), egui::Button::new("Call back"))
+                        .on_hover_text(format!("Call {who} again"))
+                        .clicked()
+                    {
+                        call_back(call.peers.clone());
+                    }
+                    let line = format!("{arrow} {who} {duration} {}", call.reason);
+                    let text = if call.missed {
+                        egui::RichText::new(format!("missed: {line}"))
+                            .color(ui.visuals().error_fg_color)
+                    } else {
+                        egui::RichText::new(line)
+                    };
+                    ui.add(egui::Label::new(text).truncate()).on_hover_text(format!(
+                        "{} call with {who}, ended {when} UTC: {} after {duration} connected{}\n{}",
+                        if call.outgoing { "Outgoing" } else { "Incoming" },
+                        call.reason,
+                        if call.missed { " (missed)" } else { "" },
+                        call.call_id
+                    ));
+                });
+            }
+        });
+}
+
+/// The connection line, with "Log in again" when logged out.
+pub fn connection_ui(
+    ui: &mut egui::Ui,
+    connection: &ConnectionState,
+    commands: &mut Vec<UiCommand>,
+) {
     match connection {
         ConnectionState::Connecting => {
             ui.label("Connecting to signaling...");

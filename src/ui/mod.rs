@@ -1,20 +1,28 @@
 //! The GUI: an eframe window that only draws. It polls the engine's channel each frame and shows
-//! the call, the callback switches and the timeline.
+//! the call, the callback switches and the timeline in docked panels; slow work (filters,
+//! SQLite, exports) runs on its worker.
 
 mod app;
 mod call_view;
 mod command;
 mod debug_panel;
 mod dialer;
+mod inspector;
+mod json_tree;
+mod layout;
 mod model;
 mod settings;
 mod stats_panel;
 mod swimlane;
 mod timeline_panel;
 mod video;
+mod worker;
 
 pub use app::{AppOptions, CallscopeApp};
 pub use command::UiCommand;
+pub use layout::{Layout, Pane, default_layout};
+pub use timeline_panel::{Filters, TimelinePanel};
+pub use worker::RecentCall;
 pub use model::Model;
 pub use settings::Settings;
 
@@ -36,8 +44,12 @@ pub enum GuiError {
     Window(String),
 }
 
-/// Opens the window and runs until it is closed.
-pub fn run(options: AppOptions, renderer: eframe::Renderer) -> Result<(), GuiError> {
+/// Opens the window at `size` (points) and runs until it is closed.
+pub fn run(
+    options: AppOptions,
+    renderer: eframe::Renderer,
+    size: [f32; 2],
+) -> Result<(), GuiError> {
     let has_display = ["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|value| !value.is_empty()));
@@ -47,8 +59,8 @@ pub fn run(options: AppOptions, renderer: eframe::Renderer) -> Result<(), GuiErr
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(format!("callscope: {}", options.user_id))
-            .with_inner_size([1200.0, 800.0])
-            .with_min_inner_size([800.0, 560.0]),
+            .with_inner_size(size)
+            .with_min_inner_size([640.0, 480.0]),
         renderer,
         ..Default::default()
     };

@@ -41,6 +41,18 @@ pub struct Model {
     pub device_choices: DeviceChoices,
     /// Whether ringing is private (the setting for the next call).
     pub private_ringing: bool,
+    /// Entries per kind recorded as suppressed (their switch was off) in this run.
+    pub suppressed: [u64; CallbackKind::COUNT],
+    /// The ringing timeout of the call being placed, in seconds.
+    pub ring_timeout_secs: u32,
+    /// When the current outgoing call started ringing.
+    pub dialing_since: Option<Instant>,
+    /// `onError` entries per call in this run.
+    errors: BTreeMap<String, usize>,
+    /// Everyone else in the last call (for "Call again").
+    pub last_peers: Vec<String>,
+    /// Audio or video of the last call.
+    pub last_media: crate::model::MediaType,
 }
 
 /// Points kept per peer in the stats plots (two minutes).
@@ -145,16 +157,79 @@ impl Model {
             devices: None,
             device_choices: DeviceChoices::default(),
             private_ringing: true,
+            suppressed: [0; CallbackKind::COUNT],
+            ring_timeout_secs: 30,
+            dialing_since: None,
+            errors: BTreeMap::new(),
+            last_peers: Vec::new(),
+            last_media: crate::model::MediaType::Video,
         }
+    }
+
+    /// Counts one new timeline entry.
+    pub fn count(&mut self, entry: &TimelineEntry) {
+        let index = entry.kind().index();
+        self.counts[index] += 1;
+        if entry.delivery == crate::timeline::Delivery::Suppressed {
+            self.suppressed[index] += 1;
+        }
+        if let (Event::Error(_), Some(call_id)) = (&entry.event, &entry.call_id) {
+            *self.errors.entry(call_id.clone()).or_default() += 1;
+        }
+        self.media.observe(entry);
+    }
+
+    /// `onError` entries of `call_id` in this run.
+    pub fn errors_in(&self, call_id: &str) -> usize {
+        self.errors.get(call_id).copied().unwrap_or(0)
+    }
+
+    /// Whether a call can be placed now (logged in and idle).
+    pub fn can_call(&self) -> bool {
+        self.connection == ConnectionState::Online && self.status() == crate::model::CallStatus::Idle
+    }
+
+    /// How long the outgoing call still rings before it gives up.
+    pub fn ringing_left(&self) -> Option<std::time::Duration> {
+        let since = self.dialing_since?;
+        let timeout = std::time::Duration::from_secs(u64::from(self.ring_timeout_secs));
+        Some(timeout.saturating_sub(since.elapsed()))
     }
 
     /// Takes the engine's newest state.
     pub fn apply_state(&mut self, state: EngineState) {
-        let calling = state.call.status().is_calling();
+        let status = state.call.status();
+        let calling = status.is_calling();
         if !calling {
             self.connected_at = None;
         } else if self.connected_at.is_none() {
             self.connected_at = Some(Instant::now());
+        }
+        let dialing = matches!(
+            status,
+            crate::model::CallStatus::DialingC2c | crate::model::CallStatus::DialingGroup
+        );
+        if !dialing {
+            self.dialing_since = None;
+        } else if self.dialing_since.is_none() {
+            self.dialing_since = Some(Instant::now());
+        }
+        if status != crate::model::CallStatus::Idle {
+            if !state.call.participants.is_empty() {
+                self.last_peers = state
+                    .call
+                    .participants
+                    .iter()
+                    .map(|(user, _)| user.clone())
+                    .collect();
+            } else if let Some(caller) = &state.call.caller
+                && *caller != self.user_id
+            {
+                self.last_peers = vec![caller.clone()];
+            }
+            if let Some(media) = state.call.media {
+                self.last_media = media;
+            }
         }
         self.connection = state.connection;
         self.contacts = state.contacts;

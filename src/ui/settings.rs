@@ -1,5 +1,5 @@
-//! `Settings`: what the app remembers across restarts (switches, theme, devices, ringing),
-//! apart from runtime state.
+//! `Settings`: what the app remembers across restarts (switches, theme, devices, ringing, the
+//! layout of the panels), apart from runtime state.
 
 use serde::{Deserialize, Serialize};
 
@@ -7,7 +7,7 @@ use crate::event::KindSet;
 use crate::media::DeviceChoices;
 
 /// Persisted settings of the app.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     /// The callbacks switched on.
@@ -18,6 +18,8 @@ pub struct Settings {
     pub devices: DeviceChoices,
     /// Whether ringing is private (nothing reaches a caller before the accept).
     pub private_ringing: bool,
+    /// The docked layout of the panels, as the user left it (the default layout when unset).
+    pub layout: Option<super::layout::Layout>,
 }
 
 impl Default for Settings {
@@ -27,6 +29,7 @@ impl Default for Settings {
             dark: true,
             devices: DeviceChoices::default(),
             private_ringing: true,
+            layout: None,
         }
     }
 }

@@ -1,73 +1,196 @@
-//! The swimlane plot of one call: its statuses as bars over time, every other entry as a mark.
+//! The swimlane of one call: a labelled lane per status it went through (bars over time) and a
+//! lane per participant (plus one for the call itself) with a mark per entry, coloured by kind
+//! the same way on every frame, with a legend; hover a mark for its entry, click it to select.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use egui_plot::{Line, Plot, PlotPoints, Points};
+use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints, Points};
 
-use crate::event::Event;
+use crate::event::{CallbackKind, Event};
 use crate::model::CallStatus;
 use crate::timeline::TimelineEntry;
 
-/// Lane of the marks for events that are not status changes.
-const EVENT_LANE: f64 = -1.0;
+/// The lane of entries about no one participant.
+const CALL_LANE: &str = "call";
 
-fn lane(status: CallStatus) -> f64 {
-    CallStatus::ALL
+/// A kind's colour: fixed by its place in the list of kinds, so it never changes.
+pub fn kind_color(kind: CallbackKind) -> egui::Color32 {
+    let hue = (kind.index() as f32 * 0.618_034).fract();
+    egui::ecolor::Hsva::new(hue, 0.7, 0.85, 1.0).into()
+}
+
+fn status_color(status: CallStatus) -> egui::Color32 {
+    let index = CallStatus::ALL
         .iter()
         .position(|candidate| *candidate == status)
-        .map_or(0.0, |index| index as f64)
+        .unwrap_or(0);
+    let hue = (index as f32 * 0.618_034 + 0.3).fract();
+    egui::ecolor::Hsva::new(hue, 0.45, 0.7, 1.0).into()
 }
 
-fn seconds(entry: &TimelineEntry, start_micros: u64) -> f64 {
-    entry.at.mono_micros.saturating_sub(start_micros) as f64 / 1e6
+/// The participant an entry is about, if its payload names one.
+pub fn subject(event: &Event) -> Option<&str> {
+    match event {
+        Event::UserReject { user_id }
+        | Event::UserNoResponse { user_id }
+        | Event::UserLineBusy { user_id }
+        | Event::UserJoin { user_id }
+        | Event::UserLeave { user_id }
+        | Event::UserVideoAvailable { user_id, .. }
+        | Event::UserAudioAvailable { user_id, .. }
+        | Event::UserNetworkQualityChanged { user_id, .. }
+        | Event::ConnectionStateChanged { user_id, .. } => Some(user_id),
+        Event::CallStats(stats) => Some(&stats.user_id),
+        Event::CallReceived { caller_id, .. } => Some(caller_id),
+        _ => None,
+    }
 }
 
-/// Draws `entries` (one call's, oldest first) as a swimlane plot.
-pub fn swimlane_ui(ui: &mut egui::Ui, entries: &[Arc<TimelineEntry>]) {
-    let Some(first) = entries.first() else {
-        return;
-    };
-    let start = first.at.mono_micros;
-    let end = entries.last().map_or(0.0, |last| seconds(last, start));
-    let mut spans: Vec<(CallStatus, f64, f64)> = Vec::new();
-    let mut marks = Vec::new();
+fn seconds(entry: &TimelineEntry, start: &TimelineEntry) -> f64 {
+    if entry.run == start.run {
+        entry.at.mono_micros.saturating_sub(start.at.mono_micros) as f64 / 1e6
+    } else {
+        entry.at.wall_millis.saturating_sub(start.at.wall_millis) as f64 / 1e3
+    }
+}
+
+/// Draws `entries` (one call's, oldest first); returns the entry whose mark was clicked.
+pub fn swimlane_ui(
+    ui: &mut egui::Ui,
+    entries: &[Arc<TimelineEntry>],
+    selected: Option<u64>,
+) -> Option<Arc<TimelineEntry>> {
+    let first = entries.first()?;
+    let end = entries.last().map_or(0.0, |last| seconds(last, first));
+    // Lanes from the top: the statuses the call went through, the call, each participant.
+    let statuses: Vec<CallStatus> = CallStatus::ALL
+        .iter()
+        .copied()
+        .filter(|status| {
+            entries.iter().any(|entry| {
+                matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status == *status)
+            })
+        })
+        .collect();
+    let mut people: Vec<&str> = Vec::new();
     for entry in entries {
-        let at = seconds(entry, start);
-        match entry.event {
-            Event::StatusChanged { new_status, .. } => {
-                if let Some(open) = spans.last_mut() {
-                    open.2 = at;
-                }
-                spans.push((new_status, at, end));
-            }
-            _ => marks.push([at, EVENT_LANE]),
+        if let Some(user) = subject(&entry.event)
+            && !people.contains(&user)
+        {
+            people.push(user);
         }
     }
-    Plot::new(("swimlane", first.call_id.clone()))
-        .height(150.0)
+    let mut lanes: Vec<String> = statuses.iter().map(|status| status.as_str().to_owned()).collect();
+    lanes.push(CALL_LANE.to_owned());
+    lanes.extend(people.iter().map(|user| (*user).to_owned()));
+    let lane_y = |name: &str| -> f64 {
+        -(lanes.iter().position(|lane| lane == name).unwrap_or(0) as f64)
+    };
+    let mut spans: Vec<(CallStatus, f64, f64)> = Vec::new();
+    // Marks per kind (one legend entry and one colour each), with the entry of each point.
+    let mut marks: BTreeMap<CallbackKind, Vec<([f64; 2], Arc<TimelineEntry>)>> = BTreeMap::new();
+    for entry in entries {
+        let at = seconds(entry, first);
+        if let Event::StatusChanged { new_status, .. } = entry.event {
+            if let Some(open) = spans.last_mut() {
+                open.2 = at;
+            }
+            spans.push((new_status, at, end));
+        }
+        let lane = subject(&entry.event).unwrap_or(CALL_LANE);
+        marks
+            .entry(entry.kind())
+            .or_default()
+            .push(([at, lane_y(lane)], Arc::clone(entry)));
+    }
+    let lane_count = lanes.len();
+    let height = (ui.available_height() - 8.0).clamp(120.0, 60.0 + 22.0 * lane_count as f32);
+    let names_by_kind: BTreeMap<&'static str, &Vec<([f64; 2], Arc<TimelineEntry>)>> = marks
+        .iter()
+        .map(|(kind, points)| (kind.as_str(), points))
+        .collect();
+    let lanes_for_axis = lanes.clone();
+    let response = Plot::new(("swimlane", first.call_id.clone()))
+        .height(height)
+        .legend(Legend::default().position(egui_plot::Corner::RightBottom))
         .allow_scroll(false)
-        .include_y(EVENT_LANE - 0.5)
-        .include_y(CallStatus::ALL.len() as f64 - 0.5)
+        .include_y(0.5)
+        .include_y(-(lane_count as f64) + 0.5)
+        .include_x(0.0)
+        .show_grid([true, false])
         .x_axis_formatter(|mark, _| format!("{:.1} s", mark.value))
-        .y_axis_formatter(|mark, _| {
-            let index = mark.value.round();
-            if (mark.value - index).abs() > 0.01 {
+        .y_axis_min_width(90.0)
+        .y_axis_formatter(move |mark, _| {
+            let index = -mark.value.round();
+            if (mark.value + index).abs() > 0.01 || index < 0.0 {
                 return String::new();
             }
-            // Negative lanes fail the conversion: that is the events lane.
-            let Ok(position) = usize::try_from(index as i64) else {
-                return "events".to_owned();
-            };
-            CallStatus::ALL
-                .get(position)
-                .map_or_else(String::new, |status| status.as_str().to_owned())
+            lanes_for_axis
+                .get(index as usize)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .label_formatter(|position| match position {
+            egui_plot::HoverPosition::NearDataPoint {
+                plot_name, index, ..
+            } => names_by_kind
+                .get(plot_name)
+                .and_then(|points| points.get(*index))
+                .map(|(_, entry)| format!("#{} {}\n{}", entry.seq, entry.kind(), entry.event)),
+            egui_plot::HoverPosition::Elsewhere { .. } => None,
         })
         .show(ui, |plot| {
-            for (status, from, to) in spans {
-                let y = lane(status);
-                let points = PlotPoints::from(vec![[from, y], [to.max(from), y]]);
-                plot.line(Line::new(status.as_str(), points).width(6.0));
+            for (status, from, to) in &spans {
+                let y = lane_y(status.as_str());
+                let points = PlotPoints::from(vec![[*from, y], [to.max(*from), y]]);
+                // Unnamed: the lane's label names it, the legend keeps to kinds.
+                plot.line(Line::new("", points).width(8.0).color(status_color(*status)));
             }
-            plot.points(Points::new("events", marks).radius(3.0));
+            for (kind, points) in &marks {
+                let xy: Vec<[f64; 2]> = points.iter().map(|(xy, _)| *xy).collect();
+                plot.points(
+                    Points::new(kind.as_str(), xy)
+                        .radius(4.0)
+                        .filled(true)
+                        .color(kind_color(*kind)),
+                );
+                if let Some(selected) = selected {
+                    let chosen: Vec<[f64; 2]> = points
+                        .iter()
+                        .filter(|(_, entry)| entry.seq == selected)
+                        .map(|(xy, _)| *xy)
+                        .collect();
+                    if !chosen.is_empty() {
+                        plot.points(
+                            Points::new("", chosen)
+                                .radius(7.0)
+                                .filled(false)
+                                .color(ui_selection_color()),
+                        );
+                    }
+                }
+            }
         });
+    if !response.response.clicked() {
+        return None;
+    }
+    let pointer = response.response.interact_pointer_pos()?;
+    let mut nearest: Option<(f32, &Arc<TimelineEntry>)> = None;
+    for points in marks.values() {
+        for (xy, entry) in points {
+            let at = response
+                .transform
+                .position_from_point(&PlotPoint::new(xy[0], xy[1]));
+            let distance = at.distance(pointer);
+            if distance < 12.0 && nearest.is_none_or(|(best, _)| distance < best) {
+                nearest = Some((distance, entry));
+            }
+        }
+    }
+    nearest.map(|(_, entry)| Arc::clone(entry))
+}
+
+fn ui_selection_color() -> egui::Color32 {
+    egui::Color32::from_rgb(255, 200, 40)
 }

@@ -1,248 +1,778 @@
-//! The timeline panel: a virtualized table of entries that follows new ones, filters by kind,
-//! call and text, an inspector with the pretty-printed entry, export, and earlier runs.
+//! The timeline as a debugger: a virtualized table that follows new entries until paused, kind
+//! chips and "hide periodic", click-to-filter cells, Δt and time-in-call columns, colours by
+//! outcome, earlier runs separated by run, and the selection the inspector and swimlane show.
+//! Filtering runs on the window's worker; the UI thread only appends what is new.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use egui_extras::{Column, TableBuilder};
 
-use crate::event::CallbackKind;
-use crate::timeline::{Delivery, ExportFormat, Query, Store, Timeline, TimelineEntry, clock_time};
+use crate::event::{CallbackKind, Event, KindSet};
+use crate::model::EndReason;
+use crate::timeline::{
+    Delivery, ExportFormat, Query, Timeline, TimelineEntry, clock_time, date_time,
+};
 
 use super::command::UiCommand;
-use super::swimlane::swimlane_ui;
+use super::worker::{Filtered, Request, Worker};
 
 const ROW_HEIGHT: f32 = 18.0;
 
-/// The newest stored entries loaded when earlier runs are shown; the CLI reads any number.
-const EARLIER_RUNS_LIMIT: usize = 100_000;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Filters {
-    kind: Option<CallbackKind>,
-    call_id: String,
-    text: String,
-    earlier_runs: bool,
+/// What the filter bar lets through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filters {
+    /// The kinds shown (before "hide periodic").
+    pub kinds: KindSet,
+    /// Hide `onCallStats` and `onUserVoiceVolumeChanged` (still recorded and counted).
+    pub hide_periodic: bool,
+    /// Only this call.
+    pub call_id: String,
+    /// Only entries recorded by this user.
+    pub user_id: String,
+    /// Only entries containing this text.
+    pub text: String,
+    /// Stored entries of earlier runs too.
+    pub earlier_runs: bool,
 }
 
-impl Filters {
-    fn query(&self) -> Query {
-        let non_empty = |text: &str| (!text.trim().is_empty()).then(|| text.trim().to_owned());
-        let mut query = Query {
-            call_id: non_empty(&self.call_id),
-            text: non_empty(&self.text),
-            ..Query::all()
-        };
-        if let Some(kind) = self.kind {
-            query = query.kind(kind);
+impl Default for Filters {
+    fn default() -> Self {
+        Self {
+            kinds: KindSet::all(),
+            hide_periodic: true,
+            call_id: String::new(),
+            user_id: String::new(),
+            text: String::new(),
+            earlier_runs: false,
         }
-        query
     }
 }
 
-/// What the timeline panel keeps between frames: the filters and the rows they let through.
-#[derive(Debug, Default)]
+impl Filters {
+    /// The kinds shown after "hide periodic".
+    pub fn shown_kinds(&self) -> KindSet {
+        let mut kinds = self.kinds;
+        if self.hide_periodic {
+            for kind in CallbackKind::ALL.iter().filter(|kind| kind.is_periodic()) {
+                kinds.remove(*kind);
+            }
+        }
+        kinds
+    }
+
+    /// The query of these filters.
+    pub fn query(&self) -> Query {
+        let non_empty = |text: &str| (!text.trim().is_empty()).then(|| text.trim().to_owned());
+        let kinds = self.shown_kinds();
+        Query {
+            kinds: (kinds != KindSet::all()).then_some(kinds),
+            call_id: non_empty(&self.call_id),
+            user_id: non_empty(&self.user_id),
+            text: non_empty(&self.text),
+            ..Query::all()
+        }
+    }
+}
+
+/// The rows shown, where they came from, and what is selected.
+#[derive(Debug)]
 pub struct TimelinePanel {
-    filters: Filters,
+    /// The filter bar.
+    pub filters: Filters,
+    /// The filters the rows were made with.
     applied: Option<Filters>,
-    /// The filters changed: show the newest rows again.
-    jump_to_end: bool,
+    /// The filter request on the worker: its id and filters.
+    pending: Option<(u64, Filters)>,
     rows: Vec<Arc<TimelineEntry>>,
-    /// The newest sequence number looked at: the cursor into the in-memory timeline.
-    last_seq: u64,
-    selected: Option<u64>,
+    /// The newest sequence number looked at in memory.
+    cursor: u64,
+    /// "Clear view": entries up to this sequence number are not shown (the store keeps them).
+    cleared_through: u64,
+    /// When each run started, for the separators of earlier runs.
+    runs: HashMap<u64, u64>,
+    /// Positions in `rows` where a new run starts (earlier runs only).
+    run_starts: Vec<usize>,
+    /// The first entry's time of each call (ms since the Unix epoch).
+    call_starts: HashMap<String, u64>,
+    following: bool,
+    scroll_to_end: bool,
+    /// Rows that arrived while following was paused.
+    unseen: usize,
+    selected: Option<Arc<TimelineEntry>>,
+    /// Every entry of the selected entry's call, once the worker read them.
+    call_entries: Option<(String, Vec<Arc<TimelineEntry>>)>,
+    call_request: Option<u64>,
+    /// The call's entries just arrived: add those recorded since the worker read them.
+    call_top_up: bool,
+    /// What the worker last said went wrong.
+    problem: Option<String>,
     /// Set to put the keyboard focus on the search field next frame.
     pub focus_search: bool,
 }
 
+impl Default for TimelinePanel {
+    fn default() -> Self {
+        Self {
+            filters: Filters::default(),
+            applied: None,
+            pending: None,
+            rows: Vec::new(),
+            cursor: 0,
+            cleared_through: 0,
+            runs: HashMap::new(),
+            run_starts: Vec::new(),
+            call_starts: HashMap::new(),
+            following: true,
+            scroll_to_end: false,
+            unseen: 0,
+            selected: None,
+            call_entries: None,
+            call_request: None,
+            call_top_up: false,
+            problem: None,
+            focus_search: false,
+        }
+    }
+}
+
+/// Whether an entry reports a failure (shown red).
+pub fn is_failure(entry: &TimelineEntry) -> bool {
+    match &entry.event {
+        Event::Error(_) | Event::BeforeCalling { error: Some(_), .. } => true,
+        Event::AfterCalling(summary) => {
+            matches!(summary.reason, EndReason::Error | EndReason::MediaFailed)
+        }
+        Event::CallEnd { reason, .. } | Event::CallNotConnected { reason, .. } => {
+            matches!(reason, EndReason::Error | EndReason::MediaFailed)
+        }
+        _ => false,
+    }
+}
+
+/// `+12 ms`, `+1.25 s`, `+3.1 min` of a span in milliseconds.
+pub fn span_text(millis: i64) -> String {
+    let sign = if millis < 0 { "-" } else { "+" };
+    let magnitude = millis.unsigned_abs();
+    if magnitude < 1000 {
+        format!("{sign}{magnitude} ms")
+    } else if magnitude < 60_000 {
+        format!("{sign}{:.2} s", magnitude as f64 / 1000.0)
+    } else {
+        format!("{sign}{:.1} min", magnitude as f64 / 60_000.0)
+    }
+}
+
+/// A display row: a run's separator or an entry.
+enum Line<'rows> {
+    Run(u64),
+    Entry(usize, &'rows Arc<TimelineEntry>),
+}
+
 impl TimelinePanel {
-    /// The rows shown now.
+    /// The rows shown now, oldest first.
     pub fn rows(&self) -> &[Arc<TimelineEntry>] {
         &self.rows
     }
 
-    /// Brings the rows up to date: new entries are filtered as they arrive; a filter change
-    /// starts over (from SQLite when earlier runs are shown).
-    pub fn refresh(&mut self, timeline: &Timeline, store: Option<&Store>) {
-        if self.applied.as_ref() != Some(&self.filters) {
-            self.applied = Some(self.filters.clone());
-            self.jump_to_end = true;
-            self.rows.clear();
-            self.last_seq = 0;
-            if self.filters.earlier_runs
-                && let Some(store) = store
+    /// Pauses following, or follows again from the newest entry.
+    pub fn toggle_follow(&mut self) {
+        self.following = !self.following;
+        if self.following {
+            self.scroll_to_end = true;
+            self.unseen = 0;
+        }
+    }
+
+    /// Whether the table follows new entries.
+    pub fn following(&self) -> bool {
+        self.following
+    }
+
+    /// The selected entry.
+    pub fn selected(&self) -> Option<&Arc<TimelineEntry>> {
+        self.selected.as_ref()
+    }
+
+    /// Every entry of the selected entry's call, oldest first, once read.
+    pub fn call_entries(&self) -> Option<&[Arc<TimelineEntry>]> {
+        self.call_entries
+            .as_ref()
+            .map(|(_, entries)| entries.as_slice())
+    }
+
+    /// Selects `entry` (from the table, the inspector or the swimlane) and asks the worker for
+    /// its call.
+    pub fn select(&mut self, entry: Option<Arc<TimelineEntry>>, worker: &mut Worker, run: u64) {
+        let call_id = entry.as_ref().and_then(|entry| entry.call_id.clone());
+        let stored = entry.as_ref().is_some_and(|entry| entry.run != run);
+        self.selected = entry;
+        match call_id {
+            Some(call_id)
+                if self
+                    .call_entries
+                    .as_ref()
+                    .is_none_or(|(known, _)| *known != call_id) =>
             {
-                // Entries not yet committed come from memory below, by sequence number.
-                let query = Query {
-                    limit: Some(EARLIER_RUNS_LIMIT),
-                    ..self.filters.query()
-                };
-                if let Ok(stored) = store.query(&query) {
-                    self.last_seq = stored.last().map_or(0, |entry| entry.seq);
-                    self.rows.extend(stored.into_iter().map(Arc::new));
+                self.call_entries = None;
+                self.call_request = worker.send(Request::Call { call_id, stored });
+            }
+            Some(_) => {}
+            None => self.call_entries = None,
+        }
+    }
+
+    /// Notes the first time of each call from every new entry (shown or not).
+    pub fn observe(&mut self, entry: &Arc<TimelineEntry>) {
+        if let Some(call_id) = &entry.call_id {
+            self.call_starts
+                .entry(call_id.clone())
+                .or_insert(entry.at.wall_millis);
+        }
+        if let Some((call_id, entries)) = &mut self.call_entries
+            && entry.call_id.as_deref() == Some(call_id.as_str())
+            && entries.last().is_none_or(|last| last.seq < entry.seq)
+        {
+            entries.push(Arc::clone(entry));
+        }
+    }
+
+    /// Takes the worker's answer to a filter or call request.
+    pub fn take_reply(&mut self, id: u64, reply: super::worker::Reply) {
+        match reply {
+            super::worker::Reply::Filtered(filtered) => {
+                if let Some((pending, filters)) = self.pending.take_if(|(pending, _)| *pending == id)
+                {
+                    debug_assert_eq!(pending, id);
+                    self.apply_filtered(filters, filtered);
                 }
             }
+            super::worker::Reply::Call(call_id, entries) => {
+                if self.call_request == Some(id) {
+                    self.call_request = None;
+                    self.call_entries = Some((call_id, entries));
+                    // Entries counted while the worker read the call are added by `refresh`.
+                    self.call_top_up = true;
+                }
+            }
+            super::worker::Reply::RecentCalls(_) | super::worker::Reply::Exported(_) => {}
         }
-        let newest = timeline.last_seq();
-        if newest <= self.last_seq {
+    }
+
+    fn apply_filtered(&mut self, filters: Filters, filtered: Filtered) {
+        self.problem = filtered.error;
+        let cleared = self.cleared_through;
+        self.rows = filtered.rows;
+        self.rows.retain(|entry| entry.seq > cleared);
+        self.cursor = filtered.cursor;
+        self.runs = filtered.runs;
+        for (call_id, start) in filtered.call_starts {
+            let known = self.call_starts.entry(call_id).or_insert(start);
+            *known = (*known).min(start);
+        }
+        self.run_starts = if filters.earlier_runs {
+            run_starts(&self.rows)
+        } else {
+            Vec::new()
+        };
+        self.applied = Some(filters);
+        self.unseen = 0;
+        self.scroll_to_end = self.following;
+    }
+
+    /// Brings the rows up to date: a filter change goes to the worker (one request at a time);
+    /// otherwise new entries are filtered as they arrive.
+    pub fn refresh(&mut self, timeline: &Timeline, worker: &mut Worker) {
+        if std::mem::take(&mut self.call_top_up)
+            && let Some((call_id, entries)) = &mut self.call_entries
+        {
+            let after = entries.last().map_or(0, |entry| entry.seq);
+            let newer = timeline.query_since(after, &Query::all().call(call_id.as_str()));
+            entries.extend(newer);
+        }
+        if self.applied.as_ref() != Some(&self.filters) && self.pending.is_none() {
+            let request = Request::Filter {
+                query: self.filters.query(),
+                earlier_runs: self.filters.earlier_runs,
+            };
+            match worker.send(request) {
+                Some(id) => self.pending = Some((id, self.filters.clone())),
+                None => self.problem = Some("the worker is busy; retrying".into()),
+            }
+        }
+        if self.pending.is_some() {
             return;
         }
-        let fresh = timeline.query_since(self.last_seq, &self.filters.query());
+        let Some(applied) = &self.applied else {
+            return;
+        };
+        if timeline.last_seq() <= self.cursor {
+            return;
+        }
+        let (fresh, cursor) = timeline.query_since_with_cursor(self.cursor, &applied.query());
+        self.cursor = cursor;
+        if fresh.is_empty() {
+            return;
+        }
+        if applied.earlier_runs
+            && let (Some(last), Some(first)) = (self.rows.last(), fresh.first())
+            && last.run != first.run
+        {
+            self.run_starts.push(self.rows.len());
+        }
+        if self.following {
+            self.scroll_to_end = true;
+        } else {
+            self.unseen += fresh.len();
+        }
         self.rows.extend(fresh);
-        self.last_seq = newest;
     }
 
-    /// Draws the panel.
-    pub fn ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<UiCommand>) {
-        self.filters_ui(ui, commands);
+    /// Whether a filter is on the worker now.
+    pub fn loading(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Draws the filter bar and the table; returns the entry clicked, if any.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        counts: &[u64; CallbackKind::COUNT],
+        commands: &mut Vec<UiCommand>,
+    ) -> Option<Arc<TimelineEntry>> {
+        self.filters_ui(ui, counts, commands);
         ui.separator();
-        let selected = self
-            .selected
-            .and_then(|seq| self.rows.iter().find(|entry| entry.seq == seq).cloned());
-        let call: Vec<Arc<TimelineEntry>> = selected
-            .as_ref()
-            .and_then(|entry| entry.call_id.as_deref())
-            .map(|call_id| {
-                self.rows
-                    .iter()
-                    .filter(|row| row.call_id.as_deref() == Some(call_id))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        ui.columns(if selected.is_some() { 2 } else { 1 }, |columns| {
-            self.table_ui(&mut columns[0]);
-            if let Some(entry) = selected {
-                if !call.is_empty() {
-                    swimlane_ui(&mut columns[1], &call);
-                }
-                inspector_ui(&mut columns[1], &entry);
-            }
-        });
+        self.table_ui(ui)
     }
 
-    fn filters_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<UiCommand>) {
+    fn filters_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        counts: &[u64; CallbackKind::COUNT],
+        commands: &mut Vec<UiCommand>,
+    ) {
         ui.horizontal_wrapped(|ui| {
-            ui.strong("Timeline");
-            let kind_label = self.filters.kind.map_or("All kinds", CallbackKind::as_str);
-            egui::ComboBox::from_label("Kind")
-                .selected_text(kind_label)
-                .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut self.filters.kind, None, "All kinds");
-                    for kind in CallbackKind::ALL {
-                        ui.selectable_value(&mut self.filters.kind, Some(*kind), kind.as_str());
-                    }
-                });
-            let call_label = ui.label("Call");
-            ui.add(
-                egui::TextEdit::singleline(&mut self.filters.call_id)
-                    .desired_width(110.0)
-                    .hint_text("call id"),
-            )
-            .labelled_by(call_label.id);
-            let search_label = ui.label("Search");
-            let search = ui
-                .add(
-                    egui::TextEdit::singleline(&mut self.filters.text)
-                        .desired_width(140.0)
-                        .hint_text("text"),
-                )
-                .labelled_by(search_label.id);
+            self.kinds_menu_ui(ui, counts);
+            ui.checkbox(&mut self.filters.hide_periodic, "Hide periodic")
+                .on_hover_text(
+                    "Hide onCallStats and onUserVoiceVolumeChanged rows: they are still recorded, \
+                     counted and exported",
+                );
+            text_filter_ui(ui, "Call", &mut self.filters.call_id, "call id", 90.0);
+            text_filter_ui(ui, "User", &mut self.filters.user_id, "user id", 70.0);
+            let search = text_filter_ui(ui, "Search", &mut self.filters.text, "text", 110.0);
             if std::mem::take(&mut self.focus_search) {
                 search.request_focus();
             }
-            ui.checkbox(&mut self.filters.earlier_runs, "Earlier runs");
+            ui.checkbox(&mut self.filters.earlier_runs, "Earlier runs")
+                .on_hover_text("Also show the stored entries of earlier runs, by run");
+            if ui
+                .add_enabled(self.filters != Filters::default(), egui::Button::new("Reset"))
+                .on_hover_text("Show every kind but the periodic ones, of this run")
+                .clicked()
+            {
+                self.filters = Filters::default();
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
+            let (label, hint) = if self.following {
+                ("Pause", "Stop following new entries (scrolling up pauses too)")
+            } else {
+                ("Follow", "Follow new entries again")
+            };
+            if ui.button(label).on_hover_text(hint).clicked() {
+                self.toggle_follow();
+            }
+            let jump = if self.unseen > 0 {
+                format!("Jump to latest ({} new)", self.unseen)
+            } else {
+                "Jump to latest".to_owned()
+            };
+            if ui.button(jump).clicked() {
+                self.following = true;
+                self.scroll_to_end = true;
+                self.unseen = 0;
+            }
+            if ui
+                .button("Clear view")
+                .on_hover_text("Empties the table; the stored timeline keeps every entry")
+                .clicked()
+            {
+                self.cleared_through = self
+                    .rows
+                    .last()
+                    .map_or(self.cleared_through, |entry| entry.seq)
+                    .max(self.cursor);
+                self.rows.clear();
+                self.run_starts.clear();
+                self.unseen = 0;
+            }
             if ui.button("Export JSONL").clicked() {
                 commands.push(UiCommand::Export(ExportFormat::JsonLines));
             }
             if ui.button("Export Perfetto").clicked() {
                 commands.push(UiCommand::Export(ExportFormat::Perfetto));
             }
-            ui.label(format!("{} entries", self.rows.len()));
+            let status = if self.pending.is_some() {
+                "filtering...".to_owned()
+            } else {
+                format!("{} shown", self.rows.len())
+            };
+            let label = ui.add_sized(
+                [110.0, ui.spacing().interact_size.y],
+                egui::Label::new(status).truncate(),
+            );
+            if let Some(problem) = &self.problem {
+                label.on_hover_text(problem.as_str());
+                ui.colored_label(ui.visuals().warn_fg_color, "!")
+                    .on_hover_text(problem.as_str());
+            }
         });
     }
 
-    fn table_ui(&mut self, ui: &mut egui::Ui) {
-        let rows = &self.rows;
-        let mut clicked = None;
-        // A click anywhere on a row selects it; cell text is not selectable text here.
-        ui.style_mut().interaction.selectable_labels = false;
-        let mut table = TableBuilder::new(ui)
-            .id_salt("timeline")
-            .striped(true)
-            .stick_to_bottom(true);
-        // New filters: the old scroll position means nothing in the new rows.
-        if std::mem::take(&mut self.jump_to_end) && !rows.is_empty() {
-            table = table.scroll_to_row(rows.len() - 1, Some(egui::Align::BOTTOM));
-        }
-        table
-            .sense(egui::Sense::click())
-            .column(Column::exact(48.0))
-            .column(Column::exact(88.0))
-            .column(Column::initial(110.0).clip(true))
-            .column(Column::exact(52.0))
-            .column(Column::initial(160.0).clip(true))
-            .column(Column::remainder().clip(true))
-            .header(ROW_HEIGHT, |mut header| {
-                for title in ["seq", "time", "call", "source", "kind", "summary"] {
-                    header.col(|ui| {
-                        ui.strong(title);
-                    });
-                }
-            })
-            .body(|body| {
-                body.rows(ROW_HEIGHT, rows.len(), |mut row| {
-                    let entry = &rows[row.index()];
-                    row.set_selected(self.selected == Some(entry.seq));
-                    row.col(|ui| {
-                        ui.label(entry.seq.to_string());
-                    });
-                    row.col(|ui| {
-                        ui.label(clock_time(entry.at.wall_millis));
-                    });
-                    row.col(|ui| {
-                        ui.label(entry.call_id.as_deref().unwrap_or("-"));
-                    });
-                    row.col(|ui| {
-                        ui.label(entry.source.as_str());
-                    });
-                    row.col(|ui| {
-                        let kind = entry.kind().as_str();
-                        match entry.delivery {
-                            Delivery::Delivered => ui.label(kind),
-                            Delivery::Suppressed => ui.weak(format!("{kind} (suppressed)")),
-                        };
-                    });
-                    row.col(|ui| {
-                        ui.label(entry.event.to_string());
-                    });
-                    if row.response().clicked() {
-                        clicked = Some(entry.seq);
+    fn kinds_menu_ui(&mut self, ui: &mut egui::Ui, counts: &[u64; CallbackKind::COUNT]) {
+        let shown = self.filters.kinds.iter().count();
+        let title = if shown == CallbackKind::COUNT {
+            "Kinds: all".to_owned()
+        } else {
+            format!("Kinds: {shown} of {}", CallbackKind::COUNT)
+        };
+        egui::containers::menu::MenuButton::new(title)
+            .config(
+                egui::containers::menu::MenuConfig::new()
+                    .close_behavior(egui::PopupCloseBehavior::CloseOnClickOutside),
+            )
+            .ui(ui, |ui| {
+                ui.set_max_width(420.0);
+                ui.horizontal(|ui| {
+                    if ui.button("All").clicked() {
+                        self.filters.kinds = KindSet::all();
+                    }
+                    if ui.button("None").clicked() {
+                        self.filters.kinds = KindSet::EMPTY;
+                    }
+                    if ui
+                        .button("Component callbacks")
+                        .on_hover_text("The five callbacks of the component only")
+                        .clicked()
+                    {
+                        self.filters.kinds = CallbackKind::COMPONENT.into_iter().collect();
+                    }
+                });
+                ui.horizontal_wrapped(|ui| {
+                    for kind in CallbackKind::ALL {
+                        let mut on = self.filters.kinds.contains(*kind);
+                        let count = counts[kind.index()];
+                        let chip = ui
+                            .toggle_value(&mut on, format!("{} {count}", kind.as_str()))
+                            .on_hover_text(kind.fires_when());
+                        if chip.changed() {
+                            if on {
+                                self.filters.kinds.insert(*kind);
+                            } else {
+                                self.filters.kinds.remove(*kind);
+                            }
+                        }
                     }
                 });
             });
-        if let Some(seq) = clicked {
-            self.selected = if self.selected == Some(seq) {
-                None
-            } else {
-                Some(seq)
-            };
+    }
+
+    /// The display line at `index`: run separators sit before the first entry of their run.
+    fn line(&self, index: usize) -> Option<Line<'_>> {
+        // Separator k is shown at display position run_starts[k] + k (positions only grow).
+        let mut separators = 0;
+        for (k, start) in self.run_starts.iter().enumerate() {
+            let shown_at = start + k;
+            if shown_at == index {
+                return self.rows.get(*start).map(|entry| Line::Run(entry.run));
+            }
+            if shown_at > index {
+                break;
+            }
+            separators += 1;
         }
+        let position = index - separators;
+        self.rows
+            .get(position)
+            .map(|entry| Line::Entry(position, entry))
+    }
+
+    fn table_ui(&mut self, ui: &mut egui::Ui) -> Option<Arc<TimelineEntry>> {
+        let lines = self.rows.len() + self.run_starts.len();
+        if lines == 0 {
+            ui.weak(if self.pending.is_some() {
+                "Filtering..."
+            } else if self.applied.as_ref() == Some(&Filters::default()) {
+                "No entries yet: place a call and every callback shows up here."
+            } else {
+                "No entry matches these filters."
+            });
+            return None;
+        }
+        let mut clicked = None;
+        let mut filter = None;
+        // Scrolling the table up pauses following, so the rows under the pointer stay put.
+        let scrolled_up = ui.rect_contains_pointer(ui.available_rect_before_wrap())
+            && ui.input(|input| input.smooth_scroll_delta.y > 0.0);
+        if scrolled_up && self.following {
+            self.following = false;
+        }
+        ui.style_mut().interaction.selectable_labels = false;
+        egui::ScrollArea::horizontal()
+            .id_salt("timeline columns")
+            .show(ui, |ui| {
+                let mut table = TableBuilder::new(ui)
+                    .id_salt("timeline")
+                    .striped(true)
+                    .resizable(true)
+                    .auto_shrink([false, false])
+                    .sense(egui::Sense::click());
+                if std::mem::take(&mut self.scroll_to_end) {
+                    table = table.scroll_to_row(lines - 1, Some(egui::Align::BOTTOM));
+                }
+                table
+                    .column(Column::initial(44.0).at_least(30.0).clip(true))
+                    .column(Column::initial(84.0).at_least(50.0).clip(true))
+                    .column(Column::initial(56.0).at_least(36.0).clip(true))
+                    .column(Column::initial(56.0).at_least(36.0).clip(true))
+                    .column(Column::initial(74.0).at_least(36.0).clip(true))
+                    .column(Column::initial(48.0).at_least(30.0).clip(true))
+                    .column(Column::initial(150.0).at_least(60.0).clip(true))
+                    .column(Column::remainder().at_least(110.0).clip(true))
+                    .header(ROW_HEIGHT, |mut header| {
+                        let titles = [
+                            ("seq", "Sequence number"),
+                            ("time", "Wall clock (UTC)"),
+                            ("Δt", "Time since the previous row shown"),
+                            ("in call", "Time since the call's first entry"),
+                            ("call", "Click a call id to show only that call"),
+                            ("user", "Who recorded it; click to show only theirs"),
+                            ("kind", "Click a kind to show only that kind"),
+                            ("summary", "What the handler got"),
+                        ];
+                        for (title, hint) in titles {
+                            header.col(|ui| {
+                                ui.strong(title).on_hover_text(hint);
+                            });
+                        }
+                    })
+                    .body(|body| {
+                        body.rows(ROW_HEIGHT, lines, |mut row| {
+                            match self.line(row.index()) {
+                                Some(Line::Run(run)) => {
+                                    let started = self
+                                        .runs
+                                        .get(&run)
+                                        .map_or_else(|| "unknown start".to_owned(), |at| date_time(*at));
+                                    row.col(|ui| {
+                                        ui.strong(format!("run {run}"));
+                                    });
+                                    row.col(|ui| {
+                                        ui.strong(format!("started {started} UTC"));
+                                    });
+                                    for _ in 0..6 {
+                                        row.col(|_| {});
+                                    }
+                                }
+                                Some(Line::Entry(position, entry)) => {
+                                    let previous = position
+                                        .checked_sub(1)
+                                        .and_then(|before| self.rows.get(before));
+                                    let selected = self
+                                        .selected
+                                        .as_ref()
+                                        .is_some_and(|chosen| chosen.seq == entry.seq);
+                                    row.set_selected(selected);
+                                    let cells = entry_cells_ui(
+                                        &mut row,
+                                        entry,
+                                        previous.map(|entry| &**entry),
+                                        self.call_starts.get(entry.call_id.as_deref().unwrap_or("")),
+                                    );
+                                    if cells.is_some() {
+                                        filter = cells;
+                                    } else if row.response().clicked() {
+                                        clicked = Some(Arc::clone(entry));
+                                    }
+                                }
+                                None => {}
+                            }
+                        });
+                    });
+            });
+        if let Some(cell) = filter {
+            match cell {
+                CellFilter::Call(call_id) => self.filters.call_id = call_id,
+                CellFilter::User(user_id) => self.filters.user_id = user_id,
+                CellFilter::Kind(kind) => {
+                    self.filters.kinds = std::iter::once(kind).collect();
+                    if kind.is_periodic() {
+                        self.filters.hide_periodic = false;
+                    }
+                }
+            }
+        }
+        clicked
     }
 }
 
-fn inspector_ui(ui: &mut egui::Ui, entry: &TimelineEntry) {
-    let json = serde_json::to_value(entry)
-        .and_then(|value| serde_json::to_string_pretty(&value))
-        .unwrap_or_default();
-    ui.horizontal(|ui| {
-        ui.strong(format!("Entry #{}", entry.seq));
-        if ui.button("Copy").clicked() {
-            ui.ctx().copy_text(json.clone());
+/// A cell clicked to filter by its value.
+enum CellFilter {
+    Call(String),
+    User(String),
+    Kind(CallbackKind),
+}
+
+fn text_filter_ui(
+    ui: &mut egui::Ui,
+    label: &str,
+    text: &mut String,
+    hint: &str,
+    width: f32,
+) -> egui::Response {
+    let label = ui.label(label);
+    ui.add(
+        egui::TextEdit::singleline(text)
+            .desired_width(width)
+            .hint_text(hint),
+    )
+    .labelled_by(label.id)
+}
+
+/// A cell's text that filters by itself when clicked.
+fn link_cell_ui(ui: &mut egui::Ui, text: &str, hint: &str) -> bool {
+    let color = ui.visuals().hyperlink_color;
+    ui.add(
+        egui::Label::new(egui::RichText::new(text).color(color))
+            .truncate()
+            .sense(egui::Sense::click()),
+    )
+    .on_hover_text(hint)
+    .clicked()
+}
+
+fn entry_cells_ui(
+    row: &mut egui_extras::TableRow<'_, '_>,
+    entry: &TimelineEntry,
+    previous: Option<&TimelineEntry>,
+    call_start: Option<&u64>,
+) -> Option<CellFilter> {
+    let mut filter = None;
+    let failure = is_failure(entry);
+    row.col(|ui| {
+        ui.label(entry.seq.to_string());
+    });
+    row.col(|ui| {
+        ui.label(clock_time(entry.at.wall_millis));
+    });
+    row.col(|ui| {
+        if let Some(previous) = previous {
+            let millis = if previous.run == entry.run {
+                (entry.at.mono_micros as i64 - previous.at.mono_micros as i64) / 1000
+            } else {
+                entry.at.wall_millis as i64 - previous.at.wall_millis as i64
+            };
+            ui.weak(span_text(millis));
         }
     });
-    egui::ScrollArea::vertical()
-        .id_salt("inspector")
-        .show(ui, |ui| {
-            ui.add(egui::Label::new(egui::RichText::new(json).monospace()).wrap());
-        });
+    row.col(|ui| {
+        if let Some(start) = call_start {
+            ui.weak(span_text(entry.at.wall_millis as i64 - *start as i64));
+        }
+    });
+    row.col(|ui| match &entry.call_id {
+        Some(call_id) => {
+            if link_cell_ui(ui, call_id, "Show only this call") {
+                filter = Some(CellFilter::Call(call_id.clone()));
+            }
+        }
+        None => {
+            ui.weak("-");
+        }
+    });
+    row.col(|ui| {
+        if link_cell_ui(ui, &entry.user_id, "Show only entries recorded by this user") {
+            filter = Some(CellFilter::User(entry.user_id.clone()));
+        }
+    });
+    row.col(|ui| {
+        let kind = entry.kind();
+        let mut text = egui::RichText::new(kind.as_str());
+        let mut hint = format!("Show only {kind}");
+        if failure {
+            text = text.color(ui.visuals().error_fg_color);
+        } else if kind.is_component() {
+            text = text.strong().color(ui.visuals().hyperlink_color);
+        }
+        if entry.delivery == Delivery::Suppressed {
+            text = egui::RichText::new(format!("× {}", kind.as_str()))
+                .color(ui.visuals().weak_text_color())
+                .italics();
+            hint = format!("Suppressed: its switch was off, the closure was not called. {hint}");
+        }
+        let clicked = ui
+            .add(
+                egui::Label::new(text)
+                    .truncate()
+                    .sense(egui::Sense::click()),
+            )
+            .on_hover_text(hint)
+            .clicked();
+        if clicked {
+            filter = Some(CellFilter::Kind(kind));
+        }
+    });
+    row.col(|ui| {
+        let summary = entry.event.to_string();
+        let text = if failure {
+            egui::RichText::new(summary).color(ui.visuals().error_fg_color)
+        } else if entry.delivery == Delivery::Suppressed {
+            egui::RichText::new(summary).color(ui.visuals().weak_text_color())
+        } else {
+            egui::RichText::new(summary)
+        };
+        ui.add(egui::Label::new(text).truncate());
+    });
+    filter
+}
+
+/// Positions where the run changes from the row before.
+fn run_starts(rows: &[Arc<TimelineEntry>]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut run = None;
+    for (position, entry) in rows.iter().enumerate() {
+        if run != Some(entry.run) {
+            starts.push(position);
+            run = Some(entry.run);
+        }
+    }
+    starts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_in_the_unit_that_fits() {
+        assert_eq!(span_text(12), "+12 ms");
+        assert_eq!(span_text(1250), "+1.25 s");
+        assert_eq!(span_text(-30), "-30 ms");
+        assert_eq!(span_text(186_000), "+3.1 min");
+    }
+
+    #[test]
+    fn hide_periodic_takes_stats_and_volumes_out_of_the_query_only() {
+        let filters = Filters::default();
+        let kinds = filters.query().kinds.unwrap_or(KindSet::all());
+        assert!(!kinds.contains(CallbackKind::CallStats));
+        assert!(!kinds.contains(CallbackKind::UserVoiceVolumeChanged));
+        assert!(kinds.contains(CallbackKind::StatusChanged));
+        let all = Filters {
+            hide_periodic: false,
+            ..Filters::default()
+        };
+        assert_eq!(all.query().kinds, None);
+    }
 }

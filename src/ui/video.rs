@@ -68,26 +68,34 @@ impl VideoTextures {
         }
     }
 
-    /// Draws `stream` scaled into `width` (keeping its aspect), or a placeholder with `caption`.
-    pub fn tile_ui(&self, ui: &mut egui::Ui, stream: &str, width: f32, caption: &str) {
+    /// Whether `stream` has a picture.
+    pub fn has(&self, stream: &str) -> bool {
+        self.streams.contains_key(stream)
+    }
+
+    /// Draws `stream` fitted into `rect` (keeping its aspect, centred), or a placeholder with
+    /// `caption` when it has no picture.
+    pub fn paint(&self, ui: &mut egui::Ui, rect: egui::Rect, stream: &str, caption: &str) {
+        ui.painter()
+            .rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
         if let Some(video) = self.streams.get(stream) {
             let [w, h] = video.size;
-            let size = egui::vec2(width, width * h as f32 / w.max(1) as f32);
-            ui.add(
+            let aspect = w.max(1) as f32 / h.max(1) as f32;
+            let size = if rect.width() / rect.height().max(1.0) > aspect {
+                egui::vec2(rect.height() * aspect, rect.height())
+            } else {
+                egui::vec2(rect.width(), rect.width() / aspect)
+            };
+            let fitted = egui::Rect::from_center_size(rect.center(), size);
+            ui.put(
+                fitted,
                 egui::Image::new((video.texture.id(), size)).alt_text(format!("video of {stream}")),
             );
             return;
         }
-        let (rect, _) =
-            ui.allocate_exact_size(egui::vec2(width, width * 0.75), egui::Sense::hover());
-        ui.painter()
-            .rect_filled(rect, 4.0, ui.visuals().extreme_bg_color);
-        ui.painter().text(
-            rect.center(),
-            egui::Align2::CENTER_CENTER,
-            caption,
-            egui::FontId::proportional(13.0),
-            ui.visuals().weak_text_color(),
+        ui.put(
+            rect,
+            egui::Label::new(egui::RichText::new(caption).weak()).truncate(),
         );
     }
 }

@@ -1,0 +1,114 @@
+//! The inspector: the selected entry as a JSON tree (indented, folding, any value copied), what
+//! its handler got (closure time, or suppressed), and its neighbours in its call.
+
+use std::sync::Arc;
+
+use crate::timeline::{Delivery, TimelineEntry, date_time};
+
+use super::json_tree::json_tree_ui;
+use super::timeline_panel::span_text;
+
+/// Neighbours shown on each side of the entry.
+const NEIGHBOURS: usize = 3;
+
+/// Draws the inspector; returns a neighbour the user clicked.
+pub fn inspector_ui(
+    ui: &mut egui::Ui,
+    entry: Option<&Arc<TimelineEntry>>,
+    call_entries: Option<&[Arc<TimelineEntry>]>,
+) -> Option<Arc<TimelineEntry>> {
+    let Some(entry) = entry else {
+        ui.add(
+            egui::Label::new(
+                egui::RichText::new(
+                    "Click a row of the timeline, or a mark of the swimlane, to inspect it.",
+                )
+                .weak(),
+            )
+            .wrap(),
+        );
+        return None;
+    };
+    let mut picked = None;
+    let json = serde_json::to_value(&**entry).unwrap_or_default();
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(format!("Entry #{}", entry.seq));
+        ui.label(entry.kind().as_str());
+        if ui
+            .button("Copy entry")
+            .on_hover_text("Copy the whole entry as JSON")
+            .clicked()
+        {
+            ui.ctx()
+                .copy_text(serde_json::to_string_pretty(&json).unwrap_or_default());
+        }
+    });
+    // A new entry starts at the top: the scroll position is kept per entry.
+    egui::ScrollArea::vertical()
+        .id_salt(("inspector", entry.seq))
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let handler = match entry.delivery {
+                Delivery::Delivered => format!(
+                    "Delivered: the handler ran for {} µs.",
+                    entry.handler_micros
+                ),
+                Delivery::Suppressed => {
+                    "Suppressed: its switch was off, the closure was not called.".to_owned()
+                }
+            };
+            ui.add(egui::Label::new(handler).wrap());
+            ui.weak(format!(
+                "Recorded {} UTC by {} (run {}, {}).",
+                date_time(entry.at.wall_millis),
+                entry.user_id,
+                entry.run,
+                entry.source.as_str()
+            ));
+            if let Some(call_id) = &entry.call_id {
+                egui::CollapsingHeader::new(format!("In call {call_id}"))
+                    .id_salt("neighbours")
+                    .default_open(true)
+                    .show(ui, |ui| match call_entries {
+                        Some(entries) => picked = neighbours_ui(ui, entry, entries),
+                        None => {
+                            ui.weak("reading the call...");
+                        }
+                    });
+            }
+            ui.separator();
+            json_tree_ui(ui, egui::Id::unique(("entry json", entry.seq)), &json);
+        });
+    picked
+}
+
+fn neighbours_ui(
+    ui: &mut egui::Ui,
+    entry: &TimelineEntry,
+    entries: &[Arc<TimelineEntry>],
+) -> Option<Arc<TimelineEntry>> {
+    let Some(position) = entries.iter().position(|other| other.seq == entry.seq) else {
+        ui.weak("not among the call's entries read");
+        return None;
+    };
+    let from = position.saturating_sub(NEIGHBOURS);
+    let to = (position + NEIGHBOURS + 1).min(entries.len());
+    ui.weak(format!("entry {} of {} in this call", position + 1, entries.len()));
+    let mut picked = None;
+    for other in &entries[from..to] {
+        let offset = other.at.wall_millis as i64 - entry.at.wall_millis as i64;
+        let this = other.seq == entry.seq;
+        let text = format!(
+            "#{} {} {}: {}",
+            other.seq,
+            if this { "this".to_owned() } else { span_text(offset) },
+            other.kind(),
+            other.event
+        );
+        let response = ui.add(egui::Button::selectable(this, text).truncate());
+        if response.clicked() && !this {
+            picked = Some(Arc::clone(other));
+        }
+    }
+    picked
+}
