@@ -212,7 +212,9 @@ fn parse_window_size(text: &str) -> Result<[f32; 2], String> {
             .ok()
             .filter(|value| (least..=8192).contains(value))
             .map(f32::from)
-            .ok_or_else(|| format!("{part:?} in {text:?} must be a whole number from {least} to 8192"))
+            .ok_or_else(|| {
+                format!("{part:?} in {text:?} must be a whole number from {least} to 8192")
+            })
     };
     Ok([side(width, 640)?, side(height, 480)?])
 }

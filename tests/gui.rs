@@ -79,7 +79,10 @@ fn bring_into_view(harness: &mut Harness<'_, CallscopeApp>, label: &str) {
 fn step_until_label(harness: &mut Harness<'_, CallscopeApp>, label: &str) {
     let started = Instant::now();
     while harness.query_all_by_label(label).next().is_none() {
-        assert!(started.elapsed() < WAIT, "timed out waiting for {label:?} on screen");
+        assert!(
+            started.elapsed() < WAIT,
+            "timed out waiting for {label:?} on screen"
+        );
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -89,7 +92,10 @@ fn step_until_label(harness: &mut Harness<'_, CallscopeApp>, label: &str) {
 fn step_until_label_contains(harness: &mut Harness<'_, CallscopeApp>, text: &str) {
     let started = Instant::now();
     while harness.query_all_by_label_contains(text).next().is_none() {
-        assert!(started.elapsed() < WAIT, "timed out waiting for {text:?} on screen");
+        assert!(
+            started.elapsed() < WAIT,
+            "timed out waiting for {text:?} on screen"
+        );
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -411,7 +417,11 @@ fn after_a_log_in_elsewhere_calls_are_off_until_log_in_again() {
     }
     assert_eq!(harness.state().model().status(), CallStatus::Idle);
     assert!(!kinds_of_call(harness.state()).contains(&"beforeCalling"));
-    harness.get_all_by_label("Log in again").next().unwrap().click();
+    harness
+        .get_all_by_label("Log in again")
+        .next()
+        .unwrap()
+        .click();
     wait_until(&mut harness, "the log-in", |app| {
         app.model().connection == ConnectionState::Online
     });
@@ -524,10 +534,16 @@ fn clicking_a_call_id_in_a_row_filters_the_table_by_that_call() {
         .unwrap();
     let in_first = entries
         .iter()
-        .filter(|entry| entry.call_id.as_deref() == Some(&first_call) && !entry.kind().is_periodic())
+        .filter(|entry| {
+            entry.call_id.as_deref() == Some(&first_call) && !entry.kind().is_periodic()
+        })
         .count();
     step_until_label(&mut harness, &first_call);
-    harness.get_all_by_label(&first_call).next().unwrap().click();
+    harness
+        .get_all_by_label(&first_call)
+        .next()
+        .unwrap()
+        .click();
     step_until_label(&mut harness, &format!("{in_first} shown"));
     let panel = harness.state().timeline_panel();
     assert_eq!(panel.filters.call_id, first_call);
@@ -538,7 +554,11 @@ fn clicking_a_call_id_in_a_row_filters_the_table_by_that_call() {
             .all(|entry| entry.call_id.as_deref() == Some(first_call.as_str()))
     );
     // A click on a kind keeps only that kind.
-    harness.get_all_by_label("afterCalling").last().unwrap().click();
+    harness
+        .get_all_by_label("afterCalling")
+        .last()
+        .unwrap()
+        .click();
     step_until_label(&mut harness, "1 shown");
     assert_contract(&harness);
 }
@@ -547,12 +567,21 @@ fn clicking_a_call_id_in_a_row_filters_the_table_by_that_call() {
 fn the_layout_persists_across_a_restart_and_reset_layout_brings_every_panel_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut harness = app(dir.path());
-    assert!(harness.state().layout().tiles.find_pane(&Pane::Stats).is_some());
+    assert!(
+        harness
+            .state()
+            .layout()
+            .tiles
+            .find_pane(&Pane::Stats)
+            .is_some()
+    );
     harness.get_by_label("View").click();
     for _ in 0..3 {
         harness.step();
     }
-    harness.get_by_role_and_label(Role::CheckBox, "Stats").click();
+    harness
+        .get_by_role_and_label(Role::CheckBox, "Stats")
+        .click();
     harness.step();
     // Saved once the layout settles.
     let started = Instant::now();
@@ -565,8 +594,22 @@ fn the_layout_persists_across_a_restart_and_reset_layout_brings_every_panel_back
     assert!(saved.tiles.find_pane(&Pane::Stats).is_none());
     drop(harness);
     let mut restarted = app(dir.path());
-    assert!(restarted.state().layout().tiles.find_pane(&Pane::Stats).is_none());
-    assert!(restarted.state().layout().tiles.find_pane(&Pane::Timeline).is_some());
+    assert!(
+        restarted
+            .state()
+            .layout()
+            .tiles
+            .find_pane(&Pane::Stats)
+            .is_none()
+    );
+    assert!(
+        restarted
+            .state()
+            .layout()
+            .tiles
+            .find_pane(&Pane::Timeline)
+            .is_some()
+    );
     restarted.get_by_label("View").click();
     for _ in 0..3 {
         restarted.step();
@@ -591,18 +634,33 @@ fn the_switch_tooltips_say_when_a_callback_fires_and_what_it_gets() {
     for _ in 0..40 {
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
-        if harness.query_by_label_contains("Fires: exactly once").is_some() {
+        if harness
+            .query_by_label_contains("Fires: exactly once")
+            .is_some()
+        {
             break;
         }
     }
-    assert!(harness.query_by_label_contains("Fires: exactly once after every call").is_some());
-    assert!(harness.query_by_label_contains("Payload: {call_id, reason").is_some());
+    assert!(
+        harness
+            .query_by_label_contains("Fires: exactly once after every call")
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_by_label_contains("Payload: {call_id, reason")
+            .is_some()
+    );
     // F1 opens the help with the shortcuts.
     harness.key_press(egui::Key::F1);
     harness.step();
     harness.step();
     assert!(harness.query_by_label("Shortcuts").is_some());
-    assert!(harness.query_by_label("pause or follow the timeline").is_some());
+    assert!(
+        harness
+            .query_by_label("pause or follow the timeline")
+            .is_some()
+    );
 }
 
 #[test]
@@ -616,7 +674,9 @@ fn recent_calls_list_the_stored_calls_with_call_back() {
     drop(harness);
     // After a restart the call is read back from the stored timeline.
     let mut restarted = app(dir.path());
-    wait_until(&mut restarted, "the recent calls", |app| !app.recent_calls().is_empty());
+    wait_until(&mut restarted, "the recent calls", |app| {
+        !app.recent_calls().is_empty()
+    });
     let call = restarted.state().recent_calls()[0].clone();
     assert_eq!(call.peers, ["decline"]);
     assert!(call.outgoing && !call.missed);
@@ -674,12 +734,24 @@ fn group_call_fits(size: [f32; 2]) {
     for stream in peers.iter().map(String::as_str).chain(["local"]) {
         let label = format!("video of {stream}");
         let tile = harness.get_by_label(&label).rect();
-        assert!(inside(tile), "{label} at {tile:?} is outside the call panel {call:?}");
+        assert!(
+            inside(tile),
+            "{label} at {tile:?} is outside the call panel {call:?}"
+        );
         assert!(tile.width() >= 60.0, "{label} is {tile:?}");
     }
-    for control in ["Hang up", "Mute", "Camera off", "Switch to audio", "Minimize"] {
+    for control in [
+        "Hang up",
+        "Mute",
+        "Camera off",
+        "Switch to audio",
+        "Minimize",
+    ] {
         let rect = harness.get_by_label(control).rect();
-        assert!(inside(rect), "{control} at {rect:?} is clipped by the call panel {call:?}");
+        assert!(
+            inside(rect),
+            "{control} at {rect:?} is clipped by the call panel {call:?}"
+        );
     }
     // Every button of the window lies inside it.
     for button in harness.query_all_by_role(Role::Button) {

@@ -58,18 +58,12 @@ fn saturated_share(png: &std::path::Path, geometry: &str) -> f64 {
 /// a margin: the middle column (22 % to 75 % of the width) of the upper row (56 % of the
 /// height below the toolbar), below its tab bar.
 fn call_panel(width: u32, height: u32) -> String {
-    let toolbar = 30.0;
-    let left = f64::from(width) * 0.22 + 10.0;
-    let right = f64::from(width) * 0.75 - 10.0;
-    let top = toolbar + 24.0 + 70.0;
-    let bottom = toolbar + (f64::from(height) - toolbar) * 0.56 - 10.0;
-    format!(
-        "{}x{}+{}+{}",
-        (right - left) as u32,
-        (bottom - top) as u32,
-        left as u32,
-        top as u32
-    )
+    let toolbar = 30;
+    let left = width * 22 / 100 + 10;
+    let right = width * 75 / 100 - 10;
+    let top = toolbar + 24 + 70;
+    let bottom = toolbar + (height - toolbar) * 56 / 100 - 10;
+    format!("{}x{}+{left}+{top}", right - left, bottom - top)
 }
 
 /// Runs the window at `width` x `height` on a screen of that size with `args`, for `secs`
@@ -88,7 +82,14 @@ fn screenshot(name: &str, width: u32, height: u32, args: &str, secs: u32) -> std
         shot = shot.display(),
     );
     let status = Command::new("xvfb-run")
-        .args(["-a", "-s", &format!("-screen 0 {width}x{height}x24"), "sh", "-c", &script])
+        .args([
+            "-a",
+            "-s",
+            &format!("-screen 0 {width}x{height}x24"),
+            "sh",
+            "-c",
+            &script,
+        ])
         .env("XDG_RUNTIME_DIR", dir.path())
         .status()
         .expect("xvfb-run (the test command installs xvfb and xauth)");
@@ -103,7 +104,13 @@ fn screenshot(name: &str, width: u32, height: u32, args: &str, secs: u32) -> std
 fn a_five_person_video_call_shows_every_tile_at_1024x700_and_1600x1000() {
     let peers = "--call group-a --call group-b --call group-c --call group-d";
     for (width, height) in [(1024, 700), (1600, 1000)] {
-        let shot = screenshot(&format!("group-call-{width}x{height}"), width, height, peers, 16);
+        let shot = screenshot(
+            &format!("group-call-{width}x{height}"),
+            width,
+            height,
+            peers,
+            16,
+        );
         assert!(
             distinct_colours(&shot, &format!("{width}x{height}+0+0")) > 50,
             "the window drew almost nothing at {width}x{height}"

@@ -267,7 +267,8 @@ impl Store {
             .reader
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut statement = reader.prepare("SELECT run_id, started_ms FROM runs ORDER BY run_id")?;
+        let mut statement =
+            reader.prepare("SELECT run_id, started_ms FROM runs ORDER BY run_id")?;
         let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -529,7 +529,8 @@ impl eframe::App for CallscopeApp {
             self.toolbar_ui(ui, &mut commands);
         });
         // The panes draw with the tree taken out, so they can borrow the rest of the app.
-        let mut tree = std::mem::replace(&mut self.layout, Layout::empty(egui::Id::unique("taken")));
+        let mut tree =
+            std::mem::replace(&mut self.layout, Layout::empty(egui::Id::unique("taken")));
         let before = tree.clone();
         egui::CentralPanel::default().show(ui, |ui| {
             let mut panes = Panes {
@@ -595,7 +596,10 @@ impl CallscopeApp {
             if ui.button(theme).on_hover_text("Ctrl+D").clicked() {
                 commands.push(UiCommand::ToggleTheme);
             }
-            if !matches!(self.model.connection, crate::engine::ConnectionState::Online) {
+            if !matches!(
+                self.model.connection,
+                crate::engine::ConnectionState::Online
+            ) {
                 connection_ui(ui, &self.model.connection, commands);
             }
             let server = format!("server {}", self.engine.server_url());
@@ -699,11 +703,8 @@ impl egui_tiles::Behavior<Pane> for Panes<'_> {
                     }
                 }
                 Pane::Inspector => {
-                    let picked = inspector_ui(
-                        ui,
-                        app.timeline.selected(),
-                        app.timeline.call_entries(),
-                    );
+                    let picked =
+                        inspector_ui(ui, app.timeline.selected(), app.timeline.call_entries());
                     if let Some(entry) = picked {
                         commands.push(UiCommand::Select(Some(entry)));
                     }
@@ -748,8 +749,7 @@ fn swimlane_pane_ui(ui: &mut egui::Ui, timeline: &TimelinePanel, commands: &mut 
     let Some(selected) = timeline.selected() else {
         ui.add(
             egui::Label::new(
-                egui::RichText::new("Select an entry of a call to see the call's swimlane.")
-                    .weak(),
+                egui::RichText::new("Select an entry of a call to see the call's swimlane.").weak(),
             )
             .wrap(),
         );

@@ -89,7 +89,8 @@ impl CallView {
                         "The call gives up with no-response after {} s",
                         model.ring_timeout_secs
                     ));
-                ui.ctx().request_repaint_after(std::time::Duration::from_millis(250));
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_millis(250));
             }
             if let Some(call_id) = &call.call_id {
                 ui.add(egui::Label::new(egui::RichText::new(call_id).weak()).truncate());
@@ -155,10 +156,7 @@ impl CallView {
                         ui.horizontal(|ui| {
                             if !model.last_peers.is_empty()
                                 && ui
-                                    .add_enabled(
-                                        model.can_call(),
-                                        egui::Button::new("Call again"),
-                                    )
+                                    .add_enabled(model.can_call(), egui::Button::new("Call again"))
                                     .clicked()
                             {
                                 commands.push(UiCommand::Engine(EngineCommand::Dial {

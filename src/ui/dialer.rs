@@ -133,7 +133,9 @@ impl Dialer {
             }
         });
         ui.separator();
-        recent_calls_ui(ui, recent, idle, |callees| commands.push(self.dial(callees)));
+        recent_calls_ui(ui, recent, idle, |callees| {
+            commands.push(self.dial(callees))
+        });
     }
 
     fn dial(&self, callees: Vec<String>) -> UiCommand {
@@ -168,12 +170,14 @@ fn recent_calls_ui(
                 };
                 let arrow = if call.outgoing { "out" } else { "in" };
                 let when = date_time(call.ended_millis);
-                let duration = super::call_view::clock(std::time::Duration::from_millis(
-                    call.duration_millis,
-                ));
+                let duration =
+                    super::call_view::clock(std::time::Duration::from_millis(call.duration_millis));
                 ui.horizontal(|ui| {
                     if ui
-                        .add_enabled(idle && !call.peers.is_empty(), egui::Button::new("Call back"))
+                        .add_enabled(
+                            idle && !call.peers.is_empty(),
+                            egui::Button::new("Call back"),
+                        )
                         .on_hover_text(format!("Call {who} again"))
                         .clicked()
                     {

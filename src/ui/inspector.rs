@@ -93,15 +93,23 @@ fn neighbours_ui(
     };
     let from = position.saturating_sub(NEIGHBOURS);
     let to = (position + NEIGHBOURS + 1).min(entries.len());
-    ui.weak(format!("entry {} of {} in this call", position + 1, entries.len()));
+    ui.weak(format!(
+        "entry {} of {} in this call",
+        position + 1,
+        entries.len()
+    ));
     let mut picked = None;
     for other in &entries[from..to] {
-        let offset = other.at.wall_millis as i64 - entry.at.wall_millis as i64;
+        let offset = other.at.wall_millis.cast_signed() - entry.at.wall_millis.cast_signed();
         let this = other.seq == entry.seq;
         let text = format!(
             "#{} {} {}: {}",
             other.seq,
-            if this { "this".to_owned() } else { span_text(offset) },
+            if this {
+                "this".to_owned()
+            } else {
+                span_text(offset)
+            },
             other.kind(),
             other.event
         );

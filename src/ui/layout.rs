@@ -68,23 +68,22 @@ pub fn default_layout() -> Layout {
     let call = tabs(&mut tiles, &[Pane::Call]);
     let callbacks = tabs(&mut tiles, &[Pane::Callbacks]);
     let timeline = tabs(&mut tiles, &[Pane::Timeline]);
-    let details = tabs(
+    let details = tabs(&mut tiles, &[Pane::Inspector, Pane::Swimlane, Pane::Stats]);
+    let top = linear(
         &mut tiles,
-        &[Pane::Inspector, Pane::Swimlane, Pane::Stats],
+        egui_tiles::LinearDir::Horizontal,
+        &[(dialer, 0.22), (call, 0.53), (callbacks, 0.25)],
     );
-    let top = linear(&mut tiles, egui_tiles::LinearDir::Horizontal, &[
-        (dialer, 0.22),
-        (call, 0.53),
-        (callbacks, 0.25),
-    ]);
-    let bottom = linear(&mut tiles, egui_tiles::LinearDir::Horizontal, &[
-        (timeline, 0.62),
-        (details, 0.38),
-    ]);
-    let root = linear(&mut tiles, egui_tiles::LinearDir::Vertical, &[
-        (top, 0.56),
-        (bottom, 0.44),
-    ]);
+    let bottom = linear(
+        &mut tiles,
+        egui_tiles::LinearDir::Horizontal,
+        &[(timeline, 0.62), (details, 0.38)],
+    );
+    let root = linear(
+        &mut tiles,
+        egui_tiles::LinearDir::Vertical,
+        &[(top, 0.56), (bottom, 0.44)],
+    );
     egui_tiles::Tree::new(tree_id(), root, tiles)
 }
 
@@ -191,7 +190,8 @@ mod tests {
         open(&mut layout, Pane::Stats);
         assert!(contains(&layout, Pane::Stats));
         let json = serde_json::to_string(&layout).unwrap_or_default();
-        let back: Layout = serde_json::from_str(&json).unwrap_or_else(|_| Layout::empty(egui::Id::unique("x")));
+        let back: Layout =
+            serde_json::from_str(&json).unwrap_or_else(|_| Layout::empty(egui::Id::unique("x")));
         assert!(back == layout);
         assert!(usable(&back));
     }

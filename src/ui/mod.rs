@@ -21,10 +21,10 @@ mod worker;
 pub use app::{AppOptions, CallscopeApp};
 pub use command::UiCommand;
 pub use layout::{Layout, Pane, default_layout};
-pub use timeline_panel::{Filters, TimelinePanel};
-pub use worker::RecentCall;
 pub use model::Model;
 pub use settings::Settings;
+pub use timeline_panel::{Filters, TimelinePanel};
+pub use worker::RecentCall;
 
 /// Why the window could not run.
 #[derive(Debug, thiserror::Error)]

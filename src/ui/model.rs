@@ -186,7 +186,8 @@ impl Model {
 
     /// Whether a call can be placed now (logged in and idle).
     pub fn can_call(&self) -> bool {
-        self.connection == ConnectionState::Online && self.status() == crate::model::CallStatus::Idle
+        self.connection == ConnectionState::Online
+            && self.status() == crate::model::CallStatus::Idle
     }
 
     /// How long the outgoing call still rings before it gives up.

@@ -11,6 +11,9 @@ use crate::event::{CallbackKind, Event};
 use crate::model::CallStatus;
 use crate::timeline::TimelineEntry;
 
+/// Each kind's marks: where, and the entry of each.
+type Marks = BTreeMap<CallbackKind, Vec<([f64; 2], Arc<TimelineEntry>)>>;
+
 /// The lane of entries about no one participant.
 const CALL_LANE: &str = "call";
 
@@ -63,33 +66,12 @@ pub fn swimlane_ui(
 ) -> Option<Arc<TimelineEntry>> {
     let first = entries.first()?;
     let end = entries.last().map_or(0.0, |last| seconds(last, first));
-    // Lanes from the top: the statuses the call went through, the call, each participant.
-    let statuses: Vec<CallStatus> = CallStatus::ALL
-        .iter()
-        .copied()
-        .filter(|status| {
-            entries.iter().any(|entry| {
-                matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status == *status)
-            })
-        })
-        .collect();
-    let mut people: Vec<&str> = Vec::new();
-    for entry in entries {
-        if let Some(user) = subject(&entry.event)
-            && !people.contains(&user)
-        {
-            people.push(user);
-        }
-    }
-    let mut lanes: Vec<String> = statuses.iter().map(|status| status.as_str().to_owned()).collect();
-    lanes.push(CALL_LANE.to_owned());
-    lanes.extend(people.iter().map(|user| (*user).to_owned()));
-    let lane_y = |name: &str| -> f64 {
-        -(lanes.iter().position(|lane| lane == name).unwrap_or(0) as f64)
-    };
+    let lanes = lanes_of(entries);
+    let lane_y =
+        |name: &str| -> f64 { -(lanes.iter().position(|lane| lane == name).unwrap_or(0) as f64) };
     let mut spans: Vec<(CallStatus, f64, f64)> = Vec::new();
     // Marks per kind (one legend entry and one colour each), with the entry of each point.
-    let mut marks: BTreeMap<CallbackKind, Vec<([f64; 2], Arc<TimelineEntry>)>> = BTreeMap::new();
+    let mut marks: Marks = BTreeMap::new();
     for entry in entries {
         let at = seconds(entry, first);
         if let Event::StatusChanged { new_status, .. } = entry.event {
@@ -106,10 +88,8 @@ pub fn swimlane_ui(
     }
     let lane_count = lanes.len();
     let height = (ui.available_height() - 8.0).clamp(120.0, 60.0 + 22.0 * lane_count as f32);
-    let names_by_kind: BTreeMap<&'static str, &Vec<([f64; 2], Arc<TimelineEntry>)>> = marks
-        .iter()
-        .map(|(kind, points)| (kind.as_str(), points))
-        .collect();
+    let names_by_kind: BTreeMap<&'static str, CallbackKind> =
+        marks.keys().map(|kind| (kind.as_str(), *kind)).collect();
     let lanes_for_axis = lanes.clone();
     let response = Plot::new(("swimlane", first.call_id.clone()))
         .height(height)
@@ -123,12 +103,13 @@ pub fn swimlane_ui(
         .y_axis_min_width(90.0)
         .y_axis_formatter(move |mark, _| {
             let index = -mark.value.round();
-            if (mark.value + index).abs() > 0.01 || index < 0.0 {
+            if (mark.value + index).abs() > 0.01 {
                 return String::new();
             }
-            lanes_for_axis
-                .get(index as usize)
-                .cloned()
+            // Lanes sit at 0, -1, -2, …: anything else fails the conversion and has no label.
+            usize::try_from(index as i64)
+                .ok()
+                .and_then(|index| lanes_for_axis.get(index).cloned())
                 .unwrap_or_default()
         })
         .label_formatter(|position| match position {
@@ -136,7 +117,7 @@ pub fn swimlane_ui(
                 plot_name, index, ..
             } => names_by_kind
                 .get(plot_name)
-                .and_then(|points| points.get(*index))
+                .and_then(|kind| marks.get(kind)?.get(*index))
                 .map(|(_, entry)| format!("#{} {}\n{}", entry.seq, entry.kind(), entry.event)),
             egui_plot::HoverPosition::Elsewhere { .. } => None,
         })
@@ -145,7 +126,11 @@ pub fn swimlane_ui(
                 let y = lane_y(status.as_str());
                 let points = PlotPoints::from(vec![[*from, y], [to.max(*from), y]]);
                 // Unnamed: the lane's label names it, the legend keeps to kinds.
-                plot.line(Line::new("", points).width(8.0).color(status_color(*status)));
+                plot.line(
+                    Line::new("", points)
+                        .width(8.0)
+                        .color(status_color(*status)),
+                );
             }
             for (kind, points) in &marks {
                 let xy: Vec<[f64; 2]> = points.iter().map(|(xy, _)| *xy).collect();
@@ -176,16 +161,40 @@ pub fn swimlane_ui(
         return None;
     }
     let pointer = response.response.interact_pointer_pos()?;
+    nearest_mark(&marks, &response.transform, pointer)
+}
+
+/// The lanes from the top: the statuses the call went through, the call, each participant.
+fn lanes_of(entries: &[Arc<TimelineEntry>]) -> Vec<String> {
+    let statuses = CallStatus::ALL.iter().copied().filter(|status| {
+        entries.iter().any(|entry| {
+            matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status == *status)
+        })
+    });
+    let mut lanes: Vec<String> = statuses.map(|status| status.as_str().to_owned()).collect();
+    lanes.push(CALL_LANE.to_owned());
+    for entry in entries {
+        if let Some(user) = subject(&entry.event)
+            && !lanes.iter().any(|lane| lane == user)
+        {
+            lanes.push(user.to_owned());
+        }
+    }
+    lanes
+}
+
+/// The entry whose mark is within 12 points of `pointer`, the nearest one.
+fn nearest_mark(
+    marks: &Marks,
+    transform: &egui_plot::PlotTransform,
+    pointer: egui::Pos2,
+) -> Option<Arc<TimelineEntry>> {
     let mut nearest: Option<(f32, &Arc<TimelineEntry>)> = None;
-    for points in marks.values() {
-        for (xy, entry) in points {
-            let at = response
-                .transform
-                .position_from_point(&PlotPoint::new(xy[0], xy[1]));
-            let distance = at.distance(pointer);
-            if distance < 12.0 && nearest.is_none_or(|(best, _)| distance < best) {
-                nearest = Some((distance, entry));
-            }
+    for (xy, entry) in marks.values().flatten() {
+        let at = transform.position_from_point(&PlotPoint::new(xy[0], xy[1]));
+        let distance = at.distance(pointer);
+        if distance < 12.0 && nearest.is_none_or(|(best, _)| distance < best) {
+            nearest = Some((distance, entry));
         }
     }
     nearest.map(|(_, entry)| Arc::clone(entry))

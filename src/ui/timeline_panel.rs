@@ -77,6 +77,8 @@ impl Filters {
 
 /// The rows shown, where they came from, and what is selected.
 #[derive(Debug)]
+// Each flag is its own mode or one-frame request; no two of them form a state together.
+#[allow(clippy::struct_excessive_bools)]
 pub struct TimelinePanel {
     /// The filter bar.
     pub filters: Filters,
@@ -241,7 +243,8 @@ impl TimelinePanel {
     pub fn take_reply(&mut self, id: u64, reply: super::worker::Reply) {
         match reply {
             super::worker::Reply::Filtered(filtered) => {
-                if let Some((pending, filters)) = self.pending.take_if(|(pending, _)| *pending == id)
+                if let Some((pending, filters)) =
+                    self.pending.take_if(|(pending, _)| *pending == id)
                 {
                     debug_assert_eq!(pending, id);
                     self.apply_filtered(filters, filtered);
@@ -367,7 +370,10 @@ impl TimelinePanel {
             ui.checkbox(&mut self.filters.earlier_runs, "Earlier runs")
                 .on_hover_text("Also show the stored entries of earlier runs, by run");
             if ui
-                .add_enabled(self.filters != Filters::default(), egui::Button::new("Reset"))
+                .add_enabled(
+                    self.filters != Filters::default(),
+                    egui::Button::new("Reset"),
+                )
                 .on_hover_text("Show every kind but the periodic ones, of this run")
                 .clicked()
             {
@@ -376,7 +382,10 @@ impl TimelinePanel {
         });
         ui.horizontal_wrapped(|ui| {
             let (label, hint) = if self.following {
-                ("Pause", "Stop following new entries (scrolling up pauses too)")
+                (
+                    "Pause",
+                    "Stop following new entries (scrolling up pauses too)",
+                )
             } else {
                 ("Follow", "Follow new entries again")
             };
@@ -540,64 +549,34 @@ impl TimelinePanel {
                     .column(Column::initial(48.0).at_least(30.0).clip(true))
                     .column(Column::initial(150.0).at_least(60.0).clip(true))
                     .column(Column::remainder().at_least(110.0).clip(true))
-                    .header(ROW_HEIGHT, |mut header| {
-                        let titles = [
-                            ("seq", "Sequence number"),
-                            ("time", "Wall clock (UTC)"),
-                            ("Δt", "Time since the previous row shown"),
-                            ("in call", "Time since the call's first entry"),
-                            ("call", "Click a call id to show only that call"),
-                            ("user", "Who recorded it; click to show only theirs"),
-                            ("kind", "Click a kind to show only that kind"),
-                            ("summary", "What the handler got"),
-                        ];
-                        for (title, hint) in titles {
-                            header.col(|ui| {
-                                ui.strong(title).on_hover_text(hint);
-                            });
-                        }
-                    })
+                    .header(ROW_HEIGHT, header_ui)
                     .body(|body| {
-                        body.rows(ROW_HEIGHT, lines, |mut row| {
-                            match self.line(row.index()) {
-                                Some(Line::Run(run)) => {
-                                    let started = self
-                                        .runs
-                                        .get(&run)
-                                        .map_or_else(|| "unknown start".to_owned(), |at| date_time(*at));
-                                    row.col(|ui| {
-                                        ui.strong(format!("run {run}"));
-                                    });
-                                    row.col(|ui| {
-                                        ui.strong(format!("started {started} UTC"));
-                                    });
-                                    for _ in 0..6 {
-                                        row.col(|_| {});
-                                    }
-                                }
-                                Some(Line::Entry(position, entry)) => {
-                                    let previous = position
-                                        .checked_sub(1)
-                                        .and_then(|before| self.rows.get(before));
-                                    let selected = self
-                                        .selected
-                                        .as_ref()
-                                        .is_some_and(|chosen| chosen.seq == entry.seq);
-                                    row.set_selected(selected);
-                                    let cells = entry_cells_ui(
-                                        &mut row,
-                                        entry,
-                                        previous.map(|entry| &**entry),
-                                        self.call_starts.get(entry.call_id.as_deref().unwrap_or("")),
-                                    );
-                                    if cells.is_some() {
-                                        filter = cells;
-                                    } else if row.response().clicked() {
-                                        clicked = Some(Arc::clone(entry));
-                                    }
-                                }
-                                None => {}
+                        body.rows(ROW_HEIGHT, lines, |mut row| match self.line(row.index()) {
+                            Some(Line::Run(run)) => {
+                                run_separator_ui(&mut row, run, self.runs.get(&run));
                             }
+                            Some(Line::Entry(position, entry)) => {
+                                let previous = position
+                                    .checked_sub(1)
+                                    .and_then(|before| self.rows.get(before));
+                                let selected = self
+                                    .selected
+                                    .as_ref()
+                                    .is_some_and(|chosen| chosen.seq == entry.seq);
+                                row.set_selected(selected);
+                                let cells = entry_cells_ui(
+                                    &mut row,
+                                    entry,
+                                    previous.map(|entry| &**entry),
+                                    self.call_starts.get(entry.call_id.as_deref().unwrap_or("")),
+                                );
+                                if cells.is_some() {
+                                    filter = cells;
+                                } else if row.response().clicked() {
+                                    clicked = Some(Arc::clone(entry));
+                                }
+                            }
+                            None => {}
                         });
                     });
             });
@@ -614,6 +593,40 @@ impl TimelinePanel {
             }
         }
         clicked
+    }
+}
+
+fn header_ui(mut header: egui_extras::TableRow<'_, '_>) {
+    let titles = [
+        ("seq", "Sequence number"),
+        ("time", "Wall clock (UTC)"),
+        ("Δt", "Time since the previous row shown"),
+        ("in call", "Time since the call's first entry"),
+        ("call", "Click a call id to show only that call"),
+        ("user", "Who recorded it; click to show only theirs"),
+        ("kind", "Click a kind to show only that kind"),
+        ("summary", "What the handler got"),
+    ];
+    for (title, hint) in titles {
+        header.col(|ui| {
+            ui.strong(title).on_hover_text(hint);
+        });
+    }
+}
+
+/// The row that starts an earlier run's entries: its number and start.
+fn run_separator_ui(row: &mut egui_extras::TableRow<'_, '_>, run: u64, started: Option<&u64>) {
+    let started = started.map_or_else(|| "unknown start".to_owned(), |at| date_time(*at));
+    row.col(|ui| {
+        ui.strong(format!("run {run}"));
+    });
+    row.col(|ui| {
+        ui.add(egui::Label::new(
+            egui::RichText::new(format!("started {started} UTC")).strong(),
+        ));
+    });
+    for _ in 0..6 {
+        row.col(|_| {});
     }
 }
 
@@ -669,16 +682,18 @@ fn entry_cells_ui(
     row.col(|ui| {
         if let Some(previous) = previous {
             let millis = if previous.run == entry.run {
-                (entry.at.mono_micros as i64 - previous.at.mono_micros as i64) / 1000
+                (entry.at.mono_micros.cast_signed() - previous.at.mono_micros.cast_signed()) / 1000
             } else {
-                entry.at.wall_millis as i64 - previous.at.wall_millis as i64
+                entry.at.wall_millis.cast_signed() - previous.at.wall_millis.cast_signed()
             };
             ui.weak(span_text(millis));
         }
     });
     row.col(|ui| {
         if let Some(start) = call_start {
-            ui.weak(span_text(entry.at.wall_millis as i64 - *start as i64));
+            ui.weak(span_text(
+                entry.at.wall_millis.cast_signed() - start.cast_signed(),
+            ));
         }
     });
     row.col(|ui| match &entry.call_id {
@@ -692,7 +707,11 @@ fn entry_cells_ui(
         }
     });
     row.col(|ui| {
-        if link_cell_ui(ui, &entry.user_id, "Show only entries recorded by this user") {
+        if link_cell_ui(
+            ui,
+            &entry.user_id,
+            "Show only entries recorded by this user",
+        ) {
             filter = Some(CellFilter::User(entry.user_id.clone()));
         }
     });

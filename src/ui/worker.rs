@@ -202,7 +202,9 @@ impl Context {
                 Reply::Call(call_id, entries)
             }
             Request::RecentCalls => Reply::RecentCalls(self.recent_calls()),
-            Request::Export { rows, format, dir } => Reply::Exported(write_export(&rows, format, &dir)),
+            Request::Export { rows, format, dir } => {
+                Reply::Exported(write_export(&rows, format, &dir))
+            }
         }
     }
 
