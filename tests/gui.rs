@@ -473,6 +473,33 @@ fn pausing_the_timeline_stops_following_and_jump_to_latest_follows_again() {
     harness.get_by_label("Jump to latest (40 new)").click();
     step_until_label_contains(&mut harness, "filler 339");
     assert!(harness.state().timeline_panel().following());
+    // Following, rows that arrive do not scroll the table while the pointer is on it...
+    harness
+        .get_all_by_label_contains("filler 339")
+        .next()
+        .unwrap()
+        .hover();
+    harness.step();
+    fill(&harness, 340, 40);
+    for _ in 0..10 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        harness
+            .query_all_by_label_contains("filler 339")
+            .next()
+            .is_some()
+    );
+    assert!(
+        harness
+            .query_all_by_label_contains("filler 379")
+            .next()
+            .is_none()
+    );
+    // ...and catch up once it leaves.
+    harness.get_by_label("Pause").hover();
+    step_until_label_contains(&mut harness, "filler 379");
     assert_contract(&harness);
 }
 
@@ -553,13 +580,23 @@ fn clicking_a_call_id_in_a_row_filters_the_table_by_that_call() {
             .iter()
             .all(|entry| entry.call_id.as_deref() == Some(first_call.as_str()))
     );
-    // A click on a kind keeps only that kind.
+    // A click on a kind keeps only that kind (once the table stopped scrolling to its end).
+    for _ in 0..10 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
     harness
-        .get_all_by_label("afterCalling")
-        .last()
-        .unwrap()
+        .get_by_role_and_label(Role::Label, "afterCalling")
         .click();
     step_until_label(&mut harness, "1 shown");
+    let only: Vec<CallbackKind> = harness
+        .state()
+        .timeline_panel()
+        .filters
+        .kinds
+        .iter()
+        .collect();
+    assert_eq!(only, [CallbackKind::AfterCalling]);
     assert_contract(&harness);
 }
 

@@ -134,7 +134,7 @@ impl Dialer {
         });
         ui.separator();
         recent_calls_ui(ui, recent, idle, |callees| {
-            commands.push(self.dial(callees))
+            commands.push(self.dial(callees));
         });
     }
 

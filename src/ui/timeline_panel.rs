@@ -99,6 +99,8 @@ pub struct TimelinePanel {
     call_starts: HashMap<String, u64>,
     following: bool,
     scroll_to_end: bool,
+    /// New rows arrived while following: scroll to them once the pointer is off the table.
+    arrived: bool,
     /// Rows that arrived while following was paused.
     unseen: usize,
     selected: Option<Arc<TimelineEntry>>,
@@ -127,6 +129,7 @@ impl Default for TimelinePanel {
             call_starts: HashMap::new(),
             following: true,
             scroll_to_end: false,
+            arrived: false,
             unseen: 0,
             selected: None,
             call_entries: None,
@@ -324,7 +327,7 @@ impl TimelinePanel {
             self.run_starts.push(self.rows.len());
         }
         if self.following {
-            self.scroll_to_end = true;
+            self.arrived = true;
         } else {
             self.unseen += fresh.len();
         }
@@ -522,38 +525,50 @@ impl TimelinePanel {
         let mut clicked = None;
         let mut filter = None;
         // Scrolling the table up pauses following, so the rows under the pointer stay put.
-        let scrolled_up = ui.rect_contains_pointer(ui.available_rect_before_wrap())
-            && ui.input(|input| input.smooth_scroll_delta.y > 0.0);
+        let pointer_on_table = ui.rect_contains_pointer(ui.available_rect_before_wrap());
+        let scrolled_up = pointer_on_table && ui.input(|input| input.smooth_scroll_delta.y > 0.0);
         if scrolled_up && self.following {
             self.following = false;
         }
         ui.style_mut().interaction.selectable_labels = false;
+        // A narrow panel leaves out the time-in-call and user columns (the inspector has them)
+        // so the summary keeps room.
+        let wide = ui.available_width() >= 720.0;
         egui::ScrollArea::horizontal()
             .id_salt("timeline columns")
             .show(ui, |ui| {
                 let mut table = TableBuilder::new(ui)
-                    .id_salt("timeline")
+                    .id_salt(("timeline", wide))
                     .striped(true)
                     .resizable(true)
                     .auto_shrink([false, false])
                     .sense(egui::Sense::click());
-                if std::mem::take(&mut self.scroll_to_end) {
+                // Rows that arrive never scroll the table under the pointer: it catches up
+                // when the pointer leaves. A filter change or "Jump to latest" scrolls at once.
+                let catch_up = self.arrived && !pointer_on_table;
+                if std::mem::take(&mut self.scroll_to_end) || catch_up {
+                    self.arrived = false;
                     table = table.scroll_to_row(lines - 1, Some(egui::Align::BOTTOM));
                 }
-                table
+                table = table
                     .column(Column::initial(44.0).at_least(30.0).clip(true))
                     .column(Column::initial(84.0).at_least(50.0).clip(true))
-                    .column(Column::initial(56.0).at_least(36.0).clip(true))
-                    .column(Column::initial(56.0).at_least(36.0).clip(true))
-                    .column(Column::initial(74.0).at_least(36.0).clip(true))
-                    .column(Column::initial(48.0).at_least(30.0).clip(true))
+                    .column(Column::initial(56.0).at_least(36.0).clip(true));
+                if wide {
+                    table = table.column(Column::initial(56.0).at_least(36.0).clip(true));
+                }
+                table = table.column(Column::initial(74.0).at_least(36.0).clip(true));
+                if wide {
+                    table = table.column(Column::initial(48.0).at_least(30.0).clip(true));
+                }
+                table
                     .column(Column::initial(150.0).at_least(60.0).clip(true))
                     .column(Column::remainder().at_least(110.0).clip(true))
-                    .header(ROW_HEIGHT, header_ui)
+                    .header(ROW_HEIGHT, |header| header_ui(header, wide))
                     .body(|body| {
                         body.rows(ROW_HEIGHT, lines, |mut row| match self.line(row.index()) {
                             Some(Line::Run(run)) => {
-                                run_separator_ui(&mut row, run, self.runs.get(&run));
+                                run_separator_ui(&mut row, run, self.runs.get(&run), wide);
                             }
                             Some(Line::Entry(position, entry)) => {
                                 let previous = position
@@ -566,6 +581,7 @@ impl TimelinePanel {
                                 row.set_selected(selected);
                                 let cells = entry_cells_ui(
                                     &mut row,
+                                    wide,
                                     entry,
                                     previous.map(|entry| &**entry),
                                     self.call_starts.get(entry.call_id.as_deref().unwrap_or("")),
@@ -596,7 +612,7 @@ impl TimelinePanel {
     }
 }
 
-fn header_ui(mut header: egui_extras::TableRow<'_, '_>) {
+fn header_ui(mut header: egui_extras::TableRow<'_, '_>, wide: bool) {
     let titles = [
         ("seq", "Sequence number"),
         ("time", "Wall clock (UTC)"),
@@ -608,6 +624,9 @@ fn header_ui(mut header: egui_extras::TableRow<'_, '_>) {
         ("summary", "What the handler got"),
     ];
     for (title, hint) in titles {
+        if !wide && matches!(title, "in call" | "user") {
+            continue;
+        }
         header.col(|ui| {
             ui.strong(title).on_hover_text(hint);
         });
@@ -615,7 +634,12 @@ fn header_ui(mut header: egui_extras::TableRow<'_, '_>) {
 }
 
 /// The row that starts an earlier run's entries: its number and start.
-fn run_separator_ui(row: &mut egui_extras::TableRow<'_, '_>, run: u64, started: Option<&u64>) {
+fn run_separator_ui(
+    row: &mut egui_extras::TableRow<'_, '_>,
+    run: u64,
+    started: Option<&u64>,
+    wide: bool,
+) {
     let started = started.map_or_else(|| "unknown start".to_owned(), |at| date_time(*at));
     row.col(|ui| {
         ui.strong(format!("run {run}"));
@@ -625,7 +649,7 @@ fn run_separator_ui(row: &mut egui_extras::TableRow<'_, '_>, run: u64, started: 
             egui::RichText::new(format!("started {started} UTC")).strong(),
         ));
     });
-    for _ in 0..6 {
+    for _ in 0..if wide { 6 } else { 4 } {
         row.col(|_| {});
     }
 }
@@ -667,6 +691,7 @@ fn link_cell_ui(ui: &mut egui::Ui, text: &str, hint: &str) -> bool {
 
 fn entry_cells_ui(
     row: &mut egui_extras::TableRow<'_, '_>,
+    wide: bool,
     entry: &TimelineEntry,
     previous: Option<&TimelineEntry>,
     call_start: Option<&u64>,
@@ -689,13 +714,15 @@ fn entry_cells_ui(
             ui.weak(span_text(millis));
         }
     });
-    row.col(|ui| {
-        if let Some(start) = call_start {
-            ui.weak(span_text(
-                entry.at.wall_millis.cast_signed() - start.cast_signed(),
-            ));
-        }
-    });
+    if wide {
+        row.col(|ui| {
+            if let Some(start) = call_start {
+                ui.weak(span_text(
+                    entry.at.wall_millis.cast_signed() - start.cast_signed(),
+                ));
+            }
+        });
+    }
     row.col(|ui| match &entry.call_id {
         Some(call_id) => {
             if link_cell_ui(ui, call_id, "Show only this call") {
@@ -706,15 +733,14 @@ fn entry_cells_ui(
             ui.weak("-");
         }
     });
-    row.col(|ui| {
-        if link_cell_ui(
-            ui,
-            &entry.user_id,
-            "Show only entries recorded by this user",
-        ) {
-            filter = Some(CellFilter::User(entry.user_id.clone()));
-        }
-    });
+    if wide {
+        row.col(|ui| {
+            let hint = "Show only entries recorded by this user";
+            if link_cell_ui(ui, &entry.user_id, hint) {
+                filter = Some(CellFilter::User(entry.user_id.clone()));
+            }
+        });
+    }
     row.col(|ui| {
         let kind = entry.kind();
         let mut text = egui::RichText::new(kind.as_str());
