@@ -39,9 +39,10 @@ struct Cli {
     /// The window's renderer: `glow` (OpenGL) or `wgpu`.
     #[arg(long, default_value = "glow", value_name = "RENDERER")]
     renderer: eframe::Renderer,
-    /// The window's size at start, in points.
-    #[arg(long, default_value = "1200x800", value_name = "WxH", value_parser = parse_window_size)]
-    window_size: [f32; 2],
+    /// The window's size at start, in points (otherwise the size it had when last closed, or
+    /// 1200x800).
+    #[arg(long, value_name = "WxH", value_parser = parse_window_size)]
+    window_size: Option<[f32; 2]>,
     #[command(subcommand)]
     command: Option<Command>,
 }

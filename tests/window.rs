@@ -130,7 +130,7 @@ fn the_app_opens_a_window_and_shows_a_call_to_echo() {
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("shot.png");
     let script = format!(
-        "{bin} --data-dir {data} --call echo & app=$!; sleep 8; import -window root {shot}; kill $app; wait $app",
+        "{bin} --data-dir {data} --window-size 1200x800 --call echo & app=$!; sleep 8; import -window root {shot}; kill $app; wait $app",
         bin = env!("CARGO_BIN_EXE_callscope"),
         data = dir.path().display(),
         shot = shot.display(),

@@ -59,6 +59,9 @@ const SHORTCUTS: [(&str, &str); 8] = [
     ("Ctrl+D", "dark or light theme"),
 ];
 
+/// The longest a new video picture waits for the window to draw it (30 frames a second).
+const VIDEO_REPAINT: Duration = Duration::from_millis(33);
+
 /// How soon after the last change of the layout it is saved (drags end first).
 const LAYOUT_SAVE_DELAY: Duration = Duration::from_millis(500);
 
@@ -159,7 +162,12 @@ impl CallscopeApp {
         let private_ringing = options.private_ringing.unwrap_or(settings.private_ringing);
         let repaint_ctx = ctx.clone();
         let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(move || repaint_ctx.request_repaint());
-        let frames = FrameSlots::with_repaint(Arc::clone(&repaint));
+        // Pictures of every stream share one repaint per video frame interval: the preview and
+        // each remote stream arrive out of step, and each must not cost a frame of its own.
+        let frame_ctx = ctx.clone();
+        let frame_repaint: Arc<dyn Fn() + Send + Sync> =
+            Arc::new(move || frame_ctx.request_repaint_after(VIDEO_REPAINT));
+        let frames = FrameSlots::with_repaint(frame_repaint);
         let config = EngineConfig {
             user_id: options.user_id.clone(),
             server: options.server,

@@ -44,11 +44,12 @@ pub enum GuiError {
     Window(String),
 }
 
-/// Opens the window at `size` (points) and runs until it is closed.
+/// Opens the window at `size` (points; otherwise where it was when last closed, or 1200x800)
+/// and runs until it is closed.
 pub fn run(
     options: AppOptions,
     renderer: eframe::Renderer,
-    size: [f32; 2],
+    size: Option<[f32; 2]>,
 ) -> Result<(), GuiError> {
     let has_display = ["DISPLAY", "WAYLAND_DISPLAY", "WAYLAND_SOCKET"]
         .iter()
@@ -59,21 +60,30 @@ pub fn run(
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title(format!("callscope: {}", options.user_id))
-            .with_inner_size(size)
+            .with_inner_size(size.unwrap_or([1200.0, 800.0]))
             .with_min_inner_size([640.0, 480.0]),
         renderer,
+        // A size asked for wins over the one remembered.
+        persist_window: size.is_none(),
         ..Default::default()
     };
     let mut start_error = None;
     let result = eframe::run_native(
         "callscope",
         native,
-        Box::new(|cc| match CallscopeApp::new(&cc.egui_ctx, options) {
-            Ok(app) => Ok(Box::new(app)),
-            Err(error) => {
-                let message = error.to_string();
-                start_error = Some(error);
-                Err(message.into())
+        Box::new(|cc| {
+            // The window system restores the size it had when last closed; one asked for wins.
+            if let Some(size) = size {
+                cc.egui_ctx
+                    .send_viewport_cmd(egui::ViewportCommand::InnerSize(size.into()));
+            }
+            match CallscopeApp::new(&cc.egui_ctx, options) {
+                Ok(app) => Ok(Box::new(app)),
+                Err(error) => {
+                    let message = error.to_string();
+                    start_error = Some(error);
+                    Err(message.into())
+                }
             }
         }),
     );
