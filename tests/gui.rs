@@ -315,6 +315,28 @@ fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() 
         .seq;
     assert!(harness.query_by_label(&format!("Entry #{seq}")).is_some());
     assert!(harness.query_by_label("Copy entry").is_some());
+    // The swimlane tab shows the call of the entry.
+    harness.get_by_label("Swimlane").click();
+    harness.step();
+    harness.step();
+    let call_id = harness
+        .state()
+        .timeline_panel()
+        .selected()
+        .unwrap()
+        .call_id
+        .clone()
+        .unwrap();
+    assert!(
+        harness
+            .query_all_by_label_contains(&format!("Call {call_id}: "))
+            .next()
+            .is_some(),
+        "the swimlane names its call"
+    );
+    harness.get_by_label("Inspector").click();
+    harness.step();
+    harness.step();
     // The JSON tree: the payload's fields, key and value, folded open.
     assert!(harness.query_by_label("new_status:").is_some());
     assert!(
@@ -813,4 +835,45 @@ fn a_five_person_call_fits_a_1024x700_window() {
 #[test]
 fn a_five_person_call_fits_a_1600x1000_window() {
     group_call_fits([1600.0, 1000.0]);
+}
+
+#[test]
+fn earlier_runs_are_separated_by_run_and_exports_are_written_off_the_ui_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Call decline").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().counts[CallbackKind::AfterCalling.index()] == 1
+    });
+    drop(harness);
+    let mut restarted = app(dir.path());
+    restarted.get_by_label("Earlier runs").click();
+    // The earlier run's rows come from SQLite on the worker, under their run's separator.
+    step_until_label_contains(&mut restarted, "started ");
+    assert!(restarted.query_all_by_label("run 1").next().is_some());
+    let stored = restarted
+        .state()
+        .timeline_panel()
+        .rows()
+        .iter()
+        .filter(|entry| entry.run == 1)
+        .count();
+    assert!(stored > 5, "{stored} rows of the earlier run");
+    // Clear view empties the table, not the store.
+    restarted.get_by_label("Clear view").click();
+    step_until_label(&mut restarted, "0 shown");
+    assert!(restarted.state().kit().timeline().store().is_some());
+    restarted.get_by_label("Earlier runs").click();
+    restarted.get_by_label("Earlier runs").click();
+    step_until_label(&mut restarted, "0 shown");
+    // Export: the worker writes the file and the toolbar says where.
+    restarted.get_by_label("Reset").click();
+    restarted.get_by_label("Export JSONL").click();
+    step_until_label_contains(&mut restarted, "exported ");
+    let exports: Vec<_> = std::fs::read_dir(dir.path().join("exports"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    assert_contract(&restarted);
 }
