@@ -59,7 +59,7 @@ pub fn inspector_ui(
             };
             ui.add(egui::Label::new(handler).wrap());
             ui.weak(format!(
-                "Recorded {} UTC by {} (run {}, {}).",
+                "Recorded {} UTC by {} (run {}, caused by: {}).",
                 date_time(entry.at.wall_millis),
                 entry.user_id,
                 entry.run,

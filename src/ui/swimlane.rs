@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints, Points};
+use egui_plot::{Line, Plot, PlotPoint, PlotPoints, Points};
 
 use crate::event::{CallbackKind, Event};
 use crate::model::CallStatus;
@@ -87,13 +87,15 @@ pub fn swimlane_ui(
             .push(([at, lane_y(lane)], Arc::clone(entry)));
     }
     let lane_count = lanes.len();
-    let height = (ui.available_height() - 8.0).clamp(120.0, 60.0 + 22.0 * lane_count as f32);
+    // The legend goes below the plot, where it covers no mark.
+    let legend_height = 18.0 * (marks.len() as f32 / 3.0).ceil() + 8.0;
+    let height =
+        (ui.available_height() - legend_height - 8.0).clamp(100.0, 60.0 + 22.0 * lane_count as f32);
     let names_by_kind: BTreeMap<&'static str, CallbackKind> =
         marks.keys().map(|kind| (kind.as_str(), *kind)).collect();
     let lanes_for_axis = lanes.clone();
     let response = Plot::new(("swimlane", first.call_id.clone()))
         .height(height)
-        .legend(Legend::default().position(egui_plot::Corner::RightBottom))
         .allow_scroll(false)
         .include_y(0.5)
         .include_y(-(lane_count as f64) + 0.5)
@@ -157,11 +159,25 @@ pub fn swimlane_ui(
                 }
             }
         });
+    legend_ui(ui, &marks);
     if !response.response.clicked() {
         return None;
     }
     let pointer = response.response.interact_pointer_pos()?;
     nearest_mark(&marks, &response.transform, pointer)
+}
+
+/// A chip per kind shown: its colour and name.
+fn legend_ui(ui: &mut egui::Ui, marks: &Marks) {
+    ui.horizontal_wrapped(|ui| {
+        for kind in marks.keys() {
+            let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            ui.painter()
+                .circle_filled(rect.center(), 4.0, kind_color(*kind));
+            ui.small(kind.as_str()).on_hover_text(kind.fires_when());
+            ui.add_space(6.0);
+        }
+    });
 }
 
 /// The lanes from the top: the statuses the call went through, the call, each participant.
