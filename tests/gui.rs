@@ -75,30 +75,35 @@ fn bring_into_view(harness: &mut Harness<'_, CallscopeApp>, label: &str) {
     }
 }
 
-/// Steps until a node labelled `label` is on screen.
-fn step_until_label(harness: &mut Harness<'_, CallscopeApp>, label: &str) {
+/// Steps until `shown` finds its node on screen.
+fn step_until_shown(
+    harness: &mut Harness<'_, CallscopeApp>,
+    what: &str,
+    shown: impl Fn(&Harness<'_, CallscopeApp>) -> bool,
+) {
     let started = Instant::now();
-    while harness.query_all_by_label(label).next().is_none() {
+    while !shown(harness) {
         assert!(
             started.elapsed() < WAIT,
-            "timed out waiting for {label:?} on screen"
+            "timed out waiting for {what} on screen"
         );
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
+/// Steps until a node labelled `label` is on screen.
+fn step_until_label(harness: &mut Harness<'_, CallscopeApp>, label: &str) {
+    step_until_shown(harness, label, |harness| {
+        harness.query_all_by_label(label).next().is_some()
+    });
+}
+
 /// Steps until a node whose label contains `text` is on screen.
 fn step_until_label_contains(harness: &mut Harness<'_, CallscopeApp>, text: &str) {
-    let started = Instant::now();
-    while harness.query_all_by_label_contains(text).next().is_none() {
-        assert!(
-            started.elapsed() < WAIT,
-            "timed out waiting for {text:?} on screen"
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    step_until_shown(harness, text, |harness| {
+        harness.query_all_by_label_contains(text).next().is_some()
+    });
 }
 
 /// The app's timeline keeps the call contract.

@@ -66,10 +66,16 @@ fn call_panel(width: u32, height: u32) -> String {
     format!("{}x{}+{left}+{top}", right - left, bottom - top)
 }
 
-/// Runs the window at `width` x `height` on a screen of that size with `args`, for `secs`
-/// seconds, and returns the screenshot (kept under `target/screenshots/name.png`).
-fn screenshot(name: &str, width: u32, height: u32, args: &str, secs: u32) -> std::path::PathBuf {
-    let dir = tempfile::tempdir().unwrap();
+/// Runs the window at `width` x `height` on a screen of that size with `args` and its data in
+/// `dir`, for `secs` seconds, and returns the screenshot (kept under
+/// `target/screenshots/name.png`).
+fn screenshot(
+    name: &str,
+    dir: &std::path::Path,
+    (width, height): (u32, u32),
+    args: &str,
+    secs: u32,
+) -> std::path::PathBuf {
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let shot = shots.join(format!("{name}.png"));
@@ -78,7 +84,7 @@ fn screenshot(name: &str, width: u32, height: u32, args: &str, secs: u32) -> std
         "{bin} --data-dir {data} --window-size {width}x{height} {args} & app=$!; sleep {secs}; \
          import -window root {shot}; kill $app; wait $app",
         bin = env!("CARGO_BIN_EXE_callscope"),
-        data = dir.path().display(),
+        data = dir.display(),
         shot = shot.display(),
     );
     let status = Command::new("xvfb-run")
@@ -90,7 +96,7 @@ fn screenshot(name: &str, width: u32, height: u32, args: &str, secs: u32) -> std
             "-c",
             &script,
         ])
-        .env("XDG_RUNTIME_DIR", dir.path())
+        .env("XDG_RUNTIME_DIR", dir)
         .status()
         .expect("xvfb-run (the test command installs xvfb and xauth)");
     assert!(
@@ -104,13 +110,9 @@ fn screenshot(name: &str, width: u32, height: u32, args: &str, secs: u32) -> std
 fn a_five_person_video_call_shows_every_tile_at_1024x700_and_1600x1000() {
     let peers = "--call group-a --call group-b --call group-c --call group-d";
     for (width, height) in [(1024, 700), (1600, 1000)] {
-        let shot = screenshot(
-            &format!("group-call-{width}x{height}"),
-            width,
-            height,
-            peers,
-            16,
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("group-call-{width}x{height}");
+        let shot = screenshot(&name, dir.path(), (width, height), peers, 16);
         assert!(
             distinct_colours(&shot, &format!("{width}x{height}+0+0")) > 50,
             "the window drew almost nothing at {width}x{height}"
@@ -128,22 +130,7 @@ fn a_five_person_video_call_shows_every_tile_at_1024x700_and_1600x1000() {
 #[test]
 fn the_app_opens_a_window_and_shows_a_call_to_echo() {
     let dir = tempfile::tempdir().unwrap();
-    let shot = dir.path().join("shot.png");
-    let script = format!(
-        "{bin} --data-dir {data} --window-size 1200x800 --call echo & app=$!; sleep 8; import -window root {shot}; kill $app; wait $app",
-        bin = env!("CARGO_BIN_EXE_callscope"),
-        data = dir.path().display(),
-        shot = shot.display(),
-    );
-    let status = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x860x24", "sh", "-c", &script])
-        .env("XDG_RUNTIME_DIR", dir.path())
-        .status()
-        .expect("xvfb-run (the test command installs xvfb and xauth)");
-    assert!(
-        shot.exists(),
-        "no screenshot taken (xvfb-run exited with {status})"
-    );
+    let shot = screenshot("echo-1200x800", dir.path(), (1200, 800), "--call echo", 8);
     // The window covers the top left 1200x800; a blank or failed window is one or two colours.
     assert!(
         distinct_colours(&shot, "1200x800+0+0") > 50,

@@ -252,21 +252,21 @@ impl Store {
 
     /// The stored entries that match `query`, oldest first (the newest `limit` if set).
     pub fn query(&self, query: &Query) -> Result<Vec<TimelineEntry>, StoreError> {
-        let reader = self
-            .inner
+        let reader = self.reader();
+        super::sql::query(&reader, query)
+    }
+
+    /// The read connection, for one query at a time.
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.inner
             .reader
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        super::sql::query(&reader, query)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every run of this database with when it started (ms since the Unix epoch), oldest first.
     pub fn runs(&self) -> Result<Vec<(u64, u64)>, StoreError> {
-        let reader = self
-            .inner
-            .reader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let reader = self.reader();
         let mut statement =
             reader.prepare("SELECT run_id, started_ms FROM runs ORDER BY run_id")?;
         let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -278,11 +278,7 @@ impl Store {
         &self,
         call_ids: &[String],
     ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
-        let reader = self
-            .inner
-            .reader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let reader = self.reader();
         let mut statement =
             reader.prepare_cached("SELECT MIN(at_ms) FROM entries WHERE call_id = ?1")?;
         let mut starts = std::collections::HashMap::new();
@@ -297,11 +293,7 @@ impl Store {
 
     /// How many entries are stored.
     pub fn count(&self) -> Result<u64, StoreError> {
-        let reader = self
-            .inner
-            .reader
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let reader = self.reader();
         Ok(reader.query_row("SELECT COUNT(*) FROM entries", [], |row| row.get(0))?)
     }
 
