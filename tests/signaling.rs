@@ -717,3 +717,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_client_whose_clock_is_off_measures_its_offset_to_the_server_within_two_milliseconds() {
+    let net = Net::start();
+    for (user, shift_micros) in [("even", 0_i64), ("ahead", 250_000), ("behind", -1_234_567)] {
+        let client = net.online_shifted(user, shift_micros);
+        client.wait_for("eight round trips", |client| {
+            client
+                .clock_offset()
+                .is_some_and(|offset| offset.samples >= 8)
+        });
+        let offset = client.clock_offset().unwrap();
+        // The server's clock is the system's; the client's reads `shift` ahead of it.
+        let error = offset.offset_micros + shift_micros;
+        println!(
+            "clock offset of {user} (shifted {shift_micros} µs): measured {} µs, off by {error} µs, \
+             bound ±{} µs, best round trip {} µs over {} samples",
+            offset.offset_micros, offset.error_micros, offset.rtt_micros, offset.samples
+        );
+        assert!(
+            error.unsigned_abs() <= 2_000,
+            "{user}: off by {error} µs: {offset:?}"
+        );
+        assert!(
+            error.unsigned_abs() <= offset.error_micros,
+            "{user}: the truth lies outside the bound: {offset:?}"
+        );
+    }
+}

@@ -15,6 +15,7 @@ use crate::media::mesh::CallView;
 use crate::media::{DeviceChoices, DeviceList, MediaCommand, MediaEvent, MediaReport};
 use crate::model::{CallError, CallStatus, ErrorCode, MediaType, MonoTime, Role, Source};
 use crate::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use crate::timeline::ClockSync;
 
 use super::connection::ReconnectPolicy;
 use super::messages::{CallOutcome, CallSnapshot, ConnectionState, EngineCommand, EngineState};
@@ -100,7 +101,26 @@ pub struct Driver {
     generation: u64,
     out: VecDeque<Output>,
     stopped: bool,
+    /// The server clock's offset from ours, from ping round trips.
+    clock_sync: ClockSync,
+    /// Pings awaiting their pong: nonce and when sent.
+    pings: VecDeque<(u64, MonoTime)>,
+    /// When the next ping goes out (while online).
+    next_ping: Option<MonoTime>,
+    /// Pings sent since the last log-in (the first ones go out quickly).
+    pings_sent: u32,
 }
+
+/// Pings sent quickly after each log-in, so the clock offset is known at once.
+const PING_BURST: u32 = 8;
+/// The spacing of the first pings.
+const PING_BURST_SPACING: MonoTime = MonoTime::from_millis(100);
+/// The spacing of later pings: the offset drifts slowly.
+const PING_INTERVAL: MonoTime = MonoTime::from_millis(15_000);
+/// Pings awaiting an answer at most (older ones are forgotten).
+const PINGS_PENDING: usize = 8;
+/// The server stamps pongs in whole milliseconds.
+const SERVER_STAMP_RESOLUTION_MICROS: u64 = 1000;
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,6 +170,10 @@ impl Driver {
             generation: 1,
             out: VecDeque::new(),
             stopped: false,
+            clock_sync: ClockSync::new(),
+            pings: VecDeque::new(),
+            next_ping: None,
+            pings_sent: 0,
         }
     }
 
@@ -193,7 +217,7 @@ impl Driver {
             .policy
             .grace_deadline()
             .filter(|_| self.machine.call_id().is_some());
-        [self.machine.poll_timeout(), retry, grace]
+        [self.machine.poll_timeout(), retry, grace, self.next_ping]
             .into_iter()
             .flatten()
             .min()
@@ -202,6 +226,7 @@ impl Driver {
     /// Time passed to `now`: ringing timeouts, a reconnect attempt, the end of an outage's grace.
     pub fn handle_timeout(&mut self, now: MonoTime) {
         self.machine.handle_timeout(now);
+        self.ping_if_due(now);
         if let Link::Down { retry_at } = self.link
             && retry_at <= now
         {
@@ -350,7 +375,7 @@ impl Driver {
                 message,
                 call_id,
             } => self.server_error(now, CallError::new(code, message), call_id),
-            ServerMessage::Pong { .. } => {}
+            ServerMessage::Pong { nonce, server_ms } => self.pong(now, nonce, server_ms),
         }
         self.flush(now);
     }
@@ -444,7 +469,56 @@ impl Driver {
         }
     }
 
+    /// Sends a ping when one is due, and plans the next.
+    fn ping_if_due(&mut self, now: MonoTime) {
+        if self.link != Link::Online || self.next_ping.is_none_or(|due| due > now) {
+            return;
+        }
+        let nonce = u64::from(self.pings_sent) + 1;
+        if self.pings.len() == PINGS_PENDING {
+            self.pings.pop_front();
+        }
+        self.pings.push_back((nonce, now));
+        self.out
+            .push_back(Output::Send(ClientMessage::Ping { nonce }));
+        self.pings_sent = self.pings_sent.saturating_add(1);
+        let spacing = if self.pings_sent < PING_BURST {
+            PING_BURST_SPACING
+        } else {
+            PING_INTERVAL
+        };
+        self.next_ping = Some(MonoTime::from_micros(now.as_micros() + spacing.as_micros()));
+    }
+
+    /// A pong: one round trip for the clock offset.
+    fn pong(&mut self, now: MonoTime, nonce: u64, server_ms: Option<u64>) {
+        let Some(position) = self.pings.iter().position(|(sent, _)| *sent == nonce) else {
+            return;
+        };
+        let Some((_, sent)) = self.pings.remove(position) else {
+            return;
+        };
+        let Some(server_ms) = server_ms else {
+            return;
+        };
+        let clock = self.kit.clock();
+        self.clock_sync.add(
+            clock.wall_micros(sent),
+            server_ms.saturating_mul(1000),
+            clock.wall_micros(now),
+            SERVER_STAMP_RESOLUTION_MICROS,
+        );
+        let estimate = self.clock_sync.estimate();
+        if estimate != self.state.clock_offset {
+            self.state.clock_offset = estimate;
+            self.changed();
+        }
+    }
+
     fn welcome(&mut self, now: MonoTime, contacts: Vec<crate::signaling::Contact>) {
+        self.pings.clear();
+        self.pings_sent = 0;
+        self.next_ping = Some(now);
         self.policy.online();
         self.link = Link::Online;
         self.set_connection(ConnectionState::Online);

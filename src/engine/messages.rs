@@ -136,6 +136,8 @@ pub struct EngineState {
     pub microphone_on: bool,
     /// The devices found, once listed.
     pub devices: Option<DeviceList>,
+    /// The server clock's offset from ours, once a ping came back.
+    pub clock_offset: Option<crate::timeline::ClockOffset>,
 }
 
 impl Default for EngineState {
@@ -148,6 +150,7 @@ impl Default for EngineState {
             camera_on: true,
             microphone_on: true,
             devices: None,
+            clock_offset: None,
         }
     }
 }

@@ -124,6 +124,10 @@ pub enum ServerMessage {
     Pong {
         /// The client's nonce.
         nonce: u64,
+        /// The server's wall clock when it answered, in ms since the Unix epoch (absent from
+        /// servers before clock alignment).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_ms: Option<u64>,
     },
     /// News about a call: an invitation, an answer, a hang-up, a switch, its end.
     #[serde(untagged)]

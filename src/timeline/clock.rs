@@ -10,19 +10,30 @@ use super::Timestamp;
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     origin: Instant,
-    origin_wall_millis: u64,
+    origin_wall_micros: u64,
 }
 
 impl Clock {
     /// A clock whose monotonic origin is now.
     pub fn start() -> Self {
-        let origin_wall_millis = SystemTime::now()
+        Self::start_shifted(0)
+    }
+
+    /// A clock whose wall clock reads `shift_micros` ahead of the system's (behind when
+    /// negative): a machine whose clock is off, as tests of clock alignment need.
+    pub fn start_shifted(shift_micros: i64) -> Self {
+        let system = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
+            .map_or(0, |since| since.as_micros() as u64);
         Self {
             origin: Instant::now(),
-            origin_wall_millis,
+            origin_wall_micros: system.saturating_add_signed(shift_micros),
         }
+    }
+
+    /// The wall clock at a monotonic time of this clock, in microseconds since the Unix epoch.
+    pub fn wall_micros(&self, at: MonoTime) -> u64 {
+        self.origin_wall_micros + at.as_micros()
     }
 
     /// The monotonic time now.
@@ -38,7 +49,7 @@ impl Clock {
     /// Both stamps of a monotonic time.
     pub fn stamp(&self, at: MonoTime) -> Timestamp {
         Timestamp {
-            wall_millis: self.origin_wall_millis + at.as_micros() / 1000,
+            wall_millis: self.wall_micros(at) / 1000,
             mono_micros: at.as_micros(),
         }
     }

@@ -47,6 +47,7 @@ impl Dialer {
     ) {
         ui.heading(format!("You: {}", model.user_id));
         connection_ui(ui, &model.connection, commands);
+        clock_offset_ui(ui, model);
         ui.separator();
         ui.horizontal(|ui| {
             ui.selectable_value(&mut self.media, MediaType::Video, "Video");
@@ -146,6 +147,23 @@ impl Dialer {
             timeout_secs: self.timeout_secs,
         })
     }
+}
+
+/// The server clock's offset from ours, once measured.
+fn clock_offset_ui(ui: &mut egui::Ui, model: &Model) {
+    let Some(offset) = model.clock_offset else {
+        return;
+    };
+    ui.weak(format!(
+        "server clock {:+.1} ms ± {:.1}",
+        offset.offset_micros as f64 / 1000.0,
+        offset.error_micros as f64 / 1000.0
+    ))
+    .on_hover_text(format!(
+        "The server's clock minus ours, from the quickest of {} ping round trips ({} µs); \
+         entries of other participants will be shown on our clock with it.",
+        offset.samples, offset.rtt_micros
+    ));
 }
 
 /// The newest calls from the stored timeline, with "Call back".

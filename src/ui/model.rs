@@ -53,6 +53,8 @@ pub struct Model {
     pub last_peers: Vec<String>,
     /// Audio or video of the last call.
     pub last_media: crate::model::MediaType,
+    /// The server clock's offset from ours, once measured.
+    pub clock_offset: Option<crate::timeline::ClockOffset>,
 }
 
 /// Points kept per peer in the stats plots (two minutes).
@@ -163,6 +165,7 @@ impl Model {
             errors: BTreeMap::new(),
             last_peers: Vec::new(),
             last_media: crate::model::MediaType::Video,
+            clock_offset: None,
         }
     }
 
@@ -233,6 +236,7 @@ impl Model {
             }
         }
         self.connection = state.connection;
+        self.clock_offset = state.clock_offset;
         self.contacts = state.contacts;
         self.call = state.call;
         self.last_outcome = state.last_outcome;

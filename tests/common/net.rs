@@ -99,6 +99,18 @@ impl Net {
         self.client_with(user, &sign_user_sig(SECRET, user), None, None)
     }
 
+    /// A logged-in client as `user` whose wall clock reads `shift_micros` ahead of the
+    /// server's (behind when negative).
+    pub fn online_shifted(&self, user: &str, shift_micros: i64) -> Client {
+        let kit = CallKit::builder()
+            .user(user)
+            .clock(callscope::timeline::Clock::start_shifted(shift_micros))
+            .build();
+        let client = self.client_with_kit(kit, &sign_user_sig(SECRET, user), None, None);
+        client.wait_online();
+        client
+    }
+
     /// A client as `user` that logs in with `user_sig`.
     pub fn peer_with_sig(&self, user: &str, user_sig: &str) -> Client {
         self.client_with(user, user_sig, None, None)
@@ -133,6 +145,18 @@ impl Net {
         script: Option<Script>,
     ) -> Client {
         let kit = CallKit::builder().user(user).build();
+        self.client_with_kit(kit, user_sig, media, script)
+    }
+
+    fn client_with_kit(
+        &self,
+        kit: CallKit,
+        user_sig: &str,
+        media: Option<MediaConfig>,
+        script: Option<Script>,
+    ) -> Client {
+        let user = kit.user_id().to_owned();
+        let user = user.as_str();
         let (commands, receiver) = mpsc::channel(16);
         let state = StateSlot::default();
         let (wake_tx, wake) = crossbeam_channel::bounded(1);
@@ -235,6 +259,11 @@ impl Client {
     /// The user.
     pub fn user(&self) -> &str {
         self.kit.user_id()
+    }
+
+    /// The server clock's offset from this client's, once measured.
+    pub fn clock_offset(&self) -> Option<callscope::timeline::ClockOffset> {
+        self.state.latest().clock_offset
     }
 
     /// Sends a command to the engine.
@@ -570,6 +599,16 @@ impl Raw {
     /// The connection still answers.
     pub fn assert_usable(&mut self, net: &Net) {
         self.send(net, &ClientMessage::Ping { nonce: 42 });
-        assert_eq!(self.receive(net), ServerMessage::Pong { nonce: 42 });
+        let answer = self.receive(net);
+        assert!(
+            matches!(
+                answer,
+                ServerMessage::Pong {
+                    nonce: 42,
+                    server_ms: Some(_)
+                }
+            ),
+            "{answer:?}"
+        );
     }
 }

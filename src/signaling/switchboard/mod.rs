@@ -369,7 +369,8 @@ impl Switchboard {
                 self.refuse(session, now_millis, &error, None);
             }
             (ClientMessage::Ping { nonce }, Some(_)) => {
-                self.send(session, ServerMessage::Pong { nonce });
+                let server_ms = Some(now_millis);
+                self.send(session, ServerMessage::Pong { nonce, server_ms });
             }
             (ClientMessage::Contacts, Some(user)) => {
                 let contacts = self.contacts_for(&user);
