@@ -208,6 +208,8 @@ fn entry_json(event: Event) -> serde_json::Value {
         event,
         delivery: Delivery::Delivered,
         handler_micros: 3,
+        origin: callscope::timeline::Origin::Local,
+        session: None,
     };
     let json = serde_json::to_value(&entry).unwrap();
     let back: TimelineEntry = serde_json::from_value(json.clone()).unwrap();

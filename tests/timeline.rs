@@ -12,7 +12,7 @@ use callscope::event::{CallbackKind, Event};
 use callscope::kit::CallKit;
 use callscope::model::{CallStatus, MonoTime, Source};
 use callscope::timeline::{
-    CHANNEL_CAPACITY, ExportFormat, Query, Store, Timeline, TimelineEntry, export,
+    CHANNEL_CAPACITY, ExportFormat, Origin, Query, Store, Timeline, TimelineEntry, export,
 };
 
 const FLUSH: Duration = Duration::from_secs(30);
@@ -471,4 +471,77 @@ fn a_store_with_retention_keeps_about_its_newest_entries() {
         kept.last().map(|entry| entry.seq),
         written.last().map(|entry| entry.seq)
     );
+}
+
+#[test]
+fn a_database_written_before_call_traces_opens_with_its_entries_local_and_takes_peer_entries() {
+    // Written by callscope before entries had an origin: `callscope call decline --audio`.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/timeline-before-traces.sqlite3");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        &fixture,
+        dir.path().join(callscope::timeline::DATABASE_FILE),
+    )
+    .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let old = store.query(&Query::all()).unwrap();
+    assert_eq!(old.len(), 9, "every entry of the earlier run reads back");
+    assert!(
+        old.iter()
+            .all(|entry| entry.origin == Origin::Local && entry.session.is_none())
+    );
+    assert!(
+        old.iter()
+            .any(|entry| entry.kind() == CallbackKind::AfterCalling)
+    );
+    // A demo peer's kit records its side of a call into the same store.
+    let timeline = callscope::timeline::Timeline::persistent(store.clone());
+    let peer = CallKit::builder()
+        .user("decline")
+        .origin(Origin::Peer)
+        .timeline(timeline)
+        .build();
+    peer.dispatch(
+        peer.clock().now(),
+        Some("c-1"),
+        Source::Remote,
+        Event::StatusChanged {
+            old_status: CallStatus::Idle,
+            new_status: CallStatus::BeInvited,
+        },
+    );
+    store.flush(Duration::from_secs(5)).unwrap();
+    let peers = store
+        .query(&Query {
+            origin: Some(Origin::Peer),
+            ..Query::all()
+        })
+        .unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].user_id, "decline");
+    // Its JSON names the origin; a local entry's keeps the contract's shape.
+    let json = serde_json::to_value(&peers[0]).unwrap();
+    assert_eq!(json["origin"], "peer");
+    assert!(
+        serde_json::to_value(&old[0])
+            .unwrap()
+            .get("origin")
+            .is_none()
+    );
+    let back: callscope::timeline::TimelineEntry = serde_json::from_value(json).unwrap();
+    assert_eq!(back, peers[0]);
+    drop(peer);
+    store.close();
+    drop(store);
+    // Reopened, the migrated database holds both.
+    let reopened = Store::open(dir.path()).unwrap();
+    assert_eq!(reopened.count().unwrap(), 10);
+    let locals = reopened
+        .query(&Query {
+            origin: Some(Origin::Local),
+            ..Query::all()
+        })
+        .unwrap();
+    assert_eq!(locals.len(), 9);
 }

@@ -45,6 +45,10 @@ pub struct TimelineArgs {
     /// Prints entries as JSON Lines in the contract's shape.
     #[arg(long)]
     pub json: bool,
+    /// Only entries recorded by this client (`local`), another participant (`peer`) or the
+    /// server (`server`).
+    #[arg(long, value_name = "ORIGIN")]
+    pub origin: Option<callscope::timeline::Origin>,
 }
 
 /// Prints one entry, readable or as JSON.
@@ -63,6 +67,7 @@ pub fn timeline(data_dir: &std::path::Path, args: &TimelineArgs) -> anyhow::Resu
         kinds: (!args.kinds.is_empty()).then(|| args.kinds.iter().copied().collect::<KindSet>()),
         call_id: args.call_id.clone(),
         user_id: args.user_id.clone(),
+        origin: args.origin,
         text: args.grep.clone(),
         since_millis: args.since_ms,
         until_millis: args.until_ms,

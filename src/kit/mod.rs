@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::event::{CallSummary, Emitted, Event};
 use crate::model::{CallError, CallStatus, CallType, MonoTime, Source, ViewMode};
-use crate::timeline::{Clock, Delivery, Timeline, TimelineEntry};
+use crate::timeline::{Clock, Delivery, Origin, Timeline, TimelineEntry};
 
 pub use switches::Switches;
 
@@ -97,6 +97,7 @@ pub struct CallKitBuilder {
     switches: Switches,
     timeline: Option<Timeline>,
     clock: Option<Clock>,
+    origin: Origin,
 }
 
 impl CallKitBuilder {
@@ -169,6 +170,13 @@ impl CallKitBuilder {
         self
     }
 
+    /// Marks the entries as another participant's trace (a demo peer recording into our
+    /// timeline), or the server's; this client's own by default.
+    pub fn origin(mut self, origin: Origin) -> Self {
+        self.origin = origin;
+        self
+    }
+
     /// The kit.
     pub fn build(self) -> CallKit {
         CallKit {
@@ -178,6 +186,7 @@ impl CallKitBuilder {
                 switches: self.switches,
                 timeline: self.timeline.unwrap_or_else(Timeline::in_memory),
                 clock: self.clock.unwrap_or_default(),
+                origin: self.origin,
             }),
         }
     }
@@ -197,6 +206,7 @@ struct KitInner {
     switches: Switches,
     timeline: Timeline,
     clock: Clock,
+    origin: Origin,
 }
 
 impl std::fmt::Debug for CallKit {
@@ -217,6 +227,7 @@ impl CallKit {
             switches: Switches::all_on(),
             timeline: None,
             clock: None,
+            origin: Origin::Local,
         }
     }
 
@@ -267,6 +278,8 @@ impl CallKit {
             event,
             delivery,
             handler_micros,
+            origin: self.inner.origin,
+            session: None,
         })
     }
 

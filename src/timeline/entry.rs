@@ -25,6 +25,51 @@ impl Delivery {
     }
 }
 
+/// Where an entry of a call trace comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// This client's own kit recorded it.
+    #[default]
+    Local,
+    /// Another participant's kit recorded it (a demo peer, a shared or imported trace).
+    Peer,
+    /// The signaling server recorded it (its routing of the call).
+    Server,
+}
+
+impl Origin {
+    /// Every origin.
+    pub const ALL: [Self; 3] = [Self::Local, Self::Peer, Self::Server];
+
+    /// Whether this client recorded it.
+    // A `&self` receiver is what serde's `skip_serializing_if` calls.
+    #[allow(clippy::trivially_copy_pass_by_ref)]
+    pub const fn is_local(&self) -> bool {
+        matches!(self, Self::Local)
+    }
+
+    /// `local`, `peer` or `server`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Peer => "peer",
+            Self::Server => "server",
+        }
+    }
+}
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|origin| origin.as_str() == text)
+            .ok_or_else(|| format!("unknown origin {text:?}: local, peer or server"))
+    }
+}
+
 /// When an entry happened, on two clocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp {
@@ -58,6 +103,10 @@ pub struct TimelineEntry {
     pub delivery: Delivery,
     /// How long the closure ran, in microseconds (0 when suppressed).
     pub handler_micros: u64,
+    /// Who recorded it: this client, another participant or the server.
+    pub origin: Origin,
+    /// The recorder's session, when the trace names it (one user may have several).
+    pub session: Option<String>,
 }
 
 impl TimelineEntry {
@@ -72,8 +121,13 @@ impl TimelineEntry {
             Delivery::Delivered => "",
             Delivery::Suppressed => " (suppressed)",
         };
+        // Another participant's or the server's entry says whose it is.
+        let recorder = match self.origin {
+            Origin::Local => String::new(),
+            origin => format!("{}:{} ", origin.as_str(), self.user_id),
+        };
         format!(
-            "#{} {} {} {} {}{suppressed}: {}",
+            "#{} {} {} {} {recorder}{}{suppressed}: {}",
             self.seq,
             clock_time(self.at.wall_millis),
             self.call_id.as_deref().unwrap_or("-"),
@@ -104,6 +158,12 @@ struct EntryJson {
     delivery: Delivery,
     handler_us: u64,
     payload: serde_json::Value,
+    /// Written only when not local, so a client's own entries keep the contract's shape (and
+    /// exports made before call traces read back as local).
+    #[serde(default, skip_serializing_if = "Origin::is_local")]
+    origin: Origin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session: Option<String>,
 }
 
 impl From<TimelineEntry> for EntryJson {
@@ -120,6 +180,8 @@ impl From<TimelineEntry> for EntryJson {
             source: entry.source,
             delivery: entry.delivery,
             handler_us: entry.handler_micros,
+            origin: entry.origin,
+            session: entry.session,
         }
     }
 }
@@ -141,6 +203,8 @@ impl TryFrom<EntryJson> for TimelineEntry {
             source: json.source,
             delivery: json.delivery,
             handler_micros: json.handler_us,
+            origin: json.origin,
+            session: json.session,
         })
     }
 }

@@ -16,7 +16,7 @@ mod writer;
 pub use check::{CheckOptions, Finding, Rule, check};
 pub use clock::Clock;
 pub use clock_sync::{ClockOffset, ClockSync, SAMPLES_KEPT};
-pub use entry::{Delivery, TimelineEntry, Timestamp, clock_time, date_time};
+pub use entry::{Delivery, Origin, TimelineEntry, Timestamp, clock_time, date_time};
 pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};
 pub use query::{Matcher, Query, searchable_lowercase, write_searchable};

@@ -13,8 +13,10 @@ pub struct Query {
     pub kinds: Option<KindSet>,
     /// Only this call.
     pub call_id: Option<String>,
-    /// Only entries recorded by this local user.
+    /// Only entries recorded by this user.
     pub user_id: Option<String>,
+    /// Only entries of this origin (this client, another participant, the server).
+    pub origin: Option<super::Origin>,
     /// Only entries whose kind, call id, user id or summary contains this text, ignoring case.
     pub text: Option<String>,
     /// Only entries at or after this wall-clock time (ms since the Unix epoch).
@@ -110,6 +112,7 @@ impl Matcher<'_> {
             .user_id
             .as_deref()
             .is_some_and(|user_id| entry.user_id != user_id)
+            || query.origin.is_some_and(|origin| entry.origin != origin)
         {
             return false;
         }

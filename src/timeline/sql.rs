@@ -9,10 +9,10 @@ use crate::event::{CallbackKind, Event};
 
 use crate::model::Source;
 
-use super::{Delivery, Query, StoreError, TimelineEntry, Timestamp};
+use super::{Delivery, Origin, Query, StoreError, TimelineEntry, Timestamp};
 
-const COLUMNS: &str =
-    "seq, at_ms, mono_us, call_id, user_id, source, kind, delivery, handler_us, event, run_id";
+const COLUMNS: &str = "seq, at_ms, mono_us, call_id, user_id, source, kind, delivery, handler_us, \
+     event, run_id, origin, session";
 
 /// Runs `query` against the entries table.
 pub(super) fn query(
@@ -60,6 +60,10 @@ fn where_clause(query: &Query) -> (String, Vec<Value>) {
     if let Some(user_id) = &query.user_id {
         clauses.push("user_id = ?".to_owned());
         values.push(Value::Text(user_id.clone()));
+    }
+    if let Some(origin) = query.origin {
+        clauses.push("origin = ?".to_owned());
+        values.push(Value::Text(origin.as_str().to_owned()));
     }
     if let Some(text) = &query.text {
         // The same text the in-memory filter searches; LIKE ignores ASCII case.
@@ -119,5 +123,13 @@ fn entry_from_row(row: &Row<'_>) -> Result<TimelineEntry, StoreError> {
             .find(|candidate| candidate.as_str() == delivery)
             .ok_or_else(|| damaged(format!("unknown delivery {delivery:?}")))?,
         handler_micros: row.get(8)?,
+        origin: {
+            let origin: String = row.get(11)?;
+            Origin::ALL
+                .into_iter()
+                .find(|candidate| candidate.as_str() == origin)
+                .ok_or_else(|| damaged(format!("unknown origin {origin:?}")))?
+        },
+        session: row.get(12)?,
     })
 }

@@ -148,7 +148,9 @@ pub(super) fn prepare_schema(connection: &Connection) -> rusqlite::Result<()> {
              delivery TEXT NOT NULL,
              handler_us INTEGER NOT NULL,
              search TEXT NOT NULL,
-             event TEXT NOT NULL
+             event TEXT NOT NULL,
+             origin TEXT NOT NULL DEFAULT 'local',
+             session TEXT
          );
          CREATE INDEX IF NOT EXISTS entries_by_call ON entries (call_id);",
     )?;
@@ -159,6 +161,18 @@ pub(super) fn prepare_schema(connection: &Connection) -> rusqlite::Result<()> {
     if !has_reservations {
         connection.execute_batch(
             "ALTER TABLE runs ADD COLUMN reserved_until INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    // A database written before call traces: every entry in it is this client's own.
+    let has_origins = connection
+        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'origin'")?
+        .exists([])?;
+    if !has_origins {
+        connection.execute_batch(
+            "BEGIN;
+             ALTER TABLE entries ADD COLUMN origin TEXT NOT NULL DEFAULT 'local';
+             ALTER TABLE entries ADD COLUMN session TEXT;
+             COMMIT;",
         )?;
     }
     Ok(())
@@ -312,13 +326,13 @@ fn commit_with_retries(
 
 /// Rows per multi-row INSERT: one statement step writes this many entries.
 const ROWS_PER_INSERT: usize = 64;
-const COLUMNS: usize = 12;
+const COLUMNS: usize = 14;
 
 fn insert_sql(rows: usize) -> String {
     let row = format!("({})", ["?"; COLUMNS].join(", "));
     format!(
         "INSERT INTO entries (seq, run_id, at_ms, mono_us, call_id, user_id, source, kind, \
-         delivery, handler_us, search, event) VALUES {}",
+         delivery, handler_us, search, event, origin, session) VALUES {}",
         vec![row; rows].join(", ")
     )
 }
@@ -390,6 +404,8 @@ fn bind_rows(
         statement.raw_bind_parameter(first + 9, entry.handler_micros)?;
         statement.raw_bind_parameter(first + 10, search)?;
         statement.raw_bind_parameter(first + 11, row.json.as_str())?;
+        statement.raw_bind_parameter(first + 12, entry.origin.as_str())?;
+        statement.raw_bind_parameter(first + 13, entry.session.as_deref())?;
     }
     Ok(())
 }
