@@ -9,7 +9,7 @@ use callscope::call::MemberState;
 use callscope::engine::{ConnectionState, ServerChoice};
 use callscope::event::{CallbackKind, Event};
 use callscope::model::{CallError, CallStatus, ErrorCode, Source, ViewMode};
-use callscope::timeline::{CheckOptions, Delivery, Query, check};
+use callscope::timeline::{CheckOptions, Delivery, Origin, Query, check};
 use callscope::ui::{AppOptions, CallscopeApp, Pane, Settings};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -125,7 +125,7 @@ fn kinds_of_call(app: &CallscopeApp) -> Vec<&'static str> {
         .timeline()
         .query(&Query::all())
         .iter()
-        .filter(|e| e.call_id.is_some())
+        .filter(|e| e.call_id.is_some() && e.origin == Origin::Local)
         .map(|e| e.kind().as_str())
         .collect()
 }
@@ -147,11 +147,10 @@ fn switching_a_callback_off_by_its_label_marks_the_next_entry_suppressed() {
     wait_until(&mut harness, "the call to end", |app| {
         app.model().counts[CallbackKind::AfterCalling.index()] == 1
     });
-    let statuses = harness
-        .state()
-        .kit()
-        .timeline()
-        .query(&Query::all().kind(CallbackKind::StatusChanged));
+    let statuses = harness.state().kit().timeline().query(&Query {
+        origin: Some(Origin::Local),
+        ..Query::all().kind(CallbackKind::StatusChanged)
+    });
     assert_eq!(statuses.len(), 2);
     assert!(statuses.iter().all(|e| e.delivery == Delivery::Suppressed));
     // The switch is remembered for the next start.
@@ -210,9 +209,34 @@ fn calling_echo_through_the_ui_shows_every_callback_in_the_timeline() {
     // The table shows the rows: the newest summary is on screen.
     assert!(
         harness
-            .query_by_label_contains("hangup, placed by alice")
+            .query_all_by_label_contains("hangup, placed by alice")
+            .next()
             .is_some()
     );
+    // The trace holds echo's side of the call too, as peer entries.
+    let echo: Vec<&'static str> = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query {
+            origin: Some(Origin::Peer),
+            user_id: Some("echo".into()),
+            ..Query::all()
+        })
+        .iter()
+        .map(|entry| entry.kind().as_str())
+        .collect();
+    for kind in [
+        "onCallReceived",
+        "statusChanged",
+        "onCallBegin",
+        "afterCalling",
+    ] {
+        assert!(
+            echo.contains(&kind),
+            "echo's {kind} is in the trace: {echo:?}"
+        );
+    }
     assert_contract(&harness);
 }
 
@@ -252,10 +276,20 @@ fn the_timeline_filters_by_text() {
     harness.get_by_label("Search").focus();
     harness.step();
     harness.get_by_label("Search").type_text("afterCalling");
-    // The filter goes to the worker and the table scrolls to its rows when it answers.
-    step_until_label(&mut harness, "1 shown");
+    // The filter goes to the worker and the table scrolls to its rows when it answers: ours,
+    // and those of the demo peers' side of the call.
+    let ends = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query::all().kind(CallbackKind::AfterCalling))
+        .len();
+    assert!(ends >= 1);
+    step_until_label(&mut harness, &format!("{ends} shown"));
+    step_until_shown(&mut harness, "the afterCalling rows", |harness| {
+        rows(harness, "afterCalling") == ends
+    });
     assert_eq!(rows(&harness, "onUserLineBusy"), 0, "filtered out");
-    assert_eq!(rows(&harness, "afterCalling"), 1);
     assert_contract(&harness);
 }
 
@@ -307,18 +341,19 @@ fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() 
     harness.get_by_label("Search").type_text("dialing-c2c");
     // Into dialing and out of it.
     step_until_label(&mut harness, "2 shown");
+    // The table scrolls to its new rows on the next frame.
+    step_until_label(&mut harness, "idle -> dialing-c2c");
     harness.get_by_label("idle -> dialing-c2c").click();
     // The call's entries come from the worker.
     wait_until(&mut harness, "the call's entries", |app| {
         app.timeline_panel().call_entries().is_some()
     });
-    let seq = harness
-        .state()
-        .kit()
-        .timeline()
-        .query(&Query::all().kind(CallbackKind::StatusChanged))[0]
+    let seq = harness.state().kit().timeline().query(&Query {
+        origin: Some(Origin::Local),
+        ..Query::all().kind(CallbackKind::StatusChanged)
+    })[0]
         .seq;
-    assert!(harness.query_by_label(&format!("Entry #{seq}")).is_some());
+    step_until_label(&mut harness, &format!("Entry #{seq}"));
     assert!(harness.query_by_label("Copy entry").is_some());
     // The swimlane tab shows the call of the entry.
     harness.get_by_label("Swimlane").click();
@@ -581,23 +616,50 @@ fn clicking_a_call_id_in_a_row_filters_the_table_by_that_call() {
             app.model().counts[CallbackKind::AfterCalling.index()] == ended
         });
     }
-    let entries = harness.state().kit().timeline().query(&Query::all());
-    let first_call = entries
+    // The end card names the last call too: put it away, so only the table's cells do.
+    harness.get_by_label("Dismiss").click();
+    harness.step();
+    // The last call's rows are at the end of the table, where it follows.
+    let first_call = harness
+        .state()
+        .model()
+        .last_outcome
+        .clone()
+        .unwrap()
+        .call_id;
+    let calls: std::collections::BTreeSet<String> = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query::all())
         .iter()
-        .find_map(|entry| entry.call_id.clone())
-        .unwrap();
-    let in_first = entries
-        .iter()
-        .filter(|entry| {
-            entry.call_id.as_deref() == Some(&first_call) && !entry.kind().is_periodic()
-        })
-        .count();
+        .filter_map(|entry| entry.call_id.clone())
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
     step_until_label(&mut harness, &first_call);
+    // Let the table settle at its end before clicking in it.
+    for _ in 0..20 {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
     harness
         .get_all_by_label(&first_call)
         .next()
         .unwrap()
         .click();
+    step_until_shown(&mut harness, "the call's rows", |harness| {
+        let panel = harness.state().timeline_panel();
+        panel.filters.call_id == first_call && !panel.loading()
+    });
+    // Every entry of that call but the periodic ones: ours and the demo peer's.
+    let in_first = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query::all().call(first_call.as_str()))
+        .iter()
+        .filter(|entry| !entry.kind().is_periodic())
+        .count();
     step_until_label(&mut harness, &format!("{in_first} shown"));
     let panel = harness.state().timeline_panel();
     assert_eq!(panel.filters.call_id, first_call);
@@ -613,9 +675,22 @@ fn clicking_a_call_id_in_a_row_filters_the_table_by_that_call() {
         std::thread::sleep(Duration::from_millis(10));
     }
     harness
-        .get_by_role_and_label(Role::Label, "afterCalling")
+        .get_all_by_role_and_label(Role::Label, "afterCalling")
+        .next()
+        .unwrap()
         .click();
-    step_until_label(&mut harness, "1 shown");
+    // The call's afterCallings: ours and, in the trace, the demo peer's.
+    let ends = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(
+            &Query::all()
+                .call(first_call.as_str())
+                .kind(CallbackKind::AfterCalling),
+        )
+        .len();
+    step_until_label(&mut harness, &format!("{ends} shown"));
     let only: Vec<CallbackKind> = harness
         .state()
         .timeline_panel()

@@ -134,7 +134,7 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         // Held until shutdown: dropping a peer's sender stops it.
         let _peers = if args.demo_peers {
-            spawn_demo_peers(&server.url(), &keys, Resolution::default())
+            spawn_demo_peers(&server.url(), &keys, Resolution::default(), None)
         } else {
             Vec::new()
         };

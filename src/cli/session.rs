@@ -77,6 +77,8 @@ impl Session {
             user_id: args.user_id.clone(),
             server,
             media: Some(args.media.config()),
+            // The command prints its own side; the window shows both.
+            demo_peer_traces: false,
         };
         // One pending wake-up is enough: the reader looks at everything when it wakes.
         let (wake_tx, wake) = crossbeam_channel::bounded(1);

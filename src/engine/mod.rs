@@ -70,6 +70,9 @@ pub struct EngineConfig {
     pub server: ServerChoice,
     /// How calls carry audio and video; `None` for signaling only.
     pub media: Option<MediaConfig>,
+    /// The embedded demo peers record their side of every call into our timeline, as peer
+    /// entries (a call trace of both sides).
+    pub demo_peer_traces: bool,
 }
 
 /// Why the engine could not start.
@@ -136,11 +139,13 @@ fn demo_media(resolution: Resolution) -> MediaConfig {
 }
 
 /// Starts the demo peers as clients of the server at `url`, sending video at `resolution`; each
-/// runs until its command sender is dropped (or the runtime stops).
+/// runs until its command sender is dropped (or the runtime stops). With `trace`, they record
+/// their entries into it as peer entries; otherwise each keeps its own in memory.
 pub fn spawn_demo_peers(
     url: &str,
     keys: &Keyring,
     resolution: Resolution,
+    trace: Option<&crate::timeline::Timeline>,
 ) -> Vec<mpsc::Sender<EngineCommand>> {
     let clock = crate::timeline::Clock::start();
     DEMO_PEERS
@@ -153,7 +158,15 @@ pub fn spawn_demo_peers(
                 user_sig: sign_user_sig_with(keys, peer.user_id),
                 media: Some(demo_media(resolution)),
             };
-            let kit = demo_kit(peer.user_id, clock);
+            let kit = match trace {
+                Some(timeline) => CallKit::builder()
+                    .user(peer.user_id)
+                    .clock(clock)
+                    .timeline(timeline.clone())
+                    .origin(crate::timeline::Origin::Peer)
+                    .build(),
+                None => demo_kit(peer.user_id, clock),
+            };
             let script = Script::new(peer.behaviour);
             tokio::spawn(run_client(
                 config,
@@ -267,7 +280,8 @@ fn run_engine(
         }
     };
     runtime.block_on(async move {
-        let Some((client, embedded)) = start_session(config, ready).await else {
+        let trace = kit.timeline().clone();
+        let Some((client, embedded)) = start_session(config, &trace, ready).await else {
             return;
         };
         run_client(client, kit, commands, reports, None).await;
@@ -285,6 +299,7 @@ type Embedded = (Server, Vec<mpsc::Sender<EngineCommand>>);
 
 async fn start_session(
     config: EngineConfig,
+    trace: &crate::timeline::Timeline,
     ready: &Ready,
 ) -> Option<(ClientConfig, Option<Embedded>)> {
     let media = config.media;
@@ -295,7 +310,9 @@ async fn start_session(
                 let resolution = media
                     .as_ref()
                     .map_or(Resolution::default(), |media| media.resolution);
-                let peers = spawn_demo_peers(&server.url(), &Keyring::single(&secret), resolution);
+                let trace = config.demo_peer_traces.then_some(trace);
+                let peers =
+                    spawn_demo_peers(&server.url(), &Keyring::single(&secret), resolution, trace);
                 // The caller (a window) goes on at once and shows the engine connecting; our
                 // own log-in waits for the demo peers, so a first call finds them online.
                 let _ = ready.send(Ok(server.url()));

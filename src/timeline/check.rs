@@ -4,8 +4,9 @@
 //!
 //! Each participant's entries are checked on their own, in sequence order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::event::{CallbackKind, Event, KindSet};
@@ -120,6 +121,8 @@ struct CallFacts {
 /// One participant's walk through its entries.
 #[derive(Debug, Default)]
 struct Walk {
+    /// Every (run, sequence number) of the timeline, all participants'.
+    numbered: Rc<HashSet<(u64, u64)>>,
     last_seq: Option<u64>,
     /// The run of the last entry: a new run starts its own numbering.
     last_run: Option<u64>,
@@ -133,17 +136,24 @@ struct Walk {
 
 /// Checks `entries` (any order; several participants allowed) against the contract.
 pub fn check(entries: &[TimelineEntry], options: &CheckOptions) -> Vec<Finding> {
-    let mut by_user: BTreeMap<&str, Vec<&TimelineEntry>> = BTreeMap::new();
+    let mut by_user: BTreeMap<(&str, super::Origin), Vec<&TimelineEntry>> = BTreeMap::new();
     for entry in entries {
         by_user
-            .entry(entry.user_id.as_str())
+            .entry((entry.user_id.as_str(), entry.origin))
             .or_default()
             .push(entry);
     }
+    // Participants recording into one store share its numbering: a number one of them skips
+    // is no gap when another used it.
+    let numbered: Rc<HashSet<(u64, u64)>> =
+        Rc::new(entries.iter().map(|entry| (entry.run, entry.seq)).collect());
     let mut findings = Vec::new();
-    for (user, mut mine) in by_user {
+    for ((user, _), mut mine) in by_user {
         mine.sort_by_key(|entry| entry.seq);
-        let mut walk = Walk::default();
+        let mut walk = Walk {
+            numbered: Rc::clone(&numbered),
+            ..Walk::default()
+        };
         for entry in mine {
             walk.step(entry, options, &mut findings);
         }
@@ -230,7 +240,10 @@ impl Walk {
                         entry.seq
                     ),
                 ));
-            } else if entry.seq != last + 1 && !options.allow_gaps {
+            } else if entry.seq != last + 1
+                && !options.allow_gaps
+                && (last + 1..entry.seq).any(|seq| !self.numbered.contains(&(entry.run, seq)))
+            {
                 out.push(finding(
                     entry,
                     Rule::Sequence,

@@ -26,7 +26,9 @@ impl Delivery {
 }
 
 /// Where an entry of a call trace comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     /// This client's own kit recorded it.

@@ -181,6 +181,7 @@ impl CallscopeApp {
                 ringing: crate::media::Ringing::private(private_ringing),
                 ..options.media
             }),
+            demo_peer_traces: true,
         };
         let worker = Worker::start(
             kit.timeline().clone(),
@@ -291,7 +292,10 @@ impl CallscopeApp {
             let Some(last) = fresh.last() else { break };
             self.counted = last.seq;
             for entry in &fresh {
-                self.model.count(entry);
+                // Our own handlers' counts and call; other participants' entries are shown.
+                if entry.origin == crate::timeline::Origin::Local {
+                    self.model.count(entry);
+                }
                 self.timeline.observe(entry);
             }
         }

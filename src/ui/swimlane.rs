@@ -9,7 +9,7 @@ use egui_plot::{Line, Plot, PlotPoint, PlotPoints, Points};
 
 use crate::event::{CallbackKind, Event};
 use crate::model::CallStatus;
-use crate::timeline::TimelineEntry;
+use crate::timeline::{Origin, TimelineEntry};
 
 /// Each kind's marks: where, and the entry of each.
 type Marks = BTreeMap<CallbackKind, Vec<([f64; 2], Arc<TimelineEntry>)>>;
@@ -74,13 +74,17 @@ pub fn swimlane_ui(
     let mut marks: Marks = BTreeMap::new();
     for entry in entries {
         let at = seconds(entry, first);
-        if let Event::StatusChanged { new_status, .. } = entry.event {
+        // The status bars are ours; another participant's statuses are marks in its lane.
+        if let Event::StatusChanged { new_status, .. } = entry.event
+            && entry.origin == Origin::Local
+        {
             if let Some(open) = spans.last_mut() {
                 open.2 = at;
             }
             spans.push((new_status, at, end));
         }
-        let lane = subject(&entry.event).unwrap_or(CALL_LANE);
+        let lane = lane_of(entry);
+        let lane = lane.as_str();
         marks
             .entry(entry.kind())
             .or_default()
@@ -184,19 +188,28 @@ fn legend_ui(ui: &mut egui::Ui, marks: &Marks) {
 fn lanes_of(entries: &[Arc<TimelineEntry>]) -> Vec<String> {
     let statuses = CallStatus::ALL.iter().copied().filter(|status| {
         entries.iter().any(|entry| {
-            matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status == *status)
+            entry.origin == Origin::Local
+                && matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status == *status)
         })
     });
     let mut lanes: Vec<String> = statuses.map(|status| status.as_str().to_owned()).collect();
     lanes.push(CALL_LANE.to_owned());
     for entry in entries {
-        if let Some(user) = subject(&entry.event)
-            && !lanes.iter().any(|lane| lane == user)
-        {
-            lanes.push(user.to_owned());
+        let lane = lane_of(entry);
+        if !lanes.contains(&lane) {
+            lanes.push(lane);
         }
     }
     lanes
+}
+
+/// The lane of an entry: what another participant recorded goes in its own lane; ours goes in
+/// the lane of the participant it is about, or the call's.
+fn lane_of(entry: &TimelineEntry) -> String {
+    match entry.origin {
+        Origin::Local => subject(&entry.event).unwrap_or(CALL_LANE).to_owned(),
+        origin => format!("{} ({})", entry.user_id, origin.as_str()),
+    }
 }
 
 /// The entry whose mark is within 12 points of `pointer`, the nearest one.

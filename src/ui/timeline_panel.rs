@@ -283,7 +283,8 @@ impl TimelinePanel {
         };
         self.applied = Some(filters);
         self.unseen = 0;
-        self.scroll_to_end = self.following;
+        // The old scroll position means nothing in the new rows.
+        self.scroll_to_end = true;
     }
 
     /// Brings the rows up to date: a filter change goes to the worker (one request at a time);
@@ -735,8 +736,17 @@ fn entry_cells_ui(
     });
     if wide {
         row.col(|ui| {
-            let hint = "Show only entries recorded by this user";
-            if link_cell_ui(ui, &entry.user_id, hint) {
+            let hint = match entry.origin {
+                crate::timeline::Origin::Local => {
+                    "Recorded by this client. Show only entries recorded by this user".to_owned()
+                }
+                origin => format!(
+                    "Recorded by {}'s side ({}). Show only entries recorded by this user",
+                    entry.user_id,
+                    origin.as_str()
+                ),
+            };
+            if link_cell_ui(ui, &entry.user_id, &hint) {
                 filter = Some(CellFilter::User(entry.user_id.clone()));
             }
         });

@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::event::{CallbackKind, Event};
 use crate::model::EndReason;
-use crate::timeline::{ExportFormat, Query, Store, Timeline, TimelineEntry, export};
+use crate::timeline::{ExportFormat, Origin, Query, Store, Timeline, TimelineEntry, export};
 
 /// Requests waiting for the worker at most; beyond that the UI is told the worker is busy.
 pub const REQUEST_CAPACITY: usize = 16;
@@ -264,6 +264,7 @@ impl Context {
     fn recent_calls(&self) -> Vec<RecentCall> {
         let ends = Query {
             limit: Some(RECENT_CALLS),
+            origin: Some(Origin::Local),
             ..Query::all().kind(CallbackKind::AfterCalling)
         };
         let ended: Vec<Arc<TimelineEntry>> = match &self.store {
