@@ -544,4 +544,31 @@ fn a_database_written_before_call_traces_opens_with_its_entries_local_and_takes_
         })
         .unwrap();
     assert_eq!(locals.len(), 9);
+    // The Perfetto export shows one process per participant: ours and the peer's.
+    let all = reopened.query(&Query::all()).unwrap();
+    let mut out = Vec::new();
+    export(all.iter(), ExportFormat::Perfetto, &mut out).unwrap();
+    let trace: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    let processes: Vec<(u64, String)> = events
+        .iter()
+        .filter(|event| event["name"] == "process_name")
+        .map(|event| {
+            let name = event["args"]["name"].as_str().unwrap().to_owned();
+            (event["pid"].as_u64().unwrap(), name)
+        })
+        .collect();
+    assert_eq!(
+        processes,
+        [
+            (1, "alice (callscope)".to_owned()),
+            (2, "decline (peer)".to_owned())
+        ]
+    );
+    let peer_pids: Vec<u64> = events
+        .iter()
+        .filter(|event| event["ph"] != "M" && event["args"]["origin"] == "peer")
+        .map(|event| event["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(peer_pids, [2]);
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::event::Event;
 
-use super::TimelineEntry;
+use super::{Origin, TimelineEntry};
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,36 +56,53 @@ pub fn write_json_lines<'entry>(
     Ok(())
 }
 
-/// Writes a Chrome trace: one track (thread) per call, each status as a slice that lasts until
-/// the call's next status, every other entry as an instant. Exactly one trace event per entry,
-/// plus `M` metadata events that name the tracks.
+/// Who recorded an entry: one process of the trace each.
+type Recorder<'entry> = (&'entry str, Origin);
+
+/// Writes a Chrome trace: one process per participant that recorded entries (ours first, then
+/// each other participant of a call trace, and the server), one track (thread) per call in
+/// each, each status as a slice that lasts until that participant's next status of the call,
+/// every other entry as an instant. Exactly one trace event per entry, plus `M` metadata events
+/// that name the processes and tracks.
 pub fn write_perfetto<'entry>(
     entries: impl IntoIterator<Item = &'entry TimelineEntry>,
     out: &mut impl Write,
 ) -> io::Result<()> {
     let entries: Vec<&TimelineEntry> = entries.into_iter().collect();
-    let mut tracks: HashMap<Option<&str>, u64> = HashMap::new();
-    let mut events = vec![json!({
-        "ph": "M", "name": "process_name", "pid": 1, "tid": 0,
-        "args": { "name": "callscope" }
-    })];
+    let mut processes: HashMap<Recorder<'_>, u64> = HashMap::new();
+    let mut tracks: HashMap<(u64, Option<&str>), u64> = HashMap::new();
+    let mut events = Vec::new();
     for entry in &entries {
+        let recorder = (entry.user_id.as_str(), entry.origin);
+        let next_pid = processes.len() as u64 + 1;
+        let pid = *processes.entry(recorder).or_insert_with(|| {
+            let name = match entry.origin {
+                Origin::Local => format!("{} (callscope)", entry.user_id),
+                origin => format!("{} ({})", entry.user_id, origin.as_str()),
+            };
+            events.push(json!({
+                "ph": "M", "name": "process_name", "pid": next_pid, "tid": 0,
+                "args": { "name": name }
+            }));
+            next_pid
+        });
         let call = entry.call_id.as_deref();
-        if tracks.contains_key(&call) {
+        if tracks.contains_key(&(pid, call)) {
             continue;
         }
         let tid = tracks.len() as u64 + 1;
-        tracks.insert(call, tid);
+        tracks.insert((pid, call), tid);
         let name = call.map_or_else(|| "no call".to_owned(), |call_id| format!("call {call_id}"));
         events.push(json!({
-            "ph": "M", "name": "thread_name", "pid": 1, "tid": tid,
+            "ph": "M", "name": "thread_name", "pid": pid, "tid": tid,
             "args": { "name": name }
         }));
     }
     let ends = status_slice_ends(&entries);
     for (index, entry) in entries.iter().enumerate() {
-        let tid = tracks[&entry.call_id.as_deref()];
-        events.push(trace_event(entry, tid, ends[index]));
+        let pid = processes[&(entry.user_id.as_str(), entry.origin)];
+        let tid = tracks[&(pid, entry.call_id.as_deref())];
+        events.push(trace_event(entry, pid, tid, ends[index]));
     }
     serde_json::to_writer(
         &mut *out,
@@ -99,14 +116,17 @@ fn trace_micros(entry: &TimelineEntry) -> u64 {
     entry.at.wall_millis * 1000 + entry.at.mono_micros % 1000
 }
 
-/// For each status entry, the trace time its slice ends: the call's next status, else the
-/// call's last entry.
+/// For each status entry, the trace time its slice ends: the same participant's next status of
+/// the call, else that participant's last entry of the call.
 fn status_slice_ends(entries: &[&TimelineEntry]) -> Vec<Option<u64>> {
     let mut ends = vec![None; entries.len()];
-    let mut open: HashMap<Option<&str>, usize> = HashMap::new();
-    let mut last_seen: HashMap<Option<&str>, u64> = HashMap::new();
+    let mut open: HashMap<(Recorder<'_>, Option<&str>), usize> = HashMap::new();
+    let mut last_seen: HashMap<(Recorder<'_>, Option<&str>), u64> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
-        let call = entry.call_id.as_deref();
+        let call = (
+            (entry.user_id.as_str(), entry.origin),
+            entry.call_id.as_deref(),
+        );
         let at = trace_micros(entry);
         last_seen.insert(call, at);
         if matches!(entry.event, Event::StatusChanged { .. })
@@ -121,13 +141,14 @@ fn status_slice_ends(entries: &[&TimelineEntry]) -> Vec<Option<u64>> {
     ends
 }
 
-fn trace_event(entry: &TimelineEntry, tid: u64, slice_end: Option<u64>) -> Value {
+fn trace_event(entry: &TimelineEntry, pid: u64, tid: u64, slice_end: Option<u64>) -> Value {
     let at = trace_micros(entry);
     let args = json!({
         "seq": entry.seq,
         "source": entry.source.as_str(),
         "delivery": entry.delivery.as_str(),
         "user_id": entry.user_id,
+        "origin": entry.origin.as_str(),
         "handler_us": entry.handler_micros,
         "payload": entry.event.payload_json(),
     });
@@ -135,11 +156,11 @@ fn trace_event(entry: &TimelineEntry, tid: u64, slice_end: Option<u64>) -> Value
         Event::StatusChanged { new_status, .. } => json!({
             "ph": "X", "cat": "status", "name": new_status.as_str(),
             "ts": at, "dur": slice_end.unwrap_or(at).saturating_sub(at),
-            "pid": 1, "tid": tid, "args": args,
+            "pid": pid, "tid": tid, "args": args,
         }),
         event => json!({
             "ph": "i", "s": "t", "cat": if event.kind().is_component() { "callback" } else { "engine" },
-            "name": event.kind().as_str(), "ts": at, "pid": 1, "tid": tid, "args": args,
+            "name": event.kind().as_str(), "ts": at, "pid": pid, "tid": tid, "args": args,
         }),
     }
 }
