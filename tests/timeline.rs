@@ -8,11 +8,12 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callscope::event::{CallbackKind, Event};
+use callscope::event::{CallSummary, CallbackKind, Event};
 use callscope::kit::CallKit;
-use callscope::model::{CallStatus, MonoTime, Source};
+use callscope::model::{CallStatus, CallType, EndReason, MediaType, MonoTime, Source};
 use callscope::timeline::{
-    CHANNEL_CAPACITY, ExportFormat, Origin, Query, Store, Timeline, TimelineEntry, export,
+    CHANNEL_CAPACITY, CheckOptions, ExportFormat, Origin, Query, Rule, Store, Timeline,
+    TimelineEntry, check, export,
 };
 
 const FLUSH: Duration = Duration::from_secs(30);
@@ -571,4 +572,129 @@ fn a_database_written_before_call_traces_opens_with_its_entries_local_and_takes_
         .map(|event| event["pid"].as_u64().unwrap())
         .collect();
     assert_eq!(peer_pids, [2]);
+}
+
+/// A 1:1 call recorded by both sides into one timeline: alice placed it, bob's side is a peer
+/// trace. `bob_calls` says whether bob reached a calling status, `bob_received` whether he got
+/// the invitation, `bob_reason` why his side says it ended.
+fn two_sided_trace(
+    bob_received: bool,
+    bob_calls: bool,
+    bob_reason: EndReason,
+) -> Vec<TimelineEntry> {
+    let timeline = Timeline::in_memory();
+    let alice = CallKit::builder()
+        .user("alice")
+        .timeline(timeline.clone())
+        .build();
+    let bob = CallKit::builder()
+        .user("bob")
+        .origin(Origin::Peer)
+        .timeline(timeline.clone())
+        .build();
+    let call = Some("c-1");
+    let status = |kit: &CallKit, old_status, new_status| {
+        kit.dispatch(
+            kit.clock().now(),
+            call,
+            Source::Remote,
+            Event::StatusChanged {
+                old_status,
+                new_status,
+            },
+        );
+    };
+    let summary = |reason| {
+        Event::AfterCalling(CallSummary {
+            call_id: "c-1".into(),
+            reason,
+            initiator: "alice".into(),
+            duration_millis: 1000,
+            media: MediaType::Video,
+        })
+    };
+    let now = || alice.clock().now();
+    alice.dispatch(
+        now(),
+        call,
+        Source::Local,
+        Event::BeforeCalling {
+            call_type: CallType::Call,
+            error: None,
+        },
+    );
+    status(&alice, CallStatus::Idle, CallStatus::DialingC2c);
+    if bob_received {
+        bob.dispatch(
+            now(),
+            call,
+            Source::Remote,
+            Event::CallReceived {
+                call_id: "c-1".into(),
+                caller_id: "alice".into(),
+                callee_ids: vec!["bob".into()],
+                media_type: MediaType::Video,
+            },
+        );
+    }
+    bob.dispatch(
+        now(),
+        call,
+        Source::Remote,
+        Event::BeforeCalling {
+            call_type: CallType::Invited,
+            error: None,
+        },
+    );
+    status(&bob, CallStatus::Idle, CallStatus::BeInvited);
+    if bob_calls {
+        status(&bob, CallStatus::BeInvited, CallStatus::CallingC2cVideo);
+    }
+    alice.dispatch(
+        now(),
+        call,
+        Source::Remote,
+        Event::UserJoin {
+            user_id: "bob".into(),
+        },
+    );
+    status(&alice, CallStatus::DialingC2c, CallStatus::CallingC2cVideo);
+    status(&alice, CallStatus::CallingC2cVideo, CallStatus::Idle);
+    alice.dispatch(now(), call, Source::Local, summary(EndReason::Hangup));
+    if bob_calls {
+        status(&bob, CallStatus::CallingC2cVideo, CallStatus::Idle);
+    } else {
+        status(&bob, CallStatus::BeInvited, CallStatus::Idle);
+    }
+    bob.dispatch(now(), call, Source::Remote, summary(bob_reason));
+    timeline
+        .query(&Query::all())
+        .iter()
+        .map(|entry| (**entry).clone())
+        .collect()
+}
+
+#[test]
+fn the_checker_holds_the_sides_of_a_call_trace_to_each_other() {
+    let trace_findings = |entries: &[TimelineEntry]| -> Vec<String> {
+        check(entries, &CheckOptions::default())
+            .into_iter()
+            .filter(|finding| finding.rule == Rule::Trace)
+            .map(|finding| finding.to_string())
+            .collect()
+    };
+    assert!(trace_findings(&two_sided_trace(true, true, EndReason::Hangup)).is_empty());
+    let missing = trace_findings(&two_sided_trace(false, true, EndReason::Hangup));
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].contains("without receiving its invitation"));
+    let never_calling = trace_findings(&two_sided_trace(true, false, EndReason::Hangup));
+    assert!(
+        never_calling
+            .iter()
+            .any(|finding| finding.contains("never reached a calling status")),
+        "{never_calling:?}"
+    );
+    let disagree = trace_findings(&two_sided_trace(true, true, EndReason::Canceled));
+    assert_eq!(disagree.len(), 1, "{disagree:?}");
+    assert!(disagree[0].contains("says canceled"), "{disagree:?}");
 }

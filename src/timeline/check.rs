@@ -2,7 +2,8 @@
 //! can see: an illegal or inconsistent status transition, `afterCalling` missing or twice, an
 //! end reason the events contradict, callbacks after a call ended, and sequence gaps.
 //!
-//! Each participant's entries are checked on their own, in sequence order.
+//! Each participant's entries are checked on their own, in sequence order; a call recorded by
+//! several participants is then checked across its sides.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -54,6 +55,9 @@ pub enum Rule {
     AfterEnd,
     /// Sequence numbers that skip, repeat or go back.
     Sequence,
+    /// The sides of a call trace disagree: a join the joiner never saw, a call recorded
+    /// without its invitation, two different end reasons.
+    Trace,
 }
 
 impl Rule {
@@ -66,6 +70,7 @@ impl Rule {
             Self::Reason => "reason",
             Self::AfterEnd => "after-end",
             Self::Sequence => "sequence",
+            Self::Trace => "trace",
         }
     }
 }
@@ -159,6 +164,7 @@ pub fn check(entries: &[TimelineEntry], options: &CheckOptions) -> Vec<Finding> 
         }
         walk.finish(user, options, &mut findings);
     }
+    super::check_trace::check_traces(entries, &mut findings);
     findings.sort_by_key(|finding| (finding.user_id.clone(), finding.seq));
     findings
 }
