@@ -143,12 +143,68 @@ fn answer_and_call_play_both_sides_of_a_call_through_a_standalone_server() {
         let (clean, findings) = check(dir.path(), name, lines);
         assert!(clean, "{name}: {findings}");
     }
+    assert_import_merges_the_sides(dir.path(), &alice, &bob);
     // Nothing but callscope's own words on the terminal: no sound-library or codec chatter,
     // though alice asked for the default devices.
     let noise = String::from_utf8_lossy(&call.stderr);
     for line in noise.lines() {
         assert!(line.starts_with("callscope"), "stderr: {noise}");
     }
+}
+
+/// Bob's export, imported on alice's side, joins the call as its other side; the merged trace
+/// keeps the contract on each side and across them.
+fn assert_import_merges_the_sides(dir: &Path, alice: &str, bob: &str) {
+    // Bob's export, imported on alice's side, joins the call as its other side.
+    let imported = callscope()
+        .arg("--data-dir")
+        .arg(dir.join("alice"))
+        .arg("timeline")
+        .arg("--import")
+        .arg(dir.join("bob.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let call_id = entries(alice)
+        .iter()
+        .find_map(|entry| entry.call_id.clone())
+        .unwrap();
+    let trace = callscope()
+        .arg("--data-dir")
+        .arg(dir.join("alice"))
+        .args(["timeline", "--call", &call_id, "--json"])
+        .output()
+        .unwrap();
+    let trace = String::from_utf8_lossy(&trace.stdout).into_owned();
+    let sides = entries(&trace);
+    let bobs: Vec<&TimelineEntry> = sides
+        .iter()
+        .filter(|entry| entry.user_id == "bob")
+        .collect();
+    let bob_in_call = entries(bob)
+        .iter()
+        .filter(|entry| entry.call_id.as_deref() == Some(call_id.as_str()))
+        .count();
+    assert_eq!(
+        bobs.len(),
+        bob_in_call,
+        "every entry bob recorded about the call"
+    );
+    assert!(
+        bobs.iter()
+            .all(|entry| entry.origin == callscope::timeline::Origin::Peer
+                && entry.session.as_deref() == Some("import:bob.jsonl"))
+    );
+    assert!(sides.iter().any(
+        |entry| entry.user_id == "alice" && entry.origin == callscope::timeline::Origin::Local
+    ));
+    // The merged trace keeps the contract on each side and across them.
+    let (clean, findings) = check(dir, "trace.jsonl", &trace);
+    assert!(clean, "the two-sided trace: {findings}");
 }
 
 #[test]

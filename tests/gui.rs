@@ -957,3 +957,54 @@ fn earlier_runs_are_separated_by_run_and_exports_are_written_off_the_ui_thread()
     assert_eq!(exports.len(), 1, "{exports:?}");
     assert_contract(&restarted);
 }
+
+/// A file dropped on the window, as the window system hands it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|error| error.to_string())
+    }
+}
+
+fn dropped(path: &std::path::Path) -> egui::DroppedFileHandle {
+    std::sync::Arc::new(Dropped(path.to_path_buf()))
+}
+
+#[test]
+fn a_file_dropped_on_the_window_is_imported_as_the_other_side_of_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("bob.jsonl");
+    let line = r#"{"seq":7,"run":3,"at_ms":1764130000123,"mono_us":5012345,"call_id":"c-far","user_id":"bob","source":"remote","kind":"onCallReceived","delivery":"delivered","handler_us":3,"payload":{"call_id":"c-far","caller_id":"carol","callee_ids":["bob"],"media_type":"audio"}}"#;
+    std::fs::write(&export, format!("{line}\n")).unwrap();
+    let mut harness = app(&dir.path().join("data"));
+    harness.input_mut().dropped_files.push(dropped(&export));
+    step_until_label_contains(&mut harness, "imported 1 entries from");
+    let imported = harness
+        .state()
+        .kit()
+        .timeline()
+        .query(&Query::all().call("c-far"));
+    assert_eq!(imported.len(), 1);
+    assert_eq!(imported[0].origin, Origin::Peer);
+    assert_eq!(imported[0].user_id, "bob");
+    assert_eq!(imported[0].session.as_deref(), Some("import:bob.jsonl"));
+    // A damaged file imports nothing and says why.
+    std::fs::write(&export, "{not json\n").unwrap();
+    harness.input_mut().dropped_files.push(dropped(&export));
+    step_until_label_contains(&mut harness, "import failed:");
+    assert_eq!(
+        harness
+            .state()
+            .kit()
+            .timeline()
+            .query(&Query::all().call("c-far"))
+            .len(),
+        1
+    );
+}

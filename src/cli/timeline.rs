@@ -49,6 +49,10 @@ pub struct TimelineArgs {
     /// server (`server`).
     #[arg(long, value_name = "ORIGIN")]
     pub origin: Option<callscope::timeline::Origin>,
+    /// Imports an export (JSON Lines) from another machine into the store: its entries join
+    /// the calls they name as the other side's (peer entries).
+    #[arg(long, value_name = "FILE", conflicts_with = "export")]
+    pub import: Option<PathBuf>,
 }
 
 /// Prints one entry, readable or as JSON.
@@ -63,6 +67,9 @@ pub fn print_entry(entry: &TimelineEntry, json: bool) -> std::io::Result<()> {
 
 /// Reads (and optionally exports) the stored timeline, also while another process records.
 pub fn timeline(data_dir: &std::path::Path, args: &TimelineArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.import {
+        return import(data_dir, path);
+    }
     let query = Query {
         kinds: (!args.kinds.is_empty()).then(|| args.kinds.iter().copied().collect::<KindSet>()),
         call_id: args.call_id.clone(),
@@ -89,6 +96,30 @@ pub fn timeline(data_dir: &std::path::Path, args: &TimelineArgs) -> anyhow::Resu
     for entry in &entries {
         print_entry(entry, args.json)?;
     }
+    Ok(())
+}
+
+/// Imports the export at `path` into the store of `data_dir`.
+fn import(data_dir: &std::path::Path, path: &std::path::Path) -> anyhow::Result<()> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let entries = callscope::timeline::read_json_lines(std::io::BufReader::new(file))
+        .with_context(|| format!("importing {}", path.display()))?;
+    let store = Store::open(data_dir)?;
+    let session = format!(
+        "import:{}",
+        path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().into_owned()
+        )
+    );
+    let imported =
+        callscope::timeline::import(&Timeline::persistent(store.clone()), entries, &session);
+    store.flush(std::time::Duration::from_secs(30))?;
+    eprintln!(
+        "callscope: imported {imported} entries from {} into {}",
+        path.display(),
+        store.path().display()
+    );
     Ok(())
 }
 

@@ -305,6 +305,15 @@ impl CallscopeApp {
                     self.recent_request = None;
                     self.recent = calls;
                 }
+                Reply::Imported(result) => {
+                    self.model.notice = Some(match result {
+                        Ok((entries, path)) => format!(
+                            "imported {entries} entries from {} as the other side of their calls",
+                            path.display()
+                        ),
+                        Err(error) => format!("import failed: {error}"),
+                    });
+                }
                 Reply::Exported(result) => {
                     self.model.notice = Some(match result {
                         Ok((rows, path)) => {
@@ -413,6 +422,13 @@ impl CallscopeApp {
             }
             UiCommand::Export(format) => self.export(format),
             UiCommand::ToggleHelp => self.help_open = !self.help_open,
+            UiCommand::Import(path) => {
+                let shown = path.display().to_string();
+                self.model.notice = Some(match self.worker.send(Request::Import { path }) {
+                    Some(_) => format!("importing {shown}..."),
+                    None => "the worker is busy: drop the file again in a moment".to_owned(),
+                });
+            }
             UiCommand::ToggleFollow => self.timeline.toggle_follow(),
             UiCommand::Select(entry) => {
                 let run = self.kit.timeline().run();
@@ -534,6 +550,18 @@ impl eframe::App for CallscopeApp {
         let mut commands = Vec::new();
         self.video.update(&ctx, &self.frames);
         self.shortcuts(&ctx, &mut commands);
+        // A file dropped on the window is an export from another machine: import it.
+        let dropped: Vec<PathBuf> = ctx.input(|input| {
+            input
+                .raw
+                .dropped_files
+                .iter()
+                .map(|file| file.path().to_path_buf())
+                .collect()
+        });
+        for path in dropped {
+            commands.push(UiCommand::Import(path));
+        }
         if ctx.input_mut(|input| input.consume_shortcut(&FOCUS_TIMELINE)) {
             self.timeline.focus_search = true;
         }

@@ -21,6 +21,8 @@ pub enum UiCommand {
     ToggleTheme,
     /// Export the timeline rows shown now.
     Export(ExportFormat),
+    /// Import an export from another machine (a file dropped on the window).
+    Import(std::path::PathBuf),
     /// Show or hide the help overlay.
     ToggleHelp,
     /// Pause or resume following new timeline entries.

@@ -261,7 +261,9 @@ impl TimelinePanel {
                     self.call_top_up = true;
                 }
             }
-            super::worker::Reply::RecentCalls(_) | super::worker::Reply::Exported(_) => {}
+            super::worker::Reply::RecentCalls(_)
+            | super::worker::Reply::Exported(_)
+            | super::worker::Reply::Imported(_) => {}
         }
     }
 

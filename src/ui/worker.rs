@@ -41,6 +41,11 @@ pub enum Request {
     },
     /// The newest calls, from the stored timeline (or memory without a store).
     RecentCalls,
+    /// Import an export (JSON Lines) from another machine as the other side of its calls.
+    Import {
+        /// The file.
+        path: PathBuf,
+    },
     /// Write `rows` to a file in `dir`.
     Export {
         /// The rows, oldest first.
@@ -97,6 +102,8 @@ pub enum Reply {
     RecentCalls(Vec<RecentCall>),
     /// How an export went: the rows written and the file, or the error.
     Exported(Result<(usize, PathBuf), String>),
+    /// How an import went: the entries added from the file, or the error.
+    Imported(Result<(usize, PathBuf), String>),
 }
 
 /// The handle the UI keeps: send requests, take answers, each tagged with its request's id.
@@ -205,6 +212,7 @@ impl Context {
             Request::Export { rows, format, dir } => {
                 Reply::Exported(write_export(&rows, format, &dir))
             }
+            Request::Import { path } => Reply::Imported(self.import(&path)),
         }
     }
 
@@ -244,6 +252,19 @@ impl Context {
         filtered.rows.extend(fresh);
         filtered.cursor = cursor;
         filtered
+    }
+
+    fn import(&self, path: &std::path::Path) -> Result<(usize, PathBuf), String> {
+        let file =
+            std::fs::File::open(path).map_err(|error| format!("{}: {error}", path.display()))?;
+        let entries = crate::timeline::read_json_lines(std::io::BufReader::new(file))
+            .map_err(|error| format!("{}: {error}", path.display()))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+        let count = crate::timeline::import(&self.timeline, entries, &format!("import:{name}"));
+        Ok((count, path.to_path_buf()))
     }
 
     fn call(&self, call_id: &str, stored: bool) -> Vec<Arc<TimelineEntry>> {
