@@ -698,3 +698,128 @@ fn the_checker_holds_the_sides_of_a_call_trace_to_each_other() {
     assert_eq!(disagree.len(), 1, "{disagree:?}");
     assert!(disagree[0].contains("says canceled"), "{disagree:?}");
 }
+
+/// Bob accepts alice's call and alice hangs up; bob's clock reads `skew_micros` ahead.
+fn skewed_call(skew_micros: i64) -> (Timeline, Vec<TimelineEntry>) {
+    let ours = Timeline::in_memory();
+    let alice = CallKit::builder()
+        .user("alice")
+        .timeline(ours.clone())
+        .build();
+    let bob = CallKit::builder()
+        .user("bob")
+        .clock(callscope::timeline::Clock::start_shifted(skew_micros))
+        .build();
+    let call = Some("c-1");
+    let status = |kit: &CallKit, source, old_status, new_status| {
+        kit.dispatch(
+            kit.clock().now(),
+            call,
+            source,
+            Event::StatusChanged {
+                old_status,
+                new_status,
+            },
+        );
+    };
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(3));
+    status(
+        &alice,
+        Source::Local,
+        CallStatus::Idle,
+        CallStatus::DialingC2c,
+    );
+    status(
+        &bob,
+        Source::Remote,
+        CallStatus::Idle,
+        CallStatus::BeInvited,
+    );
+    pause();
+    status(
+        &bob,
+        Source::Local,
+        CallStatus::BeInvited,
+        CallStatus::CallingC2cVideo,
+    );
+    pause();
+    alice.dispatch(
+        alice.clock().now(),
+        call,
+        Source::Remote,
+        Event::UserJoin {
+            user_id: "bob".into(),
+        },
+    );
+    status(
+        &alice,
+        Source::Remote,
+        CallStatus::DialingC2c,
+        CallStatus::CallingC2cVideo,
+    );
+    pause();
+    status(
+        &alice,
+        Source::Local,
+        CallStatus::CallingC2cVideo,
+        CallStatus::Idle,
+    );
+    pause();
+    status(
+        &bob,
+        Source::Remote,
+        CallStatus::CallingC2cVideo,
+        CallStatus::Idle,
+    );
+    let theirs = bob
+        .timeline()
+        .query(&Query::all())
+        .iter()
+        .map(|entry| (**entry).clone())
+        .collect();
+    (ours, theirs)
+}
+
+#[test]
+fn an_imported_side_whose_clock_is_ahead_is_moved_until_every_send_precedes_its_receipt() {
+    let (ours, theirs) = skewed_call(5_000_000);
+    let report = callscope::timeline::import(&ours, theirs, "import:bob.jsonl");
+    assert_eq!(report.entries, 3);
+    let [(call_id, shift)] = report.shifted.as_slice() else {
+        unreachable!("one call shifted: {report:?}")
+    };
+    assert_eq!(call_id, "c-1");
+    // Within the window the signaling leaves: from the skew to the skew less the accept-to-join gap.
+    assert!((-5_001..=-4_500).contains(shift), "shift {shift} ms");
+    let entries = ours.query(&Query::all());
+    let at = |user: &str, wanted: &dyn Fn(&Event) -> bool| {
+        entries
+            .iter()
+            .find(|entry| entry.user_id == user && wanted(&entry.event))
+            .map(|entry| entry.at.wall_millis)
+            .unwrap_or_default()
+    };
+    let accept = at(
+        "bob",
+        &|event| matches!(event, Event::StatusChanged { new_status, .. } if new_status.is_calling()),
+    );
+    let join = at("alice", &|event| matches!(event, Event::UserJoin { .. }));
+    assert!(
+        accept <= join,
+        "bob's accept {accept} after alice's join {join}"
+    );
+    assert!(
+        entries
+            .iter()
+            .filter(|entry| entry.user_id == "bob")
+            .all(|entry| entry.origin == Origin::Peer)
+    );
+}
+
+#[test]
+fn clocks_of_an_import_that_agree_are_left_alone() {
+    let (ours, theirs) = skewed_call(0);
+    let report = callscope::timeline::import(&ours, theirs, "import:bob.jsonl");
+    assert_eq!(report.shifted, []);
+    assert_eq!(report.entries, 3);
+}

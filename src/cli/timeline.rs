@@ -116,10 +116,17 @@ fn import(data_dir: &std::path::Path, path: &std::path::Path) -> anyhow::Result<
         callscope::timeline::import(&Timeline::persistent(store.clone()), entries, &session);
     store.flush(std::time::Duration::from_secs(30))?;
     eprintln!(
-        "callscope: imported {imported} entries from {} into {}",
+        "callscope: imported {} entries from {} into {}",
+        imported.entries,
         path.display(),
         store.path().display()
     );
+    for (call_id, shift) in &imported.shifted {
+        eprintln!(
+            "callscope: call {call_id}: the imported side moved by {shift} ms so that every \
+             signaling message is received after it was sent"
+        );
+    }
     Ok(())
 }
 

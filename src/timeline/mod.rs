@@ -20,7 +20,7 @@ pub use clock::Clock;
 pub use clock_sync::{ClockOffset, ClockSync, SAMPLES_KEPT};
 pub use entry::{Delivery, Origin, TimelineEntry, Timestamp, clock_time, date_time};
 pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
-pub use import::{ImportError, import, read_json_lines};
+pub use import::{ImportError, Imported, alignment, import, read_json_lines};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};
 pub use query::{Matcher, Query, searchable_lowercase, write_searchable};
 pub use store::{

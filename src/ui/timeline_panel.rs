@@ -709,7 +709,11 @@ fn entry_cells_ui(
     });
     row.col(|ui| {
         if let Some(previous) = previous {
-            let millis = if previous.run == entry.run {
+            // One recorder's monotonic clock; across recorders only the wall clocks compare.
+            let same_clock = previous.run == entry.run
+                && previous.origin == entry.origin
+                && previous.user_id == entry.user_id;
+            let millis = if same_clock {
                 (entry.at.mono_micros.cast_signed() - previous.at.mono_micros.cast_signed()) / 1000
             } else {
                 entry.at.wall_millis.cast_signed() - previous.at.wall_millis.cast_signed()

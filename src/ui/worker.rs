@@ -263,7 +263,8 @@ impl Context {
             || path.display().to_string(),
             |name| name.to_string_lossy().into_owned(),
         );
-        let count = crate::timeline::import(&self.timeline, entries, &format!("import:{name}"));
+        let count =
+            crate::timeline::import(&self.timeline, entries, &format!("import:{name}")).entries;
         Ok((count, path.to_path_buf()))
     }
 
