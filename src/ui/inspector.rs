@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::timeline::{Delivery, TimelineEntry, date_time};
+use crate::timeline::{Delivery, Origin, TimelineEntry, date_time};
 
 use super::json_tree::json_tree_ui;
 use super::timeline_panel::span_text;
@@ -65,6 +65,23 @@ pub fn inspector_ui(
                 entry.run,
                 entry.source.as_str()
             ));
+            let side = match entry.origin {
+                Origin::Local => None,
+                Origin::Peer => Some(format!(
+                    "Another side of the call: {}'s kit recorded it{}. Its time is on our clock \
+                     (a demo peer shares it; an import was moved so that every signaling message \
+                     is received after it was sent).",
+                    entry.user_id,
+                    entry
+                        .session
+                        .as_deref()
+                        .map_or_else(String::new, |session| format!(" ({session})"))
+                )),
+                Origin::Server => Some("The server's record of the call.".to_owned()),
+            };
+            if let Some(side) = side {
+                ui.add(egui::Label::new(egui::RichText::new(side).italics()).wrap());
+            }
             if let Some(call_id) = &entry.call_id {
                 egui::CollapsingHeader::new(format!("In call {call_id}"))
                     .id_salt("neighbours")
