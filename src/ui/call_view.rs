@@ -141,7 +141,7 @@ impl CallView {
                                 outcome.duration_millis,
                             )));
                             ui.end_row();
-                            let errors = model.errors_in(&outcome.call_id);
+                            let (errors, devices) = model.errors_in(&outcome.call_id);
                             ui.label("Errors");
                             if errors == 0 {
                                 ui.label("none");
@@ -149,6 +149,11 @@ impl CallView {
                                 ui.colored_label(ui.visuals().error_fg_color, errors.to_string());
                             }
                             ui.end_row();
+                            if devices > 0 {
+                                ui.label("Devices");
+                                ui.label(format!("{devices} missing (synthetic source used)"));
+                                ui.end_row();
+                            }
                             ui.label("Call");
                             ui.add(egui::Label::new(&outcome.call_id).truncate());
                             ui.end_row();

@@ -47,8 +47,8 @@ pub struct Model {
     pub ring_timeout_secs: u32,
     /// When the current outgoing call started ringing.
     pub dialing_since: Option<Instant>,
-    /// `onError` entries per call in this run.
-    errors: BTreeMap<String, usize>,
+    /// `onError` entries per call in this run: other errors, and missing devices.
+    errors: BTreeMap<String, (usize, usize)>,
     /// Everyone else in the last call (for "Call again").
     pub last_peers: Vec<String>,
     /// Audio or video of the last call.
@@ -176,15 +176,25 @@ impl Model {
         if entry.delivery == crate::timeline::Delivery::Suppressed {
             self.suppressed[index] += 1;
         }
-        if let (Event::Error(_), Some(call_id)) = (&entry.event, &entry.call_id) {
-            *self.errors.entry(call_id.clone()).or_default() += 1;
+        // A missing camera or microphone is a normal state here, said apart from real errors.
+        if let (Event::Error(error), Some(call_id)) = (&entry.event, &entry.call_id) {
+            let device = matches!(
+                error.code,
+                ErrorCode::CameraUnavailable | ErrorCode::MicrophoneUnavailable
+            );
+            let counts = self.errors.entry(call_id.clone()).or_default();
+            if device {
+                counts.1 += 1;
+            } else {
+                counts.0 += 1;
+            }
         }
         self.media.observe(entry);
     }
 
-    /// `onError` entries of `call_id` in this run.
-    pub fn errors_in(&self, call_id: &str) -> usize {
-        self.errors.get(call_id).copied().unwrap_or(0)
+    /// `onError` entries of `call_id` in this run: errors, and missing devices apart.
+    pub fn errors_in(&self, call_id: &str) -> (usize, usize) {
+        self.errors.get(call_id).copied().unwrap_or((0, 0))
     }
 
     /// Whether a call can be placed now (logged in and idle).

@@ -176,11 +176,15 @@ pub fn swimlane_ui(
 fn legend_ui(ui: &mut egui::Ui, marks: &Marks) {
     ui.horizontal_wrapped(|ui| {
         for kind in marks.keys() {
-            let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-            ui.painter()
-                .circle_filled(rect.center(), 4.0, kind_color(*kind));
-            ui.small(kind.as_str()).on_hover_text(kind.fires_when());
-            ui.add_space(6.0);
+            // A chip's dot and name stay on one line together.
+            ui.horizontal(|ui| {
+                ui.spacing_mut().item_spacing.x = 3.0;
+                let (rect, _) =
+                    ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                ui.painter()
+                    .circle_filled(rect.center(), 4.0, kind_color(*kind));
+                ui.small(kind.as_str()).on_hover_text(kind.fires_when());
+            });
         }
     });
 }
