@@ -237,6 +237,30 @@ fn calling_echo_through_the_ui_shows_every_callback_in_the_timeline() {
             "echo's {kind} is in the trace: {echo:?}"
         );
     }
+    // And the server's side: how it routed the call.
+    let server_side = |app: &CallscopeApp| -> Vec<String> {
+        app.kit()
+            .timeline()
+            .query(&Query {
+                origin: Some(Origin::Server),
+                ..Query::all()
+            })
+            .iter()
+            .map(|entry| entry.event.to_string())
+            .collect()
+    };
+    wait_until(&mut harness, "the server's record of the end", |app| {
+        server_side(app).len() >= 4
+    });
+    assert_eq!(
+        server_side(harness.state()),
+        [
+            "caller_start_call alice",
+            "callee_receive_call echo",
+            "callee_accept_call echo",
+            "caller_call_end alice"
+        ]
+    );
     assert_contract(&harness);
 }
 

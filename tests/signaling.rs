@@ -746,3 +746,58 @@ fn a_client_whose_clock_is_off_measures_its_offset_to_the_server_within_two_mill
         );
     }
 }
+
+#[test]
+fn the_server_records_its_routing_for_the_participants_who_asked_and_nobody_else() {
+    use callscope::engine::{Behaviour, Script};
+    use callscope::timeline::Origin;
+    let net = Net::start();
+    let answer = Behaviour::Answer {
+        after: Duration::from_millis(200),
+    };
+    let bob = net.online_traced("bob", Some(Script::new(answer)));
+    let alice = net.online_traced("alice", None);
+    let carol = net.online_traced("carol", None);
+    let server_side = |client: &Peer| -> Vec<String> {
+        client
+            .entries()
+            .iter()
+            .filter(|entry| entry.origin == Origin::Server)
+            .map(|entry| match &entry.event {
+                Event::ServerEvent { name, user_id } => format!("{name} {user_id}"),
+                other => format!("not a server event: {other}"),
+            })
+            .collect()
+    };
+    alice.dial(&["bob"], MediaType::Audio, 30);
+    alice.wait_for("the call", |client| client.status().is_calling());
+    alice.send(EngineCommand::Hangup);
+    alice.wait_for("the server's record of the end", |client| {
+        server_side(client).len() == 4
+    });
+    bob.wait_for("the server's record of the end", |client| {
+        server_side(client).len() == 3
+    });
+    assert_eq!(
+        server_side(&alice),
+        [
+            "caller_start_call alice",
+            "callee_receive_call bob",
+            "callee_accept_call bob",
+            "caller_call_end alice"
+        ]
+    );
+    // Bob is in the call from the invitation on.
+    assert_eq!(
+        server_side(&bob),
+        [
+            "callee_receive_call bob",
+            "callee_accept_call bob",
+            "caller_call_end alice"
+        ]
+    );
+    // Carol asked too, but is not in the call: she gets nothing of it.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server_side(&carol).is_empty(), "{:?}", server_side(&carol));
+    assert!(carol.entries().iter().all(|entry| entry.call_id.is_none()));
+}

@@ -297,6 +297,7 @@ impl BenchClient {
         let state = StateSlot::default();
         let frames = FrameSlots::default();
         let config = ClientConfig {
+            server_traces: false,
             server_url: url.to_owned(),
             user_id: user.to_owned(),
             user_sig: sign_user_sig(SECRET, user),

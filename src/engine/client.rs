@@ -34,6 +34,9 @@ pub struct ClientConfig {
     pub user_sig: String,
     /// How calls carry audio and video; `None` for signaling only.
     pub media: Option<MediaConfig>,
+    /// Ask the server for its records of how it routes our calls (the server's side of each
+    /// call trace).
+    pub server_traces: bool,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Socket, String>> + Send>>;
@@ -67,6 +70,7 @@ pub async fn run_client(
         user_id: config.user_id.clone(),
         user_sig: config.user_sig.clone(),
         media: config.media.is_some(),
+        server_traces: config.server_traces,
     };
     let call_ids: CallIds = Box::new(random_call_id);
     let mut driver = Driver::new(driver_config, kit, call_ids, clock.now());

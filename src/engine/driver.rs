@@ -32,6 +32,8 @@ pub struct DriverConfig {
     pub user_sig: String,
     /// Whether a media engine carries the calls' audio and video.
     pub media: bool,
+    /// Ask the server for its records of how it routes our calls.
+    pub server_traces: bool,
 }
 
 /// What the driver's owner must do.
@@ -376,6 +378,20 @@ impl Driver {
                 call_id,
             } => self.server_error(now, CallError::new(code, message), call_id),
             ServerMessage::Pong { nonce, server_ms } => self.pong(now, nonce, server_ms),
+            ServerMessage::Trace {
+                call_id,
+                name,
+                user_id,
+            } => {
+                // The server's side of the trace, at its receipt (after the server sent it).
+                self.kit.record_other(
+                    now,
+                    Some(&call_id),
+                    crate::timeline::Origin::Server,
+                    "server",
+                    Event::ServerEvent { name, user_id },
+                );
+            }
         }
         self.flush(now);
     }
@@ -516,6 +532,10 @@ impl Driver {
     }
 
     fn welcome(&mut self, now: MonoTime, contacts: Vec<crate::signaling::Contact>) {
+        if self.config.server_traces {
+            self.out
+                .push_back(Output::Send(ClientMessage::Traces { on: true }));
+        }
         self.pings.clear();
         self.pings_sent = 0;
         self.next_ping = Some(now);

@@ -44,8 +44,8 @@ pub use state::{Reports, StateSlot};
 
 /// Commands waiting for the engine; a full queue refuses the command (the UI says so).
 const COMMAND_CAPACITY: usize = 64;
-/// How long the embedded demo peers get to log in before the engine reports ready.
-const DEMO_LOGIN_WAIT: Duration = Duration::from_secs(5);
+/// How long the embedded demo peers get to log in before our own log-in goes ahead.
+const DEMO_LOGIN_WAIT: Duration = Duration::from_secs(10);
 
 /// Which signaling server the engine uses.
 #[derive(Debug, Clone)]
@@ -157,6 +157,7 @@ pub fn spawn_demo_peers(
                 user_id: peer.user_id.to_owned(),
                 user_sig: sign_user_sig_with(keys, peer.user_id),
                 media: Some(demo_media(resolution)),
+                server_traces: false,
             };
             let kit = match trace {
                 Some(timeline) => CallKit::builder()
@@ -334,6 +335,8 @@ async fn start_session(
         user_id: config.user_id,
         user_sig,
         media,
+        // The window that shows the demo peers' side shows the server's too.
+        server_traces: config.demo_peer_traces,
     };
     Some((client, embedded))
 }

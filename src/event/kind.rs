@@ -56,6 +56,7 @@ callback_kinds! {
     UserSigExpired => "onUserSigExpired", "`onUserSigExpired`: the UserSig expired.";
     ConnectionStateChanged => "onConnectionStateChanged", "`onConnectionStateChanged`: media connection state.";
     CallStats => "onCallStats", "`onCallStats`: media statistics, about once a second.";
+    ServerEvent => "onServerEvent", "`onServerEvent`: the server's record of routing a call.";
 }
 
 impl CallbackKind {
@@ -116,6 +117,10 @@ impl CallbackKind {
             Self::UserSigExpired => "the UserSig expired; log in again with a new one",
             Self::ConnectionStateChanged => "a peer's media connection changed state",
             Self::CallStats => "about once a second per peer while media flows",
+            Self::ServerEvent => {
+                "the server routed a step of our call (recorded on the server's side of the \
+                 trace; no handler of ours runs)"
+            }
         }
     }
 
@@ -150,6 +155,7 @@ impl CallbackKind {
             Self::CallStats => {
                 "{user_id, rtt_ms, jitter_ms, loss_pct, fps, bitrate_kbps, resolution}"
             }
+            Self::ServerEvent => "{name: caller_start_call | callee_accept_call | …, user_id}",
         }
     }
 

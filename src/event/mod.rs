@@ -207,6 +207,14 @@ pub enum Event {
     /// Fires about once a second per participant with media statistics.
     #[serde(rename = "onCallStats")]
     CallStats(CallStats),
+    /// The server's record of one routing step of a call (named like the call-event webhooks).
+    #[serde(rename = "onServerEvent")]
+    ServerEvent {
+        /// What happened: `caller_start_call`, `callee_receive_call`, `callee_accept_call`, …
+        name: String,
+        /// Who it is about.
+        user_id: String,
+    },
 }
 
 impl Event {
@@ -237,6 +245,7 @@ impl Event {
             Self::UserSigExpired {} => CallbackKind::UserSigExpired,
             Self::ConnectionStateChanged { .. } => CallbackKind::ConnectionStateChanged,
             Self::CallStats(_) => CallbackKind::CallStats,
+            Self::ServerEvent { .. } => CallbackKind::ServerEvent,
         }
     }
 
@@ -334,6 +343,7 @@ impl fmt::Display for Event {
             }
             Self::KickedOffline {} => f.write_str("logged out: logged in elsewhere"),
             Self::UserSigExpired {} => f.write_str("UserSig expired"),
+            Self::ServerEvent { name, user_id } => write!(f, "{name} {user_id}"),
             Self::ConnectionStateChanged { user_id, state } => {
                 write!(f, "{user_id} {}", wire_name(state))
             }

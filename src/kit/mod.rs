@@ -283,6 +283,31 @@ impl CallKit {
         })
     }
 
+    /// Records what another side of the call recorded (the server's routing, a participant's
+    /// callback), as `user_id` of `origin`: into the timeline only, no handler of ours runs.
+    pub fn record_other(
+        &self,
+        at: MonoTime,
+        call_id: Option<&str>,
+        origin: Origin,
+        user_id: &str,
+        event: Event,
+    ) -> Arc<TimelineEntry> {
+        self.inner.timeline.append(TimelineEntry {
+            seq: 0,
+            run: 0,
+            at: self.inner.clock.stamp(at),
+            call_id: call_id.map(str::to_owned),
+            user_id: user_id.to_owned(),
+            source: Source::Remote,
+            event,
+            delivery: Delivery::Delivered,
+            handler_micros: 0,
+            origin,
+            session: None,
+        })
+    }
+
     /// Dispatches one event the call core emitted.
     pub fn deliver(&self, emitted: Emitted) -> Arc<TimelineEntry> {
         self.dispatch(

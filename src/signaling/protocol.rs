@@ -59,6 +59,11 @@ pub enum ClientMessage {
         /// Echoed back.
         nonce: u64,
     },
+    /// Asks for (or stops) the server's records of how it routes this user's calls.
+    Traces {
+        /// Send them.
+        on: bool,
+    },
     /// A call action: invite, cancel, accept, reject, line busy, hang up, invite more, switch
     /// media.
     #[serde(untagged)]
@@ -129,6 +134,16 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         server_ms: Option<u64>,
     },
+    /// The server's record of one routing step of a call, for a participant that asked for
+    /// traces; named like the call-event webhooks (`caller_start_call`, `callee_accept_call`…).
+    Trace {
+        /// The call.
+        call_id: String,
+        /// What happened.
+        name: String,
+        /// Who it is about.
+        user_id: String,
+    },
     /// News about a call: an invitation, an answer, a hang-up, a switch, its end.
     #[serde(untagged)]
     Call(CallSignal),
@@ -196,7 +211,7 @@ impl DecodeError {
 }
 
 /// The `type`s of client messages that are not call actions.
-const SESSION_TYPES: [&str; 5] = ["login", "sdp", "ice", "contacts", "ping"];
+const SESSION_TYPES: [&str; 6] = ["login", "sdp", "ice", "contacts", "ping", "traces"];
 
 /// Reads one frame as a client message, telling apart every way it can be wrong.
 pub fn decode_client(frame: &str) -> Result<ClientMessage, DecodeError> {

@@ -47,7 +47,11 @@ fn check_call(sides: &BTreeMap<Recorder<'_>, Vec<&TimelineEntry>>, out: &mut Vec
     let Some((caller, caller_entries)) = sides.iter().find(|(_, entries)| placed(entries)) else {
         return;
     };
-    for (callee, callee_entries) in sides.iter().filter(|(side, _)| *side != caller) {
+    // The server's records are not a participant's side: it receives no invitation.
+    let participants = sides
+        .iter()
+        .filter(|(side, _)| *side != caller && side.1 != Origin::Server);
+    for (callee, callee_entries) in participants {
         let first = callee_entries[0];
         let received = callee_entries
             .iter()
@@ -79,9 +83,14 @@ fn check_call(sides: &BTreeMap<Recorder<'_>, Vec<&TimelineEntry>>, out: &mut Vec
             ));
         }
     }
-    if sides.len() == 2 {
-        let reasons: Vec<(&TimelineEntry, String)> = sides
-            .values()
+    let people: Vec<&Vec<&TimelineEntry>> = sides
+        .iter()
+        .filter(|(side, _)| side.1 != Origin::Server)
+        .map(|(_, entries)| entries)
+        .collect();
+    if people.len() == 2 {
+        let reasons: Vec<(&TimelineEntry, String)> = people
+            .iter()
             .filter_map(|entries| {
                 entries.iter().find_map(|entry| match &entry.event {
                     Event::AfterCalling(summary) => Some((*entry, summary.reason.to_string())),

@@ -58,10 +58,11 @@ pub fn debug_panel_ui(
                     }
                     ui.strong("Engine");
                     ui.end_row();
+                    // The server's records run no handler of ours: nothing to switch.
                     for kind in CallbackKind::ALL
                         .iter()
                         .copied()
-                        .filter(|kind| !kind.is_component())
+                        .filter(|kind| !kind.is_component() && *kind != CallbackKind::ServerEvent)
                     {
                         switch_row_ui(ui, kind, enabled, model, commands);
                     }

@@ -48,12 +48,21 @@ pub fn inspector_ui(
         .id_salt(("inspector", entry.seq))
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            let handler = match entry.delivery {
-                Delivery::Delivered => format!(
+            let handler = match (entry.origin, entry.delivery) {
+                (Origin::Server, _) => "The server's record: no handler runs for it.".to_owned(),
+                (Origin::Peer, Delivery::Delivered) => format!(
+                    "Delivered on {}'s side: its handler ran for {} µs.",
+                    entry.user_id, entry.handler_micros
+                ),
+                (Origin::Peer, Delivery::Suppressed) => format!(
+                    "Suppressed on {}'s side: its switch was off.",
+                    entry.user_id
+                ),
+                (Origin::Local, Delivery::Delivered) => format!(
                     "Delivered: the handler ran for {} µs.",
                     entry.handler_micros
                 ),
-                Delivery::Suppressed => {
+                (Origin::Local, Delivery::Suppressed) => {
                     "Suppressed: its switch was off, the closure was not called.".to_owned()
                 }
             };

@@ -106,7 +106,16 @@ impl Net {
             .user(user)
             .clock(callscope::timeline::Clock::start_shifted(shift_micros))
             .build();
-        let client = self.client_with_kit(kit, &sign_user_sig(SECRET, user), None, None);
+        let client = self.client_with_kit(kit, &sign_user_sig(SECRET, user), None, None, false);
+        client.wait_online();
+        client
+    }
+
+    /// A logged-in client as `user` that asks for the server's records of its calls, driven
+    /// by `script` if given.
+    pub fn online_traced(&self, user: &str, script: Option<Script>) -> Client {
+        let kit = CallKit::builder().user(user).build();
+        let client = self.client_with_kit(kit, &sign_user_sig(SECRET, user), None, script, true);
         client.wait_online();
         client
     }
@@ -145,7 +154,7 @@ impl Net {
         script: Option<Script>,
     ) -> Client {
         let kit = CallKit::builder().user(user).build();
-        self.client_with_kit(kit, user_sig, media, script)
+        self.client_with_kit(kit, user_sig, media, script, false)
     }
 
     fn client_with_kit(
@@ -154,6 +163,7 @@ impl Net {
         user_sig: &str,
         media: Option<MediaConfig>,
         script: Option<Script>,
+        server_traces: bool,
     ) -> Client {
         let user = kit.user_id().to_owned();
         let user = user.as_str();
@@ -174,6 +184,7 @@ impl Net {
             user_id: user.to_owned(),
             user_sig: user_sig.to_owned(),
             media,
+            server_traces,
         };
         self.runtime
             .spawn(run_client(config, kit.clone(), receiver, reports, script));

@@ -165,6 +165,7 @@ impl World {
     pub fn add(&mut self, user: &str, script: Option<Script>) {
         let kit = CallKit::builder().user(user).clock(self.clock).build();
         let config = DriverConfig {
+            server_traces: false,
             user_id: user.to_owned(),
             user_sig: user_sig(user),
             media: true,

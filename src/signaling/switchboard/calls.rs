@@ -55,9 +55,10 @@ impl Switchboard {
             ClientMessage::Sdp { call_id, .. } | ClientMessage::Ice { call_id, .. } => {
                 Some(call_id.clone())
             }
-            ClientMessage::Login { .. } | ClientMessage::Contacts | ClientMessage::Ping { .. } => {
-                None
-            }
+            ClientMessage::Login { .. }
+            | ClientMessage::Contacts
+            | ClientMessage::Ping { .. }
+            | ClientMessage::Traces { .. } => None,
         };
         let result = match message {
             ClientMessage::Call(action) => self.handle_action(user, now_millis, action),
@@ -85,9 +86,10 @@ impl Switchboard {
                 };
                 self.relay(session, user, &call_id, &to, Relay::Candidate, message)
             }
-            ClientMessage::Login { .. } | ClientMessage::Contacts | ClientMessage::Ping { .. } => {
-                Ok(())
-            }
+            ClientMessage::Login { .. }
+            | ClientMessage::Contacts
+            | ClientMessage::Ping { .. }
+            | ClientMessage::Traces { .. } => Ok(()),
         };
         if let Err(error) = result {
             // An id that breaks the rule is not echoed back.
@@ -224,10 +226,15 @@ impl Switchboard {
             .into_iter()
             .partition(|callee| self.saturated(callee));
         let caller = record.caller.clone();
+        let only_caller = [caller.clone()];
+        self.trace(call_id, "caller_start_call", &caller, &only_caller);
         self.send_to_user(
             &caller,
             ServerMessage::call(call_id, Signal::InviteDelivered { offline }),
         );
+        for user_id in &busy {
+            self.trace(call_id, "caller_call_busy", user_id, &only_caller);
+        }
         for user_id in busy {
             self.send_to_user(
                 &caller,
@@ -269,6 +276,9 @@ impl Switchboard {
         for callee in &reached {
             self.send_to_user(callee, message.clone());
         }
+        for callee in &reached {
+            self.trace(call_id, "callee_receive_call", callee, &[]);
+        }
         Ok(())
     }
 
@@ -293,6 +303,8 @@ impl Switchboard {
         if record.anyone_answered() {
             return self.hang_up(user, call_id);
         }
+        self.trace(call_id, "caller_cancel_call", user, &[]);
+        let record = self.member_call(user, call_id)?;
         for other in record.others(user) {
             let message = ServerMessage::call(
                 call_id,
@@ -328,6 +340,7 @@ impl Switchboard {
             );
             self.send_to_user(&other, message);
         }
+        self.trace(call_id, "callee_accept_call", user, &[]);
         Ok(())
     }
 
@@ -345,6 +358,12 @@ impl Switchboard {
             };
             self.send_to_user(&other, ServerMessage::call(call_id, signal));
         }
+        let name = match how {
+            Decline::Reject => "callee_reject_call",
+            Decline::Busy => "caller_call_busy",
+            Decline::Gone => "callee_not_answer_call",
+        };
+        self.trace(call_id, name, user, &[]);
         self.remove_member(call_id, user);
         Ok(())
     }
@@ -366,6 +385,13 @@ impl Switchboard {
             );
             self.send_to_user(&other, message);
         }
+        let record = self.member_call(user, call_id)?;
+        let name = if record.caller == user {
+            "caller_call_end"
+        } else {
+            "callee_call_end"
+        };
+        self.trace(call_id, name, user, &[]);
         self.remove_member(call_id, user);
         Ok(())
     }

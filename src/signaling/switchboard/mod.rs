@@ -114,6 +114,8 @@ struct Session {
     bytes: Bucket,
     login_failures: u32,
     refusals: Refusals,
+    /// The user asked for the server's records of its calls.
+    traces: bool,
 }
 
 /// Counters of what the switchboard refused and closed.
@@ -210,6 +212,7 @@ impl Switchboard {
                     window_start_millis: now_millis,
                     ..Refusals::default()
                 },
+                traces: false,
             },
         );
     }
@@ -368,6 +371,11 @@ impl Switchboard {
                 let error = CallError::new(ErrorCode::NotLoggedIn, "log in first");
                 self.refuse(session, now_millis, &error, None);
             }
+            (ClientMessage::Traces { on }, Some(_)) => {
+                if let Some(state) = self.sessions.get_mut(&session) {
+                    state.traces = on;
+                }
+            }
             (ClientMessage::Ping { nonce }, Some(_)) => {
                 let server_ms = Some(now_millis);
                 self.send(session, ServerMessage::Pong { nonce, server_ms });
@@ -525,6 +533,38 @@ impl Switchboard {
             message,
             relayed_from: None,
         });
+    }
+
+    /// The server's record of a routing step (`name`, about `user`) to every member of
+    /// `call_id` and every one of `also` who asked for traces.
+    fn trace(&mut self, call_id: &str, name: &str, user: &str, also: &[String]) {
+        let mut recipients: Vec<String> = self
+            .calls
+            .get(call_id)
+            .map(|record| record.members.keys().cloned().collect())
+            .unwrap_or_default();
+        for other in also {
+            if !recipients.contains(other) {
+                recipients.push(other.clone());
+            }
+        }
+        for recipient in recipients {
+            let Some(session) = self.online.get(&recipient).copied() else {
+                continue;
+            };
+            if self
+                .sessions
+                .get(&session)
+                .is_some_and(|state| state.traces)
+            {
+                let message = ServerMessage::Trace {
+                    call_id: call_id.to_owned(),
+                    name: name.to_owned(),
+                    user_id: user.to_owned(),
+                };
+                self.send(session, message);
+            }
+        }
     }
 
     fn send_to_user(&mut self, user: &str, message: ServerMessage) {
