@@ -141,12 +141,9 @@ struct Walk {
 
 /// Checks `entries` (any order; several participants allowed) against the contract.
 pub fn check(entries: &[TimelineEntry], options: &CheckOptions) -> Vec<Finding> {
-    let mut by_user: BTreeMap<(&str, super::Origin), Vec<&TimelineEntry>> = BTreeMap::new();
+    let mut by_user: BTreeMap<super::Recorder<'_>, Vec<&TimelineEntry>> = BTreeMap::new();
     for entry in entries {
-        by_user
-            .entry((entry.user_id.as_str(), entry.origin))
-            .or_default()
-            .push(entry);
+        by_user.entry(entry.recorder()).or_default().push(entry);
     }
     // Participants recording into one store share its numbering: a number one of them skips
     // is no gap when another used it.

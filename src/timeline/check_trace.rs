@@ -9,10 +9,7 @@ use crate::event::Event;
 use crate::model::CallType;
 
 use super::check::{Finding, Rule};
-use super::{Origin, TimelineEntry};
-
-/// Who recorded an entry.
-type Recorder<'entry> = (&'entry str, Origin);
+use super::{Origin, Recorder, TimelineEntry};
 
 /// Checks every call recorded by more than one recorder; appends what it finds.
 pub(super) fn check_traces(entries: &[TimelineEntry], out: &mut Vec<Finding>) {
@@ -22,7 +19,7 @@ pub(super) fn check_traces(entries: &[TimelineEntry], out: &mut Vec<Finding>) {
             calls
                 .entry(call_id.as_str())
                 .or_default()
-                .entry((entry.user_id.as_str(), entry.origin))
+                .entry(entry.recorder())
                 .or_default()
                 .push(entry);
         }

@@ -111,7 +111,16 @@ pub struct TimelineEntry {
     pub session: Option<String>,
 }
 
+/// Who recorded an entry: the user and the side (ours, another participant's, the server's).
+/// Entries of one recorder share its clocks and its walk through the contract.
+pub type Recorder<'entry> = (&'entry str, Origin);
+
 impl TimelineEntry {
+    /// Who recorded it.
+    pub fn recorder(&self) -> Recorder<'_> {
+        (self.user_id.as_str(), self.origin)
+    }
+
     /// The entry's kind.
     pub fn kind(&self) -> CallbackKind {
         self.event.kind()

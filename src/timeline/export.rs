@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::event::Event;
 
-use super::{Origin, TimelineEntry};
+use super::{Origin, Recorder, TimelineEntry};
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +56,6 @@ pub fn write_json_lines<'entry>(
     Ok(())
 }
 
-/// Who recorded an entry: one process of the trace each.
-type Recorder<'entry> = (&'entry str, Origin);
-
 /// Writes a Chrome trace: one process per participant that recorded entries (ours first, then
 /// each other participant of a call trace, and the server), one track (thread) per call in
 /// each, each status as a slice that lasts until that participant's next status of the call,
@@ -73,7 +70,7 @@ pub fn write_perfetto<'entry>(
     let mut tracks: HashMap<(u64, Option<&str>), u64> = HashMap::new();
     let mut events = Vec::new();
     for entry in &entries {
-        let recorder = (entry.user_id.as_str(), entry.origin);
+        let recorder = entry.recorder();
         let next_pid = processes.len() as u64 + 1;
         let pid = *processes.entry(recorder).or_insert_with(|| {
             let name = match entry.origin {
@@ -100,7 +97,7 @@ pub fn write_perfetto<'entry>(
     }
     let ends = status_slice_ends(&entries);
     for (index, entry) in entries.iter().enumerate() {
-        let pid = processes[&(entry.user_id.as_str(), entry.origin)];
+        let pid = processes[&entry.recorder()];
         let tid = tracks[&(pid, entry.call_id.as_deref())];
         events.push(trace_event(entry, pid, tid, ends[index]));
     }
@@ -123,10 +120,7 @@ fn status_slice_ends(entries: &[&TimelineEntry]) -> Vec<Option<u64>> {
     let mut open: HashMap<(Recorder<'_>, Option<&str>), usize> = HashMap::new();
     let mut last_seen: HashMap<(Recorder<'_>, Option<&str>), u64> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
-        let call = (
-            (entry.user_id.as_str(), entry.origin),
-            entry.call_id.as_deref(),
-        );
+        let call = (entry.recorder(), entry.call_id.as_deref());
         let at = trace_micros(entry);
         last_seen.insert(call, at);
         if matches!(entry.event, Event::StatusChanged { .. })

@@ -180,15 +180,7 @@ impl Timeline {
     /// The entries newer than sequence number `after` that match `query` (its `limit`
     /// ignored), oldest first, using each entry's cached search text.
     pub fn query_since(&self, after: u64, query: &Query) -> Vec<Arc<TimelineEntry>> {
-        let inner = read(&self.inner);
-        let start = inner.position_after(after);
-        let matcher = query.matcher();
-        inner
-            .entries
-            .range(start..)
-            .filter(|slot| slot.matches(&matcher))
-            .map(|slot| Arc::clone(&slot.entry))
-            .collect()
+        self.query_since_with_cursor(after, query).0
     }
 
     /// Like [`Timeline::query_since`], with the newest sequence number looked at (the cursor

@@ -18,7 +18,7 @@ mod writer;
 pub use check::{CheckOptions, Finding, Rule, check};
 pub use clock::Clock;
 pub use clock_sync::{ClockOffset, ClockSync, SAMPLES_KEPT};
-pub use entry::{Delivery, Origin, TimelineEntry, Timestamp, clock_time, date_time};
+pub use entry::{Delivery, Origin, Recorder, TimelineEntry, Timestamp, clock_time, date_time};
 pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
 pub use import::{ImportError, Imported, alignment, import, read_json_lines};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};

@@ -571,7 +571,6 @@ impl eframe::App for CallscopeApp {
         // The panes draw with the tree taken out, so they can borrow the rest of the app.
         let mut tree =
             std::mem::replace(&mut self.layout, Layout::empty(egui::Id::unique("taken")));
-        let before = tree.clone();
         egui::CentralPanel::default().show(ui, |ui| {
             let mut panes = Panes {
                 app: self,
@@ -583,9 +582,6 @@ impl eframe::App for CallscopeApp {
                 self.layout_changed = Some(Instant::now());
             }
         });
-        if tree != before && self.layout_changed.is_none() {
-            self.layout_changed = Some(Instant::now());
-        }
         self.layout = tree;
         self.help_ui(&ctx, &mut commands);
         self.mini_view_ui(&ctx, &mut commands);
@@ -776,6 +772,15 @@ impl egui_tiles::Behavior<Pane> for Panes<'_> {
 
     fn min_size(&self) -> f32 {
         80.0
+    }
+
+    fn on_tab_close(
+        &mut self,
+        _tiles: &mut egui_tiles::Tiles<Pane>,
+        _tile_id: egui_tiles::TileId,
+    ) -> bool {
+        self.edited = true;
+        true
     }
 
     fn on_edit(&mut self, edit_action: egui_tiles::EditAction) {

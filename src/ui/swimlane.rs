@@ -52,7 +52,7 @@ pub fn subject(event: &Event) -> Option<&str> {
 
 fn seconds(entry: &TimelineEntry, start: &TimelineEntry) -> f64 {
     // One recorder's monotonic clock; across recorders only the wall clocks compare.
-    if entry.run == start.run && entry.origin == start.origin && entry.user_id == start.user_id {
+    if entry.run == start.run && entry.recorder() == start.recorder() {
         entry.at.mono_micros.saturating_sub(start.at.mono_micros) as f64 / 1e6
     } else {
         entry.at.wall_millis.saturating_sub(start.at.wall_millis) as f64 / 1e3

@@ -84,6 +84,8 @@ pub struct TimelinePanel {
     pub filters: Filters,
     /// The filters the rows were made with.
     applied: Option<Filters>,
+    /// Their query, made once: new entries are matched against it every frame.
+    applied_query: Query,
     /// The filter request on the worker: its id and filters.
     pending: Option<(u64, Filters)>,
     rows: Vec<Arc<TimelineEntry>>,
@@ -120,6 +122,7 @@ impl Default for TimelinePanel {
         Self {
             filters: Filters::default(),
             applied: None,
+            applied_query: Query::all(),
             pending: None,
             rows: Vec::new(),
             cursor: 0,
@@ -229,10 +232,11 @@ impl TimelinePanel {
 
     /// Notes the first time of each call from every new entry (shown or not).
     pub fn observe(&mut self, entry: &Arc<TimelineEntry>) {
-        if let Some(call_id) = &entry.call_id {
+        if let Some(call_id) = &entry.call_id
+            && !self.call_starts.contains_key(call_id)
+        {
             self.call_starts
-                .entry(call_id.clone())
-                .or_insert(entry.at.wall_millis);
+                .insert(call_id.clone(), entry.at.wall_millis);
         }
         if let Some((call_id, entries)) = &mut self.call_entries
             && entry.call_id.as_deref() == Some(call_id.as_str())
@@ -283,6 +287,7 @@ impl TimelinePanel {
         } else {
             Vec::new()
         };
+        self.applied_query = filters.query();
         self.applied = Some(filters);
         self.unseen = 0;
         // The old scroll position means nothing in the new rows.
@@ -318,7 +323,7 @@ impl TimelinePanel {
         if timeline.last_seq() <= self.cursor {
             return;
         }
-        let (fresh, cursor) = timeline.query_since_with_cursor(self.cursor, &applied.query());
+        let (fresh, cursor) = timeline.query_since_with_cursor(self.cursor, &self.applied_query);
         self.cursor = cursor;
         if fresh.is_empty() {
             return;
@@ -710,9 +715,7 @@ fn entry_cells_ui(
     row.col(|ui| {
         if let Some(previous) = previous {
             // One recorder's monotonic clock; across recorders only the wall clocks compare.
-            let same_clock = previous.run == entry.run
-                && previous.origin == entry.origin
-                && previous.user_id == entry.user_id;
+            let same_clock = previous.run == entry.run && previous.recorder() == entry.recorder();
             let millis = if same_clock {
                 (entry.at.mono_micros.cast_signed() - previous.at.mono_micros.cast_signed()) / 1000
             } else {
