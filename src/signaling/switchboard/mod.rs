@@ -538,32 +538,30 @@ impl Switchboard {
     /// The server's record of a routing step (`name`, about `user`) to every member of
     /// `call_id` and every one of `also` who asked for traces.
     fn trace(&mut self, call_id: &str, name: &str, user: &str, also: &[String]) {
-        let mut recipients: Vec<String> = self
+        // Who asked, found without copying a name: most sessions never ask, and this runs on
+        // every routing step.
+        let members = self
             .calls
             .get(call_id)
-            .map(|record| record.members.keys().cloned().collect())
-            .unwrap_or_default();
-        for other in also {
-            if !recipients.contains(other) {
-                recipients.push(other.clone());
-            }
+            .into_iter()
+            .flat_map(|record| record.members.keys());
+        let mut recipients: Vec<SessionId> = members
+            .chain(also)
+            .filter_map(|member| self.online.get(member).copied())
+            .filter(|session| self.sessions.get(session).is_some_and(|state| state.traces))
+            .collect();
+        if recipients.is_empty() {
+            return;
         }
-        for recipient in recipients {
-            let Some(session) = self.online.get(&recipient).copied() else {
-                continue;
+        recipients.sort_unstable();
+        recipients.dedup();
+        for session in recipients {
+            let message = ServerMessage::Trace {
+                call_id: call_id.to_owned(),
+                name: name.to_owned(),
+                user_id: user.to_owned(),
             };
-            if self
-                .sessions
-                .get(&session)
-                .is_some_and(|state| state.traces)
-            {
-                let message = ServerMessage::Trace {
-                    call_id: call_id.to_owned(),
-                    name: name.to_owned(),
-                    user_id: user.to_owned(),
-                };
-                self.send(session, message);
-            }
+            self.send(session, message);
         }
     }
 
