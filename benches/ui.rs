@@ -51,6 +51,7 @@ fn main() {
         data_dir: dir.path().to_path_buf(),
         call_on_start: vec!["echo".into()],
         private_ringing: None,
+        share_trace: None,
         media: MediaConfig {
             resolution: Resolution::P720,
             ..MediaConfig::default()

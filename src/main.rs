@@ -34,6 +34,10 @@ struct Cli {
     /// Call these users (demo peers too) as soon as the window is logged in.
     #[arg(long = "call", value_name = "USER")]
     call_on_start: Vec<String>,
+    /// Share your callbacks of each call with its other participants (otherwise the saved
+    /// setting, off at first).
+    #[arg(long)]
+    share_trace: bool,
     #[command(flatten)]
     media: cli::media_args::MediaArgs,
     /// The window's renderer: `glow` (OpenGL) or `wgpu`.
@@ -194,6 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir,
                 call_on_start: cli.call_on_start,
                 private_ringing: cli.media.private_ringing,
+                share_trace: cli.share_trace.then_some(true),
                 media: cli.media.config(),
             };
             callscope::ui::run(options, cli.renderer, cli.window_size)?;

@@ -211,6 +211,7 @@ fn entry_json(event: Event) -> serde_json::Value {
         handler_micros: 3,
         origin: callscope::timeline::Origin::Local,
         session: None,
+        clock_error_micros: None,
     };
     let json = serde_json::to_value(&entry).unwrap();
     let back: TimelineEntry = serde_json::from_value(json.clone()).unwrap();

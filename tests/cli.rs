@@ -152,6 +152,238 @@ fn answer_and_call_play_both_sides_of_a_call_through_a_standalone_server() {
     }
 }
 
+/// Starts `callscope answer` for `user` on `url` with `extra` options; returns it once it says
+/// it is logged in and waiting.
+fn answerer(dir: &Path, secret: &Path, url: &str, user: &str, extra: &[&str]) -> Child {
+    let mut answer = callscope()
+        .arg("--data-dir")
+        .arg(dir.join(user))
+        .args(["answer", "--user", user, "--server", url, "--secret-file"])
+        .arg(secret)
+        .args(extra)
+        .args(SYNTHETIC)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = answer.stderr.take().unwrap();
+    let started = Instant::now();
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{user} never logged in"
+        );
+        if lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .contains("is waiting for a call")
+        {
+            break;
+        }
+    }
+    // The rest of what it says is not read: it must not block on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    answer
+}
+
+/// The call's entries in `user`'s store, as `callscope timeline --call` prints them.
+fn stored_trace(dir: &Path, user: &str, call_id: &str) -> String {
+    let trace = callscope()
+        .arg("--data-dir")
+        .arg(dir.join(user))
+        .args(["timeline", "--call", call_id, "--json"])
+        .output()
+        .unwrap();
+    assert!(trace.status.success());
+    String::from_utf8_lossy(&trace.stdout).into_owned()
+}
+
+/// The µs wall time of the first entry recorded by `user` that `wanted` picks.
+fn first_at(entries: &[TimelineEntry], user: &str, wanted: impl Fn(&TimelineEntry) -> bool) -> u64 {
+    entries
+        .iter()
+        .find(|entry| entry.user_id == user && wanted(entry))
+        .map(TimelineEntry::wall_micros)
+        .unwrap_or_else(|| {
+            let all: Vec<String> = entries.iter().map(TimelineEntry::readable).collect();
+            panic!("no such entry of {user} in:\n{}", all.join("\n"))
+        })
+}
+
+#[test]
+fn two_clients_that_share_traces_each_hold_both_sides_in_causal_order_and_a_third_user_nothing() {
+    use callscope::model::{CallStatus, Source};
+    use callscope::timeline::Origin;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a secret for the trace-sharing test").unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let url = format!("ws://{addr}");
+    let _server = Running(
+        callscope()
+            .arg("--data-dir")
+            .arg(dir.path().join("server"))
+            .args(["server", "--listen", &addr, "--secret-file"])
+            .arg(&secret)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let share = ["--share-trace", "--json"];
+    let bob = answerer(
+        dir.path(),
+        &secret,
+        &url,
+        "bob",
+        &[&share[..], &["--accept-after", "0.5", "--wait", "60"]].concat(),
+    );
+    // Carol asks for traces too, and shares hers, but is in no call: she must hear nothing.
+    let carol = answerer(
+        dir.path(),
+        &secret,
+        &url,
+        "carol",
+        &[&share[..], &["--wait", "60"]].concat(),
+    );
+    let call = callscope()
+        .arg("--data-dir")
+        .arg(dir.path().join("alice"))
+        .args([
+            "call",
+            "bob",
+            "--user",
+            "alice",
+            "--server",
+            &url,
+            "--secret-file",
+        ])
+        .arg(&secret)
+        .args(["--hangup-after", "1"])
+        .args(share)
+        .args(SYNTHETIC)
+        .output()
+        .unwrap();
+    let answered = bob.wait_with_output().unwrap();
+    // Carol was online all through the call; what she printed and stored is all there is.
+    let mut carol = carol;
+    carol.kill().unwrap();
+    let carol = carol.wait_with_output().unwrap();
+    let alice_out = String::from_utf8_lossy(&call.stdout).into_owned();
+    assert!(call.status.success(), "alice: {alice_out}");
+    assert!(answered.status.success());
+    let call_id = entries(&alice_out)
+        .iter()
+        .find_map(|entry| entry.call_id.clone())
+        .unwrap();
+    let accepted = |entry: &TimelineEntry| {
+        entry.source == Source::Local
+            && matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status.is_calling())
+    };
+    let joined = |entry: &TimelineEntry| matches!(&entry.event, Event::UserJoin { user_id } if user_id == "bob");
+    let ended_by = |source: Source| {
+        move |entry: &TimelineEntry| {
+            entry.source == source
+                && matches!(entry.event, Event::StatusChanged { old_status, new_status: CallStatus::Idle } if old_status.is_calling())
+        }
+    };
+    for (me, them) in [("alice", "bob"), ("bob", "alice")] {
+        let trace = stored_trace(dir.path(), me, &call_id);
+        let sides = entries(&trace);
+        // Ours, theirs and the server's: each kit's callbacks and the routing.
+        let of = |user: &str, origin: Origin| {
+            sides
+                .iter()
+                .filter(|entry| entry.user_id == user && entry.origin == origin)
+                .map(|entry| entry.kind().as_str())
+                .collect::<Vec<_>>()
+        };
+        for kind in ["statusChanged", "afterCalling"] {
+            assert!(of(me, Origin::Local).contains(&kind), "{me}: {trace}");
+            assert!(
+                of(them, Origin::Peer).contains(&kind),
+                "{me} has {them}'s {kind}: {trace}"
+            );
+        }
+        let server: Vec<String> = sides
+            .iter()
+            .filter_map(|entry| match &entry.event {
+                Event::ServerEvent { name, .. } if entry.origin == Origin::Server => {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        // The callee hears the routing from its invitation on.
+        let routed = [
+            "caller_start_call",
+            "callee_receive_call",
+            "callee_accept_call",
+            "caller_call_end",
+        ];
+        let from = usize::from(me == "bob");
+        for name in &routed[from..] {
+            assert!(
+                server.iter().any(|seen| seen == *name),
+                "{me} lacks {name}: {server:?}"
+            );
+        }
+        // The other side's entries came through the server's clock, with their error bound.
+        let errors: Vec<u64> = sides
+            .iter()
+            .filter(|entry| entry.origin != Origin::Local)
+            .filter_map(|entry| entry.clock_error_micros)
+            .collect();
+        assert!(
+            !errors.is_empty(),
+            "{me}: no entry placed through the server's clock"
+        );
+        eprintln!(
+            "{me}: {} entries of {them}, clock error bounds {}..{} µs",
+            of(them, Origin::Peer).len(),
+            errors.iter().min().unwrap(),
+            errors.iter().max().unwrap()
+        );
+        // Every receipt after its send, on this side's one axis.
+        let pairs = [
+            (
+                first_at(&sides, "bob", accepted),
+                first_at(&sides, "alice", joined),
+                "bob's accept, alice's join",
+            ),
+            (
+                first_at(&sides, "alice", ended_by(Source::Local)),
+                first_at(&sides, "bob", ended_by(Source::Remote)),
+                "alice's hang-up, bob's end",
+            ),
+        ];
+        for (send, receipt, what) in pairs {
+            assert!(
+                send <= receipt,
+                "{me}: {what}: sent at {send}, received at {receipt} µs"
+            );
+        }
+        // Each side and the cross-side rules of the contract.
+        let (clean, findings) = check(dir.path(), &format!("{me}-trace.jsonl"), &trace);
+        assert!(clean, "{me}'s two-sided trace: {findings}");
+    }
+    // Carol shared nothing and received nothing: no entry of another side, none of the call.
+    let carol_out = String::from_utf8_lossy(&carol.stdout).into_owned();
+    let carols = entries(&carol_out);
+    assert!(
+        carols.iter().all(|entry| entry.origin == Origin::Local
+            && entry.call_id.as_deref() != Some(call_id.as_str())),
+        "carol: {carol_out}"
+    );
+    assert!(
+        stored_trace(dir.path(), "carol", &call_id)
+            .trim()
+            .is_empty(),
+        "carol's store holds the call"
+    );
+}
+
 /// Bob's export, imported on alice's side, joins the call as its other side; the merged trace
 /// keeps the contract on each side and across them.
 fn assert_import_merges_the_sides(dir: &Path, alice: &str, bob: &str) {

@@ -33,6 +33,7 @@ fn app_sized(
         data_dir: data_dir.to_path_buf(),
         call_on_start,
         private_ringing: None,
+        share_trace: None,
         media: callscope::media::MediaConfig {
             // The same on every machine: no camera, no sound card.
             devices: callscope::media::Devices::Absent,

@@ -790,7 +790,10 @@ fn an_imported_side_whose_clock_is_ahead_is_moved_until_every_send_precedes_its_
     };
     assert_eq!(call_id, "c-1");
     // Within the window the signaling leaves: from the skew to the skew less the accept-to-join gap.
-    assert!((-5_001..=-4_500).contains(shift), "shift {shift} ms");
+    assert!(
+        (-5_001_000..=-4_500_000).contains(shift),
+        "shift {shift} µs"
+    );
     let entries = ours.query(&Query::all());
     let at = |user: &str, wanted: &dyn Fn(&Event) -> bool| {
         entries

@@ -58,6 +58,10 @@ pub struct CallBenchArgs {
         action = clap::ArgAction::Set
     )]
     pub private_ringing: bool,
+    /// Both callscope clients share their traces (and hear each other's and the server's), to
+    /// measure what sharing costs.
+    #[arg(long)]
+    pub share_trace: bool,
 }
 
 const SECRET: &[u8] = b"callscope-call-bench-secret";
@@ -219,6 +223,7 @@ fn print_summaries(summaries: &[Summary], floor: &CodecFloor, args: &CallBenchAr
             "stacks": summaries,
             "codec_floor": floor,
             "callscope_ringing": ringing,
+            "share_trace": args.share_trace,
         });
         println!("{figures}");
         return;
@@ -231,6 +236,14 @@ fn print_summaries(summaries: &[Summary], floor: &CodecFloor, args: &CallBenchAr
             "prepared: its answer and checks run while it rings"
         },
         args.private_ringing
+    );
+    println!(
+        "callscope's clients {}",
+        if args.share_trace {
+            "share their traces with each other and hear the server's (--share-trace)"
+        } else {
+            "share nothing (add --share-trace to measure what sharing costs)"
+        }
     );
     println!(
         "{:<10} {:>5} {:>22} {:>22} {:>22} {:>20} {:>7}",
@@ -297,7 +310,8 @@ impl BenchClient {
         let state = StateSlot::default();
         let frames = FrameSlots::default();
         let config = ClientConfig {
-            server_traces: false,
+            server_traces: args.share_trace,
+            share_traces: args.share_trace,
             server_url: url.to_owned(),
             user_id: user.to_owned(),
             user_sig: sign_user_sig(SECRET, user),

@@ -1,6 +1,7 @@
 //! What `callscope call` and `callscope answer` share: an engine for one user, the timeline
 //! printed entry by entry as it grows, and waits that wake when the engine reports.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use anyhow::bail;
 use callscope::engine::{ConnectionState, Engine, EngineConfig, EngineState, ServerChoice};
 use callscope::event::CallbackKind;
 use callscope::kit::{CallKit, Switches};
-use callscope::timeline::{Store, Timeline, TimelineEntry};
+use callscope::timeline::{Origin, Query, Store, Timeline, TimelineEntry};
 use crossbeam_channel::Receiver;
 
 /// Who we are and where, for either command.
@@ -33,6 +34,11 @@ pub struct SessionArgs {
     /// Print entries as JSON Lines in the contract's shape.
     #[arg(long)]
     pub json: bool,
+    /// Share our callbacks of each call with its other participants (through the server, to
+    /// those who ask for traces), and record theirs and the server's: both sides of the call
+    /// on one timeline.
+    #[arg(long)]
+    pub share_trace: bool,
     #[command(flatten)]
     pub media: super::media_args::MediaArgs,
 }
@@ -43,12 +49,16 @@ pub struct Session {
     kit: CallKit,
     printed: u64,
     json: bool,
+    share_trace: bool,
     wake: Receiver<()>,
 }
 
 /// Longest single wait for the engine: a wait also wakes to check its own deadlines, and to
 /// print entries the writer committed meanwhile.
 const TICK: Duration = Duration::from_millis(20);
+
+/// How long a sharing session waits after its call for the others' last entries.
+const LINGER: Duration = Duration::from_secs(2);
 
 impl Session {
     /// Starts the engine for `args`, recording into `timeline`.
@@ -77,8 +87,10 @@ impl Session {
             user_id: args.user_id.clone(),
             server,
             media: Some(args.media.config()),
-            // The command prints its own side; the window shows both.
+            // The command prints its own side (and, sharing, the others'); the window shows
+            // the demo peers' too.
             demo_peer_traces: false,
+            share_traces: args.share_trace,
         };
         // One pending wake-up is enough: the reader looks at everything when it wakes.
         let (wake_tx, wake) = crossbeam_channel::bounded(1);
@@ -95,6 +107,7 @@ impl Session {
             kit,
             printed,
             json: args.json,
+            share_trace: args.share_trace,
             wake,
         })
     }
@@ -105,11 +118,12 @@ impl Session {
     }
 
     /// Prints the entries recorded since the last call that are committed to disk (so nothing
-    /// printed is lost if the process dies), and returns them.
+    /// printed is lost if the process dies), and returns our own of them (what another side
+    /// recorded is printed, and decides nothing here).
     pub fn print_new(&mut self) -> Vec<Arc<TimelineEntry>> {
         let timeline = self.kit.timeline();
         let durable = timeline.store().map_or(u64::MAX, Store::committed_seq);
-        let fresh: Vec<Arc<TimelineEntry>> = timeline
+        let mut fresh: Vec<Arc<TimelineEntry>> = timeline
             .since(self.printed, usize::MAX)
             .into_iter()
             .take_while(|entry| entry.seq <= durable)
@@ -124,7 +138,47 @@ impl Session {
                 println!("{}", entry.readable());
             }
         }
+        fresh.retain(|entry| entry.origin == Origin::Local);
         fresh
+    }
+
+    /// While sharing traces, waits (at most [`LINGER`]) until every participant who shared
+    /// its side of our last call has shared its `afterCalling`: their last entries come after
+    /// ours.
+    fn linger(&mut self) {
+        if !self.share_trace {
+            return;
+        }
+        let timeline = self.kit.timeline().clone();
+        let Some(call_id) = timeline
+            .query(&Query {
+                origin: Some(Origin::Local),
+                ..Query::all().kind(CallbackKind::AfterCalling)
+            })
+            .last()
+            .and_then(|entry| entry.call_id.clone())
+        else {
+            return;
+        };
+        let started = Instant::now();
+        while started.elapsed() < LINGER {
+            let peers = timeline.query(&Query {
+                origin: Some(Origin::Peer),
+                ..Query::all().call(call_id.as_str())
+            });
+            let sharing: BTreeSet<&str> =
+                peers.iter().map(|entry| entry.user_id.as_str()).collect();
+            let done: BTreeSet<&str> = peers
+                .iter()
+                .filter(|entry| entry.kind() == CallbackKind::AfterCalling)
+                .map(|entry| entry.user_id.as_str())
+                .collect();
+            if sharing == done {
+                return;
+            }
+            self.print_new();
+            self.wait();
+        }
     }
 
     /// Blocks until the engine reports something, or a short tick passes.
@@ -157,6 +211,7 @@ impl Session {
     /// Stops the engine, waits for what it recorded to be committed, and prints what is left.
     pub fn finish(mut self) {
         self.print_new();
+        self.linger();
         self.engine.shutdown();
         if let Some(store) = self.kit.timeline().store()
             && let Err(error) = store.flush(Duration::from_secs(10))

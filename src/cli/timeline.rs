@@ -123,8 +123,9 @@ fn import(data_dir: &std::path::Path, path: &std::path::Path) -> anyhow::Result<
     );
     for (call_id, shift) in &imported.shifted {
         eprintln!(
-            "callscope: call {call_id}: the imported side moved by {shift} ms so that every \
-             signaling message is received after it was sent"
+            "callscope: call {call_id}: the imported side moved by {:.3} ms so that every \
+             signaling message is received after it was sent",
+            *shift as f64 / 1000.0
         );
     }
     Ok(())

@@ -37,6 +37,8 @@ pub struct ClientConfig {
     /// Ask the server for its records of how it routes our calls (the server's side of each
     /// call trace).
     pub server_traces: bool,
+    /// Share our entries of each call with its other participants (who asked for traces).
+    pub share_traces: bool,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Socket, String>> + Send>>;
@@ -70,7 +72,8 @@ pub async fn run_client(
         user_id: config.user_id.clone(),
         user_sig: config.user_sig.clone(),
         media: config.media.is_some(),
-        server_traces: config.server_traces,
+        server_traces: config.server_traces || config.share_traces,
+        share_traces: config.share_traces,
     };
     let call_ids: CallIds = Box::new(random_call_id);
     let mut driver = Driver::new(driver_config, kit, call_ids, clock.now());

@@ -7,6 +7,7 @@
 //! time) passes `now` with every input and carries out the [`Output`]s.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use crate::call::{Action, CallMachine, Input, MemberState};
 use crate::event::Event;
@@ -14,8 +15,10 @@ use crate::kit::CallKit;
 use crate::media::mesh::CallView;
 use crate::media::{DeviceChoices, DeviceList, MediaCommand, MediaEvent, MediaReport};
 use crate::model::{CallError, CallStatus, ErrorCode, MediaType, MonoTime, Role, Source};
-use crate::signaling::{ClientMessage, PROTOCOL_VERSION, ServerMessage};
-use crate::timeline::ClockSync;
+use crate::signaling::{
+    ClientMessage, MAX_SHARED_ENTRIES, MAX_SHARED_ENTRY_BYTES, PROTOCOL_VERSION, ServerMessage,
+};
+use crate::timeline::{ClockSync, Origin, TimelineEntry};
 
 use super::connection::ReconnectPolicy;
 use super::messages::{CallOutcome, CallSnapshot, ConnectionState, EngineCommand, EngineState};
@@ -32,8 +35,11 @@ pub struct DriverConfig {
     pub user_sig: String,
     /// Whether a media engine carries the calls' audio and video.
     pub media: bool,
-    /// Ask the server for its records of how it routes our calls.
+    /// Ask the server for its records of how it routes our calls (and for the entries other
+    /// participants share).
     pub server_traces: bool,
+    /// Share our entries of each call with its other participants, through the server.
+    pub share_traces: bool,
 }
 
 /// What the driver's owner must do.
@@ -111,6 +117,11 @@ pub struct Driver {
     next_ping: Option<MonoTime>,
     /// Pings sent since the last log-in (the first ones go out quickly).
     pings_sent: u32,
+    /// Our entries of calls not yet shared (while sharing is on).
+    to_share: Vec<Arc<TimelineEntry>>,
+    /// The latest calls the server told us about: only their entries can be shared (it
+    /// refuses the others').
+    server_calls: VecDeque<String>,
 }
 
 /// Pings sent quickly after each log-in, so the clock offset is known at once.
@@ -121,8 +132,14 @@ const PING_BURST_SPACING: MonoTime = MonoTime::from_millis(100);
 const PING_INTERVAL: MonoTime = MonoTime::from_millis(15_000);
 /// Pings awaiting an answer at most (older ones are forgotten).
 const PINGS_PENDING: usize = 8;
-/// The server stamps pongs in whole milliseconds.
-const SERVER_STAMP_RESOLUTION_MICROS: u64 = 1000;
+/// Servers before µs stamps stamp pongs in whole milliseconds.
+const SERVER_MILLIS_RESOLUTION_MICROS: u64 = 1000;
+/// Calls the server told us about that are remembered, for sharing.
+const KNOWN_CALLS: usize = 16;
+/// The entries of one shared message take at most this many bytes (within the frame limit).
+const SHARED_BATCH_BYTES: usize = 48 * 1024;
+/// Entries waiting to be shared at most (more are dropped: a call that long offline is over).
+const UNSHARED_KEPT: usize = 1024;
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,6 +193,8 @@ impl Driver {
             pings: VecDeque::new(),
             next_ping: None,
             pings_sent: 0,
+            to_share: Vec::new(),
+            server_calls: VecDeque::new(),
         }
     }
 
@@ -336,6 +355,7 @@ impl Driver {
             EngineCommand::SetPrivateRinging(private) => {
                 self.out.push_back(Output::PrivateRinging(private));
             }
+            EngineCommand::ShareTraces(on) => self.share_traces(on),
             EngineCommand::Shutdown => self.shut_down(now),
         }
         self.flush(now);
@@ -343,6 +363,21 @@ impl Driver {
 
     /// A message from the server.
     pub fn handle_server(&mut self, now: MonoTime, message: ServerMessage) {
+        let about = match &message {
+            ServerMessage::Call(signal) => Some(&signal.call_id),
+            ServerMessage::Trace { call_id, .. }
+            | ServerMessage::SharedTrace { call_id, .. }
+            | ServerMessage::Sdp { call_id, .. } => Some(call_id),
+            _ => None,
+        };
+        if let Some(call_id) = about
+            && !self.server_calls.contains(call_id)
+        {
+            if self.server_calls.len() == KNOWN_CALLS {
+                self.server_calls.pop_front();
+            }
+            self.server_calls.push_back(call_id.clone());
+        }
         match message {
             ServerMessage::Welcome { contacts, .. } => self.welcome(now, contacts),
             ServerMessage::Contacts { contacts } => {
@@ -375,23 +410,65 @@ impl Driver {
             ServerMessage::Error {
                 code,
                 message,
+                call_id: _,
+                request,
+            } if request.as_deref() == Some("share_trace") => {
+                // Our shared entries were refused: said once, the call itself is not touched.
+                let message = format!("the server did not forward our shared entries: {message}");
+                self.record(
+                    now,
+                    None,
+                    Source::Remote,
+                    Event::Error(CallError::new(code, message)),
+                );
+            }
+            ServerMessage::Error {
+                code,
+                message,
                 call_id,
+                ..
             } => self.server_error(now, CallError::new(code, message), call_id),
-            ServerMessage::Pong { nonce, server_ms } => self.pong(now, nonce, server_ms),
+            ServerMessage::Pong {
+                nonce,
+                server_ms,
+                server_us,
+            } => {
+                let stamp = server_us.map(|micros| (micros, 1)).or_else(|| {
+                    server_ms.map(|millis| (millis * 1000, SERVER_MILLIS_RESOLUTION_MICROS))
+                });
+                self.pong(now, nonce, stamp);
+            }
             ServerMessage::Trace {
                 call_id,
                 name,
                 user_id,
+                server_us,
             } => {
-                // The server's side of the trace, at its receipt (after the server sent it).
+                // On our clock through the server's, never after its receipt; at its receipt
+                // while the offset is not known.
+                let placed = server_us.and_then(|micros| {
+                    crate::timeline::server_time_on_our_clock(
+                        micros,
+                        self.kit.clock(),
+                        self.state.clock_offset,
+                    )
+                });
+                let (at, error) =
+                    placed.map_or((now, None), |(at, error)| (at.min(now), Some(error)));
                 self.kit.record_other(
-                    now,
+                    at,
+                    error,
                     Some(&call_id),
-                    crate::timeline::Origin::Server,
+                    Origin::Server,
                     "server",
                     Event::ServerEvent { name, user_id },
                 );
             }
+            ServerMessage::SharedTrace {
+                call_id,
+                from,
+                entries,
+            } => self.shared_trace(now, &call_id, &from, &entries),
         }
         self.flush(now);
     }
@@ -460,8 +537,134 @@ impl Driver {
         let _ = self.machine.handle_input(now, input);
     }
 
-    fn record(&self, now: MonoTime, call_id: Option<&str>, source: Source, event: Event) {
-        self.kit.dispatch(now, call_id, source, event);
+    fn record(&mut self, now: MonoTime, call_id: Option<&str>, source: Source, event: Event) {
+        let entry = self.kit.dispatch(now, call_id, source, event);
+        self.keep_for_sharing(entry);
+    }
+
+    /// Turns sharing our entries on or off (from the next entry on).
+    fn share_traces(&mut self, on: bool) {
+        if self.config.share_traces == on {
+            return;
+        }
+        self.config.share_traces = on;
+        if !on {
+            self.to_share.clear();
+        }
+        // Sharing means hearing the others' entries too.
+        if on && !self.config.server_traces {
+            self.config.server_traces = true;
+            if self.link == Link::Online {
+                self.send(ClientMessage::Traces { on: true });
+            }
+        }
+    }
+
+    /// Keeps an entry of ours about a call for its other participants, while sharing is on:
+    /// what happened, not the periodic reports (stats, volumes), which would crowd it out.
+    fn keep_for_sharing(&mut self, entry: Arc<TimelineEntry>) {
+        if !self.config.share_traces
+            || entry.call_id.is_none()
+            || entry.origin != Origin::Local
+            || entry.kind().is_periodic()
+        {
+            return;
+        }
+        if self.to_share.len() == UNSHARED_KEPT {
+            self.to_share.remove(0);
+        }
+        self.to_share.push(entry);
+    }
+
+    /// Sends the entries kept for sharing, per call, after the actions that made them (so the
+    /// server knows the call), while online; each message within the server's caps.
+    fn send_shared(&mut self) {
+        if self.link != Link::Online {
+            // Entries of an outage are not kept: the server has forgotten the call by now.
+            self.to_share.clear();
+            return;
+        }
+        if self.to_share.is_empty() {
+            return;
+        }
+        let offset = self.state.clock_offset;
+        let mut batch: Vec<serde_json::Value> = Vec::new();
+        let mut batch_call: Option<String> = None;
+        let mut batch_bytes = 0;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.to_share)
+            .into_iter()
+            .partition(|entry| {
+                entry
+                    .call_id
+                    .as_ref()
+                    .is_some_and(|call_id| self.server_calls.contains(call_id))
+            });
+        // A call the server has not mentioned yet is still being placed (its answer is on its
+        // way); any other it never knew (the invitation failed), so nobody can hear of it.
+        let current = self.machine.call_id();
+        self.to_share = waiting
+            .into_iter()
+            .filter(|entry| entry.call_id.as_deref() == current)
+            .collect();
+        for entry in ready {
+            let json = crate::timeline::shared_json(&entry, offset);
+            let bytes = json.to_string().len();
+            if bytes > MAX_SHARED_ENTRY_BYTES {
+                // Too large for the server to forward (a long error message): ours alone.
+                continue;
+            }
+            let full =
+                batch.len() == MAX_SHARED_ENTRIES || batch_bytes + bytes > SHARED_BATCH_BYTES;
+            if batch_call != entry.call_id || full {
+                if let Some(call_id) = batch_call.take() {
+                    let entries = std::mem::take(&mut batch);
+                    self.send(ClientMessage::ShareTrace { call_id, entries });
+                }
+                batch_call.clone_from(&entry.call_id);
+                batch_bytes = 0;
+            }
+            batch_bytes += bytes;
+            batch.push(json);
+        }
+        if let Some(call_id) = batch_call {
+            self.send(ClientMessage::ShareTrace {
+                call_id,
+                entries: batch,
+            });
+        }
+    }
+
+    /// Another participant's entries of a call: placed on our clock and recorded as theirs.
+    fn shared_trace(
+        &mut self,
+        now: MonoTime,
+        call_id: &str,
+        from: &str,
+        values: &[serde_json::Value],
+    ) {
+        let ours = crate::timeline::local_entries(self.kit.timeline(), call_id);
+        let placed = crate::timeline::place_shared(
+            values,
+            from,
+            call_id,
+            self.kit.clock(),
+            self.state.clock_offset,
+            now,
+            &ours,
+        );
+        for entry in placed.entries {
+            self.kit.record_shared(entry);
+        }
+        if placed.unreadable > 0 {
+            let error = CallError::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "{} of the entries {from} shared are not timeline entries; left out",
+                    placed.unreadable
+                ),
+            );
+            self.record(now, Some(call_id), Source::Remote, Event::Error(error));
+        }
     }
 
     fn send(&mut self, message: ClientMessage) {
@@ -506,23 +709,24 @@ impl Driver {
         self.next_ping = Some(MonoTime::from_micros(now.as_micros() + spacing.as_micros()));
     }
 
-    /// A pong: one round trip for the clock offset.
-    fn pong(&mut self, now: MonoTime, nonce: u64, server_ms: Option<u64>) {
+    /// A pong: one round trip for the clock offset. `stamp`: the server's time in µs, and
+    /// the resolution it was stamped with.
+    fn pong(&mut self, now: MonoTime, nonce: u64, stamp: Option<(u64, u64)>) {
         let Some(position) = self.pings.iter().position(|(sent, _)| *sent == nonce) else {
             return;
         };
         let Some((_, sent)) = self.pings.remove(position) else {
             return;
         };
-        let Some(server_ms) = server_ms else {
+        let Some((server_micros, resolution_micros)) = stamp else {
             return;
         };
         let clock = self.kit.clock();
         self.clock_sync.add(
             clock.wall_micros(sent),
-            server_ms.saturating_mul(1000),
+            server_micros,
             clock.wall_micros(now),
-            SERVER_STAMP_RESOLUTION_MICROS,
+            resolution_micros,
         );
         let estimate = self.clock_sync.estimate();
         if estimate != self.state.clock_offset {
@@ -684,12 +888,14 @@ impl Driver {
             while let Some(emitted) = self.machine.poll_event() {
                 busy = true;
                 self.observe(&emitted.event);
-                self.kit.deliver(emitted);
+                let entry = self.kit.deliver(emitted);
+                self.keep_for_sharing(entry);
             }
             if !busy {
                 break;
             }
         }
+        self.send_shared();
         self.sync_media();
         self.update_snapshot();
     }

@@ -55,6 +55,8 @@ pub enum EngineCommand {
     /// From the next call on, ring privately (`true`: nothing reaches the caller before the
     /// accept) or prepare the connection while ringing.
     SetPrivateRinging(bool),
+    /// Share our entries of each call with its other participants (and hear theirs), or stop.
+    ShareTraces(bool),
     /// Hang up if in a call and stop.
     Shutdown,
 }

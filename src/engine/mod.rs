@@ -73,6 +73,8 @@ pub struct EngineConfig {
     /// The embedded demo peers record their side of every call into our timeline, as peer
     /// entries (a call trace of both sides).
     pub demo_peer_traces: bool,
+    /// Share our entries of each call with its other participants, and record theirs.
+    pub share_traces: bool,
 }
 
 /// Why the engine could not start.
@@ -158,6 +160,7 @@ pub fn spawn_demo_peers(
                 user_sig: sign_user_sig_with(keys, peer.user_id),
                 media: Some(demo_media(resolution)),
                 server_traces: false,
+                share_traces: false,
             };
             let kit = match trace {
                 Some(timeline) => CallKit::builder()
@@ -337,6 +340,7 @@ async fn start_session(
         media,
         // The window that shows the demo peers' side shows the server's too.
         server_traces: config.demo_peer_traces,
+        share_traces: config.share_traces,
     };
     Some((client, embedded))
 }

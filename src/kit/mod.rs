@@ -280,14 +280,18 @@ impl CallKit {
             handler_micros,
             origin: self.inner.origin,
             session: None,
+            clock_error_micros: None,
         })
     }
 
     /// Records what another side of the call recorded (the server's routing, a participant's
-    /// callback), as `user_id` of `origin`: into the timeline only, no handler of ours runs.
+    /// callback), as `user_id` of `origin`, at `at` on our clock (known within
+    /// `clock_error_micros`, if it came through the server's clock): into the timeline only,
+    /// no handler of ours runs.
     pub fn record_other(
         &self,
         at: MonoTime,
+        clock_error_micros: Option<u64>,
         call_id: Option<&str>,
         origin: Origin,
         user_id: &str,
@@ -305,7 +309,14 @@ impl CallKit {
             handler_micros: 0,
             origin,
             session: None,
+            clock_error_micros,
         })
+    }
+
+    /// Records an entry another participant's kit recorded and shared, as it is (its time
+    /// already on our clock): into the timeline only, no handler of ours runs.
+    pub fn record_shared(&self, entry: TimelineEntry) -> Arc<TimelineEntry> {
+        self.inner.timeline.append(entry)
     }
 
     /// Dispatches one event the call core emitted.

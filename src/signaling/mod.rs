@@ -6,7 +6,7 @@ pub mod switchboard;
 pub mod usersig;
 
 pub use protocol::{
-    ClientMessage, Contact, DecodeError, MAX_FRAME_BYTES, PROTOCOL_VERSION, ServerMessage,
-    decode_client, decode_server, encode,
+    ClientMessage, Contact, DecodeError, MAX_FRAME_BYTES, MAX_SHARED_ENTRIES,
+    MAX_SHARED_ENTRY_BYTES, PROTOCOL_VERSION, ServerMessage, decode_client, decode_server, encode,
 };
 pub use server::{Server, ServerConfig, ServerStats, TransportLimits};

@@ -18,6 +18,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest frame the server takes; larger ones are answered with an error.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
+/// The most entries one [`ClientMessage::ShareTrace`] carries.
+pub const MAX_SHARED_ENTRIES: usize = 64;
+
+/// The largest shared entry a server forwards by default, in bytes of JSON.
+pub const MAX_SHARED_ENTRY_BYTES: usize = 4 * 1024;
+
 /// A message from a client to the server.
 ///
 /// The call actions are the call core's [`Action`]s themselves, on the wire as flat objects
@@ -59,10 +65,20 @@ pub enum ClientMessage {
         /// Echoed back.
         nonce: u64,
     },
-    /// Asks for (or stops) the server's records of how it routes this user's calls.
+    /// Asks for (or stops) the server's records of how it routes this user's calls, and the
+    /// entries the call's other participants share.
     Traces {
         /// Send them.
         on: bool,
+    },
+    /// Entries this user's kit recorded about one of its calls, for the call's other
+    /// participants who asked for traces (at most [`MAX_SHARED_ENTRIES`] per message).
+    ShareTrace {
+        /// The call.
+        call_id: String,
+        /// Each entry in the contract's JSON, with `server_us` (its time on the server's clock)
+        /// and `clock_error_us` (how far off that may be) when the sender knows its offset.
+        entries: Vec<serde_json::Value>,
     },
     /// A call action: invite, cancel, accept, reject, line busy, hang up, invite more, switch
     /// media.
@@ -124,6 +140,10 @@ pub enum ServerMessage {
         message: String,
         /// The call the request was about, if any.
         call_id: Option<String>,
+        /// The `type` of the refused request, where a client must tell it apart (a refused
+        /// `share_trace` is not a refused call action).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
     },
     /// The answer to `ping`.
     Pong {
@@ -133,6 +153,9 @@ pub enum ServerMessage {
         /// servers before clock alignment).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         server_ms: Option<u64>,
+        /// The same in µs, stamped as the answer leaves (absent from older servers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_us: Option<u64>,
     },
     /// The server's record of one routing step of a call, for a participant that asked for
     /// traces; named like the call-event webhooks (`caller_start_call`, `callee_accept_call`…).
@@ -143,6 +166,19 @@ pub enum ServerMessage {
         name: String,
         /// Who it is about.
         user_id: String,
+        /// When, on the server's clock in µs since the Unix epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server_us: Option<u64>,
+    },
+    /// Entries another participant of a call shared ([`ClientMessage::ShareTrace`]), as it
+    /// sent them; `from` is who the server knows sent them.
+    SharedTrace {
+        /// The call.
+        call_id: String,
+        /// The participant who shared them.
+        from: String,
+        /// The entries.
+        entries: Vec<serde_json::Value>,
     },
     /// News about a call: an invitation, an answer, a hang-up, a switch, its end.
     #[serde(untagged)]
@@ -150,6 +186,17 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
+    /// Puts the server's clock (µs since the Unix epoch) on a message that carries it, as it
+    /// leaves.
+    pub fn stamp(&mut self, now_micros: u64) {
+        match self {
+            Self::Pong { server_us, .. } | Self::Trace { server_us, .. } => {
+                *server_us = Some(now_micros);
+            }
+            _ => {}
+        }
+    }
+
     /// The news `signal` about `call_id`.
     pub fn call(call_id: &str, signal: Signal) -> Self {
         Self::Call(CallSignal {
@@ -177,6 +224,7 @@ impl ServerMessage {
             code: error.code,
             message: error.message.clone(),
             call_id: call_id.map(str::to_owned),
+            request: None,
         }
     }
 }
@@ -211,7 +259,15 @@ impl DecodeError {
 }
 
 /// The `type`s of client messages that are not call actions.
-const SESSION_TYPES: [&str; 6] = ["login", "sdp", "ice", "contacts", "ping", "traces"];
+const SESSION_TYPES: [&str; 7] = [
+    "login",
+    "sdp",
+    "ice",
+    "contacts",
+    "ping",
+    "traces",
+    "share_trace",
+];
 
 /// Reads one frame as a client message, telling apart every way it can be wrong.
 pub fn decode_client(frame: &str) -> Result<ClientMessage, DecodeError> {

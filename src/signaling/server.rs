@@ -709,12 +709,13 @@ fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, Outbox>, h
         match output {
             Output::Send {
                 session,
-                message,
+                mut message,
                 relayed_from,
             } => {
                 let Some(outbox) = outboxes.get(&session) else {
                     continue;
                 };
+                message.stamp(unix_now_micros());
                 if outbox.try_send(encode(&message).into()) {
                     continue;
                 }
@@ -742,6 +743,13 @@ fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, Outbox>, h
             } => record_refusal(hub.kit.as_ref(), &user, &error, unrecorded),
         }
     }
+}
+
+/// The wall clock in µs since the Unix epoch, for the stamps clients align their clocks on.
+fn unix_now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64)
 }
 
 fn record_refusal(kit: Option<&CallKit>, user: &str, error: &CallError, unrecorded: u64) {

@@ -109,6 +109,10 @@ pub struct TimelineEntry {
     pub origin: Origin,
     /// The recorder's session, when the trace names it (one user may have several).
     pub session: Option<String>,
+    /// For an entry of another side placed on our clock (through the server's clock): the
+    /// true time lies within this many microseconds of `at`. `None` for our own entries, a
+    /// demo peer's (it shares our clock) and imports.
+    pub clock_error_micros: Option<u64>,
 }
 
 /// Who recorded an entry: the user and the side (ours, another participant's, the server's).
@@ -119,6 +123,12 @@ impl TimelineEntry {
     /// Who recorded it.
     pub fn recorder(&self) -> Recorder<'_> {
         (self.user_id.as_str(), self.origin)
+    }
+
+    /// The wall-clock time in microseconds since the Unix epoch: exact for entries stamped by
+    /// a [`super::Clock`] (its origin is a whole millisecond), within a millisecond otherwise.
+    pub fn wall_micros(&self) -> u64 {
+        self.at.wall_millis * 1000 + self.at.mono_micros % 1000
     }
 
     /// The entry's kind.
@@ -175,6 +185,8 @@ struct EntryJson {
     origin: Origin,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     session: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clock_error_us: Option<u64>,
 }
 
 impl From<TimelineEntry> for EntryJson {
@@ -193,6 +205,7 @@ impl From<TimelineEntry> for EntryJson {
             handler_us: entry.handler_micros,
             origin: entry.origin,
             session: entry.session,
+            clock_error_us: entry.clock_error_micros,
         }
     }
 }
@@ -216,6 +229,7 @@ impl TryFrom<EntryJson> for TimelineEntry {
             handler_micros: json.handler_us,
             origin: json.origin,
             session: json.session,
+            clock_error_micros: json.clock_error_us,
         })
     }
 }

@@ -110,7 +110,7 @@ pub fn write_perfetto<'entry>(
 
 /// Trace time of an entry in microseconds: the wall-clock origin of its run plus its monotonic time.
 fn trace_micros(entry: &TimelineEntry) -> u64 {
-    entry.at.wall_millis * 1000 + entry.at.mono_micros % 1000
+    entry.wall_micros()
 }
 
 /// For each status entry, the trace time its slice ends: the same participant's next status of

@@ -58,7 +58,7 @@ pub fn read_json_lines(reader: impl BufRead) -> Result<Vec<TimelineEntry>, Impor
 pub struct Imported {
     /// Entries appended.
     pub entries: usize,
-    /// Calls whose imported side was moved onto our clock: call id and the shift in ms.
+    /// Calls whose imported side was moved onto our clock: call id and the shift in µs.
     pub shifted: Vec<(String, i64)>,
 }
 
@@ -84,18 +84,11 @@ pub fn import(timeline: &Timeline, entries: Vec<TimelineEntry>, session: &str) -
     let mut imported = Imported::default();
     for (call_id, mut side) in by_call {
         if let Some(call_id) = &call_id {
-            let ours: Vec<TimelineEntry> = timeline
-                .query(&Query {
-                    origin: Some(Origin::Local),
-                    ..Query::all().call(call_id.as_str())
-                })
-                .iter()
-                .map(|entry| (**entry).clone())
-                .collect();
-            let shift = alignment(&ours, &side);
+            let ours = local_entries(timeline, call_id);
+            let shift = alignment(&ours, &side, None);
             if shift != 0 {
                 for entry in &mut side {
-                    entry.at.wall_millis = entry.at.wall_millis.saturating_add_signed(shift);
+                    shift_entry(entry, shift);
                 }
                 imported.shifted.push((call_id.clone(), shift));
             }
@@ -108,18 +101,49 @@ pub fn import(timeline: &Timeline, entries: Vec<TimelineEntry>, session: &str) -
     imported
 }
 
-/// The least shift (ms, added to `theirs`) that puts each signaling send before its receipt:
-/// their accept before our `onUserJoin` of them, their hang-up before our end of the call, and
-/// our hang-up before their end. 0 when the clocks already agree or nothing bounds them.
-pub fn alignment(ours: &[TimelineEntry], theirs: &[TimelineEntry]) -> i64 {
+/// Our own entries about `call_id`.
+pub fn local_entries(timeline: &Timeline, call_id: &str) -> Vec<TimelineEntry> {
+    timeline
+        .query(&Query {
+            origin: Some(Origin::Local),
+            ..Query::all().call(call_id)
+        })
+        .iter()
+        .map(|entry| (**entry).clone())
+        .collect()
+}
+
+/// Moves an entry's time by `shift_micros`, keeping its monotonic time's whole milliseconds.
+pub(crate) fn shift_entry(entry: &mut TimelineEntry, shift_micros: i64) {
+    let moved = entry.wall_micros().saturating_add_signed(shift_micros);
+    entry.at.wall_millis = moved / 1000;
+    entry.at.mono_micros = entry.at.mono_micros - entry.at.mono_micros % 1000 + moved % 1000;
+}
+
+/// The least shift (µs, added to `theirs`) that puts each signaling send before its receipt:
+/// their accept before our `onUserJoin` of them and ours before theirs of us, their hang-up
+/// before our end of the call and ours before their end; and, when `received_micros` says when
+/// their entries reached us, every one of them before it. (A caller's dial is announced when
+/// the server has routed the invitation, as the callee receives it: it bounds nothing.) 0 when
+/// the clocks already agree or nothing bounds them.
+pub fn alignment(
+    ours: &[TimelineEntry],
+    theirs: &[TimelineEntry],
+    received_micros: Option<u64>,
+) -> i64 {
     let Some(them) = theirs.first().map(|entry| entry.user_id.as_str()) else {
         return 0;
     };
-    let wall = |entry: &TimelineEntry| entry.at.wall_millis.cast_signed();
+    let us = ours.first().map(|entry| entry.user_id.as_str());
+    let at = |entry: &TimelineEntry| entry.wall_micros().cast_signed();
     let find = |entries: &[TimelineEntry], wanted: &dyn Fn(&TimelineEntry) -> bool| {
-        entries.iter().find(|entry| wanted(entry)).map(wall)
+        entries.iter().find(|entry| wanted(entry)).map(at)
     };
-    let accepted = |entry: &TimelineEntry| matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status.is_calling());
+    let accepted = |entry: &TimelineEntry| {
+        entry.source == Source::Local
+            && matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status.is_calling())
+    };
+    let joined = |who: Option<&str>, entry: &TimelineEntry| matches!(&entry.event, Event::UserJoin { user_id } if Some(user_id.as_str()) == who);
     let ended_by = |source: Source| {
         move |entry: &TimelineEntry| {
             entry.source == source
@@ -128,25 +152,36 @@ pub fn alignment(ours: &[TimelineEntry], theirs: &[TimelineEntry]) -> i64 {
     };
     let mut lower = i64::MIN;
     let mut upper = i64::MAX;
-    // Their accept reached us as their join.
-    let joined = |entry: &TimelineEntry| matches!(&entry.event, Event::UserJoin { user_id } if user_id == them);
-    if let (Some(their_accept), Some(our_join)) = (find(theirs, &accepted), find(ours, &joined)) {
-        upper = upper.min(our_join - their_accept);
-    }
-    // Their hang-up reached us as the end of our call.
-    if let (Some(their_hangup), Some(our_end)) = (
+    // A send of theirs and its receipt here bound the shift from above; ours and theirs from below.
+    let mut theirs_before_ours = |send: Option<i64>, receipt: Option<i64>| {
+        if let (Some(send), Some(receipt)) = (send, receipt) {
+            upper = upper.min(receipt - send);
+        }
+    };
+    theirs_before_ours(
+        find(theirs, &accepted),
+        find(ours, &|entry| joined(Some(them), entry)),
+    );
+    theirs_before_ours(
         find(theirs, &ended_by(Source::Local)),
         find(ours, &ended_by(Source::Remote)),
-    ) {
-        upper = upper.min(our_end - their_hangup);
+    );
+    if let (Some(received), Some(latest)) = (received_micros, theirs.iter().map(at).max()) {
+        upper = upper.min(received.cast_signed() - latest);
     }
-    // Our hang-up reached them as the end of theirs.
-    if let (Some(our_hangup), Some(their_end)) = (
+    let mut ours_before_theirs = |send: Option<i64>, receipt: Option<i64>| {
+        if let (Some(send), Some(receipt)) = (send, receipt) {
+            lower = lower.max(send - receipt);
+        }
+    };
+    ours_before_theirs(
+        find(ours, &accepted),
+        find(theirs, &|entry| joined(us, entry)),
+    );
+    ours_before_theirs(
         find(ours, &ended_by(Source::Local)),
         find(theirs, &ended_by(Source::Remote)),
-    ) {
-        lower = lower.max(our_hangup - their_end);
-    }
+    );
     if lower > upper {
         // The bounds contradict each other: the recordings do not fit together; leave them.
         return 0;

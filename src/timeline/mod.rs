@@ -11,6 +11,7 @@ mod export;
 mod import;
 mod memory;
 mod query;
+mod shared;
 mod sql;
 mod store;
 mod writer;
@@ -20,9 +21,10 @@ pub use clock::Clock;
 pub use clock_sync::{ClockOffset, ClockSync, SAMPLES_KEPT};
 pub use entry::{Delivery, Origin, Recorder, TimelineEntry, Timestamp, clock_time, date_time};
 pub use export::{ExportFormat, export, write_json_lines, write_perfetto};
-pub use import::{ImportError, Imported, alignment, import, read_json_lines};
+pub use import::{ImportError, Imported, alignment, import, local_entries, read_json_lines};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, Timeline};
 pub use query::{Matcher, Query, searchable_lowercase, write_searchable};
+pub use shared::{Placed, place_shared, server_time_on_our_clock, shared_json};
 pub use store::{
     CHANNEL_CAPACITY, DATABASE_FILE, LOCK_FILE, Store, StoreError, default_data_dir, read_stored,
 };

@@ -12,7 +12,7 @@ use crate::model::Source;
 use super::{Delivery, Origin, Query, StoreError, TimelineEntry, Timestamp};
 
 const COLUMNS: &str = "seq, at_ms, mono_us, call_id, user_id, source, kind, delivery, handler_us, \
-     event, run_id, origin, session";
+     event, run_id, origin, session, clock_error_us";
 
 /// Runs `query` against the entries table.
 pub(super) fn query(
@@ -131,5 +131,6 @@ fn entry_from_row(row: &Row<'_>) -> Result<TimelineEntry, StoreError> {
                 .ok_or_else(|| damaged(format!("unknown origin {origin:?}")))?
         },
         session: row.get(12)?,
+        clock_error_micros: row.get(13)?,
     })
 }

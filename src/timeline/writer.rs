@@ -150,7 +150,8 @@ pub(super) fn prepare_schema(connection: &Connection) -> rusqlite::Result<()> {
              search TEXT NOT NULL,
              event TEXT NOT NULL,
              origin TEXT NOT NULL DEFAULT 'local',
-             session TEXT
+             session TEXT,
+             clock_error_us INTEGER
          );
          CREATE INDEX IF NOT EXISTS entries_by_call ON entries (call_id);",
     )?;
@@ -174,6 +175,13 @@ pub(super) fn prepare_schema(connection: &Connection) -> rusqlite::Result<()> {
              ALTER TABLE entries ADD COLUMN session TEXT;
              COMMIT;",
         )?;
+    }
+    // A database written before other sides' entries were placed on our clock.
+    let has_clock_errors = connection
+        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'clock_error_us'")?
+        .exists([])?;
+    if !has_clock_errors {
+        connection.execute_batch("ALTER TABLE entries ADD COLUMN clock_error_us INTEGER")?;
     }
     Ok(())
 }
@@ -326,13 +334,13 @@ fn commit_with_retries(
 
 /// Rows per multi-row INSERT: one statement step writes this many entries.
 const ROWS_PER_INSERT: usize = 64;
-const COLUMNS: usize = 14;
+const COLUMNS: usize = 15;
 
 fn insert_sql(rows: usize) -> String {
     let row = format!("({})", ["?"; COLUMNS].join(", "));
     format!(
         "INSERT INTO entries (seq, run_id, at_ms, mono_us, call_id, user_id, source, kind, \
-         delivery, handler_us, search, event, origin, session) VALUES {}",
+         delivery, handler_us, search, event, origin, session, clock_error_us) VALUES {}",
         vec![row; rows].join(", ")
     )
 }
@@ -406,6 +414,7 @@ fn bind_rows(
         statement.raw_bind_parameter(first + 11, row.json.as_str())?;
         statement.raw_bind_parameter(first + 12, entry.origin.as_str())?;
         statement.raw_bind_parameter(first + 13, entry.session.as_deref())?;
+        statement.raw_bind_parameter(first + 14, entry.clock_error_micros)?;
     }
     Ok(())
 }

@@ -78,6 +78,9 @@ pub struct AppOptions {
     pub call_on_start: Vec<String>,
     /// Whether ringing is private, when the command line says (otherwise the saved setting).
     pub private_ringing: Option<bool>,
+    /// Whether to share our callbacks with each call's participants, when the command line
+    /// says (otherwise the saved setting, off at first).
+    pub share_trace: Option<bool>,
     /// Devices, resolution and ICE servers of calls (the window adds its frame slots).
     pub media: MediaConfig,
 }
@@ -160,6 +163,7 @@ impl CallscopeApp {
             speaker: flag_or_saved(&options.media.speaker, &settings.devices.speaker),
         };
         let private_ringing = options.private_ringing.unwrap_or(settings.private_ringing);
+        let share_trace = options.share_trace.unwrap_or(settings.share_trace);
         let repaint_ctx = ctx.clone();
         let repaint: Arc<dyn Fn() + Send + Sync> = Arc::new(move || repaint_ctx.request_repaint());
         // Pictures of every stream share one repaint per video frame interval: the preview and
@@ -182,6 +186,7 @@ impl CallscopeApp {
                 ..options.media
             }),
             demo_peer_traces: true,
+            share_traces: share_trace,
         };
         let worker = Worker::start(
             kit.timeline().clone(),
@@ -199,6 +204,7 @@ impl CallscopeApp {
         let mut model = Model::new(&options.user_id);
         model.device_choices = device_choices;
         model.private_ringing = private_ringing;
+        model.share_trace = share_trace;
         model.notice = notice;
         let layout = settings
             .layout
@@ -397,6 +403,11 @@ impl CallscopeApp {
                 if let EngineCommand::SetPrivateRinging(private) = command {
                     self.model.private_ringing = private;
                     self.settings.private_ringing = private;
+                    self.save_settings();
+                }
+                if let EngineCommand::ShareTraces(on) = command {
+                    self.model.share_trace = on;
+                    self.settings.share_trace = on;
                     self.save_settings();
                 }
                 if !self.engine.send(command) {

@@ -73,6 +73,20 @@ impl Dialer {
         {
             commands.push(UiCommand::Engine(EngineCommand::SetPrivateRinging(private)));
         }
+        let mut share = model.share_trace;
+        let hint = "On: our callbacks of each call go, through the server, to the call's other \
+                    participants who show traces, and theirs come to us: both sides on one \
+                    timeline. Off: nothing of ours leaves this app.";
+        if ui
+            .checkbox(
+                &mut share,
+                "Share my callbacks with this call's participants",
+            )
+            .on_hover_text(hint)
+            .changed()
+        {
+            commands.push(UiCommand::Engine(EngineCommand::ShareTraces(share)));
+        }
         ui.separator();
         ui.strong("Contacts");
         // Calls need a log-in: while offline or logged out the buttons say so by being off.

@@ -41,6 +41,8 @@ pub struct Model {
     pub device_choices: DeviceChoices,
     /// Whether ringing is private (the setting for the next call).
     pub private_ringing: bool,
+    /// Whether our callbacks are shared with each call's other participants.
+    pub share_trace: bool,
     /// Entries per kind recorded as suppressed (their switch was off) in this run.
     pub suppressed: [u64; CallbackKind::COUNT],
     /// The ringing timeout of the call being placed, in seconds.
@@ -159,6 +161,7 @@ impl Model {
             devices: None,
             device_choices: DeviceChoices::default(),
             private_ringing: true,
+            share_trace: false,
             suppressed: [0; CallbackKind::COUNT],
             ring_timeout_secs: 30,
             dialing_since: None,

@@ -18,6 +18,8 @@ pub struct Settings {
     pub devices: DeviceChoices,
     /// Whether ringing is private (nothing reaches a caller before the accept).
     pub private_ringing: bool,
+    /// Whether our callbacks of each call are shared with its other participants.
+    pub share_trace: bool,
     /// The docked layout of the panels, as the user left it (the default layout when unset).
     pub layout: Option<super::layout::Layout>,
 }
@@ -29,6 +31,7 @@ impl Default for Settings {
             dark: true,
             devices: DeviceChoices::default(),
             private_ringing: true,
+            share_trace: false,
             layout: None,
         }
     }

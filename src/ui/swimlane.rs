@@ -1,6 +1,9 @@
-//! The swimlane of one call: a labelled lane per status it went through (bars over time) and a
-//! lane per participant (plus one for the call itself) with a mark per entry, coloured by kind
-//! the same way on every frame, with a legend; hover a mark for its entry, click it to select.
+//! The swimlane of one call: our lanes (one per status we went through, as bars over time, one
+//! for the call itself and one per participant we heard of), then a lane group per other side
+//! that recorded the call (its statuses as bars, its entries as marks) and one for the server;
+//! a mark per entry, coloured by kind the same way on every frame, with a legend; a thin line
+//! from each signaling send to its receipt on another side. Hover a mark for its entry, click it
+//! to select.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,12 +54,8 @@ pub fn subject(event: &Event) -> Option<&str> {
 }
 
 fn seconds(entry: &TimelineEntry, start: &TimelineEntry) -> f64 {
-    // One recorder's monotonic clock; across recorders only the wall clocks compare.
-    if entry.run == start.run && entry.recorder() == start.recorder() {
-        entry.at.mono_micros.saturating_sub(start.at.mono_micros) as f64 / 1e6
-    } else {
-        entry.at.wall_millis.saturating_sub(start.at.wall_millis) as f64 / 1e3
-    }
+    // Every side's entries are on our clock (placed through the server's, or moved on import).
+    (entry.wall_micros().cast_signed() - start.wall_micros().cast_signed()) as f64 / 1e6
 }
 
 /// Draws `entries` (one call's, oldest first); returns the entry whose mark was clicked.
@@ -65,27 +64,41 @@ pub fn swimlane_ui(
     entries: &[Arc<TimelineEntry>],
     selected: Option<u64>,
 ) -> Option<Arc<TimelineEntry>> {
-    let first = entries.first()?;
-    let end = entries.last().map_or(0.0, |last| seconds(last, first));
+    // Other sides' entries come later in the timeline but may have happened earlier.
+    let first = entries.iter().min_by_key(|entry| entry.wall_micros())?;
+    let end = entries
+        .iter()
+        .map(|entry| seconds(entry, first))
+        .fold(0.0, f64::max);
     let lanes = lanes_of(entries);
     let lane_y =
         |name: &str| -> f64 { -(lanes.iter().position(|lane| lane == name).unwrap_or(0) as f64) };
-    let mut spans: Vec<(CallStatus, f64, f64)> = Vec::new();
+    // Status bars: their lane, status, from and to.
+    let mut spans: Vec<(String, CallStatus, f64, f64)> = Vec::new();
+    let mut open_span: BTreeMap<String, usize> = BTreeMap::new();
+    let mut points: BTreeMap<u64, [f64; 2]> = BTreeMap::new();
     // Marks per kind (one legend entry and one colour each), with the entry of each point.
     let mut marks: Marks = BTreeMap::new();
     for entry in entries {
         let at = seconds(entry, first);
-        // The status bars are ours; another participant's statuses are marks in its lane.
+        // Our status bars have a lane per status; another side's share its status lane.
         if let Event::StatusChanged { new_status, .. } = entry.event
-            && entry.origin == Origin::Local
+            && entry.origin != Origin::Server
         {
-            if let Some(open) = spans.last_mut() {
-                open.2 = at;
+            let recorder = format!("{} {}", entry.user_id, entry.origin.as_str());
+            if let Some(open) = open_span.get(&recorder) {
+                spans[*open].3 = at;
             }
-            spans.push((new_status, at, end));
+            let lane = match entry.origin {
+                Origin::Local => new_status.as_str().to_owned(),
+                _ => status_lane(entry),
+            };
+            open_span.insert(recorder, spans.len());
+            spans.push((lane, new_status, at, end));
         }
         let lane = lane_of(entry);
         let lane = lane.as_str();
+        points.insert(entry.seq, [at, lane_y(lane)]);
         marks
             .entry(entry.kind())
             .or_default()
@@ -129,8 +142,17 @@ pub fn swimlane_ui(
             egui_plot::HoverPosition::Elsewhere { .. } => None,
         })
         .show(ui, |plot| {
-            for (status, from, to) in &spans {
-                let y = lane_y(status.as_str());
+            for (send, receipt) in signaling_pairs(entries) {
+                if let (Some(from), Some(to)) = (points.get(&send), points.get(&receipt)) {
+                    plot.line(
+                        Line::new("", PlotPoints::from(vec![*from, *to]))
+                            .width(1.0)
+                            .color(egui::Color32::from_gray(140)),
+                    );
+                }
+            }
+            for (lane, status, from, to) in &spans {
+                let y = lane_y(lane);
                 let points = PlotPoints::from(vec![[*from, y], [to.max(*from), y]]);
                 // Unnamed: the lane's label names it, the legend keeps to kinds.
                 plot.line(
@@ -189,7 +211,8 @@ fn legend_ui(ui: &mut egui::Ui, marks: &Marks) {
     });
 }
 
-/// The lanes from the top: the statuses the call went through, the call, each participant.
+/// The lanes from the top: the statuses our call went through, the call, each participant we
+/// heard of; then each other side's status lane and entries lane; the server's last.
 fn lanes_of(entries: &[Arc<TimelineEntry>]) -> Vec<String> {
     let statuses = CallStatus::ALL.iter().copied().filter(|status| {
         entries.iter().any(|entry| {
@@ -199,13 +222,91 @@ fn lanes_of(entries: &[Arc<TimelineEntry>]) -> Vec<String> {
     });
     let mut lanes: Vec<String> = statuses.map(|status| status.as_str().to_owned()).collect();
     lanes.push(CALL_LANE.to_owned());
-    for entry in entries {
-        let lane = lane_of(entry);
+    let mut add = |lane: String| {
         if !lanes.contains(&lane) {
             lanes.push(lane);
         }
+    };
+    for entry in entries.iter().filter(|entry| entry.origin == Origin::Local) {
+        add(lane_of(entry));
+    }
+    for entry in entries.iter().filter(|entry| entry.origin == Origin::Peer) {
+        if matches!(entry.event, Event::StatusChanged { .. }) {
+            add(status_lane(entry));
+        }
+        add(lane_of(entry));
+    }
+    for entry in entries
+        .iter()
+        .filter(|entry| entry.origin == Origin::Server)
+    {
+        add(lane_of(entry));
     }
     lanes
+}
+
+/// Another side's status lane.
+fn status_lane(entry: &TimelineEntry) -> String {
+    format!("{}: status", entry.user_id)
+}
+
+/// Each signaling send and its receipt on another side, as (send, receipt) sequence numbers:
+/// the server's routing of an invitation and the callee's `onCallReceived`, an accept and the
+/// join heard of, a hang-up and the end or leave heard of.
+fn signaling_pairs(entries: &[Arc<TimelineEntry>]) -> Vec<(u64, u64)> {
+    let sides = || {
+        entries
+            .iter()
+            .filter(|entry| entry.origin != Origin::Server)
+    };
+    let mut pairs = Vec::new();
+    for routed in entries
+        .iter()
+        .filter(|entry| entry.origin == Origin::Server)
+    {
+        let Event::ServerEvent { name, user_id } = &routed.event else {
+            continue;
+        };
+        let invited = sides().find(|entry| {
+            name == "callee_receive_call"
+                && entry.user_id == *user_id
+                && matches!(entry.event, Event::CallReceived { .. })
+        });
+        if let Some(invited) = invited {
+            pairs.push((routed.seq, invited.seq));
+        }
+    }
+    for send in sides().filter(|entry| entry.source == crate::model::Source::Local) {
+        let sender = send.user_id.as_str();
+        let receipt: Box<dyn Fn(&TimelineEntry) -> bool> = match send.event {
+            Event::StatusChanged {
+                old_status: CallStatus::BeInvited,
+                new_status,
+            } if new_status.is_calling() => Box::new(
+                move |entry| matches!(&entry.event, Event::UserJoin { user_id } if user_id == sender),
+            ),
+            Event::StatusChanged { old_status, .. } if old_status.is_calling() => {
+                Box::new(move |entry| match &entry.event {
+                    Event::UserLeave { user_id } => user_id == sender,
+                    Event::StatusChanged { old_status, .. } => {
+                        old_status.is_calling() && entry.source == crate::model::Source::Remote
+                    }
+                    _ => false,
+                })
+            }
+            _ => continue,
+        };
+        // The first receipt on each other side.
+        let mut heard: Vec<(&str, Origin)> = Vec::new();
+        for entry in sides() {
+            let side = entry.recorder();
+            if side.0 != sender && !heard.contains(&side) && receipt(entry) {
+                heard.push(side);
+                pairs.push((send.seq, entry.seq));
+            }
+        }
+    }
+    pairs
 }
 
 /// The lane of an entry: what another participant recorded goes in its own lane; ours goes in

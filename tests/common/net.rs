@@ -185,6 +185,7 @@ impl Net {
             user_sig: user_sig.to_owned(),
             media,
             server_traces,
+            share_traces: false,
         };
         self.runtime
             .spawn(run_client(config, kit.clone(), receiver, reports, script));
@@ -616,7 +617,8 @@ impl Raw {
                 answer,
                 ServerMessage::Pong {
                     nonce: 42,
-                    server_ms: Some(_)
+                    server_ms: Some(_),
+                    server_us: Some(_),
                 }
             ),
             "{answer:?}"

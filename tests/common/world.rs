@@ -166,6 +166,7 @@ impl World {
         let kit = CallKit::builder().user(user).clock(self.clock).build();
         let config = DriverConfig {
             server_traces: false,
+            share_traces: false,
             user_id: user.to_owned(),
             user_sig: user_sig(user),
             media: true,

@@ -25,17 +25,17 @@ enum Relay {
     Candidate,
 }
 
-fn invalid(message: impl Into<String>) -> CallError {
+pub(super) fn invalid(message: impl Into<String>) -> CallError {
     CallError::new(ErrorCode::InvalidParameter, message)
 }
 
-fn refused(message: impl Into<String>) -> CallError {
+pub(super) fn refused(message: impl Into<String>) -> CallError {
     CallError::new(ErrorCode::RequestRefused, message)
 }
 
 /// The one answer for a call the asker is not in: whether it exists, has ended or never did
 /// is not told.
-fn not_yours(call_id: &str) -> CallError {
+pub(super) fn not_yours(call_id: &str) -> CallError {
     CallError::new(
         ErrorCode::PermissionDenied,
         format!("call {call_id:?} is not a call of yours"),
@@ -50,11 +50,12 @@ impl Switchboard {
         user: &str,
         message: ClientMessage,
     ) {
+        let request = matches!(message, ClientMessage::ShareTrace { .. }).then_some("share_trace");
         let call_id = match &message {
             ClientMessage::Call(action) => Some(action.call_id().to_owned()),
-            ClientMessage::Sdp { call_id, .. } | ClientMessage::Ice { call_id, .. } => {
-                Some(call_id.clone())
-            }
+            ClientMessage::Sdp { call_id, .. }
+            | ClientMessage::Ice { call_id, .. }
+            | ClientMessage::ShareTrace { call_id, .. } => Some(call_id.clone()),
             ClientMessage::Login { .. }
             | ClientMessage::Contacts
             | ClientMessage::Ping { .. }
@@ -86,6 +87,9 @@ impl Switchboard {
                 };
                 self.relay(session, user, &call_id, &to, Relay::Candidate, message)
             }
+            ClientMessage::ShareTrace { call_id, entries } => {
+                self.share_trace(session, user, &call_id, entries)
+            }
             ClientMessage::Login { .. }
             | ClientMessage::Contacts
             | ClientMessage::Ping { .. }
@@ -94,7 +98,7 @@ impl Switchboard {
         if let Err(error) = result {
             // An id that breaks the rule is not echoed back.
             let echoed = call_id.filter(|call_id| check_call_id(call_id).is_ok());
-            self.refuse(session, now_millis, &error, echoed.as_deref());
+            self.refuse_request(session, now_millis, &error, echoed.as_deref(), request);
         }
     }
 
@@ -119,6 +123,7 @@ impl Switchboard {
                     group,
                     timeout_secs,
                     members: BTreeMap::new(),
+                    left: BTreeSet::new(),
                     relayed: std::collections::HashMap::new(),
                 };
                 self.invite(&call_id, now_millis, record, &callees)
@@ -369,6 +374,11 @@ impl Switchboard {
     }
 
     fn hang_up(&mut self, user: &str, call_id: &str) -> Result<(), CallError> {
+        self.leave(user, call_id, false)
+    }
+
+    /// `user` leaves a call it joined: it hung up, or (`interrupted`) its connection closed.
+    fn leave(&mut self, user: &str, call_id: &str, interrupted: bool) -> Result<(), CallError> {
         let record = self.member_call(user, call_id)?;
         if record.is_ringing(user) {
             return self.decline(user, call_id, Decline::Reject);
@@ -386,10 +396,11 @@ impl Switchboard {
             self.send_to_user(&other, message);
         }
         let record = self.member_call(user, call_id)?;
-        let name = if record.caller == user {
-            "caller_call_end"
-        } else {
-            "callee_call_end"
+        let name = match (record.caller == user, interrupted) {
+            (true, false) => "caller_call_end",
+            (false, false) => "callee_call_end",
+            (true, true) => "caller_call_interrupted",
+            (false, true) => "callee_call_interrupted",
         };
         self.trace(call_id, name, user, &[]);
         self.remove_member(call_id, user);
@@ -462,13 +473,16 @@ impl Switchboard {
                 .insert(call_id.to_owned());
         }
         if let Some(record) = self.calls.get_mut(call_id) {
-            for new in reached {
+            for new in &reached {
                 let member = Member {
                     joined: false,
                     invited_at_millis: now_millis,
                 };
-                record.members.insert(new, member);
+                record.members.insert(new.clone(), member);
             }
+        }
+        for new in &reached {
+            self.trace(call_id, "invite_user", new, &[]);
         }
         Ok(())
     }
@@ -576,7 +590,9 @@ impl Switchboard {
             calls.remove(call_id);
         }
         let remaining = self.calls.get_mut(call_id).map(|record| {
-            record.members.remove(user);
+            if record.members.remove(user).is_some() {
+                record.left.insert(user.to_owned());
+            }
             record.members.len()
         });
         if remaining.is_some_and(|count| count <= 1) {
@@ -597,6 +613,7 @@ impl Switchboard {
                 }
                 members.insert(member.clone());
             }
+            members.extend(record.left);
             members.insert(record.caller);
         }
         self.remember_ended(call_id.to_owned(), members);
@@ -635,7 +652,7 @@ impl Switchboard {
             let outcome = if record.is_ringing(user) {
                 self.decline(user, &call_id, Decline::Gone)
             } else {
-                self.hang_up(user, &call_id)
+                self.leave(user, &call_id, true)
             };
             // The user is a member of each of its calls, so none of these is refused.
             debug_assert!(outcome.is_ok());

@@ -82,6 +82,10 @@ pub struct Limits {
     /// The server ends a ringing invitation this long after its own timeout (the clients' own
     /// timers, which fire first, keep the call's truth).
     pub ring_grace_millis: u64,
+    /// Entries one participant may share about one call.
+    pub max_shared_entries_per_call: u32,
+    /// The largest shared entry, in bytes.
+    pub max_shared_entry_bytes: usize,
 }
 
 impl Default for Limits {
@@ -105,6 +109,8 @@ impl Default for Limits {
             max_description_bytes: 16 * 1024,
             max_candidate_bytes: 1024,
             ring_grace_millis: 2_000,
+            max_shared_entries_per_call: 2_000,
+            max_shared_entry_bytes: super::super::protocol::MAX_SHARED_ENTRY_BYTES,
         }
     }
 }

@@ -12,6 +12,7 @@
 mod calls;
 mod limits;
 mod record;
+mod share;
 #[cfg(test)]
 mod tests;
 
@@ -139,6 +140,8 @@ pub struct Switchboard {
     calls_of_user: HashMap<String, HashSet<String>>,
     ended: VecDeque<String>,
     ended_members: HashMap<String, BTreeSet<String>>,
+    /// Entries each participant shared per call (forgotten with the ended call).
+    shared: HashMap<String, HashMap<String, u32>>,
     login_buckets: HashMap<String, Bucket>,
     /// Refusals recorded by all connections together: many connections may not flood the
     /// server's timeline either.
@@ -160,6 +163,7 @@ impl Switchboard {
             calls_of_user: HashMap::new(),
             ended: VecDeque::new(),
             ended_members: HashMap::new(),
+            shared: HashMap::new(),
             login_buckets: HashMap::new(),
             records: Bucket::full(RECORD_BURST, RECORDS_PER_SEC, 0),
             revocations: Revocations::default(),
@@ -377,8 +381,13 @@ impl Switchboard {
                 }
             }
             (ClientMessage::Ping { nonce }, Some(_)) => {
-                let server_ms = Some(now_millis);
-                self.send(session, ServerMessage::Pong { nonce, server_ms });
+                // The driver stamps the µs as the answer leaves.
+                let message = ServerMessage::Pong {
+                    nonce,
+                    server_ms: Some(now_millis),
+                    server_us: None,
+                };
+                self.send(session, message);
             }
             (ClientMessage::Contacts, Some(user)) => {
                 let contacts = self.contacts_for(&user);
@@ -556,10 +565,12 @@ impl Switchboard {
         recipients.sort_unstable();
         recipients.dedup();
         for session in recipients {
+            // The driver stamps the time as it leaves.
             let message = ServerMessage::Trace {
                 call_id: call_id.to_owned(),
                 name: name.to_owned(),
                 user_id: user.to_owned(),
+                server_us: None,
             };
             self.send(session, message);
         }
@@ -586,6 +597,18 @@ impl Switchboard {
         error: &CallError,
         call_id: Option<&str>,
     ) {
+        self.refuse_request(session, now_millis, error, call_id, None);
+    }
+
+    /// [`Switchboard::refuse`], naming the refused request's type in the answer.
+    fn refuse_request(
+        &mut self,
+        session: SessionId,
+        now_millis: u64,
+        error: &CallError,
+        call_id: Option<&str>,
+        request: Option<&str>,
+    ) {
         let error = CallError::new(
             error.code,
             quote_untrusted(&error.message, MAX_RECORDED_CHARS),
@@ -597,7 +620,11 @@ impl Switchboard {
             .and_then(|state| state.user_id.clone())
             .unwrap_or_else(|| format!("session {session}"));
         self.record_refusal(session, now_millis, &user, &error);
-        self.send(session, ServerMessage::error(&error, call_id));
+        let mut answer = ServerMessage::error(&error, call_id);
+        if let ServerMessage::Error { request: named, .. } = &mut answer {
+            *named = request.map(str::to_owned);
+        }
+        self.send(session, answer);
         let limits = self.config.limits;
         let abusive = self
             .sessions
@@ -650,6 +677,7 @@ impl Switchboard {
             && let Some(oldest) = self.ended.pop_front()
         {
             self.ended_members.remove(&oldest);
+            self.shared.remove(&oldest);
         }
         if self
             .ended_members

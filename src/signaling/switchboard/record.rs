@@ -1,6 +1,6 @@
 //! `CallRecord`: what the server knows about one call in progress.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::MediaType;
 
@@ -33,6 +33,8 @@ pub(super) struct CallRecord {
     pub timeout_secs: u32,
     /// Everyone in or invited into it (the caller too).
     pub members: BTreeMap<String, Member>,
+    /// Who was a member and left while the call went on (they may still share their trace).
+    pub left: BTreeSet<String>,
     /// Media negotiation relayed so far, by (from, to).
     pub relayed: HashMap<(String, String), Relayed>,
 }

@@ -361,6 +361,7 @@ fn ids_that_break_the_rule_are_refused_and_not_echoed() {
         code,
         call_id,
         message,
+        ..
     } = board.last(2).expect("present")
     else {
         panic!("no error")
@@ -503,6 +504,115 @@ fn contacts_show_only_the_demo_peers_unless_the_server_lists_who_is_online() {
             contacts: Vec::new()
         })
     );
+}
+
+fn share(board: &mut Board, session: SessionId, call_id: &str, count: usize) {
+    let entries = (0..count)
+        .map(|seq| serde_json::json!({"seq": seq, "kind": "statusChanged"}))
+        .collect();
+    board.send(
+        session,
+        &ClientMessage::ShareTrace {
+            call_id: call_id.into(),
+            entries,
+        },
+    );
+}
+
+fn shared_from(board: &Board, session: SessionId) -> Vec<(String, usize)> {
+    board
+        .inbox
+        .get(&session)
+        .into_iter()
+        .flatten()
+        .filter_map(|message| match message {
+            ServerMessage::SharedTrace { from, entries, .. } => Some((from.clone(), entries.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn shared_entries_reach_only_the_calls_other_participants_who_asked_within_caps() {
+    let mut board = Board::new();
+    for (session, user) in [(1, "alice"), (2, "bob"), (3, "carol"), (4, "dave")] {
+        board.log_in(session, user);
+        board.send(session, &ClientMessage::Traces { on: true });
+    }
+    board.invite(1, "c-1", &["bob"], 30);
+    share(&mut board, 1, "c-1", 3);
+    // The ringing callee hears the caller's; carol and dave, who asked too, hear nothing.
+    assert_eq!(shared_from(&board, 2), [("alice".to_owned(), 3)]);
+    for outsider in [3, 4] {
+        assert_eq!(shared_from(&board, outsider), []);
+    }
+    // An outsider's share about the call is refused with the one answer, naming the request.
+    share(&mut board, 3, "c-1", 1);
+    let Some(ServerMessage::Error { code, request, .. }) = board.last(3) else {
+        panic!("carol was not answered: {:?}", board.last(3));
+    };
+    assert_eq!(
+        (*code, request.as_deref()),
+        (ErrorCode::PermissionDenied, Some("share_trace"))
+    );
+    assert_eq!(shared_from(&board, 1), []);
+    // Too many in one message, or one too large: refused, nothing forwarded.
+    share(
+        &mut board,
+        2,
+        "c-1",
+        crate::signaling::MAX_SHARED_ENTRIES + 1,
+    );
+    assert_eq!(
+        board.last_error(2).map(|(code, _)| code),
+        Some(ErrorCode::InvalidParameter)
+    );
+    let big = serde_json::json!({"payload": "x".repeat(5000)});
+    board.send(
+        2,
+        &ClientMessage::ShareTrace {
+            call_id: "c-1".into(),
+            entries: vec![big],
+        },
+    );
+    assert!(
+        board
+            .last_error(2)
+            .is_some_and(|(_, message)| message.contains("larger"))
+    );
+    assert_eq!(shared_from(&board, 1), []);
+    // The callee accepts and hangs up: the call is over, and its afterCalling still goes.
+    board.act(
+        2,
+        Action::Accept {
+            call_id: "c-1".into(),
+        },
+    );
+    board.act(
+        2,
+        Action::Hangup {
+            call_id: "c-1".into(),
+        },
+    );
+    share(&mut board, 2, "c-1", 2);
+    assert_eq!(shared_from(&board, 1), [("bob".to_owned(), 2)]);
+    // A participant shares at most its cap of one call; the rest is refused.
+    let cap = Limits::default().max_shared_entries_per_call as usize;
+    for _ in 0..cap / 64 + 1 {
+        board.wait(1000);
+        share(&mut board, 1, "c-1", 64);
+    }
+    let forwarded: usize = shared_from(&board, 2).iter().map(|(_, count)| count).sum();
+    assert!(forwarded <= cap, "{forwarded} forwarded");
+    assert!(forwarded > cap - 64, "{forwarded} forwarded");
+    assert!(
+        board
+            .last_error(1)
+            .is_some_and(|(code, _)| code == ErrorCode::RequestRefused)
+    );
+    for outsider in [3, 4] {
+        assert_eq!(shared_from(&board, outsider), []);
+    }
 }
 
 mod fuzz {
