@@ -184,7 +184,10 @@ fn answerer(dir: &Path, secret: &Path, url: &str, user: &str, extra: &[&str]) ->
         }
     }
     // The rest of what it says is not read: it must not block on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::Builder::new()
+        .name(format!("{user} stderr"))
+        .spawn(move || lines.for_each(drop))
+        .unwrap();
     answer
 }
 
@@ -205,16 +208,111 @@ fn first_at(entries: &[TimelineEntry], user: &str, wanted: impl Fn(&TimelineEntr
     entries
         .iter()
         .find(|entry| entry.user_id == user && wanted(entry))
-        .map(TimelineEntry::wall_micros)
-        .unwrap_or_else(|| {
-            let all: Vec<String> = entries.iter().map(TimelineEntry::readable).collect();
-            panic!("no such entry of {user} in:\n{}", all.join("\n"))
+        .map_or_else(
+            || {
+                let all: Vec<String> = entries.iter().map(TimelineEntry::readable).collect();
+                panic!("no such entry of {user} in:\n{}", all.join("\n"))
+            },
+            TimelineEntry::wall_micros,
+        )
+}
+
+/// `me`'s store holds both sides of the call and the server's routing, every receipt after
+/// its send, and passes the contract's checks on each side and across them.
+fn assert_both_sides(dir: &Path, me: &str, them: &str, call_id: &str) {
+    use callscope::model::{CallStatus, Source};
+    use callscope::timeline::Origin;
+    let accepted = |entry: &TimelineEntry| {
+        entry.source == Source::Local
+            && matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status.is_calling())
+    };
+    let joined = |entry: &TimelineEntry| matches!(&entry.event, Event::UserJoin { user_id } if user_id == "bob");
+    let ended_by = |source: Source| {
+        move |entry: &TimelineEntry| {
+            entry.source == source
+                && matches!(entry.event, Event::StatusChanged { old_status, new_status: CallStatus::Idle } if old_status.is_calling())
+        }
+    };
+    let trace = stored_trace(dir, me, call_id);
+    let sides = entries(&trace);
+    // Ours, theirs and the server's: each kit's callbacks and the routing.
+    let of = |user: &str, origin: Origin| {
+        sides
+            .iter()
+            .filter(|entry| entry.user_id == user && entry.origin == origin)
+            .map(|entry| entry.kind().as_str())
+            .collect::<Vec<_>>()
+    };
+    for kind in ["statusChanged", "afterCalling"] {
+        assert!(of(me, Origin::Local).contains(&kind), "{me}: {trace}");
+        assert!(
+            of(them, Origin::Peer).contains(&kind),
+            "{me} has {them}'s {kind}: {trace}"
+        );
+    }
+    let server: Vec<String> = sides
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::ServerEvent { name, .. } if entry.origin == Origin::Server => Some(name.clone()),
+            _ => None,
         })
+        .collect();
+    // The callee hears the routing from its invitation on.
+    let routed = [
+        "caller_start_call",
+        "callee_receive_call",
+        "callee_accept_call",
+        "caller_call_end",
+    ];
+    let from = usize::from(me == "bob");
+    for name in &routed[from..] {
+        assert!(
+            server.iter().any(|seen| seen == *name),
+            "{me} lacks {name}: {server:?}"
+        );
+    }
+    // The other side's entries came through the server's clock, with their error bound.
+    let errors: Vec<u64> = sides
+        .iter()
+        .filter(|entry| entry.origin != Origin::Local)
+        .filter_map(|entry| entry.clock_error_micros)
+        .collect();
+    assert!(
+        !errors.is_empty(),
+        "{me}: no entry placed through the server's clock"
+    );
+    eprintln!(
+        "{me}: {} entries of {them}, clock error bounds {}..{} µs",
+        of(them, Origin::Peer).len(),
+        errors.iter().min().unwrap(),
+        errors.iter().max().unwrap()
+    );
+    // Every receipt after its send, on this side's one axis.
+    let pairs = [
+        (
+            first_at(&sides, "bob", accepted),
+            first_at(&sides, "alice", joined),
+            "bob's accept, alice's join",
+        ),
+        (
+            first_at(&sides, "alice", ended_by(Source::Local)),
+            first_at(&sides, "bob", ended_by(Source::Remote)),
+            "alice's hang-up, bob's end",
+        ),
+    ];
+    for (send, receipt, what) in pairs {
+        assert!(
+            send <= receipt,
+            "{me}: {what}: sent at {send}, received at {receipt} µs"
+        );
+    }
+    // Each side and the cross-side rules of the contract.
+    let (clean, findings) = check(dir, &format!("{me}-trace.jsonl"), &trace);
+    assert!(clean, "{me}'s two-sided trace: {findings}");
 }
 
 #[test]
 fn two_clients_that_share_traces_each_hold_both_sides_in_causal_order_and_a_third_user_nothing() {
-    use callscope::model::{CallStatus, Source};
     use callscope::timeline::Origin;
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
@@ -277,96 +375,8 @@ fn two_clients_that_share_traces_each_hold_both_sides_in_causal_order_and_a_thir
         .iter()
         .find_map(|entry| entry.call_id.clone())
         .unwrap();
-    let accepted = |entry: &TimelineEntry| {
-        entry.source == Source::Local
-            && matches!(entry.event, Event::StatusChanged { new_status, .. } if new_status.is_calling())
-    };
-    let joined = |entry: &TimelineEntry| matches!(&entry.event, Event::UserJoin { user_id } if user_id == "bob");
-    let ended_by = |source: Source| {
-        move |entry: &TimelineEntry| {
-            entry.source == source
-                && matches!(entry.event, Event::StatusChanged { old_status, new_status: CallStatus::Idle } if old_status.is_calling())
-        }
-    };
     for (me, them) in [("alice", "bob"), ("bob", "alice")] {
-        let trace = stored_trace(dir.path(), me, &call_id);
-        let sides = entries(&trace);
-        // Ours, theirs and the server's: each kit's callbacks and the routing.
-        let of = |user: &str, origin: Origin| {
-            sides
-                .iter()
-                .filter(|entry| entry.user_id == user && entry.origin == origin)
-                .map(|entry| entry.kind().as_str())
-                .collect::<Vec<_>>()
-        };
-        for kind in ["statusChanged", "afterCalling"] {
-            assert!(of(me, Origin::Local).contains(&kind), "{me}: {trace}");
-            assert!(
-                of(them, Origin::Peer).contains(&kind),
-                "{me} has {them}'s {kind}: {trace}"
-            );
-        }
-        let server: Vec<String> = sides
-            .iter()
-            .filter_map(|entry| match &entry.event {
-                Event::ServerEvent { name, .. } if entry.origin == Origin::Server => {
-                    Some(name.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        // The callee hears the routing from its invitation on.
-        let routed = [
-            "caller_start_call",
-            "callee_receive_call",
-            "callee_accept_call",
-            "caller_call_end",
-        ];
-        let from = usize::from(me == "bob");
-        for name in &routed[from..] {
-            assert!(
-                server.iter().any(|seen| seen == *name),
-                "{me} lacks {name}: {server:?}"
-            );
-        }
-        // The other side's entries came through the server's clock, with their error bound.
-        let errors: Vec<u64> = sides
-            .iter()
-            .filter(|entry| entry.origin != Origin::Local)
-            .filter_map(|entry| entry.clock_error_micros)
-            .collect();
-        assert!(
-            !errors.is_empty(),
-            "{me}: no entry placed through the server's clock"
-        );
-        eprintln!(
-            "{me}: {} entries of {them}, clock error bounds {}..{} µs",
-            of(them, Origin::Peer).len(),
-            errors.iter().min().unwrap(),
-            errors.iter().max().unwrap()
-        );
-        // Every receipt after its send, on this side's one axis.
-        let pairs = [
-            (
-                first_at(&sides, "bob", accepted),
-                first_at(&sides, "alice", joined),
-                "bob's accept, alice's join",
-            ),
-            (
-                first_at(&sides, "alice", ended_by(Source::Local)),
-                first_at(&sides, "bob", ended_by(Source::Remote)),
-                "alice's hang-up, bob's end",
-            ),
-        ];
-        for (send, receipt, what) in pairs {
-            assert!(
-                send <= receipt,
-                "{me}: {what}: sent at {send}, received at {receipt} µs"
-            );
-        }
-        // Each side and the cross-side rules of the contract.
-        let (clean, findings) = check(dir.path(), &format!("{me}-trace.jsonl"), &trace);
-        assert!(clean, "{me}'s two-sided trace: {findings}");
+        assert_both_sides(dir.path(), me, them, &call_id);
     }
     // Carol shared nothing and received nothing: no entry of another side, none of the call.
     let carol_out = String::from_utf8_lossy(&carol.stdout).into_owned();

@@ -26,6 +26,8 @@ use callscope::timeline::{Clock, TimelineEntry};
 use tokio::sync::mpsc;
 
 /// Options of `callscope bench call`.
+// Command-line switches are bools by nature.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, clap::Args)]
 pub struct CallBenchArgs {
     /// Calls to place, one after another.

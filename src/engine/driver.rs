@@ -443,27 +443,7 @@ impl Driver {
                 name,
                 user_id,
                 server_us,
-            } => {
-                // On our clock through the server's, never after its receipt; at its receipt
-                // while the offset is not known.
-                let placed = server_us.and_then(|micros| {
-                    crate::timeline::server_time_on_our_clock(
-                        micros,
-                        self.kit.clock(),
-                        self.state.clock_offset,
-                    )
-                });
-                let (at, error) =
-                    placed.map_or((now, None), |(at, error)| (at.min(now), Some(error)));
-                self.kit.record_other(
-                    at,
-                    error,
-                    Some(&call_id),
-                    Origin::Server,
-                    "server",
-                    Event::ServerEvent { name, user_id },
-                );
-            }
+            } => self.server_trace(now, &call_id, name, user_id, server_us),
             ServerMessage::SharedTrace {
                 call_id,
                 from,
@@ -471,6 +451,34 @@ impl Driver {
             } => self.shared_trace(now, &call_id, &from, &entries),
         }
         self.flush(now);
+    }
+
+    /// The server's record of a routing step: on our clock through the server's, never after
+    /// its receipt; at its receipt while our offset is not known.
+    fn server_trace(
+        &mut self,
+        now: MonoTime,
+        call_id: &str,
+        name: String,
+        user_id: String,
+        server_us: Option<u64>,
+    ) {
+        let placed = server_us.and_then(|micros| {
+            crate::timeline::server_time_on_our_clock(
+                micros,
+                self.kit.clock(),
+                self.state.clock_offset,
+            )
+        });
+        let (at, error) = placed.map_or((now, None), |(at, error)| (at.min(now), Some(error)));
+        self.kit.record_other(
+            at,
+            error,
+            Some(call_id),
+            Origin::Server,
+            "server",
+            Event::ServerEvent { name, user_id },
+        );
     }
 
     /// A frame from the server that is not a message of the protocol.

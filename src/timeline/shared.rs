@@ -81,7 +81,7 @@ pub fn place_shared(
         };
         entry.at = clock.stamp(at.min(received));
         entry.clock_error_micros = error;
-        entry.user_id = from.to_owned();
+        from.clone_into(&mut entry.user_id);
         entry.origin = Origin::Peer;
         entry.call_id = Some(call_id.to_owned());
         entry.session = None;

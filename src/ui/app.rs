@@ -17,7 +17,7 @@ use super::debug_panel::debug_panel_ui;
 use super::dialer::{Dialer, connection_ui, devices_ui};
 use super::inspector::inspector_ui;
 use super::layout::{self, Layout, Pane};
-use super::model::Model;
+use super::model::{Model, NextCall};
 use super::settings::Settings;
 use super::stats_panel::stats_panel_ui;
 use super::swimlane::swimlane_ui;
@@ -203,8 +203,10 @@ impl CallscopeApp {
         });
         let mut model = Model::new(&options.user_id);
         model.device_choices = device_choices;
-        model.private_ringing = private_ringing;
-        model.share_trace = share_trace;
+        model.next_call = NextCall {
+            private_ringing,
+            share_trace,
+        };
         model.notice = notice;
         let layout = settings
             .layout
@@ -401,12 +403,12 @@ impl CallscopeApp {
                     self.save_settings();
                 }
                 if let EngineCommand::SetPrivateRinging(private) = command {
-                    self.model.private_ringing = private;
+                    self.model.next_call.private_ringing = private;
                     self.settings.private_ringing = private;
                     self.save_settings();
                 }
                 if let EngineCommand::ShareTraces(on) = command {
-                    self.model.share_trace = on;
+                    self.model.next_call.share_trace = on;
                     self.settings.share_trace = on;
                     self.save_settings();
                 }

@@ -61,32 +61,7 @@ impl Dialer {
                     .suffix(" s"),
             );
         });
-        let mut private = model.private_ringing;
-        let hint = "On: while a call rings here, the caller gets nothing from us, not even our \
-                    address; the connection is made once we accept.\n\
-                    Off: the connection is prepared while it rings, so media starts sooner \
-                    after the accept, and the caller learns our address.";
-        if ui
-            .checkbox(&mut private, "Private ringing")
-            .on_hover_text(hint)
-            .changed()
-        {
-            commands.push(UiCommand::Engine(EngineCommand::SetPrivateRinging(private)));
-        }
-        let mut share = model.share_trace;
-        let hint = "On: our callbacks of each call go, through the server, to the call's other \
-                    participants who show traces, and theirs come to us: both sides on one \
-                    timeline. Off: nothing of ours leaves this app.";
-        if ui
-            .checkbox(
-                &mut share,
-                "Share my callbacks with this call's participants",
-            )
-            .on_hover_text(hint)
-            .changed()
-        {
-            commands.push(UiCommand::Engine(EngineCommand::ShareTraces(share)));
-        }
+        next_call_ui(ui, model, commands);
         ui.separator();
         ui.strong("Contacts");
         // Calls need a log-in: while offline or logged out the buttons say so by being off.
@@ -336,4 +311,34 @@ pub fn devices_ui(ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand
             commands.push(UiCommand::Engine(EngineCommand::ChooseDevices(choices)));
         }
     });
+}
+
+/// The settings of the next call: private ringing, sharing our callbacks.
+fn next_call_ui(ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand>) {
+    let mut private = model.next_call.private_ringing;
+    let hint = "On: while a call rings here, the caller gets nothing from us, not even our \
+                address; the connection is made once we accept.\n\
+                Off: the connection is prepared while it rings, so media starts sooner \
+                after the accept, and the caller learns our address.";
+    if ui
+        .checkbox(&mut private, "Private ringing")
+        .on_hover_text(hint)
+        .changed()
+    {
+        commands.push(UiCommand::Engine(EngineCommand::SetPrivateRinging(private)));
+    }
+    let mut share = model.next_call.share_trace;
+    let hint = "On: our callbacks of each call go, through the server, to the call's other \
+                participants who show traces, and theirs come to us: both sides on one \
+                timeline. Off: nothing of ours leaves this app.";
+    if ui
+        .checkbox(
+            &mut share,
+            "Share my callbacks with this call's participants",
+        )
+        .on_hover_text(hint)
+        .changed()
+    {
+        commands.push(UiCommand::Engine(EngineCommand::ShareTraces(share)));
+    }
 }

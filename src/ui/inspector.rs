@@ -74,41 +74,7 @@ pub fn inspector_ui(
                 entry.run,
                 entry.source.as_str()
             ));
-            let clock = match (entry.origin, entry.clock_error_micros, &entry.session) {
-                (Origin::Local, ..) => String::new(),
-                (_, Some(error), _) => format!(
-                    " Its time is on our clock through the server's: the true time lies within \
-                     ± {:.3} ms of it (both clocks' offsets to the server, from ping round \
-                     trips), moved if need be so that every signaling message is received after \
-                     it was sent.",
-                    error as f64 / 1000.0
-                ),
-                (Origin::Peer, None, Some(_)) => " Its time is its machine's, moved so that \
-                     every signaling message is received after it was sent."
-                    .to_owned(),
-                (Origin::Peer, None, None) => {
-                    " Its time is on our clock (a demo peer shares it; a shared entry without \
-                     a clock offset is placed at its receipt)."
-                        .to_owned()
-                }
-                (Origin::Server, None, _) => {
-                    " Its time is its receipt here (our offset to the server's clock was not \
-                     known yet)."
-                        .to_owned()
-                }
-            };
-            let side = match entry.origin {
-                Origin::Local => None,
-                Origin::Peer => Some(format!(
-                    "Another side of the call: {}'s kit recorded it{}.{clock}",
-                    entry.user_id,
-                    entry
-                        .session
-                        .as_deref()
-                        .map_or_else(String::new, |session| format!(" ({session})"))
-                )),
-                Origin::Server => Some(format!("The server's record of the call.{clock}")),
-            };
+            let side = side_text(entry);
             if let Some(side) = side {
                 ui.add(egui::Label::new(egui::RichText::new(side).italics()).wrap());
             }
@@ -127,6 +93,45 @@ pub fn inspector_ui(
             json_tree_ui(ui, egui::Id::unique(("entry json", entry.seq)), &json);
         });
     picked
+}
+
+/// Whose side an entry is, and how its time was put on our clock; `None` for our own.
+fn side_text(entry: &TimelineEntry) -> Option<String> {
+    let clock = match (entry.origin, entry.clock_error_micros, &entry.session) {
+        (Origin::Local, ..) => String::new(),
+        (_, Some(error), _) => format!(
+            " Its time is on our clock through the server's: the true time lies within \
+             ± {:.3} ms of it (both clocks' offsets to the server, from ping round \
+             trips), moved if need be so that every signaling message is received after \
+             it was sent.",
+            error as f64 / 1000.0
+        ),
+        (Origin::Peer, None, Some(_)) => " Its time is its machine's, moved so that \
+             every signaling message is received after it was sent."
+            .to_owned(),
+        (Origin::Peer, None, None) => {
+            " Its time is on our clock (a demo peer shares it; a shared entry without \
+             a clock offset is placed at its receipt)."
+                .to_owned()
+        }
+        (Origin::Server, None, _) => {
+            " Its time is its receipt here (our offset to the server's clock was not \
+             known yet)."
+                .to_owned()
+        }
+    };
+    match entry.origin {
+        Origin::Local => None,
+        Origin::Peer => Some(format!(
+            "Another side of the call: {}'s kit recorded it{}.{clock}",
+            entry.user_id,
+            entry
+                .session
+                .as_deref()
+                .map_or_else(String::new, |session| format!(" ({session})"))
+        )),
+        Origin::Server => Some(format!("The server's record of the call.{clock}")),
+    }
 }
 
 fn neighbours_ui(

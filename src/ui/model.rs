@@ -10,6 +10,15 @@ use crate::model::ErrorCode;
 use crate::signaling::Contact;
 use crate::timeline::TimelineEntry;
 
+/// The settings of the next call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextCall {
+    /// Whether ringing is private.
+    pub private_ringing: bool,
+    /// Whether our callbacks are shared with its other participants.
+    pub share_trace: bool,
+}
+
 /// The engine's state as last reported, plus counters the panels show.
 #[derive(Debug)]
 pub struct Model {
@@ -39,10 +48,8 @@ pub struct Model {
     pub devices: Option<DeviceList>,
     /// The devices chosen for the next call.
     pub device_choices: DeviceChoices,
-    /// Whether ringing is private (the setting for the next call).
-    pub private_ringing: bool,
-    /// Whether our callbacks are shared with each call's other participants.
-    pub share_trace: bool,
+    /// How the next call goes: ringing and sharing.
+    pub next_call: NextCall,
     /// Entries per kind recorded as suppressed (their switch was off) in this run.
     pub suppressed: [u64; CallbackKind::COUNT],
     /// The ringing timeout of the call being placed, in seconds.
@@ -160,8 +167,10 @@ impl Model {
             camera_on: true,
             devices: None,
             device_choices: DeviceChoices::default(),
-            private_ringing: true,
-            share_trace: false,
+            next_call: NextCall {
+                private_ringing: true,
+                share_trace: false,
+            },
             suppressed: [0; CallbackKind::COUNT],
             ring_timeout_secs: 30,
             dialing_since: None,

@@ -70,40 +70,14 @@ pub fn swimlane_ui(
         .iter()
         .map(|entry| seconds(entry, first))
         .fold(0.0, f64::max);
-    let lanes = lanes_of(entries);
+    let Placed {
+        lanes,
+        spans,
+        points,
+        marks,
+    } = place(entries, first, end);
     let lane_y =
         |name: &str| -> f64 { -(lanes.iter().position(|lane| lane == name).unwrap_or(0) as f64) };
-    // Status bars: their lane, status, from and to.
-    let mut spans: Vec<(String, CallStatus, f64, f64)> = Vec::new();
-    let mut open_span: BTreeMap<String, usize> = BTreeMap::new();
-    let mut points: BTreeMap<u64, [f64; 2]> = BTreeMap::new();
-    // Marks per kind (one legend entry and one colour each), with the entry of each point.
-    let mut marks: Marks = BTreeMap::new();
-    for entry in entries {
-        let at = seconds(entry, first);
-        // Our status bars have a lane per status; another side's share its status lane.
-        if let Event::StatusChanged { new_status, .. } = entry.event
-            && entry.origin != Origin::Server
-        {
-            let recorder = format!("{} {}", entry.user_id, entry.origin.as_str());
-            if let Some(open) = open_span.get(&recorder) {
-                spans[*open].3 = at;
-            }
-            let lane = match entry.origin {
-                Origin::Local => new_status.as_str().to_owned(),
-                _ => status_lane(entry),
-            };
-            open_span.insert(recorder, spans.len());
-            spans.push((lane, new_status, at, end));
-        }
-        let lane = lane_of(entry);
-        let lane = lane.as_str();
-        points.insert(entry.seq, [at, lane_y(lane)]);
-        marks
-            .entry(entry.kind())
-            .or_default()
-            .push(([at, lane_y(lane)], Arc::clone(entry)));
-    }
     let lane_count = lanes.len();
     // The legend goes below the plot, where it covers no mark.
     let legend_height = 18.0 * (marks.len() as f32 / 3.0).ceil() + 8.0;
@@ -192,6 +166,59 @@ pub fn swimlane_ui(
     }
     let pointer = response.response.interact_pointer_pos()?;
     nearest_mark(&marks, &response.transform, pointer)
+}
+
+/// Where everything of a call goes on the plot.
+struct Placed {
+    lanes: Vec<String>,
+    /// Status bars: their lane, status, from and to.
+    spans: Vec<(String, CallStatus, f64, f64)>,
+    /// Each entry's mark, by sequence number.
+    points: BTreeMap<u64, [f64; 2]>,
+    /// Marks per kind (one legend entry and one colour each), with the entry of each point.
+    marks: Marks,
+}
+
+/// Lays out `entries` from `first` (time 0) to `end` seconds.
+fn place(entries: &[Arc<TimelineEntry>], first: &TimelineEntry, end: f64) -> Placed {
+    let lanes = lanes_of(entries);
+    let lane_y =
+        |name: &str| -> f64 { -(lanes.iter().position(|lane| lane == name).unwrap_or(0) as f64) };
+    let mut spans: Vec<(String, CallStatus, f64, f64)> = Vec::new();
+    let mut open_span: BTreeMap<String, usize> = BTreeMap::new();
+    let mut points: BTreeMap<u64, [f64; 2]> = BTreeMap::new();
+    let mut marks: Marks = BTreeMap::new();
+    for entry in entries {
+        let at = seconds(entry, first);
+        // Our status bars have a lane per status; another side's share its status lane.
+        if let Event::StatusChanged { new_status, .. } = entry.event
+            && entry.origin != Origin::Server
+        {
+            let recorder = format!("{} {}", entry.user_id, entry.origin.as_str());
+            if let Some(open) = open_span.get(&recorder) {
+                spans[*open].3 = at;
+            }
+            let lane = match entry.origin {
+                Origin::Local => new_status.as_str().to_owned(),
+                _ => status_lane(entry),
+            };
+            open_span.insert(recorder, spans.len());
+            spans.push((lane, new_status, at, end));
+        }
+        let lane = lane_of(entry);
+        let lane = lane.as_str();
+        points.insert(entry.seq, [at, lane_y(lane)]);
+        marks
+            .entry(entry.kind())
+            .or_default()
+            .push(([at, lane_y(lane)], Arc::clone(entry)));
+    }
+    Placed {
+        lanes,
+        spans,
+        points,
+        marks,
+    }
 }
 
 /// A chip per kind shown: its colour and name.

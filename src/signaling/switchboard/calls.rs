@@ -88,7 +88,7 @@ impl Switchboard {
                 self.relay(session, user, &call_id, &to, Relay::Candidate, message)
             }
             ClientMessage::ShareTrace { call_id, entries } => {
-                self.share_trace(session, user, &call_id, entries)
+                self.share_trace(session, user, &call_id, &entries)
             }
             ClientMessage::Login { .. }
             | ClientMessage::Contacts

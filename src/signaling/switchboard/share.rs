@@ -18,7 +18,7 @@ impl Switchboard {
         session: SessionId,
         user: &str,
         call_id: &str,
-        entries: Vec<serde_json::Value>,
+        entries: &[serde_json::Value],
     ) -> Result<(), CallError> {
         check_call_id(call_id).map_err(invalid)?;
         let limits = self.config.limits;
@@ -67,7 +67,7 @@ impl Switchboard {
             let message = ServerMessage::SharedTrace {
                 call_id: call_id.to_owned(),
                 from: user.to_owned(),
-                entries: entries.clone(),
+                entries: entries.to_vec(),
             };
             // The sharer's traffic: a recipient that cannot take it is not punished for it.
             self.out.push_back(Output::Send {

@@ -598,7 +598,7 @@ fn shared_entries_reach_only_the_calls_other_participants_who_asked_within_caps(
     assert_eq!(shared_from(&board, 1), [("bob".to_owned(), 2)]);
     // A participant shares at most its cap of one call; the rest is refused.
     let cap = Limits::default().max_shared_entries_per_call as usize;
-    for _ in 0..cap / 64 + 1 {
+    for _ in 0..=cap / 64 {
         board.wait(1000);
         share(&mut board, 1, "c-1", 64);
     }
