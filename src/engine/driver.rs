@@ -122,6 +122,8 @@ pub struct Driver {
     /// The latest calls the server told us about: only their entries can be shared (it
     /// refuses the others').
     server_calls: VecDeque<String>,
+    /// Calls whose shared entries the server refused: the rest of theirs are not sent.
+    unshared_calls: VecDeque<String>,
 }
 
 /// Pings sent quickly after each log-in, so the clock offset is known at once.
@@ -134,6 +136,8 @@ const PING_INTERVAL: MonoTime = MonoTime::from_millis(15_000);
 const PINGS_PENDING: usize = 8;
 /// Servers before µs stamps stamp pongs in whole milliseconds.
 const SERVER_MILLIS_RESOLUTION_MICROS: u64 = 1000;
+/// The latest server stamp taken as a time (the year 2500, in µs since the Unix epoch).
+const MAX_STAMP_MICROS: u64 = 16_725_225_600_000_000;
 /// Calls the server told us about that are remembered, for sharing.
 const KNOWN_CALLS: usize = 16;
 /// The entries of one shared message take at most this many bytes (within the frame limit).
@@ -195,6 +199,7 @@ impl Driver {
             pings_sent: 0,
             to_share: Vec::new(),
             server_calls: VecDeque::new(),
+            unshared_calls: VecDeque::new(),
         }
     }
 
@@ -363,21 +368,7 @@ impl Driver {
 
     /// A message from the server.
     pub fn handle_server(&mut self, now: MonoTime, message: ServerMessage) {
-        let about = match &message {
-            ServerMessage::Call(signal) => Some(&signal.call_id),
-            ServerMessage::Trace { call_id, .. }
-            | ServerMessage::SharedTrace { call_id, .. }
-            | ServerMessage::Sdp { call_id, .. } => Some(call_id),
-            _ => None,
-        };
-        if let Some(call_id) = about
-            && !self.server_calls.contains(call_id)
-        {
-            if self.server_calls.len() == KNOWN_CALLS {
-                self.server_calls.pop_front();
-            }
-            self.server_calls.push_back(call_id.clone());
-        }
+        self.note_server_call(&message);
         match message {
             ServerMessage::Welcome { contacts, .. } => self.welcome(now, contacts),
             ServerMessage::Contacts { contacts } => {
@@ -410,17 +401,10 @@ impl Driver {
             ServerMessage::Error {
                 code,
                 message,
-                call_id: _,
+                call_id,
                 request,
             } if request.as_deref() == Some("share_trace") => {
-                // Our shared entries were refused: said once, the call itself is not touched.
-                let message = format!("the server did not forward our shared entries: {message}");
-                self.record(
-                    now,
-                    None,
-                    Source::Remote,
-                    Event::Error(CallError::new(code, message)),
-                );
+                self.share_refused(now, code, &message, call_id);
             }
             ServerMessage::Error {
                 code,
@@ -434,8 +418,12 @@ impl Driver {
                 server_us,
             } => {
                 let stamp = server_us.map(|micros| (micros, 1)).or_else(|| {
-                    server_ms.map(|millis| (millis * 1000, SERVER_MILLIS_RESOLUTION_MICROS))
+                    server_ms.map(|millis| {
+                        (millis.saturating_mul(1000), SERVER_MILLIS_RESOLUTION_MICROS)
+                    })
                 });
+                // A stamp past what any clock reads is not a time.
+                let stamp = stamp.filter(|(micros, _)| *micros < MAX_STAMP_MICROS);
                 self.pong(now, nonce, stamp);
             }
             ServerMessage::Trace {
@@ -451,6 +439,60 @@ impl Driver {
             } => self.shared_trace(now, &call_id, &from, &entries),
         }
         self.flush(now);
+    }
+
+    /// Remembers the call a server message is about: the server knows it, so its entries can
+    /// be shared.
+    fn note_server_call(&mut self, message: &ServerMessage) {
+        let about = match message {
+            ServerMessage::Call(signal) => Some(&signal.call_id),
+            ServerMessage::Trace { call_id, .. }
+            | ServerMessage::SharedTrace { call_id, .. }
+            | ServerMessage::Sdp { call_id, .. } => Some(call_id),
+            _ => None,
+        };
+        if let Some(call_id) = about
+            && !self.server_calls.contains(call_id)
+        {
+            if self.server_calls.len() == KNOWN_CALLS {
+                // The oldest, but never the call in progress.
+                let current = self.machine.call_id();
+                if let Some(oldest) = self
+                    .server_calls
+                    .iter()
+                    .position(|known| Some(known.as_str()) != current)
+                {
+                    self.server_calls.remove(oldest);
+                }
+            }
+            self.server_calls.push_back(call_id.clone());
+        }
+    }
+
+    /// Our shared entries were refused: said once, the call itself is not touched, and the
+    /// rest of that call's entries stay here.
+    fn share_refused(
+        &mut self,
+        now: MonoTime,
+        code: ErrorCode,
+        message: &str,
+        call_id: Option<String>,
+    ) {
+        if let Some(call_id) = call_id {
+            if self.unshared_calls.len() == KNOWN_CALLS {
+                self.unshared_calls.pop_front();
+            }
+            self.to_share
+                .retain(|entry| entry.call_id.as_deref() != Some(call_id.as_str()));
+            self.unshared_calls.push_back(call_id);
+        }
+        let message = format!("the server did not forward our shared entries: {message}");
+        self.record(
+            now,
+            None,
+            Source::Remote,
+            Event::Error(CallError::new(code, message)),
+        );
     }
 
     /// The server's record of a routing step: on our clock through the server's, never after
@@ -571,11 +613,14 @@ impl Driver {
     /// Keeps an entry of ours about a call for its other participants, while sharing is on:
     /// what happened, not the periodic reports (stats, volumes), which would crowd it out.
     fn keep_for_sharing(&mut self, entry: Arc<TimelineEntry>) {
-        if !self.config.share_traces
-            || entry.call_id.is_none()
-            || entry.origin != Origin::Local
-            || entry.kind().is_periodic()
+        if !self.config.share_traces || entry.origin != Origin::Local || entry.kind().is_periodic()
         {
+            return;
+        }
+        let Some(call_id) = &entry.call_id else {
+            return;
+        };
+        if self.unshared_calls.contains(call_id) {
             return;
         }
         if self.to_share.len() == UNSHARED_KEPT {
@@ -650,6 +695,9 @@ impl Driver {
         from: &str,
         values: &[serde_json::Value],
     ) {
+        if values.is_empty() {
+            return;
+        }
         let ours = crate::timeline::local_entries(self.kit.timeline(), call_id);
         let placed = crate::timeline::place_shared(
             values,

@@ -128,7 +128,10 @@ impl TimelineEntry {
     /// The wall-clock time in microseconds since the Unix epoch: exact for entries stamped by
     /// a [`super::Clock`] (its origin is a whole millisecond), within a millisecond otherwise.
     pub fn wall_micros(&self) -> u64 {
-        self.at.wall_millis * 1000 + self.at.mono_micros % 1000
+        self.at
+            .wall_millis
+            .saturating_mul(1000)
+            .saturating_add(self.at.mono_micros % 1000)
     }
 
     /// The entry's kind.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use crate::event::Event;
+use crate::event::{CallbackKind, Event};
 use crate::model::Source;
 
 use super::{Origin, Query, Timeline, TimelineEntry};
@@ -101,12 +101,15 @@ pub fn import(timeline: &Timeline, entries: Vec<TimelineEntry>, session: &str) -
     imported
 }
 
-/// Our own entries about `call_id`.
+/// Our own entries about `call_id` that [`alignment`] looks at (statuses and joins).
 pub fn local_entries(timeline: &Timeline, call_id: &str) -> Vec<TimelineEntry> {
     timeline
         .query(&Query {
             origin: Some(Origin::Local),
-            ..Query::all().call(call_id)
+            ..Query::all()
+                .call(call_id)
+                .kind(CallbackKind::StatusChanged)
+                .kind(CallbackKind::UserJoin)
         })
         .iter()
         .map(|entry| (**entry).clone())
@@ -117,7 +120,8 @@ pub fn local_entries(timeline: &Timeline, call_id: &str) -> Vec<TimelineEntry> {
 pub(crate) fn shift_entry(entry: &mut TimelineEntry, shift_micros: i64) {
     let moved = entry.wall_micros().saturating_add_signed(shift_micros);
     entry.at.wall_millis = moved / 1000;
-    entry.at.mono_micros = entry.at.mono_micros - entry.at.mono_micros % 1000 + moved % 1000;
+    entry.at.mono_micros =
+        (entry.at.mono_micros - entry.at.mono_micros % 1000).saturating_add(moved % 1000);
 }
 
 /// The least shift (µs, added to `theirs`) that puts each signaling send before its receipt:
@@ -155,7 +159,7 @@ pub fn alignment(
     // A send of theirs and its receipt here bound the shift from above; ours and theirs from below.
     let mut theirs_before_ours = |send: Option<i64>, receipt: Option<i64>| {
         if let (Some(send), Some(receipt)) = (send, receipt) {
-            upper = upper.min(receipt - send);
+            upper = upper.min(receipt.saturating_sub(send));
         }
     };
     theirs_before_ours(
@@ -167,11 +171,11 @@ pub fn alignment(
         find(ours, &ended_by(Source::Remote)),
     );
     if let (Some(received), Some(latest)) = (received_micros, theirs.iter().map(at).max()) {
-        upper = upper.min(received.cast_signed() - latest);
+        upper = upper.min(received.cast_signed().saturating_sub(latest));
     }
     let mut ours_before_theirs = |send: Option<i64>, receipt: Option<i64>| {
         if let (Some(send), Some(receipt)) = (send, receipt) {
-            lower = lower.max(send - receipt);
+            lower = lower.max(send.saturating_sub(receipt));
         }
     };
     ours_before_theirs(

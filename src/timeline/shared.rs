@@ -11,6 +11,9 @@ use crate::model::MonoTime;
 use super::import::{alignment, shift_entry};
 use super::{Clock, ClockOffset, Origin, TimelineEntry};
 
+/// The largest number the store keeps (SQLite integers are signed 64-bit).
+const MAX_STORED: u64 = i64::MAX as u64;
+
 /// An entry of ours in the shape it is shared in: the contract's JSON, plus `server_us` (its
 /// time on the server's clock) and `clock_error_us` once our offset to it is known.
 pub fn shared_json(entry: &TimelineEntry, offset: Option<ClockOffset>) -> Value {
@@ -80,7 +83,9 @@ pub fn place_shared(
             _ => (received, None),
         };
         entry.at = clock.stamp(at.min(received));
-        entry.clock_error_micros = error;
+        // What SQLite can hold (a peer's numbers are not trusted).
+        entry.clock_error_micros = error.map(|error| error.min(MAX_STORED));
+        entry.handler_micros = entry.handler_micros.min(MAX_STORED);
         from.clone_into(&mut entry.user_id);
         entry.origin = Origin::Peer;
         entry.call_id = Some(call_id.to_owned());

@@ -821,8 +821,24 @@ fn swimlane_pane_ui(ui: &mut egui::Ui, timeline: &TimelinePanel, commands: &mut 
         ui.weak("reading the call...");
         return;
     };
-    ui.add(egui::Label::new(format!("Call {call_id}: {} entries", entries.len())).truncate());
-    let clicked: Option<Arc<TimelineEntry>> = swimlane_ui(ui, entries, Some(selected.seq));
+    // As the table does: the periodic reports hidden (the selected entry always shown).
+    let hide_periodic = timeline.filters.hide_periodic;
+    let shown: Vec<Arc<TimelineEntry>> = entries
+        .iter()
+        .filter(|entry| !hide_periodic || !entry.kind().is_periodic() || entry.seq == selected.seq)
+        .cloned()
+        .collect();
+    let hidden = entries.len() - shown.len();
+    let counted = if hidden > 0 {
+        format!(
+            "{} entries ({hidden} periodic hidden, as in the table)",
+            shown.len()
+        )
+    } else {
+        format!("{} entries", shown.len())
+    };
+    ui.add(egui::Label::new(format!("Call {call_id}: {counted}")).truncate());
+    let clicked: Option<Arc<TimelineEntry>> = swimlane_ui(ui, &shown, Some(selected.seq));
     if let Some(entry) = clicked {
         commands.push(UiCommand::Select(Some(entry)));
     }

@@ -95,17 +95,9 @@ pub fn swimlane_ui(
         .show_grid([true, false])
         .x_axis_formatter(|mark, _| format!("{:.1} s", mark.value))
         .y_axis_min_width(90.0)
-        .y_axis_formatter(move |mark, _| {
-            let index = -mark.value.round();
-            if (mark.value + index).abs() > 0.01 {
-                return String::new();
-            }
-            // Lanes sit at 0, -1, -2, …: anything else fails the conversion and has no label.
-            usize::try_from(index as i64)
-                .ok()
-                .and_then(|index| lanes_for_axis.get(index).cloned())
-                .unwrap_or_default()
-        })
+        // A label on every lane (the default spacing skips some when lanes are many).
+        .y_grid_spacer(lane_marks())
+        .y_axis_formatter(move |mark, _| lane_label(&lanes_for_axis, mark.value))
         .label_formatter(|position| match position {
             egui_plot::HoverPosition::NearDataPoint {
                 plot_name, index, ..
@@ -166,6 +158,31 @@ pub fn swimlane_ui(
     }
     let pointer = response.response.interact_pointer_pos()?;
     nearest_mark(&marks, &response.transform, pointer)
+}
+
+/// A mark on every lane (the default spacing skips some when lanes are many).
+fn lane_marks() -> impl Fn(egui_plot::GridInput) -> Vec<egui_plot::GridMark> {
+    egui_plot::uniform_grid_spacer(|input| {
+        let span = input.bounds.1 - input.bounds.0;
+        if span < 100.0 {
+            [1.0; 3]
+        } else {
+            [span / 10.0; 3]
+        }
+    })
+}
+
+/// The label of the lane at `value` (lanes sit at 0, -1, -2, …); none between lanes.
+fn lane_label(lanes: &[String], value: f64) -> String {
+    let index = -value.round();
+    if (value + index).abs() > 0.01 {
+        return String::new();
+    }
+    // Anything but a lane's place fails the conversion and has no label.
+    usize::try_from(index as i64)
+        .ok()
+        .and_then(|index| lanes.get(index).cloned())
+        .unwrap_or_default()
 }
 
 /// Where everything of a call goes on the plot.
@@ -257,8 +274,14 @@ fn lanes_of(entries: &[Arc<TimelineEntry>]) -> Vec<String> {
     for entry in entries.iter().filter(|entry| entry.origin == Origin::Local) {
         add(lane_of(entry));
     }
+    // Each other side's group: its statuses, then its entries.
+    let with_statuses: std::collections::BTreeSet<_> = entries
+        .iter()
+        .filter(|entry| matches!(entry.event, Event::StatusChanged { .. }))
+        .map(|entry| entry.recorder())
+        .collect();
     for entry in entries.iter().filter(|entry| entry.origin == Origin::Peer) {
-        if matches!(entry.event, Event::StatusChanged { .. }) {
+        if with_statuses.contains(&entry.recorder()) {
             add(status_lane(entry));
         }
         add(lane_of(entry));
@@ -341,7 +364,8 @@ fn signaling_pairs(entries: &[Arc<TimelineEntry>]) -> Vec<(u64, u64)> {
 fn lane_of(entry: &TimelineEntry) -> String {
     match entry.origin {
         Origin::Local => subject(&entry.event).unwrap_or(CALL_LANE).to_owned(),
-        origin => format!("{} ({})", entry.user_id, origin.as_str()),
+        Origin::Peer => format!("{} (peer)", entry.user_id),
+        Origin::Server => "server".to_owned(),
     }
 }
 

@@ -590,7 +590,12 @@ impl Switchboard {
             calls.remove(call_id);
         }
         let remaining = self.calls.get_mut(call_id).map(|record| {
-            if record.members.remove(user).is_some() {
+            // Who joined and left may still share its side; who declined was never in it.
+            if record
+                .members
+                .remove(user)
+                .is_some_and(|member| member.joined)
+            {
                 record.left.insert(user.to_owned());
             }
             record.members.len()

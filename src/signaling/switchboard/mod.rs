@@ -614,17 +614,22 @@ impl Switchboard {
             quote_untrusted(&error.message, MAX_RECORDED_CHARS),
         );
         *self.counts.by_code.entry(error.code.code()).or_default() += 1;
+        if let Some(request) = request {
+            // A refused share leaves the call alone: answered, counted, never closing.
+            let mut answer = ServerMessage::error(&error, call_id);
+            if let ServerMessage::Error { request: named, .. } = &mut answer {
+                *named = Some(request.to_owned());
+            }
+            self.send(session, answer);
+            return;
+        }
         let user = self
             .sessions
             .get(&session)
             .and_then(|state| state.user_id.clone())
             .unwrap_or_else(|| format!("session {session}"));
         self.record_refusal(session, now_millis, &user, &error);
-        let mut answer = ServerMessage::error(&error, call_id);
-        if let ServerMessage::Error { request: named, .. } = &mut answer {
-            *named = request.map(str::to_owned);
-        }
-        self.send(session, answer);
+        self.send(session, ServerMessage::error(&error, call_id));
         let limits = self.config.limits;
         let abusive = self
             .sessions

@@ -1,6 +1,10 @@
 //! Shared traces: the entries a participant's kit recorded about one of its calls, forwarded
 //! only to the call's other participants who asked for traces, within caps per message, per
-//! entry and per participant and call. The server reads no more of them than their sizes.
+//! entry and per participant and call. While a call goes on, its entries reach those who
+//! joined it (and the ringing callee of a 1:1 call, whose invitation they are about), never a
+//! group call's ringing invitee; once it ended, those who were in it at its end. A refused share
+//! is answered, and not counted against the connection (its call goes on). The server reads no
+//! more of the entries than their sizes.
 
 use std::collections::BTreeSet;
 
@@ -22,6 +26,9 @@ impl Switchboard {
     ) -> Result<(), CallError> {
         check_call_id(call_id).map_err(invalid)?;
         let limits = self.config.limits;
+        if entries.is_empty() {
+            return Err(invalid("a shared trace holds at least one entry"));
+        }
         if entries.len() > MAX_SHARED_ENTRIES {
             return Err(invalid(format!(
                 "{} entries in one message; at most {MAX_SHARED_ENTRIES}",
@@ -79,8 +86,9 @@ impl Switchboard {
         Ok(())
     }
 
-    /// Who hears what `user` shares about `call_id`: the call's other members (while it goes
-    /// on, also when `user` has left it), or everyone else who was in it once it ended.
+    /// Who hears what `user` shares about `call_id`: while it goes on (`user` in it, ringing
+    /// in it, or gone after joining), its other members who joined, and a 1:1 call's ringing
+    /// callee; once it ended, everyone else who was in it.
     fn sharing_partners(&self, user: &str, call_id: &str) -> Result<BTreeSet<String>, CallError> {
         if let Some(record) = self.calls.get(call_id) {
             if !record.members.contains_key(user) && !record.left.contains(user) {
@@ -88,9 +96,11 @@ impl Switchboard {
             }
             return Ok(record
                 .members
-                .keys()
-                .filter(|member| member.as_str() != user)
-                .cloned()
+                .iter()
+                .filter(|(member, state)| {
+                    member.as_str() != user && (state.joined || !record.group)
+                })
+                .map(|(member, _)| member.clone())
                 .collect());
         }
         match self.ended_members.get(call_id) {

@@ -615,6 +615,56 @@ fn shared_entries_reach_only_the_calls_other_participants_who_asked_within_caps(
     }
 }
 
+#[test]
+fn a_group_calls_ringing_invitee_and_a_decliner_hear_nothing_shared_and_refusals_close_nothing() {
+    let mut board = Board::new();
+    for (session, user) in [(1, "alice"), (2, "bob"), (3, "carol"), (4, "dave")] {
+        board.log_in(session, user);
+        board.send(session, &ClientMessage::Traces { on: true });
+    }
+    board.invite(1, "g-1", &["bob", "carol", "dave"], 30);
+    board.act(
+        2,
+        Action::Accept {
+            call_id: "g-1".into(),
+        },
+    );
+    board.act(
+        4,
+        Action::Reject {
+            call_id: "g-1".into(),
+        },
+    );
+    share(&mut board, 1, "g-1", 2);
+    // Bob joined; carol still rings and dave declined: neither hears the conversation.
+    assert_eq!(shared_from(&board, 2), [("alice".to_owned(), 2)]);
+    assert_eq!(shared_from(&board, 3), []);
+    assert_eq!(shared_from(&board, 4), []);
+    // The decliner was never in it: its share is refused like an outsider's.
+    share(&mut board, 4, "g-1", 1);
+    assert_eq!(
+        board.last_error(4).map(|(code, _)| code),
+        Some(ErrorCode::PermissionDenied)
+    );
+    // Carol's own entries, while she rings, reach those who joined.
+    share(&mut board, 3, "g-1", 1);
+    assert_eq!(shared_from(&board, 1), [("carol".to_owned(), 1)]);
+    // An empty share is refused; refused shares never close the connection.
+    share(&mut board, 2, "g-1", 0);
+    assert_eq!(
+        board.last_error(2).map(|(code, _)| code),
+        Some(ErrorCode::InvalidParameter)
+    );
+    for _ in 0..100 {
+        board.wait(100);
+        share(&mut board, 4, "g-1", 1);
+    }
+    assert!(
+        !board.closed.contains(&4),
+        "a refused share closed dave's connection"
+    );
+}
+
 mod fuzz {
     //! Random traffic from a handful of connections, valid and not: the switchboard never
     //! panics, never grows past its caps, and forgets everything once everyone has gone.
