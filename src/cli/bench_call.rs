@@ -22,7 +22,7 @@ use callscope::media::{FrameSlot, FrameSlots, MediaConfig, Resolution, Ringing};
 use callscope::model::{CallStatus, MediaType, MonoTime};
 use callscope::signaling::usersig::Keyring;
 use callscope::signaling::{Server, ServerConfig};
-use callscope::timeline::{Clock, TimelineEntry};
+use callscope::timeline::{Clock, Origin, TimelineEntry};
 use tokio::sync::mpsc;
 
 /// Options of `callscope bench call`.
@@ -79,6 +79,8 @@ struct CallFigures {
     glass_to_glass_millis: Vec<f64>,
     cpu_per_call_second: f64,
     fps: f64,
+    /// Entries of the other side and the server that both clients recorded (sharing traces).
+    other_sides_entries: usize,
 }
 
 /// p50 and p95 of each figure over every call of one stack.
@@ -91,6 +93,7 @@ struct Summary {
     glass_to_glass_ms: [f64; 2],
     cpu_per_call_second: [f64; 2],
     fps_p50: f64,
+    other_sides_entries: usize,
 }
 
 /// The `fraction` percentile of `values` (nearest rank), `NaN` when empty.
@@ -123,6 +126,7 @@ fn summarize(stack: &'static str, figures: &[CallFigures]) -> Summary {
         glass_to_glass_ms: [percentile(&mut glass, 0.5), percentile(&mut glass, 0.95)],
         cpu_per_call_second: pair(&|call| call.cpu_per_call_second),
         fps_p50: percentile(&mut fps, 0.5),
+        other_sides_entries: figures.iter().map(|call| call.other_sides_entries).sum(),
     }
 }
 
@@ -288,6 +292,10 @@ fn print_summaries(summaries: &[Summary], floor: &CodecFloor, args: &CallBenchAr
     if let Some(ours) = summaries.first() {
         let ratio = ours.cpu_per_call_second[0] / floor.cpu_per_call_second;
         println!("callscope uses {ratio:.2}x the codec floor per call-second (p50)");
+        println!(
+            "entries of the other side and the server recorded by both clients: {}",
+            ours.other_sides_entries
+        );
     }
 }
 
@@ -342,8 +350,21 @@ impl BenchClient {
         self.state.latest().call.status()
     }
 
+    /// Our own entries after `seq` (what another side shared decides nothing here).
     fn entries_since(&self, seq: u64) -> Vec<Arc<TimelineEntry>> {
-        self.kit.timeline().since(seq, usize::MAX)
+        let mut entries = self.kit.timeline().since(seq, usize::MAX);
+        entries.retain(|entry| entry.origin == Origin::Local);
+        entries
+    }
+
+    /// How many entries of other sides (a participant's, the server's) came after `seq`.
+    fn others_since(&self, seq: u64) -> usize {
+        self.kit
+            .timeline()
+            .since(seq, usize::MAX)
+            .iter()
+            .filter(|entry| entry.origin != Origin::Local)
+            .count()
     }
 
     /// When `wanted` first held among the entries after `seq`.
@@ -443,6 +464,7 @@ fn measure_callscope(
             glass_to_glass_millis: glass,
             cpu_per_call_second: (process_cpu_secs() - cpu_before) / call_secs,
             fps: frames as f64 / 2.0 / args.seconds,
+            other_sides_entries: dialing.others_since(seq.0) + answering.others_since(seq.1),
         };
         if !args.json {
             println!(
@@ -630,6 +652,8 @@ fn measure_aiortc(url: &str, args: &CallBenchArgs) -> anyhow::Result<Vec<CallFig
                 cpu_per_call_second: (number(&caller["cpu_s"]) + number(&callee["cpu_s"]))
                     / seconds,
                 fps: f64::midpoint(number(&caller["fps"]), number(&callee["fps"])),
+                // aiortc records no trace.
+                other_sides_entries: 0,
             }
         })
         .collect();
