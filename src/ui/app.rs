@@ -838,7 +838,11 @@ fn swimlane_pane_ui(ui: &mut egui::Ui, timeline: &TimelinePanel, commands: &mut 
         format!("{} entries", shown.len())
     };
     ui.add(egui::Label::new(format!("Call {call_id}: {counted}")).truncate());
-    let clicked: Option<Arc<TimelineEntry>> = swimlane_ui(ui, &shown, Some(selected.seq));
+    let clicked: Option<Arc<TimelineEntry>> = egui::ScrollArea::vertical()
+        .id_salt("swimlane")
+        .auto_shrink([false, false])
+        .show(ui, |ui| swimlane_ui(ui, &shown, Some(selected.seq)))
+        .inner;
     if let Some(entry) = clicked {
         commands.push(UiCommand::Select(Some(entry)));
     }

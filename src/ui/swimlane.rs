@@ -17,6 +17,9 @@ use crate::timeline::{Origin, TimelineEntry};
 /// Each kind's marks: where, and the entry of each.
 type Marks = BTreeMap<CallbackKind, Vec<([f64; 2], Arc<TimelineEntry>)>>;
 
+/// The colour of the lines from a signaling send to its receipt (unlike the grid's grey).
+const SIGNALING_COLOR: egui::Color32 = egui::Color32::from_rgb(240, 150, 60);
+
 /// The lane of entries about no one participant.
 const CALL_LANE: &str = "call";
 
@@ -79,10 +82,8 @@ pub fn swimlane_ui(
     let lane_y =
         |name: &str| -> f64 { -(lanes.iter().position(|lane| lane == name).unwrap_or(0) as f64) };
     let lane_count = lanes.len();
-    // The legend goes below the plot, where it covers no mark.
-    let legend_height = 18.0 * (marks.len() as f32 / 3.0).ceil() + 8.0;
-    let height =
-        (ui.available_height() - legend_height - 8.0).clamp(100.0, 60.0 + 22.0 * lane_count as f32);
+    // Tall enough for every lane's label (the pane scrolls when it is shorter).
+    let height = (60.0 + 22.0 * lane_count as f32).max(100.0);
     let names_by_kind: BTreeMap<&'static str, CallbackKind> =
         marks.keys().map(|kind| (kind.as_str(), *kind)).collect();
     let lanes_for_axis = lanes.clone();
@@ -108,15 +109,6 @@ pub fn swimlane_ui(
             egui_plot::HoverPosition::Elsewhere { .. } => None,
         })
         .show(ui, |plot| {
-            for (send, receipt) in signaling_pairs(entries) {
-                if let (Some(from), Some(to)) = (points.get(&send), points.get(&receipt)) {
-                    plot.line(
-                        Line::new("", PlotPoints::from(vec![*from, *to]))
-                            .width(1.0)
-                            .color(egui::Color32::from_gray(140)),
-                    );
-                }
-            }
             for (lane, status, from, to) in &spans {
                 let y = lane_y(lane);
                 let points = PlotPoints::from(vec![[*from, y], [to.max(*from), y]]);
@@ -126,6 +118,17 @@ pub fn swimlane_ui(
                         .width(8.0)
                         .color(status_color(*status)),
                 );
+            }
+            // Over the bars, under the marks: a send and its receipt are often in the same
+            // millisecond, so most lines run straight down.
+            for (send, receipt) in signaling_pairs(entries) {
+                if let (Some(from), Some(to)) = (points.get(&send), points.get(&receipt)) {
+                    plot.line(
+                        Line::new("", PlotPoints::from(vec![*from, *to]))
+                            .width(1.5)
+                            .color(SIGNALING_COLOR),
+                    );
+                }
             }
             for (kind, points) in &marks {
                 let xy: Vec<[f64; 2]> = points.iter().map(|(xy, _)| *xy).collect();
