@@ -59,6 +59,10 @@ enum Command {
     Answer(cli::answer::AnswerArgs),
     /// Checks a timeline export (JSON Lines) against the call contract.
     Check(cli::check::CheckArgs),
+    /// Compares two recordings of a call flow; fails when they differ.
+    Diff(cli::diff::DiffArgs),
+    /// Fires a recording's callbacks again, in order, through closures that print them.
+    Replay(cli::replay::ReplayArgs),
     /// Reads the stored timeline, this run's and earlier runs'.
     Timeline(cli::timeline::TimelineArgs),
     /// Runs a standalone signaling server.
@@ -148,6 +152,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } else {
             ExitCode::FAILURE
         }),
+        Some(Command::Diff(args)) => Ok(if cli::diff::run(&args)? == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }),
+        Some(Command::Replay(args)) => {
+            cli::replay::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Timeline(args)) => {
             cli::timeline::timeline(&data_dir, &args)?;
             Ok(ExitCode::SUCCESS)

@@ -394,6 +394,117 @@ fn two_clients_that_share_traces_each_hold_both_sides_in_causal_order_and_a_thir
     );
 }
 
+/// `callscope call decline --audio --json` in a data directory of its own: what it printed.
+fn declined_call(dir: &Path, name: &str) -> String {
+    let output = callscope()
+        .arg("--data-dir")
+        .arg(dir.join(name))
+        .args(["call", "decline", "--audio", "--json"])
+        .args(SYNTHETIC)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `callscope diff` of two files: whether it passed, and what it printed.
+fn diff_files(dir: &Path, a: &str, b: &str, extra: &[&str]) -> (bool, String) {
+    let output = callscope()
+        .arg("diff")
+        .arg(dir.join(a))
+        .arg(dir.join(b))
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn diff_passes_two_runs_of_a_flow_and_finds_a_removed_callback_and_a_changed_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = declined_call(dir.path(), "first");
+    let second = declined_call(dir.path(), "second");
+    std::fs::write(dir.path().join("a.jsonl"), &first).unwrap();
+    std::fs::write(dir.path().join("b.jsonl"), &second).unwrap();
+    // Two runs of one flow: other call ids and times, the same callbacks.
+    let (same, printed) = diff_files(dir.path(), "a.jsonl", "b.jsonl", &["--tolerance-ms", "500"]);
+    assert!(same, "two runs differ: {printed}");
+    // Without the rejection callback.
+    let removed: Vec<&str> = second
+        .lines()
+        .filter(|line| !line.contains("\"onUserReject\""))
+        .collect();
+    assert!(
+        removed.len() < second.lines().count(),
+        "no onUserReject in {second}"
+    );
+    std::fs::write(dir.path().join("removed.jsonl"), removed.join("\n")).unwrap();
+    let (same, printed) = diff_files(
+        dir.path(),
+        "a.jsonl",
+        "removed.jsonl",
+        &["--tolerance-ms", "500"],
+    );
+    assert!(!same);
+    assert!(
+        printed
+            .lines()
+            .any(|line| line.starts_with("missing:") && line.contains("onUserReject")),
+        "{printed}"
+    );
+    // afterCalling with another reason.
+    let changed: Vec<String> = second
+        .lines()
+        .map(|line| {
+            let mut entry: serde_json::Value = serde_json::from_str(line).unwrap();
+            if entry["kind"] == "afterCalling" {
+                entry["payload"]["reason"] = "line-busy".into();
+            }
+            entry.to_string()
+        })
+        .collect();
+    std::fs::write(dir.path().join("changed.jsonl"), changed.join("\n")).unwrap();
+    let (same, printed) = diff_files(
+        dir.path(),
+        "a.jsonl",
+        "changed.jsonl",
+        &["--tolerance-ms", "500"],
+    );
+    assert!(!same);
+    assert!(
+        printed
+            .lines()
+            .any(|line| line.starts_with("changed: afterCalling")
+                && line.contains("reason: \"reject\" -> \"line-busy\"")),
+        "{printed}"
+    );
+    // Replayed, the recording fires the same callbacks in its order; a switched-off one not.
+    let replayed = callscope()
+        .args(["replay", "--fast", "--json", "--disable", "onUserReject"])
+        .arg(dir.path().join("a.jsonl"))
+        .output()
+        .unwrap();
+    assert!(replayed.status.success());
+    let fired: Vec<String> = String::from_utf8_lossy(&replayed.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let recorded: Vec<String> = entries(&first)
+        .iter()
+        .filter(|entry| entry.kind().as_str() != "onUserReject")
+        .map(|entry| entry.kind().as_str().to_owned())
+        .collect();
+    assert_eq!(fired, recorded);
+}
+
 /// Bob's export, imported on alice's side, joins the call as its other side; the merged trace
 /// keeps the contract on each side and across them.
 fn assert_import_merges_the_sides(dir: &Path, alice: &str, bob: &str) {

@@ -826,3 +826,58 @@ fn clocks_of_an_import_that_agree_are_left_alone() {
     assert_eq!(report.shifted, []);
     assert_eq!(report.entries, 3);
 }
+
+/// A kit's recording of `events` (each about call `call_id`), as the export reads back.
+fn recording(call_id: &str, events: Vec<Event>) -> Vec<TimelineEntry> {
+    let kit = CallKit::builder().user("alice").build();
+    for event in events {
+        kit.dispatch(kit.clock().now(), Some(call_id), Source::Local, event);
+    }
+    kit.timeline()
+        .query(&Query::all())
+        .iter()
+        .map(|entry| (**entry).clone())
+        .collect()
+}
+
+#[test]
+fn diff_lines_recordings_up_by_their_callbacks_and_names_a_move_and_a_field() {
+    use callscope::timeline::{DiffOptions, Difference, diff};
+    let dial = Event::StatusChanged {
+        old_status: CallStatus::Idle,
+        new_status: CallStatus::DialingC2c,
+    };
+    let join = Event::UserJoin {
+        user_id: "bob".into(),
+    };
+    let before = |error| Event::BeforeCalling {
+        call_type: CallType::Call,
+        error,
+    };
+    let a = recording("c-1", vec![before(None), dial.clone(), join.clone()]);
+    // Another run: its call id differs, which is no difference.
+    let same = recording("c-2", vec![before(None), dial.clone(), join.clone()]);
+    assert_eq!(diff(&a, &same, &DiffOptions::default()), Ok(Vec::new()));
+    let error =
+        callscope::model::CallError::new(callscope::model::ErrorCode::InvalidParameter, "bad");
+    let b = recording("c-3", vec![join, before(Some(error)), dial]);
+    let differences = diff(&a, &b, &DiffOptions::default()).unwrap();
+    assert!(
+        differences.iter().any(|difference| matches!(
+            difference,
+            Difference::Moved { what, .. } if what == "onUserJoin"
+        )),
+        "{differences:?}"
+    );
+    assert!(
+        differences.iter().any(|difference| matches!(
+            difference,
+            Difference::Changed { kind: CallbackKind::BeforeCalling, field, .. } if field.starts_with("error")
+        )),
+        "{differences:?}"
+    );
+    assert!(!differences.iter().any(|difference| matches!(
+        difference,
+        Difference::Missing { .. } | Difference::Extra { .. }
+    )));
+}

@@ -2,6 +2,7 @@
 //! run-time [`Switches`] are consulted, and every occurrence is recorded into the timeline.
 //! Imports the event vocabulary and the timeline; it knows nothing of calls or the network.
 
+mod replay;
 mod switches;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -12,6 +13,7 @@ use crate::event::{CallSummary, Emitted, Event};
 use crate::model::{CallError, CallStatus, CallType, MonoTime, Source, ViewMode};
 use crate::timeline::{Clock, Delivery, Origin, Timeline, TimelineEntry};
 
+pub use replay::{MAX_GAP, Pace, Replayed, replay};
 pub use switches::Switches;
 
 /// What `statusChanged` gets.
