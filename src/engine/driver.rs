@@ -124,6 +124,8 @@ pub struct Driver {
     server_calls: VecDeque<String>,
     /// Calls whose shared entries the server refused: the rest of theirs are not sent.
     unshared_calls: VecDeque<String>,
+    /// The quality warnings of the call whose media is open.
+    quality: super::quality::QualityMonitor,
 }
 
 /// Pings sent quickly after each log-in, so the clock offset is known at once.
@@ -200,6 +202,7 @@ impl Driver {
             to_share: Vec::new(),
             server_calls: VecDeque::new(),
             unshared_calls: VecDeque::new(),
+            quality: super::quality::QualityMonitor::new(),
         }
     }
 
@@ -577,7 +580,17 @@ impl Driver {
             }
         };
         if let Some(event) = event {
+            let warnings = match &event {
+                Event::CallStats(stats) => self.quality.stats(stats),
+                Event::UserVideoAvailable { user_id, available } => {
+                    self.quality.video(user_id, *available)
+                }
+                _ => Vec::new(),
+            };
             self.record(now, Some(&report.call_id), Source::Engine, event);
+            for warning in warnings {
+                self.record(now, Some(&report.call_id), Source::Engine, warning);
+            }
         }
         self.flush(now);
     }
@@ -1009,6 +1022,7 @@ impl Driver {
             .map(str::to_owned);
         if self.media_call.is_some() && self.media_call != call_id {
             self.media_call = None;
+            self.quality.reset();
             self.media_view = None;
             self.failed_peers.clear();
             self.out.push_back(Output::MediaClose);

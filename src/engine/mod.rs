@@ -16,6 +16,7 @@ mod connection;
 pub mod demo;
 pub mod driver;
 mod messages;
+pub mod quality;
 mod state;
 
 use std::net::SocketAddr;

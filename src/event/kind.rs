@@ -57,6 +57,7 @@ callback_kinds! {
     ConnectionStateChanged => "onConnectionStateChanged", "`onConnectionStateChanged`: media connection state.";
     CallStats => "onCallStats", "`onCallStats`: media statistics, about once a second.";
     ServerEvent => "onServerEvent", "`onServerEvent`: the server's record of routing a call.";
+    QualityWarning => "onQualityWarning", "`onQualityWarning`: a quality warning was raised or cleared.";
 }
 
 impl CallbackKind {
@@ -121,6 +122,10 @@ impl CallbackKind {
                 "the server routed a step of our call (recorded on the server's side of the \
                  trace; no handler of ours runs)"
             }
+            Self::QualityWarning => {
+                "a participant's media crossed a warning threshold over its recent samples \
+                 (round trip > 400 ms, jitter > 30 ms, loss > 3 %, frozen video), or came back"
+            }
         }
     }
 
@@ -156,6 +161,10 @@ impl CallbackKind {
                 "{user_id, rtt_ms, jitter_ms, loss_pct, fps, bitrate_kbps, resolution}"
             }
             Self::ServerEvent => "{name: caller_start_call | callee_accept_call | …, user_id}",
+            Self::QualityWarning => {
+                "{user_id, name: high-rtt | high-jitter | high-packet-loss | frozen-video, \
+                 state: raised | cleared, value}"
+            }
         }
     }
 

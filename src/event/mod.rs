@@ -16,7 +16,9 @@ use crate::model::{
 
 pub use kind::{CallbackKind, KindSet};
 use payload::wire_name;
-pub use payload::{CallStats, CallSummary, ConnectionState, NetworkQuality};
+pub use payload::{
+    CallStats, CallSummary, ConnectionState, NetworkQuality, QualityWarningName, WarningState,
+};
 
 /// An event as a core yields it: when, about which call, and caused by what.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +217,19 @@ pub enum Event {
         /// Who it is about.
         user_id: String,
     },
+    /// Fires when a participant's media crosses a warning threshold over its recent samples,
+    /// and again when it is back within it.
+    #[serde(rename = "onQualityWarning")]
+    QualityWarning {
+        /// The participant whose media it is about.
+        user_id: String,
+        /// Which warning.
+        name: QualityWarningName,
+        /// Raised or cleared.
+        state: WarningState,
+        /// The value that decided it (ms, %, or fps).
+        value: f64,
+    },
 }
 
 impl Event {
@@ -246,6 +261,7 @@ impl Event {
             Self::ConnectionStateChanged { .. } => CallbackKind::ConnectionStateChanged,
             Self::CallStats(_) => CallbackKind::CallStats,
             Self::ServerEvent { .. } => CallbackKind::ServerEvent,
+            Self::QualityWarning { .. } => CallbackKind::QualityWarning,
         }
     }
 
@@ -344,6 +360,12 @@ impl fmt::Display for Event {
             Self::KickedOffline {} => f.write_str("logged out: logged in elsewhere"),
             Self::UserSigExpired {} => f.write_str("UserSig expired"),
             Self::ServerEvent { name, user_id } => write!(f, "{name} {user_id}"),
+            Self::QualityWarning {
+                user_id,
+                name,
+                state,
+                value,
+            } => write!(f, "{name} {} for {user_id} ({value:.1})", state.as_str()),
             Self::ConnectionStateChanged { user_id, state } => {
                 write!(f, "{user_id} {}", wire_name(state))
             }

@@ -90,3 +90,63 @@ pub(super) fn wire_name(value: &impl Serialize) -> String {
         _ => String::new(),
     }
 }
+
+/// A quality warning, named like Twilio Voice Insights' where one exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QualityWarningName {
+    /// Round trip above 400 ms in 3 of the last 5 samples.
+    HighRtt,
+    /// Jitter above 30 ms in 3 of the last 5 samples.
+    HighJitter,
+    /// Loss above 3 % over the last 7 samples.
+    HighPacketLoss,
+    /// No frame for the last 3 samples while the participant's video is on.
+    FrozenVideo,
+}
+
+impl QualityWarningName {
+    /// Every warning.
+    pub const ALL: [Self; 4] = [
+        Self::HighRtt,
+        Self::HighJitter,
+        Self::HighPacketLoss,
+        Self::FrozenVideo,
+    ];
+
+    /// `high-rtt`, `high-jitter`, `high-packet-loss` or `frozen-video`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::HighRtt => "high-rtt",
+            Self::HighJitter => "high-jitter",
+            Self::HighPacketLoss => "high-packet-loss",
+            Self::FrozenVideo => "frozen-video",
+        }
+    }
+}
+
+impl std::fmt::Display for QualityWarningName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a warning starts or ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarningState {
+    /// The condition holds now.
+    Raised,
+    /// It no longer does.
+    Cleared,
+}
+
+impl WarningState {
+    /// `raised` or `cleared`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Raised => "raised",
+            Self::Cleared => "cleared",
+        }
+    }
+}

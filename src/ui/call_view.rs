@@ -329,6 +329,7 @@ fn participants_ui(ui: &mut egui::Ui, model: &Model, video: &VideoTextures, medi
             caption,
             level: model.media.volumes.get(user).copied(),
             quality: model.media.quality.get(user).copied(),
+            warnings: model.media.warnings.get(user),
             resolution: model.media.resolution.get(user).map(String::as_str),
             speaking: speaker == Some(user.as_str()),
         };
@@ -359,6 +360,7 @@ fn participants_ui(ui: &mut egui::Ui, model: &Model, video: &VideoTextures, medi
         caption,
         level: model.media.volumes.get(&model.user_id).copied(),
         quality: None,
+        warnings: None,
         resolution: None,
         speaking: false,
     };
@@ -378,6 +380,7 @@ struct Tile<'a> {
     caption: &'a str,
     level: Option<u8>,
     quality: Option<NetworkQuality>,
+    warnings: Option<&'a std::collections::BTreeSet<crate::event::QualityWarningName>>,
     resolution: Option<&'a str>,
     speaking: bool,
 }
@@ -393,6 +396,15 @@ fn tile_ui(ui: &mut egui::Ui, rect: egui::Rect, tile: &Tile<'_>, video: &VideoTe
             ui.add(egui::Label::new(egui::RichText::new(tile.title).strong()).truncate());
             if let Some(quality) = tile.quality {
                 quality_badge_ui(ui, quality);
+            }
+            for warning in tile.warnings.into_iter().flatten() {
+                ui.label(
+                    egui::RichText::new(format!("! {warning}"))
+                        .small()
+                        .strong()
+                        .color(egui::Color32::from_rgb(230, 120, 40)),
+                )
+                .on_hover_text("a quality warning raised now (onQualityWarning)");
             }
             if let Some(level) = tile.level {
                 volume_ui(ui, level);

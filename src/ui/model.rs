@@ -95,6 +95,8 @@ pub struct MediaModel {
     pub resolution: BTreeMap<String, String>,
     /// Network quality per peer.
     pub quality: BTreeMap<String, NetworkQuality>,
+    /// The quality warnings raised now, per peer (as our kit decided them).
+    pub warnings: BTreeMap<String, std::collections::BTreeSet<crate::event::QualityWarningName>>,
     /// Speaking level per user.
     pub volumes: BTreeMap<String, u8>,
     /// Why a device is not used (no camera, no microphone).
@@ -135,6 +137,19 @@ impl MediaModel {
             }
             Event::UserNetworkQualityChanged { user_id, quality } => {
                 self.quality.insert(user_id.clone(), *quality);
+            }
+            Event::QualityWarning {
+                user_id,
+                name,
+                state,
+                ..
+            } if entry.origin == crate::timeline::Origin::Local => {
+                let raised = self.warnings.entry(user_id.clone()).or_default();
+                if *state == crate::event::WarningState::Raised {
+                    raised.insert(*name);
+                } else {
+                    raised.remove(name);
+                }
             }
             Event::UserVoiceVolumeChanged { volumes } => self.volumes.clone_from(volumes),
             Event::Error(error)
