@@ -1033,3 +1033,45 @@ fn a_file_dropped_on_the_window_is_imported_as_the_other_side_of_its_calls() {
         1
     );
 }
+
+#[test]
+fn a_raised_quality_warning_is_a_badge_on_the_participants_tile_until_it_is_cleared() {
+    use callscope::event::{QualityWarningName, WarningState};
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Call echo").click();
+    wait_until(&mut harness, "echo to answer", |app| {
+        app.model().status() == CallStatus::CallingC2cVideo
+    });
+    let kit = harness.state().kit().clone();
+    let call_id = harness.state().model().call.call_id.clone();
+    let warn = |state| {
+        kit.dispatch(
+            kit.clock().now(),
+            call_id.as_deref(),
+            Source::Engine,
+            Event::QualityWarning {
+                user_id: "echo".into(),
+                name: QualityWarningName::HighRtt,
+                state,
+                value: 450.0,
+            },
+        );
+    };
+    warn(WarningState::Raised);
+    step_until_label(&mut harness, "! high-rtt");
+    warn(WarningState::Cleared);
+    let started = Instant::now();
+    while harness.query_by_label("! high-rtt").is_some() {
+        assert!(
+            started.elapsed() < WAIT,
+            "the badge stayed after the warning cleared"
+        );
+        harness.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    harness.get_by_label("Hang up").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().status() == CallStatus::Idle
+    });
+}
