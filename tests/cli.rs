@@ -505,6 +505,31 @@ fn diff_passes_two_runs_of_a_flow_and_finds_a_removed_callback_and_a_changed_rea
     assert_eq!(fired, recorded);
 }
 
+#[test]
+fn a_real_call_survives_a_three_second_signaling_cut_and_ends_by_its_hang_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = callscope()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["call", "echo", "--json", "--hangup-after", "6"])
+        .args(["--cut-signaling-after", "1", "--for", "3"])
+        .args(SYNTHETIC)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{printed}\n{said}");
+    assert!(said.contains("signaling cut for 3 s"), "{said}");
+    // Through the cut and back: the call ended by our hang-up, once.
+    assert_eq!(
+        end_reasons(&entries(&printed)),
+        [EndReason::Hangup],
+        "{printed}"
+    );
+    let (clean, findings) = check(dir.path(), "cut.jsonl", &printed);
+    assert!(clean, "{findings}");
+}
+
 /// Bob's export, imported on alice's side, joins the call as its other side; the merged trace
 /// keeps the contract on each side and across them.
 fn assert_import_merges_the_sides(dir: &Path, alice: &str, bob: &str) {

@@ -646,3 +646,72 @@ fn a_prepared_callee_that_never_answers_rings_out_the_full_timeout_without_a_med
     assert!(!world.has_media("alice") && !world.has_media("bob"));
     world.assert_contract();
 }
+
+/// Both sides' media connected: what is negotiated through the server is done.
+fn until_media_connected(world: &mut World) {
+    let connected = |world: &World, user: &str| {
+        events(world, user).iter().any(|event| {
+            matches!(
+                event,
+                Event::ConnectionStateChanged {
+                    state: ConnectionState::Connected,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(world.run_until(Duration::from_secs(5), |w| {
+        connected(w, "alice") && connected(w, "echo")
+    }));
+}
+
+#[test]
+fn a_signaling_cut_shorter_than_the_grace_shows_reconnecting_and_the_call_goes_on() {
+    let mut world = alice();
+    connected_to_echo(&mut world);
+    until_media_connected(&mut world);
+    world.command("alice", EngineCommand::CutSignaling { for_millis: 3000 });
+    world.run_for(Duration::from_secs(1));
+    // Off the server, still in the call: media does not need signaling.
+    assert!(matches!(
+        world.state("alice").connection,
+        Link::Offline { .. }
+    ));
+    assert!(status(&world, "alice").is_calling());
+    assert!(world.run_until(Duration::from_secs(5), |w| {
+        w.state("alice").connection == Link::Online
+    }));
+    // The server held the call: both sides are in it, and it ends as calls do.
+    world.run_for(Duration::from_secs(1));
+    assert!(status(&world, "alice").is_calling());
+    assert!(status(&world, "echo").is_calling());
+    hang_up(&mut world);
+    until_idle(&mut world, "echo", Duration::from_secs(1));
+    assert_eq!(reasons(&world, "alice"), [EndReason::Hangup]);
+    assert_eq!(reasons(&world, "echo"), [EndReason::Hangup]);
+    world.assert_contract();
+}
+
+#[test]
+fn a_signaling_cut_longer_than_the_grace_ends_the_call_by_server_on_both_sides_once() {
+    let mut world = alice();
+    connected_to_echo(&mut world);
+    until_media_connected(&mut world);
+    let cut = world.elapsed();
+    world.command("alice", EngineCommand::CutSignaling { for_millis: 15_000 });
+    until_idle(&mut world, "alice", Duration::from_secs(11));
+    until_idle(&mut world, "echo", Duration::from_secs(2));
+    let lasted = world.elapsed().saturating_sub(cut);
+    assert!(
+        lasted >= callscope::engine::OUTAGE_GRACE,
+        "ended {lasted:?} into the cut"
+    );
+    assert_eq!(reasons(&world, "alice"), [EndReason::EndByServer]);
+    assert_eq!(reasons(&world, "echo"), [EndReason::EndByServer]);
+    // Back once the cut is over, with nothing left of the call.
+    assert!(world.run_until(Duration::from_secs(10), |w| {
+        w.state("alice").connection == Link::Online
+    }));
+    assert_eq!(reasons(&world, "alice"), [EndReason::EndByServer]);
+    world.assert_contract();
+}

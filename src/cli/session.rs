@@ -39,6 +39,18 @@ pub struct SessionArgs {
     /// on one timeline.
     #[arg(long)]
     pub share_trace: bool,
+    /// Drop the signaling connection this long after the call connects (the reconnect path
+    /// runs: a cut shorter than the 10 s grace is survived, a longer one ends the call).
+    #[arg(long, value_name = "SECS")]
+    pub cut_signaling_after: Option<f64>,
+    /// How long the signaling cut lasts.
+    #[arg(
+        long = "for",
+        value_name = "SECS",
+        default_value_t = 3.0,
+        requires = "cut_signaling_after"
+    )]
+    pub cut_for: f64,
     #[command(flatten)]
     pub media: super::media_args::MediaArgs,
 }
@@ -50,6 +62,9 @@ pub struct Session {
     printed: u64,
     json: bool,
     share_trace: bool,
+    /// When to cut the signaling (after the call connects), for how long, and whether done.
+    cut: Option<(f64, f64)>,
+    connected_at: Option<Instant>,
     wake: Receiver<()>,
 }
 
@@ -108,6 +123,8 @@ impl Session {
             printed,
             json: args.json,
             share_trace: args.share_trace,
+            cut: args.cut_signaling_after.map(|after| (after, args.cut_for)),
+            connected_at: None,
             wake,
         })
     }
@@ -181,9 +198,26 @@ impl Session {
         }
     }
 
-    /// Blocks until the engine reports something, or a short tick passes.
-    pub fn wait(&self) {
+    /// Blocks until the engine reports something, or a short tick passes; cuts the
+    /// signaling when `--cut-signaling-after` says.
+    pub fn wait(&mut self) {
         let _ = self.wake.recv_timeout(TICK);
+        let calling = self.state().call.status().is_calling();
+        if calling && self.connected_at.is_none() {
+            self.connected_at = Some(Instant::now());
+        }
+        if let (Some((after, lasting)), Some(connected)) = (self.cut, self.connected_at)
+            && connected.elapsed() >= seconds(after)
+        {
+            let for_millis = seconds(lasting).as_millis() as u64;
+            if self
+                .engine
+                .send(callscope::engine::EngineCommand::CutSignaling { for_millis })
+            {
+                eprintln!("callscope: signaling cut for {lasting} s");
+                self.cut = None;
+            }
+        }
     }
 
     /// Waits until logged in.

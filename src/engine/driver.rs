@@ -246,7 +246,9 @@ impl Driver {
             .policy
             .grace_deadline()
             .filter(|_| self.machine.call_id().is_some());
-        [self.machine.poll_timeout(), retry, grace, self.next_ping]
+        // Pings are due only while online (an outage would otherwise keep waking the owner).
+        let ping = self.next_ping.filter(|_| self.link == Link::Online);
+        [self.machine.poll_timeout(), retry, grace, ping]
             .into_iter()
             .flatten()
             .min()
@@ -293,10 +295,33 @@ impl Driver {
     /// The connection failed or was lost: ringing calls end now, a connected call after the
     /// outage's grace (or once the server turns out to have forgotten it); retry with backoff.
     pub fn handle_lost(&mut self, now: MonoTime, reason: &str) {
+        self.lost_for(now, reason, None);
+    }
+
+    /// Drops the signaling connection on purpose for `for_millis`: as a lost connection,
+    /// retried once the cut is over.
+    fn cut_signaling(&mut self, now: MonoTime, for_millis: u64) {
+        if !matches!(self.link, Link::Online | Link::LoggingIn) {
+            return;
+        }
+        self.out.push_back(Output::Disconnect);
+        let reason = format!(
+            "signaling cut on purpose for {:.1} s",
+            for_millis as f64 / 1000.0
+        );
+        self.lost_for(
+            now,
+            &reason,
+            Some(std::time::Duration::from_millis(for_millis)),
+        );
+    }
+
+    fn lost_for(&mut self, now: MonoTime, reason: &str, cut: Option<std::time::Duration>) {
         if matches!(self.link, Link::LoggedOut) || self.stopped {
             return;
         }
-        let wait = self.policy.lost(now);
+        let backoff = self.policy.lost(now);
+        let wait = cut.unwrap_or(backoff);
         self.link = Link::Down {
             retry_at: now + wait,
         };
@@ -364,6 +389,7 @@ impl Driver {
                 self.out.push_back(Output::PrivateRinging(private));
             }
             EngineCommand::ShareTraces(on) => self.share_traces(on),
+            EngineCommand::CutSignaling { for_millis } => self.cut_signaling(now, for_millis),
             EngineCommand::Shutdown => self.shut_down(now),
         }
         self.flush(now);
@@ -373,7 +399,9 @@ impl Driver {
     pub fn handle_server(&mut self, now: MonoTime, message: ServerMessage) {
         self.note_server_call(&message);
         match message {
-            ServerMessage::Welcome { contacts, .. } => self.welcome(now, contacts),
+            ServerMessage::Welcome {
+                contacts, calls, ..
+            } => self.welcome(now, contacts, &calls),
             ServerMessage::Contacts { contacts } => {
                 self.state.contacts = contacts;
                 self.changed();
@@ -804,7 +832,12 @@ impl Driver {
         }
     }
 
-    fn welcome(&mut self, now: MonoTime, contacts: Vec<crate::signaling::Contact>) {
+    fn welcome(
+        &mut self,
+        now: MonoTime,
+        contacts: Vec<crate::signaling::Contact>,
+        held: &[String],
+    ) {
         if self.config.server_traces {
             self.out
                 .push_back(Output::Send(ClientMessage::Traces { on: true }));
@@ -817,9 +850,22 @@ impl Driver {
         self.set_connection(ConnectionState::Online);
         self.state.contacts = contacts;
         self.changed();
+        let ours = self.machine.call_id().map(str::to_owned);
+        // Calls the server held for this user that this client is not in (it logged in
+        // elsewhere meanwhile): left, so nobody waits for us in them.
+        for call_id in held
+            .iter()
+            .filter(|held| Some(held.as_str()) != ours.as_deref())
+        {
+            self.send(ClientMessage::Call(Action::Hangup {
+                call_id: call_id.clone(),
+            }));
+        }
         if !self.machine.is_logged_in() {
             self.input(now, Input::LoggedIn);
-        } else if self.machine.call_id().is_some() {
+        } else if let Some(call_id) = ours
+            && !held.contains(&call_id)
+        {
             // Back after an outage: the server has forgotten the call, so it cannot go on.
             self.input(
                 now,

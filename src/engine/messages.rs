@@ -57,6 +57,12 @@ pub enum EngineCommand {
     SetPrivateRinging(bool),
     /// Share our entries of each call with its other participants (and hear theirs), or stop.
     ShareTraces(bool),
+    /// Drops the signaling connection now and stays off it this long (a debugging aid: the
+    /// reconnect path runs, and a connected call survives a cut shorter than the grace).
+    CutSignaling {
+        /// How long to stay off, in milliseconds.
+        for_millis: u64,
+    },
     /// Hang up if in a call and stop.
     Shutdown,
 }

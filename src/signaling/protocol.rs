@@ -101,6 +101,10 @@ pub enum ServerMessage {
         user_id: String,
         /// Everyone the user can call.
         contacts: Vec<Contact>,
+        /// Connected calls the server held for the user while its connection was lost: they
+        /// go on (absent from servers before rejoining).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        calls: Vec<String>,
     },
     /// The contact list changed, or was asked for.
     Contacts {

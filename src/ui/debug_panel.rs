@@ -35,6 +35,26 @@ pub fn debug_panel_ui(
         {
             commands.push(UiCommand::Engine(EngineCommand::SimulateLoginElsewhere));
         }
+        for (label, secs, hint) in [
+            (
+                "Drop signaling 3 s",
+                3,
+                "Cuts the signaling connection for 3 s: the app reconnects, and a connected call \
+                 goes on (the server holds it for 9 s)",
+            ),
+            (
+                "Drop signaling 15 s",
+                15,
+                "Cuts the signaling connection for 15 s: longer than the grace, so a connected \
+                 call ends by the server on both sides",
+            ),
+        ] {
+            if ui.button(label).on_hover_text(hint).clicked() {
+                commands.push(UiCommand::Engine(EngineCommand::CutSignaling {
+                    for_millis: secs * 1000,
+                }));
+            }
+        }
     });
     ui.separator();
     egui::ScrollArea::both()

@@ -643,6 +643,80 @@ impl Switchboard {
         }
     }
 
+    /// `user`'s connection was lost: it leaves its ringing invitations and the calls nobody
+    /// answered now, and keeps the connected calls it joined (true when there are some), for
+    /// it to log in again within the grace.
+    pub(super) fn hold_calls(&mut self, user: &str) -> bool {
+        let calls: Vec<String> = self
+            .calls_of_user
+            .get(user)
+            .map(|calls| calls.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut held = false;
+        for call_id in calls {
+            let Some(record) = self.calls.get(&call_id) else {
+                continue;
+            };
+            if record.has_joined(user) && record.anyone_answered() {
+                held = true;
+                continue;
+            }
+            let outcome = if record.is_ringing(user) {
+                self.decline(user, &call_id, Decline::Gone)
+            } else {
+                self.leave(user, &call_id, true)
+            };
+            // The user is a member of each of its calls, so none of these is refused.
+            debug_assert!(outcome.is_ok());
+        }
+        held
+    }
+
+    /// Users away longer than the grace leave the calls held for them: a call that needs
+    /// them (one other member left) ends for the others with `ended_by_server`; a group call
+    /// goes on without them.
+    pub(super) fn end_away_calls(&mut self, now_millis: u64) {
+        let grace = self.config.limits.rejoin_grace_millis;
+        let gone: Vec<String> = self
+            .away
+            .iter()
+            .filter(|(_, since)| now_millis.saturating_sub(**since) >= grace)
+            .map(|(user, _)| user.clone())
+            .collect();
+        for user in gone {
+            self.away.remove(&user);
+            let calls: Vec<String> = self
+                .calls_of_user
+                .remove(&user)
+                .map(|calls| calls.into_iter().collect())
+                .unwrap_or_default();
+            for call_id in calls {
+                let Some(record) = self.calls.get(&call_id) else {
+                    continue;
+                };
+                if record.members.len() <= 2 {
+                    let name = if record.caller == user {
+                        "caller_call_interrupted"
+                    } else {
+                        "callee_call_interrupted"
+                    };
+                    let others = record.others(&user);
+                    self.trace(&call_id, name, &user, &[]);
+                    for other in others {
+                        self.send_to_user(
+                            &other,
+                            ServerMessage::call(&call_id, Signal::EndedByServer),
+                        );
+                    }
+                    self.end_call(&call_id);
+                } else {
+                    let outcome = self.leave(&user, &call_id, true);
+                    debug_assert!(outcome.is_ok());
+                }
+            }
+        }
+    }
+
     /// `user` went offline: it leaves every call as if it hung up, or never answered.
     pub(super) fn leave_all_calls(&mut self, user: &str) {
         let calls: Vec<String> = self

@@ -86,6 +86,10 @@ pub struct Limits {
     pub max_shared_entries_per_call: u32,
     /// The largest shared entry, in bytes.
     pub max_shared_entry_bytes: usize,
+    /// A user whose connection is lost stays in its connected calls this long, for it to log
+    /// in again and go on; then it leaves them. A second shorter than the clients' own outage
+    /// grace, so the others hear it from the server before the lost client gives up.
+    pub rejoin_grace_millis: u64,
 }
 
 impl Default for Limits {
@@ -111,6 +115,7 @@ impl Default for Limits {
             ring_grace_millis: 2_000,
             max_shared_entries_per_call: 2_000,
             max_shared_entry_bytes: super::super::protocol::MAX_SHARED_ENTRY_BYTES,
+            rejoin_grace_millis: 9_000,
         }
     }
 }

@@ -142,6 +142,11 @@ pub struct Switchboard {
     ended_members: HashMap<String, BTreeSet<String>>,
     /// Entries each participant shared per call (forgotten with the ended call).
     shared: HashMap<String, HashMap<String, u32>>,
+    /// Users whose connection was lost in a connected call, and since when: their calls are
+    /// held for [`Limits::rejoin_grace_millis`].
+    away: HashMap<String, u64>,
+    /// The latest time the driver gave (Unix ms), for what a connection's loss starts.
+    now_millis: u64,
     login_buckets: HashMap<String, Bucket>,
     /// Refusals recorded by all connections together: many connections may not flood the
     /// server's timeline either.
@@ -164,6 +169,8 @@ impl Switchboard {
             ended: VecDeque::new(),
             ended_members: HashMap::new(),
             shared: HashMap::new(),
+            away: HashMap::new(),
+            now_millis: 0,
             login_buckets: HashMap::new(),
             records: Bucket::full(RECORD_BURST, RECORDS_PER_SEC, 0),
             revocations: Revocations::default(),
@@ -199,6 +206,7 @@ impl Switchboard {
 
     /// A connection opened at `now_millis` (an id already open ends its first session).
     pub fn open(&mut self, session: SessionId, now_millis: u64) {
+        self.now_millis = now_millis;
         // An id opened twice ends its first session: nothing of it may linger.
         self.close(session);
         let limits = self.config.limits;
@@ -221,8 +229,14 @@ impl Switchboard {
         );
     }
 
-    /// A connection closed (by either side): its user goes offline and leaves its calls.
+    /// A connection was lost: its user goes offline and leaves its calls, except the
+    /// connected ones, which are held for it to log in again within
+    /// [`Limits::rejoin_grace_millis`].
     pub fn close(&mut self, session: SessionId) {
+        self.close_holding(session, true);
+    }
+
+    fn close_holding(&mut self, session: SessionId, hold: bool) {
         let Some(state) = self.sessions.remove(&session) else {
             return;
         };
@@ -231,7 +245,11 @@ impl Switchboard {
         {
             self.online.remove(&user);
             self.online_sorted.remove(&user);
-            self.leave_all_calls(&user);
+            if hold && self.hold_calls(&user) {
+                self.away.insert(user, self.now_millis);
+            } else {
+                self.leave_all_calls(&user);
+            }
         }
     }
 
@@ -258,6 +276,7 @@ impl Switchboard {
 
     /// A text frame arrived at `now_millis` (Unix milliseconds).
     pub fn handle_frame(&mut self, session: SessionId, now_millis: u64, frame: &str) {
+        self.now_millis = now_millis;
         if !self.admit(session, now_millis, frame.len()) {
             return;
         }
@@ -290,6 +309,8 @@ impl Switchboard {
     /// Time passed: expired UserSigs end their sessions, connections that did not log in in
     /// time are closed, and ringing invitations past their timeout end.
     pub fn handle_tick(&mut self, now_millis: u64) {
+        self.now_millis = now_millis;
+        self.end_away_calls(now_millis);
         let now_secs = now_millis / 1000;
         let deadline = self.config.limits.login_deadline_millis;
         let mut expired = Vec::new();
@@ -453,6 +474,20 @@ impl Switchboard {
             self.send(previous, ServerMessage::Kicked { by });
             self.close_session(previous);
         }
+        // Back within the grace: the calls held for it go on.
+        let calls = if self.away.remove(user_id).is_some() {
+            let mut held: Vec<String> = self
+                .calls_of_user
+                .get(user_id)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            held.sort_unstable();
+            held
+        } else {
+            Vec::new()
+        };
         if let Some(state) = self.sessions.get_mut(&session) {
             state.user_id = Some(user_id.to_owned());
             state.issued_at_secs = claims.issued_at;
@@ -467,6 +502,7 @@ impl Switchboard {
                 version: PROTOCOL_VERSION,
                 user_id: user_id.to_owned(),
                 contacts,
+                calls,
             },
         );
     }
@@ -582,10 +618,11 @@ impl Switchboard {
         }
     }
 
-    /// Tells the driver to close `session`, and forgets it.
+    /// Tells the driver to close `session`, and forgets it; its user leaves its calls now
+    /// (the server closed it: it is not coming back to them).
     fn close_session(&mut self, session: SessionId) {
         self.out.push_back(Output::Close { session });
-        self.close(session);
+        self.close_holding(session, false);
     }
 
     /// Answers a request with an error, counts and (within limits) records it, and changes

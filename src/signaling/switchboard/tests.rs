@@ -665,6 +665,42 @@ fn a_group_calls_ringing_invitee_and_a_decliner_hear_nothing_shared_and_refusals
     );
 }
 
+#[test]
+fn a_lost_connection_keeps_its_connected_calls_for_the_grace_then_the_others_hear_it_ended() {
+    let mut board = Board::new();
+    board.log_in(1, "alice");
+    board.log_in(2, "bob");
+    board.invite(1, "c-1", &["bob"], 30);
+    board.act(
+        2,
+        Action::Accept {
+            call_id: "c-1".into(),
+        },
+    );
+    // Alice's connection drops: bob hears nothing, the call is held.
+    board.switchboard.close(1);
+    board.drain();
+    board.wait(5_000);
+    assert!(!board.signals(2).contains(&Signal::EndedByServer));
+    // Back within the grace: the welcome names the call, which goes on.
+    board.log_in(3, "alice");
+    let Some(ServerMessage::Welcome { calls, .. }) = board.last(3) else {
+        panic!("no welcome: {:?}", board.last(3));
+    };
+    assert_eq!(calls, &["c-1".to_owned()]);
+    assert_eq!(board.switchboard.call_count(), 1);
+    // Dropped again, for longer than the grace: bob's call ends by the server.
+    board.switchboard.close(3);
+    board.drain();
+    board.wait(Limits::default().rejoin_grace_millis + 1_000);
+    assert!(board.signals(2).contains(&Signal::EndedByServer));
+    assert_eq!(board.switchboard.call_count(), 0);
+    board.log_in(4, "alice");
+    assert!(
+        matches!(board.last(4), Some(ServerMessage::Welcome { calls, .. }) if calls.is_empty())
+    );
+}
+
 mod fuzz {
     //! Random traffic from a handful of connections, valid and not: the switchboard never
     //! panics, never grows past its caps, and forgets everything once everyone has gone.
