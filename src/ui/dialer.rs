@@ -234,7 +234,7 @@ pub fn connection_ui(
             ui.colored_label(
                 ui.visuals().warn_fg_color,
                 format!(
-                    "Server unreachable: {reason}; retrying in {:.1} s",
+                    "Offline: {reason}; trying again {:.1} s after it was lost",
                     *retry_in_millis as f64 / 1000.0
                 ),
             );
