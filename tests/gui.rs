@@ -15,7 +15,9 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-const WAIT: Duration = Duration::from_secs(15);
+/// How long a window test waits for the engine: the whole suite on two cores is slow at times
+/// (a decline call has taken over 15 s there).
+const WAIT: Duration = Duration::from_secs(30);
 
 fn app(data_dir: &std::path::Path) -> Harness<'static, CallscopeApp> {
     app_sized(data_dir, [1300.0, 900.0], Vec::new())
