@@ -16,6 +16,7 @@ mod error;
 mod events;
 mod frame;
 mod hub;
+pub mod impair;
 mod keyframe;
 pub mod marker;
 pub mod mesh;
