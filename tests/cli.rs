@@ -80,18 +80,7 @@ fn answer_and_call_play_both_sides_of_a_call_through_a_standalone_server() {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "a secret for the command-line test").unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let url = format!("ws://{addr}");
-    let _server = Running(
-        callscope()
-            .arg("--data-dir")
-            .arg(dir.path().join("server"))
-            .args(["server", "--listen", &addr, "--secret-file"])
-            .arg(&secret)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, url) = standalone_server(dir.path(), &secret);
     let mut answer = callscope()
         .arg("--data-dir")
         .arg(dir.path().join("bob"))
@@ -150,6 +139,22 @@ fn answer_and_call_play_both_sides_of_a_call_through_a_standalone_server() {
     for line in noise.lines() {
         assert!(line.starts_with("callscope"), "stderr: {noise}");
     }
+}
+
+/// A standalone `callscope server` on a free port of 127.0.0.1, and its URL.
+fn standalone_server(dir: &Path, secret: &Path) -> (Running, String) {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let server = Running(
+        callscope()
+            .arg("--data-dir")
+            .arg(dir.join("server"))
+            .args(["server", "--listen", &addr, "--secret-file"])
+            .arg(secret)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (server, format!("ws://{addr}"))
 }
 
 /// Starts `callscope answer` for `user` on `url` with `extra` options; returns it once it says
@@ -317,18 +322,7 @@ fn two_clients_that_share_traces_each_hold_both_sides_in_causal_order_and_a_thir
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "a secret for the trace-sharing test").unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
-    let url = format!("ws://{addr}");
-    let _server = Running(
-        callscope()
-            .arg("--data-dir")
-            .arg(dir.path().join("server"))
-            .args(["server", "--listen", &addr, "--secret-file"])
-            .arg(&secret)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, url) = standalone_server(dir.path(), &secret);
     let share = ["--share-trace", "--json"];
     let bob = answerer(
         dir.path(),

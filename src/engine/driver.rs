@@ -138,8 +138,6 @@ const PING_INTERVAL: MonoTime = MonoTime::from_millis(15_000);
 const PINGS_PENDING: usize = 8;
 /// Servers before µs stamps stamp pongs in whole milliseconds.
 const SERVER_MILLIS_RESOLUTION_MICROS: u64 = 1000;
-/// The latest server stamp taken as a time (the year 2500, in µs since the Unix epoch).
-const MAX_STAMP_MICROS: u64 = 16_725_225_600_000_000;
 /// Calls the server told us about that are remembered, for sharing.
 const KNOWN_CALLS: usize = 16;
 /// The entries of one shared message take at most this many bytes (within the frame limit).
@@ -453,8 +451,6 @@ impl Driver {
                         (millis.saturating_mul(1000), SERVER_MILLIS_RESOLUTION_MICROS)
                     })
                 });
-                // A stamp past what any clock reads is not a time.
-                let stamp = stamp.filter(|(micros, _)| *micros < MAX_STAMP_MICROS);
                 self.pong(now, nonce, stamp);
             }
             ServerMessage::Trace {

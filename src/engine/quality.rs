@@ -44,6 +44,18 @@ pub struct QualityMonitor {
     peers: BTreeMap<String, Peer>,
 }
 
+/// Raise (`Some(true)`) when `raise` holds, clear (`Some(false)`) when `clear` does, else
+/// leave the warning as it is.
+fn verdict(raise: bool, clear: bool) -> Option<bool> {
+    if raise {
+        Some(true)
+    } else if clear {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 fn push(window: &mut VecDeque<f64>, size: usize, value: f64) {
     if window.len() == size {
         window.pop_front();
@@ -89,15 +101,9 @@ impl QualityMonitor {
             peer.samples_without_frames = 0;
         }
         let mut events = Vec::new();
-        let over = |window: &VecDeque<f64>, limit: f64| -> Option<bool> {
+        let over = |window: &VecDeque<f64>, limit: f64| {
             let crossing = window.iter().filter(|value| **value > limit).count();
-            if crossing >= RAISE_AT_LEAST {
-                Some(true)
-            } else if crossing <= CLEAR_AT_MOST {
-                Some(false)
-            } else {
-                None
-            }
+            verdict(crossing >= RAISE_AT_LEAST, crossing <= CLEAR_AT_MOST)
         };
         let rtt = over(&peer.rtt, HIGH_RTT_MILLIS);
         Self::decide(
@@ -118,13 +124,10 @@ impl QualityMonitor {
             &mut events,
         );
         let mean_loss = peer.loss.iter().sum::<f64>() / peer.loss.len() as f64;
-        let loss = if peer.loss.len() == LOSS_WINDOW && mean_loss > HIGH_LOSS_PCT {
-            Some(true)
-        } else if mean_loss <= HIGH_LOSS_PCT {
-            Some(false)
-        } else {
-            None
-        };
+        let loss = verdict(
+            peer.loss.len() == LOSS_WINDOW && mean_loss > HIGH_LOSS_PCT,
+            mean_loss <= HIGH_LOSS_PCT,
+        );
         Self::decide(
             user_id,
             peer,
@@ -133,13 +136,10 @@ impl QualityMonitor {
             mean_loss,
             &mut events,
         );
-        let frozen = if peer.samples_without_frames >= FROZEN_SAMPLES {
-            Some(true)
-        } else if peer.samples_without_frames == 0 {
-            Some(false)
-        } else {
-            None
-        };
+        let frozen = verdict(
+            peer.samples_without_frames >= FROZEN_SAMPLES,
+            peer.samples_without_frames == 0,
+        );
         Self::decide(
             user_id,
             peer,

@@ -192,16 +192,6 @@ impl Impairer {
         }
     }
 
-    /// What it does now.
-    pub fn impairment(&self) -> Impairment {
-        self.impairment
-    }
-
-    /// Does something else from now on (applied live).
-    pub fn set(&mut self, impairment: Impairment) {
-        self.impairment = impairment;
-    }
-
     /// Drops every packet from `from` for `duration`.
     pub fn cut(&mut self, from: MonoTime, duration: Duration) {
         self.cut = Some((from, from + duration));

@@ -190,12 +190,12 @@ pub enum ServerMessage {
 }
 
 impl ServerMessage {
-    /// Puts the server's clock (µs since the Unix epoch) on a message that carries it, as it
-    /// leaves.
-    pub fn stamp(&mut self, now_micros: u64) {
+    /// Puts the server's clock (µs since the Unix epoch, read by `now_micros` only for a
+    /// message that carries it) on the message, as it leaves.
+    pub fn stamp(&mut self, now_micros: impl FnOnce() -> u64) {
         match self {
             Self::Pong { server_us, .. } | Self::Trace { server_us, .. } => {
-                *server_us = Some(now_micros);
+                *server_us = Some(now_micros());
             }
             _ => {}
         }

@@ -715,7 +715,7 @@ fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, Outbox>, h
                 let Some(outbox) = outboxes.get(&session) else {
                     continue;
                 };
-                message.stamp(unix_now_micros());
+                message.stamp(unix_now_micros);
                 if outbox.try_send(encode(&message).into()) {
                     continue;
                 }

@@ -57,9 +57,15 @@ impl ClockSync {
         let Some(rtt_micros) = received_micros.checked_sub(sent_micros) else {
             return;
         };
-        let local_mid = sent_micros + rtt_micros / 2;
-        let peer_mid = peer_micros + resolution_micros / 2;
-        let offset_micros = peer_mid.cast_signed() - local_mid.cast_signed();
+        // A stamp past what a clock reads (the peer's numbers are not trusted) is no sample.
+        let mid = |at: u64, half: u64| at.checked_add(half).and_then(|mid| i64::try_from(mid).ok());
+        let (Some(local_mid), Some(peer_mid)) = (
+            mid(sent_micros, rtt_micros / 2),
+            mid(peer_micros, resolution_micros / 2),
+        ) else {
+            return;
+        };
+        let offset_micros = peer_mid - local_mid;
         let error_micros = rtt_micros / 2 + resolution_micros / 2 + 1;
         if self.samples.len() == SAMPLES_KEPT {
             self.samples.pop_front();

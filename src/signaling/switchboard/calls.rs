@@ -659,15 +659,9 @@ impl Switchboard {
             };
             if record.has_joined(user) && record.anyone_answered() {
                 held = true;
-                continue;
-            }
-            let outcome = if record.is_ringing(user) {
-                self.decline(user, &call_id, Decline::Gone)
             } else {
-                self.leave(user, &call_id, true)
-            };
-            // The user is a member of each of its calls, so none of these is refused.
-            debug_assert!(outcome.is_ok());
+                self.leave_gone(user, &call_id);
+            }
         }
         held
     }
@@ -725,17 +719,23 @@ impl Switchboard {
             .map(|calls| calls.into_iter().collect())
             .unwrap_or_default();
         for call_id in calls {
-            let Some(record) = self.calls.get(&call_id) else {
-                continue;
-            };
-            let outcome = if record.is_ringing(user) {
-                self.decline(user, &call_id, Decline::Gone)
-            } else {
-                self.leave(user, &call_id, true)
-            };
-            // The user is a member of each of its calls, so none of these is refused.
-            debug_assert!(outcome.is_ok());
+            self.leave_gone(user, &call_id);
         }
         self.calls_of_user.remove(user);
+    }
+
+    /// `user`, gone, leaves `call_id` (if it is still on): as a callee that never answered
+    /// while it rang, else as a participant whose connection was interrupted.
+    fn leave_gone(&mut self, user: &str, call_id: &str) {
+        let Some(record) = self.calls.get(call_id) else {
+            return;
+        };
+        let outcome = if record.is_ringing(user) {
+            self.decline(user, call_id, Decline::Gone)
+        } else {
+            self.leave(user, call_id, true)
+        };
+        // The user is a member of each of its calls, so none of these is refused.
+        debug_assert!(outcome.is_ok());
     }
 }
