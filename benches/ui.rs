@@ -56,6 +56,7 @@ fn main() {
             resolution: Resolution::P720,
             ..MediaConfig::default()
         },
+        impairments: Vec::new(),
     };
     let mut harness = Harness::builder()
         .with_size([1400.0, 900.0])
@@ -91,6 +92,9 @@ fn main() {
             bitrate_kbps: 2500.0,
             resolution: "1280x720".into(),
             frames_decoded: number,
+            repaired: 0,
+            nacks: 0,
+            key_frame_requests: 0,
         };
         kit.dispatch(
             kit.clock().now(),

@@ -213,6 +213,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 private_ringing: cli.media.private_ringing,
                 share_trace: cli.share_trace.then_some(true),
                 media: cli.media.config(),
+                impairments: cli.media.impair.clone(),
             };
             callscope::ui::run(options, cli.renderer, cli.window_size)?;
             Ok(ExitCode::SUCCESS)

@@ -172,8 +172,8 @@ fn switches_change_from_another_thread_and_are_shared_by_clones() {
 #[test]
 fn every_kind_round_trips_its_name_and_the_five_callbacks_come_first() {
     // The five callbacks, the engine events (TUICallKit's and ours), the server's records,
-    // the quality warnings.
-    assert_eq!(CallbackKind::COUNT, 26);
+    // the quality warnings, the impairments set on purpose.
+    assert_eq!(CallbackKind::COUNT, 27);
     let names: Vec<&str> = CallbackKind::ALL
         .iter()
         .take(5)
@@ -279,9 +279,14 @@ fn entries_serialize_in_the_contract_shape() {
         bitrate_kbps: 1200.0,
         resolution: "1280x720".into(),
         frames_decoded: 300,
+        repaired: 4,
+        nacks: 2,
+        key_frame_requests: 1,
     }));
     assert_eq!(json["payload"]["rtt_ms"], 1.5);
     assert_eq!(json["payload"]["resolution"], "1280x720");
+    assert_eq!(json["payload"]["repaired"], 4);
+    assert_eq!(json["payload"]["key_frame_requests"], 1);
 }
 
 #[test]

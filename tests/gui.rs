@@ -41,6 +41,7 @@ fn app_sized(
             devices: callscope::media::Devices::Absent,
             ..callscope::media::MediaConfig::default()
         },
+        impairments: Vec::new(),
     };
     let mut harness = Harness::builder()
         .with_size(size)

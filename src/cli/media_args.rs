@@ -39,6 +39,12 @@ pub struct MediaArgs {
         action = clap::ArgAction::Set
     )]
     pub private_ringing: Option<bool>,
+    /// Impair the media links on purpose, as a bad network would: any of
+    /// loss=5%,burst=3,delay=80ms,jitter=20ms,rate=500kbit, with dir=send|receive for one
+    /// direction (both when left out) and peer=USER for the link to one participant;
+    /// repeatable, later rules on top of earlier ones. It holds for every call.
+    #[arg(long = "impair", value_name = "RULE")]
+    pub impair: Vec<callscope::media::impair::LinkRule>,
 }
 
 fn choice(value: Option<&String>) -> DeviceChoice {

@@ -51,6 +51,18 @@ pub struct SessionArgs {
         requires = "cut_signaling_after"
     )]
     pub cut_for: f64,
+    /// Cut all media both ways this long after the call connects; the connections stay up,
+    /// so this shows how the call recovers (key frames, warnings).
+    #[arg(long, value_name = "SECS")]
+    pub cut_media_after: Option<f64>,
+    /// How long the media cut lasts.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 1.0,
+        requires = "cut_media_after"
+    )]
+    pub media_cut_for: f64,
     #[command(flatten)]
     pub media: super::media_args::MediaArgs,
 }
@@ -62,8 +74,10 @@ pub struct Session {
     printed: u64,
     json: bool,
     share_trace: bool,
-    /// When to cut the signaling (after the call connects), for how long, and whether done.
+    /// When to cut the signaling (after the call connects) and for how long, until done.
     cut: Option<(f64, f64)>,
+    /// When to cut the media (after the call connects) and for how long, until done.
+    media_cut: Option<(f64, f64)>,
     connected_at: Option<Instant>,
     wake: Receiver<()>,
 }
@@ -116,6 +130,9 @@ impl Session {
                 let _ = wake_tx.try_send(());
             }),
         )?;
+        for rule in &args.media.impair {
+            engine.send(callscope::engine::EngineCommand::Impair(rule.clone()));
+        }
         let printed = kit.timeline().last_seq();
         Ok(Self {
             engine,
@@ -124,6 +141,9 @@ impl Session {
             json: args.json,
             share_trace: args.share_trace,
             cut: args.cut_signaling_after.map(|after| (after, args.cut_for)),
+            media_cut: args
+                .cut_media_after
+                .map(|after| (after, args.media_cut_for)),
             connected_at: None,
             wake,
         })
@@ -199,24 +219,32 @@ impl Session {
     }
 
     /// Blocks until the engine reports something, or a short tick passes; cuts the
-    /// signaling when `--cut-signaling-after` says.
+    /// signaling or the media when `--cut-signaling-after` or `--cut-media-after` says.
     pub fn wait(&mut self) {
+        use callscope::engine::EngineCommand;
         let _ = self.wake.recv_timeout(TICK);
         let calling = self.state().call.status().is_calling();
         if calling && self.connected_at.is_none() {
             self.connected_at = Some(Instant::now());
         }
-        if let (Some((after, lasting)), Some(connected)) = (self.cut, self.connected_at)
-            && connected.elapsed() >= seconds(after)
+        let Some(connected) = self.connected_at else {
+            return;
+        };
+        let due = |cut: Option<(f64, f64)>| {
+            cut.filter(|(after, _)| connected.elapsed() >= seconds(*after))
+                .map(|(_, lasting)| (lasting, seconds(lasting).as_millis() as u64))
+        };
+        if let Some((lasting, for_millis)) = due(self.cut)
+            && self.engine.send(EngineCommand::CutSignaling { for_millis })
         {
-            let for_millis = seconds(lasting).as_millis() as u64;
-            if self
-                .engine
-                .send(callscope::engine::EngineCommand::CutSignaling { for_millis })
-            {
-                eprintln!("callscope: signaling cut for {lasting} s");
-                self.cut = None;
-            }
+            eprintln!("callscope: signaling cut for {lasting} s");
+            self.cut = None;
+        }
+        if let Some((lasting, for_millis)) = due(self.media_cut)
+            && self.engine.send(EngineCommand::CutMedia { for_millis })
+        {
+            eprintln!("callscope: media cut for {lasting} s");
+            self.media_cut = None;
         }
     }
 

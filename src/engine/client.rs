@@ -207,6 +207,14 @@ impl Task {
                         media.speaker = choices.speaker;
                     }
                 }
+                Output::Impair(plan) => {
+                    if let Some(media) = &mut self.config.media {
+                        media.link = plan.clone();
+                    }
+                    if let Some(media) = &mut self.media {
+                        media.apply(crate::media::MediaCommand::Impair(plan));
+                    }
+                }
                 Output::PrivateRinging(private) => {
                     if let Some(media) = &mut self.config.media {
                         media.ringing = Ringing::private(private);

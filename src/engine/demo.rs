@@ -136,7 +136,7 @@ pub fn is_demo_peer(user_id: &str) -> bool {
 }
 
 /// A command planned for later, valid only while the call it was planned for goes on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Plan {
     at: MonoTime,
     call_id: Option<String>,

@@ -42,6 +42,9 @@ pub struct DriverConfig {
     pub share_traces: bool,
 }
 
+/// The `user_id` of an impairment that holds for every peer without its own.
+pub const EVERY_PEER: &str = "*";
+
 /// What the driver's owner must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
@@ -69,6 +72,8 @@ pub enum Output {
     ChooseDevices(DeviceChoices),
     /// Ring privately, or prepare while ringing, from the next call on.
     PrivateRinging(bool),
+    /// Impair the media links like this, now and from the next call on.
+    Impair(crate::media::impair::LinkPlan),
     /// Say this once (the status bar).
     Notice(String),
     /// The driver is done: close everything.
@@ -314,6 +319,43 @@ impl Driver {
         );
     }
 
+    /// Applies an impairment rule to the media links and records what they do now.
+    fn impair(&mut self, now: MonoTime, rule: &crate::media::impair::LinkRule) {
+        self.state.link.apply(rule);
+        self.changed();
+        self.out.push_back(Output::Impair(self.state.link.clone()));
+        let directions = match &rule.peer {
+            Some(peer) => self.state.link.for_peer(peer),
+            None => self.state.link.every_peer,
+        };
+        let event = Event::ImpairmentChanged {
+            user_id: rule.peer.clone().unwrap_or_else(|| EVERY_PEER.to_owned()),
+            send: directions.send.to_string(),
+            receive: directions.receive.to_string(),
+            cut_ms: 0,
+        };
+        let call_id = self.media_call.clone();
+        self.record(now, call_id.as_deref(), Source::Local, event);
+    }
+
+    /// Cuts the current call's media both ways for a while.
+    fn cut_media(&mut self, now: MonoTime, for_millis: u64) {
+        let Some(call_id) = self.media_call.clone() else {
+            self.out
+                .push_back(Output::Notice("no call's media to cut".to_owned()));
+            return;
+        };
+        self.tell_media(MediaCommand::CutMedia { for_millis });
+        let directions = self.state.link.every_peer;
+        let event = Event::ImpairmentChanged {
+            user_id: EVERY_PEER.to_owned(),
+            send: directions.send.to_string(),
+            receive: directions.receive.to_string(),
+            cut_ms: for_millis,
+        };
+        self.record(now, Some(&call_id), Source::Local, event);
+    }
+
     fn lost_for(&mut self, now: MonoTime, reason: &str, cut: Option<std::time::Duration>) {
         if matches!(self.link, Link::LoggedOut) || self.stopped {
             return;
@@ -388,6 +430,8 @@ impl Driver {
             }
             EngineCommand::ShareTraces(on) => self.share_traces(on),
             EngineCommand::CutSignaling { for_millis } => self.cut_signaling(now, for_millis),
+            EngineCommand::Impair(rule) => self.impair(now, &rule),
+            EngineCommand::CutMedia { for_millis } => self.cut_media(now, for_millis),
             EngineCommand::Shutdown => self.shut_down(now),
         }
         self.flush(now);

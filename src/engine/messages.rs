@@ -1,12 +1,13 @@
 //! What the UI (or the CLI) sends the engine, and the state and notices the engine reports.
 
 use crate::call::MemberState;
+use crate::media::impair::{LinkPlan, LinkRule};
 use crate::media::{DeviceChoices, DeviceList};
 use crate::model::{CallStatus, EndReason, MediaType, Role, ViewMode};
 use crate::signaling::Contact;
 
 /// A request to the engine.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EngineCommand {
     /// Place a call.
     Dial {
@@ -61,6 +62,14 @@ pub enum EngineCommand {
     /// reconnect path runs, and a connected call survives a cut shorter than the grace).
     CutSignaling {
         /// How long to stay off, in milliseconds.
+        for_millis: u64,
+    },
+    /// Impair the media links from now on, as the rule says (a debugging aid; it holds for
+    /// the calls after this one too).
+    Impair(LinkRule),
+    /// Drop the current call's media both ways for this long, keeping its connections.
+    CutMedia {
+        /// How long, in milliseconds.
         for_millis: u64,
     },
     /// Hang up if in a call and stop.
@@ -128,7 +137,7 @@ pub struct CallOutcome {
 }
 
 /// Everything the engine reports as state: the UI reads the newest, never a stale queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineState {
     /// The signaling connection.
     pub connection: ConnectionState,
@@ -146,6 +155,8 @@ pub struct EngineState {
     pub devices: Option<DeviceList>,
     /// The server clock's offset from ours, once a ping came back.
     pub clock_offset: Option<crate::timeline::ClockOffset>,
+    /// What the media links do on purpose.
+    pub link: LinkPlan,
 }
 
 impl Default for EngineState {
@@ -159,6 +170,7 @@ impl Default for EngineState {
             microphone_on: true,
             devices: None,
             clock_offset: None,
+            link: LinkPlan::default(),
         }
     }
 }

@@ -200,6 +200,9 @@ mod tests {
             bitrate_kbps: 500.0,
             resolution: "640x480".into(),
             frames_decoded: 0,
+            repaired: 0,
+            nacks: 0,
+            key_frame_requests: 0,
         }
     }
 

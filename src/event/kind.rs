@@ -58,6 +58,7 @@ callback_kinds! {
     CallStats => "onCallStats", "`onCallStats`: media statistics, about once a second.";
     ServerEvent => "onServerEvent", "`onServerEvent`: the server's record of routing a call.";
     QualityWarning => "onQualityWarning", "`onQualityWarning`: a quality warning was raised or cleared.";
+    ImpairmentChanged => "onImpairmentChanged", "`onImpairmentChanged`: the media links were impaired on purpose.";
 }
 
 impl CallbackKind {
@@ -126,6 +127,10 @@ impl CallbackKind {
                 "a participant's media crossed a warning threshold over its recent samples \
                  (round trip > 400 ms, jitter > 30 ms, loss > 3 %, frozen video), or came back"
             }
+            Self::ImpairmentChanged => {
+                "the media links were impaired on purpose (loss, delay, jitter, a cap) or the \
+                 call's media was cut (a debugging aid of the panel or --impair)"
+            }
         }
     }
 
@@ -165,6 +170,7 @@ impl CallbackKind {
                 "{user_id, name: high-rtt | high-jitter | high-packet-loss | frozen-video, \
                  state: raised | cleared, value}"
             }
+            Self::ImpairmentChanged => "{user_id: peer | *, send, receive, cut_ms}",
         }
     }
 

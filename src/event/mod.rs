@@ -230,6 +230,19 @@ pub enum Event {
         /// The value that decided it (ms, %, or fps).
         value: f64,
     },
+    /// Fires when the media links are impaired on purpose, or a cut of the call's media
+    /// starts (a debugging aid).
+    #[serde(rename = "onImpairmentChanged")]
+    ImpairmentChanged {
+        /// The peer whose link it is, or `*` for every peer without its own.
+        user_id: String,
+        /// What happens to the packets we send now (`none`, or `loss=5%,delay=80ms`, …).
+        send: String,
+        /// What happens to the packets we receive now.
+        receive: String,
+        /// A cut of all media both ways starts now, this long; 0 when none.
+        cut_ms: u64,
+    },
 }
 
 impl Event {
@@ -262,6 +275,7 @@ impl Event {
             Self::CallStats(_) => CallbackKind::CallStats,
             Self::ServerEvent { .. } => CallbackKind::ServerEvent,
             Self::QualityWarning { .. } => CallbackKind::QualityWarning,
+            Self::ImpairmentChanged { .. } => CallbackKind::ImpairmentChanged,
         }
     }
 
@@ -366,6 +380,18 @@ impl fmt::Display for Event {
                 state,
                 value,
             } => write!(f, "{name} {} for {user_id} ({value:.1})", state.as_str()),
+            Self::ImpairmentChanged {
+                user_id,
+                send,
+                receive,
+                cut_ms,
+            } => {
+                write!(f, "{user_id}: send {send}, receive {receive}")?;
+                if *cut_ms > 0 {
+                    write!(f, "; media cut for {:.1} s", *cut_ms as f64 / 1000.0)?;
+                }
+                Ok(())
+            }
             Self::ConnectionStateChanged { user_id, state } => {
                 write!(f, "{user_id} {}", wire_name(state))
             }

@@ -32,7 +32,8 @@ pub struct CallStats {
     /// Jitter in milliseconds.
     #[serde(rename = "jitter_ms")]
     pub jitter_millis: f64,
-    /// Packet loss in percent.
+    /// Packets the path lost in the last interval, in percent, before any repair (a packet
+    /// resent after a NACK still counts as lost once).
     pub loss_pct: f64,
     /// Decoded frames per second.
     pub fps: f64,
@@ -43,6 +44,15 @@ pub struct CallStats {
     /// Frames decoded since the call began.
     #[serde(default)]
     pub frames_decoded: u64,
+    /// Packets that arrived late since the call began: resent after a NACK, or reordered.
+    #[serde(default)]
+    pub repaired: u64,
+    /// NACKs we sent this participant since the call began.
+    #[serde(default)]
+    pub nacks: u64,
+    /// Key frames we asked this participant for since the call began (PLI or FIR).
+    #[serde(default)]
+    pub key_frame_requests: u64,
 }
 
 /// Network quality of a participant, TUICallKit's scale.

@@ -19,7 +19,7 @@ use crate::model::MonoTime;
 pub const MAX_QUEUE: Duration = Duration::from_millis(300);
 
 /// What a link does to the packets that cross it.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Impairment {
     /// Packets lost, in % (0 to 100).
     pub loss_pct: f64,
@@ -31,6 +31,19 @@ pub struct Impairment {
     pub jitter: Duration,
     /// Bandwidth cap in kbit/s (`None`: no cap).
     pub rate_kbit: Option<u64>,
+}
+
+impl Default for Impairment {
+    /// A clear link.
+    fn default() -> Self {
+        Self {
+            loss_pct: 0.0,
+            burst: 1.0,
+            delay: Duration::ZERO,
+            jitter: Duration::ZERO,
+            rate_kbit: None,
+        }
+    }
 }
 
 impl Impairment {
@@ -94,10 +107,7 @@ impl FromStr for Impairment {
             given: crate::model::ids::quote_untrusted(text, 80),
             reason,
         };
-        let mut impairment = Self {
-            burst: 1.0,
-            ..Self::default()
-        };
+        let mut impairment = Self::default();
         if text.trim() == "none" {
             return Ok(impairment);
         }
@@ -150,6 +160,131 @@ impl FromStr for Impairment {
             }
         }
         Ok(impairment)
+    }
+}
+
+/// Which way packets go, seen from this side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// The packets we send.
+    Send,
+    /// The packets we receive.
+    Receive,
+    /// Both.
+    #[default]
+    Both,
+}
+
+/// The impairment of both directions of one link.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Directions {
+    /// What happens to the packets we send.
+    pub send: Impairment,
+    /// What happens to the packets we receive.
+    pub receive: Impairment,
+}
+
+impl Directions {
+    /// Sets the directions `direction` names.
+    pub fn set(&mut self, direction: Direction, impairment: Impairment) {
+        if direction != Direction::Receive {
+            self.send = impairment;
+        }
+        if direction != Direction::Send {
+            self.receive = impairment;
+        }
+    }
+
+    /// Whether neither direction does anything.
+    pub fn is_none(&self) -> bool {
+        self.send.is_none() && self.receive.is_none()
+    }
+}
+
+/// What a client does to its media links: one impairment for every peer, and the peers that
+/// have their own instead.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LinkPlan {
+    /// For every peer without one of its own.
+    pub every_peer: Directions,
+    /// Peers with their own.
+    pub peers: std::collections::BTreeMap<String, Directions>,
+}
+
+impl LinkPlan {
+    /// What the link to `user_id` does.
+    pub fn for_peer(&self, user_id: &str) -> Directions {
+        self.peers.get(user_id).copied().unwrap_or(self.every_peer)
+    }
+
+    /// Applies a rule: to one peer (its own from now on), or to every peer without its own.
+    pub fn apply(&mut self, rule: &LinkRule) {
+        match &rule.peer {
+            Some(peer) => {
+                let mut directions = self.for_peer(peer);
+                directions.set(rule.direction, rule.impairment);
+                self.peers.insert(peer.clone(), directions);
+            }
+            None => self.every_peer.set(rule.direction, rule.impairment),
+        }
+    }
+}
+
+/// One `--impair` setting: an impairment, the direction it is for, and maybe one peer.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LinkRule {
+    /// Only the link to this peer (`None`: every peer).
+    pub peer: Option<String>,
+    /// Which way.
+    pub direction: Direction,
+    /// What happens.
+    pub impairment: Impairment,
+}
+
+impl fmt::Display for LinkRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.impairment)?;
+        match self.direction {
+            Direction::Send => f.write_str(",dir=send")?,
+            Direction::Receive => f.write_str(",dir=receive")?,
+            Direction::Both => {}
+        }
+        if let Some(peer) = &self.peer {
+            write!(f, ",peer={peer}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for LinkRule {
+    type Err = ImpairmentError;
+
+    /// An impairment with, optionally, `dir=send|receive|both` (both when left out) and
+    /// `peer=USER`: `loss=10%,dir=send,peer=bob`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut rule = Self::default();
+        let mut rest = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            match part.split_once('=') {
+                Some(("dir", value)) => {
+                    rule.direction = match value {
+                        "send" => Direction::Send,
+                        "receive" => Direction::Receive,
+                        "both" => Direction::Both,
+                        _ => {
+                            return Err(ImpairmentError {
+                                given: crate::model::ids::quote_untrusted(text, 80),
+                                reason: format!("dir={value} is not send, receive or both"),
+                            });
+                        }
+                    };
+                }
+                Some(("peer", value)) if !value.is_empty() => rule.peer = Some(value.to_owned()),
+                _ => rest.push(part),
+            }
+        }
+        rule.impairment = rest.join(",").parse()?;
+        Ok(rule)
     }
 }
 
@@ -299,6 +434,34 @@ mod tests {
             let error = bad.parse::<Impairment>().expect_err(bad).to_string();
             assert!(error.contains("like loss=5%"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn a_rule_names_its_direction_and_peer_and_a_plan_keeps_each_peer_s_own() {
+        let rule: LinkRule = "loss=10%,dir=send,peer=bob".parse().expect("a rule");
+        assert_eq!(rule.direction, Direction::Send);
+        assert_eq!(rule.peer.as_deref(), Some("bob"));
+        assert_eq!(rule.to_string(), "loss=10%,dir=send,peer=bob");
+        let both: LinkRule = "delay=80ms".parse().expect("a rule");
+        assert_eq!(
+            (both.direction, both.peer.as_deref()),
+            (Direction::Both, None)
+        );
+        assert!("loss=1%,dir=up".parse::<LinkRule>().is_err());
+
+        let mut plan = LinkPlan::default();
+        plan.apply(&both);
+        plan.apply(&rule);
+        let delay = Duration::from_millis(80);
+        assert_eq!(plan.for_peer("carol").send.delay, delay);
+        assert_eq!(plan.for_peer("carol").receive.delay, delay);
+        // Bob's own starts from what every peer had, and only his sending changed.
+        let bob = plan.for_peer("bob");
+        assert!(bob.send.loss_pct > 9.9 && bob.send.delay.is_zero());
+        assert_eq!(bob.receive.delay, delay);
+        plan.apply(&"none".parse().expect("a rule"));
+        assert!(plan.for_peer("carol").is_none());
+        assert!(!plan.for_peer("bob").is_none(), "bob keeps his own");
     }
 
     #[test]

@@ -18,11 +18,13 @@ mod frame;
 mod hub;
 pub mod impair;
 mod keyframe;
+pub mod link;
 pub mod marker;
 pub mod mesh;
 pub mod negotiation;
 pub mod pattern;
 mod peer;
+pub mod reorder;
 mod session;
 mod stats;
 pub mod video;
@@ -184,6 +186,8 @@ pub struct MediaConfig {
     pub ringing: Ringing,
     /// Which devices exist.
     pub devices: Devices,
+    /// What the links to the peers do on purpose (nothing, unless a debugging aid asks).
+    pub link: impair::LinkPlan,
 }
 
 impl Default for MediaConfig {
@@ -201,6 +205,7 @@ impl Default for MediaConfig {
             ringtone: false,
             ringing: Ringing::Private,
             devices: Devices::Host,
+            link: impair::LinkPlan::default(),
         }
     }
 }

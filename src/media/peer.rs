@@ -29,6 +29,7 @@ use webrtc::rtp_transceiver::RtpSender;
 use super::events::MediaEvent;
 use super::hub::{Encoded, Kind};
 use super::keyframe::{KeyframeRequests, asks_for_keyframe};
+use super::link::{LinkControl, LinkInterceptor};
 use super::negotiation::{
     IceState, Negotiation, Side, Step, description_kind, without_unreachable_candidates,
 };
@@ -78,6 +79,8 @@ pub struct PeerSpec {
     pub side: Side,
     /// Yields in a glare.
     pub polite: bool,
+    /// What the link to it does on purpose, and what arrived over it.
+    pub link: Arc<LinkControl>,
 }
 
 enum Happening {
@@ -131,6 +134,7 @@ fn opus_codec() -> RTCRtpCodec {
 
 async fn build_connection(
     config: &MediaConfig,
+    link: &Arc<LinkControl>,
     happenings: mpsc::Sender<Happening>,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
     let mut media = MediaEngine::default();
@@ -148,9 +152,11 @@ async fn build_connection(
         },
         RtpCodecKind::Audio,
     )?;
-    // After the codecs, so NACK and PLI feedback is negotiated for them.
+    // After the codecs, so NACK and PLI feedback is negotiated for them. The link is nearest
+    // the wire (below every named slot): what it drops or delays, nothing above has seen yet.
     let registry = register_default_interceptors(Registry::new(), &mut media)?
-        .with(Slot::from(14_000), KeyframeRequests::default());
+        .with(Slot::from(14_000), KeyframeRequests::default())
+        .with(Slot::from(500), LinkInterceptor::new(Arc::clone(link)));
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_connection_attempts(Some(config.ice.check_interval), None)
@@ -339,14 +345,14 @@ impl Peer {
         shared: Arc<Shared>,
         happenings: mpsc::Sender<Happening>,
     ) -> webrtc::error::Result<Self> {
-        let connection = Box::pin(build_connection(&shared.config, happenings)).await?;
+        let connection = Box::pin(build_connection(&shared.config, &spec.link, happenings)).await?;
         let video = add_local_track(&connection, RtpCodecKind::Video, &shared.me).await?;
         let audio = add_local_track(&connection, RtpCodecKind::Audio, &shared.me).await?;
         spawn_keyframe_listener(Arc::clone(&video.track), Arc::clone(&shared));
         let negotiation =
             Negotiation::new(&spec.remote, spec.side, spec.polite).ringing(shared.config.ringing);
         let mut peer = Self {
-            stats: PeerStats::new(&spec.remote),
+            stats: PeerStats::new(&spec.remote, Arc::clone(&spec.link)),
             spec,
             shared,
             connection,

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use super::audio::{Playback, send_audio};
 use super::events::{MediaEvent, MediaReport};
 use super::hub::SendHub;
+use super::impair::LinkPlan;
+use super::link::LinkControl;
 use super::mesh::{CallView, Mesh, MeshStep};
 use super::peer::{PeerCommand, PeerSpec, run_peer};
 use super::video::send_video;
@@ -25,7 +27,7 @@ use crate::timeline::Clock;
 const PEER_COMMANDS: usize = 32;
 
 /// What the engine tells the media of the open call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MediaCommand {
     /// The call as it stands now (membership, media type).
     Sync(CallView),
@@ -49,6 +51,13 @@ pub enum MediaCommand {
     SetMicrophone(bool),
     /// Drop every connection silently, as a network outage would (a debugging aid).
     Vanish,
+    /// Impair the media links from now on (a debugging aid).
+    Impair(LinkPlan),
+    /// Drop all media both ways for this long, keeping the connections (a debugging aid).
+    CutMedia {
+        /// How long, in milliseconds.
+        for_millis: u64,
+    },
 }
 
 /// What every task and thread of a call's media shares: the facts it needs, the flags it
@@ -132,6 +141,7 @@ impl Shared {
 struct PeerHandle {
     commands: mpsc::Sender<PeerCommand>,
     task: JoinHandle<()>,
+    link: Arc<LinkControl>,
 }
 
 /// The media of one call.
@@ -144,6 +154,8 @@ pub struct MediaSession {
     video_thread: Option<MediaThread>,
     audio_thread: Option<MediaThread>,
     volume_task: Option<JoinHandle<()>>,
+    /// What the links to the peers do on purpose.
+    plan: LinkPlan,
 }
 
 impl std::fmt::Debug for MediaSession {
@@ -182,7 +194,9 @@ impl MediaSession {
             dropped: AtomicU64::new(0),
         });
         shared.hub.set_wake(shared.wake.clone());
+        let plan = shared.config.link.clone();
         Self {
+            plan,
             mesh: Mesh::new(me),
             shared,
             peers: BTreeMap::new(),
@@ -231,6 +245,8 @@ impl MediaSession {
                     let _ = peer.commands.try_send(PeerCommand::Vanish);
                 }
             }
+            MediaCommand::Impair(plan) => self.impair(plan),
+            MediaCommand::CutMedia { for_millis } => self.cut_media(for_millis),
         }
     }
 
@@ -250,6 +266,7 @@ impl MediaSession {
                     side,
                     polite,
                 } => self.spawn_peer(PeerSpec {
+                    link: self.link_to(&user_id),
                     remote: user_id,
                     side,
                     polite,
@@ -317,9 +334,43 @@ impl MediaSession {
         self.start_sources();
         let (commands, receiver) = mpsc::channel(PEER_COMMANDS);
         let remote = spec.remote.clone();
+        let link = Arc::clone(&spec.link);
         let task = tokio::spawn(run_peer(spec, receiver, Arc::clone(&self.shared)));
-        self.peers.insert(remote, PeerHandle { commands, task });
+        self.peers.insert(
+            remote,
+            PeerHandle {
+                commands,
+                task,
+                link,
+            },
+        );
         self.apply_video();
+    }
+
+    /// A new link to `user_id`, impaired as the plan says.
+    fn link_to(&self, user_id: &str) -> Arc<LinkControl> {
+        let link = LinkControl::new();
+        let directions = self.plan.for_peer(user_id);
+        if !directions.is_none() {
+            link.impair(directions.send, directions.receive);
+        }
+        link
+    }
+
+    fn impair(&mut self, plan: LinkPlan) {
+        for (user_id, peer) in &self.peers {
+            let directions = plan.for_peer(user_id);
+            peer.link.impair(directions.send, directions.receive);
+        }
+        self.plan = plan;
+    }
+
+    fn cut_media(&self, for_millis: u64) {
+        let now = std::time::Instant::now();
+        for peer in self.peers.values() {
+            peer.link
+                .cut(now, std::time::Duration::from_millis(for_millis));
+        }
     }
 
     fn close_peer(&mut self, user_id: &str) {

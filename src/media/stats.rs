@@ -10,6 +10,7 @@ use webrtc::peer_connection::RTCStatsReport;
 
 use super::events::MediaEvent;
 use super::frame::FrameSlot;
+use super::link::LinkControl;
 use crate::event::{CallStats, NetworkQuality};
 
 /// Checks without a new frame or packet before a stream counts as stopped.
@@ -67,12 +68,14 @@ pub struct PeerStats {
     last_report: Option<Instant>,
     last_frames: u64,
     last_bytes: u64,
-    last_packets: (u64, i64),
+    /// The link's counts of what arrived, and the last report's.
+    link: Arc<LinkControl>,
+    last_arrivals: (u64, u64),
 }
 
 impl PeerStats {
-    /// Figures for `user_id`, nothing received yet.
-    pub fn new(user_id: &str) -> Self {
+    /// Figures for `user_id`, nothing received yet; arrivals as `link` counts them.
+    pub fn new(user_id: &str, link: Arc<LinkControl>) -> Self {
         Self {
             user_id: user_id.to_owned(),
             video: None,
@@ -83,7 +86,8 @@ impl PeerStats {
             last_report: None,
             last_frames: 0,
             last_bytes: 0,
-            last_packets: (0, 0),
+            link,
+            last_arrivals: (0, 0),
         }
     }
 
@@ -141,12 +145,10 @@ impl PeerStats {
             .filter(|pair| pair.nominated)
             .map(|pair| pair.current_round_trip_time * 1000.0)
             .fold(0.0, f64::max);
-        let (mut bytes, mut received, mut lost, mut jitter_millis) = (0_u64, 0_u64, 0_i64, 0.0_f64);
+        let (mut bytes, mut jitter_millis) = (0_u64, 0.0_f64);
         for stream in report.inbound_rtp_streams() {
             let rtp = &stream.received_rtp_stream_stats;
             bytes += stream.bytes_received;
-            received += rtp.packets_received;
-            lost += rtp.packets_lost;
             // The library reports jitter in RTP timestamp units.
             let clock = match rtp.rtp_stream_stats.kind {
                 RtpCodecKind::Video => 90.0,
@@ -158,16 +160,22 @@ impl PeerStats {
         let fps = (frames - self.last_frames.min(frames)) as f64 / elapsed_secs;
         let bitrate_kbps =
             (bytes.saturating_sub(self.last_bytes)) as f64 * 8.0 / elapsed_secs / 1000.0;
-        let interval_received = received.saturating_sub(self.last_packets.0);
-        let interval_lost = (lost - self.last_packets.1).max(0).cast_unsigned();
-        let loss_pct = if interval_received + interval_lost == 0 {
+        // Loss as the path made it: what the sequence numbers say was sent against what came
+        // in order, before NACKs resend any of it.
+        let counters = &self.link.counters;
+        let expected = counters.expected.load(Ordering::Relaxed);
+        let arrived = counters.arrived.load(Ordering::Relaxed);
+        let interval_expected = expected.saturating_sub(self.last_arrivals.0);
+        let interval_received = arrived.saturating_sub(self.last_arrivals.1);
+        let loss_pct = if interval_expected == 0 {
             0.0
         } else {
-            interval_lost as f64 * 100.0 / (interval_received + interval_lost) as f64
+            interval_expected.saturating_sub(interval_received) as f64 * 100.0
+                / interval_expected as f64
         };
         self.last_frames = frames;
         self.last_bytes = bytes;
-        self.last_packets = (received, lost);
+        self.last_arrivals = (expected, arrived);
         let (width, height) = self
             .video
             .as_ref()
@@ -185,6 +193,9 @@ impl PeerStats {
                 format!("{width}x{height}")
             },
             frames_decoded: frames,
+            repaired: counters.late.load(Ordering::Relaxed),
+            nacks: counters.nacks.load(Ordering::Relaxed),
+            key_frame_requests: counters.key_frame_requests.load(Ordering::Relaxed),
         })];
         // Down means no working path; a muted peer sends nothing but its path still answers.
         let path_up = report.candidate_pairs().any(|pair| pair.nominated);

@@ -24,6 +24,7 @@ use super::frame::{FrameSlot, I420Frame, LOCAL_STREAM, RgbaFrame};
 use super::hub::{Encoded, Kind};
 use super::marker::{self, Marker};
 use super::pattern::TestPattern;
+use super::reorder::Reorder;
 use super::session::Shared;
 use super::worker::Pacer;
 use super::{DeviceChoice, Devices, MediaError, Resolution};
@@ -372,15 +373,28 @@ pub async fn receive(
         let _ = worker.slot.set(Arc::clone(&slot));
     }
     let mut assembler = Assembler::default();
+    let mut reorder = Reorder::new();
     let mut last_pli: Option<Instant> = None;
-    while let Some(event) = track.poll().await {
-        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-            continue;
+    loop {
+        let deadline = reorder.deadline().map(tokio::time::Instant::from_std);
+        let event = tokio::select! {
+            event = track.poll() => match event {
+                Some(event) => Some(event),
+                None => break,
+            },
+            () = wait_until(deadline) => None,
         };
-        slot.counters
-            .bytes_received
-            .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-        if let Some(unit) = assembler.push(&packet) {
+        if let Some(TrackRemoteEvent::OnRtpPacket(packet)) = event {
+            slot.counters
+                .bytes_received
+                .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
+            reorder.push(Instant::now(), packet.header.sequence_number, packet);
+        }
+        let now = Instant::now();
+        while let Some(packet) = reorder.pop(now) {
+            let Some(unit) = assembler.push(&packet) else {
+                continue;
+            };
             match &worker {
                 None => {
                     slot.counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
@@ -407,6 +421,14 @@ pub async fn receive(
             };
             let _ = track.write_rtcp(vec![Box::new(request)]).await;
         }
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn wait_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

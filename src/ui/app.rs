@@ -83,6 +83,9 @@ pub struct AppOptions {
     pub share_trace: Option<bool>,
     /// Devices, resolution and ICE servers of calls (the window adds its frame slots).
     pub media: MediaConfig,
+    /// Impairments of the media links from the command line (the Network section changes
+    /// them later).
+    pub impairments: Vec<crate::media::impair::LinkRule>,
 }
 
 /// The callscope window.
@@ -196,6 +199,9 @@ impl CallscopeApp {
         )?;
         let engine = Engine::start(config, kit.clone(), repaint)?;
         engine.send(EngineCommand::ListDevices);
+        for rule in options.impairments {
+            engine.send(EngineCommand::Impair(rule));
+        }
         ctx.set_theme(if settings.dark {
             egui::Theme::Dark
         } else {

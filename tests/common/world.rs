@@ -617,7 +617,8 @@ impl World {
                     node.private_ringing = private;
                 }
             }
-            Output::ChooseDevices(_) | Output::Stop => {}
+            // The simulated links carry no packets to impair.
+            Output::ChooseDevices(_) | Output::Impair(_) | Output::Stop => {}
             Output::Notice(text) => {
                 if let Some(node) = self.nodes.get_mut(user) {
                     node.notices.push(text);
@@ -716,7 +717,10 @@ impl World {
                     }
                     Vec::new()
                 }
-                MediaCommand::SetCamera(_) | MediaCommand::SetMicrophone(_) => Vec::new(),
+                MediaCommand::SetCamera(_)
+                | MediaCommand::SetMicrophone(_)
+                | MediaCommand::Impair(_)
+                | MediaCommand::CutMedia { .. } => Vec::new(),
                 MediaCommand::Vanish => {
                     for remote in media.peers.keys() {
                         cuts.push((remote.clone(), call_id.clone()));

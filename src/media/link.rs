@@ -1,0 +1,519 @@
+//! The wire end of a peer connection's interceptor chain: what the link does to packets on
+//! purpose ([`Impairer`], per direction, set live through a shared [`LinkControl`]), and what
+//! arrived from it ([`ArrivalMeter`]): the packets the path lost before any repair, those that
+//! came late (retransmitted after a NACK, or reordered), and the NACKs and key-frame requests
+//! this side sent.
+//!
+//! It sits wire-most in the chain, so everything the other interceptors send (retransmissions,
+//! reports, NACKs) crosses the impaired link too, and every inbound packet is impaired before
+//! anything records its arrival. ICE and DTLS do not pass through interceptors: a media cut
+//! leaves the connection's consent checks alone, as "cut media" means.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+use rtc::shared::marshal::MarshalSize;
+
+use super::impair::{Fate, Impairer, Impairment};
+use crate::model::MonoTime;
+
+/// What the link does in each direction, and a cut of both.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LinkSettings {
+    /// What happens to the packets we send.
+    pub send: Impairment,
+    /// What happens to the packets we receive.
+    pub receive: Impairment,
+    /// Media in both directions is dropped from the first instant to the second.
+    pub cut: Option<(Instant, Instant)>,
+}
+
+impl LinkSettings {
+    /// Whether it leaves every packet alone.
+    fn is_clear(&self) -> bool {
+        self.send.is_none() && self.receive.is_none() && self.cut.is_none()
+    }
+}
+
+/// Counters of one link, read by the statistics while the interceptor writes them.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Inbound RTP packets the sequence numbers say were sent so far.
+    pub expected: AtomicU64,
+    /// Inbound RTP packets that arrived in order, the first time.
+    pub arrived: AtomicU64,
+    /// Inbound RTP packets that arrived late: retransmitted after a NACK, or reordered.
+    pub late: AtomicU64,
+    /// NACK messages this side sent.
+    pub nacks: AtomicU64,
+    /// Key-frame requests (PLI or FIR) this side sent.
+    pub key_frame_requests: AtomicU64,
+    /// Packets the impairment dropped, both directions.
+    pub dropped: AtomicU64,
+}
+
+/// The handle the media session keeps to one peer's link.
+#[derive(Debug, Default)]
+pub struct LinkControl {
+    settings: Mutex<LinkSettings>,
+    /// Bumped on every change, so the interceptor looks at the settings only when they moved.
+    generation: AtomicU64,
+    /// What arrived and what was asked for again.
+    pub counters: LinkCounters,
+}
+
+impl LinkControl {
+    /// A link that leaves packets alone.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// The settings now.
+    pub fn settings(&self) -> LinkSettings {
+        *self.settings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies new impairments; a cut in progress stays.
+    pub fn impair(&self, send: Impairment, receive: Impairment) {
+        self.change(|settings| {
+            settings.send = send;
+            settings.receive = receive;
+        });
+    }
+
+    /// Drops all media both ways from `from` for `duration`.
+    pub fn cut(&self, from: Instant, duration: Duration) {
+        self.change(|settings| settings.cut = Some((from, from + duration)));
+    }
+
+    fn change(&self, apply: impl FnOnce(&mut LinkSettings)) {
+        apply(&mut self.settings.lock().unwrap_or_else(PoisonError::into_inner));
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// One direction's packets: impaired when asked, held until they arrive, then passed on.
+#[derive(Default)]
+struct Lane {
+    impairer: Option<Impairer>,
+    /// Packets on their way, in arrival order (jitter never reorders).
+    held: VecDeque<(Instant, TaggedPacket)>,
+    ready: VecDeque<TaggedPacket>,
+}
+
+impl Lane {
+    /// A packet enters the link at `now`; `None` when the link lost it.
+    fn enter(&mut self, epoch: Instant, packet: TaggedPacket) -> Option<()> {
+        let Some(impairer) = &mut self.impairer else {
+            // Packets still held from before the link cleared go first.
+            match self.held.back() {
+                Some(&(at, _)) => self.held.push_back((at, packet)),
+                None => self.ready.push_back(packet),
+            }
+            return Some(());
+        };
+        let now = packet.now;
+        let entered = mono(epoch, now);
+        match impairer.packet(entered, size_of(&packet.message.packet)) {
+            Fate::Dropped => None,
+            Fate::Arrives(at) => {
+                let at = now + Duration::from_micros(at.as_micros() - entered.as_micros());
+                if at <= now && self.held.is_empty() {
+                    self.ready.push_back(packet);
+                } else {
+                    self.held.push_back((at, packet));
+                }
+                Some(())
+            }
+        }
+    }
+
+    /// Moves what has arrived by `now` on, stamped with its arrival.
+    fn release(&mut self, now: Instant) -> usize {
+        let mut released = 0;
+        while self.held.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((at, mut packet)) = self.held.pop_front() {
+                packet.now = at.max(packet.now);
+                self.ready.push_back(packet);
+                released += 1;
+            }
+        }
+        released
+    }
+
+    fn next_arrival(&self) -> Option<Instant> {
+        self.held.front().map(|(at, _)| *at)
+    }
+}
+
+fn mono(epoch: Instant, at: Instant) -> MonoTime {
+    MonoTime::from_micros(at.saturating_duration_since(epoch).as_micros() as u64)
+}
+
+fn size_of(packet: &Packet) -> usize {
+    match packet {
+        Packet::Rtp(rtp) => rtp.marshal_size(),
+        Packet::Rtcp(packets) => packets.iter().map(|packet| packet.raw_size()).sum(),
+        // Whatever else the chain may carry some day is about the size of a report.
+        _ => 100,
+    }
+}
+
+/// One SSRC's highest sequence number so far, unwrapped.
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    first: u64,
+    highest: u64,
+}
+
+/// Counts arrivals per stream from their sequence numbers: a packet past the highest so far
+/// arrived in order (the ones it skipped are missing), one below it arrived late. Sans-IO.
+#[derive(Debug, Default)]
+pub struct ArrivalMeter {
+    streams: BTreeMap<u32, Stream>,
+    /// Packets the sequence numbers say were sent.
+    pub expected: u64,
+    /// Packets that arrived in order.
+    pub arrived: u64,
+    /// Packets that arrived below the highest sequence number (repairs, reorders, copies).
+    pub late: u64,
+}
+
+impl ArrivalMeter {
+    /// One RTP packet of `ssrc` arrived.
+    pub fn packet(&mut self, ssrc: u32, sequence_number: u16) {
+        let Some(stream) = self.streams.get_mut(&ssrc) else {
+            let first = u64::from(sequence_number) + (1 << 16);
+            self.streams.insert(
+                ssrc,
+                Stream {
+                    first,
+                    highest: first,
+                },
+            );
+            self.expected += 1;
+            self.arrived += 1;
+            return;
+        };
+        // The unwrapped number nearest the highest so far.
+        let delta = i64::from(
+            sequence_number
+                .wrapping_sub(stream.highest as u16)
+                .cast_signed(),
+        );
+        let number = stream.highest.saturating_add_signed(delta);
+        if number > stream.highest {
+            self.expected += number - stream.highest;
+            self.arrived += 1;
+            stream.highest = number;
+        } else if number >= stream.first {
+            self.late += 1;
+        }
+    }
+}
+
+/// The interceptor: the two lanes, the meter, and the control it follows.
+pub struct LinkInterceptor {
+    control: Arc<LinkControl>,
+    generation: u64,
+    /// Impairments run on microseconds since this instant.
+    epoch: Instant,
+    outbound: Lane,
+    inbound: Lane,
+    meter: ArrivalMeter,
+}
+
+impl std::fmt::Debug for LinkInterceptor {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("LinkInterceptor")
+            .field("settings", &self.control.settings())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seeds of the two directions; fixed, so one setting always makes the same link.
+const SEND_SEED: u64 = 0x5EED_0001;
+const RECEIVE_SEED: u64 = 0x5EED_0002;
+
+impl LinkInterceptor {
+    /// The link of one peer connection, following `control`.
+    pub fn new(control: Arc<LinkControl>) -> Self {
+        Self {
+            control,
+            generation: 0,
+            epoch: Instant::now(),
+            outbound: Lane::default(),
+            inbound: Lane::default(),
+            meter: ArrivalMeter::default(),
+        }
+    }
+
+    /// Picks up changed settings: fresh impairers (a clear link has none, and costs nothing).
+    fn follow(&mut self) {
+        let generation = self.control.generation.load(Ordering::Acquire);
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let settings = self.control.settings();
+        let lane = |impairment: Impairment, seed: u64| {
+            if settings.is_clear() {
+                return None;
+            }
+            let mut impairer = Impairer::new(impairment, seed);
+            if let Some((from, until)) = settings.cut {
+                impairer.cut(
+                    mono(self.epoch, from),
+                    until.saturating_duration_since(from),
+                );
+            }
+            Some(impairer)
+        };
+        self.outbound.impairer = lane(settings.send, SEND_SEED);
+        self.inbound.impairer = lane(settings.receive, RECEIVE_SEED);
+    }
+
+    fn dropped(&self) {
+        self.control
+            .counters
+            .dropped
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an inbound packet on its way up the chain.
+    fn measure(&mut self, packet: &TaggedPacket) {
+        let Packet::Rtp(rtp) = &packet.message.packet else {
+            return;
+        };
+        self.meter
+            .packet(rtp.header.ssrc, rtp.header.sequence_number);
+        let counters = &self.control.counters;
+        counters
+            .expected
+            .store(self.meter.expected, Ordering::Relaxed);
+        counters
+            .arrived
+            .store(self.meter.arrived, Ordering::Relaxed);
+        counters.late.store(self.meter.late, Ordering::Relaxed);
+    }
+
+    /// Counts the requests for repair among what we send.
+    fn count_requests(&self, packet: &TaggedPacket) {
+        let Packet::Rtcp(packets) = &packet.message.packet else {
+            return;
+        };
+        let counters = &self.control.counters;
+        for packet in packets {
+            let any = packet.as_any();
+            if any.is::<TransportLayerNack>() {
+                counters.nacks.fetch_add(1, Ordering::Relaxed);
+            } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+                counters.key_frame_requests.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
+        self.follow();
+        if self.inbound.enter(self.epoch, message).is_none() {
+            self.dropped();
+        }
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        let packet = self.inbound.ready.pop_front()?;
+        self.measure(&packet);
+        Some(packet)
+    }
+
+    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
+        self.follow();
+        self.count_requests(&message);
+        if self.outbound.enter(self.epoch, message).is_none() {
+            self.dropped();
+        }
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.outbound.ready.pop_front()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        self.outbound.release(now);
+        self.inbound.release(now);
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        match (self.outbound.next_arrival(), self.inbound.next_arrival()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl Interceptor for LinkInterceptor {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use rtc::interceptor::AttributedPacket;
+    use rtc::shared::TransportContext;
+
+    use super::*;
+
+    fn rtp(now: Instant, sequence_number: u16) -> TaggedPacket {
+        let mut packet = rtc::rtp::Packet::default();
+        packet.header.ssrc = 7;
+        packet.header.sequence_number = sequence_number;
+        packet.payload = vec![0_u8; 1000].into();
+        TaggedPacket {
+            now,
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtp(packet)),
+        }
+    }
+
+    fn rtcp(now: Instant, packet: Box<dyn rtc::rtcp::Packet>) -> TaggedPacket {
+        TaggedPacket {
+            now,
+            transport: TransportContext::default(),
+            message: AttributedPacket::new(Packet::Rtcp(vec![packet])),
+        }
+    }
+
+    #[test]
+    fn the_meter_counts_gaps_as_missing_and_repairs_as_late_across_the_wrap() {
+        let mut meter = ArrivalMeter::default();
+        for number in [65_530_u16, 65_531, 65_533, 65_534, 65_535, 0, 3] {
+            meter.packet(1, number);
+        }
+        // 65530..=3 is 10 packets; 65532, 1 and 2 are missing.
+        assert_eq!((meter.expected, meter.arrived, meter.late), (10, 7, 0));
+        meter.packet(1, 65_532);
+        meter.packet(1, 1);
+        assert_eq!((meter.expected, meter.arrived, meter.late), (10, 7, 2));
+        // A second stream counts on its own.
+        meter.packet(2, 100);
+        meter.packet(2, 102);
+        assert_eq!((meter.expected, meter.arrived), (13, 9));
+    }
+
+    #[test]
+    fn a_clear_link_passes_every_packet_at_once() {
+        let control = LinkControl::new();
+        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let now = Instant::now();
+        for number in 0..100 {
+            link.handle_write(rtp(now, number)).expect("write");
+            assert!(link.poll_write().is_some());
+            link.handle_read(rtp(now, number)).expect("read");
+            assert!(link.poll_read().is_some());
+        }
+        assert_eq!(link.poll_timeout(), None);
+        assert_eq!(control.counters.dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(control.counters.expected.load(Ordering::Relaxed), 100);
+        assert_eq!(control.counters.arrived.load(Ordering::Relaxed), 100);
+    }
+
+    #[test]
+    fn loss_asked_on_one_direction_is_lost_there_and_measured_by_the_other_end() {
+        let control = LinkControl::new();
+        let loss: Impairment = "loss=10%".parse().expect("setting");
+        control.impair(loss, Impairment::default());
+        let mut sender = LinkInterceptor::new(control);
+        let far = LinkControl::new();
+        let mut receiver = LinkInterceptor::new(Arc::clone(&far));
+        let start = Instant::now();
+        for number in 0..20_000_u16 {
+            let now = start + Duration::from_millis(u64::from(number));
+            sender.handle_write(rtp(now, number)).expect("write");
+            while let Some(packet) = sender.poll_write() {
+                receiver.handle_read(packet).expect("read");
+                assert!(receiver.poll_read().is_some());
+            }
+            // Nothing sent goes through the receiving direction's impairment.
+            receiver.handle_write(rtp(now, number)).expect("write");
+            assert!(receiver.poll_write().is_some());
+        }
+        let expected = far.counters.expected.load(Ordering::Relaxed) as f64;
+        let arrived = far.counters.arrived.load(Ordering::Relaxed) as f64;
+        let measured = (expected - arrived) * 100.0 / expected;
+        assert!((9.0..=11.0).contains(&measured), "measured {measured:.2} %");
+    }
+
+    #[test]
+    fn delay_holds_a_packet_until_it_arrives_and_a_cut_drops_everything() {
+        let control = LinkControl::new();
+        let delay: Impairment = "delay=80ms".parse().expect("setting");
+        control.impair(Impairment::default(), delay);
+        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let start = Instant::now();
+        link.handle_read(rtp(start, 1)).expect("read");
+        assert!(link.poll_read().is_none(), "still on its way");
+        let due = link.poll_timeout().expect("a timeout for the arrival");
+        assert_eq!(due.duration_since(start), Duration::from_millis(80));
+        link.handle_timeout(due.checked_sub(Duration::from_millis(1)).expect("later"))
+            .expect("timeout");
+        assert!(link.poll_read().is_none());
+        link.handle_timeout(due).expect("timeout");
+        let packet = link.poll_read().expect("arrived");
+        assert_eq!(packet.now, due, "stamped with its arrival");
+        // Sending is not delayed.
+        link.handle_write(rtp(start, 1)).expect("write");
+        assert!(link.poll_write().is_some());
+
+        control.cut(start + Duration::from_secs(1), Duration::from_secs(1));
+        for millis in [1_000_u64, 1_500, 1_999] {
+            let now = start + Duration::from_millis(millis);
+            link.handle_write(rtp(now, 2)).expect("write");
+            assert!(link.poll_write().is_none(), "cut at {millis} ms");
+        }
+        let after = start + Duration::from_secs(2);
+        link.handle_write(rtp(after, 3)).expect("write");
+        assert!(link.poll_write().is_some(), "the cut is over");
+        assert_eq!(control.counters.dropped.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn nacks_and_key_frame_requests_sent_are_counted() {
+        let control = LinkControl::new();
+        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let now = Instant::now();
+        link.handle_write(rtcp(now, Box::new(TransportLayerNack::default())))
+            .expect("write");
+        link.handle_write(rtcp(now, Box::new(PictureLossIndication::default())))
+            .expect("write");
+        link.handle_write(rtcp(now, Box::new(FullIntraRequest::default())))
+            .expect("write");
+        assert_eq!(control.counters.nacks.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            control.counters.key_frame_requests.load(Ordering::Relaxed),
+            2
+        );
+        assert_eq!(std::iter::from_fn(|| link.poll_write()).count(), 3);
+    }
+}

@@ -1,0 +1,142 @@
+//! `Reorder`: puts a video stream's RTP packets back in sequence order and, when one is
+//! missing, holds the ones behind it for a while, so a packet resent after a NACK (or one that
+//! was only reordered) still completes its picture. A gap not filled in time is given up: the
+//! packets after it go on, and the picture they belong to is dropped and a key frame asked for
+//! further on. Sans-IO: it is given each packet's arrival time and the time now.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long packets wait behind a gap: a NACK goes out within 100 ms of a loss (the NACK
+/// generator's interval), and its answer takes a round trip more.
+pub const REPAIR_WAIT: Duration = Duration::from_millis(200);
+/// Packets held behind a gap at most (about a second of 2 Mbit/s video); more gives it up.
+pub const MAX_HELD: usize = 256;
+
+/// The reorder buffer of one stream.
+#[derive(Debug, Default)]
+pub struct Reorder<P> {
+    /// The unwrapped sequence number expected next.
+    next: Option<u64>,
+    /// Packets past a gap, by unwrapped number, with when they arrived.
+    held: BTreeMap<u64, (Instant, P)>,
+    /// Gaps given up so far.
+    pub gaps_given_up: u64,
+}
+
+impl<P> Reorder<P> {
+    /// Nothing received yet.
+    pub fn new() -> Self {
+        Self {
+            next: None,
+            held: BTreeMap::new(),
+            gaps_given_up: 0,
+        }
+    }
+
+    /// A packet with `sequence_number` arrived at `now`. One already passed on (a late copy)
+    /// is dropped.
+    pub fn push(&mut self, now: Instant, sequence_number: u16, packet: P) {
+        let next = *self
+            .next
+            .get_or_insert(u64::from(sequence_number) + (1 << 16));
+        let ahead = sequence_number.wrapping_sub(next as u16);
+        // More than half the number space ahead is behind, by the usual RTP rule.
+        if ahead >= 1 << 15 {
+            return;
+        }
+        self.held
+            .entry(next + u64::from(ahead))
+            .or_insert((now, packet));
+    }
+
+    /// The next packet in order, if it is here; or, when the gap before the first held one
+    /// has waited [`REPAIR_WAIT`] (or too much is held), that one, giving the gap up.
+    pub fn pop(&mut self, now: Instant) -> Option<P> {
+        let (&number, &(arrived, _)) = self.held.first_key_value()?;
+        let next = self.next?;
+        let in_order = number == next;
+        let waiting = now.saturating_duration_since(arrived) < REPAIR_WAIT;
+        if !in_order && waiting && self.held.len() <= MAX_HELD {
+            return None;
+        }
+        if !in_order {
+            self.gaps_given_up += 1;
+        }
+        self.next = Some(number + 1);
+        self.held.remove(&number).map(|(_, packet)| packet)
+    }
+
+    /// When [`Reorder::pop`] gives a gap up, if nothing arrives first.
+    pub fn deadline(&self) -> Option<Instant> {
+        let (&number, &(arrived, _)) = self.held.first_key_value()?;
+        (Some(number) != self.next).then_some(arrived + REPAIR_WAIT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(reorder: &mut Reorder<u16>, now: Instant) -> Vec<u16> {
+        std::iter::from_fn(|| reorder.pop(now)).collect()
+    }
+
+    #[test]
+    fn in_order_packets_pass_at_once_and_late_copies_are_dropped() {
+        let mut reorder = Reorder::new();
+        let now = Instant::now();
+        for number in [65_534_u16, 65_535, 0, 1] {
+            reorder.push(now, number, number);
+        }
+        assert_eq!(drain(&mut reorder, now), [65_534, 65_535, 0, 1]);
+        reorder.push(now, 0, 0);
+        assert_eq!(drain(&mut reorder, now), Vec::<u16>::new());
+        assert_eq!(reorder.deadline(), None);
+    }
+
+    #[test]
+    fn a_gap_holds_what_follows_until_the_repair_comes() {
+        let mut reorder = Reorder::new();
+        let start = Instant::now();
+        reorder.push(start, 10, 10);
+        reorder.push(start, 12, 12);
+        reorder.push(start, 13, 13);
+        assert_eq!(drain(&mut reorder, start), [10]);
+        assert_eq!(reorder.deadline(), Some(start + REPAIR_WAIT));
+        // The resent packet arrives within the wait: everything goes on, in order.
+        let repaired = start + Duration::from_millis(120);
+        reorder.push(repaired, 11, 11);
+        assert_eq!(drain(&mut reorder, repaired), [11, 12, 13]);
+        assert_eq!(reorder.gaps_given_up, 0);
+    }
+
+    #[test]
+    fn a_gap_not_filled_in_time_is_given_up_and_a_late_repair_dropped() {
+        let mut reorder = Reorder::new();
+        let start = Instant::now();
+        reorder.push(start, 1, 1);
+        reorder.push(start, 3, 3);
+        assert_eq!(drain(&mut reorder, start), [1]);
+        let almost = start + REPAIR_WAIT.saturating_sub(Duration::from_millis(1));
+        assert_eq!(drain(&mut reorder, almost), Vec::<u16>::new());
+        assert_eq!(drain(&mut reorder, start + REPAIR_WAIT), [3]);
+        assert_eq!(reorder.gaps_given_up, 1);
+        reorder.push(start + REPAIR_WAIT, 2, 2);
+        assert_eq!(drain(&mut reorder, start + REPAIR_WAIT), Vec::<u16>::new());
+    }
+
+    #[test]
+    fn too_much_held_gives_the_gap_up_at_once() {
+        let mut reorder = Reorder::new();
+        let now = Instant::now();
+        reorder.push(now, 0, 0);
+        for number in 2..(MAX_HELD as u16 + 3) {
+            reorder.push(now, number, number);
+        }
+        let passed = drain(&mut reorder, now);
+        assert_eq!(passed.first(), Some(&0));
+        assert_eq!(passed.get(1), Some(&2), "the gap at 1 was given up");
+        assert_eq!(reorder.gaps_given_up, 1);
+    }
+}
