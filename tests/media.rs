@@ -574,3 +574,130 @@ fn a_ringing_callee_keeps_its_camera_and_microphone_closed_until_it_accepts() {
     alice.wait_for("for the end", |a| a.ended_with().is_some());
     carol.wait_for("for the end", |c| c.ended_with().is_some());
 }
+
+/// The statistics `client` recorded about `other`'s media, in order.
+fn stats_of(client: &Client, other: &str) -> Vec<callscope::event::CallStats> {
+    client
+        .events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::CallStats(stats) if stats.user_id == other => Some(stats),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Waits for `count` more statistics of `other` at `client` and returns them (the first one
+/// after a change covers a partial interval, so it is skipped).
+fn next_stats(client: &Client, other: &str, count: usize) -> Vec<callscope::event::CallStats> {
+    let from = stats_of(client, other).len() + 1;
+    client.wait_for(&format!("for {count} statistics of {other}"), |c| {
+        stats_of(c, other).len() >= from + count
+    });
+    stats_of(client, other).split_off(from)
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let values: Vec<f64> = values.collect();
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+fn warnings(client: &Client, wanted: callscope::event::QualityWarningName) -> Vec<&'static str> {
+    client
+        .events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::QualityWarning { name, state, .. } if name == wanted => Some(state.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn loss_injected_is_measured_by_the_far_end_and_resent_packets_keep_the_video_going() {
+    use callscope::event::QualityWarningName;
+    let _serial = serial();
+    let net = Net::start();
+    let (alice, bob) = alice_calls_bob(&net);
+    bob.wait_for("for alice's first frame", |b| b.decoded("alice") > 0);
+    let clear = next_stats(&bob, "alice", 2);
+    assert!(clear.iter().all(|stats| stats.loss_pct < 1.0), "{clear:?}");
+
+    // Alice's sending loses 10 %: bob measures it, asks for the lost packets again, and the
+    // resent ones complete the pictures, so the video goes on at nearly its full rate.
+    alice.send(EngineCommand::Impair(
+        "loss=10%,dir=send".parse().expect("a rule"),
+    ));
+    let lossy = next_stats(&bob, "alice", 8);
+    let measured = mean(lossy.iter().map(|stats| stats.loss_pct));
+    println!(
+        "10 % injected, bob measured {measured:.2} % (samples {:?})",
+        lossy.iter().map(|stats| stats.loss_pct).collect::<Vec<_>>()
+    );
+    assert!(
+        (7.0..=13.0).contains(&measured),
+        "10 % injected, {measured:.2} % measured"
+    );
+    let (first, last) = (&lossy[0], &lossy[lossy.len() - 1]);
+    assert!(last.nacks > first.nacks, "no NACKs went out: {last:?}");
+    assert!(
+        last.repaired > first.repaired,
+        "nothing was resent: {last:?}"
+    );
+    let [(fps, _, _)] = steady_rates(&[(&bob, "alice")])[..] else {
+        unreachable!("one stream measured")
+    };
+    println!("at 10 % loss bob decoded {fps:.1} fps of alice's video");
+    assert!(
+        fps >= 20.0,
+        "the video did not keep up under loss: {fps:.1} fps"
+    );
+    assert!(alice.has(|e| matches!(e, Event::ImpairmentChanged { user_id, send, receive, cut_ms: 0 } if user_id == "*" && send == "loss=10%" && receive == "none")));
+    bob.wait_for("for the loss warning", |b| {
+        warnings(b, QualityWarningName::HighPacketLoss) == ["raised"]
+    });
+
+    // The link clears: the loss goes, and so does the warning.
+    alice.send(EngineCommand::Impair("none".parse().expect("a rule")));
+    let cleared = next_stats(&bob, "alice", 2);
+    assert!(
+        cleared.iter().all(|stats| stats.loss_pct < 1.0),
+        "{cleared:?}"
+    );
+    bob.wait_for("for the loss warning to clear", |b| {
+        warnings(b, QualityWarningName::HighPacketLoss) == ["raised", "cleared"]
+    });
+
+    // A one-second cut of all media: no frame comes through it, and the video is back soon
+    // after it ends.
+    let slot = bob.frames.get("alice").expect("alice's stream");
+    let frames = || slot.counters.frames_decoded.load(Ordering::Relaxed);
+    alice.send(EngineCommand::CutMedia { for_millis: 1000 });
+    alice.wait_for("for the cut to start", |a| {
+        a.has(|e| matches!(e, Event::ImpairmentChanged { cut_ms: 1000, .. }))
+    });
+    let cut_at = Instant::now();
+    // Frames already decoded or on their way may still land in the first moments.
+    std::thread::sleep(Duration::from_millis(300));
+    let during = frames();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(frames(), during, "frames came through the cut");
+    let end = cut_at + Duration::from_secs(1);
+    while frames() == during {
+        assert!(
+            cut_at.elapsed() < Duration::from_secs(6),
+            "the video never came back after the cut"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let recovered = Instant::now().saturating_duration_since(end);
+    println!(
+        "after a 1 s media cut the first frame was decoded {:.0} ms after it ended",
+        recovered.as_secs_f64() * 1000.0
+    );
+
+    alice.send(EngineCommand::Hangup);
+    for me in [&alice, &bob] {
+        me.wait_for("for afterCalling", |c| c.ended_with().is_some());
+    }
+}
