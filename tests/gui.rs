@@ -13,7 +13,7 @@ use callscope::timeline::{CheckOptions, Delivery, Origin, Query, check};
 use callscope::ui::{AppOptions, CallscopeApp, Pane, Settings};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT as _, Queryable};
 
 /// How long a window test waits for the engine: the whole suite on two cores is slow at times
 /// (a decline call has taken over 15 s there).
@@ -1077,4 +1077,71 @@ fn a_raised_quality_warning_is_a_badge_on_the_participants_tile_until_it_is_clea
     wait_until(&mut harness, "the call to end", |app| {
         app.model().status() == CallStatus::Idle
     });
+}
+
+#[test]
+fn the_network_section_impairs_the_links_live_and_cuts_the_media_of_a_call() {
+    use callscope::media::impair::Impairment;
+    let dir = tempfile::tempdir().unwrap();
+    let mut harness = app(dir.path());
+    harness.get_by_label("Network").click();
+    step_until_label(&mut harness, "Flaky Wi-Fi");
+    harness.get_by_label("Flaky Wi-Fi").click();
+    let flaky: Impairment = "loss=5%,burst=3,delay=60ms,jitter=40ms".parse().unwrap();
+    wait_until(&mut harness, "the preset to apply", |app| {
+        let link = app.model().link.every_peer;
+        link.send == flaky && link.receive == flaky
+    });
+    let impairments = |app: &CallscopeApp| -> Vec<(String, String, u64)> {
+        app.kit()
+            .timeline()
+            .query(&Query::all())
+            .iter()
+            .filter_map(|entry| match &entry.event {
+                Event::ImpairmentChanged {
+                    send,
+                    receive,
+                    cut_ms,
+                    ..
+                } => Some((send.clone(), receive.clone(), *cut_ms)),
+                _ => None,
+            })
+            .collect()
+    };
+    let setting = flaky.to_string();
+    assert_eq!(
+        impairments(harness.state()),
+        [(setting.clone(), setting, 0)]
+    );
+    // The header says the network is impaired, and a cut needs a call.
+    step_until_label(&mut harness, "Network: impaired on purpose");
+    assert!(
+        harness
+            .get_by_label("Cut media 1 s")
+            .accesskit_node()
+            .is_disabled()
+    );
+    harness.get_by_label("Clear").click();
+    wait_until(&mut harness, "the link to clear", |app| {
+        app.model().link.every_peer.is_none()
+    });
+    harness.get_by_label("Call echo").click();
+    wait_until(&mut harness, "echo to answer", |app| {
+        app.model().status() == CallStatus::CallingC2cVideo
+    });
+    step_until_shown(&mut harness, "an enabled cut", |harness| {
+        !harness
+            .get_by_label("Cut media 1 s")
+            .accesskit_node()
+            .is_disabled()
+    });
+    harness.get_by_label("Cut media 1 s").click();
+    wait_until(&mut harness, "the cut entry", |app| {
+        impairments(app).iter().any(|(_, _, cut)| *cut == 1000)
+    });
+    harness.get_by_label("Hang up").click();
+    wait_until(&mut harness, "the call to end", |app| {
+        app.model().status() == CallStatus::Idle
+    });
+    assert_contract(&harness);
 }

@@ -1,6 +1,7 @@
 //! The callbacks panel: a switch per callback and engine event (the five component callbacks
 //! first), each with a tooltip saying when it fires and what its handler gets, counts of the
-//! entries delivered and suppressed, all on / all off, and "Simulate log-in elsewhere".
+//! entries delivered and suppressed, all on / all off, "Simulate log-in elsewhere", the
+//! signaling cuts, and the Network section (impairments and media cuts).
 
 use crate::engine::EngineCommand;
 use crate::event::{CallbackKind, KindSet};
@@ -56,6 +57,15 @@ pub fn debug_panel_ui(
             }
         }
     });
+    let impaired =
+        !model.link.every_peer.is_none() || model.link.peers.values().any(|link| !link.is_none());
+    egui::CollapsingHeader::new(if impaired {
+        "Network: impaired on purpose"
+    } else {
+        "Network"
+    })
+    .id_salt("network section")
+    .show(ui, |ui| super::network::network_ui(ui, model, commands));
     ui.separator();
     egui::ScrollArea::both()
         .id_salt("switches")

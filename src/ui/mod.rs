@@ -11,6 +11,7 @@ mod inspector;
 mod json_tree;
 mod layout;
 mod model;
+mod network;
 mod settings;
 mod stats_panel;
 mod swimlane;

@@ -64,6 +64,8 @@ pub struct Model {
     pub last_media: crate::model::MediaType,
     /// The server clock's offset from ours, once measured.
     pub clock_offset: Option<crate::timeline::ClockOffset>,
+    /// What the media links do on purpose.
+    pub link: crate::media::impair::LinkPlan,
 }
 
 /// Points kept per peer in the stats plots (two minutes).
@@ -193,6 +195,7 @@ impl Model {
             last_peers: Vec::new(),
             last_media: crate::model::MediaType::Video,
             clock_offset: None,
+            link: crate::media::impair::LinkPlan::default(),
         }
     }
 
@@ -274,6 +277,7 @@ impl Model {
         }
         self.connection = state.connection;
         self.clock_offset = state.clock_offset;
+        self.link = state.link;
         self.contacts = state.contacts;
         self.call = state.call;
         self.last_outcome = state.last_outcome;
