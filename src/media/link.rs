@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
@@ -58,6 +61,9 @@ pub struct LinkCounters {
     pub key_frame_requests: AtomicU64,
     /// Packets the impairment dropped, both directions.
     pub dropped: AtomicU64,
+    /// The last round trip measured from our sender reports and the far end's answers to
+    /// them, in µs (0: none yet). Unlike the ICE checks, these cross the impaired link.
+    pub rtt_micros: AtomicU64,
 }
 
 /// The handle the media session keeps to one peer's link.
@@ -229,6 +235,8 @@ pub struct LinkInterceptor {
     outbound: Lane,
     inbound: Lane,
     meter: ArrivalMeter,
+    /// Our recent sender reports by their short NTP time, with when they went out.
+    reports_sent: VecDeque<(u32, Instant)>,
 }
 
 impl std::fmt::Debug for LinkInterceptor {
@@ -239,6 +247,9 @@ impl std::fmt::Debug for LinkInterceptor {
             .finish_non_exhaustive()
     }
 }
+
+/// Sender reports remembered for the round trip: a few seconds' worth, one per stream each.
+const REPORTS_KEPT: usize = 16;
 
 /// Seeds of the two directions; fixed, so one setting always makes the same link.
 const SEND_SEED: u64 = 0x5EED_0001;
@@ -254,6 +265,7 @@ impl LinkInterceptor {
             outbound: Lane::default(),
             inbound: Lane::default(),
             meter: ArrivalMeter::default(),
+            reports_sent: VecDeque::new(),
         }
     }
 
@@ -306,12 +318,57 @@ impl LinkInterceptor {
         counters.late.store(self.meter.late, Ordering::Relaxed);
     }
 
-    /// Counts the requests for repair among what we send.
-    fn count_requests(&self, packet: &TaggedPacket) {
+    /// Measures the round trip from a report block answering one of our sender reports
+    /// (RFC 3550: arrival, less the report's departure, less the far end's delay).
+    fn answered(&self, arrived: Instant, blocks: &[ReceptionReport]) {
+        for block in blocks {
+            let Some(&(_, sent)) = self
+                .reports_sent
+                .iter()
+                .find(|(short, _)| *short == block.last_sender_report && *short != 0)
+            else {
+                continue;
+            };
+            // The far end's delay is in 1/65536 s.
+            let held = Duration::from_micros(u64::from(block.delay) * 1_000_000 / 65_536);
+            let rtt = arrived.saturating_duration_since(sent).saturating_sub(held);
+            self.control
+                .counters
+                .rtt_micros
+                .store(rtt.as_micros().max(1) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Looks at an inbound packet's reports.
+    fn read_reports(&self, packet: &TaggedPacket) {
+        let Packet::Rtcp(packets) = &packet.message.packet else {
+            return;
+        };
+        for report in packets {
+            let any = report.as_any();
+            if let Some(receiver) = any.downcast_ref::<ReceiverReport>() {
+                self.answered(packet.now, &receiver.reports);
+            } else if let Some(sender) = any.downcast_ref::<SenderReport>() {
+                self.answered(packet.now, &sender.reports);
+            }
+        }
+    }
+
+    /// Counts the requests for repair among what we send, and notes our sender reports.
+    fn count_requests(&mut self, packet: &TaggedPacket) {
         let Packet::Rtcp(packets) = &packet.message.packet else {
             return;
         };
         let counters = &self.control.counters;
+        for packet_ in packets {
+            if let Some(report) = packet_.as_any().downcast_ref::<SenderReport>() {
+                if self.reports_sent.len() == REPORTS_KEPT {
+                    self.reports_sent.pop_front();
+                }
+                self.reports_sent
+                    .push_back(((report.ntp_time >> 16) as u32, packet.now));
+            }
+        }
         for packet in packets {
             let any = packet.as_any();
             if any.is::<TransportLayerNack>() {
@@ -341,6 +398,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
     fn poll_read(&mut self) -> Option<Self::Rout> {
         let packet = self.inbound.ready.pop_front()?;
         self.measure(&packet);
+        self.read_reports(&packet);
         Some(packet)
     }
 
@@ -496,6 +554,38 @@ mod tests {
         link.handle_write(rtp(after, 3)).expect("write");
         assert!(link.poll_write().is_some(), "the cut is over");
         assert_eq!(control.counters.dropped.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn the_round_trip_is_measured_from_a_sender_report_and_its_answer() {
+        let control = LinkControl::new();
+        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let start = Instant::now();
+        let ntp_time = 0x1234_5678_9ABC_DEF0_u64;
+        let report = SenderReport {
+            ssrc: 1,
+            ntp_time,
+            ..SenderReport::default()
+        };
+        link.handle_write(rtcp(start, Box::new(report)))
+            .expect("write");
+        assert!(link.poll_write().is_some());
+        // The far end held it 10 ms before answering; the answer arrives 110 ms after.
+        let answer = ReceiverReport {
+            ssrc: 2,
+            reports: vec![ReceptionReport {
+                ssrc: 1,
+                last_sender_report: (ntp_time >> 16) as u32,
+                delay: 655,
+                ..ReceptionReport::default()
+            }],
+            ..ReceiverReport::default()
+        };
+        link.handle_read(rtcp(start + Duration::from_millis(110), Box::new(answer)))
+            .expect("read");
+        assert!(link.poll_read().is_some());
+        let rtt = control.counters.rtt_micros.load(Ordering::Relaxed);
+        assert!((99_900..=100_100).contains(&rtt), "{rtt} µs");
     }
 
     #[test]

@@ -140,11 +140,18 @@ impl PeerStats {
             now.duration_since(last).as_secs_f64().max(0.001)
         });
         self.last_report = Some(now);
-        let rtt_millis = report
-            .candidate_pairs()
-            .filter(|pair| pair.nominated)
-            .map(|pair| pair.current_round_trip_time * 1000.0)
-            .fold(0.0, f64::max);
+        // The media's own round trip (sender reports and their answers) once there is one: it
+        // crosses the same link as the media, while the ICE checks' may not.
+        let rtcp_rtt = self.link.counters.rtt_micros.load(Ordering::Relaxed);
+        let rtt_millis = if rtcp_rtt > 0 {
+            rtcp_rtt as f64 / 1000.0
+        } else {
+            report
+                .candidate_pairs()
+                .filter(|pair| pair.nominated)
+                .map(|pair| pair.current_round_trip_time * 1000.0)
+                .fold(0.0, f64::max)
+        };
         let (mut bytes, mut jitter_millis) = (0_u64, 0.0_f64);
         for stream in report.inbound_rtp_streams() {
             let rtp = &stream.received_rtp_stream_stats;
