@@ -57,20 +57,21 @@ pub fn debug_panel_ui(
             }
         }
     });
-    let impaired =
-        !model.link.every_peer.is_none() || model.link.peers.values().any(|link| !link.is_none());
-    egui::CollapsingHeader::new(if impaired {
-        "Network: impaired on purpose"
-    } else {
-        "Network"
-    })
-    .id_salt("network section")
-    .show(ui, |ui| super::network::network_ui(ui, model, commands));
     ui.separator();
     egui::ScrollArea::both()
         .id_salt("switches")
         .auto_shrink([false, false])
         .show(ui, |ui| {
+            // In the scrolled part, so a short panel still reaches every switch.
+            let impaired = !model.link.every_peer.is_none()
+                || model.link.peers.values().any(|link| !link.is_none());
+            egui::CollapsingHeader::new(if impaired {
+                "Network: impaired on purpose"
+            } else {
+                "Network"
+            })
+            .id_salt("network section")
+            .show(ui, |ui| super::network::network_ui(ui, model, commands));
             egui::Grid::new("switch grid")
                 .num_columns(3)
                 .striped(true)
