@@ -715,3 +715,50 @@ fn a_signaling_cut_longer_than_the_grace_ends_the_call_by_server_on_both_sides_o
     assert_eq!(reasons(&world, "alice"), [EndReason::EndByServer]);
     world.assert_contract();
 }
+
+#[test]
+fn flaky_answers_then_its_link_turns_bad_and_good_in_twelve_second_spells_until_the_call_ends() {
+    use callscope::engine::FLAKY_LINK;
+    let mut world = alice();
+    dial(&mut world, &["flaky"], MediaType::Video);
+    until_connected(&mut world, "alice", Duration::from_secs(3));
+    let link = |world: &World| world.state("flaky").link.every_peer;
+    let connected = world.elapsed();
+    // Clean for its first 3 s, then bad for 12 s, good for 12 s, and bad again.
+    world.run_for(Duration::from_millis(2900));
+    assert!(link(&world).is_none(), "bad too soon");
+    for (spell, bad) in [(3_000_u64, true), (15_000, false), (27_000, true)] {
+        assert!(
+            world.run_until(Duration::from_secs(13), |w| {
+                (link(w).send == FLAKY_LINK && link(w).receive == FLAKY_LINK) == bad
+            }),
+            "the spell at {spell} ms never came"
+        );
+        let at = (world.elapsed() - connected).as_millis() as u64;
+        assert!(
+            (spell - 100..spell + 100).contains(&at),
+            "the spell due at {spell} ms came at {at} ms"
+        );
+    }
+    hang_up(&mut world);
+    assert!(world.run_until(Duration::from_secs(1), |w| link(w).is_none()));
+    let settings: Vec<(String, u64)> = world
+        .entries("flaky")
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::ImpairmentChanged { send, cut_ms, .. } => Some((send.clone(), *cut_ms)),
+            _ => None,
+        })
+        .collect();
+    let bad = FLAKY_LINK.to_string();
+    assert_eq!(
+        settings,
+        [
+            (bad.clone(), 0),
+            ("none".to_owned(), 0),
+            (bad, 0),
+            ("none".to_owned(), 0)
+        ]
+    );
+    world.assert_contract();
+}

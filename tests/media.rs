@@ -701,3 +701,64 @@ fn loss_injected_is_measured_by_the_far_end_and_resent_packets_keep_the_video_go
         me.wait_for("for afterCalling", |c| c.ended_with().is_some());
     }
 }
+
+#[test]
+fn the_flaky_peer_makes_the_warnings_and_the_network_quality_rise_and_fall_alone() {
+    use callscope::event::{NetworkQuality, QualityWarningName};
+    let _serial = serial();
+    let net = Net::start();
+    let script = Script::new(Behaviour::Flaky {
+        after: Duration::ZERO,
+        phase: Duration::from_secs(12),
+    });
+    let flaky = net.media_client("flaky", Some(script), synthetic());
+    let alice = net.media_client("alice", None, synthetic());
+    alice.dial(&["flaky"], MediaType::Video, 30);
+    // Its link turns bad 3 s into the call: alice's side raises the warnings of a late, lossy
+    // link on its own, and the network quality falls.
+    for name in [
+        QualityWarningName::HighRtt,
+        QualityWarningName::HighPacketLoss,
+    ] {
+        alice.wait_for(&format!("for {name} to be raised"), |a| {
+            warnings(a, name).first() == Some(&"raised")
+        });
+    }
+    let qualities = |client: &Client| -> Vec<NetworkQuality> {
+        client
+            .events()
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::UserNetworkQualityChanged { user_id, quality } if user_id == "flaky" => {
+                    Some(quality)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        qualities(&alice)
+            .iter()
+            .any(|q| matches!(q, NetworkQuality::Bad | NetworkQuality::Vbad)),
+        "{:?}",
+        qualities(&alice)
+    );
+    // Twelve seconds later it is good again, and so is everything it raised.
+    for name in [
+        QualityWarningName::HighRtt,
+        QualityWarningName::HighPacketLoss,
+    ] {
+        alice.wait_for(&format!("for {name} to clear"), |a| {
+            warnings(a, name).get(1) == Some(&"cleared")
+        });
+    }
+    alice.wait_for("for the quality to come back", |a| {
+        qualities(a)
+            .last()
+            .is_some_and(|q| matches!(q, NetworkQuality::Excellent | NetworkQuality::Good))
+    });
+    alice.send(EngineCommand::Hangup);
+    for me in [&alice, &flaky] {
+        me.wait_for("for afterCalling", |c| c.ended_with().is_some());
+    }
+}

@@ -28,8 +28,8 @@ pub struct ServerArgs {
     /// `KEY_ID SECRET`; the first signs, all are accepted (rotate by adding a line on top).
     #[arg(long, value_name = "FILE")]
     pub secret_file: PathBuf,
-    /// Also host the demo peers (echo, decline, busy, noanswer, hangup, ringback, group-a,
-    /// group-b).
+    /// Also host the demo peers (echo, decline, busy, noanswer, hangup, ringback, flaky,
+    /// group-a to group-d).
     #[arg(long)]
     pub demo_peers: bool,
     /// Show who else is online in contact lists (off: only the demo peers are listed).

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::media::impair::{Impairment, LinkRule};
 use crate::model::{CallStatus, MediaType, MonoTime};
 
 use super::messages::{EngineCommand, EngineState};
@@ -45,7 +46,28 @@ pub enum Behaviour {
         /// How long it stays in the call.
         hang_up_after: Duration,
     },
+    /// Rings for `after` and accepts; once connected, its own media link turns bad
+    /// ([`FLAKY_LINK`] both ways) for `phase`, then good for `phase`, and so on until the call
+    /// ends: the other side sees its warnings and network quality change alone.
+    Flaky {
+        /// How long it rings.
+        after: Duration,
+        /// How long each bad and each good spell lasts.
+        phase: Duration,
+    },
 }
+
+/// How the flaky peer's link behaves in a bad spell: lossy in bursts, late and uneven.
+pub const FLAKY_LINK: Impairment = Impairment {
+    loss_pct: 8.0,
+    burst: 2.0,
+    delay: Duration::from_millis(220),
+    jitter: Duration::from_millis(40),
+    rate_kbit: None,
+};
+
+/// How long a flaky call starts clean, before the first bad spell.
+const FLAKY_CLEAN_START: Duration = Duration::from_secs(3);
 
 /// A built-in demo peer: its user id, what it does, and how the contact list describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +81,7 @@ pub struct DemoPeer {
 }
 
 /// The demo peers hosted next to an embedded server.
-pub const DEMO_PEERS: [DemoPeer; 10] = [
+pub const DEMO_PEERS: [DemoPeer; 11] = [
     DemoPeer {
         user_id: "echo",
         behaviour: Behaviour::Answer {
@@ -128,6 +150,14 @@ pub const DEMO_PEERS: [DemoPeer; 10] = [
         },
         description: "answers after 1 s and hangs up on you 3 s later",
     },
+    DemoPeer {
+        user_id: "flaky",
+        behaviour: Behaviour::Flaky {
+            after: Duration::from_secs(1),
+            phase: Duration::from_secs(12),
+        },
+        description: "answers after 1 s; its network turns bad for 12 s, then good, in turn",
+    },
 ];
 
 /// Whether `user_id` is one of the built-in demo peers.
@@ -154,6 +184,8 @@ pub struct Script {
     caller: Option<String>,
     /// Who to call back once the rejected call is over.
     call_back: Option<String>,
+    /// The flaky peer's link is bad now.
+    link_bad: bool,
 }
 
 impl Script {
@@ -166,6 +198,7 @@ impl Script {
             call_id: None,
             caller: None,
             call_back: None,
+            link_bad: false,
         }
     }
 
@@ -187,6 +220,14 @@ impl Script {
             && plan.command == EngineCommand::Reject
         {
             self.call_back.clone_from(&self.caller);
+        }
+        if let (Behaviour::Flaky { phase, .. }, EngineCommand::Impair(rule)) =
+            (self.behaviour, &plan.command)
+        {
+            self.link_bad = !rule.impairment.is_none();
+            if self.status.is_calling() {
+                self.schedule(now, phase, flaky_spell(!self.link_bad));
+            }
         }
         Some(plan.command)
     }
@@ -231,7 +272,9 @@ impl Script {
     fn invited(&mut self, now: MonoTime, state: &EngineState) {
         self.caller.clone_from(&state.call.caller);
         match self.behaviour {
-            Behaviour::Answer { after } | Behaviour::Group { after } => {
+            Behaviour::Answer { after }
+            | Behaviour::Group { after }
+            | Behaviour::Flaky { after, .. } => {
                 self.schedule(now, after, EngineCommand::Accept);
             }
             Behaviour::HangUp { answer_after, .. } => {
@@ -247,13 +290,23 @@ impl Script {
     }
 
     fn connected(&mut self, now: MonoTime) {
-        if let Behaviour::HangUp { hang_up_after, .. } = self.behaviour {
-            self.schedule(now, hang_up_after, EngineCommand::Hangup);
+        match self.behaviour {
+            Behaviour::HangUp { hang_up_after, .. } => {
+                self.schedule(now, hang_up_after, EngineCommand::Hangup);
+            }
+            Behaviour::Flaky { .. } => {
+                self.schedule(now, FLAKY_CLEAN_START, flaky_spell(true));
+            }
+            _ => {}
         }
     }
 
     fn ended(&mut self, now: MonoTime) {
         self.plan = None;
+        if self.link_bad {
+            // The next call starts clean.
+            self.schedule(now, Duration::ZERO, flaky_spell(false));
+        }
         if let Behaviour::Ringback {
             call_back_after, ..
         } = self.behaviour
@@ -276,4 +329,17 @@ impl Script {
             command,
         });
     }
+}
+
+/// The flaky peer's link, bad or good, both ways to every peer.
+fn flaky_spell(bad: bool) -> EngineCommand {
+    EngineCommand::Impair(LinkRule {
+        peer: None,
+        direction: crate::media::impair::Direction::Both,
+        impairment: if bad {
+            FLAKY_LINK
+        } else {
+            Impairment::default()
+        },
+    })
 }

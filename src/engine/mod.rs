@@ -36,7 +36,7 @@ use crate::signaling::{Contact, Server, ServerConfig};
 
 pub use client::{ClientConfig, demo_kit, run_client};
 pub use connection::{CONNECT_TIMEOUT, OUTAGE_GRACE, ReconnectPolicy};
-pub use demo::{Behaviour, DEMO_PEERS, DemoPeer, Script, is_demo_peer};
+pub use demo::{Behaviour, DEMO_PEERS, DemoPeer, FLAKY_LINK, Script, is_demo_peer};
 pub use driver::{Driver, DriverConfig, Output};
 pub use messages::{
     CallOutcome, CallSnapshot, ConnectionState, EngineCommand, EngineMsg, EngineState,
