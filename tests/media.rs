@@ -757,6 +757,12 @@ fn the_flaky_peer_makes_the_warnings_and_the_network_quality_rise_and_fall_alone
             .last()
             .is_some_and(|q| matches!(q, NetworkQuality::Excellent | NetworkQuality::Good))
     });
+    // Twenty seconds of the synthetic tone, whose loudness moves like a voice's: never taken
+    // for a dead microphone.
+    assert_eq!(
+        warnings(&alice, QualityWarningName::NoAudioInput),
+        Vec::<&str>::new()
+    );
     alice.send(EngineCommand::Hangup);
     for me in [&alice, &flaky] {
         me.wait_for("for afterCalling", |c| c.ended_with().is_some());

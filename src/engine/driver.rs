@@ -653,6 +653,15 @@ impl Driver {
                 Event::UserVideoAvailable { user_id, available } => {
                     self.quality.video(user_id, *available)
                 }
+                // Our level is in the sample only while our microphone is on.
+                Event::UserVoiceVolumeChanged { volumes } => {
+                    let me = &self.config.user_id;
+                    let level = volumes
+                        .get(me)
+                        .copied()
+                        .filter(|_| self.state.microphone_on);
+                    self.quality.local_level(me, level)
+                }
                 _ => Vec::new(),
             };
             self.record(now, Some(&report.call_id), Source::Engine, event);
@@ -1017,6 +1026,13 @@ impl Driver {
             available: on,
         };
         self.record(now, Some(&call_id), Source::Local, event);
+        if !on {
+            // A muted microphone is silent on purpose.
+            let me = self.config.user_id.clone();
+            for warning in self.quality.local_level(&me, None) {
+                self.record(now, Some(&call_id), Source::Engine, warning);
+            }
+        }
     }
 
     fn shut_down(&mut self, now: MonoTime) {

@@ -3,7 +3,9 @@
 //! above 400 ms or jitter above 30 ms in 3 of the last 5 samples (cleared at 1 of 5 or none),
 //! loss above 3 % over the last 7 (cleared at 3 % or less), and frozen video: no frame in the
 //! last 3 samples while the participant's video is on (cleared by a frame, or the video going
-//! off). Sans-IO: it is given every report and says which warnings start or end.
+//! off); and no audio input: our own microphone's level constant over its last 10 samples
+//! while it is on (cleared by a level that moves, or the microphone going off). Sans-IO: it is
+//! given every report and says which warnings start or end.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -26,6 +28,11 @@ pub const CLEAR_AT_MOST: usize = 1;
 pub const LOSS_WINDOW: usize = 7;
 /// Samples without a frame, while video is on, that make it frozen.
 pub const FROZEN_SAMPLES: u32 = 3;
+/// Samples of our own microphone's level (one a second) that must all be alike, within
+/// [`CONSTANT_LEVEL`], to raise `no-audio-input`.
+pub const AUDIO_INPUT_WINDOW: usize = 10;
+/// The most two levels (0..=100, 0.6 dB a step) may differ and still count as constant.
+pub const CONSTANT_LEVEL: u8 = 1;
 
 /// One participant's recent samples and raised warnings.
 #[derive(Debug, Default)]
@@ -35,6 +42,8 @@ struct Peer {
     loss: VecDeque<f64>,
     samples_without_frames: u32,
     video_on: bool,
+    /// Our own microphone's recent levels (only for the local user).
+    levels: VecDeque<u8>,
     raised: BTreeSet<QualityWarningName>,
 }
 
@@ -85,6 +94,42 @@ impl QualityMonitor {
                 &mut events,
             );
         }
+        events
+    }
+
+    /// One sample of our own microphone's level (`None`: it is off): the warning it raises
+    /// or clears.
+    pub fn local_level(&mut self, user_id: &str, level: Option<u8>) -> Vec<Event> {
+        let peer = self.peers.entry(user_id.to_owned()).or_default();
+        let mut events = Vec::new();
+        let Some(level) = level else {
+            peer.levels.clear();
+            Self::decide(
+                user_id,
+                peer,
+                QualityWarningName::NoAudioInput,
+                Some(false),
+                0.0,
+                &mut events,
+            );
+            return events;
+        };
+        if peer.levels.len() == AUDIO_INPUT_WINDOW {
+            peer.levels.pop_front();
+        }
+        peer.levels.push_back(level);
+        let lowest = peer.levels.iter().copied().min().unwrap_or(level);
+        let highest = peer.levels.iter().copied().max().unwrap_or(level);
+        let flat = highest - lowest <= CONSTANT_LEVEL;
+        let constant = verdict(flat && peer.levels.len() == AUDIO_INPUT_WINDOW, !flat);
+        Self::decide(
+            user_id,
+            peer,
+            QualityWarningName::NoAudioInput,
+            constant,
+            f64::from(level),
+            &mut events,
+        );
         events
     }
 
@@ -250,6 +295,48 @@ mod tests {
             assert_eq!(cleared, [(name, false)], "{name}");
             assert!(!monitor.is_raised("bob", name));
         }
+    }
+
+    fn levels(monitor: &mut QualityMonitor, levels: &[Option<u8>]) -> Vec<(WarningState, f64)> {
+        levels
+            .iter()
+            .flat_map(|level| monitor.local_level("alice", *level))
+            .map(|event| match event {
+                Event::QualityWarning {
+                    name: QualityWarningName::NoAudioInput,
+                    state,
+                    value,
+                    ..
+                } => (state, value),
+                other => panic!("not a no-audio-input warning: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_constant_microphone_level_raises_no_audio_input_and_a_moving_one_clears_it() {
+        let mut monitor = QualityMonitor::new();
+        // Nine flat seconds are not enough; the tenth is.
+        assert_eq!(levels(&mut monitor, &[Some(0); 9]), []);
+        assert_eq!(
+            levels(&mut monitor, &[Some(1)]),
+            [(WarningState::Raised, 1.0)]
+        );
+        assert_eq!(
+            levels(&mut monitor, &[Some(40)]),
+            [(WarningState::Cleared, 40.0)]
+        );
+        // A speaking level moves: never raised.
+        let speech: Vec<Option<u8>> = (0..30).map(|n| Some(50 + (n * 7 % 20))).collect();
+        assert_eq!(levels(&mut monitor, &speech), []);
+        // Flat again, then the microphone goes off: raised, then cleared without a level.
+        assert_eq!(levels(&mut monitor, &[Some(63); 10]).len(), 1);
+        assert_eq!(
+            levels(&mut monitor, &[None]),
+            [(WarningState::Cleared, 0.0)]
+        );
+        // Off, the window starts again.
+        assert_eq!(levels(&mut monitor, &[Some(63); 9]), []);
     }
 
     #[test]

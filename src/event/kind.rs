@@ -125,7 +125,8 @@ impl CallbackKind {
             }
             Self::QualityWarning => {
                 "a participant's media crossed a warning threshold over its recent samples \
-                 (round trip > 400 ms, jitter > 30 ms, loss > 3 %, frozen video), or came back"
+                 (round trip > 400 ms, jitter > 30 ms, loss > 3 %, frozen video, our microphone's \
+                 level constant for 10 s), or came back"
             }
             Self::ImpairmentChanged => {
                 "the media links were impaired on purpose (loss, delay, jitter, a cap) or the \
@@ -167,8 +168,8 @@ impl CallbackKind {
             }
             Self::ServerEvent => "{name: caller_start_call | callee_accept_call | …, user_id}",
             Self::QualityWarning => {
-                "{user_id, name: high-rtt | high-jitter | high-packet-loss | frozen-video, \
-                 state: raised | cleared, value}"
+                "{user_id, name: high-rtt | high-jitter | high-packet-loss | frozen-video | \
+                 no-audio-input, state: raised | cleared, value}"
             }
             Self::ImpairmentChanged => "{user_id: peer | *, send, receive, cut_ms}",
         }

@@ -113,24 +113,29 @@ pub enum QualityWarningName {
     HighPacketLoss,
     /// No frame for the last 3 samples while the participant's video is on.
     FrozenVideo,
+    /// Our own microphone's level was constant over the last 10 samples while it was on (a
+    /// dead or muted device delivers silence, or one flat level).
+    NoAudioInput,
 }
 
 impl QualityWarningName {
     /// Every warning.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::HighRtt,
         Self::HighJitter,
         Self::HighPacketLoss,
         Self::FrozenVideo,
+        Self::NoAudioInput,
     ];
 
-    /// `high-rtt`, `high-jitter`, `high-packet-loss` or `frozen-video`.
+    /// `high-rtt`, `high-jitter`, `high-packet-loss`, `frozen-video` or `no-audio-input`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::HighRtt => "high-rtt",
             Self::HighJitter => "high-jitter",
             Self::HighPacketLoss => "high-packet-loss",
             Self::FrozenVideo => "frozen-video",
+            Self::NoAudioInput => "no-audio-input",
         }
     }
 }

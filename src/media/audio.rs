@@ -24,6 +24,9 @@ const FRAME_SAMPLES: usize = 960;
 const FRAME: Duration = Duration::from_millis(20);
 /// The synthetic tone's pitch.
 const TONE_HZ: f32 = 440.0;
+/// The synthetic tone swells and fades once every this many 20 ms frames (1.7 s), out of step
+/// with the once-a-second level samples.
+const TONE_BEAT_FRAMES: f32 = 85.0;
 /// Audio waiting to be played per participant; older samples drop (200 ms).
 const PLAYBACK_LIMIT: usize = 9_600;
 /// Captured audio waiting to be encoded (200 ms).
@@ -272,12 +275,17 @@ enum AudioSource {
     },
     Tone {
         phase: f32,
+        /// Frames made so far, for its loudness.
+        frames: u32,
     },
 }
 
 impl AudioSource {
     fn open(shared: &Shared) -> Self {
-        let tone = Self::Tone { phase: 0.0 };
+        let tone = Self::Tone {
+            phase: 0.0,
+            frames: 0,
+        };
         if shared.config.microphone == DeviceChoice::Synthetic {
             return tone;
         }
@@ -321,10 +329,14 @@ impl AudioSource {
                     *sample = buffer.pop_front().unwrap_or(0);
                 }
             }
-            Self::Tone { phase } => {
+            Self::Tone { phase, frames } => {
                 let step = TONE_HZ / SAMPLE_RATE as f32 * std::f32::consts::TAU;
+                // Louder and softer like speech, so its level moves as a voice's does.
+                let beat = *frames as f32 / TONE_BEAT_FRAMES;
+                let loudness = 0.55 + 0.45 * (beat * std::f32::consts::TAU).sin();
+                *frames = frames.wrapping_add(1);
                 for sample in frame.iter_mut() {
-                    *sample = (phase.sin() * 8000.0) as i16;
+                    *sample = (phase.sin() * 8000.0 * loudness) as i16;
                     *phase = (*phase + step) % std::f32::consts::TAU;
                 }
             }

@@ -360,7 +360,8 @@ fn participants_ui(ui: &mut egui::Ui, model: &Model, video: &VideoTextures, medi
         caption,
         level: model.media.volumes.get(&model.user_id).copied(),
         quality: None,
-        warnings: None,
+        // Our own warnings (no-audio-input) show on our own tile.
+        warnings: model.media.warnings.get(&model.user_id),
         resolution: None,
         speaking: false,
     };
