@@ -668,6 +668,29 @@ fn loss_injected_is_measured_by_the_far_end_and_resent_packets_keep_the_video_go
         warnings(b, QualityWarningName::HighPacketLoss) == ["raised", "cleared"]
     });
 
+    // The same loss on bob's receiving side: measured and repaired alike.
+    bob.send(EngineCommand::Impair(
+        "loss=10%,dir=receive".parse().expect("a rule"),
+    ));
+    let receiving = next_stats(&bob, "alice", 6);
+    let measured = mean(receiving.iter().map(|stats| stats.loss_pct));
+    println!("10 % injected on receiving, bob measured {measured:.2} %");
+    assert!(
+        (7.0..=13.0).contains(&measured),
+        "10 % injected on receiving, {measured:.2} % measured"
+    );
+    let [(fps, _, _)] = steady_rates(&[(&bob, "alice")])[..] else {
+        unreachable!("one stream measured")
+    };
+    println!("at 10 % loss on receiving bob decoded {fps:.1} fps");
+    assert!(fps >= 20.0, "the video did not keep up: {fps:.1} fps");
+    let (first, last) = (&receiving[0], &receiving[receiving.len() - 1]);
+    assert!(
+        last.repaired > first.repaired,
+        "nothing was resent: {last:?}"
+    );
+    bob.send(EngineCommand::Impair("none".parse().expect("a rule")));
+
     // A one-second cut of all media: no frame comes through it, and the video is back soon
     // after it ends.
     let slot = bob.frames.get("alice").expect("alice's stream");

@@ -364,6 +364,14 @@ impl Impairer {
         self.bad
     }
 
+    /// Whether a packet entering at `now` is lost (the cut, then the loss model), with no
+    /// say on its delay: for a copy resent over the same link.
+    pub fn loses(&mut self, now: MonoTime) -> bool {
+        self.cut
+            .is_some_and(|(from, until)| from <= now && now < until)
+            || self.lost()
+    }
+
     /// A packet of `bytes` enters the link at `now`: its fate.
     pub fn packet(&mut self, now: MonoTime, bytes: usize) -> Fate {
         if self

@@ -116,20 +116,20 @@ struct Lane {
 }
 
 impl Lane {
-    /// A packet enters the link at `now`; `None` when the link lost it.
-    fn enter(&mut self, epoch: Instant, packet: TaggedPacket) -> Option<()> {
+    /// A packet enters the link at `now`; given back when the link lost it.
+    fn enter(&mut self, epoch: Instant, packet: TaggedPacket) -> Result<(), TaggedPacket> {
         let Some(impairer) = &mut self.impairer else {
             // Packets still held from before the link cleared go first.
             match self.held.back() {
                 Some(&(at, _)) => self.held.push_back((at, packet)),
                 None => self.ready.push_back(packet),
             }
-            return Some(());
+            return Ok(());
         };
         let now = packet.now;
         let entered = mono(epoch, now);
         match impairer.packet(entered, size_of(&packet.message.packet)) {
-            Fate::Dropped => None,
+            Fate::Dropped => Err(packet),
             Fate::Arrives(at) => {
                 let at = now + Duration::from_micros(at.as_micros() - entered.as_micros());
                 if at <= now && self.held.is_empty() {
@@ -137,7 +137,7 @@ impl Lane {
                 } else {
                     self.held.push_back((at, packet));
                 }
-                Some(())
+                Ok(())
             }
         }
     }
@@ -237,6 +237,11 @@ pub struct LinkInterceptor {
     meter: ArrivalMeter,
     /// Our recent sender reports by their short NTP time, with when they went out.
     reports_sent: VecDeque<(u32, Instant)>,
+    /// Inbound RTP packets this link dropped, by stream and sequence number, oldest first.
+    lost: VecDeque<((u32, u16), TaggedPacket)>,
+    /// Copies of them on their way after our NACK, by when they arrive.
+    resent: BTreeMap<(Instant, u64), TaggedPacket>,
+    resent_count: u64,
 }
 
 impl std::fmt::Debug for LinkInterceptor {
@@ -247,6 +252,9 @@ impl std::fmt::Debug for LinkInterceptor {
             .finish_non_exhaustive()
     }
 }
+
+/// Inbound packets dropped here that a NACK may still ask for (about two seconds of video).
+const LOST_KEPT: usize = 512;
 
 /// Sender reports remembered for the round trip: a few seconds' worth, one per stream each.
 const REPORTS_KEPT: usize = 16;
@@ -266,6 +274,9 @@ impl LinkInterceptor {
             inbound: Lane::default(),
             meter: ArrivalMeter::default(),
             reports_sent: VecDeque::new(),
+            lost: VecDeque::new(),
+            resent: BTreeMap::new(),
+            resent_count: 0,
         }
     }
 
@@ -316,6 +327,63 @@ impl LinkInterceptor {
             .arrived
             .store(self.meter.arrived, Ordering::Relaxed);
         counters.late.store(self.meter.late, Ordering::Relaxed);
+    }
+
+    /// Keeps an inbound RTP packet the link dropped, for a NACK to bring back.
+    fn keep_lost(&mut self, packet: TaggedPacket) {
+        let Packet::Rtp(rtp) = &packet.message.packet else {
+            return;
+        };
+        if self.lost.len() == LOST_KEPT {
+            self.lost.pop_front();
+        }
+        let key = (rtp.header.ssrc, rtp.header.sequence_number);
+        self.lost.push_back((key, packet));
+    }
+
+    /// Our NACK asks for packets: those this link dropped on the way in come, a round trip
+    /// later, unless the link loses them again. The far end resends them too, but its copies
+    /// cannot arrive: the originals were decrypted before this link dropped them, so the
+    /// copies are refused as replays. This stands in for them.
+    fn resend_asked(&mut self, packet: &TaggedPacket) {
+        let Packet::Rtcp(packets) = &packet.message.packet else {
+            return;
+        };
+        let now = packet.now;
+        let rtt = Duration::from_micros(
+            self.control
+                .counters
+                .rtt_micros
+                .load(Ordering::Relaxed)
+                .max(1_000),
+        );
+        for nack in packets
+            .iter()
+            .filter_map(|packet| packet.as_any().downcast_ref::<TransportLayerNack>())
+        {
+            for sequence_number in nack.nacks.iter().flat_map(|pair| pair.packet_list()) {
+                let key = (nack.media_ssrc, sequence_number);
+                let Some(index) = self.lost.iter().position(|(lost, _)| *lost == key) else {
+                    continue;
+                };
+                let Some((_, copy)) = self.lost.remove(index) else {
+                    continue;
+                };
+                let arrives = now + rtt;
+                let lost_again = self
+                    .inbound
+                    .impairer
+                    .as_mut()
+                    .is_some_and(|impairer| impairer.loses(mono(self.epoch, arrives)));
+                if lost_again {
+                    self.dropped();
+                    self.lost.push_back((key, copy));
+                } else {
+                    self.resent_count += 1;
+                    self.resent.insert((arrives, self.resent_count), copy);
+                }
+            }
+        }
     }
 
     /// Measures the round trip from a report block answering one of our sender reports
@@ -389,8 +457,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
 
     fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
         self.follow();
-        if self.inbound.enter(self.epoch, message).is_none() {
+        if let Err(packet) = self.inbound.enter(self.epoch, message) {
             self.dropped();
+            self.keep_lost(packet);
         }
         Ok(())
     }
@@ -405,7 +474,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
         self.follow();
         self.count_requests(&message);
-        if self.outbound.enter(self.epoch, message).is_none() {
+        self.resend_asked(&message);
+        if self.outbound.enter(self.epoch, message).is_err() {
             self.dropped();
         }
         Ok(())
@@ -418,14 +488,26 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
         self.outbound.release(now);
         self.inbound.release(now);
+        while let Some(entry) = self.resent.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let mut packet = entry.remove();
+            packet.now = now;
+            self.inbound.ready.push_back(packet);
+        }
         Ok(())
     }
 
     fn poll_timeout(&mut self) -> Option<Self::Time> {
-        match (self.outbound.next_arrival(), self.inbound.next_arrival()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.outbound.next_arrival(),
+            self.inbound.next_arrival(),
+            self.resent.keys().next().map(|(at, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -586,6 +668,42 @@ mod tests {
         assert!(link.poll_read().is_some());
         let rtt = control.counters.rtt_micros.load(Ordering::Relaxed);
         assert!((99_900..=100_100).contains(&rtt), "{rtt} µs");
+    }
+
+    #[test]
+    fn a_packet_dropped_on_the_way_in_comes_a_round_trip_after_our_nack_for_it() {
+        use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+        let control = LinkControl::new();
+        let everything: Impairment = "loss=100%".parse().expect("setting");
+        control.impair(Impairment::default(), everything);
+        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let start = Instant::now();
+        link.handle_read(rtp(start, 5)).expect("read");
+        assert!(link.poll_read().is_none(), "dropped");
+        control.impair(Impairment::default(), Impairment::default());
+        let nack = || TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 7,
+            nacks: vec![NackPair {
+                packet_id: 5,
+                lost_packets: 0,
+            }],
+        };
+        let asked = start + Duration::from_millis(30);
+        link.handle_write(rtcp(asked, Box::new(nack())))
+            .expect("write");
+        assert!(link.poll_write().is_some(), "the NACK goes out");
+        assert!(link.poll_read().is_none(), "not before a round trip");
+        let due = link.poll_timeout().expect("the copy is on its way");
+        assert_eq!(due, asked + Duration::from_millis(1));
+        link.handle_timeout(due).expect("timeout");
+        let copy = link.poll_read().expect("the copy arrived");
+        assert!(matches!(&copy.message.packet, Packet::Rtp(p) if p.header.sequence_number == 5));
+        assert_eq!(control.counters.late.load(Ordering::Relaxed), 0);
+        // Asked again, it is not sent twice.
+        link.handle_write(rtcp(due, Box::new(nack())))
+            .expect("write");
+        assert_eq!(link.poll_timeout(), None);
     }
 
     #[test]
