@@ -20,7 +20,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
@@ -117,19 +117,19 @@ struct Lane {
 
 impl Lane {
     /// A packet enters the link at `now`; given back when the link lost it.
-    fn enter(&mut self, epoch: Instant, packet: TaggedPacket) -> Result<(), TaggedPacket> {
+    fn enter(&mut self, epoch: Instant, packet: TaggedPacket) -> Option<TaggedPacket> {
         let Some(impairer) = &mut self.impairer else {
             // Packets still held from before the link cleared go first.
             match self.held.back() {
                 Some(&(at, _)) => self.held.push_back((at, packet)),
                 None => self.ready.push_back(packet),
             }
-            return Ok(());
+            return None;
         };
         let now = packet.now;
         let entered = mono(epoch, now);
         match impairer.packet(entered, size_of(&packet.message.packet)) {
-            Fate::Dropped => Err(packet),
+            Fate::Dropped => Some(packet),
             Fate::Arrives(at) => {
                 let at = now + Duration::from_micros(at.as_micros() - entered.as_micros());
                 if at <= now && self.held.is_empty() {
@@ -137,7 +137,7 @@ impl Lane {
                 } else {
                     self.held.push_back((at, packet));
                 }
-                Ok(())
+                None
             }
         }
     }
@@ -361,7 +361,7 @@ impl LinkInterceptor {
             .iter()
             .filter_map(|packet| packet.as_any().downcast_ref::<TransportLayerNack>())
         {
-            for sequence_number in nack.nacks.iter().flat_map(|pair| pair.packet_list()) {
+            for sequence_number in nack.nacks.iter().flat_map(NackPair::packet_list) {
                 let key = (nack.media_ssrc, sequence_number);
                 let Some(index) = self.lost.iter().position(|(lost, _)| *lost == key) else {
                     continue;
@@ -457,7 +457,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
 
     fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
         self.follow();
-        if let Err(packet) = self.inbound.enter(self.epoch, message) {
+        if let Some(packet) = self.inbound.enter(self.epoch, message) {
             self.dropped();
             self.keep_lost(packet);
         }
@@ -475,7 +475,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
         self.follow();
         self.count_requests(&message);
         self.resend_asked(&message);
-        if self.outbound.enter(self.epoch, message).is_err() {
+        if self.outbound.enter(self.epoch, message).is_some() {
             self.dropped();
         }
         Ok(())
@@ -672,7 +672,6 @@ mod tests {
 
     #[test]
     fn a_packet_dropped_on_the_way_in_comes_a_round_trip_after_our_nack_for_it() {
-        use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
         let control = LinkControl::new();
         let everything: Impairment = "loss=100%".parse().expect("setting");
         control.impair(Impairment::default(), everything);
