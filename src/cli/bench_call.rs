@@ -64,6 +64,13 @@ pub struct CallBenchArgs {
     /// measure what sharing costs.
     #[arg(long)]
     pub share_trace: bool,
+    /// Impair the caller's media links (as `callscope call --impair`); repeatable.
+    #[arg(long = "impair", value_name = "RULE")]
+    pub impair: Vec<callscope::media::impair::LinkRule>,
+    /// Halfway through each call the caller cuts all media this long; the figure is how soon
+    /// after the cut ends the callee decodes a frame again.
+    #[arg(long, value_name = "SECS")]
+    pub cut_media: Option<f64>,
 }
 
 const SECRET: &[u8] = b"callscope-call-bench-secret";
@@ -81,6 +88,8 @@ struct CallFigures {
     fps: f64,
     /// Entries of the other side and the server that both clients recorded (sharing traces).
     other_sides_entries: usize,
+    /// From the end of the media cut to the callee's next decoded frame.
+    recovery_millis: Option<f64>,
 }
 
 /// p50 and p95 of each figure over every call of one stack.
@@ -94,6 +103,8 @@ struct Summary {
     cpu_per_call_second: [f64; 2],
     fps_p50: f64,
     other_sides_entries: usize,
+    /// From the end of a media cut to the next decoded frame, when cut (`--cut-media`).
+    recovery_ms: Option<[f64; 2]>,
 }
 
 /// The `fraction` percentile of `values` (nearest rank), `NaN` when empty.
@@ -118,7 +129,18 @@ fn summarize(stack: &'static str, figures: &[CallFigures]) -> Summary {
         .flat_map(|call| call.glass_to_glass_millis.iter().copied())
         .collect();
     let mut fps: Vec<f64> = figures.iter().map(|call| call.fps).collect();
+    let mut recovery: Vec<f64> = figures
+        .iter()
+        .filter_map(|call| call.recovery_millis)
+        .collect();
+    let recovery_ms = (!recovery.is_empty()).then(|| {
+        [
+            percentile(&mut recovery, 0.5),
+            percentile(&mut recovery, 0.95),
+        ]
+    });
     Summary {
+        recovery_ms,
         stack,
         calls: figures.len(),
         connected_ms: pair(&|call| call.accept_to_connected_millis),
@@ -289,6 +311,13 @@ fn print_summaries(summaries: &[Summary], floor: &CodecFloor, args: &CallBenchAr
         floor.frames,
         floor.cpu_per_call_second
     );
+    if let Some([p50, p95]) = summaries.first().and_then(|ours| ours.recovery_ms) {
+        println!(
+            "after a {:.1} s media cut the callee decoded a frame again {p50:.1} / {p95:.1} ms \
+             after it ended (p50 / p95)",
+            args.cut_media.unwrap_or_default()
+        );
+    }
     if let Some(ours) = summaries.first() {
         let ratio = ours.cpu_per_call_second[0] / floor.cpu_per_call_second;
         println!("callscope uses {ratio:.2}x the codec floor per call-second (p50)");
@@ -402,6 +431,12 @@ fn measure_callscope(
     let answer = Some(Script::new(Behaviour::Answer { after: RINGING }));
     let answering = BenchClient::start(runtime, url, "bench-callee", &clock, args, answer);
     let dialing = BenchClient::start(runtime, url, "bench-caller", &clock, args, None);
+    for rule in &args.impair {
+        dialing
+            .commands
+            .try_send(EngineCommand::Impair(rule.clone()))
+            .context("the caller is not taking commands")?;
+    }
     let mut figures = Vec::new();
     for number in 1..=args.calls {
         let seq = (
@@ -443,7 +478,18 @@ fn measure_callscope(
             .max()
             .context("no first frame")?;
         let frames_at_start: u64 = slots.iter().map(|slot| slot.generation()).sum();
-        std::thread::sleep(Duration::from_secs_f64(args.seconds));
+        let recovery_millis = if let Some(cut) = args.cut_media {
+            Some(cut_and_recover(
+                &dialing,
+                &slots[1],
+                seq.0,
+                cut,
+                args.seconds,
+            )?)
+        } else {
+            std::thread::sleep(Duration::from_secs_f64(args.seconds));
+            None
+        };
         let frames: u64 = slots.iter().map(|slot| slot.generation()).sum::<u64>() - frames_at_start;
         let glass: Vec<f64> = slots
             .iter()
@@ -465,21 +511,62 @@ fn measure_callscope(
             cpu_per_call_second: (process_cpu_secs() - cpu_before) / call_secs,
             fps: frames as f64 / 2.0 / args.seconds,
             other_sides_entries: dialing.others_since(seq.0) + answering.others_since(seq.1),
+            recovery_millis,
         };
         if !args.json {
-            println!(
-                "  callscope call {number}: connected {:.1} ms, first frame {:.1} ms, {:.1} fps, CPU {:.3} s/s",
-                call.accept_to_connected_millis,
-                call.accept_to_first_frame_millis,
-                call.fps,
-                call.cpu_per_call_second
-            );
+            print_call(number, &call);
         }
         figures.push(call);
         // Both sides' media sessions close with the call; let their sockets go before the next.
         std::thread::sleep(Duration::from_millis(200));
     }
     Ok(figures)
+}
+
+fn print_call(number: usize, call: &CallFigures) {
+    let recovery = call
+        .recovery_millis
+        .map(|millis| format!(", a frame {millis:.1} ms after the cut"))
+        .unwrap_or_default();
+    println!(
+        "  callscope call {number}: connected {:.1} ms, first frame {:.1} ms, {:.1} fps, CPU {:.3} s/s{recovery}",
+        call.accept_to_connected_millis,
+        call.accept_to_first_frame_millis,
+        call.fps,
+        call.cpu_per_call_second
+    );
+}
+
+/// Halfway through `seconds` of media the caller cuts its media for `cut` seconds; returns how
+/// many ms after the cut ended the callee decoded the caller's next frame (in `slot`).
+fn cut_and_recover(
+    caller: &BenchClient,
+    slot: &FrameSlot,
+    seq: u64,
+    cut: f64,
+    seconds: f64,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(seconds / 2.0));
+    let for_millis = Duration::from_secs_f64(cut.max(0.0)).as_millis() as u64;
+    caller
+        .commands
+        .try_send(EngineCommand::CutMedia { for_millis })
+        .context("the caller is not taking commands")?;
+    let cut_at = || {
+        caller.instant_of(
+            seq,
+            |event| matches!(event, Event::ImpairmentChanged { cut_ms, .. } if *cut_ms > 0),
+        )
+    };
+    wait("for the cut to start", || cut_at().is_some())?;
+    let ends = cut_at().context("no cut")? + Duration::from_millis(for_millis);
+    std::thread::sleep(ends.saturating_duration_since(Instant::now()));
+    let frames = slot.generation();
+    wait("for a frame after the cut", || slot.generation() != frames)?;
+    let recovered = millis_between(ends, Instant::now());
+    std::thread::sleep(Duration::from_secs_f64(seconds).saturating_sub(started.elapsed()));
+    Ok(recovered)
 }
 
 fn is_connected(event: &Event) -> bool {
@@ -652,8 +739,9 @@ fn measure_aiortc(url: &str, args: &CallBenchArgs) -> anyhow::Result<Vec<CallFig
                 cpu_per_call_second: (number(&caller["cpu_s"]) + number(&callee["cpu_s"]))
                     / seconds,
                 fps: f64::midpoint(number(&caller["fps"]), number(&callee["fps"])),
-                // aiortc records no trace.
+                // aiortc records no trace, and its peer script cuts nothing.
                 other_sides_entries: 0,
+                recovery_millis: None,
             }
         })
         .collect();

@@ -12,14 +12,20 @@ use std::time::{Duration, Instant};
 pub const REPAIR_WAIT: Duration = Duration::from_millis(200);
 /// Packets held behind a gap at most (about a second of 2 Mbit/s video); more gives it up.
 pub const MAX_HELD: usize = 256;
+/// A gap spanning more than this much of the stream's time (in 90 kHz RTP ticks: 250 ms) is
+/// an outage, not a loss: it is given up at once, since repairing it would only show old
+/// pictures late; a key frame brings the picture back instead.
+pub const MAX_GAP_TICKS: u32 = 22_500;
 
 /// The reorder buffer of one stream.
 #[derive(Debug, Default)]
 pub struct Reorder<P> {
     /// The unwrapped sequence number expected next.
     next: Option<u64>,
-    /// Packets past a gap, by unwrapped number, with when they arrived.
-    held: BTreeMap<u64, (Instant, P)>,
+    /// Packets past a gap, by unwrapped number, with when they arrived and their RTP time.
+    held: BTreeMap<u64, (Instant, u32, P)>,
+    /// The RTP time of the last packet passed on.
+    last_timestamp: Option<u32>,
     /// Gaps given up so far.
     pub gaps_given_up: u64,
 }
@@ -30,13 +36,14 @@ impl<P> Reorder<P> {
         Self {
             next: None,
             held: BTreeMap::new(),
+            last_timestamp: None,
             gaps_given_up: 0,
         }
     }
 
-    /// A packet with `sequence_number` arrived at `now`. One already passed on (a late copy)
-    /// is dropped.
-    pub fn push(&mut self, now: Instant, sequence_number: u16, packet: P) {
+    /// A packet with `sequence_number` and RTP `timestamp` arrived at `now`. One already
+    /// passed on (a late copy) is dropped.
+    pub fn push(&mut self, now: Instant, sequence_number: u16, timestamp: u32, packet: P) {
         let next = *self
             .next
             .get_or_insert(u64::from(sequence_number) + (1 << 16));
@@ -47,29 +54,34 @@ impl<P> Reorder<P> {
         }
         self.held
             .entry(next + u64::from(ahead))
-            .or_insert((now, packet));
+            .or_insert((now, timestamp, packet));
     }
 
     /// The next packet in order, if it is here; or, when the gap before the first held one
     /// has waited [`REPAIR_WAIT`] (or too much is held), that one, giving the gap up.
     pub fn pop(&mut self, now: Instant) -> Option<P> {
-        let (&number, &(arrived, _)) = self.held.first_key_value()?;
+        let (&number, &(arrived, timestamp, _)) = self.held.first_key_value()?;
         let next = self.next?;
         let in_order = number == next;
         let waiting = now.saturating_duration_since(arrived) < REPAIR_WAIT;
-        if !in_order && waiting && self.held.len() <= MAX_HELD {
+        let span = self
+            .last_timestamp
+            .map_or(0, |last| timestamp.wrapping_sub(last));
+        let repairable = span <= MAX_GAP_TICKS && self.held.len() <= MAX_HELD;
+        if !in_order && waiting && repairable {
             return None;
         }
         if !in_order {
             self.gaps_given_up += 1;
         }
         self.next = Some(number + 1);
-        self.held.remove(&number).map(|(_, packet)| packet)
+        self.last_timestamp = Some(timestamp);
+        self.held.remove(&number).map(|(_, _, packet)| packet)
     }
 
     /// When [`Reorder::pop`] gives a gap up, if nothing arrives first.
     pub fn deadline(&self) -> Option<Instant> {
-        let (&number, &(arrived, _)) = self.held.first_key_value()?;
+        let (&number, &(arrived, _, _)) = self.held.first_key_value()?;
         (Some(number) != self.next).then_some(arrived + REPAIR_WAIT)
     }
 }
@@ -77,6 +89,11 @@ impl<P> Reorder<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RTP times close together: 100 ticks a packet.
+    fn ts(number: u16) -> u32 {
+        u32::from(number) * 100
+    }
 
     fn drain(reorder: &mut Reorder<u16>, now: Instant) -> Vec<u16> {
         std::iter::from_fn(|| reorder.pop(now)).collect()
@@ -87,10 +104,10 @@ mod tests {
         let mut reorder = Reorder::new();
         let now = Instant::now();
         for number in [65_534_u16, 65_535, 0, 1] {
-            reorder.push(now, number, number);
+            reorder.push(now, number, ts(number), number);
         }
         assert_eq!(drain(&mut reorder, now), [65_534, 65_535, 0, 1]);
-        reorder.push(now, 0, 0);
+        reorder.push(now, 0, ts(0), 0);
         assert_eq!(drain(&mut reorder, now), Vec::<u16>::new());
         assert_eq!(reorder.deadline(), None);
     }
@@ -99,14 +116,14 @@ mod tests {
     fn a_gap_holds_what_follows_until_the_repair_comes() {
         let mut reorder = Reorder::new();
         let start = Instant::now();
-        reorder.push(start, 10, 10);
-        reorder.push(start, 12, 12);
-        reorder.push(start, 13, 13);
+        reorder.push(start, 10, ts(10), 10);
+        reorder.push(start, 12, ts(12), 12);
+        reorder.push(start, 13, ts(13), 13);
         assert_eq!(drain(&mut reorder, start), [10]);
         assert_eq!(reorder.deadline(), Some(start + REPAIR_WAIT));
         // The resent packet arrives within the wait: everything goes on, in order.
         let repaired = start + Duration::from_millis(120);
-        reorder.push(repaired, 11, 11);
+        reorder.push(repaired, 11, ts(11), 11);
         assert_eq!(drain(&mut reorder, repaired), [11, 12, 13]);
         assert_eq!(reorder.gaps_given_up, 0);
     }
@@ -115,24 +132,38 @@ mod tests {
     fn a_gap_not_filled_in_time_is_given_up_and_a_late_repair_dropped() {
         let mut reorder = Reorder::new();
         let start = Instant::now();
-        reorder.push(start, 1, 1);
-        reorder.push(start, 3, 3);
+        reorder.push(start, 1, ts(1), 1);
+        reorder.push(start, 3, ts(3), 3);
         assert_eq!(drain(&mut reorder, start), [1]);
         let almost = start + REPAIR_WAIT.saturating_sub(Duration::from_millis(1));
         assert_eq!(drain(&mut reorder, almost), Vec::<u16>::new());
         assert_eq!(drain(&mut reorder, start + REPAIR_WAIT), [3]);
         assert_eq!(reorder.gaps_given_up, 1);
-        reorder.push(start + REPAIR_WAIT, 2, 2);
+        reorder.push(start + REPAIR_WAIT, 2, ts(2), 2);
         assert_eq!(drain(&mut reorder, start + REPAIR_WAIT), Vec::<u16>::new());
+    }
+
+    #[test]
+    fn an_outage_s_wide_gap_is_given_up_at_once() {
+        let mut reorder = Reorder::new();
+        let now = Instant::now();
+        reorder.push(now, 100, 0, 100);
+        // Three packets missing, but a second of the stream's time: an outage.
+        reorder.push(now, 104, 90_000, 104);
+        assert_eq!(drain(&mut reorder, now), [100, 104]);
+        assert_eq!(reorder.gaps_given_up, 1);
+        // A short gap still waits.
+        reorder.push(now, 106, 90_000 + 3_000, 106);
+        assert_eq!(drain(&mut reorder, now), Vec::<u16>::new());
     }
 
     #[test]
     fn too_much_held_gives_the_gap_up_at_once() {
         let mut reorder = Reorder::new();
         let now = Instant::now();
-        reorder.push(now, 0, 0);
+        reorder.push(now, 0, ts(0), 0);
         for number in 2..(MAX_HELD as u16 + 3) {
-            reorder.push(now, number, number);
+            reorder.push(now, number, ts(number), number);
         }
         let passed = drain(&mut reorder, now);
         assert_eq!(passed.first(), Some(&0));

@@ -388,7 +388,9 @@ pub async fn receive(
             slot.counters
                 .bytes_received
                 .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-            reorder.push(Instant::now(), packet.header.sequence_number, packet);
+            let header = &packet.header;
+            let (sequence_number, timestamp) = (header.sequence_number, header.timestamp);
+            reorder.push(Instant::now(), sequence_number, timestamp, packet);
         }
         let now = Instant::now();
         while let Some(packet) = reorder.pop(now) {
@@ -443,6 +445,16 @@ struct Assembler {
     damaged: bool,
     /// A unit was dropped since the caller last looked: time to ask for a key frame.
     lost: bool,
+    /// A picture was lost: the ones after it refer to it, so nothing but a key frame can be
+    /// decoded until one comes (a decoder would show them broken, or stale).
+    waiting_for_key: bool,
+}
+
+/// Whether an Annex B access unit starts a fresh picture: an IDR slice (NAL type 5) or a
+/// sequence parameter set (7) in it.
+fn is_key_frame(unit: &[u8]) -> bool {
+    unit.windows(4)
+        .any(|bytes| bytes[..3] == [0, 0, 1] && matches!(bytes[3] & 0x1F, 5 | 7))
 }
 
 impl Assembler {
@@ -480,7 +492,16 @@ impl Assembler {
         self.timestamp = None;
         if std::mem::take(&mut self.damaged) {
             self.lost = true;
+            self.waiting_for_key = true;
             return None;
+        }
+        if self.waiting_for_key {
+            if !is_key_frame(&unit) {
+                // Still broken: keep asking.
+                self.lost = true;
+                return None;
+            }
+            self.waiting_for_key = false;
         }
         (!unit.is_empty()).then_some(unit)
     }
@@ -592,9 +613,17 @@ mod tests {
         // Packet 2 (the first half of picture 1) is lost.
         assert_eq!(assembler.push(&packet(3, 1, true)), None);
         assert!(std::mem::take(&mut assembler.lost));
-        // The next whole picture passes again.
+        // The next whole picture refers to the lost one: dropped, and the request stands.
         assert!(assembler.push(&packet(4, 2, false)).is_none());
-        assert!(assembler.push(&packet(5, 2, true)).is_some());
+        assert!(assembler.push(&packet(5, 2, true)).is_none());
+        assert!(std::mem::take(&mut assembler.lost));
+        // A key frame passes, and so does what follows it.
+        let key = Packet {
+            payload: Bytes::from_static(&[0x65, 0x88, 0x02, 0x03]),
+            ..packet(6, 3, true)
+        };
+        assert!(assembler.push(&key).is_some());
+        assert!(assembler.push(&packet(7, 4, true)).is_some());
         assert!(!assembler.lost);
     }
 
