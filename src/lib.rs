@@ -44,7 +44,9 @@
 //!   [`signaling::Server`] around it.
 //! - [`media`]: WebRTC, codecs, devices and frame slots. It takes commands and reports
 //!   [`media::MediaEvent`]s; it never decides a call's fate. Its set-up decisions are sans-IO
-//!   ([`media::negotiation`], [`media::mesh`]).
+//!   ([`media::negotiation`], [`media::mesh`]), and so are the links impaired on purpose
+//!   ([`media::impair`], applied at the wire end of each connection by [`media::link`]) and the
+//!   reordering of video packets behind a gap ([`media::reorder`]).
 //! - [`engine`]: the sans-IO [`engine::Driver`] (call core + media + kit glue, given `now`), the
 //!   client task that carries out its outputs, the demo peers' scripts, and the engine thread.
 //! - [`ui`]: the eframe window; it only draws what the engine reported and sends commands.

@@ -364,14 +364,6 @@ impl Impairer {
         self.bad
     }
 
-    /// Whether a packet entering at `now` is lost (the cut, then the loss model), with no
-    /// say on its delay: for a copy resent over the same link.
-    pub fn loses(&mut self, now: MonoTime) -> bool {
-        self.cut
-            .is_some_and(|(from, until)| from <= now && now < until)
-            || self.lost()
-    }
-
     /// A packet of `bytes` enters the link at `now`: its fate.
     pub fn packet(&mut self, now: MonoTime, bytes: usize) -> Fate {
         if self
@@ -386,11 +378,13 @@ impl Impairer {
         let mut leaves = now;
         if let Some(rate) = self.impairment.rate_kbit {
             let start = self.link_free_at.max(now);
-            if start.since(now) > MAX_QUEUE {
-                return Fate::Dropped;
-            }
             // bits / (kbit/s) = ms; in µs: bytes * 8 * 1000 / rate.
             let sending = Duration::from_micros((bytes as u64 * 8_000).div_ceil(rate));
+            // The queue holds what fits in it, so a small packet may still fit where a large
+            // one would not.
+            if (start + sending).since(now) > MAX_QUEUE {
+                return Fate::Dropped;
+            }
             self.link_free_at = start + sending;
             leaves = self.link_free_at;
         }

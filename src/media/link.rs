@@ -369,19 +369,22 @@ impl LinkInterceptor {
                 let Some((_, copy)) = self.lost.remove(index) else {
                     continue;
                 };
-                let arrives = now + rtt;
-                let lost_again = self
-                    .inbound
-                    .impairer
-                    .as_mut()
-                    .is_some_and(|impairer| impairer.loses(mono(self.epoch, arrives)));
-                if lost_again {
+                // The copy crosses the link as any packet does (its loss, its cap, its delay),
+                // and comes no sooner than a round trip after the request.
+                let entered = mono(self.epoch, now);
+                let fate = match self.inbound.impairer.as_mut() {
+                    Some(impairer) => impairer.packet(entered, size_of(&copy.message.packet)),
+                    None => Fate::Arrives(entered),
+                };
+                let Fate::Arrives(at) = fate else {
                     self.dropped();
                     self.lost.push_back((key, copy));
-                } else {
-                    self.resent_count += 1;
-                    self.resent.insert((arrives, self.resent_count), copy);
-                }
+                    continue;
+                };
+                let crossed = now + Duration::from_micros(at.as_micros() - entered.as_micros());
+                self.resent_count += 1;
+                self.resent
+                    .insert((crossed.max(now + rtt), self.resent_count), copy);
             }
         }
     }
