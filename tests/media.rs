@@ -196,7 +196,7 @@ fn two_clients_carry_video_and_audio_both_ways() {
 }
 
 #[test]
-fn a_group_call_decodes_every_other_participant() {
+fn a_group_call_decodes_every_other_participant_and_one_peer_s_link_is_impaired_alone() {
     let _serial = serial();
     let net = Net::start();
     let bob = answering(&net, "bob");
@@ -214,6 +214,28 @@ fn a_group_call_decodes_every_other_participant() {
             }
         }
     }
+    // Alice's link to bob alone loses 10 % of what she sends: bob measures it, carol does not.
+    alice.send(EngineCommand::Impair(
+        "loss=10%,dir=send,peer=bob".parse().expect("a rule"),
+    ));
+    let carol_from = stats_of(&carol, "alice").len() + 1;
+    let at_bob = mean(
+        next_stats(&bob, "alice", 6)
+            .iter()
+            .map(|stats| stats.loss_pct),
+    );
+    let at_carol: Vec<f64> = stats_of(&carol, "alice")
+        .split_off(carol_from)
+        .iter()
+        .map(|stats| stats.loss_pct)
+        .collect();
+    println!("10 % on alice's link to bob: bob measured {at_bob:.2} %, carol {at_carol:?}");
+    assert!((7.0..=13.0).contains(&at_bob), "bob measured {at_bob:.2} %");
+    assert!(at_carol.len() >= 4, "carol's statistics: {at_carol:?}");
+    assert!(
+        mean(at_carol.iter().copied()) < 1.0,
+        "carol measured {at_carol:?}"
+    );
     alice.send(EngineCommand::Hangup);
     bob.send(EngineCommand::Hangup);
     for me in [&alice, &bob, &carol] {
