@@ -762,3 +762,65 @@ fn flaky_answers_then_its_link_turns_bad_and_good_in_twelve_second_spells_until_
     );
     world.assert_contract();
 }
+
+#[test]
+fn every_demo_flow_gets_its_end_of_call_record_and_its_events_at_the_real_timings() {
+    use callscope::signaling::webhook::CallResult;
+    let mut world = alice();
+    let cases: [(&str, CallResult, Duration); 5] = [
+        ("echo", CallResult::NormalEnd, Duration::from_secs(3)),
+        ("decline", CallResult::Reject, Duration::from_secs(3)),
+        ("busy", CallResult::CallBusy, Duration::from_secs(3)),
+        // The 30 s ringing timeout, as a user gets it.
+        ("noanswer", CallResult::NotAnswer, Duration::from_secs(33)),
+        ("hangup", CallResult::NormalEnd, Duration::from_secs(6)),
+    ];
+    for (peer, expected, limit) in cases {
+        let before = world.call_records.len();
+        dial(&mut world, &[peer], MediaType::Video);
+        if peer == "echo" {
+            until_connected(&mut world, "alice", Duration::from_secs(3));
+            world.run_for(Duration::from_secs(1));
+            hang_up(&mut world);
+        }
+        assert!(
+            world.run_until(limit, |w| w.call_records.len() > before),
+            "no end-of-call record for {peer}"
+        );
+        let record = world.call_records.last().unwrap().clone();
+        assert_eq!(record.call_result, expected, "{peer}: {record:?}");
+        assert_eq!(record.caller, "alice");
+        assert_eq!(record.total_num, 2);
+        let accepted = expected == CallResult::NormalEnd;
+        assert_eq!(record.accept_ts > 0, accepted, "{peer}: {record:?}");
+        assert!(record.end_ts >= record.start_call_ts);
+        if peer == "noanswer" {
+            let rang = record.end_ts - record.start_call_ts;
+            assert!((30_000..32_000).contains(&rang), "rang {rang} ms");
+        }
+        let names: Vec<&str> = world
+            .call_events
+            .iter()
+            .filter(|event| event.call_id == record.call_id)
+            .map(|event| event.event_type.as_str())
+            .collect();
+        assert_eq!(
+            names.first(),
+            Some(&"caller_start_call"),
+            "{peer}: {names:?}"
+        );
+        until_idle(&mut world, "alice", Duration::from_secs(2));
+        world.run_for(Duration::from_secs(3));
+    }
+    // Alice cancels a ringing call.
+    let before = world.call_records.len();
+    dial(&mut world, &["noanswer"], MediaType::Audio);
+    world.run_for(Duration::from_secs(2));
+    hang_up(&mut world);
+    assert!(world.run_until(Duration::from_secs(1), |w| w.call_records.len() > before));
+    assert_eq!(
+        world.call_records.last().unwrap().call_result,
+        CallResult::Cancel
+    );
+    world.assert_contract();
+}

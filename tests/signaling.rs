@@ -801,3 +801,154 @@ fn the_server_records_its_routing_for_the_participants_who_asked_and_nobody_else
     assert!(server_side(&carol).is_empty(), "{:?}", server_side(&carol));
     assert!(carol.entries().iter().all(|entry| entry.call_id.is_none()));
 }
+
+/// One webhook request as the receiver took it.
+#[derive(Debug)]
+struct Hook {
+    id: u64,
+    body: serde_json::Value,
+    signed: bool,
+}
+
+/// A backend's webhook receiver on `port`: checks each request's signature, keeps it, and
+/// answers 200. Its thread waits for connections until the test process ends.
+fn webhook_receiver(
+    port: u16,
+    secret: &'static [u8],
+    hooks: std::sync::Arc<std::sync::Mutex<Vec<Hook>>>,
+) {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the receiver's port");
+    std::thread::Builder::new()
+        .name("webhook-receiver".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("a clone"));
+                let mut headers = std::collections::BTreeMap::new();
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|read| read > 0) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.trim_end().split_once(": ") {
+                        headers.insert(name.to_ascii_lowercase(), value.to_owned());
+                    }
+                    line.clear();
+                }
+                let length: usize = headers["content-length"].parse().expect("a length");
+                let mut body = vec![0_u8; length];
+                reader.read_exact(&mut body).expect("the body");
+                let body = String::from_utf8(body).expect("UTF-8");
+                let timestamp: u64 = headers["x-callscope-timestamp"].parse().expect("a time");
+                let signature = callscope::signaling::webhook::sign(secret, timestamp, &body);
+                let signed = headers["x-callscope-signature"] == format!("sha256={signature}");
+                let body: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+                let id = body["EventId"].as_u64().expect("an id");
+                hooks
+                    .lock()
+                    .expect("the hooks")
+                    .push(Hook { id, body, signed });
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        })
+        .expect("the receiver starts");
+}
+
+#[test]
+fn webhooks_reach_the_backend_signed_in_order_once_each_even_after_it_was_down() {
+    use std::sync::{Arc, Mutex};
+    const HOOK_SECRET: &[u8] = b"the backend's webhook secret";
+    // A free port, and nobody listening on it yet: the backend is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    let net = Net::start_with(|config| {
+        config.webhook = Some(callscope::signaling::WebhookConfig::new(&url, HOOK_SECRET));
+    });
+    let bob = net.scripted(
+        "bob",
+        callscope::engine::Script::new(callscope::engine::Behaviour::Answer {
+            after: Duration::from_millis(200),
+        }),
+    );
+    let alice = net.online("alice");
+    alice.dial(&["bob"], MediaType::Audio, 30);
+    alice.wait_for("the call to connect", |a| a.status().is_calling());
+    alice.send(EngineCommand::Hangup);
+    alice.wait_idle();
+    // A call declined while the backend is still down.
+    let carol = net.scripted(
+        "carol",
+        callscope::engine::Script::new(callscope::engine::Behaviour::Decline {
+            after: Duration::from_millis(200),
+        }),
+    );
+    alice.dial(&["carol"], MediaType::Video, 30);
+    alice.wait_for("carol's rejection", |a| {
+        a.ended_with().is_some() && a.status() == CallStatus::Idle
+    });
+    // It has been failing for a while; it comes up and everything arrives.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        net.stats()
+            .webhook_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    let hooks = Arc::new(Mutex::new(Vec::new()));
+    webhook_receiver(port, HOOK_SECRET, Arc::clone(&hooks));
+    let ended = |hooks: &[Hook]| {
+        hooks
+            .iter()
+            .filter(|hook| hook.body["EventType"] == "call_end_status")
+            .count()
+    };
+    alice.wait_for_within("both end-of-call records", Duration::from_secs(45), |_| {
+        ended(&hooks.lock().unwrap()) == 2
+    });
+    let hooks = hooks.lock().unwrap();
+    let ids: Vec<u64> = hooks.iter().map(|hook| hook.id).collect();
+    let expected: Vec<u64> = (1..=ids.len() as u64).collect();
+    assert_eq!(ids, expected, "in order, once each");
+    assert!(
+        hooks.iter().all(|hook| hook.signed),
+        "every signature checks"
+    );
+    let names: Vec<(&str, &str)> = hooks
+        .iter()
+        .map(|hook| {
+            (
+                hook.body["EventType"].as_str().unwrap_or_default(),
+                hook.body["CallResult"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("caller_start_call", ""),
+            ("callee_receive_call", ""),
+            ("callee_accept_call", ""),
+            ("caller_call_end", ""),
+            ("call_end_status", "normal_end"),
+            ("caller_start_call", ""),
+            ("callee_receive_call", ""),
+            ("callee_reject_call", ""),
+            ("call_end_status", "reject"),
+        ]
+    );
+    let record = &hooks[4].body;
+    assert_eq!(record["Caller"], "alice");
+    assert_eq!(record["TotalNum"], 2);
+    let (start, accept, end) = (
+        record["StartCallTs"].as_u64().unwrap(),
+        record["AcceptTs"].as_u64().unwrap(),
+        record["EndTs"].as_u64().unwrap(),
+    );
+    assert!(start <= accept && accept <= end, "{record}");
+    assert_eq!(hooks[8].body["AcceptTs"], 0);
+    drop((bob, carol));
+}

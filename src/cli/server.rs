@@ -12,7 +12,7 @@ use callscope::media::Resolution;
 use callscope::signaling::usersig::{
     self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, Revocations, SigPolicy, UserSigClaims,
 };
-use callscope::signaling::{Server, ServerConfig, TransportLimits};
+use callscope::signaling::{Server, ServerConfig, TransportLimits, WebhookConfig};
 use callscope::timeline::Timeline;
 
 /// Entries a server's timeline keeps on disk (the newest).
@@ -47,6 +47,15 @@ pub struct ServerArgs {
     /// Connections from one address still in their WebSocket handshake.
     #[arg(long, default_value_t = TransportLimits::default().max_handshakes_per_ip, value_name = "N")]
     pub max_handshakes_per_ip: usize,
+    /// POST every call's events (`caller_start_call`, `callee_accept_call`, …) and its
+    /// end-of-call record (`call_end_status` with `CallResult`) to this `http://` URL, signed,
+    /// in order, retried with backoff.
+    #[arg(long, value_name = "URL", requires = "webhook_secret")]
+    pub webhook: Option<String>,
+    /// The file whose first line is the secret webhook bodies are signed with (HMAC-SHA256
+    /// of `TIMESTAMP.BODY`, in `X-Callscope-Signature: sha256=HEX`).
+    #[arg(long, value_name = "FILE", requires = "webhook")]
+    pub webhook_secret: Option<PathBuf>,
 }
 
 /// Options of `callscope usersig`.
@@ -129,6 +138,13 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
         config.transport.max_connections_per_ip = args.max_connections_per_ip;
         config.transport.max_handshakes_per_ip = args.max_handshakes_per_ip;
         config.kit = Some(kit);
+        if let (Some(url), Some(secret)) = (&args.webhook, &args.webhook_secret) {
+            let text = std::fs::read_to_string(secret)
+                .with_context(|| format!("reading the webhook secret {}", secret.display()))?;
+            let secret = text.lines().next().unwrap_or_default().trim();
+            anyhow::ensure!(!secret.is_empty(), "the webhook secret file is empty");
+            config.webhook = Some(WebhookConfig::new(url, secret.as_bytes()));
+        }
         let server = Server::start(config)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

@@ -1,12 +1,16 @@
-//! Signaling: the protocol, UserSig tokens, the sans-IO switchboard and the WebSocket server.
+//! Signaling: the protocol, UserSig tokens, the sans-IO switchboard, the WebSocket server, and
+//! the call webhooks for an app's backend.
 
 mod protocol;
 mod server;
 pub mod switchboard;
 pub mod usersig;
+pub mod webhook;
+mod webhook_post;
 
 pub use protocol::{
     ClientMessage, Contact, DecodeError, MAX_FRAME_BYTES, MAX_SHARED_ENTRIES,
     MAX_SHARED_ENTRY_BYTES, PROTOCOL_VERSION, ServerMessage, decode_client, decode_server, encode,
 };
 pub use server::{Server, ServerConfig, ServerStats, TransportLimits};
+pub use webhook_post::{WebhookConfig, parse_url};

@@ -102,6 +102,8 @@ pub struct ServerConfig {
     pub revocations: Option<PathBuf>,
     /// Where refused requests are recorded, if anywhere.
     pub kit: Option<CallKit>,
+    /// Where call events and end-of-call records are posted, if anywhere.
+    pub webhook: Option<super::WebhookConfig>,
 }
 
 impl ServerConfig {
@@ -118,6 +120,7 @@ impl ServerConfig {
             transport: TransportLimits::default(),
             revocations: None,
             kit: None,
+            webhook: None,
         }
     }
 }
@@ -133,6 +136,12 @@ pub struct ServerStats {
     pub online: AtomicUsize,
     /// Calls in progress.
     pub calls: AtomicUsize,
+    /// Webhook bodies the backend took.
+    pub webhooks_delivered: AtomicU64,
+    /// Webhook events dropped: the queue (or the hand-over to it) was full.
+    pub webhooks_dropped: AtomicU64,
+    /// Webhook POSTs that failed (each is tried again later).
+    pub webhook_failures: AtomicU64,
     /// Frames received so far.
     pub frames: AtomicU64,
     /// Connections turned away at once (over a cap).
@@ -281,6 +290,19 @@ impl Server {
         if transport.max_connections == 0 {
             transport.max_connections = default_max_connections();
         }
+        let webhooks = match config.webhook {
+            Some(webhook) => {
+                let target = super::parse_url(&webhook.url).map_err(|reason| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, reason)
+                })?;
+                Some(super::webhook_post::start(
+                    webhook,
+                    target,
+                    Arc::clone(&stats),
+                ))
+            }
+            None => None,
+        };
         let board = Switchboard::new(SwitchboardConfig {
             keys: config.keys,
             app_id: config.app_id,
@@ -288,6 +310,7 @@ impl Server {
             list_online_users: config.list_online_users,
             limits: config.limits,
             policy: config.policy,
+            webhooks: webhooks.is_some(),
         });
         let hub = tokio::spawn(run_hub(
             hub_rx,
@@ -297,6 +320,7 @@ impl Server {
                 stats: Arc::clone(&stats),
                 online: online_tx,
                 revocations: config.revocations,
+                webhooks,
             },
             shutdown_rx.clone(),
         ));
@@ -622,6 +646,7 @@ struct Hub {
     stats: Arc<ServerStats>,
     online: watch::Sender<usize>,
     revocations: Option<PathBuf>,
+    webhooks: Option<mpsc::Sender<super::webhook_post::Outgoing>>,
 }
 
 async fn run_hub(
@@ -741,7 +766,20 @@ fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, Outbox>, h
                 error,
                 unrecorded,
             } => record_refusal(hub.kit.as_ref(), &user, &error, unrecorded),
+            Output::CallEvent(event) => hand_over(hub, super::webhook_post::Outgoing::Event(event)),
+            Output::CallEnded(record) => {
+                hand_over(hub, super::webhook_post::Outgoing::Ended(record));
+            }
         }
+    }
+}
+
+/// Gives the webhooks' driver an event without waiting; a full hand-over drops and counts it.
+fn hand_over(hub: &Hub, outgoing: super::webhook_post::Outgoing) {
+    if let Some(webhooks) = &hub.webhooks
+        && webhooks.try_send(outgoing).is_err()
+    {
+        hub.stats.webhooks_dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -128,6 +128,10 @@ pub struct World {
     ice_epochs: BTreeMap<u64, u64>,
     /// Every media negotiation message a client received: when, to whom, from whom.
     negotiation_messages: Vec<(MonoTime, String, String)>,
+    /// The end-of-call records the server made for the webhooks, in order.
+    pub call_records: Vec<callscope::signaling::webhook::CallRecordEvent>,
+    /// The call events the server made for the webhooks, in order.
+    pub call_events: Vec<callscope::signaling::webhook::CallEvent>,
 }
 
 impl World {
@@ -158,6 +162,8 @@ impl World {
             server_down: false,
             ice_epochs: BTreeMap::new(),
             negotiation_messages: Vec::new(),
+            call_records: Vec::new(),
+            call_events: Vec::new(),
         }
     }
 
@@ -657,6 +663,8 @@ impl World {
                     self.schedule(HOP, Due::Closed { session });
                 }
                 BoardOutput::Refused { .. } => {}
+                BoardOutput::CallEvent(event) => self.call_events.push(event),
+                BoardOutput::CallEnded(record) => self.call_records.push(record),
             }
         }
     }
@@ -1008,6 +1016,7 @@ fn board_config(demo_contacts: Vec<callscope::signaling::Contact>) -> Switchboar
         list_online_users: true,
         limits: callscope::signaling::switchboard::Limits::default(),
         policy: callscope::signaling::usersig::SigPolicy::default(),
+        webhooks: true,
     }
 }
 

@@ -9,6 +9,7 @@ use crate::model::{CallError, ErrorCode, MAX_PARTICIPANTS, MediaType};
 use super::super::protocol::{ClientMessage, ServerMessage};
 use super::record::{CallRecord, Member};
 use super::{Output, SessionId, Switchboard};
+use crate::signaling::webhook::CallResult;
 
 /// How a callee declined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +126,10 @@ impl Switchboard {
                     members: BTreeMap::new(),
                     left: BTreeSet::new(),
                     relayed: std::collections::HashMap::new(),
+                    started_millis: now_millis,
+                    accepted_millis: None,
+                    outcome: None,
+                    total: 1 + callees.len(),
                 };
                 self.invite(&call_id, now_millis, record, &callees)
             }
@@ -232,14 +237,18 @@ impl Switchboard {
             .partition(|callee| self.saturated(callee));
         let caller = record.caller.clone();
         let only_caller = [caller.clone()];
+        // Not a call on the board yet: its first events are told here.
+        self.call_event(call_id, "caller_start_call", &caller, &caller, record.media);
         self.trace(call_id, "caller_start_call", &caller, &only_caller);
         self.send_to_user(
             &caller,
             ServerMessage::call(call_id, Signal::InviteDelivered { offline }),
         );
         for user_id in &busy {
+            self.call_event(call_id, "caller_call_busy", user_id, &caller, record.media);
             self.trace(call_id, "caller_call_busy", user_id, &only_caller);
         }
+        let busy_count = busy.len();
         for user_id in busy {
             self.send_to_user(
                 &caller,
@@ -247,6 +256,24 @@ impl Switchboard {
             );
         }
         if reached.is_empty() {
+            // Nobody could be reached: the call is over as it starts.
+            if self.config.webhooks {
+                let ended = crate::signaling::webhook::CallRecordEvent {
+                    call_id: call_id.to_owned(),
+                    caller: caller.clone(),
+                    call_result: if busy_count > 0 {
+                        CallResult::CallBusy
+                    } else {
+                        CallResult::NotAnswer
+                    },
+                    start_call_ts: now_millis,
+                    accept_ts: 0,
+                    end_ts: now_millis,
+                    total_num: record.total,
+                    media_type: record.media.as_str().to_owned(),
+                };
+                self.out.push_back(Output::CallEnded(ended));
+            }
             self.remember_ended(call_id.to_owned(), BTreeSet::from([caller]));
             return Ok(());
         }
@@ -480,6 +507,7 @@ impl Switchboard {
                 };
                 record.members.insert(new.clone(), member);
             }
+            record.total += reached.len();
         }
         for new in &reached {
             self.trace(call_id, "invite_user", new, &[]);
@@ -612,6 +640,19 @@ impl Switchboard {
     fn end_call(&mut self, call_id: &str) {
         let mut members = BTreeSet::new();
         if let Some(record) = self.calls.remove(call_id) {
+            if self.config.webhooks {
+                let ended = crate::signaling::webhook::CallRecordEvent {
+                    call_id: call_id.to_owned(),
+                    caller: record.caller.clone(),
+                    call_result: record.result(),
+                    start_call_ts: record.started_millis,
+                    accept_ts: record.accepted_millis.unwrap_or(0),
+                    end_ts: self.now_millis,
+                    total_num: record.total,
+                    media_type: record.media.as_str().to_owned(),
+                };
+                self.out.push_back(Output::CallEnded(ended));
+            }
             for member in record.members.keys() {
                 if let Some(calls) = self.calls_of_user.get_mut(member) {
                     calls.remove(call_id);

@@ -77,6 +77,10 @@ pub enum Output {
         /// Refusals of the same connection not recorded since the last record.
         unrecorded: u64,
     },
+    /// A routing step of a call, for the webhooks (only when they are on).
+    CallEvent(super::webhook::CallEvent),
+    /// A call is over: its end-of-call record, for the webhooks (only when they are on).
+    CallEnded(super::webhook::CallRecordEvent),
 }
 
 /// Settings of a switchboard.
@@ -94,6 +98,8 @@ pub struct SwitchboardConfig {
     pub limits: Limits,
     /// Lifetime and clock-skew bounds of UserSigs.
     pub policy: SigPolicy,
+    /// Whether call events and end-of-call records come out for the webhooks.
+    pub webhooks: bool,
 }
 
 /// Refusals of one connection in the current window.
@@ -583,6 +589,7 @@ impl Switchboard {
     /// The server's record of a routing step (`name`, about `user`) to every member of
     /// `call_id` and every one of `also` who asked for traces.
     fn trace(&mut self, call_id: &str, name: &str, user: &str, also: &[String]) {
+        self.note_step(call_id, name, user);
         // Who asked, found without copying a name: most sessions never ask, and this runs on
         // every routing step.
         let members = self
@@ -610,6 +617,40 @@ impl Switchboard {
             };
             self.send(session, message);
         }
+    }
+
+    /// What a routing step means for the call's end-of-call record, and its webhook event.
+    fn note_step(&mut self, call_id: &str, name: &str, user: &str) {
+        let now = self.now_millis;
+        let Some(record) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        record.note(name, now);
+        let (caller, media) = (record.caller.clone(), record.media);
+        self.call_event(call_id, name, user, &caller, media);
+    }
+
+    /// A webhook event for a step of `call_id`, when webhooks are on.
+    fn call_event(
+        &mut self,
+        call_id: &str,
+        name: &str,
+        user: &str,
+        caller: &str,
+        media: crate::model::MediaType,
+    ) {
+        if !self.config.webhooks {
+            return;
+        }
+        let event = super::webhook::CallEvent {
+            event_type: name.to_owned(),
+            call_id: call_id.to_owned(),
+            user_id: user.to_owned(),
+            caller: caller.to_owned(),
+            media_type: media.as_str().to_owned(),
+            event_ts: self.now_millis,
+        };
+        self.out.push_back(Output::CallEvent(event));
     }
 
     fn send_to_user(&mut self, user: &str, message: ServerMessage) {

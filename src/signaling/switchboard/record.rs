@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::MediaType;
+use crate::signaling::webhook::CallResult;
 
 /// A member of a call on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +38,56 @@ pub(super) struct CallRecord {
     pub left: BTreeSet<String>,
     /// Media negotiation relayed so far, by (from, to).
     pub relayed: HashMap<(String, String), Relayed>,
+    /// When it was placed, Unix milliseconds.
+    pub started_millis: u64,
+    /// When it was first accepted.
+    pub accepted_millis: Option<u64>,
+    /// How it is ending, as far as its steps tell.
+    pub outcome: Option<CallResult>,
+    /// Everyone ever in it or invited into it, the caller too.
+    pub total: usize,
 }
 
 impl CallRecord {
+    /// A step of the call (named as its webhook event) at `now_millis`.
+    pub fn note(&mut self, name: &str, now_millis: u64) {
+        let outcome = match name {
+            "callee_accept_call" => {
+                self.accepted_millis.get_or_insert(now_millis);
+                return;
+            }
+            // A caller gives up by itself when its ringing timeout passes: that is no answer.
+            "caller_cancel_call" if self.rang_out(now_millis) => CallResult::NotAnswer,
+            "caller_cancel_call" => CallResult::Cancel,
+            "callee_reject_call" => CallResult::Reject,
+            "caller_call_busy" => CallResult::CallBusy,
+            "callee_not_answer_call" => CallResult::NotAnswer,
+            "caller_call_interrupted" | "callee_call_interrupted" => CallResult::Interrupt,
+            _ => return,
+        };
+        // Once it connected, only an interruption changes how it ends.
+        if self.accepted_millis.is_none() || outcome == CallResult::Interrupt {
+            self.outcome = Some(outcome);
+        }
+    }
+
+    /// Whether the ringing timeout has passed by `now_millis` (within half a second, the
+    /// caller's clock and the hop).
+    fn rang_out(&self, now_millis: u64) -> bool {
+        self.timeout_secs > 0
+            && now_millis.saturating_sub(self.started_millis) + 500
+                >= u64::from(self.timeout_secs) * 1000
+    }
+
+    /// How it ended, when it ends now.
+    pub fn result(&self) -> CallResult {
+        match (self.accepted_millis, self.outcome) {
+            (Some(_), Some(CallResult::Interrupt)) | (None, None) => CallResult::Interrupt,
+            (Some(_), _) => CallResult::NormalEnd,
+            (None, Some(outcome)) => outcome,
+        }
+    }
+
     /// Whether `user` is invited and has not answered.
     pub fn is_ringing(&self, user: &str) -> bool {
         self.members.get(user).is_some_and(|member| !member.joined)

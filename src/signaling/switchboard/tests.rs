@@ -50,6 +50,7 @@ impl Board {
                 list_online_users: false,
                 limits: Limits::default(),
                 policy: SigPolicy::default(),
+                webhooks: false,
             }),
             now: T0,
             inbox: BTreeMap::new(),
@@ -66,6 +67,7 @@ impl Board {
                 } => self.inbox.entry(session).or_default().push(message),
                 Output::Close { session } => self.closed.push(session),
                 Output::Refused { .. } => self.refused_records += 1,
+                Output::CallEvent(_) | Output::CallEnded(_) => {}
             }
         }
     }
