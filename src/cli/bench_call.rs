@@ -548,7 +548,7 @@ fn cut_and_recover(
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
     std::thread::sleep(Duration::from_secs_f64(seconds / 2.0));
-    let for_millis = Duration::from_secs_f64(cut.max(0.0)).as_millis() as u64;
+    let for_millis = super::session::seconds(cut).as_millis() as u64;
     caller
         .commands
         .try_send(EngineCommand::CutMedia { for_millis })

@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use crate::model::MonoTime;
 
+/// The longest delay or jitter a link takes (anything longer is an outage: cut it instead).
+pub const MAX_DELAY: Duration = Duration::from_secs(10);
+
 /// The most a capped link queues before it drops the tail.
 pub const MAX_QUEUE: Duration = Duration::from_millis(300);
 
@@ -139,8 +142,13 @@ impl FromStr for Impairment {
                     }
                     impairment.burst = burst;
                 }
-                "delay" => impairment.delay = millis(value).ok_or_else(bad)?,
-                "jitter" => impairment.jitter = millis(value).ok_or_else(bad)?,
+                "delay" => {
+                    impairment.delay = millis(value).filter(|d| *d <= MAX_DELAY).ok_or_else(bad)?;
+                }
+                "jitter" => {
+                    impairment.jitter =
+                        millis(value).filter(|d| *d <= MAX_DELAY).ok_or_else(bad)?;
+                }
                 "rate" => {
                     let rate: u64 = value
                         .strip_suffix("kbit")
@@ -429,6 +437,7 @@ mod tests {
         for bad in [
             "loss=120%",
             "delay=soon",
+            "delay=20000ms",
             "rate=0kbit",
             "colour=red",
             "loss",

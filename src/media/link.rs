@@ -64,6 +64,8 @@ pub struct LinkCounters {
     /// The last round trip measured from our sender reports and the far end's answers to
     /// them, in µs (0: none yet). Unlike the ICE checks, these cross the impaired link.
     pub rtt_micros: AtomicU64,
+    /// How many round trips were measured so far (a stale one is not trusted).
+    pub rtt_measurements: AtomicU64,
 }
 
 /// The handle the media session keeps to one peer's link.
@@ -134,7 +136,11 @@ impl Lane {
                 let at = now + Duration::from_micros(at.as_micros() - entered.as_micros());
                 if at <= now && self.held.is_empty() {
                     self.ready.push_back(packet);
+                } else if self.held.len() >= MAX_HELD {
+                    return Some(packet);
                 } else {
+                    // A fresh impairer (the settings changed) knows nothing of what is held.
+                    let at = self.held.back().map_or(at, |(last, _)| at.max(*last));
                     self.held.push_back((at, packet));
                 }
                 None
@@ -253,6 +259,10 @@ impl std::fmt::Debug for LinkInterceptor {
     }
 }
 
+/// Packets on their way in one direction at most (10 s of delay at 800 packets a second);
+/// more are dropped.
+const MAX_HELD: usize = 8_192;
+
 /// Inbound packets dropped here that a NACK may still ask for (about two seconds of video).
 const LOST_KEPT: usize = 512;
 
@@ -264,12 +274,13 @@ const SEND_SEED: u64 = 0x5EED_0001;
 const RECEIVE_SEED: u64 = 0x5EED_0002;
 
 impl LinkInterceptor {
-    /// The link of one peer connection, following `control`.
-    pub fn new(control: Arc<LinkControl>) -> Self {
+    /// The link of one peer connection, following `control`; its impairments count time
+    /// from `epoch`.
+    pub fn new(control: Arc<LinkControl>, epoch: Instant) -> Self {
         Self {
             control,
             generation: 0,
-            epoch: Instant::now(),
+            epoch,
             outbound: Lane::default(),
             inbound: Lane::default(),
             meter: ArrivalMeter::default(),
@@ -294,6 +305,7 @@ impl LinkInterceptor {
             }
             let mut impairer = Impairer::new(impairment, seed);
             if let Some((from, until)) = settings.cut {
+                let from = from.max(self.epoch);
                 impairer.cut(
                     mono(self.epoch, from),
                     until.saturating_duration_since(from),
@@ -345,11 +357,7 @@ impl LinkInterceptor {
     /// later, unless the link loses them again. The far end resends them too, but its copies
     /// cannot arrive: the originals were decrypted before this link dropped them, so the
     /// copies are refused as replays. This stands in for them.
-    fn resend_asked(&mut self, packet: &TaggedPacket) {
-        let Packet::Rtcp(packets) = &packet.message.packet else {
-            return;
-        };
-        let now = packet.now;
+    fn resend_asked(&mut self, now: Instant, asked: &[(u32, u16)]) {
         let rtt = Duration::from_micros(
             self.control
                 .counters
@@ -357,35 +365,29 @@ impl LinkInterceptor {
                 .load(Ordering::Relaxed)
                 .max(1_000),
         );
-        for nack in packets
-            .iter()
-            .filter_map(|packet| packet.as_any().downcast_ref::<TransportLayerNack>())
-        {
-            for sequence_number in nack.nacks.iter().flat_map(NackPair::packet_list) {
-                let key = (nack.media_ssrc, sequence_number);
-                let Some(index) = self.lost.iter().position(|(lost, _)| *lost == key) else {
-                    continue;
-                };
-                let Some((_, copy)) = self.lost.remove(index) else {
-                    continue;
-                };
-                // The copy crosses the link as any packet does (its loss, its cap, its delay),
-                // and comes no sooner than a round trip after the request.
-                let entered = mono(self.epoch, now);
-                let fate = match self.inbound.impairer.as_mut() {
-                    Some(impairer) => impairer.packet(entered, size_of(&copy.message.packet)),
-                    None => Fate::Arrives(entered),
-                };
-                let Fate::Arrives(at) = fate else {
-                    self.dropped();
-                    self.lost.push_back((key, copy));
-                    continue;
-                };
-                let crossed = now + Duration::from_micros(at.as_micros() - entered.as_micros());
-                self.resent_count += 1;
-                self.resent
-                    .insert((crossed.max(now + rtt), self.resent_count), copy);
-            }
+        for &key in asked {
+            let Some(index) = self.lost.iter().position(|(lost, _)| *lost == key) else {
+                continue;
+            };
+            let Some((_, copy)) = self.lost.remove(index) else {
+                continue;
+            };
+            // The copy crosses the link as any packet does (its loss, its cap, its delay),
+            // and comes no sooner than a round trip after the request.
+            let entered = mono(self.epoch, now);
+            let fate = match self.inbound.impairer.as_mut() {
+                Some(impairer) => impairer.packet(entered, size_of(&copy.message.packet)),
+                None => Fate::Arrives(entered),
+            };
+            let Fate::Arrives(at) = fate else {
+                self.dropped();
+                self.lost.push_back((key, copy));
+                continue;
+            };
+            let crossed = now + Duration::from_micros(at.as_micros() - entered.as_micros());
+            self.resent_count += 1;
+            self.resent
+                .insert((crossed.max(now + rtt), self.resent_count), copy);
         }
     }
 
@@ -403,10 +405,11 @@ impl LinkInterceptor {
             // The far end's delay is in 1/65536 s.
             let held = Duration::from_micros(u64::from(block.delay) * 1_000_000 / 65_536);
             let rtt = arrived.saturating_duration_since(sent).saturating_sub(held);
-            self.control
-                .counters
+            let counters = &self.control.counters;
+            counters
                 .rtt_micros
                 .store(rtt.as_micros().max(1) as u64, Ordering::Relaxed);
+            counters.rtt_measurements.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -451,6 +454,23 @@ impl LinkInterceptor {
     }
 }
 
+/// The packets a NACK among `packet`'s RTCP asks for again, by stream and number.
+fn asked_again(packet: &TaggedPacket) -> Vec<(u32, u16)> {
+    let Packet::Rtcp(packets) = &packet.message.packet else {
+        return Vec::new();
+    };
+    packets
+        .iter()
+        .filter_map(|packet| packet.as_any().downcast_ref::<TransportLayerNack>())
+        .flat_map(|nack| {
+            nack.nacks
+                .iter()
+                .flat_map(NackPair::packet_list)
+                .map(move |number| (nack.media_ssrc, number))
+        })
+        .collect()
+}
+
 impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
@@ -477,9 +497,13 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
         self.follow();
         self.count_requests(&message);
-        self.resend_asked(&message);
+        let now = message.now;
+        let asked = asked_again(&message);
         if self.outbound.enter(self.epoch, message).is_some() {
             self.dropped();
+        } else if !asked.is_empty() {
+            // Only a NACK that got through brings anything back.
+            self.resend_asked(now, &asked);
         }
         Ok(())
     }
@@ -568,7 +592,7 @@ mod tests {
     #[test]
     fn a_clear_link_passes_every_packet_at_once() {
         let control = LinkControl::new();
-        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let mut link = LinkInterceptor::new(Arc::clone(&control), Instant::now());
         let now = Instant::now();
         for number in 0..100 {
             link.handle_write(rtp(now, number)).expect("write");
@@ -587,9 +611,9 @@ mod tests {
         let control = LinkControl::new();
         let loss: Impairment = "loss=10%".parse().expect("setting");
         control.impair(loss, Impairment::default());
-        let mut sender = LinkInterceptor::new(control);
+        let mut sender = LinkInterceptor::new(control, Instant::now());
         let far = LinkControl::new();
-        let mut receiver = LinkInterceptor::new(Arc::clone(&far));
+        let mut receiver = LinkInterceptor::new(Arc::clone(&far), Instant::now());
         let start = Instant::now();
         for number in 0..20_000_u16 {
             let now = start + Duration::from_millis(u64::from(number));
@@ -613,7 +637,7 @@ mod tests {
         let control = LinkControl::new();
         let delay: Impairment = "delay=80ms".parse().expect("setting");
         control.impair(Impairment::default(), delay);
-        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let mut link = LinkInterceptor::new(Arc::clone(&control), Instant::now());
         let start = Instant::now();
         link.handle_read(rtp(start, 1)).expect("read");
         assert!(link.poll_read().is_none(), "still on its way");
@@ -644,7 +668,7 @@ mod tests {
     #[test]
     fn the_round_trip_is_measured_from_a_sender_report_and_its_answer() {
         let control = LinkControl::new();
-        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let mut link = LinkInterceptor::new(Arc::clone(&control), Instant::now());
         let start = Instant::now();
         let ntp_time = 0x1234_5678_9ABC_DEF0_u64;
         let report = SenderReport {
@@ -678,7 +702,7 @@ mod tests {
         let control = LinkControl::new();
         let everything: Impairment = "loss=100%".parse().expect("setting");
         control.impair(Impairment::default(), everything);
-        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let mut link = LinkInterceptor::new(Arc::clone(&control), Instant::now());
         let start = Instant::now();
         link.handle_read(rtp(start, 5)).expect("read");
         assert!(link.poll_read().is_none(), "dropped");
@@ -709,9 +733,31 @@ mod tests {
     }
 
     #[test]
+    fn a_nack_lost_on_the_way_out_brings_nothing_back() {
+        let control = LinkControl::new();
+        let everything: Impairment = "loss=100%".parse().expect("setting");
+        control.impair(everything, everything);
+        let mut link = LinkInterceptor::new(Arc::clone(&control), Instant::now());
+        let start = Instant::now();
+        link.handle_read(rtp(start, 5)).expect("read");
+        control.impair(everything, Impairment::default());
+        let nack = TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 7,
+            nacks: vec![NackPair {
+                packet_id: 5,
+                lost_packets: 0,
+            }],
+        };
+        link.handle_write(rtcp(start, Box::new(nack))).expect("write");
+        assert!(link.poll_write().is_none(), "the NACK was lost");
+        assert_eq!(link.poll_timeout(), None, "so no copy is on its way");
+    }
+
+    #[test]
     fn nacks_and_key_frame_requests_sent_are_counted() {
         let control = LinkControl::new();
-        let mut link = LinkInterceptor::new(Arc::clone(&control));
+        let mut link = LinkInterceptor::new(Arc::clone(&control), Instant::now());
         let now = Instant::now();
         link.handle_write(rtcp(now, Box::new(TransportLayerNack::default())))
             .expect("write");

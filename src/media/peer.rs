@@ -156,7 +156,10 @@ async fn build_connection(
     // the wire (below every named slot): what it drops or delays, nothing above has seen yet.
     let registry = register_default_interceptors(Registry::new(), &mut media)?
         .with(Slot::from(14_000), KeyframeRequests::default())
-        .with(Slot::from(500), LinkInterceptor::new(Arc::clone(link)));
+        .with(
+            Slot::from(500),
+            LinkInterceptor::new(Arc::clone(link), Instant::now()),
+        );
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_connection_attempts(Some(config.ice.check_interval), None)

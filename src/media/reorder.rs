@@ -60,10 +60,12 @@ impl<P> Reorder<P> {
     /// The next packet in order, if it is here; or, when the gap before the first held one
     /// has waited [`REPAIR_WAIT`] (or too much is held), that one, giving the gap up.
     pub fn pop(&mut self, now: Instant) -> Option<P> {
-        let (&number, &(arrived, timestamp, _)) = self.held.first_key_value()?;
+        let (&number, &(_, timestamp, _)) = self.held.first_key_value()?;
         let next = self.next?;
         let in_order = number == next;
-        let waiting = now.saturating_duration_since(arrived) < REPAIR_WAIT;
+        let waiting = self
+            .gap_since()
+            .is_some_and(|since| now.saturating_duration_since(since) < REPAIR_WAIT);
         let span = self
             .last_timestamp
             .map_or(0, |last| timestamp.wrapping_sub(last));
@@ -79,10 +81,19 @@ impl<P> Reorder<P> {
         self.held.remove(&number).map(|(_, _, packet)| packet)
     }
 
+    /// When the gap before the first held packet opened: the earliest arrival of those held
+    /// behind it (a repair of part of it does not start the wait again).
+    fn gap_since(&self) -> Option<Instant> {
+        self.held.values().map(|(arrived, _, _)| *arrived).min()
+    }
+
     /// When [`Reorder::pop`] gives a gap up, if nothing arrives first.
     pub fn deadline(&self) -> Option<Instant> {
-        let (&number, &(arrived, _, _)) = self.held.first_key_value()?;
-        (Some(number) != self.next).then_some(arrived + REPAIR_WAIT)
+        let (&number, _) = self.held.first_key_value()?;
+        if Some(number) == self.next {
+            return None;
+        }
+        self.gap_since().map(|since| since + REPAIR_WAIT)
     }
 }
 
@@ -126,6 +137,20 @@ mod tests {
         reorder.push(repaired, 11, ts(11), 11);
         assert_eq!(drain(&mut reorder, repaired), [11, 12, 13]);
         assert_eq!(reorder.gaps_given_up, 0);
+    }
+
+    #[test]
+    fn a_gap_repaired_in_part_still_gives_up_when_it_first_would_have() {
+        let mut reorder = Reorder::new();
+        let start = Instant::now();
+        reorder.push(start, 10, ts(10), 10);
+        reorder.push(start, 13, ts(13), 13);
+        assert_eq!(drain(&mut reorder, start), [10]);
+        // 12 comes back, 11 not: the wait still ends REPAIR_WAIT after 13 arrived.
+        let later = start + Duration::from_millis(150);
+        reorder.push(later, 12, ts(12), 12);
+        assert_eq!(reorder.deadline(), Some(start + REPAIR_WAIT));
+        assert_eq!(drain(&mut reorder, start + REPAIR_WAIT), [12, 13]);
     }
 
     #[test]

@@ -13,6 +13,9 @@ use super::frame::FrameSlot;
 use super::link::LinkControl;
 use crate::event::{CallStats, NetworkQuality};
 
+/// A round trip from the reports not renewed for this long is not used.
+const RTT_STALE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Checks without a new frame or packet before a stream counts as stopped.
 const STALL_TICKS: u32 = 3;
 
@@ -71,6 +74,8 @@ pub struct PeerStats {
     /// The link's counts of what arrived, and the last report's.
     link: Arc<LinkControl>,
     last_arrivals: (u64, u64),
+    /// The round trips measured so far, and when that count last grew.
+    rtt_seen: (u64, Option<Instant>),
 }
 
 impl PeerStats {
@@ -88,6 +93,7 @@ impl PeerStats {
             last_bytes: 0,
             link,
             last_arrivals: (0, 0),
+            rtt_seen: (0, None),
         }
     }
 
@@ -142,8 +148,18 @@ impl PeerStats {
         self.last_report = Some(now);
         // The media's own round trip (sender reports and their answers) once there is one: it
         // crosses the same link as the media, while the ICE checks' may not.
+        let measurements = self.link.counters.rtt_measurements.load(Ordering::Relaxed);
+        if measurements != self.rtt_seen.0 {
+            self.rtt_seen = (measurements, Some(now));
+        }
+        // Reports go out every second or so; one not renewed for a while is stale (a cut, or
+        // nothing sent), and the ICE checks' figure stands in.
+        let fresh = self
+            .rtt_seen
+            .1
+            .is_some_and(|at| now.duration_since(at) < RTT_STALE);
         let rtcp_rtt = self.link.counters.rtt_micros.load(Ordering::Relaxed);
-        let rtt_millis = if rtcp_rtt > 0 {
+        let rtt_millis = if rtcp_rtt > 0 && fresh {
             rtcp_rtt as f64 / 1000.0
         } else {
             report

@@ -404,6 +404,8 @@ pub async fn receive(
                 Some(worker) => match worker.units.try_send(unit) {
                     Ok(()) => {}
                     Err(crossbeam_channel::TrySendError::Full(_)) => {
+                        // What follows refers to the dropped picture.
+                        assembler.waiting_for_key = true;
                         pli_wanted.store(true, Ordering::Release);
                     }
                     // The decoder could not start (and said so): nothing more to hand it.

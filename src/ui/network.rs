@@ -67,7 +67,9 @@ pub fn network_ui(ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand
         })));
     };
     if released {
-        apply(values, &draft);
+        if values != applied {
+            apply(values, &draft);
+        }
         draft.editing = None;
     } else if changed {
         draft.editing = Some(values);
@@ -150,8 +152,12 @@ fn sliders_ui(ui: &mut egui::Ui, values: &mut Impairment) -> (bool, bool) {
             let mut slider = |ui: &mut egui::Ui, label: &str, hint: &str, slider: egui::Slider| {
                 ui.label(label).on_hover_text(hint);
                 let response = ui.add(slider);
-                changed |= response.changed();
-                released |= response.drag_stopped() || (response.changed() && !response.dragged());
+                // A slider also moves by itself, when it rounds or clamps a value set elsewhere
+                // (`--impair loss=2.3%`): only a change the user made counts.
+                let touched = response.dragged() || response.has_focus() || response.drag_stopped();
+                changed |= response.changed() && touched;
+                released |= response.drag_stopped()
+                    || (response.changed() && response.has_focus() && !response.dragged());
                 ui.end_row();
             };
             slider(
