@@ -95,6 +95,7 @@ fn main() {
             repaired: 0,
             nacks: 0,
             key_frame_requests: 0,
+            local_candidate: String::new(),
         };
         kit.dispatch(
             kit.clock().now(),

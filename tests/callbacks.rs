@@ -282,6 +282,7 @@ fn entries_serialize_in_the_contract_shape() {
         repaired: 4,
         nacks: 2,
         key_frame_requests: 1,
+        local_candidate: String::new(),
     }));
     assert_eq!(json["payload"]["rtt_ms"], 1.5);
     assert_eq!(json["payload"]["resolution"], "1280x720");

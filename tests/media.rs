@@ -164,6 +164,8 @@ fn two_clients_carry_video_and_audio_both_ways() {
         assert!(me.has(|e| matches!(e, Event::UserVideoAvailable { user_id, available: true } if user_id == other)));
         assert!(me.has(|e| matches!(e, Event::UserAudioAvailable { user_id, available: true } if user_id == other)));
         assert!(me.has(|e| matches!(e, Event::CallStats(stats) if stats.user_id == other && stats.fps >= 20.0 && stats.resolution == "640x480" && stats.bitrate_kbps > 0.0)));
+        // On one machine the path is direct: our end is a host candidate.
+        assert!(me.has(|e| matches!(e, Event::CallStats(stats) if stats.user_id == other && stats.local_candidate == "host")));
         assert!(me.has(
             |e| matches!(e, Event::UserNetworkQualityChanged { user_id, .. } if user_id == other)
         ));

@@ -27,6 +27,9 @@ pub struct MediaArgs {
     /// The credential for the TURN servers.
     #[arg(long, value_name = "SECRET", requires = "ice_servers")]
     pub ice_credential: Option<String>,
+    /// Connect only through the TURN servers (relayed candidates), never directly.
+    #[arg(long, requires = "ice_servers")]
+    pub ice_relay_only: bool,
     /// Whether a ringing call is private (the default): nothing of ours, not even an address,
     /// reaches the caller before we accept. `--private-ringing=false` prepares the connection
     /// while it rings instead, so media starts sooner after the accept.
@@ -69,6 +72,7 @@ impl MediaArgs {
         config.ice.servers.clone_from(&self.ice_servers);
         config.ice.username = self.ice_username.clone().unwrap_or_default();
         config.ice.credential = self.ice_credential.clone().unwrap_or_default();
+        config.ice.relay_only = self.ice_relay_only;
         config
     }
 }

@@ -248,6 +248,7 @@ mod tests {
             repaired: 0,
             nacks: 0,
             key_frame_requests: 0,
+            local_candidate: String::new(),
         }
     }
 

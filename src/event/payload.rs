@@ -53,6 +53,10 @@ pub struct CallStats {
     /// Key frames we asked this participant for since the call began (PLI or FIR).
     #[serde(default)]
     pub key_frame_requests: u64,
+    /// The kind of our end of the path in use: `host`, `srflx`, `prflx` or `relay` (through
+    /// a TURN server); empty before one is chosen.
+    #[serde(default)]
+    pub local_candidate: String,
 }
 
 /// Network quality of a participant, TUICallKit's scale.

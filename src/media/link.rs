@@ -749,7 +749,8 @@ mod tests {
                 lost_packets: 0,
             }],
         };
-        link.handle_write(rtcp(start, Box::new(nack))).expect("write");
+        link.handle_write(rtcp(start, Box::new(nack)))
+            .expect("write");
         assert!(link.poll_write().is_none(), "the NACK was lost");
         assert_eq!(link.poll_timeout(), None, "so no copy is on its way");
     }

@@ -133,6 +133,8 @@ pub struct IceConfig {
     /// Time between connectivity checks; the library's 200 ms default dominates a loopback
     /// set-up.
     pub check_interval: Duration,
+    /// Only relayed paths (through a TURN server), never a direct one.
+    pub relay_only: bool,
 }
 
 impl Default for IceConfig {
@@ -143,6 +145,7 @@ impl Default for IceConfig {
             username: String::new(),
             credential: String::new(),
             check_interval: Duration::from_millis(3),
+            relay_only: false,
         }
     }
 }

@@ -219,6 +219,7 @@ impl PeerStats {
             repaired: counters.late.load(Ordering::Relaxed),
             nacks: counters.nacks.load(Ordering::Relaxed),
             key_frame_requests: counters.key_frame_requests.load(Ordering::Relaxed),
+            local_candidate: path_kind(report),
         })];
         // Down means no working path; a muted peer sends nothing but its path still answers.
         let path_up = report.candidate_pairs().any(|pair| pair.nominated);
@@ -236,6 +237,30 @@ impl PeerStats {
         }
         events
     }
+}
+
+/// The candidate type of our end of the nominated pair (`host`, `srflx`, `prflx`, `relay`).
+/// The report lists our candidates only, so the far end's kind is not known here.
+fn path_kind(report: &RTCStatsReport) -> String {
+    use webrtc::peer_connection::RTCStatsReportEntry as Entry;
+    let Some(pair) = report.candidate_pairs().find(|pair| pair.nominated) else {
+        return String::new();
+    };
+    // A pair names its candidates by their own ids; the report files them under a prefix.
+    let kind = |id: &str| {
+        report
+            .iter()
+            .find_map(|entry| match entry {
+                Entry::LocalCandidate(candidate) | Entry::RemoteCandidate(candidate)
+                    if !id.is_empty() && candidate.stats.id.ends_with(id) =>
+                {
+                    Some(candidate.candidate_type.to_string())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    kind(&pair.local_candidate_id)
 }
 
 fn round2(value: f64) -> f64 {
