@@ -708,6 +708,20 @@ fn a_signaling_cut_longer_than_the_grace_ends_the_call_by_server_on_both_sides_o
     );
     assert_eq!(reasons(&world, "alice"), [EndReason::EndByServer]);
     assert_eq!(reasons(&world, "echo"), [EndReason::EndByServer]);
+    // The backend hears of it as an interrupted call, after it had connected.
+    let record = world.call_records.last().expect("an end-of-call record");
+    assert_eq!(
+        record.call_result,
+        callscope::signaling::webhook::CallResult::Interrupt
+    );
+    assert!(record.accept_ts > 0);
+    assert!(
+        world
+            .call_events
+            .iter()
+            .any(|event| event.call_id == record.call_id
+                && event.event_type == "caller_call_interrupted")
+    );
     // Back once the cut is over, with nothing left of the call.
     assert!(world.run_until(Duration::from_secs(10), |w| {
         w.state("alice").connection == Link::Online
