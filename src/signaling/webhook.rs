@@ -4,7 +4,7 @@
 //! `call_busy`, `cancel`, `normal_end`, `interrupt`, with its start, accept and end times).
 //!
 //! [`WebhookQueue`] is sans-IO: it holds the bodies to POST, in order, at most
-//! [`WebhookQueue::capacity`] of them (beyond that new ones are dropped and counted), hands out
+//! the capacity it was made with (beyond that new ones are dropped and counted), hands out
 //! one at a time, and after a failure waits longer each time before trying it again (0.5 s,
 //! doubling, at most 30 s). Order is kept: nothing is sent while the one before it has not
 //! been taken. Each body carries an `EventId`, so a receiver can tell a repeat (a request that
@@ -124,11 +124,6 @@ impl WebhookQueue {
             dropped: 0,
             delivered: 0,
         }
-    }
-
-    /// How many bodies it holds at most.
-    pub fn capacity(&self) -> usize {
-        self.capacity
     }
 
     /// Bodies waiting, the one in flight too.

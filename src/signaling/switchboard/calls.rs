@@ -257,23 +257,12 @@ impl Switchboard {
         }
         if reached.is_empty() {
             // Nobody could be reached: the call is over as it starts.
-            if self.config.webhooks {
-                let ended = crate::signaling::webhook::CallRecordEvent {
-                    call_id: call_id.to_owned(),
-                    caller: caller.clone(),
-                    call_result: if busy_count > 0 {
-                        CallResult::CallBusy
-                    } else {
-                        CallResult::NotAnswer
-                    },
-                    start_call_ts: now_millis,
-                    accept_ts: 0,
-                    end_ts: now_millis,
-                    total_num: record.total,
-                    media_type: record.media.as_str().to_owned(),
-                };
-                self.out.push_back(Output::CallEnded(ended));
-            }
+            record.outcome = Some(if busy_count > 0 {
+                CallResult::CallBusy
+            } else {
+                CallResult::NotAnswer
+            });
+            self.call_ended(call_id, &record);
             self.remember_ended(call_id.to_owned(), BTreeSet::from([caller]));
             return Ok(());
         }
@@ -637,22 +626,28 @@ impl Switchboard {
         }
     }
 
+    /// The end-of-call record of `call_id`, ending now, for the webhooks (when they are on).
+    fn call_ended(&mut self, call_id: &str, record: &CallRecord) {
+        if !self.config.webhooks {
+            return;
+        }
+        let ended = crate::signaling::webhook::CallRecordEvent {
+            call_id: call_id.to_owned(),
+            caller: record.caller.clone(),
+            call_result: record.result(),
+            start_call_ts: record.started_millis,
+            accept_ts: record.accepted_millis.unwrap_or(0),
+            end_ts: self.now_millis,
+            total_num: record.total,
+            media_type: record.media.as_str().to_owned(),
+        };
+        self.out.push_back(Output::CallEnded(ended));
+    }
+
     fn end_call(&mut self, call_id: &str) {
         let mut members = BTreeSet::new();
         if let Some(record) = self.calls.remove(call_id) {
-            if self.config.webhooks {
-                let ended = crate::signaling::webhook::CallRecordEvent {
-                    call_id: call_id.to_owned(),
-                    caller: record.caller.clone(),
-                    call_result: record.result(),
-                    start_call_ts: record.started_millis,
-                    accept_ts: record.accepted_millis.unwrap_or(0),
-                    end_ts: self.now_millis,
-                    total_num: record.total,
-                    media_type: record.media.as_str().to_owned(),
-                };
-                self.out.push_back(Output::CallEnded(ended));
-            }
+            self.call_ended(call_id, &record);
             for member in record.members.keys() {
                 if let Some(calls) = self.calls_of_user.get_mut(member) {
                     calls.remove(call_id);
