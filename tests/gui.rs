@@ -49,8 +49,10 @@ fn app_sized(
     wait_until(&mut harness, "the log-in", |app| {
         app.model().connection == ConnectionState::Online
     });
-    wait_until(&mut harness, "the contacts", |app| {
-        !app.model().contacts.is_empty()
+    // Everything above the contacts is in place once the clock offset is measured: a click
+    // lands where the button is drawn.
+    wait_until(&mut harness, "the contacts and the clock offset", |app| {
+        !app.model().contacts.is_empty() && app.model().clock_offset.is_some()
     });
     harness
 }
@@ -63,7 +65,12 @@ fn wait_until(
 ) {
     let started = Instant::now();
     while !done(harness.state()) {
-        assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+        assert!(
+            started.elapsed() < WAIT,
+            "timed out waiting for {what}: status {:?}, {:?}",
+            harness.state().model().status(),
+            harness.state().model().connection
+        );
         harness.step();
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -140,7 +140,10 @@ impl Dialer {
 
 /// The server clock's offset from ours, once measured.
 fn clock_offset_ui(ui: &mut egui::Ui, model: &Model) {
+    // The line is always there, so nothing below it moves when the offset arrives.
     let Some(offset) = model.clock_offset else {
+        ui.weak("server clock: not measured yet")
+            .on_hover_text("Measured from ping round trips once we are online.");
         return;
     };
     ui.weak(format!(
