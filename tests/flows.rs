@@ -393,7 +393,16 @@ fn hangup_answers_and_hangs_up_three_seconds_later() {
 
 #[test]
 fn a_log_in_elsewhere_kicks_alice_out_of_her_call_and_she_logs_in_again() {
-    let mut world = alice();
+    kicked_out_and_back(alice());
+}
+
+#[test]
+fn a_log_in_on_another_node_kicks_alice_out_of_her_call_and_she_logs_in_again() {
+    // The other device reaches the next node; echo is on the first.
+    kicked_out_and_back(alice_on_three_nodes());
+}
+
+fn kicked_out_and_back(mut world: World) {
     connected_to_echo(&mut world);
     world.command("alice", EngineCommand::SimulateLoginElsewhere);
     until_idle(&mut world, "alice", Duration::from_secs(1));
@@ -836,5 +845,136 @@ fn every_demo_flow_gets_its_end_of_call_record_and_its_events_at_the_real_timing
         world.call_records.last().unwrap().call_result,
         CallResult::Cancel
     );
+    world.assert_contract();
+}
+
+/// Alice on the second of three nodes, the demo peers spread over all three.
+fn alice_on_three_nodes() -> World {
+    let mut world = World::nodes(3);
+    world.add_demo_peers(|index| index % 3);
+    world.place("alice", 1);
+    world.add("alice", None);
+    assert!(world.run_until(Duration::from_secs(1), |w| {
+        w.state("alice").connection == Link::Online
+    }));
+    world
+}
+
+/// Runs one demo flow of alice's: dial `callees`, hang up a connected call after a second,
+/// wait for the end; alice's callbacks in order.
+fn demo_flow(world: &mut World, callees: &[&str]) -> Vec<&'static str> {
+    let before = world.kinds("alice").len();
+    let ends = count_ends(world);
+    dial(world, callees, MediaType::Video);
+    assert!(
+        world.run_until(Duration::from_secs(35), |w| {
+            status(w, "alice").is_calling() || count_ends(w) > ends
+        }),
+        "{callees:?}: {:?}",
+        world.kinds("alice")
+    );
+    if status(world, "alice").is_calling() {
+        world.run_for(Duration::from_secs(1));
+        if status(world, "alice").is_calling() {
+            world.command("alice", EngineCommand::Hangup);
+        }
+    }
+    until_idle(world, "alice", Duration::from_secs(5));
+    world.run_for(Duration::from_secs(3));
+    world.kinds("alice")[before..].to_vec()
+}
+
+fn count_ends(world: &World) -> usize {
+    reasons(world, "alice").len()
+}
+
+#[test]
+fn every_demo_flow_across_three_nodes_gives_the_callbacks_of_one_node() {
+    let flows: [&[&str]; 7] = [
+        &["echo"],
+        &["decline"],
+        &["busy"],
+        &["noanswer"],
+        &["hangup"],
+        &["group-a", "group-b", "group-c"],
+        // Last: it calls back, and that call rings out at alice's end.
+        &["ringback"],
+    ];
+    let mut alone = alice();
+    let mut spread = alice_on_three_nodes();
+    for callees in flows {
+        let mut one = demo_flow(&mut alone, callees);
+        let mut three = demo_flow(&mut spread, callees);
+        if callees == ["ringback"] {
+            let (before_one, before_three) =
+                (alone.kinds("alice").len(), spread.kinds("alice").len());
+            alone.run_for(Duration::from_secs(35));
+            spread.run_for(Duration::from_secs(35));
+            one.extend_from_slice(&alone.kinds("alice")[before_one..]);
+            three.extend_from_slice(&spread.kinds("alice")[before_three..]);
+            assert!(one.contains(&"onCallReceived"), "{one:?}");
+        }
+        assert_eq!(
+            one, three,
+            "{callees:?}: one node {one:?}, three nodes {three:?}"
+        );
+        assert!(one.contains(&"afterCalling"), "{callees:?}: {one:?}");
+    }
+    assert_eq!(reasons(&alone, "alice"), reasons(&spread, "alice"));
+    // The peers really were elsewhere: alice's calls crossed nodes.
+    assert_eq!(spread.node_of_user("alice"), Some(1));
+    assert_eq!(spread.node_of_user("echo"), Some(0));
+    assert_eq!(spread.node_of_user("decline"), Some(1));
+    assert_eq!(spread.node_of_user("busy"), Some(2));
+    alone.assert_contract();
+    spread.assert_contract();
+}
+
+#[test]
+fn a_node_killed_mid_call_ends_its_calls_once_and_its_users_reconnect_to_another() {
+    let mut world = alice_on_three_nodes();
+    // Alice (second node) calls echo (first node): the call is homed on alice's node.
+    connected_to_echo(&mut world);
+    world.kill_node(0);
+    // Echo's client comes back through the next node; alice's call ends by the server, once,
+    // when her node finds echo's lost.
+    until_ended(
+        &mut world,
+        "alice",
+        1,
+        callscope::signaling::NODE_LOST_AFTER + Duration::from_secs(2),
+    );
+    assert_eq!(reasons(&world, "alice"), [EndReason::EndByServer]);
+    until_idle(&mut world, "echo", Duration::from_secs(15));
+    assert_eq!(reasons(&world, "echo"), [EndReason::EndByServer]);
+    assert!(world.run_until(Duration::from_secs(5), |w| {
+        w.state("echo").connection == Link::Online
+    }));
+    assert_eq!(world.node_of_user("echo"), Some(1));
+    // Now kill alice's node, the home of her next call to echo.
+    world.run_for(Duration::from_secs(2));
+    connected_to_echo(&mut world);
+    world.kill_node(1);
+    until_idle(&mut world, "alice", Duration::from_secs(15));
+    until_idle(
+        &mut world,
+        "echo",
+        callscope::signaling::NODE_LOST_AFTER + Duration::from_secs(15),
+    );
+    assert_eq!(
+        reasons(&world, "alice"),
+        [EndReason::EndByServer, EndReason::EndByServer]
+    );
+    assert_eq!(
+        reasons(&world, "echo"),
+        [EndReason::EndByServer, EndReason::EndByServer]
+    );
+    assert!(world.run_until(Duration::from_secs(5), |w| {
+        w.state("alice").connection == Link::Online && w.state("echo").connection == Link::Online
+    }));
+    assert_eq!(world.node_of_user("alice"), Some(2));
+    // And the two reach each other again on the last node.
+    connected_to_echo(&mut world);
+    hang_up(&mut world);
     world.assert_contract();
 }

@@ -941,7 +941,25 @@ impl Driver {
         }
     }
 
+    /// Whether `call_id` is a call the server told us of that is over here: messages about it
+    /// may still cross ours on the way (with several nodes, one more hop apart).
+    fn is_past_call(&self, call_id: &str) -> bool {
+        self.machine.call_id() != Some(call_id)
+            && self.server_calls.iter().any(|known| known == call_id)
+    }
+
     fn server_error(&mut self, now: MonoTime, error: CallError, call_id: Option<String>) {
+        if let Some(past) = call_id.as_deref()
+            && self.is_past_call(past)
+            && matches!(
+                error.code,
+                ErrorCode::RequestRefused | ErrorCode::PermissionDenied
+            )
+        {
+            // The answer to a request sent before we knew the call was over: nothing the app
+            // did wrong, so no `onError`.
+            return;
+        }
         let placing = self.machine.status() == CallStatus::Idle
             && call_id.is_some()
             && self.machine.call_id() == call_id.as_deref();
@@ -964,7 +982,8 @@ impl Driver {
     ) {
         if self.media_call.as_deref() == Some(call_id) {
             self.tell_media(MediaCommand::RemoteDescription { from, description });
-        } else {
+        } else if !self.is_past_call(call_id) {
+            // (For a call over here, it was sent before its sender knew: dropped quietly.)
             let error = CallError::new(
                 ErrorCode::InvalidParameter,
                 format!("a session description from {from} for a call without media here"),

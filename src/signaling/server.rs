@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -104,6 +104,8 @@ pub struct ServerConfig {
     pub kit: Option<CallKit>,
     /// Where call events and end-of-call records are posted, if anywhere.
     pub webhook: Option<super::WebhookConfig>,
+    /// The Redis bus this node shares users and calls over with other nodes, if any.
+    pub bus: Option<super::BusConfig>,
 }
 
 impl ServerConfig {
@@ -121,6 +123,7 @@ impl ServerConfig {
             revocations: None,
             kit: None,
             webhook: None,
+            bus: None,
         }
     }
 }
@@ -150,6 +153,16 @@ pub struct ServerStats {
     pub dropped: AtomicU64,
     /// Relayed messages dropped because their recipient was not keeping up.
     pub relays_dropped: AtomicU64,
+    /// Connected to the Redis bus now.
+    pub bus_connected: AtomicBool,
+    /// Times the bus connection was lost and made again.
+    pub bus_reconnects: AtomicU64,
+    /// Messages for other nodes dropped: Redis was away, or the bus's queue was full.
+    pub bus_dropped: AtomicU64,
+    /// Other nodes found lost (their heartbeat stopped).
+    pub nodes_lost: AtomicU64,
+    /// Users logged in, on this node and the others it knows of.
+    pub everyone_online: AtomicUsize,
 }
 
 /// A running server.
@@ -303,6 +316,18 @@ impl Server {
             }
             None => None,
         };
+        let (bus, bus_events) = match config.bus {
+            Some(bus) => {
+                super::bus::check_url(&bus.url).map_err(|reason| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, reason)
+                })?;
+                let node = bus.node.clone();
+                let (events_tx, events) = mpsc::channel(HUB_CAPACITY);
+                let to_bus = super::bus::start(bus, events_tx, Arc::clone(&stats));
+                (Some((node, to_bus)), Some(events))
+            }
+            None => (None, None),
+        };
         let board = Switchboard::new(SwitchboardConfig {
             keys: config.keys,
             app_id: config.app_id,
@@ -311,6 +336,7 @@ impl Server {
             limits: config.limits,
             policy: config.policy,
             webhooks: webhooks.is_some(),
+            node: bus.as_ref().map(|(node, _)| node.clone()),
         });
         let hub = tokio::spawn(run_hub(
             hub_rx,
@@ -321,7 +347,9 @@ impl Server {
                 online: online_tx,
                 revocations: config.revocations,
                 webhooks,
+                bus: bus.map(|(_, to_bus)| to_bus),
             },
+            bus_events,
             shutdown_rx.clone(),
         ));
         let accept = tokio::spawn(accept_loop(
@@ -647,12 +675,14 @@ struct Hub {
     online: watch::Sender<usize>,
     revocations: Option<PathBuf>,
     webhooks: Option<mpsc::Sender<super::webhook_post::Outgoing>>,
+    bus: Option<mpsc::Sender<super::bus::ToBus>>,
 }
 
 async fn run_hub(
     mut events: mpsc::Receiver<HubEvent>,
     mut board: Switchboard,
     mut hub: Hub,
+    mut bus_events: Option<mpsc::Receiver<super::bus::FromBus>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut outboxes: HashMap<SessionId, Outbox> = HashMap::new();
@@ -667,6 +697,7 @@ async fn run_hub(
                 Some(event) => apply(&mut board, &mut outboxes, event, &hub.stats),
                 None => return,
             },
+            Some(event) = next_bus_event(&mut bus_events) => apply_bus(&mut board, event),
             _ = tick.tick() => {
                 let now = unix_now_millis();
                 if let Some(revocations) = reread(hub.revocations.as_ref(), &mut revocations_seen) {
@@ -681,12 +712,36 @@ async fn run_hub(
             .sessions
             .store(board.session_count(), Ordering::Relaxed);
         stats.online.store(board.online_count(), Ordering::Relaxed);
+        stats
+            .everyone_online
+            .store(board.everyone_online_count(), Ordering::Relaxed);
         stats.calls.store(board.call_count(), Ordering::Relaxed);
         hub.online.send_if_modified(|online| {
             let changed = *online != board.online_count();
             *online = board.online_count();
             changed
         });
+    }
+}
+
+/// The next event of the bus; never, without one.
+async fn next_bus_event(
+    events: &mut Option<mpsc::Receiver<super::bus::FromBus>>,
+) -> Option<super::bus::FromBus> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn apply_bus(board: &mut Switchboard, event: super::bus::FromBus) {
+    use super::bus::FromBus;
+    let now = unix_now_millis();
+    match event {
+        FromBus::Connected => board.handle_bus_connected(now),
+        FromBus::Node { from, message } => board.handle_node_message(now, &from, message),
+        FromBus::Presence(presence) => board.handle_presence(now, presence),
+        FromBus::NodeLost(node) => board.handle_node_lost(now, &node),
     }
 }
 
@@ -770,7 +825,20 @@ fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, Outbox>, h
             Output::CallEnded(record) => {
                 hand_over(hub, super::webhook_post::Outgoing::Ended(record));
             }
+            Output::Publish { node, message } => {
+                to_bus(hub, super::bus::ToBus::Publish { node, message });
+            }
+            Output::Announce(presence) => to_bus(hub, super::bus::ToBus::Announce(presence)),
         }
+    }
+}
+
+/// Gives the bus a message for other nodes without waiting; a full queue drops and counts it.
+fn to_bus(hub: &Hub, item: super::bus::ToBus) {
+    if let Some(bus) = &hub.bus
+        && bus.try_send(item).is_err()
+    {
+        hub.stats.bus_dropped.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -74,6 +74,19 @@ enum Due {
         user: String,
         command: EngineCommand,
     },
+    /// A node message reaches the node `to`.
+    ToNode {
+        to: usize,
+        from: String,
+        message: callscope::signaling::switchboard::NodeMessage,
+    },
+    /// Presence a node told reaches every other node.
+    Presence {
+        from: usize,
+        presence: callscope::signaling::switchboard::Presence,
+    },
+    /// The live nodes find that `node` is lost.
+    NodeLost { node: usize },
 }
 
 /// One modelled peer connection of one user.
@@ -114,7 +127,14 @@ struct Node {
 pub struct World {
     now: MonoTime,
     clock: Clock,
-    board: Switchboard,
+    /// The signaling nodes: one switchboard alone, or several sharing a bus.
+    boards: Vec<Switchboard>,
+    /// Nodes killed: they handle nothing more.
+    dead: Vec<bool>,
+    /// The node each user connects to first (the first one unless placed).
+    placed: BTreeMap<String, usize>,
+    /// The node of each open session.
+    node_of: BTreeMap<SessionId, usize>,
     nodes: BTreeMap<String, Node>,
     sessions: BTreeMap<SessionId, String>,
     next_session: SessionId,
@@ -147,11 +167,78 @@ impl World {
 
     /// An empty deployment.
     pub fn empty() -> Self {
-        let demo_contacts = callscope::engine::demo_contacts();
+        Self::with_boards(vec![Switchboard::new(board_config(
+            callscope::engine::demo_contacts(),
+            None,
+        ))])
+    }
+
+    /// An empty deployment of `count` signaling nodes sharing a bus (the order of a Redis
+    /// bus: what one node sends arrives in order, [`BUS_HOP`] later).
+    pub fn nodes(count: usize) -> Self {
+        let boards = (0..count)
+            .map(|node| {
+                Switchboard::new(board_config(
+                    callscope::engine::demo_contacts(),
+                    Some(node_name(node)),
+                ))
+            })
+            .collect();
+        let mut world = Self::with_boards(boards);
+        for node in 0..count {
+            let millis = world.unix_millis();
+            world.boards[node].handle_bus_connected(millis);
+            world.drain_board(node);
+        }
+        world
+    }
+
+    /// Users that connect to `node` first (the others to the first node).
+    pub fn place(&mut self, user: &str, node: usize) {
+        self.placed.insert(user.to_owned(), node);
+    }
+
+    /// The demo peers, each on the node `node_of(peer)`, logged in.
+    pub fn add_demo_peers(&mut self, node_of: impl Fn(usize) -> usize) {
+        for (index, peer) in DEMO_PEERS.iter().enumerate() {
+            self.place(peer.user_id, node_of(index));
+            self.add(peer.user_id, Some(Script::new(peer.behaviour)));
+        }
+        self.run_for(Duration::from_millis(50));
+    }
+
+    /// The node `user` is connected to now.
+    pub fn node_of_user(&self, user: &str) -> Option<usize> {
+        let session = self.nodes.get(user)?.session?;
+        self.node_of.get(&session).copied()
+    }
+
+    /// A node dies at once (as with kill -9): its connections drop, it handles nothing more,
+    /// and the other nodes find it lost when its heartbeat key expires.
+    pub fn kill_node(&mut self, node: usize) {
+        self.dead[node] = true;
+        let sessions: Vec<SessionId> = self
+            .node_of
+            .iter()
+            .filter(|(_, at)| **at == node)
+            .map(|(session, _)| *session)
+            .collect();
+        for session in sessions {
+            self.node_of.remove(&session);
+            self.schedule(HOP, Due::Closed { session });
+        }
+        let found = callscope::signaling::NODE_LOST_AFTER;
+        self.schedule(found, Due::NodeLost { node });
+    }
+
+    fn with_boards(boards: Vec<Switchboard>) -> Self {
         Self {
             now: MonoTime::from_millis(1),
             clock: Clock::start(),
-            board: Switchboard::new(board_config(demo_contacts)),
+            dead: vec![false; boards.len()],
+            boards,
+            placed: BTreeMap::new(),
+            node_of: BTreeMap::new(),
             nodes: BTreeMap::new(),
             sessions: BTreeMap::new(),
             next_session: 1,
@@ -318,16 +405,25 @@ impl World {
         self.server_down = true;
         let sessions: Vec<SessionId> = self.sessions.keys().copied().collect();
         for session in sessions {
-            self.board.close(session);
+            if let Some(node) = self.node_of.remove(&session) {
+                self.boards[node].close(session);
+            }
             self.schedule(HOP, Due::Closed { session });
         }
-        self.drain_board();
+        // What the closing sessions cause reaches nobody: every connection is down first.
+        for node in 0..self.boards.len() {
+            self.drain_board(node);
+        }
     }
 
     /// The server is back, empty.
     pub fn restart_server(&mut self) {
         self.server_down = false;
-        self.board = Switchboard::new(board_config(callscope::engine::demo_contacts()));
+        self.boards = vec![Switchboard::new(board_config(
+            callscope::engine::demo_contacts(),
+            None,
+        ))];
+        self.dead = vec![false];
     }
 
     /// Runs until `done` holds (checked after every event), at most `limit` of virtual time.
@@ -391,8 +487,11 @@ impl World {
         }
         if self.next_tick <= at {
             self.next_tick = at + Duration::from_secs(1);
-            self.board.handle_tick(self.unix_millis());
-            self.drain_board();
+            for node in self.live_nodes() {
+                let millis = self.unix_millis();
+                self.boards[node].handle_tick(millis);
+                self.drain_board(node);
+            }
         }
         let users: Vec<String> = self.nodes.keys().cloned().collect();
         for user in users {
@@ -447,9 +546,35 @@ impl World {
         let now = self.now;
         match due {
             Due::ToServer { session, frame } => {
-                if self.sessions.contains_key(&session) {
-                    self.board.handle_frame(session, self.unix_millis(), &frame);
-                    self.drain_board();
+                if self.sessions.contains_key(&session)
+                    && let Some(node) = self.node_of.get(&session).copied()
+                {
+                    let millis = self.unix_millis();
+                    self.boards[node].handle_frame(session, millis, &frame);
+                    self.drain_board(node);
+                }
+            }
+            Due::ToNode { to, from, message } => {
+                if !self.dead[to] {
+                    let millis = self.unix_millis();
+                    self.boards[to].handle_node_message(millis, &from, message);
+                    self.drain_board(to);
+                }
+            }
+            Due::Presence { from, presence } => {
+                for node in self.live_nodes() {
+                    if node != from {
+                        let millis = self.unix_millis();
+                        self.boards[node].handle_presence(millis, presence.clone());
+                        self.drain_board(node);
+                    }
+                }
+            }
+            Due::NodeLost { node: lost } => {
+                for node in self.live_nodes() {
+                    let millis = self.unix_millis();
+                    self.boards[node].handle_node_lost(millis, &node_name(lost));
+                    self.drain_board(node);
                 }
             }
             Due::ToClient { session, frame } => {
@@ -539,9 +664,24 @@ impl World {
             self.settle(user);
             return;
         }
+        // The client tries the servers in turn, from the one it was placed on.
+        let first = self.placed.get(user).copied().unwrap_or(0);
+        let count = self.boards.len();
+        let Some(node) = (0..count)
+            .map(|step| (first + step) % count)
+            .find(|node| !self.dead[*node])
+        else {
+            if let Some(node) = self.nodes.get_mut(user) {
+                node.driver.handle_lost(now, "connection refused");
+            }
+            self.settle(user);
+            return;
+        };
         let session = self.next_session;
         self.next_session += 1;
-        self.board.open(session, self.unix_millis());
+        let millis = self.unix_millis();
+        self.boards[node].open(session, millis);
+        self.node_of.insert(session, node);
         self.sessions.insert(session, user.to_owned());
         if let Some(node) = self.nodes.get_mut(user) {
             node.session = Some(session);
@@ -595,8 +735,10 @@ impl World {
                     .and_then(|node| node.session.take())
                 {
                     self.sessions.remove(&session);
-                    self.board.close(session);
-                    self.drain_board();
+                    if let Some(node) = self.node_of.remove(&session) {
+                        self.boards[node].close(session);
+                        self.drain_board(node);
+                    }
                 }
             }
             Output::MediaOpen { call_id } => {
@@ -645,8 +787,14 @@ impl World {
         }
     }
 
-    fn drain_board(&mut self) {
-        while let Some(output) = self.board.poll_output() {
+    fn live_nodes(&self) -> Vec<usize> {
+        (0..self.boards.len())
+            .filter(|node| !self.dead[*node])
+            .collect()
+    }
+
+    fn drain_board(&mut self, node: usize) {
+        while let Some(output) = self.boards[node].poll_output() {
             match output {
                 BoardOutput::Send {
                     session, message, ..
@@ -665,6 +813,20 @@ impl World {
                 BoardOutput::Refused { .. } => {}
                 BoardOutput::CallEvent(event) => self.call_events.push(event),
                 BoardOutput::CallEnded(record) => self.call_records.push(record),
+                BoardOutput::Publish { node: to, message } => {
+                    let to = node_index(&to);
+                    let from = node_name(node);
+                    self.schedule(BUS_HOP, Due::ToNode { to, from, message });
+                }
+                BoardOutput::Announce(presence) => {
+                    self.schedule(
+                        BUS_HOP,
+                        Due::Presence {
+                            from: node,
+                            presence,
+                        },
+                    );
+                }
             }
         }
     }
@@ -673,7 +835,16 @@ impl World {
     fn log_in_elsewhere(&mut self, user: &str) {
         let session = self.next_session;
         self.next_session += 1;
-        self.board.open(session, self.unix_millis());
+        // With several nodes, the other device reaches the next one.
+        let node = self
+            .nodes
+            .get(user)
+            .and_then(|node| node.session)
+            .and_then(|session| self.node_of.get(&session).copied())
+            .map_or(0, |node| (node + 1) % self.boards.len());
+        let millis = self.unix_millis();
+        self.boards[node].open(session, millis);
+        self.node_of.insert(session, node);
         let login = ClientMessage::Login {
             version: callscope::signaling::PROTOCOL_VERSION,
             user_id: user.to_owned(),
@@ -1008,7 +1179,10 @@ fn media_report(call_id: &str, remote: &str, report: Report) -> MediaReport {
 }
 
 /// The switchboard of the world: the default limits, the demo peers listed, others too.
-fn board_config(demo_contacts: Vec<callscope::signaling::Contact>) -> SwitchboardConfig {
+fn board_config(
+    demo_contacts: Vec<callscope::signaling::Contact>,
+    node: Option<String>,
+) -> SwitchboardConfig {
     SwitchboardConfig {
         keys: Keyring::single(SECRET),
         app_id: DEFAULT_APP_ID,
@@ -1017,10 +1191,24 @@ fn board_config(demo_contacts: Vec<callscope::signaling::Contact>) -> Switchboar
         limits: callscope::signaling::switchboard::Limits::default(),
         policy: callscope::signaling::usersig::SigPolicy::default(),
         webhooks: true,
+        node,
     }
 }
 
 /// A UserSig for `user` valid for a week of the world's time.
+/// A node message takes this long from one node to another (through Redis).
+const BUS_HOP: Duration = Duration::from_millis(1);
+
+fn node_name(node: usize) -> String {
+    format!("n{}", node + 1)
+}
+
+fn node_index(node: &str) -> usize {
+    node.trim_start_matches('n')
+        .parse::<usize>()
+        .map_or(0, |number| number.saturating_sub(1))
+}
+
 pub fn user_sig(user: &str) -> String {
     usersig::sign(
         SECRET,

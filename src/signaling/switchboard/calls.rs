@@ -162,20 +162,22 @@ impl Switchboard {
 
     /// The calls `user` is in or invited into, and of those the ones it placed that nobody
     /// answered yet.
+    /// Calls homed on other nodes count too (the user is a callee there).
     fn load_of(&self, user: &str) -> (usize, usize) {
+        let remote = self.cluster.remote_load(user);
         let Some(calls) = self.calls_of_user.get(user) else {
-            return (0, 0);
+            return (remote, 0);
         };
         let unanswered = calls
             .iter()
             .filter_map(|call_id| self.calls.get(call_id))
             .filter(|record| record.caller == user && !record.anyone_answered())
             .count();
-        (calls.len(), unanswered)
+        (calls.len() + remote, unanswered)
     }
 
     /// Whether `user` is invited into or in as many calls as the limit allows.
-    fn saturated(&self, user: &str) -> bool {
+    pub(super) fn saturated(&self, user: &str) -> bool {
         self.load_of(user).0 >= self.config.limits.max_calls_per_user
     }
 }
@@ -592,11 +594,7 @@ impl Switchboard {
         }
         *count += 1;
         if let Some(target) = self.online.get(to).copied() {
-            self.out.push_back(Output::Send {
-                session: target,
-                message,
-                relayed_from: Some(session),
-            });
+            self.emit(target, message, Some(session));
         }
         Ok(())
     }
@@ -605,6 +603,9 @@ impl Switchboard {
     fn remove_member(&mut self, call_id: &str, user: &str) {
         if let Some(calls) = self.calls_of_user.get_mut(user) {
             calls.remove(call_id);
+        }
+        if self.calls.contains_key(call_id) {
+            self.tell_left(call_id, user);
         }
         let remaining = self.calls.get_mut(call_id).map(|record| {
             // Who joined and left may still share its side; who declined was never in it.
@@ -652,6 +653,7 @@ impl Switchboard {
                 if let Some(calls) = self.calls_of_user.get_mut(member) {
                     calls.remove(call_id);
                 }
+                self.tell_left(call_id, member);
                 members.insert(member.clone());
             }
             members.extend(record.left);
@@ -699,7 +701,8 @@ impl Switchboard {
                 self.leave_gone(user, &call_id);
             }
         }
-        held
+        // Its calls homed on other nodes wait for it here too; their homes decide on them.
+        held || self.cluster.remote_load(user) > 0
     }
 
     /// Users away longer than the grace leave the calls held for them: a call that needs
@@ -715,34 +718,43 @@ impl Switchboard {
             .collect();
         for user in gone {
             self.away.remove(&user);
-            let calls: Vec<String> = self
-                .calls_of_user
-                .remove(&user)
-                .map(|calls| calls.into_iter().collect())
-                .unwrap_or_default();
-            for call_id in calls {
-                let Some(record) = self.calls.get(&call_id) else {
-                    continue;
-                };
-                if record.members.len() <= 2 {
-                    let name = if record.caller == user {
-                        "caller_call_interrupted"
-                    } else {
-                        "callee_call_interrupted"
-                    };
-                    let others = record.others(&user);
-                    self.trace(&call_id, name, &user, &[]);
-                    for other in others {
-                        self.send_to_user(
-                            &other,
-                            ServerMessage::call(&call_id, Signal::EndedByServer),
-                        );
-                    }
-                    self.end_call(&call_id);
+            self.end_calls_of_gone(&user);
+            self.cluster.away_node.remove(&user);
+            self.cluster.forget_user(&user);
+        }
+    }
+
+    /// `user` is not coming back to its calls: a call that needs it (one other member left)
+    /// ends for the others with `ended_by_server`; a group call goes on without it.
+    pub(super) fn end_calls_of_gone(&mut self, user: &str) {
+        let user = user.to_owned();
+        let calls: Vec<String> = self
+            .calls_of_user
+            .remove(&user)
+            .map(|calls| calls.into_iter().collect())
+            .unwrap_or_default();
+        for call_id in calls {
+            let Some(record) = self.calls.get(&call_id) else {
+                continue;
+            };
+            if record.is_ringing(&user) || !record.anyone_answered() {
+                // Not connected yet: it did not answer, or its call is called off.
+                self.leave_gone(&user, &call_id);
+            } else if record.members.len() <= 2 {
+                let name = if record.caller == user {
+                    "caller_call_interrupted"
                 } else {
-                    let outcome = self.leave(&user, &call_id, true);
-                    debug_assert!(outcome.is_ok());
+                    "callee_call_interrupted"
+                };
+                let others = record.others(&user);
+                self.trace(&call_id, name, &user, &[]);
+                for other in others {
+                    self.send_to_user(&other, ServerMessage::call(&call_id, Signal::EndedByServer));
                 }
+                self.end_call(&call_id);
+            } else {
+                let outcome = self.leave(&user, &call_id, true);
+                debug_assert!(outcome.is_ok());
             }
         }
     }

@@ -10,6 +10,9 @@
 //! deadline, caps on calls and invitations, the ringing timeout enforced here too).
 
 mod calls;
+mod cluster;
+#[cfg(test)]
+mod cluster_tests;
 mod limits;
 mod record;
 mod share;
@@ -23,6 +26,7 @@ use crate::model::{CallError, ErrorCode};
 
 use super::protocol::{ClientMessage, Contact, PROTOCOL_VERSION, ServerMessage, decode_client};
 use super::usersig::{Check, Keyring, Revocations, SigPolicy, UserSigError};
+pub use cluster::{NodeMessage, Presence, RELAYED_FROM_NODE};
 pub use limits::{Bucket, Limits};
 use record::CallRecord;
 
@@ -81,6 +85,16 @@ pub enum Output {
     CallEvent(super::webhook::CallEvent),
     /// A call is over: its end-of-call record, for the webhooks (only when they are on).
     CallEnded(super::webhook::CallRecordEvent),
+    /// Send `message` to the node `node` (only when this switchboard is one of several).
+    Publish {
+        /// The node's id.
+        node: String,
+        /// What to tell it.
+        message: NodeMessage,
+    },
+    /// Tell every node (only when this switchboard is one of several); the driver keeps the
+    /// presence records of this node's users from these too.
+    Announce(Presence),
 }
 
 /// Settings of a switchboard.
@@ -100,6 +114,9 @@ pub struct SwitchboardConfig {
     pub policy: SigPolicy,
     /// Whether call events and end-of-call records come out for the webhooks.
     pub webhooks: bool,
+    /// This node's id when it is one of several sharing users and calls (see
+    /// [`Switchboard::handle_node_message`]); `None`: alone.
+    pub node: Option<String>,
 }
 
 /// Refusals of one connection in the current window.
@@ -123,6 +140,10 @@ struct Session {
     refusals: Refusals,
     /// The user asked for the server's records of its calls.
     traces: bool,
+    /// For a user logged in to another node: that node (this session stands in for it).
+    node: Option<u16>,
+    /// When its user logged in (Unix ms).
+    since_millis: u64,
 }
 
 /// Counters of what the switchboard refused and closed.
@@ -159,13 +180,16 @@ pub struct Switchboard {
     records: Bucket,
     revocations: Revocations,
     counts: RefusalCounts,
+    cluster: cluster::Cluster,
     out: VecDeque<Output>,
 }
 
 impl Switchboard {
     /// An empty switchboard.
     pub fn new(config: SwitchboardConfig) -> Self {
+        let cluster = cluster::Cluster::new(config.node.clone());
         Self {
+            cluster,
             config,
             sessions: HashMap::new(),
             online: HashMap::new(),
@@ -187,11 +211,16 @@ impl Switchboard {
 
     /// How many connections are open.
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.sessions.len() - self.cluster.stand_ins
     }
 
-    /// How many users are logged in.
+    /// How many users are logged in here.
     pub fn online_count(&self) -> usize {
+        self.online.len() - self.cluster.stand_ins
+    }
+
+    /// How many users are logged in, here and on the other nodes.
+    pub fn everyone_online_count(&self) -> usize {
         self.online.len()
     }
 
@@ -231,6 +260,8 @@ impl Switchboard {
                     ..Refusals::default()
                 },
                 traces: false,
+                node: None,
+                since_millis: now_millis,
             },
         );
     }
@@ -251,11 +282,24 @@ impl Switchboard {
         {
             self.online.remove(&user);
             self.online_sorted.remove(&user);
-            if hold && self.hold_calls(&user) {
+            if state.node.is_some() {
+                self.cluster.stand_ins -= 1;
+            }
+            let waits = hold && self.hold_calls(&user);
+            if state.node.is_none() {
+                self.announce(&user, None, waits);
+            }
+            if waits {
+                if let Some(node) = state.node {
+                    self.cluster.away_node.insert(user.clone(), node);
+                }
                 self.away.insert(user, self.now_millis);
             } else {
                 self.leave_all_calls(&user);
+                self.cluster.forget_user(&user);
             }
+        } else if state.node.is_some() {
+            self.cluster.stand_ins -= 1;
         }
     }
 
@@ -420,7 +464,11 @@ impl Switchboard {
                 let contacts = self.contacts_for(&user);
                 self.send(session, ServerMessage::Contacts { contacts });
             }
-            (message, Some(user)) => self.handle_call_message(session, now_millis, &user, message),
+            (message, Some(user)) => {
+                if let Some(message) = self.route_to_home(&user, message) {
+                    self.handle_call_message(session, now_millis, &user, message);
+                }
+            }
         }
     }
 
@@ -476,9 +524,16 @@ impl Switchboard {
             }
         };
         if let Some(previous) = self.online.get(user_id).copied() {
-            let by = format!("a new log-in of {user_id} (session {session})");
-            self.send(previous, ServerMessage::Kicked { by });
-            self.close_session(previous);
+            if self.node_of_session(previous).is_some() {
+                // Logged in to another node: that node kicks it when it hears of this log-in
+                // (or was lost). Its calls here are not in this welcome, so they end now.
+                self.drop_stand_in(user_id, previous);
+                self.end_calls_of_gone(user_id);
+            } else {
+                let by = format!("a new log-in of {user_id} (session {session})");
+                self.send(previous, ServerMessage::Kicked { by });
+                self.close_session(previous);
+            }
         }
         // Back within the grace: the calls held for it go on.
         let calls = if self.away.remove(user_id).is_some() {
@@ -489,6 +544,7 @@ impl Switchboard {
                 .flatten()
                 .cloned()
                 .collect();
+            held.extend(self.cluster.remote_calls_of(user_id));
             held.sort_unstable();
             held
         } else {
@@ -498,9 +554,11 @@ impl Switchboard {
             state.user_id = Some(user_id.to_owned());
             state.issued_at_secs = claims.issued_at;
             state.expires_at_secs = claims.expires_at();
+            state.since_millis = now_millis;
         }
         self.online.insert(user_id.to_owned(), session);
         self.online_sorted.insert(user_id.to_owned());
+        self.announce(user_id, Some(now_millis), false);
         let contacts = self.contacts_for(user_id);
         self.send(
             session,
@@ -579,11 +637,7 @@ impl Switchboard {
     }
 
     fn send(&mut self, session: SessionId, message: ServerMessage) {
-        self.out.push_back(Output::Send {
-            session,
-            message,
-            relayed_from: None,
-        });
+        self.emit(session, message, None);
     }
 
     /// The server's record of a routing step (`name`, about `user`) to every member of
@@ -662,7 +716,14 @@ impl Switchboard {
     /// Tells the driver to close `session`, and forgets it; its user leaves its calls now
     /// (the server closed it: it is not coming back to them).
     fn close_session(&mut self, session: SessionId) {
-        self.out.push_back(Output::Close { session });
+        match self.node_of_session(session) {
+            Some(_) => {
+                if let Some(user) = self.sessions.get(&session).and_then(|s| s.user_id.clone()) {
+                    self.emit_close(session, user);
+                }
+            }
+            None => self.out.push_back(Output::Close { session }),
+        }
         self.close_holding(session, false);
     }
 

@@ -51,6 +51,7 @@ impl Board {
                 limits: Limits::default(),
                 policy: SigPolicy::default(),
                 webhooks: false,
+                node: None,
             }),
             now: T0,
             inbox: BTreeMap::new(),
@@ -67,7 +68,10 @@ impl Board {
                 } => self.inbox.entry(session).or_default().push(message),
                 Output::Close { session } => self.closed.push(session),
                 Output::Refused { .. } => self.refused_records += 1,
-                Output::CallEvent(_) | Output::CallEnded(_) => {}
+                Output::CallEvent(_)
+                | Output::CallEnded(_)
+                | Output::Publish { .. }
+                | Output::Announce(_) => {}
             }
         }
     }

@@ -1,0 +1,436 @@
+//! The Redis bus of a signaling node (`callscope server --redis URL --node-id N`): the tokio
+//! driver that carries the switchboard's node messages and presence between nodes.
+//!
+//! - Each node subscribes to its own channel, `callscope:node:{id}`, and to the presence
+//!   channel, `callscope:presence`, on one connection, and publishes on another: what one node
+//!   sends arrives in the order it was sent.
+//! - Presence records: `callscope:user:{user}` holds `{node} {since_ms}` for each user logged in,
+//!   with a TTL refreshed by heartbeats, so a node that dies leaves no record behind for long.
+//!   `callscope:alive:{node}` is the node's own heartbeat, with a short TTL.
+//! - A node whose heartbeat key is gone is lost: the switchboard ends what it homed.
+//! - Redis going away: what is to be sent meanwhile is dropped and counted; the bus reconnects
+//!   (waiting longer each time, up to a second), and the switchboard then publishes its roster
+//!   and asks for everyone else's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::server::ServerStats;
+use super::switchboard::{NodeMessage, Presence};
+
+/// The channel every node hears presence on.
+pub const PRESENCE_CHANNEL: &str = "callscope:presence";
+/// How long a user's presence record lives without a heartbeat.
+pub const PRESENCE_TTL: Duration = Duration::from_secs(15);
+/// How long a node's heartbeat key lives; it is renewed every [`HEARTBEAT`].
+pub const ALIVE_TTL: Duration = Duration::from_secs(3);
+/// How often a node renews its heartbeat and checks the others'.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Presence records are renewed this often.
+const PRESENCE_REFRESH: Duration = Duration::from_secs(5);
+/// Heartbeat checks a node's key may be missing in before it counts as lost.
+const MISSES_BEFORE_LOST: u32 = 2;
+/// How long after a node dies the others find it lost, at most: its heartbeat key expires,
+/// then it is missed twice.
+pub const NODE_LOST_AFTER: Duration =
+    Duration::from_secs(ALIVE_TTL.as_secs() + HEARTBEAT.as_secs() * MISSES_BEFORE_LOST as u64);
+/// The longest wait between two attempts to reach Redis.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Messages waiting for the bus at most; beyond, they are dropped and counted.
+pub(super) const BUS_CAPACITY: usize = 65_536;
+/// Commands sent to Redis in one round trip at most.
+const BATCH: usize = 512;
+
+/// The channel of one node.
+pub fn node_channel(node: &str) -> String {
+    format!("callscope:node:{node}")
+}
+
+/// Where a node finds the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusConfig {
+    /// `redis://HOST:PORT` (or `redis://HOST:PORT/DB`).
+    pub url: String,
+    /// This node's id, unique among the nodes.
+    pub node: String,
+}
+
+/// What the switchboard hands the bus.
+#[derive(Debug)]
+pub(super) enum ToBus {
+    Publish { node: String, message: NodeMessage },
+    Announce(Presence),
+}
+
+/// What the bus hands the switchboard.
+#[derive(Debug)]
+pub(super) enum FromBus {
+    /// (Re)connected to Redis.
+    Connected,
+    /// A node message for this node.
+    Node { from: String, message: NodeMessage },
+    /// Presence told to every node.
+    Presence(Presence),
+    /// A node's heartbeat stopped.
+    NodeLost(String),
+}
+
+/// A node message on the wire: who sent it, and what.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    from: String,
+    message: NodeMessage,
+}
+
+/// Deletes a presence record only if it is still this node's (a later log-in elsewhere may
+/// have replaced it).
+const DELETE_IF_OURS: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+fn user_key(user: &str) -> String {
+    format!("callscope:user:{user}")
+}
+
+fn alive_key(node: &str) -> String {
+    format!("callscope:alive:{node}")
+}
+
+/// Checks a Redis URL.
+pub fn check_url(url: &str) -> Result<(), String> {
+    redis::Client::open(url)
+        .map(drop)
+        .map_err(|error| format!("not a Redis URL ({url}): {error}"))
+}
+
+/// Starts the bus; what it hears goes to `hub`.
+pub(super) fn start(
+    config: BusConfig,
+    hub: mpsc::Sender<FromBus>,
+    stats: Arc<ServerStats>,
+) -> mpsc::Sender<ToBus> {
+    let (to_bus, from_board) = mpsc::channel(BUS_CAPACITY);
+    tokio::spawn(run(config, from_board, hub, stats));
+    to_bus
+}
+
+/// This node's users and when they logged in, as the switchboard announced them.
+#[derive(Debug, Default)]
+struct Local {
+    users: HashMap<String, u64>,
+}
+
+impl Local {
+    fn note(&mut self, own: &str, presence: &Presence) {
+        match presence {
+            Presence::Online {
+                node,
+                user,
+                since_millis,
+            } if node == own => {
+                self.users.insert(user.clone(), *since_millis);
+            }
+            Presence::Offline { node, user, .. } if node == own => {
+                self.users.remove(user);
+            }
+            Presence::Roster { node, users } if node == own => {
+                self.users = users.iter().cloned().collect();
+            }
+            _ => {}
+        }
+    }
+}
+
+fn record(own: &str, since_millis: u64) -> String {
+    format!("{own} {since_millis}")
+}
+
+async fn run(
+    config: BusConfig,
+    mut from_board: mpsc::Receiver<ToBus>,
+    hub: mpsc::Sender<FromBus>,
+    stats: Arc<ServerStats>,
+) {
+    let Ok(client) = redis::Client::open(config.url.as_str()) else {
+        return;
+    };
+    let mut local = Local::default();
+    // Nodes heard from, and how many heartbeat checks in a row found them silent: kept across
+    // reconnections, so a node that died while Redis was away is still found lost.
+    let mut nodes: HashMap<String, u32> = HashMap::new();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if let Ok((connection, messages)) = connect(&client, &config.node).await {
+            backoff = Duration::from_millis(100);
+            stats.bus_connected.store(true, Ordering::Relaxed);
+            if hub.send(FromBus::Connected).await.is_err() {
+                return;
+            }
+            let link = Link {
+                own: &config.node,
+                connection,
+                hub: &hub,
+                stats: &stats,
+            };
+            let stop = link
+                .serve(messages, &mut from_board, &mut local, &mut nodes)
+                .await;
+            stats.bus_connected.store(false, Ordering::Relaxed);
+            if stop {
+                return;
+            }
+            stats.bus_reconnects.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        // Nothing can be sent meanwhile: what the switchboard hands over is dropped.
+        let waited = tokio::time::sleep(backoff);
+        tokio::pin!(waited);
+        loop {
+            tokio::select! {
+                () = &mut waited => break,
+                next = from_board.recv() => match next {
+                    Some(ToBus::Announce(presence)) => {
+                        local.note(&config.node, &presence);
+                        stats.bus_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some(ToBus::Publish { .. }) => {
+                        stats.bus_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None => return,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn connect(
+    client: &redis::Client,
+    own: &str,
+) -> redis::RedisResult<(redis::aio::MultiplexedConnection, redis::aio::PubSubStream)> {
+    let limit = Duration::from_secs(2);
+    let mut pubsub = tokio::time::timeout(limit, client.get_async_pubsub())
+        .await
+        .map_err(timed_out)??;
+    pubsub
+        .subscribe(&[node_channel(own), PRESENCE_CHANNEL.to_owned()])
+        .await?;
+    let connection = tokio::time::timeout(limit, client.get_multiplexed_async_connection())
+        .await
+        .map_err(timed_out)??;
+    Ok((connection, pubsub.into_on_message()))
+}
+
+fn timed_out(_: tokio::time::error::Elapsed) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "Redis did not answer in time",
+    ))
+}
+
+/// One connection to Redis, while it lasts.
+struct Link<'a> {
+    own: &'a str,
+    connection: redis::aio::MultiplexedConnection,
+    hub: &'a mpsc::Sender<FromBus>,
+    stats: &'a ServerStats,
+}
+
+impl Link<'_> {
+    /// Carries messages both ways until the connection breaks (false) or the server stops
+    /// (true).
+    async fn serve(
+        mut self,
+        mut messages: redis::aio::PubSubStream,
+        from_board: &mut mpsc::Receiver<ToBus>,
+        local: &mut Local,
+        nodes: &mut HashMap<String, u32>,
+    ) -> bool {
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut refreshed = tokio::time::Instant::now()
+            .checked_sub(PRESENCE_REFRESH)
+            .unwrap_or_else(tokio::time::Instant::now);
+        // The others reconnect too, within a second of each other: they are not judged until
+        // they had the time to renew their heartbeats.
+        let judge_from = tokio::time::Instant::now() + ALIVE_TTL;
+        for misses in nodes.values_mut() {
+            *misses = 0;
+        }
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else { return false };
+                    let Some(heard) = self.read(&message, nodes) else { continue };
+                    if self.hub.send(heard).await.is_err() {
+                        return true;
+                    }
+                }
+                next = from_board.recv() => {
+                    let Some(first) = next else { return true };
+                    let mut batch = vec![first];
+                    while batch.len() < BATCH {
+                        match from_board.try_recv() {
+                            Ok(more) => batch.push(more),
+                            Err(_) => break,
+                        }
+                    }
+                    if self.send(batch, local).await.is_err() {
+                        return false;
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let refresh = refreshed.elapsed() >= PRESENCE_REFRESH;
+                    if refresh {
+                        refreshed = tokio::time::Instant::now();
+                    }
+                    let judge = tokio::time::Instant::now() >= judge_from;
+                    match self.beat(local, refresh, judge, nodes).await {
+                        Ok(lost) => {
+                            for node in lost {
+                                self.stats.nodes_lost.fetch_add(1, Ordering::Relaxed);
+                                if self.hub.send(FromBus::NodeLost(node)).await.is_err() {
+                                    return true;
+                                }
+                            }
+                        }
+                        Err(_) => return false,
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a message heard on a channel means, if anything.
+    fn read(&self, message: &redis::Msg, nodes: &mut HashMap<String, u32>) -> Option<FromBus> {
+        let payload: String = message.get_payload().ok()?;
+        if message.get_channel_name() == PRESENCE_CHANNEL {
+            let presence: Presence = serde_json::from_str(&payload).ok()?;
+            let node = match &presence {
+                Presence::Online { node, .. }
+                | Presence::Offline { node, .. }
+                | Presence::Roster { node, .. }
+                | Presence::RosterRequest { node } => node,
+            };
+            if node != self.own {
+                nodes.insert(node.clone(), 0);
+            }
+            return Some(FromBus::Presence(presence));
+        }
+        let envelope: Envelope = serde_json::from_str(&payload).ok()?;
+        nodes.insert(envelope.from.clone(), 0);
+        Some(FromBus::Node {
+            from: envelope.from,
+            message: envelope.message,
+        })
+    }
+
+    /// Sends a batch in one round trip.
+    async fn send(&mut self, batch: Vec<ToBus>, local: &mut Local) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for item in batch {
+            match item {
+                ToBus::Publish { node, message } => {
+                    let envelope = Envelope {
+                        from: self.own.to_owned(),
+                        message,
+                    };
+                    let Ok(payload) = serde_json::to_string(&envelope) else {
+                        continue;
+                    };
+                    pipe.cmd("PUBLISH")
+                        .arg(node_channel(&node))
+                        .arg(payload)
+                        .ignore();
+                }
+                ToBus::Announce(presence) => {
+                    local.note(self.own, &presence);
+                    match &presence {
+                        Presence::Online {
+                            node,
+                            user,
+                            since_millis,
+                        } if node == self.own => {
+                            pipe.cmd("SET")
+                                .arg(user_key(user))
+                                .arg(record(self.own, *since_millis))
+                                .arg("EX")
+                                .arg(PRESENCE_TTL.as_secs())
+                                .ignore();
+                        }
+                        Presence::Offline { node, user, .. } if node == self.own => {
+                            let ours = local.users.get(user).copied().unwrap_or_default();
+                            pipe.cmd("EVAL")
+                                .arg(DELETE_IF_OURS)
+                                .arg(1)
+                                .arg(user_key(user))
+                                .arg(record(self.own, ours))
+                                .ignore();
+                        }
+                        _ => {}
+                    }
+                    let Ok(payload) = serde_json::to_string(&presence) else {
+                        continue;
+                    };
+                    pipe.cmd("PUBLISH")
+                        .arg(PRESENCE_CHANNEL)
+                        .arg(payload)
+                        .ignore();
+                }
+            }
+        }
+        pipe.query_async::<()>(&mut self.connection).await
+    }
+
+    /// Renews this node's heartbeat (and, when `refresh`, its users' presence records) and
+    /// checks the other nodes'; the nodes found lost.
+    async fn beat(
+        &mut self,
+        local: &Local,
+        refresh: bool,
+        judge: bool,
+        nodes: &mut HashMap<String, u32>,
+    ) -> redis::RedisResult<Vec<String>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(alive_key(self.own))
+            .arg(1)
+            .arg("PX")
+            .arg(u64::try_from(ALIVE_TTL.as_millis()).unwrap_or(u64::MAX))
+            .ignore();
+        let known: Vec<String> = nodes.keys().cloned().collect();
+        for node in &known {
+            pipe.cmd("EXISTS").arg(alive_key(node));
+        }
+        let alive: Vec<bool> = pipe.query_async(&mut self.connection).await?;
+        let mut lost = Vec::new();
+        for (node, alive) in known.into_iter().zip(alive) {
+            let misses = nodes.entry(node.clone()).or_default();
+            *misses = if alive || !judge { 0 } else { *misses + 1 };
+            if *misses >= MISSES_BEFORE_LOST {
+                nodes.remove(&node);
+                lost.push(node);
+            }
+        }
+        if refresh && !local.users.is_empty() {
+            let users: Vec<(&String, &u64)> = local.users.iter().collect();
+            for chunk in users.chunks(1000) {
+                let mut pipe = redis::pipe();
+                for (user, since) in chunk {
+                    pipe.cmd("SET")
+                        .arg(user_key(user))
+                        .arg(record(self.own, **since))
+                        .arg("EX")
+                        .arg(PRESENCE_TTL.as_secs())
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut self.connection).await?;
+            }
+        }
+        Ok(lost)
+    }
+}

@@ -1,0 +1,656 @@
+//! Several switchboards that share their users and calls: what one node tells the others
+//! (through its driver's bus: Redis pub/sub under `callscope server --redis`) and what it does
+//! with what they tell it.
+//!
+//! Each call is homed on one node, the one its caller is logged in to; that node alone decides
+//! every step of it. A user logged in to another node is a stand-in session here: what the call
+//! sends it goes to its node ([`NodeMessage::Deliver`]), and what it sends about the call comes
+//! from its node ([`NodeMessage::Request`]). Its own node knows which of its calls are homed
+//! elsewhere, counts them toward its limits, and answers an invitation beyond them as busy.
+//! Who is logged in where is told to every node ([`Presence`]); of two log-ins of one user on
+//! two nodes, the later one stays. A node that is lost takes the calls it homed with it, and its
+//! users' calls elsewhere end.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::call::{Action, CallSignal, Signal};
+
+use super::super::protocol::{ClientMessage, ServerMessage};
+use super::limits::Bucket;
+use super::{Output, Refusals, Session, SessionId, Switchboard};
+
+/// Stand-in sessions are numbered from here, far above the driver's connection numbers.
+const STAND_IN_BASE: SessionId = 1 << 48;
+
+/// The relayer of a relay that came from another node: when its recipient cannot take it, it
+/// is dropped (the relayer's node is not told).
+pub const RELAYED_FROM_NODE: SessionId = 0;
+
+/// What one node sends another, on that node's channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeMessage {
+    /// Send `message` to `user`, logged in to the receiving node.
+    Deliver {
+        /// The recipient.
+        user: String,
+        /// What to send it.
+        message: ServerMessage,
+        /// Another participant's media negotiation: dropped, not the recipient, when it does
+        /// not fit.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        relayed: bool,
+    },
+    /// `user`, logged in to the sending node, sent `message` about a call homed on the
+    /// receiving node.
+    Request {
+        /// The sender.
+        user: String,
+        /// What it sent.
+        message: ClientMessage,
+    },
+    /// `user` is no longer a member of `call_id`, homed on the sending node.
+    Left {
+        /// The former member.
+        user: String,
+        /// The call.
+        call_id: String,
+    },
+    /// Close `user`'s connection: the call's home refused it too often.
+    Close {
+        /// Whose connection.
+        user: String,
+    },
+}
+
+/// What a node tells every node, on the presence channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Presence {
+    /// `user` logged in to `node` at `since_millis` (Unix ms).
+    Online {
+        /// The node.
+        node: String,
+        /// The user.
+        user: String,
+        /// When it logged in there.
+        since_millis: u64,
+    },
+    /// `user` is no longer logged in to `node`.
+    Offline {
+        /// The node.
+        node: String,
+        /// The user.
+        user: String,
+        /// Its connection was lost and its connected calls wait for it (for the rejoin
+        /// grace); false: it is gone for good (kicked, closed, expired) and leaves them now.
+        held: bool,
+    },
+    /// Everyone logged in to `node` now, with when: sent when it (re)connects to the bus and
+    /// when asked.
+    Roster {
+        /// The node.
+        node: String,
+        /// Each user and when it logged in.
+        users: Vec<(String, u64)>,
+    },
+    /// `node` asks every node for its roster.
+    RosterRequest {
+        /// Who asks.
+        node: String,
+    },
+}
+
+/// A call of our users homed on another node.
+#[derive(Debug, Clone)]
+pub(super) struct RemoteCall {
+    home: u16,
+    members: BTreeSet<String>,
+}
+
+/// What a switchboard keeps about the other nodes.
+#[derive(Debug, Default)]
+pub(super) struct Cluster {
+    /// This node's id; `None` when the switchboard is alone.
+    pub own: Option<String>,
+    /// Ids of the other nodes seen, by their number here.
+    nodes: Vec<String>,
+    /// Calls of our users homed elsewhere, by call id.
+    remote_calls: HashMap<String, RemoteCall>,
+    /// The same, by user.
+    remote_of_user: HashMap<String, HashSet<String>>,
+    /// The node of each stand-in user whose connection was lost there and whose calls here
+    /// wait for it.
+    pub away_node: HashMap<String, u16>,
+    next_stand_in: SessionId,
+    /// Stand-in sessions open.
+    pub stand_ins: usize,
+}
+
+impl Cluster {
+    /// The cluster state of node `own` (`None`: alone).
+    pub fn new(own: Option<String>) -> Self {
+        Self {
+            own,
+            ..Self::default()
+        }
+    }
+
+    fn node_index(&mut self, node: &str) -> u16 {
+        if let Some(index) = self.nodes.iter().position(|known| known == node) {
+            return u16::try_from(index).unwrap_or(u16::MAX);
+        }
+        self.nodes.push(node.to_owned());
+        u16::try_from(self.nodes.len() - 1).unwrap_or(u16::MAX)
+    }
+
+    fn known_index(&self, node: &str) -> Option<u16> {
+        self.nodes
+            .iter()
+            .position(|known| known == node)
+            .and_then(|index| u16::try_from(index).ok())
+    }
+
+    fn name(&self, index: u16) -> String {
+        self.nodes
+            .get(usize::from(index))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many calls homed elsewhere `user` is in or invited into.
+    pub fn remote_load(&self, user: &str) -> usize {
+        self.remote_of_user.get(user).map_or(0, HashSet::len)
+    }
+
+    /// The calls homed elsewhere `user` is in or invited into, sorted.
+    pub fn remote_calls_of(&self, user: &str) -> Vec<String> {
+        let mut calls: Vec<String> = self
+            .remote_of_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        calls.sort_unstable();
+        calls
+    }
+
+    fn add_remote(&mut self, call_id: &str, home: u16, user: &str) {
+        self.remote_calls
+            .entry(call_id.to_owned())
+            .or_insert_with(|| RemoteCall {
+                home,
+                members: BTreeSet::new(),
+            })
+            .members
+            .insert(user.to_owned());
+        self.remote_of_user
+            .entry(user.to_owned())
+            .or_default()
+            .insert(call_id.to_owned());
+    }
+
+    fn remove_remote(&mut self, call_id: &str, user: &str) {
+        if let Some(call) = self.remote_calls.get_mut(call_id) {
+            call.members.remove(user);
+            if call.members.is_empty() {
+                self.remote_calls.remove(call_id);
+            }
+        }
+        if let Some(calls) = self.remote_of_user.get_mut(user) {
+            calls.remove(call_id);
+            if calls.is_empty() {
+                self.remote_of_user.remove(user);
+            }
+        }
+    }
+
+    /// `user` is gone from this node for good: its calls elsewhere are forgotten here (their
+    /// homes end its part in them when they hear it is gone).
+    pub fn forget_user(&mut self, user: &str) {
+        for call_id in self.remote_of_user.remove(user).unwrap_or_default() {
+            if let Some(call) = self.remote_calls.get_mut(&call_id) {
+                call.members.remove(user);
+                if call.members.is_empty() {
+                    self.remote_calls.remove(&call_id);
+                }
+            }
+        }
+    }
+}
+
+/// The call a client message is about, if any.
+fn call_of(message: &ClientMessage) -> Option<&str> {
+    match message {
+        ClientMessage::Call(action) => Some(action.call_id()),
+        ClientMessage::Sdp { call_id, .. }
+        | ClientMessage::Ice { call_id, .. }
+        | ClientMessage::ShareTrace { call_id, .. } => Some(call_id),
+        ClientMessage::Login { .. }
+        | ClientMessage::Contacts
+        | ClientMessage::Ping { .. }
+        | ClientMessage::Traces { .. } => None,
+    }
+}
+
+impl Switchboard {
+    /// Whether this switchboard is one of several nodes.
+    pub fn is_node(&self) -> bool {
+        self.cluster.own.is_some()
+    }
+
+    /// Users logged in to this node, with when they logged in (for its presence records).
+    pub fn roster(&self) -> Vec<(String, u64)> {
+        self.online
+            .iter()
+            .filter_map(|(user, session)| {
+                let state = self.sessions.get(session)?;
+                state
+                    .node
+                    .is_none()
+                    .then(|| (user.clone(), state.since_millis))
+            })
+            .collect()
+    }
+
+    /// The bus (re)connected: this node tells every node who is logged in here, and asks them
+    /// the same.
+    pub fn handle_bus_connected(&mut self, now_millis: u64) {
+        self.now_millis = now_millis;
+        let Some(own) = self.cluster.own.clone() else {
+            return;
+        };
+        let users = self.roster();
+        self.out.push_back(Output::Announce(Presence::Roster {
+            node: own.clone(),
+            users,
+        }));
+        self.out
+            .push_back(Output::Announce(Presence::RosterRequest { node: own }));
+    }
+
+    /// What another node told every node.
+    pub fn handle_presence(&mut self, now_millis: u64, presence: Presence) {
+        self.now_millis = now_millis;
+        let Some(own) = self.cluster.own.clone() else {
+            return;
+        };
+        match presence {
+            Presence::Online {
+                node,
+                user,
+                since_millis,
+            } if node != own => self.remote_online(&own, &node, &user, since_millis),
+            Presence::Offline { node, user, held } if node != own => {
+                self.remote_offline(&node, &user, held);
+            }
+            Presence::Roster { node, users } if node != own => {
+                let listed: HashSet<&str> = users.iter().map(|(user, _)| user.as_str()).collect();
+                let index = self.cluster.node_index(&node);
+                let gone: Vec<String> = self
+                    .stand_ins_of(index)
+                    .into_iter()
+                    .filter(|(user, _)| !listed.contains(user.as_str()))
+                    .map(|(user, _)| user)
+                    .collect();
+                for user in gone {
+                    self.remote_offline(&node, &user, true);
+                }
+                for (user, since_millis) in &users {
+                    self.remote_online(&own, &node, user, *since_millis);
+                }
+            }
+            Presence::RosterRequest { node } if node != own => {
+                let users = self.roster();
+                self.out
+                    .push_back(Output::Announce(Presence::Roster { node: own, users }));
+            }
+            // Our own, heard back.
+            Presence::Online { .. }
+            | Presence::Offline { .. }
+            | Presence::Roster { .. }
+            | Presence::RosterRequest { .. } => {}
+        }
+    }
+
+    fn stand_ins_of(&self, index: u16) -> Vec<(String, SessionId)> {
+        self.online
+            .iter()
+            .filter(|(_, session)| {
+                self.sessions
+                    .get(session)
+                    .is_some_and(|state| state.node == Some(index))
+            })
+            .map(|(user, session)| (user.clone(), *session))
+            .collect()
+    }
+
+    fn remote_online(&mut self, own: &str, node: &str, user: &str, since_millis: u64) {
+        let index = self.cluster.node_index(node);
+        match self.online.get(user).copied() {
+            Some(session) => {
+                let Some(state) = self.sessions.get(&session) else {
+                    return;
+                };
+                match state.node {
+                    None => {
+                        // Logged in here and there: the later log-in stays (the node id breaks
+                        // a tie the same way on both).
+                        if (since_millis, node) <= (state.since_millis, own) {
+                            return;
+                        }
+                        let by = format!("a new log-in of {user} on node {node}");
+                        self.send(session, ServerMessage::Kicked { by });
+                        self.close_session(session);
+                    }
+                    Some(at) if at == index => {
+                        if let Some(state) = self.sessions.get_mut(&session) {
+                            state.since_millis = since_millis;
+                        }
+                        return;
+                    }
+                    Some(_) if since_millis < state.since_millis => return,
+                    Some(_) => {
+                        // Moved to another node, which does not know its calls here: they
+                        // end now.
+                        self.drop_stand_in(user, session);
+                        self.end_calls_of_gone(user);
+                    }
+                }
+            }
+            None => {
+                if self.away.remove(user).is_some() {
+                    let back_where_it_was = self.cluster.away_node.get(user) == Some(&index);
+                    if !back_where_it_was {
+                        self.end_calls_of_gone(user);
+                    }
+                    self.cluster.away_node.remove(user);
+                }
+            }
+        }
+        self.add_stand_in(user, index, since_millis);
+    }
+
+    fn remote_offline(&mut self, node: &str, user: &str, held: bool) {
+        let Some(index) = self.cluster.known_index(node) else {
+            return;
+        };
+        if let Some(session) = self.online.get(user).copied()
+            && self
+                .sessions
+                .get(&session)
+                .is_some_and(|state| state.node == Some(index))
+        {
+            self.close_holding(session, held);
+        }
+    }
+
+    fn add_stand_in(&mut self, user: &str, node: u16, since_millis: u64) {
+        self.cluster.next_stand_in += 1;
+        let session = STAND_IN_BASE + self.cluster.next_stand_in;
+        let now = self.now_millis;
+        self.sessions.insert(
+            session,
+            Session {
+                user_id: Some(user.to_owned()),
+                issued_at_secs: u64::MAX,
+                expires_at_secs: u64::MAX,
+                opened_at_millis: now,
+                messages: Bucket::full(1, 1, now),
+                bytes: Bucket::full(1, 1, now),
+                login_failures: 0,
+                refusals: Refusals {
+                    window_start_millis: now,
+                    ..Refusals::default()
+                },
+                traces: false,
+                node: Some(node),
+                since_millis,
+            },
+        );
+        self.cluster.stand_ins += 1;
+        self.online.insert(user.to_owned(), session);
+        self.online_sorted.insert(user.to_owned());
+    }
+
+    /// Forgets a stand-in without ending its calls.
+    pub(super) fn drop_stand_in(&mut self, user: &str, session: SessionId) {
+        if self.sessions.remove(&session).is_some() {
+            self.cluster.stand_ins -= 1;
+        }
+        if self.online.get(user) == Some(&session) {
+            self.online.remove(user);
+            self.online_sorted.remove(user);
+        }
+    }
+
+    /// A node is lost (its heartbeat stopped): its users' calls here end, and the calls it
+    /// homed end for our users in them with `ended_by_server`.
+    pub fn handle_node_lost(&mut self, now_millis: u64, node: &str) {
+        self.now_millis = now_millis;
+        let Some(index) = self.cluster.known_index(node) else {
+            return;
+        };
+        for (user, session) in self.stand_ins_of(index) {
+            self.drop_stand_in(&user, session);
+            self.end_calls_of_gone(&user);
+        }
+        let away: Vec<String> = self
+            .cluster
+            .away_node
+            .iter()
+            .filter(|(_, at)| **at == index)
+            .map(|(user, _)| user.clone())
+            .collect();
+        for user in away {
+            self.away.remove(&user);
+            self.end_calls_of_gone(&user);
+            self.cluster.away_node.remove(&user);
+        }
+        let homed: Vec<(String, BTreeSet<String>)> = self
+            .cluster
+            .remote_calls
+            .iter()
+            .filter(|(_, call)| call.home == index)
+            .map(|(call_id, call)| (call_id.clone(), call.members.clone()))
+            .collect();
+        for (call_id, members) in homed {
+            for member in members {
+                self.cluster.remove_remote(&call_id, &member);
+                self.send_to_user(
+                    &member,
+                    ServerMessage::call(&call_id, Signal::EndedByServer),
+                );
+            }
+        }
+    }
+
+    /// What another node sent this one.
+    pub fn handle_node_message(&mut self, now_millis: u64, from: &str, message: NodeMessage) {
+        self.now_millis = now_millis;
+        if self.cluster.own.is_none() {
+            return;
+        }
+        let index = self.cluster.node_index(from);
+        match message {
+            NodeMessage::Deliver {
+                user,
+                message,
+                relayed,
+            } => self.deliver_from(index, &user, message, relayed),
+            NodeMessage::Request { user, message } => {
+                let session = match self.online.get(&user).copied() {
+                    Some(session)
+                        if self
+                            .sessions
+                            .get(&session)
+                            .is_some_and(|state| state.node == Some(index)) =>
+                    {
+                        session
+                    }
+                    // Logged in here or elsewhere as far as we know: which log-in stays is
+                    // being settled, and this request is not taken meanwhile.
+                    Some(_) => return,
+                    None => {
+                        self.add_stand_in(&user, index, now_millis);
+                        self.online.get(&user).copied().unwrap_or_default()
+                    }
+                };
+                self.handle_call_message(session, now_millis, &user, message);
+            }
+            NodeMessage::Left { user, call_id } => self.cluster.remove_remote(&call_id, &user),
+            NodeMessage::Close { user } => {
+                if let Some(session) = self.local_session(&user) {
+                    self.counts.closed += 1;
+                    self.close_session(session);
+                }
+            }
+        }
+    }
+
+    fn local_session(&self, user: &str) -> Option<SessionId> {
+        let session = self.online.get(user).copied()?;
+        self.sessions
+            .get(&session)
+            .is_some_and(|state| state.node.is_none())
+            .then_some(session)
+    }
+
+    fn deliver_from(&mut self, home: u16, user: &str, message: ServerMessage, relayed: bool) {
+        let Some(session) = self.local_session(user) else {
+            return;
+        };
+        if let ServerMessage::Call(CallSignal {
+            call_id,
+            signal: Signal::Invited { .. },
+        }) = &message
+        {
+            if self.saturated(user) {
+                // As busy as the limit allows, counting its calls on every node.
+                let busy = ClientMessage::Call(Action::LineBusy {
+                    call_id: call_id.clone(),
+                });
+                self.publish(
+                    home,
+                    NodeMessage::Request {
+                        user: user.to_owned(),
+                        message: busy,
+                    },
+                );
+                return;
+            }
+            self.cluster.add_remote(call_id, home, user);
+        }
+        self.out.push_back(Output::Send {
+            session,
+            message,
+            relayed_from: relayed.then_some(RELAYED_FROM_NODE),
+        });
+    }
+
+    fn publish(&mut self, node: u16, message: NodeMessage) {
+        let node = self.cluster.name(node);
+        self.out.push_back(Output::Publish { node, message });
+    }
+
+    /// Where a local user's message goes when it is about a call homed on another node.
+    pub(super) fn route_to_home(
+        &mut self,
+        user: &str,
+        message: ClientMessage,
+    ) -> Option<ClientMessage> {
+        let home = call_of(&message)
+            .and_then(|call_id| self.cluster.remote_calls.get(call_id))
+            .filter(|call| call.members.contains(user))
+            .map(|call| call.home);
+        let Some(home) = home else {
+            return Some(message);
+        };
+        self.publish(
+            home,
+            NodeMessage::Request {
+                user: user.to_owned(),
+                message,
+            },
+        );
+        None
+    }
+
+    /// Sends to a session here, or through its node for a stand-in.
+    pub(super) fn emit(
+        &mut self,
+        session: SessionId,
+        message: ServerMessage,
+        relayed_from: Option<SessionId>,
+    ) {
+        let Some(state) = self.sessions.get(&session) else {
+            return;
+        };
+        match (state.node, &state.user_id) {
+            (Some(node), Some(user)) => {
+                let deliver = NodeMessage::Deliver {
+                    user: user.clone(),
+                    message,
+                    relayed: relayed_from.is_some(),
+                };
+                self.publish(node, deliver);
+            }
+            _ => self.out.push_back(Output::Send {
+                session,
+                message,
+                relayed_from,
+            }),
+        }
+    }
+
+    /// Asks a stand-in's node to close its user's connection.
+    pub(super) fn emit_close(&mut self, session: SessionId, user: String) {
+        if let Some(node) = self.node_of_session(session) {
+            self.publish(node, NodeMessage::Close { user });
+        }
+    }
+
+    /// The node of a stand-in session, if `session` is one.
+    pub(super) fn node_of_session(&self, session: SessionId) -> Option<u16> {
+        self.sessions.get(&session).and_then(|state| state.node)
+    }
+
+    /// Tells `user`'s node, when it is another, that it left `call_id`.
+    pub(super) fn tell_left(&mut self, call_id: &str, user: &str) {
+        let node = self
+            .online
+            .get(user)
+            .and_then(|session| self.node_of_session(*session))
+            .or_else(|| self.cluster.away_node.get(user).copied());
+        if let Some(node) = node {
+            let left = NodeMessage::Left {
+                user: user.to_owned(),
+                call_id: call_id.to_owned(),
+            };
+            self.publish(node, left);
+        }
+    }
+
+    /// Tells the other nodes that a user of ours logged in or out.
+    pub(super) fn announce(&mut self, user: &str, online: Option<u64>, held: bool) {
+        let Some(node) = self.cluster.own.clone() else {
+            return;
+        };
+        let presence = match online {
+            Some(since_millis) => Presence::Online {
+                node,
+                user: user.to_owned(),
+                since_millis,
+            },
+            None => Presence::Offline {
+                node,
+                user: user.to_owned(),
+                held,
+            },
+        };
+        self.out.push_back(Output::Announce(presence));
+    }
+}
