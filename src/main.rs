@@ -22,7 +22,8 @@ struct Cli {
     /// Who you are in the app.
     #[arg(long = "user", default_value = "alice", value_name = "ME")]
     user_id: String,
-    /// A standalone signaling server to join instead of the embedded one.
+    /// A standalone signaling server to join instead of the embedded one (several nodes: their
+    /// URLs separated by commas, tried in turn).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
     /// Your UserSig for `--server`.

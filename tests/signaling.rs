@@ -952,3 +952,133 @@ fn webhooks_reach_the_backend_signed_in_order_once_each_even_after_it_was_down()
     assert_eq!(hooks[8].body["AcceptTs"], 0);
     drop((bob, carol));
 }
+
+/// Three nodes on `redis`, in this process.
+fn nodes_on(redis: &common::redis::Redis) -> Vec<Net> {
+    (1..=3)
+        .map(|node| {
+            Net::start_with(|config| {
+                config.bus = Some(callscope::signaling::BusConfig {
+                    url: redis.url(),
+                    node: format!("n{node}"),
+                });
+            })
+        })
+        .collect()
+}
+
+fn everyone_online(net: &Net) -> usize {
+    net.stats()
+        .everyone_online
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits until every node knows `count` users.
+fn until_everyone_online(nodes: &[Net], count: usize) {
+    let started = std::time::Instant::now();
+    while nodes.iter().any(|net| everyone_online(net) != count) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the nodes know {:?} users, not {count}",
+            nodes.iter().map(everyone_online).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn answering(after_millis: u64) -> callscope::engine::Script {
+    callscope::engine::Script::new(callscope::engine::Behaviour::Answer {
+        after: Duration::from_millis(after_millis),
+    })
+}
+
+#[test]
+fn three_nodes_on_a_real_redis_share_presence_calls_and_kick_out_and_survive_its_restart() {
+    let mut redis = common::redis::Redis::start();
+    let nodes = nodes_on(&redis);
+    let bob = nodes[1].client_of(&nodes[1].url(), "bob", Some(answering(200)));
+    let carol = nodes[2].client_of(&nodes[2].url(), "carol", Some(answering(300)));
+    bob.wait_online();
+    carol.wait_online();
+    until_everyone_online(&nodes, 2);
+    let alice = nodes[0].online("alice");
+    // The contact list spans the nodes.
+    let listed: Vec<String> = alice.contacts().into_iter().map(|c| c.user_id).collect();
+    assert_eq!(listed, ["bob", "carol"]);
+    // Presence records with their node.
+    until_everyone_online(&nodes, 3);
+    assert!(
+        redis
+            .get("callscope:user:bob")
+            .is_some_and(|record| record.starts_with("n2 "))
+    );
+    // 1:1 across nodes: homed on n1, bob on n2.
+    alice.dial(&["bob"], MediaType::Audio, 30);
+    alice.wait_for("bob to answer", |a| a.status() == CallingC2cAudio);
+    alice.send(EngineCommand::Hangup);
+    alice.wait_idle();
+    bob.wait_idle();
+    assert_eq!(bob.end_reasons(), [EndReason::Hangup]);
+    // A group call over the three nodes.
+    let joined = alice.count(CallbackKind::UserJoin);
+    alice.dial(&["bob", "carol"], MediaType::Video, 30);
+    alice.wait_for("both to join", |a| {
+        a.count(CallbackKind::UserJoin) == joined + 2 && a.status() == CallingGroupVideo
+    });
+    alice.send(EngineCommand::Hangup);
+    alice.wait_idle();
+    // The two others go on, each on its node, until bob leaves too.
+    carol.wait_for("alice's leaving", |c| c.count(CallbackKind::UserLeave) == 1);
+    assert!(bob.status().is_calling() && carol.status().is_calling());
+    bob.send(EngineCommand::Hangup);
+    bob.wait_idle();
+    carol.wait_idle();
+    // Redis goes away and comes back empty: the nodes reconnect and tell their presence again.
+    redis.restart();
+    let started = std::time::Instant::now();
+    while nodes.iter().any(|net| {
+        let stats = net.stats();
+        !stats
+            .bus_connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+            || stats
+                .bus_reconnects
+                .load(std::sync::atomic::Ordering::Relaxed)
+                == 0
+    }) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the nodes did not reconnect"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    until_everyone_online(&nodes, 3);
+    let record = || redis.get("callscope:user:carol");
+    let started = std::time::Instant::now();
+    while record().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "carol's presence was not told again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    alice.dial(&["carol"], MediaType::Audio, 30);
+    alice.wait_for("carol to answer after the restart", |a| {
+        a.status() == CallingC2cAudio
+    });
+    alice.send(EngineCommand::Hangup);
+    alice.wait_idle();
+    carol.wait_idle();
+    // A log-in of bob on n3 kicks the one on n2.
+    let second_bob = nodes[2].client_of(&nodes[2].url(), "bob", None);
+    second_bob.wait_online();
+    bob.wait_for("the kick", |b| b.count(CallbackKind::KickedOffline) == 1);
+    assert!(
+        redis
+            .get("callscope:user:bob")
+            .is_some_and(|record| record.starts_with("n3 "))
+    );
+    for client in [&alice, &bob, &carol, &second_bob] {
+        client.assert_contract_with(&callscope::timeline::CheckOptions::default());
+    }
+}

@@ -12,7 +12,7 @@ use callscope::media::Resolution;
 use callscope::signaling::usersig::{
     self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, Revocations, SigPolicy, UserSigClaims,
 };
-use callscope::signaling::{Server, ServerConfig, TransportLimits, WebhookConfig};
+use callscope::signaling::{BusConfig, Server, ServerConfig, TransportLimits, WebhookConfig};
 use callscope::timeline::Timeline;
 
 /// Entries a server's timeline keeps on disk (the newest).
@@ -32,6 +32,10 @@ pub struct ServerArgs {
     /// group-a to group-d).
     #[arg(long)]
     pub demo_peers: bool,
+    /// List the demo peers in contact lists without hosting them (another node of the same
+    /// Redis hosts them with `--demo-peers`).
+    #[arg(long, conflicts_with = "demo_peers")]
+    pub list_demo_peers: bool,
     /// Show who else is online in contact lists (off: only the demo peers are listed).
     #[arg(long)]
     pub list_online_users: bool,
@@ -56,6 +60,13 @@ pub struct ServerArgs {
     /// of `TIMESTAMP.BODY`, in `X-Callscope-Signature: sha256=HEX`).
     #[arg(long, value_name = "FILE", requires = "webhook")]
     pub webhook_secret: Option<PathBuf>,
+    /// Share users and calls with the other nodes on this Redis (`redis://HOST:PORT`): presence,
+    /// routing over pub/sub, each call homed on its caller's node.
+    #[arg(long, value_name = "URL", requires = "node_id")]
+    pub redis: Option<String>,
+    /// This node's id among the nodes on `--redis` (unique: letters, digits, `-`, `_`).
+    #[arg(long, value_name = "N", requires = "redis")]
+    pub node_id: Option<String>,
 }
 
 /// Options of `callscope usersig`.
@@ -129,8 +140,22 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
         .context("starting the server runtime")?;
     runtime.block_on(async {
         let mut config = ServerConfig::new(args.listen, keys.clone());
-        if args.demo_peers {
+        if args.demo_peers || args.list_demo_peers {
             config.demo_contacts = demo_contacts();
+        }
+        if let (Some(url), Some(node)) = (&args.redis, &args.node_id) {
+            anyhow::ensure!(
+                !node.is_empty()
+                    && node.len() <= 64
+                    && node
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "a node id is 1 to 64 letters, digits, '-' or '_' (got {node:?})"
+            );
+            config.bus = Some(BusConfig {
+                url: url.clone(),
+                node: node.clone(),
+            });
         }
         config.list_online_users = args.list_online_users;
         config.revocations.clone_from(&args.revocations);
@@ -154,7 +179,14 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
         } else {
             Vec::new()
         };
-        eprintln!("callscope: signaling server listening on {}", server.url());
+        match &args.node_id {
+            Some(node) => eprintln!(
+                "callscope: signaling node {node} listening on {}, sharing through {}",
+                server.url(),
+                args.redis.as_deref().unwrap_or_default()
+            ),
+            None => eprintln!("callscope: signaling server listening on {}", server.url()),
+        }
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;

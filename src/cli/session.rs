@@ -19,7 +19,8 @@ pub struct SessionArgs {
     /// Switch a callback off (its entries are recorded as suppressed); repeatable.
     #[arg(long = "disable", value_name = "KIND")]
     pub disabled: Vec<CallbackKind>,
-    /// A standalone signaling server to use instead of the embedded one.
+    /// A standalone signaling server to use instead of the embedded one (several nodes: their
+    /// URLs separated by commas, tried in turn).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Who we are.

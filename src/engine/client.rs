@@ -26,7 +26,8 @@ const MEDIA_REPORTS: usize = 1024;
 /// How a client logs in.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
-    /// `ws://host:port` of the signaling server.
+    /// `ws://host:port` of the signaling server, or of several nodes separated by commas:
+    /// they are tried in turn, the next one after a connection attempt fails.
     pub server_url: String,
     /// Who logs in.
     pub user_id: String,
@@ -56,6 +57,18 @@ struct Task {
     ringtone: Option<Ringtone>,
     published: u64,
     entries_seen: u64,
+    /// The server URLs, and which one is tried now.
+    servers: Vec<String>,
+    server: usize,
+}
+
+/// The URLs of `--server`: one, or several separated by commas.
+pub fn server_urls(urls: &str) -> Vec<String> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Runs a client until it is told to shut down or its command channel closes. `script` makes
@@ -80,7 +93,6 @@ pub async fn run_client(
     let (media_reports, mut media_rx) = mpsc::channel(MEDIA_REPORTS);
     let (devices, mut devices_rx) = mpsc::channel(1);
     let mut task = Task {
-        config,
         clock,
         reports,
         socket: None,
@@ -91,6 +103,9 @@ pub async fn run_client(
         ringtone: None,
         published: 0,
         entries_seen: 0,
+        servers: server_urls(&config.server_url),
+        server: 0,
+        config,
     };
     loop {
         if !task.carry_out(&mut driver).await {
@@ -119,7 +134,11 @@ pub async fn run_client(
                         task.socket = Some(socket);
                         driver.handle_connected(task.clock.now());
                     }
-                    Err(reason) => driver.handle_lost(task.clock.now(), &reason),
+                    Err(reason) => {
+                        // The next node is tried next time.
+                        task.server = (task.server + 1) % task.servers.len().max(1);
+                        driver.handle_lost(task.clock.now(), &reason);
+                    }
                 }
             }
             incoming = next_incoming(task.socket.as_mut()) => {
@@ -170,6 +189,13 @@ async fn sleep_until(clock: &Clock, at: Option<MonoTime>) {
 }
 
 impl Task {
+    fn current_server(&self) -> String {
+        self.servers
+            .get(self.server)
+            .cloned()
+            .unwrap_or_else(|| self.config.server_url.clone())
+    }
+
     /// Carries out the driver's outputs; false once it has stopped.
     async fn carry_out(&mut self, driver: &mut Driver) -> bool {
         while let Some(output) = driver.poll_output() {
@@ -183,7 +209,7 @@ impl Task {
                     }
                 }
                 Output::Connect => {
-                    let url = self.config.server_url.clone();
+                    let url = self.current_server();
                     self.connecting = Some(Box::pin(async move { Socket::connect(&url).await }));
                 }
                 Output::Disconnect => {
@@ -289,7 +315,7 @@ impl Task {
 
     /// Logs the same user in from a second connection, as another device would.
     fn log_in_elsewhere(&self) {
-        let url = self.config.server_url.clone();
+        let url = self.current_server();
         let login = ClientMessage::Login {
             version: PROTOCOL_VERSION,
             user_id: self.config.user_id.clone(),

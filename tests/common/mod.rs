@@ -5,4 +5,5 @@
 #![allow(dead_code)]
 
 pub mod net;
+pub mod redis;
 pub mod world;

@@ -157,8 +157,27 @@ impl Net {
         self.client_with_kit(kit, user_sig, media, script, false)
     }
 
+    /// A client as `user` of the servers at `urls` (separated by commas, tried in turn),
+    /// driven by `script` if given, run on this runtime; not waited for.
+    pub fn client_of(&self, urls: &str, user: &str, script: Option<Script>) -> Client {
+        let kit = CallKit::builder().user(user).build();
+        self.spawn_client(urls, kit, &sign_user_sig(SECRET, user), None, script, false)
+    }
+
     fn client_with_kit(
         &self,
+        kit: CallKit,
+        user_sig: &str,
+        media: Option<MediaConfig>,
+        script: Option<Script>,
+        server_traces: bool,
+    ) -> Client {
+        self.spawn_client(&self.url(), kit, user_sig, media, script, server_traces)
+    }
+
+    fn spawn_client(
+        &self,
+        urls: &str,
         kit: CallKit,
         user_sig: &str,
         media: Option<MediaConfig>,
@@ -180,7 +199,7 @@ impl Net {
             .as_ref()
             .map_or_else(FrameSlots::default, |media| media.frames.clone());
         let config = ClientConfig {
-            server_url: self.url(),
+            server_url: urls.to_owned(),
             user_id: user.to_owned(),
             user_sig: user_sig.to_owned(),
             media,
