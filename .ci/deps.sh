@@ -12,6 +12,9 @@ CALLSCOPE_WINDOW_PACKAGES=(libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommo
 # The window test runs the app under a virtual display and reads its screenshot.
 CALLSCOPE_TEST_PACKAGES=(xvfb xauth imagemagick)
 
+# The tests of signaling nodes start their own Redis; the TURN tests their own coturn.
+CALLSCOPE_CLUSTER_PACKAGES=(redis-server coturn)
+
 # The interop tests and `callscope bench call` run aiortc, an independent WebRTC stack, from a
 # Python venv.
 CALLSCOPE_INTEROP_PACKAGES=(python3 python3-venv)
