@@ -1082,3 +1082,137 @@ fn three_nodes_on_a_real_redis_share_presence_calls_and_kick_out_and_survive_its
         client.assert_contract_with(&callscope::timeline::CheckOptions::default());
     }
 }
+
+/// A `callscope server` node in its own process, killed with it.
+struct NodeProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl NodeProcess {
+    fn start(redis: &common::redis::Redis, node: &str, secret: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port();
+        let data = tempfile::tempdir().unwrap().keep();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_callscope"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--secret-file")
+            .arg(secret)
+            .args([
+                "--redis",
+                &redis.url(),
+                "--node-id",
+                node,
+                "--list-online-users",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "node {node} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            url: format!("ws://127.0.0.1:{port}"),
+        }
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[test]
+fn a_node_killed_mid_call_ends_its_calls_once_and_its_clients_reconnect_to_another() {
+    let redis = common::redis::Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, SECRET).unwrap();
+    let mut nodes: Vec<NodeProcess> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|node| NodeProcess::start(&redis, node, &secret))
+        .collect();
+    // Only a runtime for the clients: its own server is not used.
+    let net = Net::start();
+    let urls = |first: usize| -> String {
+        (0..3)
+            .map(|step| nodes[(first + step) % 3].url.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let alice = net.client_of(&urls(0), "alice", None);
+    let bob = net.client_of(&urls(1), "bob", Some(answering(200)));
+    alice.wait_online();
+    bob.wait_online();
+    let reaches_bob = |redis: &common::redis::Redis, node: &str| {
+        redis
+            .get("callscope:user:bob")
+            .is_some_and(|record| record.starts_with(&format!("{node} ")))
+    };
+    assert!(reaches_bob(&redis, "n2"));
+    // Homed on n1 (alice's); bob is on n2, which dies.
+    alice.wait_for_within("bob's presence on n1", Duration::from_secs(10), |a| {
+        a.contacts().iter().any(|contact| contact.user_id == "bob") || {
+            a.send(EngineCommand::RefreshContacts);
+            false
+        }
+    });
+    alice.dial(&["bob"], MediaType::Audio, 30);
+    alice.wait_for("bob to answer", |a| a.status() == CallingC2cAudio);
+    nodes[1].kill();
+    alice.wait_for_within("the call to end", Duration::from_secs(15), |a| {
+        a.status() == Idle
+    });
+    assert_eq!(alice.end_reasons(), [EndReason::EndByServer]);
+    bob.wait_for_within("bob back on another node", Duration::from_secs(15), |b| {
+        b.status() == Idle && b.connection() == ConnectionState::Online
+    });
+    assert_eq!(bob.end_reasons(), [EndReason::EndByServer]);
+    let started = std::time::Instant::now();
+    while !reaches_bob(&redis, "n3") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "bob is not on n3"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // They reach each other again; then the home of that call, n1, dies.
+    alice.dial(&["bob"], MediaType::Audio, 30);
+    alice.wait_for("bob to answer again", |a| a.status() == CallingC2cAudio);
+    nodes[0].kill();
+    bob.wait_for_within("the second call to end", Duration::from_secs(15), |b| {
+        b.end_reasons().len() == 2
+    });
+    assert_eq!(
+        bob.end_reasons(),
+        [EndReason::EndByServer, EndReason::EndByServer]
+    );
+    alice.wait_for_within("alice back on another node", Duration::from_secs(15), |a| {
+        a.end_reasons().len() == 2 && a.connection() == ConnectionState::Online
+    });
+    assert_eq!(
+        alice.end_reasons(),
+        [EndReason::EndByServer, EndReason::EndByServer]
+    );
+    for client in [&alice, &bob] {
+        client.assert_contract_with(&callscope::timeline::CheckOptions::default());
+    }
+}
