@@ -92,6 +92,10 @@ enum BenchCommand {
     Signaling(cli::bench::SignalingBenchArgs),
     /// Video calls on loopback: set-up time, first frame, glass-to-glass and CPU, against aiortc.
     Call(cli::bench_call::CallBenchArgs),
+    /// One process's share of the sessions of `bench signaling` (it starts these itself when
+    /// one process may not open enough sockets).
+    #[command(hide = true)]
+    SignalingPart(cli::bench::SignalingPartArgs),
 }
 
 fn main() -> ExitCode {
@@ -176,6 +180,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Bench(BenchCommand::Signaling(args))) => {
             cli::bench::signaling(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Bench(BenchCommand::SignalingPart(args))) => {
+            cli::bench::signaling_part(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Bench(BenchCommand::Call(args))) => {

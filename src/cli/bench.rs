@@ -1,7 +1,9 @@
 //! `callscope bench signaling`: a load test of the signaling server on 127.0.0.1. It starts
 //! `callscope server` as a child process, holds N logged-in WebSocket sessions against it, runs
 //! call set-ups between pairs of them, and reports sessions held, set-ups per second and the
-//! server's memory per idle session; then the abuse phases (`bench_abuse`).
+//! server's memory per idle session; then the abuse phases (`bench_abuse`). With `--nodes N
+//! --redis URL` it starts N nodes sharing that Redis, spreads the sessions over them, and
+//! measures set-ups between callers and callees on the same node and on different nodes.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -45,10 +47,41 @@ pub struct SignalingBenchArgs {
     /// Legitimate rounds measured before, and again during, the flood.
     #[arg(long, default_value_t = 100)]
     pub rounds: usize,
+    /// Signaling nodes to start, sharing `--redis` (1: one server alone).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub nodes: u16,
+    /// The Redis the nodes share (`redis://HOST:PORT`); needed with more than one node.
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
     /// Print the figures as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
+
+/// One process's share of the sessions of `bench signaling`: it logs them in, says `ready`,
+/// runs its pairs' set-ups when told `go` on stdin, prints its figures as JSON, and holds its
+/// sessions until stdin closes.
+#[derive(Debug, clap::Args)]
+pub struct SignalingPartArgs {
+    /// The nodes' URLs, comma-separated.
+    #[arg(long)]
+    pub urls: String,
+    /// The first session (`u{first}`), even.
+    #[arg(long)]
+    pub first: usize,
+    /// Sessions, even.
+    #[arg(long)]
+    pub count: usize,
+    /// Set-ups to run.
+    #[arg(long)]
+    pub calls: usize,
+    /// Pairs placing calls at once.
+    #[arg(long)]
+    pub concurrent_pairs: usize,
+}
+
+/// Sessions one process holds at most (its open-file limit may be low).
+const SESSIONS_PER_PROCESS: usize = 15_000;
 
 /// The secret every benchmark server and client shares.
 pub(super) const SECRET: &str = "callscope-bench-secret";
@@ -172,7 +205,8 @@ where
 }
 
 async fn log_in(url: &str, user: &str) -> anyhow::Result<Socket> {
-    let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+    // Small frames, sent at once (as the app's client does): no 40 ms Nagle waits measured.
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
     welcomed(socket, user).await
 }
 
@@ -202,14 +236,45 @@ async fn expect_type(socket: &mut Socket, wanted: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn call_pair(
-    caller: &mut Socket,
-    answerer: &mut Socket,
-    pair: usize,
+/// A pair of sessions: the caller `u{2p}` and its callee `u{2p+1}`.
+struct Pair {
+    index: usize,
+    caller: Socket,
+    answerer: Socket,
+}
+
+/// How long one step of a set-up may take before the run is called stuck.
+const STEP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Waits for a frame of type `wanted` on `socket`, at most [`STEP_DEADLINE`].
+async fn expect_in_time(socket: &mut Socket, wanted: &str, pair: usize) -> anyhow::Result<()> {
+    tokio::time::timeout(STEP_DEADLINE, expect_type(socket, wanted))
+        .await
+        .with_context(|| {
+            format!("pair {pair}: no `{wanted}` within {STEP_DEADLINE:?} (a frame refused or lost)")
+        })?
+}
+
+/// Runs `calls` set-ups, one at a time, taking `pairs` in turn (so each connection stays within
+/// its message rate); the invite → accepted time of each, in µs, with its pair's index.
+async fn call_pairs(
+    pairs: &mut [Pair],
     calls: usize,
     done: &AtomicU64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(usize, u32)>> {
+    let mut latencies = Vec::with_capacity(calls);
+    let turns = pairs.len().max(1);
     for round in 0..calls {
+        let Some(Pair {
+            index,
+            caller,
+            answerer,
+        }) = pairs.get_mut(round % turns)
+        else {
+            break;
+        };
+        let pair = *index;
+        let placed = Instant::now();
         let call_id = format!("b-{pair}-{round}");
         let invite = ClientMessage::Call(Action::Invite {
             call_id: call_id.clone(),
@@ -219,17 +284,82 @@ async fn call_pair(
             timeout_secs: 30,
         });
         send(caller, &invite).await?;
-        expect_type(answerer, "invited").await?;
+        expect_in_time(answerer, "invited", pair).await?;
         let accept = ClientMessage::Call(Action::Accept {
             call_id: call_id.clone(),
         });
         send(answerer, &accept).await?;
-        expect_type(caller, "accepted").await?;
+        expect_in_time(caller, "accepted", pair).await?;
+        latencies.push((
+            pair,
+            u32::try_from(placed.elapsed().as_micros()).unwrap_or(u32::MAX),
+        ));
         done.fetch_add(1, Ordering::Relaxed);
         send(caller, &ClientMessage::Call(Action::Hangup { call_id })).await?;
-        expect_type(answerer, "hung_up").await?;
+        expect_in_time(answerer, "hung_up", pair).await?;
     }
-    Ok(())
+    Ok(latencies)
+}
+
+/// The node of session `index` (`u{index}`): pair `p`'s caller is on node `p % nodes`; its
+/// callee on the same node for even pairs, on the next node for odd ones.
+fn node_of(index: usize, nodes: usize) -> usize {
+    let pair = index / 2;
+    let home = pair % nodes;
+    if index % 2 == 1 && pair % 2 == 1 {
+        (home + 1) % nodes
+    } else {
+        home
+    }
+}
+
+/// The p50 and p95 of `samples` (µs), in ms.
+fn p50_p95_ms(samples: &mut [u32]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    samples.sort_unstable();
+    let at = |percent: usize| {
+        let index = (samples.len() * percent)
+            .div_ceil(100)
+            .clamp(1, samples.len())
+            - 1;
+        f64::from(samples[index]) / 1000.0
+    };
+    (at(50), at(95))
+}
+
+/// Starts `nodes` servers (sharing `redis` when more than one), each with its own data.
+fn start_nodes(
+    dir: &Path,
+    nodes: usize,
+    redis: Option<&str>,
+) -> anyhow::Result<Vec<ServerProcess>> {
+    let mut servers = Vec::with_capacity(nodes);
+    for node in 0..nodes {
+        // Every client of the load test comes from this one address.
+        let mut flags = vec![
+            "--max-connections-per-ip".to_owned(),
+            "1000000".to_owned(),
+            "--max-handshakes-per-ip".to_owned(),
+            "1000000".to_owned(),
+        ];
+        if let Some(redis) = redis
+            && nodes > 1
+        {
+            flags.extend([
+                "--redis".to_owned(),
+                redis.to_owned(),
+                "--node-id".to_owned(),
+                format!("n{}", node + 1),
+            ]);
+        }
+        let node_dir = dir.join(format!("n{}", node + 1));
+        std::fs::create_dir_all(&node_dir)?;
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        servers.push(start_server(&node_dir, &flags)?);
+    }
+    Ok(servers)
 }
 
 /// Runs the load test and prints its figures.
@@ -237,41 +367,61 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     // Each session is a descriptor here and one in the server: lift the soft limit to the hard.
     let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let clients = args.clients.max(2) & !1;
-    if (clients as u64) + 256 > limit {
+    // Beyond one process's share, the sessions are held by processes of their own.
+    if (clients.min(SESSIONS_PER_PROCESS) as u64) + 256 > limit {
         bail!("{clients} sessions need more open files than the limit of {limit}");
     }
+    let nodes = usize::from(args.nodes);
+    if nodes > 1 && args.redis.is_none() {
+        bail!("--nodes {nodes} needs --redis URL (a Redis the nodes share)");
+    }
     let dir = tempfile_dir()?;
-    // Every client of the load test comes from this one address.
-    let server = start_server(
-        &dir,
-        &[
-            "--max-connections-per-ip",
-            "1000000",
-            "--max-handshakes-per-ip",
-            "1000000",
-        ],
-    )?;
-    let pid = server.child.id();
+    let servers = start_nodes(&dir, nodes, args.redis.as_deref())?;
+    let pids: Vec<u32> = servers.iter().map(|server| server.child.id()).collect();
+    let urls: Vec<String> = servers.iter().map(|server| server.url.clone()).collect();
+    let resident =
+        |pids: &[u32]| -> anyhow::Result<u64> { pids.iter().map(|pid| resident_kib(*pid)).sum() };
+    let cpu = |pids: &[u32]| -> f64 { pids.iter().map(|pid| cpu_secs(&pid.to_string())).sum() };
     // One thread of clients: cross-thread wake-ups would cost more than they spread.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     std::thread::sleep(Duration::from_millis(300));
-    let baseline_kib = resident_kib(pid)?;
+    let baseline_kib = resident(&pids)?;
     let started = Instant::now();
-    let sockets = runtime.block_on(connect_all(&server.url, clients))?;
+    let mut parts = Parts::default();
+    let sockets = if clients <= SESSIONS_PER_PROCESS {
+        runtime.block_on(connect_all(&urls, 0, clients))?
+    } else {
+        parts = Parts::start(&urls, clients, args.calls, args.concurrent_pairs)?;
+        Vec::new()
+    };
     let login_secs = started.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_millis(500));
-    let held_kib = resident_kib(pid)?;
+    // Every node hears of every log-in before the calls start.
+    std::thread::sleep(Duration::from_millis(if nodes > 1 { 2000 } else { 500 }));
+    let held_kib = resident(&pids)?;
     let per_session_bytes = (held_kib.saturating_sub(baseline_kib) * 1024) as f64 / clients as f64;
-    let server_cpu_before = cpu_secs(&pid.to_string());
+    let server_cpu_before = cpu(&pids);
     let clients_cpu_before = cpu_secs("self");
-    let (setups, setup_secs) =
-        runtime.block_on(run_calls(sockets, args.calls, args.concurrent_pairs))?;
-    let server_cpu = cpu_secs(&pid.to_string()) - server_cpu_before;
-    let clients_cpu = cpu_secs("self") - clients_cpu_before;
-    drop(server);
+    let (setups, setup_secs, mut same_node, mut cross_node) = if parts.is_empty() {
+        runtime.block_on(run_calls(
+            sockets,
+            0,
+            args.calls,
+            args.concurrent_pairs,
+            nodes,
+        ))?
+    } else {
+        parts.run()?
+    };
+    let clients_cpu_parts = parts.cpu_secs();
+    drop(parts);
+    let server_cpu = cpu(&pids) - server_cpu_before;
+    let clients_cpu = cpu_secs("self") - clients_cpu_before + clients_cpu_parts;
+    drop(servers);
+    let same = p50_p95_ms(&mut same_node);
+    let cross = p50_p95_ms(&mut cross_node);
     let stalled = if args.stalled > 0 {
         super::bench_abuse::stalled_handshakes(&runtime, args.stalled)?
     } else {
@@ -283,6 +433,11 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
         serde_json::Value::Null
     };
     let figures = serde_json::json!({
+        "nodes": nodes,
+        "setup_ms_p50_p95_same_node": [same.0, same.1],
+        "setup_ms_p50_p95_cross_node": [cross.0, cross.1],
+        "setups_same_node": same_node.len(),
+        "setups_cross_node": cross_node.len(),
         "stalled_handshakes": stalled,
         "flood": flood,
         "sessions_held": clients,
@@ -301,19 +456,56 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{figures}");
     } else {
-        println!("sessions held:            {clients} (logged in in {login_secs:.2} s)");
-        println!(
-            "server memory per session: {per_session_bytes:.0} bytes ({baseline_kib} KiB idle, {held_kib} KiB with sessions)"
-        );
-        println!(
-            "call set-ups:             {setups} in {setup_secs:.2} s = {:.0} per second (CPU: server {server_cpu:.2} s = {:.0} µs per set-up, clients {clients_cpu:.2} s, on the same machine)",
-            setups as f64 / setup_secs,
-            server_cpu * 1e6 / setups as f64
-        );
+        print_text(&figures);
         print_abuse(&stalled, &flood);
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Prints the load test's `figures` (its JSON object) as text.
+fn print_text(figures: &serde_json::Value) {
+    let number = |key: &str| figures[key].as_f64().unwrap_or(f64::NAN);
+    let count = |key: &str| figures[key].as_u64().unwrap_or(0);
+    let pair = |key: &str| (figures[key][0].as_f64(), figures[key][1].as_f64());
+    println!(
+        "sessions held:            {} on {} node(s) (logged in in {:.2} s = {:.0} per second)",
+        count("sessions_held"),
+        count("nodes"),
+        number("login_seconds"),
+        number("logins_per_sec"),
+    );
+    println!(
+        "server memory per session: {:.0} bytes ({} KiB idle, {} KiB with sessions)",
+        number("bytes_per_idle_session"),
+        count("server_rss_baseline_kib"),
+        count("server_rss_with_sessions_kib"),
+    );
+    println!(
+        "call set-ups:             {} in {:.2} s = {:.0} per second (CPU: server {:.2} s = {:.0} µs per set-up, clients {:.2} s, on the same machine)",
+        count("call_setups"),
+        number("call_setup_seconds"),
+        number("call_setups_per_sec"),
+        number("server_cpu_seconds_during_setups"),
+        number("server_cpu_micros_per_setup"),
+        number("clients_cpu_seconds_during_setups"),
+    );
+    let latency = |key: &str, setups: &str| match pair(key) {
+        (Some(p50), Some(p95)) => format!("{p50:.2} / {p95:.2} ms ({} set-ups)", count(setups)),
+        _ => format!("none ({} set-ups)", count(setups)),
+    };
+    let across = if count("setups_cross_node") == 0 {
+        String::new()
+    } else {
+        format!(
+            ", across nodes {}",
+            latency("setup_ms_p50_p95_cross_node", "setups_cross_node")
+        )
+    };
+    println!(
+        "set-up latency (invite → accepted) p50 / p95: same node {}{across}",
+        latency("setup_ms_p50_p95_same_node", "setups_same_node")
+    );
 }
 
 fn print_abuse(stalled: &serde_json::Value, flood: &serde_json::Value) {
@@ -367,6 +559,144 @@ fn print_abuse(stalled: &serde_json::Value, flood: &serde_json::Value) {
     }
 }
 
+/// Processes that each hold a share of the sessions.
+#[derive(Default)]
+struct Parts {
+    children: Vec<(Child, std::io::BufReader<std::process::ChildStdout>)>,
+    cpu_before: f64,
+}
+
+impl Parts {
+    /// Starts them and waits until every one has logged its sessions in.
+    fn start(
+        urls: &[String],
+        clients: usize,
+        calls: usize,
+        concurrent_pairs: usize,
+    ) -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        let count = clients.div_ceil(SESSIONS_PER_PROCESS);
+        let per_part = (clients / count).div_ceil(2) * 2;
+        let mut parts = Self::default();
+        let mut first = 0;
+        while first < clients {
+            let share = per_part.min(clients - first);
+            let mut child = Command::new(std::env::current_exe()?)
+                .args(["bench", "signaling-part", "--urls", &urls.join(",")])
+                .args(["--first", &first.to_string(), "--count", &share.to_string()])
+                .args(["--calls", &(calls * share / clients).to_string()])
+                .args([
+                    "--concurrent-pairs",
+                    &(concurrent_pairs * share / clients).max(1).to_string(),
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .context("starting a share of the sessions")?;
+            let stdout = child.stdout.take().context("a part's output")?;
+            parts
+                .children
+                .push((child, std::io::BufReader::new(stdout)));
+            first += share;
+        }
+        for (_, output) in &mut parts.children {
+            let mut line = String::new();
+            output.read_line(&mut line)?;
+            if !line.starts_with("ready") {
+                bail!("a share of the sessions did not log in: {line}");
+            }
+        }
+        parts.cpu_before = parts.cpu_now();
+        Ok(parts)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    fn cpu_now(&self) -> f64 {
+        self.children
+            .iter()
+            .map(|(child, _)| cpu_secs(&child.id().to_string()))
+            .sum()
+    }
+
+    fn cpu_secs(&self) -> f64 {
+        self.cpu_now() - self.cpu_before
+    }
+
+    /// Tells every part to go, and adds up what they measured.
+    fn run(&mut self) -> anyhow::Result<(u64, f64, Vec<u32>, Vec<u32>)> {
+        use std::io::{BufRead as _, Write as _};
+        let started = Instant::now();
+        for (child, _) in &mut self.children {
+            let stdin = child.stdin.as_mut().context("a part's input")?;
+            writeln!(stdin, "go")?;
+            stdin.flush()?;
+        }
+        let (mut setups, mut same, mut cross) = (0, Vec::new(), Vec::new());
+        for (_, output) in &mut self.children {
+            let mut line = String::new();
+            output.read_line(&mut line)?;
+            let part: PartFigures =
+                serde_json::from_str(&line).with_context(|| format!("a part said {line:?}"))?;
+            setups += part.setups;
+            same.extend(part.same_node);
+            cross.extend(part.cross_node);
+        }
+        Ok((setups, started.elapsed().as_secs_f64(), same, cross))
+    }
+}
+
+impl Drop for Parts {
+    fn drop(&mut self) {
+        for (child, _) in &mut self.children {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What one part measured.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PartFigures {
+    setups: u64,
+    same_node: Vec<u32>,
+    cross_node: Vec<u32>,
+}
+
+/// Runs one share of the sessions (see [`SignalingPartArgs`]).
+pub fn signaling_part(args: &SignalingPartArgs) -> anyhow::Result<()> {
+    use std::io::BufRead as _;
+    rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+    let urls: Vec<String> = args.urls.split(',').map(str::to_owned).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let sockets = runtime.block_on(connect_all(&urls, args.first, args.count))?;
+    println!("ready");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let (setups, _, same_node, cross_node) = runtime.block_on(run_calls(
+        sockets,
+        args.first / 2,
+        args.calls,
+        args.concurrent_pairs,
+        urls.len(),
+    ))?;
+    let figures = PartFigures {
+        setups,
+        same_node,
+        cross_node,
+    };
+    println!("{}", serde_json::to_string(&figures)?);
+    // Its sessions stay open until the coordinator is done with every part.
+    line.clear();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    Ok(())
+}
+
 /// A fresh directory for a benchmark server's data.
 pub(super) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("callscope-bench-{}", std::process::id()));
@@ -374,13 +704,14 @@ pub(super) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-async fn connect_all(url: &str, clients: usize) -> anyhow::Result<Vec<Socket>> {
+async fn connect_all(urls: &[String], first: usize, clients: usize) -> anyhow::Result<Vec<Socket>> {
     // Log in in waves, so the listen backlog is never the bottleneck being measured.
     let mut sockets = Vec::with_capacity(clients);
-    for wave_start in (0..clients).step_by(500) {
-        let tasks: Vec<_> = (wave_start..(wave_start + 500).min(clients))
+    let end = first + clients;
+    for wave_start in (first..end).step_by(500) {
+        let tasks: Vec<_> = (wave_start..(wave_start + 500).min(end))
             .map(|index| {
-                let url = url.to_owned();
+                let url = urls[node_of(index, urls.len())].clone();
                 tokio::spawn(async move { log_in(&url, &format!("u{index}")).await })
             })
             .collect();
@@ -391,32 +722,63 @@ async fn connect_all(url: &str, clients: usize) -> anyhow::Result<Vec<Socket>> {
     Ok(sockets)
 }
 
+/// Runs the set-ups: how many, in how long, and the latencies of pairs on the same node and
+/// on different nodes.
 async fn run_calls(
     sockets: Vec<Socket>,
+    first_pair: usize,
     calls: usize,
     concurrent: usize,
-) -> anyhow::Result<(u64, f64)> {
-    let pairs = (sockets.len() / 2).min(concurrent.max(1));
-    let per_pair = calls.div_ceil(pairs).max(1);
-    let active_pairs = calls.div_ceil(per_pair).min(pairs);
-    let done = Arc::new(AtomicU64::new(0));
+    nodes: usize,
+) -> anyhow::Result<(u64, f64, Vec<u32>, Vec<u32>)> {
+    // `concurrent` slots place calls at once; each takes its pairs in turn.
+    let all_pairs = sockets.len() / 2;
+    let slots = all_pairs.min(concurrent.max(1)).min(calls.max(1));
+    let mut slot_pairs: Vec<Vec<Pair>> = (0..slots).map(|_| Vec::new()).collect();
     let mut iter = sockets.into_iter();
-    let mut tasks = Vec::new();
-    let started = Instant::now();
-    for pair in 0..active_pairs {
-        let (Some(mut caller), Some(mut answerer)) = (iter.next(), iter.next()) else {
+    for offset in 0..all_pairs {
+        let (Some(caller), Some(answerer)) = (iter.next(), iter.next()) else {
             break;
         };
-        let done = Arc::clone(&done);
-        tasks.push(tokio::spawn(async move {
-            call_pair(&mut caller, &mut answerer, pair, per_pair, &done).await
-        }));
+        slot_pairs[offset % slots].push(Pair {
+            index: first_pair + offset,
+            caller,
+            answerer,
+        });
     }
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = slot_pairs
+        .into_iter()
+        .enumerate()
+        .map(|(slot, pairs)| {
+            // The calls, spread as evenly as they go over the slots.
+            let share = calls / slots + usize::from(slot < calls % slots);
+            let done = Arc::clone(&done);
+            // The sessions stay open until every slot is done, so none leaves mid-run.
+            tokio::spawn(async move {
+                let mut pairs = pairs;
+                let latencies = call_pairs(&mut pairs, share, &done).await;
+                (latencies, pairs)
+            })
+        })
+        .collect();
+    let (mut same, mut cross, mut finished) = (Vec::new(), Vec::new(), Vec::new());
     for task in tasks {
-        task.await??;
+        let (latencies, pairs) = task.await?;
+        finished.push(pairs);
+        for (pair, latency) in latencies? {
+            if node_of(pair * 2, nodes) == node_of(pair * 2 + 1, nodes) {
+                same.push(latency);
+            } else {
+                cross.push(latency);
+            }
+        }
     }
     Ok((
         done.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
+        same,
+        cross,
     ))
 }
