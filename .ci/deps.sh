@@ -12,8 +12,9 @@ CALLSCOPE_WINDOW_PACKAGES=(libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommo
 # The window test runs the app under a virtual display and reads its screenshot.
 CALLSCOPE_TEST_PACKAGES=(xvfb xauth imagemagick)
 
-# The tests of signaling nodes start their own Redis; the TURN tests their own coturn.
-CALLSCOPE_CLUSTER_PACKAGES=(redis-server coturn)
+# The tests of signaling nodes start their own Redis; the TURN test its own coturn, between
+# network namespaces it makes with iproute2's `ip netns` (as root).
+CALLSCOPE_CLUSTER_PACKAGES=(redis-server coturn iproute2)
 
 # The interop tests and `callscope bench call` run aiortc, an independent WebRTC stack, from a
 # Python venv.

@@ -4,13 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use callscope::event::Event;
+use callscope::event::{ConnectionState, Event};
 use callscope::model::EndReason;
 use callscope::timeline::TimelineEntry;
 
@@ -160,7 +162,19 @@ fn standalone_server(dir: &Path, secret: &Path) -> (Running, String) {
 /// Starts `callscope answer` for `user` on `url` with `extra` options; returns it once it says
 /// it is logged in and waiting.
 fn answerer(dir: &Path, secret: &Path, url: &str, user: &str, extra: &[&str]) -> Child {
-    let mut answer = callscope()
+    answerer_by(callscope(), dir, secret, url, user, extra)
+}
+
+/// [`answerer`] run by `command` (callscope itself, or callscope in a network namespace).
+fn answerer_by(
+    mut command: Command,
+    dir: &Path,
+    secret: &Path,
+    url: &str,
+    user: &str,
+    extra: &[&str],
+) -> Child {
+    let mut answer = command
         .arg("--data-dir")
         .arg(dir.join(user))
         .args(["answer", "--user", user, "--server", url, "--secret-file"])
@@ -754,4 +768,155 @@ fn usersig_refuses_an_id_that_breaks_the_rule_and_a_lifetime_too_long() {
     let revocations =
         callscope::signaling::usersig::Revocations::parse(&std::fs::read_to_string(&list).unwrap());
     assert!(revocations.revoked_before("bob").is_some());
+}
+
+/// callscope run inside network namespace `name`.
+fn callscope_in(name: &str) -> Command {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", name, env!("CARGO_BIN_EXE_callscope")]);
+    command
+}
+
+/// The `onCallStats` entries in `entries` about `other`.
+fn call_stats<'a>(
+    entries: &'a [TimelineEntry],
+    other: &'a str,
+) -> impl Iterator<Item = &'a callscope::event::CallStats> {
+    entries.iter().filter_map(move |entry| match &entry.event {
+        Event::CallStats(stats) if stats.user_id == other => Some(stats),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_call_between_two_networks_that_reach_only_coturn_connects_through_relays_with_media_both_ways()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "a secret for the TURN test").unwrap();
+    // alice and bob each in a network of their own: one link to this machine, nothing else.
+    let isolated = common::turn::Isolated::new(2);
+    let (alice_net, bob_net) = (&isolated.namespaces[0], &isolated.namespaces[1]);
+    assert!(
+        !alice_net.routes_to(&bob_net.address) && !bob_net.routes_to(&alice_net.address),
+        "the two networks must not reach each other"
+    );
+    let coturn = common::turn::Coturn::start(
+        dir.path(),
+        &[&alice_net.host, &bob_net.host],
+        &alice_net.host,
+        &[
+            ("alice", "alice-turn-password"),
+            ("bob", "bob-turn-password"),
+        ],
+    );
+    // The signaling server on every address of this machine: each side reaches it on its link.
+    let port = free_port();
+    let _server = Running(
+        callscope()
+            .arg("--data-dir")
+            .arg(dir.path().join("server"))
+            .args([
+                "server",
+                "--listen",
+                &format!("0.0.0.0:{port}"),
+                "--secret-file",
+            ])
+            .arg(&secret)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let turn = |net: &common::turn::Namespace| format!("turn:{}:{}", net.host, coturn.port);
+    let (alice_turn, bob_turn) = (turn(alice_net), turn(bob_net));
+    let answer = answerer_by(
+        callscope_in(&bob_net.name),
+        dir.path(),
+        &secret,
+        &format!("ws://{}:{port}", bob_net.host),
+        "bob",
+        &[
+            "--accept-after",
+            "0.3",
+            "--json",
+            "--wait",
+            "60",
+            "--ice-server",
+            &bob_turn,
+            "--ice-username",
+            "bob",
+            "--ice-credential",
+            "bob-turn-password",
+            "--ice-relay-only",
+        ],
+    );
+    let call = callscope_in(&alice_net.name)
+        .arg("--data-dir")
+        .arg(dir.path().join("alice"))
+        .args(["call", "bob", "--user", "alice", "--secret-file"])
+        .arg(&secret)
+        .args(["--server", &format!("ws://{}:{port}", alice_net.host)])
+        .args(["--hangup-after", "4", "--json"])
+        .args(SYNTHETIC)
+        .args(["--ice-server", &alice_turn, "--ice-username", "alice"])
+        .args([
+            "--ice-credential",
+            "alice-turn-password",
+            "--ice-relay-only",
+        ])
+        .output()
+        .unwrap();
+    let answered = answer.wait_with_output().unwrap();
+    let alice = String::from_utf8_lossy(&call.stdout).into_owned();
+    let bob = String::from_utf8_lossy(&answered.stdout).into_owned();
+    let log = coturn.log();
+    assert!(call.status.success(), "alice: {alice}\ncoturn: {log}");
+    assert!(answered.status.success(), "bob: {bob}\ncoturn: {log}");
+    for (name, lines) in [("alice.jsonl", &alice), ("bob.jsonl", &bob)] {
+        let (clean, findings) = check(dir.path(), name, lines);
+        assert!(clean, "{name}: {findings}");
+    }
+    let (alice, bob) = (entries(&alice), entries(&bob));
+    assert_eq!(end_reasons(&alice), [EndReason::Hangup]);
+    assert_eq!(end_reasons(&bob), [EndReason::Hangup]);
+    assert_relayed_both_ways(&alice, &bob, &log);
+    // coturn allocated a relay for each, with its own credentials, and relayed between them.
+    for user in ["alice", "bob"] {
+        assert!(
+            log.lines()
+                .any(|line| line.contains(&format!("user <{user}>"))
+                    && line.contains("ALLOCATE processed, success")),
+            "no allocation for {user} in coturn's log:\n{log}"
+        );
+    }
+    assert!(log.contains("CHANNEL_BIND processed, success"), "{log}");
+    assert!(log.contains(&format!("realm=<{}>", coturn.realm)), "{log}");
+}
+
+/// Each side connected to the other, only ever over a relayed path, and decoded what came
+/// through it.
+fn assert_relayed_both_ways(alice: &[TimelineEntry], bob: &[TimelineEntry], log: &str) {
+    for (who, timeline, other) in [("alice", alice, "bob"), ("bob", bob, "alice")] {
+        let connected = timeline.iter().any(|entry| {
+            matches!(&entry.event, Event::ConnectionStateChanged { user_id, state: ConnectionState::Connected }
+                if user_id == other)
+        });
+        assert!(connected, "{who} never connected to {other}\ncoturn: {log}");
+        let stats: Vec<_> = call_stats(timeline, other).collect();
+        // Every path reported is relayed, and what came from the other side through it was
+        // decoded: media both ways.
+        assert!(!stats.is_empty(), "{who} has no stats of {other}");
+        for stats in &stats {
+            assert!(
+                stats.local_candidate.is_empty() || stats.local_candidate == "relay",
+                "{who}'s path to {other}: {stats:?}"
+            );
+        }
+        let last = stats.last().unwrap();
+        assert_eq!(last.local_candidate, "relay", "{who}: {last:?}");
+        assert!(
+            last.frames_decoded >= 30 && last.bitrate_kbps > 50.0,
+            "{who} received too little from {other}: {last:?}"
+        );
+    }
 }

@@ -168,6 +168,9 @@ async fn build_connection(
             Some(Duration::from_secs(5)),
             Some(Duration::from_millis(500)),
         )
+        // A relayed pair waits 2 s by default in case a direct one works; relay-only, none
+        // can, so it is taken at once.
+        .with_relay_acceptance_min_wait(config.ice.relay_only.then_some(Duration::ZERO))
         .build();
     let servers = config
         .ice
