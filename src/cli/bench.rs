@@ -329,6 +329,25 @@ fn p50_p95_ms(samples: &mut [u32]) -> (f64, f64) {
     (at(50), at(95))
 }
 
+/// The CPU seconds (user and system) Redis at `url` has used, from its `INFO cpu`.
+fn redis_cpu_secs(url: &str) -> anyhow::Result<f64> {
+    let client = redis::Client::open(url).context("the Redis URL")?;
+    let mut connection = client.get_connection().context("connecting to Redis")?;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query(&mut connection)
+        .context("Redis INFO cpu")?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.trim().split_once(':')?;
+            matches!(key, "used_cpu_user" | "used_cpu_sys")
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum())
+}
+
 /// Starts `nodes` servers (sharing `redis` when more than one), each with its own data.
 fn start_nodes(
     dir: &Path,
@@ -404,6 +423,8 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     let per_session_bytes = (held_kib.saturating_sub(baseline_kib) * 1024) as f64 / clients as f64;
     let server_cpu_before = cpu(&pids);
     let clients_cpu_before = cpu_secs("self");
+    let redis = args.redis.as_deref().filter(|_| nodes > 1);
+    let redis_cpu_before = redis.map(redis_cpu_secs).transpose()?;
     let (setups, setup_secs, mut same_node, mut cross_node) = if parts.is_empty() {
         runtime.block_on(run_calls(
             sockets,
@@ -419,6 +440,10 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     drop(parts);
     let server_cpu = cpu(&pids) - server_cpu_before;
     let clients_cpu = cpu_secs("self") - clients_cpu_before + clients_cpu_parts;
+    let redis_cpu = match (redis, redis_cpu_before) {
+        (Some(url), Some(before)) => Some(redis_cpu_secs(url)? - before),
+        _ => None,
+    };
     drop(servers);
     let same = p50_p95_ms(&mut same_node);
     let cross = p50_p95_ms(&mut cross_node);
@@ -452,6 +477,7 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
         "server_cpu_seconds_during_setups": server_cpu,
         "server_cpu_micros_per_setup": server_cpu * 1e6 / setups as f64,
         "clients_cpu_seconds_during_setups": clients_cpu,
+        "redis_cpu_seconds_during_setups": redis_cpu,
     });
     if args.json {
         println!("{figures}");
@@ -482,13 +508,16 @@ fn print_text(figures: &serde_json::Value) {
         count("server_rss_with_sessions_kib"),
     );
     println!(
-        "call set-ups:             {} in {:.2} s = {:.0} per second (CPU: server {:.2} s = {:.0} µs per set-up, clients {:.2} s, on the same machine)",
+        "call set-ups:             {} in {:.2} s = {:.0} per second (CPU: server {:.2} s = {:.0} µs per set-up, clients {:.2} s{}, on the same machine)",
         count("call_setups"),
         number("call_setup_seconds"),
         number("call_setups_per_sec"),
         number("server_cpu_seconds_during_setups"),
         number("server_cpu_micros_per_setup"),
         number("clients_cpu_seconds_during_setups"),
+        figures["redis_cpu_seconds_during_setups"]
+            .as_f64()
+            .map_or_else(String::new, |seconds| format!(", Redis {seconds:.2} s")),
     );
     let latency = |key: &str, setups: &str| match pair(key) {
         (Some(p50), Some(p95)) => format!("{p50:.2} / {p95:.2} ms ({} set-ups)", count(setups)),
