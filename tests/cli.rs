@@ -897,11 +897,28 @@ fn a_call_between_two_networks_that_reach_only_coturn_connects_through_relays_wi
 /// through it.
 fn assert_relayed_both_ways(alice: &[TimelineEntry], bob: &[TimelineEntry], log: &str) {
     for (who, timeline, other) in [("alice", alice, "bob"), ("bob", bob, "alice")] {
-        let connected = timeline.iter().any(|entry| {
-            matches!(&entry.event, Event::ConnectionStateChanged { user_id, state: ConnectionState::Connected }
-                if user_id == other)
-        });
-        assert!(connected, "{who} never connected to {other}\ncoturn: {log}");
+        let at = |wanted: ConnectionState| {
+            timeline.iter().find_map(|entry| match &entry.event {
+                Event::ConnectionStateChanged { user_id, state }
+                    if user_id == other && *state == wanted =>
+                {
+                    Some(entry.at.mono_micros)
+                }
+                _ => None,
+            })
+        };
+        let connected = at(ConnectionState::Connected);
+        assert!(
+            connected.is_some(),
+            "{who} never connected to {other}\ncoturn: {log}"
+        );
+        // A figure for the reader, not a limit: a path through a relay takes longer to set up.
+        if let (Some(connecting), Some(connected)) = (at(ConnectionState::Connecting), connected) {
+            eprintln!(
+                "{who}: connecting → connected to {other} through the relay in {} ms",
+                connected.saturating_sub(connecting) / 1000
+            );
+        }
         let stats: Vec<_> = call_stats(timeline, other).collect();
         // Every path reported is relayed, and what came from the other side through it was
         // decoded: media both ways.
