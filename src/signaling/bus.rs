@@ -314,7 +314,8 @@ impl Link<'_> {
                 Presence::Online { node, .. }
                 | Presence::Offline { node, .. }
                 | Presence::Roster { node, .. }
-                | Presence::RosterRequest { node } => node,
+                | Presence::RosterRequest { node }
+                | Presence::Traces { node, .. } => node,
             };
             if node != self.own {
                 nodes.insert(node.clone(), 0);

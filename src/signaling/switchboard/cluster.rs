@@ -101,6 +101,17 @@ pub enum Presence {
         /// Who asks.
         node: String,
     },
+    /// `user`, logged in to `node`, asked for the server's traces of its calls (`on`) or no
+    /// longer does: the calls homed elsewhere send them through its node. Sent when it changes,
+    /// and after each roster for every user who has them on.
+    Traces {
+        /// The node.
+        node: String,
+        /// The user.
+        user: String,
+        /// Whether it wants them.
+        on: bool,
+    },
 }
 
 /// A call of our users homed on another node.
@@ -268,8 +279,41 @@ impl Switchboard {
             node: own.clone(),
             users,
         }));
+        self.announce_traces_on(&own);
         self.out
             .push_back(Output::Announce(Presence::RosterRequest { node: own }));
+    }
+
+    /// After a roster: which of our users want the server's traces.
+    fn announce_traces_on(&mut self, own: &str) {
+        let wanting: Vec<String> = self
+            .online
+            .iter()
+            .filter(|(_, session)| {
+                self.sessions
+                    .get(session)
+                    .is_some_and(|state| state.node.is_none() && state.traces)
+            })
+            .map(|(user, _)| user.clone())
+            .collect();
+        for user in wanting {
+            self.out.push_back(Output::Announce(Presence::Traces {
+                node: own.to_owned(),
+                user,
+                on: true,
+            }));
+        }
+    }
+
+    /// One of our users turned the server's traces on or off: every node is told.
+    pub(super) fn announce_traces(&mut self, user: &str, on: bool) {
+        if let Some(node) = self.cluster.own.clone() {
+            self.out.push_back(Output::Announce(Presence::Traces {
+                node,
+                user: user.to_owned(),
+                on,
+            }));
+        }
     }
 
     /// What another node told every node.
@@ -305,14 +349,28 @@ impl Switchboard {
             }
             Presence::RosterRequest { node } if node != own => {
                 let users = self.roster();
-                self.out
-                    .push_back(Output::Announce(Presence::Roster { node: own, users }));
+                self.out.push_back(Output::Announce(Presence::Roster {
+                    node: own.clone(),
+                    users,
+                }));
+                self.announce_traces_on(&own);
+            }
+            Presence::Traces { node, user, on } if node != own => {
+                let index = self.cluster.known_index(&node);
+                if let Some(session) = self.online.get(&user).copied()
+                    && let Some(state) = self.sessions.get_mut(&session)
+                    && index.is_some()
+                    && state.node == index
+                {
+                    state.traces = on;
+                }
             }
             // Our own, heard back.
             Presence::Online { .. }
             | Presence::Offline { .. }
             | Presence::Roster { .. }
-            | Presence::RosterRequest { .. } => {}
+            | Presence::RosterRequest { .. }
+            | Presence::Traces { .. } => {}
         }
     }
 

@@ -465,3 +465,94 @@ fn a_roster_after_the_bus_came_back_closes_the_stand_ins_of_users_gone_meanwhile
         [Signal::InviteDelivered { offline }] if offline == &["bob".to_owned()]
     ));
 }
+
+/// The server's traces each of alice and bob got, in order: (call, name, about whom).
+fn server_traces(nodes: &Nodes, session: SessionId) -> Vec<(String, String, String)> {
+    nodes
+        .inbox
+        .get(&session)
+        .into_iter()
+        .flatten()
+        .filter_map(|message| match message {
+            ServerMessage::Trace {
+                call_id,
+                name,
+                user_id,
+                ..
+            } => Some((call_id.clone(), name.clone(), user_id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Alice and bob (each on `nodes[i]`), traces on, share entries and place a call.
+fn traced_call(alice_node: usize, bob_node: usize, count: usize) -> Nodes {
+    let mut nodes = Nodes::new(count);
+    nodes.log_in(alice_node, ALICE, "alice");
+    nodes.log_in(bob_node, BOB, "bob");
+    for session in [ALICE, BOB] {
+        nodes.send(session, &ClientMessage::Traces { on: true });
+    }
+    nodes.invite(ALICE, "c-1", &["bob"]);
+    nodes.act(BOB, accept("c-1"));
+    nodes.send(
+        BOB,
+        &ClientMessage::ShareTrace {
+            call_id: "c-1".into(),
+            entries: vec![serde_json::json!({"kind": "onCallBegin"})],
+        },
+    );
+    nodes.act(ALICE, hang_up("c-1"));
+    nodes
+}
+
+#[test]
+fn server_traces_and_shared_entries_reach_members_on_other_nodes_as_on_one() {
+    let one = traced_call(0, 0, 1);
+    let across = traced_call(0, 1, 3);
+    for session in [ALICE, BOB] {
+        let expected = server_traces(&one, session);
+        assert!(expected.len() >= 3, "{expected:?}");
+        assert_eq!(server_traces(&across, session), expected);
+    }
+    // What bob shared reached alice, across the nodes too.
+    let shared = |nodes: &Nodes| {
+        nodes.inbox[&ALICE]
+            .iter()
+            .filter(|message| matches!(message, ServerMessage::SharedTrace { from, .. } if from == "bob"))
+            .count()
+    };
+    assert_eq!(shared(&one), 1);
+    assert_eq!(shared(&across), 1);
+}
+
+#[test]
+fn traces_turned_off_on_one_node_stop_reaching_it_and_a_roster_tells_who_has_them_on() {
+    let mut nodes = Nodes::new(2);
+    nodes.log_in(0, ALICE, "alice");
+    nodes.log_in(1, BOB, "bob");
+    nodes.send(BOB, &ClientMessage::Traces { on: true });
+    nodes.send(BOB, &ClientMessage::Traces { on: false });
+    nodes.invite(ALICE, "c-1", &["bob"]);
+    assert!(server_traces(&nodes, BOB).is_empty());
+    nodes.act(ALICE, hang_up("c-1"));
+    // n1 forgets what it knew of bob's flag (its stand-in made again from n2's roster) and
+    // learns it from what n2 sends after its roster.
+    nodes.send(BOB, &ClientMessage::Traces { on: true });
+    let stand_in = nodes.boards[0].online["bob"];
+    nodes.boards[0]
+        .sessions
+        .get_mut(&stand_in)
+        .expect("bob's stand-in on n1")
+        .traces = false;
+    nodes.boards[1].handle_bus_connected(nodes.now);
+    nodes.settle();
+    nodes.invite(ALICE, "c-2", &["bob"]);
+    assert!(
+        server_traces(&nodes, BOB)
+            .iter()
+            .any(|(call, _, _)| call == "c-2"),
+        "{:?}",
+        server_traces(&nodes, BOB)
+    );
+}

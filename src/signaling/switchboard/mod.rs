@@ -446,9 +446,12 @@ impl Switchboard {
                 let error = CallError::new(ErrorCode::NotLoggedIn, "log in first");
                 self.refuse(session, now_millis, &error, None);
             }
-            (ClientMessage::Traces { on }, Some(_)) => {
-                if let Some(state) = self.sessions.get_mut(&session) {
+            (ClientMessage::Traces { on }, Some(user)) => {
+                if let Some(state) = self.sessions.get_mut(&session)
+                    && state.traces != on
+                {
                     state.traces = on;
+                    self.announce_traces(&user, on);
                 }
             }
             (ClientMessage::Ping { nonce }, Some(_)) => {

@@ -13,7 +13,7 @@ use crate::model::ids::check_call_id;
 
 use super::super::protocol::{MAX_SHARED_ENTRIES, ServerMessage};
 use super::calls::{invalid, not_yours, refused};
-use super::{Output, SessionId, Switchboard};
+use super::{SessionId, Switchboard};
 
 impl Switchboard {
     /// `user` shares `entries` about `call_id`: a call it is in, was in, or has just ended.
@@ -77,11 +77,8 @@ impl Switchboard {
                 entries: entries.to_vec(),
             };
             // The sharer's traffic: a recipient that cannot take it is not punished for it.
-            self.out.push_back(Output::Send {
-                session: target,
-                message,
-                relayed_from: Some(session),
-            });
+            // A recipient on another node is reached through it.
+            self.emit(target, message, Some(session));
         }
         Ok(())
     }
