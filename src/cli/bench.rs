@@ -7,8 +7,6 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -256,12 +254,8 @@ async fn expect_in_time(socket: &mut Socket, wanted: &str, pair: usize) -> anyho
 }
 
 /// Runs `calls` set-ups, one at a time, taking `pairs` in turn (so each connection stays within
-/// its message rate); the invite → accepted time of each, in µs, with its pair's index.
-async fn call_pairs(
-    pairs: &mut [Pair],
-    calls: usize,
-    done: &AtomicU64,
-) -> anyhow::Result<Vec<(usize, u32)>> {
+/// its message rate); the invite → accepted time of each, in ms, with its pair's index.
+async fn call_pairs(pairs: &mut [Pair], calls: usize) -> anyhow::Result<Vec<(usize, f64)>> {
     let mut latencies = Vec::with_capacity(calls);
     let turns = pairs.len().max(1);
     for round in 0..calls {
@@ -290,11 +284,7 @@ async fn call_pairs(
         });
         send(answerer, &accept).await?;
         expect_in_time(caller, "accepted", pair).await?;
-        latencies.push((
-            pair,
-            u32::try_from(placed.elapsed().as_micros()).unwrap_or(u32::MAX),
-        ));
-        done.fetch_add(1, Ordering::Relaxed);
+        latencies.push((pair, placed.elapsed().as_secs_f64() * 1000.0));
         send(caller, &ClientMessage::Call(Action::Hangup { call_id })).await?;
         expect_in_time(answerer, "hung_up", pair).await?;
     }
@@ -311,22 +301,6 @@ fn node_of(index: usize, nodes: usize) -> usize {
     } else {
         home
     }
-}
-
-/// The p50 and p95 of `samples` (µs), in ms.
-fn p50_p95_ms(samples: &mut [u32]) -> (f64, f64) {
-    if samples.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    samples.sort_unstable();
-    let at = |percent: usize| {
-        let index = (samples.len() * percent)
-            .div_ceil(100)
-            .clamp(1, samples.len())
-            - 1;
-        f64::from(samples[index]) / 1000.0
-    };
-    (at(50), at(95))
 }
 
 /// The CPU seconds (user and system) Redis at `url` has used, from its `INFO cpu`.
@@ -425,7 +399,7 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     let clients_cpu_before = cpu_secs("self");
     let redis = args.redis.as_deref().filter(|_| nodes > 1);
     let redis_cpu_before = redis.map(redis_cpu_secs).transpose()?;
-    let (setups, setup_secs, mut same_node, mut cross_node) = if parts.is_empty() {
+    let (setup_secs, mut same_node, mut cross_node) = if parts.is_empty() {
         runtime.block_on(run_calls(
             sockets,
             0,
@@ -440,13 +414,13 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     drop(parts);
     let server_cpu = cpu(&pids) - server_cpu_before;
     let clients_cpu = cpu_secs("self") - clients_cpu_before + clients_cpu_parts;
-    let redis_cpu = match (redis, redis_cpu_before) {
-        (Some(url), Some(before)) => Some(redis_cpu_secs(url)? - before),
-        _ => None,
-    };
+    let redis_cpu = (redis.zip(redis_cpu_before))
+        .map(|(url, before)| redis_cpu_secs(url).map(|now| now - before))
+        .transpose()?;
     drop(servers);
-    let same = p50_p95_ms(&mut same_node);
-    let cross = p50_p95_ms(&mut cross_node);
+    let setups = same_node.len() + cross_node.len();
+    let same = super::bench_abuse::percentiles(&mut same_node);
+    let cross = super::bench_abuse::percentiles(&mut cross_node);
     let stalled = if args.stalled > 0 {
         super::bench_abuse::stalled_handshakes(&runtime, args.stalled)?
     } else {
@@ -459,8 +433,8 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     };
     let figures = serde_json::json!({
         "nodes": nodes,
-        "setup_ms_p50_p95_same_node": [same.0, same.1],
-        "setup_ms_p50_p95_cross_node": [cross.0, cross.1],
+        "setup_ms_p50_p95_same_node": same,
+        "setup_ms_p50_p95_cross_node": cross,
         "setups_same_node": same_node.len(),
         "setups_cross_node": cross_node.len(),
         "stalled_handshakes": stalled,
@@ -655,7 +629,7 @@ impl Parts {
     }
 
     /// Tells every part to go, and adds up what they measured.
-    fn run(&mut self) -> anyhow::Result<(u64, f64, Vec<u32>, Vec<u32>)> {
+    fn run(&mut self) -> anyhow::Result<(f64, Vec<f64>, Vec<f64>)> {
         use std::io::{BufRead as _, Write as _};
         let started = Instant::now();
         for (child, _) in &mut self.children {
@@ -663,17 +637,16 @@ impl Parts {
             writeln!(stdin, "go")?;
             stdin.flush()?;
         }
-        let (mut setups, mut same, mut cross) = (0, Vec::new(), Vec::new());
+        let (mut same, mut cross) = (Vec::new(), Vec::new());
         for (_, output) in &mut self.children {
             let mut line = String::new();
             output.read_line(&mut line)?;
             let part: PartFigures =
                 serde_json::from_str(&line).with_context(|| format!("a part said {line:?}"))?;
-            setups += part.setups;
             same.extend(part.same_node);
             cross.extend(part.cross_node);
         }
-        Ok((setups, started.elapsed().as_secs_f64(), same, cross))
+        Ok((started.elapsed().as_secs_f64(), same, cross))
     }
 }
 
@@ -689,9 +662,8 @@ impl Drop for Parts {
 /// What one part measured.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct PartFigures {
-    setups: u64,
-    same_node: Vec<u32>,
-    cross_node: Vec<u32>,
+    same_node: Vec<f64>,
+    cross_node: Vec<f64>,
 }
 
 /// Runs one share of the sessions (see [`SignalingPartArgs`]).
@@ -707,7 +679,7 @@ pub fn signaling_part(args: &SignalingPartArgs) -> anyhow::Result<()> {
     println!("ready");
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    let (setups, _, same_node, cross_node) = runtime.block_on(run_calls(
+    let (_, same_node, cross_node) = runtime.block_on(run_calls(
         sockets,
         args.first / 2,
         args.calls,
@@ -715,7 +687,6 @@ pub fn signaling_part(args: &SignalingPartArgs) -> anyhow::Result<()> {
         urls.len(),
     ))?;
     let figures = PartFigures {
-        setups,
         same_node,
         cross_node,
     };
@@ -751,15 +722,15 @@ async fn connect_all(urls: &[String], first: usize, clients: usize) -> anyhow::R
     Ok(sockets)
 }
 
-/// Runs the set-ups: how many, in how long, and the latencies of pairs on the same node and
-/// on different nodes.
+/// Runs the set-ups: in how long, and the latencies (ms) of pairs on the same node and on
+/// different nodes.
 async fn run_calls(
     sockets: Vec<Socket>,
     first_pair: usize,
     calls: usize,
     concurrent: usize,
     nodes: usize,
-) -> anyhow::Result<(u64, f64, Vec<u32>, Vec<u32>)> {
+) -> anyhow::Result<(f64, Vec<f64>, Vec<f64>)> {
     // `concurrent` slots place calls at once; each takes its pairs in turn.
     let all_pairs = sockets.len() / 2;
     let slots = all_pairs.min(concurrent.max(1)).min(calls.max(1));
@@ -775,7 +746,6 @@ async fn run_calls(
             answerer,
         });
     }
-    let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = slot_pairs
         .into_iter()
@@ -783,11 +753,10 @@ async fn run_calls(
         .map(|(slot, pairs)| {
             // The calls, spread as evenly as they go over the slots.
             let share = calls / slots + usize::from(slot < calls % slots);
-            let done = Arc::clone(&done);
             // The sessions stay open until every slot is done, so none leaves mid-run.
             tokio::spawn(async move {
                 let mut pairs = pairs;
-                let latencies = call_pairs(&mut pairs, share, &done).await;
+                let latencies = call_pairs(&mut pairs, share).await;
                 (latencies, pairs)
             })
         })
@@ -804,10 +773,5 @@ async fn run_calls(
             }
         }
     }
-    Ok((
-        done.load(Ordering::Relaxed),
-        started.elapsed().as_secs_f64(),
-        same,
-        cross,
-    ))
+    Ok((started.elapsed().as_secs_f64(), same, cross))
 }

@@ -63,7 +63,7 @@ fn fresh_server() -> anyhow::Result<(std::path::PathBuf, ServerProcess, u32, Soc
 }
 
 /// p50 and p95 of `values` (milliseconds), `NaN` when empty.
-fn percentiles(values: &mut [f64]) -> [f64; 2] {
+pub(super) fn percentiles(values: &mut [f64]) -> [f64; 2] {
     [
         super::bench_call::percentile(values, 0.5),
         super::bench_call::percentile(values, 0.95),
