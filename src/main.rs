@@ -12,6 +12,10 @@ use callscope::timeline::{Store, Timeline, default_data_dir};
 use callscope::ui::AppOptions;
 use clap::{Parser, Subcommand};
 
+/// The allocator: a server handles many small messages a second, and every one allocates.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A calling kit that makes every call-state callback visible.
 #[derive(Debug, Parser)]
 #[command(name = "callscope", version)]

@@ -1108,6 +1108,9 @@ impl NodeProcess {
                 "--node-id",
                 node,
                 "--list-online-users",
+                // Three nodes share this machine's cores, as they would be deployed on one.
+                "--threads",
+                "1",
             ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

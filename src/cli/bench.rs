@@ -204,7 +204,8 @@ where
 
 async fn log_in(url: &str, user: &str) -> anyhow::Result<Socket> {
     // Small frames, sent at once (as the app's client does): no 40 ms Nagle waits measured.
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
+    let config = callscope::signaling::client_websocket_config();
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
     welcomed(socket, user).await
 }
 
@@ -329,6 +330,10 @@ fn start_nodes(
     redis: Option<&str>,
 ) -> anyhow::Result<Vec<ServerProcess>> {
     let mut servers = Vec::with_capacity(nodes);
+    // The nodes share this machine's cores: a share each, as a node per core share would be
+    // deployed (a thread that waits for another node's thread costs a context switch).
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = (cores / nodes).max(1);
     for node in 0..nodes {
         // Every client of the load test comes from this one address.
         let mut flags = vec![
@@ -345,6 +350,8 @@ fn start_nodes(
                 redis.to_owned(),
                 "--node-id".to_owned(),
                 format!("n{}", node + 1),
+                "--threads".to_owned(),
+                threads.to_string(),
             ]);
         }
         let node_dir = dir.join(format!("n{}", node + 1));

@@ -67,6 +67,10 @@ pub struct ServerArgs {
     /// This node's id among the nodes on `--redis` (unique: letters, digits, `-`, `_`).
     #[arg(long, value_name = "N", requires = "redis")]
     pub node_id: Option<String>,
+    /// Threads serving connections (default: one per core); several nodes on one machine
+    /// share its cores, a few threads each.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 /// Options of `callscope usersig`.
@@ -133,7 +137,11 @@ pub fn usersig(args: &UserSigArgs) -> anyhow::Result<()> {
 pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
     let keys = super::read_keys(&args.secret_file)?;
     let kit = CallKit::builder().user("server").timeline(timeline).build();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    let runtime = runtime
         .enable_all()
         .thread_name("server-io")
         .build()

@@ -90,7 +90,8 @@ impl Socket {
     pub async fn connect(url: &str) -> Result<Self, String> {
         // Small messages, sent at once: an accept and the answer right behind it must not wait
         // for the first one's acknowledgement (Nagle's algorithm would hold it up to 40 ms).
-        let connecting = tokio_tungstenite::connect_async_with_config(url, None, true);
+        let config = crate::signaling::client_websocket_config();
+        let connecting = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
         match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok((stream, _))) => Ok(Self { stream }),
             Ok(Err(error)) => Err(error.to_string()),

@@ -12,9 +12,9 @@
 //!   (waiting longer each time, up to a second), and the switchboard then publishes its roster
 //!   and asks for everyone else's.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -44,8 +44,10 @@ pub const NODE_LOST_AFTER: Duration =
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Messages waiting for the bus at most; beyond, they are dropped and counted.
 pub(super) const BUS_CAPACITY: usize = 65_536;
-/// Commands sent to Redis in one round trip at most.
+/// Messages sent to Redis in one round trip at most.
 const BATCH: usize = 512;
+/// Presence records renewed in one round trip at most.
+const RENEW_BATCH: usize = 500;
 
 /// The channel of one node.
 pub fn node_channel(node: &str) -> String {
@@ -150,6 +152,16 @@ fn record(own: &str, since_millis: u64) -> String {
     format!("{own} {since_millis}")
 }
 
+/// Writes `user`'s presence record (logged in to `own` since `since_millis`), with its TTL.
+fn set_presence(pipe: &mut redis::Pipeline, own: &str, user: &str, since_millis: u64) {
+    pipe.cmd("SET")
+        .arg(user_key(user))
+        .arg(record(own, since_millis))
+        .arg("EX")
+        .arg(PRESENCE_TTL.as_secs())
+        .ignore();
+}
+
 async fn run(
     config: BusConfig,
     mut from_board: mpsc::Receiver<ToBus>,
@@ -241,72 +253,111 @@ struct Link<'a> {
     stats: &'a ServerStats,
 }
 
+/// Nodes heard from, and how many heartbeat checks in a row found each silent: the hearing
+/// part of a link resets a node's count, its heartbeat part counts.
+type Heard<'a> = Mutex<&'a mut HashMap<String, u32>>;
+
 impl Link<'_> {
     /// Carries messages both ways until the connection breaks (false) or the server stops
-    /// (true).
+    /// (true). Hearing, sending and the heartbeat go on at once: a batch waiting for Redis's
+    /// reply holds up neither what the other nodes send here nor the heartbeat, and renewing
+    /// many presence records holds up no message.
     async fn serve(
-        mut self,
-        mut messages: redis::aio::PubSubStream,
+        self,
+        messages: redis::aio::PubSubStream,
         from_board: &mut mpsc::Receiver<ToBus>,
         local: &mut Local,
         nodes: &mut HashMap<String, u32>,
     ) -> bool {
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
-        let mut refreshed = tokio::time::Instant::now()
-            .checked_sub(PRESENCE_REFRESH)
-            .unwrap_or_else(tokio::time::Instant::now);
-        // The others reconnect too, within a second of each other: they are not judged until
-        // they had the time to renew their heartbeats.
-        let judge_from = tokio::time::Instant::now() + ALIVE_TTL;
         for misses in nodes.values_mut() {
             *misses = 0;
         }
+        let nodes: Heard<'_> = Mutex::new(nodes);
+        tokio::select! {
+            stop = self.hear(messages, &nodes) => stop,
+            stop = self.send_all(from_board, local) => stop,
+            stop = self.watch(&nodes) => stop,
+        }
+    }
+
+    /// Hands what is heard on the channels to the switchboard.
+    async fn hear(&self, mut messages: redis::aio::PubSubStream, nodes: &Heard<'_>) -> bool {
+        while let Some(message) = messages.next().await {
+            let Some(heard) = self.read(&message, nodes) else {
+                continue;
+            };
+            if self.hub.send(heard).await.is_err() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Sends what the switchboard hands over, in batches of one round trip each, in order;
+    /// every [`PRESENCE_REFRESH`] this node's presence records are renewed along with them, a
+    /// share per batch.
+    async fn send_all(&self, from_board: &mut mpsc::Receiver<ToBus>, local: &mut Local) -> bool {
+        let mut connection = self.connection.clone();
+        // The first tick is at once: the records are renewed as soon as Redis is back.
+        let mut refresh = tokio::time::interval(PRESENCE_REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut due: VecDeque<String> = VecDeque::new();
         loop {
-            tokio::select! {
-                message = messages.next() => {
-                    let Some(message) = message else { return false };
-                    let Some(heard) = self.read(&message, nodes) else { continue };
-                    if self.hub.send(heard).await.is_err() {
-                        return true;
+            let mut batch = Vec::new();
+            if due.is_empty() {
+                tokio::select! {
+                    next = from_board.recv() => match next {
+                        Some(first) => batch.push(first),
+                        None => return true,
+                    },
+                    _ = refresh.tick() => {
+                        due = local.users.keys().cloned().collect();
+                        continue;
                     }
                 }
-                next = from_board.recv() => {
-                    let Some(first) = next else { return true };
-                    let mut batch = vec![first];
-                    while batch.len() < BATCH {
-                        match from_board.try_recv() {
-                            Ok(more) => batch.push(more),
-                            Err(_) => break,
-                        }
-                    }
-                    if self.send(batch, local).await.is_err() {
-                        return false;
-                    }
+            }
+            while batch.len() < BATCH {
+                match from_board.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return true,
                 }
-                _ = heartbeat.tick() => {
-                    let refresh = refreshed.elapsed() >= PRESENCE_REFRESH;
-                    if refresh {
-                        refreshed = tokio::time::Instant::now();
-                    }
-                    let judge = tokio::time::Instant::now() >= judge_from;
-                    match self.beat(local, refresh, judge, nodes).await {
-                        Ok(lost) => {
-                            for node in lost {
-                                self.stats.nodes_lost.fetch_add(1, Ordering::Relaxed);
-                                if self.hub.send(FromBus::NodeLost(node)).await.is_err() {
-                                    return true;
-                                }
-                            }
-                        }
-                        Err(_) => return false,
-                    }
+            }
+            let renew: Vec<String> = due.drain(..due.len().min(RENEW_BATCH)).collect();
+            if self
+                .send(&mut connection, batch, &renew, local)
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+    }
+
+    /// Renews this node's heartbeat every [`HEARTBEAT`] and checks the others'.
+    async fn watch(&self, nodes: &Heard<'_>) -> bool {
+        let mut connection = self.connection.clone();
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        // The others reconnect too, within a second of each other: they are not judged until
+        // they had the time to renew their heartbeats.
+        let judge_from = tokio::time::Instant::now() + ALIVE_TTL;
+        loop {
+            heartbeat.tick().await;
+            let judge = tokio::time::Instant::now() >= judge_from;
+            let Ok(lost) = self.beat(&mut connection, judge, nodes).await else {
+                return false;
+            };
+            for node in lost {
+                self.stats.nodes_lost.fetch_add(1, Ordering::Relaxed);
+                if self.hub.send(FromBus::NodeLost(node)).await.is_err() {
+                    return true;
                 }
             }
         }
     }
 
     /// What a message heard on a channel means, if anything.
-    fn read(&self, message: &redis::Msg, nodes: &mut HashMap<String, u32>) -> Option<FromBus> {
+    fn read(&self, message: &redis::Msg, nodes: &Heard<'_>) -> Option<FromBus> {
         let payload: String = message.get_payload().ok()?;
         if message.get_channel_name() == PRESENCE_CHANNEL {
             let presence: Presence = serde_json::from_str(&payload).ok()?;
@@ -318,20 +369,27 @@ impl Link<'_> {
                 | Presence::Traces { node, .. } => node,
             };
             if node != self.own {
-                nodes.insert(node.clone(), 0);
+                heard_from(nodes, node);
             }
             return Some(FromBus::Presence(presence));
         }
         let envelope: Envelope = serde_json::from_str(&payload).ok()?;
-        nodes.insert(envelope.from.clone(), 0);
+        heard_from(nodes, &envelope.from);
         Some(FromBus::Node {
             from: envelope.from,
             message: envelope.message,
         })
     }
 
-    /// Sends a batch in one round trip.
-    async fn send(&mut self, batch: Vec<ToBus>, local: &mut Local) -> redis::RedisResult<()> {
+    /// Sends a batch in one round trip, and renews the presence records of `renew` still
+    /// logged in here.
+    async fn send(
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
+        batch: Vec<ToBus>,
+        renew: &[String],
+        local: &mut Local,
+    ) -> redis::RedisResult<()> {
         let mut pipe = redis::pipe();
         for item in batch {
             match item {
@@ -356,12 +414,7 @@ impl Link<'_> {
                             user,
                             since_millis,
                         } if node == self.own => {
-                            pipe.cmd("SET")
-                                .arg(user_key(user))
-                                .arg(record(self.own, *since_millis))
-                                .arg("EX")
-                                .arg(PRESENCE_TTL.as_secs())
-                                .ignore();
+                            set_presence(&mut pipe, self.own, user, *since_millis);
                         }
                         Presence::Offline { node, user, .. } if node == self.own => {
                             let ours = local.users.get(user).copied().unwrap_or_default();
@@ -384,17 +437,25 @@ impl Link<'_> {
                 }
             }
         }
-        pipe.query_async::<()>(&mut self.connection).await
+        // After the batch's own announcements: a user who just logged out is not renewed.
+        for user in renew {
+            if let Some(since) = local.users.get(user) {
+                set_presence(&mut pipe, self.own, user, *since);
+            }
+        }
+        if pipe.is_empty() {
+            // Only users who have logged out since were due: nothing to send.
+            return Ok(());
+        }
+        pipe.query_async::<()>(connection).await
     }
 
-    /// Renews this node's heartbeat (and, when `refresh`, its users' presence records) and
-    /// checks the other nodes'; the nodes found lost.
+    /// Renews this node's heartbeat and checks the other nodes'; the nodes found lost.
     async fn beat(
-        &mut self,
-        local: &Local,
-        refresh: bool,
+        &self,
+        connection: &mut redis::aio::MultiplexedConnection,
         judge: bool,
-        nodes: &mut HashMap<String, u32>,
+        nodes: &Heard<'_>,
     ) -> redis::RedisResult<Vec<String>> {
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
@@ -403,11 +464,12 @@ impl Link<'_> {
             .arg("PX")
             .arg(u64::try_from(ALIVE_TTL.as_millis()).unwrap_or(u64::MAX))
             .ignore();
-        let known: Vec<String> = nodes.keys().cloned().collect();
+        let known: Vec<String> = lock(nodes).keys().cloned().collect();
         for node in &known {
             pipe.cmd("EXISTS").arg(alive_key(node));
         }
-        let alive: Vec<bool> = pipe.query_async(&mut self.connection).await?;
+        let alive: Vec<bool> = pipe.query_async(connection).await?;
+        let mut nodes = lock(nodes);
         let mut lost = Vec::new();
         for (node, alive) in known.into_iter().zip(alive) {
             let misses = nodes.entry(node.clone()).or_default();
@@ -417,21 +479,21 @@ impl Link<'_> {
                 lost.push(node);
             }
         }
-        if refresh && !local.users.is_empty() {
-            let users: Vec<(&String, &u64)> = local.users.iter().collect();
-            for chunk in users.chunks(1000) {
-                let mut pipe = redis::pipe();
-                for (user, since) in chunk {
-                    pipe.cmd("SET")
-                        .arg(user_key(user))
-                        .arg(record(self.own, **since))
-                        .arg("EX")
-                        .arg(PRESENCE_TTL.as_secs())
-                        .ignore();
-                }
-                pipe.query_async::<()>(&mut self.connection).await?;
-            }
-        }
         Ok(lost)
+    }
+}
+
+fn lock<'a, 'b>(nodes: &'a Heard<'b>) -> std::sync::MutexGuard<'a, &'b mut HashMap<String, u32>> {
+    nodes.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A message from `node` was heard: it is alive.
+fn heard_from(nodes: &Heard<'_>, node: &str) {
+    let mut nodes = lock(nodes);
+    match nodes.get_mut(node) {
+        Some(misses) => *misses = 0,
+        None => {
+            nodes.insert(node.to_owned(), 0);
+        }
     }
 }

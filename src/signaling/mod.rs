@@ -14,5 +14,5 @@ pub use protocol::{
     ClientMessage, Contact, DecodeError, MAX_FRAME_BYTES, MAX_SHARED_ENTRIES,
     MAX_SHARED_ENTRY_BYTES, PROTOCOL_VERSION, ServerMessage, decode_client, decode_server, encode,
 };
-pub use server::{Server, ServerConfig, ServerStats, TransportLimits};
+pub use server::{Server, ServerConfig, ServerStats, TransportLimits, client_websocket_config};
 pub use webhook_post::{WebhookConfig, parse_url};

@@ -225,6 +225,13 @@ fn websocket_config() -> WebSocketConfig {
         .max_frame_size(Some(HARD_FRAME_LIMIT))
 }
 
+/// A client's WebSocket settings: signaling frames are small, so it reads in small chunks (a
+/// read buffer is zeroed up to its size before each read; the default's 128 KiB would cost
+/// more than the frame it reads).
+pub fn client_websocket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4096)
+}
+
 /// Connections at once by address, and in all.
 #[derive(Debug, Default)]
 struct Counts {
