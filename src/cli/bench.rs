@@ -78,8 +78,39 @@ pub struct SignalingPartArgs {
     pub concurrent_pairs: usize,
 }
 
-/// Sessions one process holds at most (its open-file limit may be low).
+/// Sessions each helper process holds, when one process may not open them all.
 const SESSIONS_PER_PROCESS: usize = 15_000;
+/// Descriptors a process keeps beyond its sessions (the runtime's, the servers' pipes, …).
+const FILE_RESERVE: u64 = 256;
+
+/// Lifts this process's open-file limit so it may hold `sessions`: both limits to what they
+/// need where it may raise the hard one (as root), else the soft one to the hard; the limit
+/// it got.
+/// How many of `clients` sessions one process holds, after lifting its open-file limit (each
+/// session is a descriptor here and one in the server). Sessions beyond what this process may
+/// open are held by processes of their own, which cost more: their threads take turns with this
+/// one's.
+fn sessions_per_process(clients: usize) -> anyhow::Result<usize> {
+    let limit = open_file_limit_for(clients).context("raising the open-file limit")?;
+    let per_process = if clients as u64 + FILE_RESERVE <= limit {
+        clients
+    } else {
+        SESSIONS_PER_PROCESS
+    };
+    if per_process as u64 + FILE_RESERVE > limit {
+        bail!("{clients} sessions need more open files than the limit of {limit}");
+    }
+    Ok(per_process)
+}
+
+fn open_file_limit_for(sessions: usize) -> std::io::Result<u64> {
+    let wanted = sessions as u64 + FILE_RESERVE;
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    if hard < wanted && rlimit::setrlimit(rlimit::Resource::NOFILE, wanted, wanted).is_ok() {
+        return Ok(wanted);
+    }
+    rlimit::increase_nofile_limit(u64::MAX)
+}
 
 /// The secret every benchmark server and client shares.
 pub(super) const SECRET: &str = "callscope-bench-secret";
@@ -364,13 +395,8 @@ fn start_nodes(
 
 /// Runs the load test and prints its figures.
 pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
-    // Each session is a descriptor here and one in the server: lift the soft limit to the hard.
-    let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let clients = args.clients.max(2) & !1;
-    // Beyond one process's share, the sessions are held by processes of their own.
-    if (clients.min(SESSIONS_PER_PROCESS) as u64) + 256 > limit {
-        bail!("{clients} sessions need more open files than the limit of {limit}");
-    }
+    let per_process = sessions_per_process(clients)?;
     let nodes = usize::from(args.nodes);
     if nodes > 1 && args.redis.is_none() {
         bail!("--nodes {nodes} needs --redis URL (a Redis the nodes share)");
@@ -391,10 +417,16 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     let baseline_kib = resident(&pids)?;
     let started = Instant::now();
     let mut parts = Parts::default();
-    let sockets = if clients <= SESSIONS_PER_PROCESS {
+    let sockets = if clients <= per_process {
         runtime.block_on(connect_all(&urls, 0, clients))?
     } else {
-        parts = Parts::start(&urls, clients, args.calls, args.concurrent_pairs)?;
+        parts = Parts::start(
+            &urls,
+            clients,
+            per_process,
+            args.calls,
+            args.concurrent_pairs,
+        )?;
         Vec::new()
     };
     let login_secs = started.elapsed().as_secs_f64();
@@ -428,16 +460,7 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     let setups = same_node.len() + cross_node.len();
     let same = super::bench_abuse::percentiles(&mut same_node);
     let cross = super::bench_abuse::percentiles(&mut cross_node);
-    let stalled = if args.stalled > 0 {
-        super::bench_abuse::stalled_handshakes(&runtime, args.stalled)?
-    } else {
-        serde_json::Value::Null
-    };
-    let flood = if args.abusers > 0 {
-        super::bench_abuse::flood(&runtime, args.abusers, args.rounds)?
-    } else {
-        serde_json::Value::Null
-    };
+    let (stalled, flood) = abuse_phases(&runtime, args)?;
     let figures = serde_json::json!({
         "nodes": nodes,
         "setup_ms_p50_p95_same_node": same,
@@ -468,6 +491,25 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The abuse phases asked for, each against a server of its own: stalled handshakes, then a
+/// flood (`null` for one skipped).
+fn abuse_phases(
+    runtime: &tokio::runtime::Runtime,
+    args: &SignalingBenchArgs,
+) -> anyhow::Result<(serde_json::Value, serde_json::Value)> {
+    let stalled = if args.stalled > 0 {
+        super::bench_abuse::stalled_handshakes(runtime, args.stalled)?
+    } else {
+        serde_json::Value::Null
+    };
+    let flood = if args.abusers > 0 {
+        super::bench_abuse::flood(runtime, args.abusers, args.rounds)?
+    } else {
+        serde_json::Value::Null
+    };
+    Ok((stalled, flood))
 }
 
 /// Prints the load test's `figures` (its JSON object) as text.
@@ -581,11 +623,12 @@ impl Parts {
     fn start(
         urls: &[String],
         clients: usize,
+        per_process: usize,
         calls: usize,
         concurrent_pairs: usize,
     ) -> anyhow::Result<Self> {
         use std::io::BufRead as _;
-        let count = clients.div_ceil(SESSIONS_PER_PROCESS);
+        let count = clients.div_ceil(per_process);
         let per_part = (clients / count).div_ceil(2) * 2;
         let mut parts = Self::default();
         let mut first = 0;
