@@ -137,7 +137,14 @@ pub fn usersig(args: &UserSigArgs) -> anyhow::Result<()> {
 pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
     let keys = super::read_keys(&args.secret_file)?;
     let kit = CallKit::builder().user("server").timeline(timeline).build();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One thread: everything runs on it, with no hand-over between threads at all. Demo peers
+    // open their (synthetic) devices off the runtime's workers, which takes a runtime with
+    // workers.
+    let mut runtime = if args.threads == Some(1) && !args.demo_peers {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     if let Some(threads) = args.threads {
         runtime.worker_threads(usize::from(threads));
     }
