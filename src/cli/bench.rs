@@ -409,8 +409,7 @@ pub fn signaling(args: &SignalingBenchArgs) -> anyhow::Result<()> {
         |pids: &[u32]| -> anyhow::Result<u64> { pids.iter().map(|pid| resident_kib(*pid)).sum() };
     let cpu = |pids: &[u32]| -> f64 { pids.iter().map(|pid| cpu_secs(&pid.to_string())).sum() };
     // One thread of clients: cross-thread wake-ups would cost more than they spread.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     std::thread::sleep(Duration::from_millis(300));
@@ -721,8 +720,7 @@ pub fn signaling_part(args: &SignalingPartArgs) -> anyhow::Result<()> {
     use std::io::BufRead as _;
     rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let urls: Vec<String> = args.urls.split(',').map(str::to_owned).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let sockets = runtime.block_on(connect_all(&urls, args.first, args.count))?;
