@@ -1081,6 +1081,17 @@ fn three_nodes_on_a_real_redis_share_presence_calls_and_kick_out_and_survive_its
     for client in [&alice, &bob, &carol, &second_bob] {
         client.assert_contract_with(&callscope::timeline::CheckOptions::default());
     }
+    // Bob leaves: n3 deletes his record at once. A record left to expire would outlive the
+    // log-out by 10 s at least (a 15 s TTL, renewed every 5 s).
+    drop(second_bob);
+    let started = std::time::Instant::now();
+    while redis.get("callscope:user:bob").is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "bob's presence record outlived his log-out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A `callscope server` node in its own process, killed with it.

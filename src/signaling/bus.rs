@@ -281,16 +281,20 @@ impl Link<'_> {
     }
 
     /// Hands what is heard on the channels to the switchboard.
+    /// A place in the switchboard's queue is taken before a message is read, so none read is
+    /// dropped when the link stops.
     async fn hear(&self, mut messages: redis::aio::PubSubStream, nodes: &Heard<'_>) -> bool {
-        while let Some(message) = messages.next().await {
-            let Some(heard) = self.read(&message, nodes) else {
-                continue;
-            };
-            if self.hub.send(heard).await.is_err() {
+        loop {
+            let Ok(place) = self.hub.reserve().await else {
                 return true;
+            };
+            let Some(message) = messages.next().await else {
+                return false;
+            };
+            if let Some(heard) = self.read(&message, nodes) {
+                place.send(heard);
             }
         }
-        false
     }
 
     /// Sends what the switchboard hands over, in batches of one round trip each, in order;
@@ -338,6 +342,8 @@ impl Link<'_> {
     async fn watch(&self, nodes: &Heard<'_>) -> bool {
         let mut connection = self.connection.clone();
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        // After a stall, one beat: two at once would count two misses within milliseconds.
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The others reconnect too, within a second of each other: they are not judged until
         // they had the time to renew their heartbeats.
         let judge_from = tokio::time::Instant::now() + ALIVE_TTL;
@@ -348,10 +354,18 @@ impl Link<'_> {
                 return false;
             };
             for node in lost {
-                self.stats.nodes_lost.fetch_add(1, Ordering::Relaxed);
-                if self.hub.send(FromBus::NodeLost(node)).await.is_err() {
+                if self
+                    .hub
+                    .send(FromBus::NodeLost(node.clone()))
+                    .await
+                    .is_err()
+                {
                     return true;
                 }
+                // Forgotten once the switchboard is told: a link that stops before leaves it
+                // to be judged again on the next.
+                lock(nodes).remove(&node);
+                self.stats.nodes_lost.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -407,6 +421,14 @@ impl Link<'_> {
                         .ignore();
                 }
                 ToBus::Announce(presence) => {
+                    // When a user leaving logged in here, read before the note forgets it: its
+                    // record is deleted only if it still says so.
+                    let leaving_since = match &presence {
+                        Presence::Offline { node, user, .. } if node == self.own => {
+                            local.users.get(user).copied()
+                        }
+                        _ => None,
+                    };
                     local.note(self.own, &presence);
                     match &presence {
                         Presence::Online {
@@ -416,14 +438,15 @@ impl Link<'_> {
                         } if node == self.own => {
                             set_presence(&mut pipe, self.own, user, *since_millis);
                         }
-                        Presence::Offline { node, user, .. } if node == self.own => {
-                            let ours = local.users.get(user).copied().unwrap_or_default();
-                            pipe.cmd("EVAL")
-                                .arg(DELETE_IF_OURS)
-                                .arg(1)
-                                .arg(user_key(user))
-                                .arg(record(self.own, ours))
-                                .ignore();
+                        Presence::Offline { user, .. } => {
+                            if let Some(ours) = leaving_since {
+                                pipe.cmd("EVAL")
+                                    .arg(DELETE_IF_OURS)
+                                    .arg(1)
+                                    .arg(user_key(user))
+                                    .arg(record(self.own, ours))
+                                    .ignore();
+                            }
                         }
                         _ => {}
                     }
@@ -475,7 +498,6 @@ impl Link<'_> {
             let misses = nodes.entry(node.clone()).or_default();
             *misses = if alive || !judge { 0 } else { *misses + 1 };
             if *misses >= MISSES_BEFORE_LOST {
-                nodes.remove(&node);
                 lost.push(node);
             }
         }
