@@ -83,9 +83,6 @@ const SESSIONS_PER_PROCESS: usize = 15_000;
 /// Descriptors a process keeps beyond its sessions (the runtime's, the servers' pipes, …).
 const FILE_RESERVE: u64 = 256;
 
-/// Lifts this process's open-file limit so it may hold `sessions`: both limits to what they
-/// need where it may raise the hard one (as root), else the soft one to the hard; the limit
-/// it got.
 /// How many of `clients` sessions one process holds, after lifting its open-file limit (each
 /// session is a descriptor here and one in the server). Sessions beyond what this process may
 /// open are held by processes of their own, which cost more: their threads take turns with this
@@ -103,6 +100,9 @@ fn sessions_per_process(clients: usize) -> anyhow::Result<usize> {
     Ok(per_process)
 }
 
+/// Lifts this process's open-file limit so it may hold `sessions`: both limits to what they
+/// need where it may raise the hard one (as root), else the soft one to the hard; the limit
+/// it got.
 fn open_file_limit_for(sessions: usize) -> std::io::Result<u64> {
     let wanted = sessions as u64 + FILE_RESERVE;
     let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
@@ -361,8 +361,8 @@ fn start_nodes(
     redis: Option<&str>,
 ) -> anyhow::Result<Vec<ServerProcess>> {
     let mut servers = Vec::with_capacity(nodes);
-    // The nodes share this machine's cores: a share each, as a node per core share would be
-    // deployed (a thread that waits for another node's thread costs a context switch).
+    // The nodes share this machine's cores, a share each, as they would be deployed on one
+    // machine: more threads than cores only add context switches.
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let threads = (cores / nodes).max(1);
     for node in 0..nodes {

@@ -280,9 +280,8 @@ impl Link<'_> {
         }
     }
 
-    /// Hands what is heard on the channels to the switchboard.
-    /// A place in the switchboard's queue is taken before a message is read, so none read is
-    /// dropped when the link stops.
+    /// Hands what is heard on the channels to the switchboard. A place in its queue is taken
+    /// before a message is read, so none read is dropped when the link stops.
     async fn hear(&self, mut messages: redis::aio::PubSubStream, nodes: &Heard<'_>) -> bool {
         loop {
             let Ok(place) = self.hub.reserve().await else {
@@ -421,15 +420,6 @@ impl Link<'_> {
                         .ignore();
                 }
                 ToBus::Announce(presence) => {
-                    // When a user leaving logged in here, read before the note forgets it: its
-                    // record is deleted only if it still says so.
-                    let leaving_since = match &presence {
-                        Presence::Offline { node, user, .. } if node == self.own => {
-                            local.users.get(user).copied()
-                        }
-                        _ => None,
-                    };
-                    local.note(self.own, &presence);
                     match &presence {
                         Presence::Online {
                             node,
@@ -438,18 +428,21 @@ impl Link<'_> {
                         } if node == self.own => {
                             set_presence(&mut pipe, self.own, user, *since_millis);
                         }
-                        Presence::Offline { user, .. } => {
-                            if let Some(ours) = leaving_since {
+                        // Its record is deleted only if it still says it logged in here then.
+                        Presence::Offline { node, user, .. } if node == self.own => {
+                            if let Some(ours) = local.users.get(user) {
                                 pipe.cmd("EVAL")
                                     .arg(DELETE_IF_OURS)
                                     .arg(1)
                                     .arg(user_key(user))
-                                    .arg(record(self.own, ours))
+                                    .arg(record(self.own, *ours))
                                     .ignore();
                             }
                         }
                         _ => {}
                     }
+                    // After the record is written or deleted: the note forgets who leaves.
+                    local.note(self.own, &presence);
                     let Ok(payload) = serde_json::to_string(&presence) else {
                         continue;
                     };
@@ -505,6 +498,7 @@ impl Link<'_> {
     }
 }
 
+/// The nodes heard from, locked (never across an `.await`).
 fn lock<'a, 'b>(nodes: &'a Heard<'b>) -> std::sync::MutexGuard<'a, &'b mut HashMap<String, u32>> {
     nodes.lock().unwrap_or_else(PoisonError::into_inner)
 }
