@@ -273,13 +273,31 @@ const SESSION_TYPES: [&str; 7] = [
     "share_trace",
 ];
 
+/// A frame's `type` alone (the rest is skipped, not kept).
+#[derive(Deserialize)]
+struct Typed<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
 /// Reads one frame as a client message, telling apart every way it can be wrong.
 pub fn decode_client(frame: &str) -> Result<ClientMessage, DecodeError> {
     if frame.len() > MAX_FRAME_BYTES {
         return Err(DecodeError::TooLarge(frame.len()));
     }
-    // The common case is read once; a frame that fails is read again to say how it is wrong.
-    if let Ok(message) = serde_json::from_str::<ClientMessage>(frame) {
+    // The common case is read once (a call action straight as one: through `ClientMessage` it
+    // would be buffered twice, after a failed look-up of its type); a frame that fails is read
+    // again to say how it is wrong.
+    let is_action = serde_json::from_str::<Typed<'_>>(frame)
+        .is_ok_and(|typed| Action::TYPES.contains(&typed.kind.as_ref()));
+    let read = if is_action {
+        serde_json::from_str::<Action>(frame)
+            .map(ClientMessage::Call)
+            .ok()
+    } else {
+        serde_json::from_str::<ClientMessage>(frame).ok()
+    };
+    if let Some(message) = read {
         return Ok(message);
     }
     let value: serde_json::Value = serde_json::from_str(frame)
