@@ -1106,6 +1106,30 @@ fn three_nodes_on_a_real_redis_share_presence_calls_and_kick_out_and_survive_its
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    log_in_attempts_count_on_every_node(&nodes);
+}
+
+/// Log-in attempts for one user count on every node: after five forged ones on n1 (the burst),
+/// the right UserSig on n2 is refused too.
+fn log_in_attempts_count_on_every_node(nodes: &[Net]) {
+    let log_in = |user_sig: String| ClientMessage::Login {
+        version: callscope::signaling::PROTOCOL_VERSION,
+        user_id: "mallory".into(),
+        user_sig,
+    };
+    let forged = sign_user_sig(b"some other secret", "mallory");
+    for _ in 0..5 {
+        let mut raw = nodes[0].raw();
+        raw.send(&nodes[0], &log_in(forged.clone()));
+        assert_eq!(raw.expect_error(&nodes[0]).0, ErrorCode::UserSigInvalid);
+    }
+    // Time for n2 to hear of them (they take milliseconds).
+    std::thread::sleep(Duration::from_secs(1));
+    let mut raw = nodes[1].raw();
+    raw.send(&nodes[1], &log_in(sign_user_sig(SECRET, "mallory")));
+    let (code, message) = raw.expect_error(&nodes[1]);
+    assert_eq!(code, ErrorCode::RequestRefused, "{message}");
+    assert!(message.contains("too many log-in attempts"), "{message}");
 }
 
 /// A `callscope server` node in its own process, killed with it.

@@ -379,7 +379,8 @@ impl Link<'_> {
                 | Presence::Offline { node, .. }
                 | Presence::Roster { node, .. }
                 | Presence::RosterRequest { node }
-                | Presence::Traces { node, .. } => node,
+                | Presence::Traces { node, .. }
+                | Presence::LogInRefused { node, .. } => node,
             };
             if node != self.own {
                 heard_from(nodes, node);

@@ -112,6 +112,15 @@ pub enum Presence {
         /// Whether it wants them.
         on: bool,
     },
+    /// A log-in attempt for `user` at `node` that counted against the user's log-in limit and
+    /// did not log in (one that did is told by its `online`): every node counts both, so the
+    /// limit holds per user across nodes.
+    LogInRefused {
+        /// The node.
+        node: String,
+        /// The user.
+        user: String,
+    },
 }
 
 /// A call of our users homed on another node.
@@ -327,7 +336,14 @@ impl Switchboard {
                 node,
                 user,
                 since_millis,
-            } if node != own => self.remote_online(&own, &node, &user, since_millis),
+            } if node != own => {
+                // A log-in there is an attempt here too.
+                self.count_log_in_attempt(&user, now_millis);
+                self.remote_online(&own, &node, &user, since_millis);
+            }
+            Presence::LogInRefused { node, user } if node != own => {
+                self.count_log_in_attempt(&user, now_millis);
+            }
             Presence::Offline { node, user, held } if node != own => {
                 self.remote_offline(&node, &user, held);
             }
@@ -370,7 +386,8 @@ impl Switchboard {
             | Presence::Offline { .. }
             | Presence::Roster { .. }
             | Presence::RosterRequest { .. }
-            | Presence::Traces { .. } => {}
+            | Presence::Traces { .. }
+            | Presence::LogInRefused { .. } => {}
         }
     }
 
@@ -689,6 +706,16 @@ impl Switchboard {
                 call_id: call_id.to_owned(),
             };
             self.publish(node, left);
+        }
+    }
+
+    /// Tells the other nodes of a log-in attempt for `user` that counted here and was refused.
+    pub(super) fn announce_log_in_refused(&mut self, user: &str) {
+        if let Some(node) = self.cluster.own.clone() {
+            self.out.push_back(Output::Announce(Presence::LogInRefused {
+                node,
+                user: user.to_owned(),
+            }));
         }
     }
 

@@ -335,6 +335,74 @@ fn a_log_in_on_another_node_kicks_the_first_and_contacts_list_everyone() {
     assert_eq!(nodes.boards[1].online_count(), 0);
 }
 
+impl Nodes {
+    /// A log-in attempt with `user_sig` on a new connection; the error it got, if any.
+    fn attempt(
+        &mut self,
+        node: usize,
+        session: SessionId,
+        user: &str,
+        user_sig: String,
+    ) -> Option<String> {
+        self.node_of.insert(session, node);
+        self.boards[node].open(session, self.now);
+        self.send(
+            session,
+            &ClientMessage::Login {
+                version: PROTOCOL_VERSION,
+                user_id: user.into(),
+                user_sig,
+            },
+        );
+        self.inbox[&session]
+            .iter()
+            .find_map(|message| match message {
+                ServerMessage::Error { message, .. } => Some(message.clone()),
+                _ => None,
+            })
+    }
+}
+
+#[test]
+fn log_in_attempts_for_one_user_are_counted_on_every_node() {
+    let mut nodes = Nodes::new(3);
+    let claims = |issued_at| UserSigClaims {
+        user_id: "mallory".into(),
+        app_id: APP,
+        issued_at,
+        expire_secs: 3600,
+    };
+    let forged = sign(b"not the secret", &claims(T0 / 1000));
+    // Three forged attempts on n1, a log-in on n2, a forged attempt on n3: the burst of five.
+    for session in 101..=103 {
+        assert!(
+            nodes
+                .attempt(0, session, "mallory", forged.clone())
+                .is_some()
+        );
+    }
+    nodes.log_in(1, 104, "mallory");
+    assert!(nodes.attempt(2, 105, "mallory", forged.clone()).is_some());
+    // No node allows a sixth now, not even with the right UserSig.
+    for (node, session) in [(0, 106), (1, 107), (2, 108)] {
+        let refused = nodes.attempt(node, session, "mallory", sign(SECRET, &claims(T0 / 1000)));
+        assert!(
+            refused
+                .as_deref()
+                .is_some_and(|error| error.contains("too many log-in attempts")),
+            "node {node}: {refused:?}"
+        );
+    }
+    // One more every 5 s, wherever it is made.
+    nodes.wait(5_000);
+    nodes.log_in(0, 109, "mallory");
+    assert!(
+        nodes
+            .attempt(2, 110, "mallory", forged)
+            .is_some_and(|error| error.contains("too many"))
+    );
+}
+
 #[test]
 fn a_user_in_as_many_calls_as_allowed_on_other_nodes_is_busy_for_the_next() {
     let mut nodes = three();

@@ -21,6 +21,14 @@ impl Bucket {
         }
     }
 
+    /// A full bucket at `now_millis` refilled at `per_minute`.
+    pub fn per_minute(burst: u64, per_minute: u64, now_millis: u64) -> Self {
+        Self {
+            per_sec: per_minute as f64 / 60.0,
+            ..Self::full(burst, 0, now_millis)
+        }
+    }
+
     /// Takes `cost` tokens at `now_millis`; false (and nothing taken) if there are not enough.
     pub fn take(&mut self, cost: u64, now_millis: u64) -> bool {
         let elapsed = now_millis.saturating_sub(self.at_millis) as f64 / 1000.0;

@@ -41,7 +41,8 @@ const MAX_LISTED_USERS: usize = 20;
 /// members with "already ended".
 const ENDED_MEMORY: usize = 4096;
 
-/// How many user ids' log-in buckets are kept; beyond, the ones at rest are forgotten.
+/// How many user ids' log-in buckets are kept before the ones at rest are forgotten; the next
+/// sweep waits until twice as many are kept as the last one left.
 const LOGIN_BUCKETS: usize = 10_000;
 
 /// The longest refusal message recorded, in characters.
@@ -174,7 +175,10 @@ pub struct Switchboard {
     away: HashMap<String, u64>,
     /// The latest time the driver gave (Unix ms), for what a connection's loss starts.
     now_millis: u64,
+    /// Log-in attempts by user id, counted on every node.
     login_buckets: HashMap<String, Bucket>,
+    /// The number of log-in buckets that starts the next sweep of those at rest.
+    login_sweep_at: usize,
     /// Refusals recorded by all connections together: many connections may not flood the
     /// server's timeline either.
     records: Bucket,
@@ -202,6 +206,7 @@ impl Switchboard {
             away: HashMap::new(),
             now_millis: 0,
             login_buckets: HashMap::new(),
+            login_sweep_at: LOGIN_BUCKETS,
             records: Bucket::full(RECORD_BURST, RECORDS_PER_SEC, 0),
             revocations: Revocations::default(),
             counts: RefusalCounts::default(),
@@ -498,7 +503,7 @@ impl Switchboard {
             self.failed_log_in(session, now_millis, &error);
             return;
         }
-        if !self.login_allowed(user_id, now_millis) {
+        if !self.count_log_in_attempt(user_id, now_millis) {
             let error = CallError::new(
                 ErrorCode::RequestRefused,
                 format!("too many log-in attempts for {user_id}; try again in a minute"),
@@ -516,12 +521,14 @@ impl Switchboard {
         let claims = match check.verify(user_sig, user_id) {
             Ok(claims) => claims,
             Err(error @ UserSigError::Expired { .. }) => {
+                self.announce_log_in_refused(user_id);
                 self.record_refusal(session, now_millis, user_id, &error.to_call_error());
                 self.send(session, ServerMessage::UserSigExpired);
                 self.close_session(session);
                 return;
             }
             Err(error) => {
+                self.announce_log_in_refused(user_id);
                 self.failed_log_in(session, now_millis, &error.to_call_error());
                 return;
             }
@@ -574,21 +581,20 @@ impl Switchboard {
         );
     }
 
-    /// Whether another log-in attempt for `user_id` is allowed now.
-    fn login_allowed(&mut self, user_id: &str, now_millis: u64) -> bool {
-        if self.login_buckets.len() >= LOGIN_BUCKETS {
+    /// Counts a log-in attempt for `user_id`, here or on another node; whether it was within
+    /// the limit (one that is not takes nothing).
+    pub(super) fn count_log_in_attempt(&mut self, user_id: &str, now_millis: u64) -> bool {
+        if self.login_buckets.len() >= self.login_sweep_at {
             self.login_buckets
                 .retain(|_, bucket| !bucket.is_full(now_millis));
+            // However many are still in use, each sweep is paid for by as many log-ins.
+            self.login_sweep_at = LOGIN_BUCKETS.max(self.login_buckets.len() * 2);
         }
         let limits = self.config.limits;
         self.login_buckets
             .entry(user_id.to_owned())
             .or_insert_with(|| {
-                Bucket::full(
-                    limits.login_burst,
-                    limits.logins_per_minute.div_ceil(60).max(1),
-                    now_millis,
-                )
+                Bucket::per_minute(limits.login_burst, limits.logins_per_minute, now_millis)
             })
             .take(1, now_millis)
     }
