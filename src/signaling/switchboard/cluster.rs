@@ -19,7 +19,7 @@ use crate::call::{Action, CallSignal, Signal};
 
 use super::super::protocol::{ClientMessage, ServerMessage};
 use super::limits::Bucket;
-use super::{Output, Refusals, Session, SessionId, Switchboard};
+use super::{Attempt, Output, Refusals, Session, SessionId, Switchboard};
 
 /// Stand-in sessions are numbered from here, far above the driver's connection numbers.
 const STAND_IN_BASE: SessionId = 1 << 48;
@@ -112,9 +112,9 @@ pub enum Presence {
         /// Whether it wants them.
         on: bool,
     },
-    /// A log-in attempt for `user` at `node` that counted against the user's log-in limit and
-    /// did not log in (one that did is told by its `online`): every node counts both, so the
-    /// limit holds per user across nodes.
+    /// A log-in attempt for `user` at `node` with a UserSig that is not valid, within the limit:
+    /// every node counts it against the user's refused attempts (and a log-in, told by its
+    /// `online`, against its log-ins), so both limits hold per user across nodes.
     LogInRefused {
         /// The node.
         node: String,
@@ -338,11 +338,11 @@ impl Switchboard {
                 since_millis,
             } if node != own => {
                 // A log-in there is an attempt here too.
-                self.count_log_in_attempt(&user, now_millis);
+                self.count_log_in_attempt(&user, Attempt::Valid, now_millis);
                 self.remote_online(&own, &node, &user, since_millis);
             }
             Presence::LogInRefused { node, user } if node != own => {
-                self.count_log_in_attempt(&user, now_millis);
+                self.count_log_in_attempt(&user, Attempt::Refused, now_millis);
             }
             Presence::Offline { node, user, held } if node != own => {
                 self.remote_offline(&node, &user, held);

@@ -366,41 +366,46 @@ impl Nodes {
 #[test]
 fn log_in_attempts_for_one_user_are_counted_on_every_node() {
     let mut nodes = Nodes::new(3);
-    let claims = |issued_at| UserSigClaims {
-        user_id: "mallory".into(),
-        app_id: APP,
-        issued_at,
-        expire_secs: 3600,
+    let sig = |key: &[u8], issued_at| {
+        let claims = UserSigClaims {
+            user_id: "mallory".into(),
+            app_id: APP,
+            issued_at,
+            expire_secs: 3600,
+        };
+        sign(key, &claims)
     };
-    let forged = sign(b"not the secret", &claims(T0 / 1000));
-    // Three forged attempts on n1, a log-in on n2, a forged attempt on n3: the burst of five.
-    for session in 101..=103 {
-        assert!(
-            nodes
-                .attempt(0, session, "mallory", forged.clone())
-                .is_some()
-        );
+    let forged = sig(b"not the secret", T0 / 1000);
+    let too_many = |refused: Option<String>| {
+        refused.is_some_and(|error| error.contains("too many log-in attempts"))
+    };
+    // Forged attempts, three on n1 and one on n3, and an expired UserSig on n3 (the burst): n2
+    // refuses the next one at once.
+    for (node, session) in [(0, 101), (0, 102), (0, 103), (2, 104)] {
+        let refused = nodes.attempt(node, session, "mallory", forged.clone());
+        assert!(refused.is_some() && !too_many(refused));
     }
-    nodes.log_in(1, 104, "mallory");
-    assert!(nodes.attempt(2, 105, "mallory", forged.clone()).is_some());
-    // No node allows a sixth now, not even with the right UserSig.
-    for (node, session) in [(0, 106), (1, 107), (2, 108)] {
-        let refused = nodes.attempt(node, session, "mallory", sign(SECRET, &claims(T0 / 1000)));
-        assert!(
-            refused
-                .as_deref()
-                .is_some_and(|error| error.contains("too many log-in attempts")),
-            "node {node}: {refused:?}"
-        );
+    let expired = sig(SECRET, T0 / 1000 - 7200);
+    assert_eq!(nodes.attempt(2, 105, "mallory", expired), None);
+    assert!(nodes.inbox[&105].contains(&ServerMessage::UserSigExpired));
+    assert!(too_many(nodes.attempt(1, 106, "mallory", forged.clone())));
+    // They never keep out the right UserSig; log-ins have a limit of their own, on every node.
+    for (node, session) in [(1, 107), (0, 108), (2, 109), (1, 110), (0, 111)] {
+        nodes.log_in(node, session, "mallory");
+    }
+    for (node, session) in [(0, 112), (1, 113), (2, 114)] {
+        let refused = nodes.attempt(node, session, "mallory", sig(SECRET, nodes.now / 1000));
+        assert!(too_many(refused.clone()), "node {node}: {refused:?}");
     }
     // One more every 5 s, wherever it is made.
-    nodes.wait(5_000);
-    nodes.log_in(0, 109, "mallory");
-    assert!(
-        nodes
-            .attempt(2, 110, "mallory", forged)
-            .is_some_and(|error| error.contains("too many"))
-    );
+    nodes.wait(5_001);
+    nodes.log_in(2, 115, "mallory");
+    assert!(too_many(nodes.attempt(
+        0,
+        116,
+        "mallory",
+        sig(SECRET, nodes.now / 1000)
+    )));
 }
 
 #[test]

@@ -21,10 +21,10 @@ impl Bucket {
         }
     }
 
-    /// A full bucket at `now_millis` refilled at `per_minute`.
+    /// A full bucket at `now_millis` refilled at `per_minute` (at least one a minute).
     pub fn per_minute(burst: u64, per_minute: u64, now_millis: u64) -> Self {
         Self {
-            per_sec: per_minute as f64 / 60.0,
+            per_sec: per_minute.max(1) as f64 / 60.0,
             ..Self::full(burst, 0, now_millis)
         }
     }

@@ -41,6 +41,29 @@ const MAX_LISTED_USERS: usize = 20;
 /// members with "already ended".
 const ENDED_MEMORY: usize = 4096;
 
+/// What a log-in attempt is counted as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attempt {
+    /// With the user's valid UserSig.
+    Valid,
+    /// With a UserSig that is not valid (forged, expired, revoked, for another app): counted
+    /// apart, so it never keeps out whoever holds a valid one.
+    Refused,
+}
+
+/// One user id's log-in limits: one for each kind of [`Attempt`].
+#[derive(Debug, Clone, Copy)]
+struct LogInBuckets {
+    valid: Bucket,
+    refused: Bucket,
+}
+
+impl LogInBuckets {
+    fn at_rest(&self, now_millis: u64) -> bool {
+        self.valid.is_full(now_millis) && self.refused.is_full(now_millis)
+    }
+}
+
 /// How many user ids' log-in buckets are kept before the ones at rest are forgotten; the next
 /// sweep waits until twice as many are kept as the last one left.
 const LOGIN_BUCKETS: usize = 10_000;
@@ -176,7 +199,7 @@ pub struct Switchboard {
     /// The latest time the driver gave (Unix ms), for what a connection's loss starts.
     now_millis: u64,
     /// Log-in attempts by user id, counted on every node.
-    login_buckets: HashMap<String, Bucket>,
+    login_buckets: HashMap<String, LogInBuckets>,
     /// The number of log-in buckets that starts the next sweep of those at rest.
     login_sweep_at: usize,
     /// Refusals recorded by all connections together: many connections may not flood the
@@ -503,14 +526,6 @@ impl Switchboard {
             self.failed_log_in(session, now_millis, &error);
             return;
         }
-        if !self.count_log_in_attempt(user_id, now_millis) {
-            let error = CallError::new(
-                ErrorCode::RequestRefused,
-                format!("too many log-in attempts for {user_id}; try again in a minute"),
-            );
-            self.failed_log_in(session, now_millis, &error);
-            return;
-        }
         let check = Check {
             keys: &self.config.keys,
             policy: self.config.policy,
@@ -518,7 +533,20 @@ impl Switchboard {
             app_id: self.config.app_id,
             now_secs: now_millis / 1000,
         };
-        let claims = match check.verify(user_sig, user_id) {
+        // The UserSig is checked first: attempts with one that is not valid are counted apart,
+        // so nobody who lacks the user's UserSig can keep the user out.
+        let verified = check.verify(user_sig, user_id);
+        let attempt = if verified.is_ok() {
+            Attempt::Valid
+        } else {
+            Attempt::Refused
+        };
+        if !self.count_log_in_attempt(user_id, attempt, now_millis) {
+            let error = self.too_many_log_ins(user_id, attempt);
+            self.failed_log_in(session, now_millis, &error);
+            return;
+        }
+        let claims = match verified {
             Ok(claims) => claims,
             Err(error @ UserSigError::Expired { .. }) => {
                 self.announce_log_in_refused(user_id);
@@ -583,20 +611,47 @@ impl Switchboard {
 
     /// Counts a log-in attempt for `user_id`, here or on another node; whether it was within
     /// the limit (one that is not takes nothing).
-    pub(super) fn count_log_in_attempt(&mut self, user_id: &str, now_millis: u64) -> bool {
+    pub(super) fn count_log_in_attempt(
+        &mut self,
+        user_id: &str,
+        attempt: Attempt,
+        now_millis: u64,
+    ) -> bool {
         if self.login_buckets.len() >= self.login_sweep_at {
             self.login_buckets
-                .retain(|_, bucket| !bucket.is_full(now_millis));
+                .retain(|_, buckets| !buckets.at_rest(now_millis));
             // However many are still in use, each sweep is paid for by as many log-ins.
             self.login_sweep_at = LOGIN_BUCKETS.max(self.login_buckets.len() * 2);
         }
         let limits = self.config.limits;
-        self.login_buckets
+        let buckets = self
+            .login_buckets
             .entry(user_id.to_owned())
             .or_insert_with(|| {
-                Bucket::per_minute(limits.login_burst, limits.logins_per_minute, now_millis)
-            })
-            .take(1, now_millis)
+                let bucket =
+                    Bucket::per_minute(limits.login_burst, limits.logins_per_minute, now_millis);
+                LogInBuckets {
+                    valid: bucket,
+                    refused: bucket,
+                }
+            });
+        match attempt {
+            Attempt::Valid => buckets.valid.take(1, now_millis),
+            Attempt::Refused => buckets.refused.take(1, now_millis),
+        }
+    }
+
+    /// The refusal of a log-in attempt beyond the limit.
+    fn too_many_log_ins(&self, user_id: &str, attempt: Attempt) -> CallError {
+        let wait_secs = 60u64.div_ceil(self.config.limits.logins_per_minute.max(1));
+        let which = match attempt {
+            Attempt::Valid => "",
+            Attempt::Refused => " with a UserSig that is not valid",
+        };
+        CallError::new(
+            ErrorCode::RequestRefused,
+            format!("too many log-in attempts for {user_id}{which}; try again in {wait_secs} s"),
+        )
     }
 
     /// A log-in failed: refused, and the connection closed after too many.
