@@ -401,16 +401,20 @@ fn a_flooding_connection_is_slowed_then_closed_and_its_refusals_are_recorded_a_f
 fn log_ins_are_bounded_per_user_id_across_connections() {
     let mut board = Board::new();
     let forged = sign(b"not the secret", &claims("bob", T0 / 1000, 3600));
-    for session in 1..=10 {
+    // A log-in attempt of bob on a new connection.
+    let attempt = |board: &mut Board, session: SessionId, user_sig: String| {
         board.open(session);
         board.send(
             session,
             &ClientMessage::Login {
                 version: PROTOCOL_VERSION,
                 user_id: "bob".into(),
-                user_sig: forged.clone(),
+                user_sig,
             },
         );
+    };
+    for session in 1..=10 {
+        attempt(&mut board, session, forged.clone());
     }
     let throttled = (1..=10)
         .filter(|session| {
@@ -428,15 +432,7 @@ fn log_ins_are_bounded_per_user_id_across_connections() {
         board.log_in(session, "bob");
     }
     let refused = |board: &mut Board, session: SessionId| {
-        board.open(session);
-        board.send(
-            session,
-            &ClientMessage::Login {
-                version: PROTOCOL_VERSION,
-                user_id: "bob".into(),
-                user_sig: sig("bob"),
-            },
-        );
+        attempt(board, session, sig("bob"));
         board.last_error(session).is_some_and(|(code, message)| {
             code == ErrorCode::RequestRefused && message.contains("too many log-in attempts")
         })
