@@ -1106,7 +1106,34 @@ fn three_nodes_on_a_real_redis_share_presence_calls_and_kick_out_and_survive_its
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    a_hang_up_lost_while_redis_is_down_is_settled_once_it_is_back(&mut redis, &alice, &carol);
     log_in_attempts_count_on_every_node(&nodes);
+}
+
+/// A hang-up across nodes lost while Redis is down: once the nodes are back on it, the other
+/// side's call ends with end-by-server (the nodes compare their calls), not after its media
+/// gives up.
+fn a_hang_up_lost_while_redis_is_down_is_settled_once_it_is_back(
+    redis: &mut common::redis::Redis,
+    alice: &Peer,
+    carol: &Peer,
+) {
+    let ended = carol.end_reasons().len();
+    alice.dial(&["carol"], MediaType::Audio, 30);
+    alice.wait_for("carol to answer", |a| a.status() == CallingC2cAudio);
+    carol.wait_for("the call", |c| c.status() == CallingC2cAudio);
+    redis.kill();
+    alice.send(EngineCommand::Hangup);
+    alice.wait_idle();
+    // Her node could not tell carol's.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(carol.status(), CallingC2cAudio);
+    redis.start_again();
+    carol.wait_idle();
+    assert_eq!(carol.end_reasons()[ended..], [EndReason::EndByServer]);
+    for client in [alice, carol] {
+        client.assert_contract_with(&callscope::timeline::CheckOptions::default());
+    }
 }
 
 /// Log-in attempts for one user count on every node: after five forged ones on n1 (the burst),

@@ -70,6 +70,11 @@ impl Redis {
         self.spawn();
     }
 
+    /// Starts it again after [`Redis::kill`], empty.
+    pub fn start_again(&mut self) {
+        self.spawn();
+    }
+
     /// The value at `key`, if any.
     pub fn get(&self, key: &str) -> Option<String> {
         let client = redis::Client::open(self.url()).ok()?;

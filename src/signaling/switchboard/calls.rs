@@ -734,28 +734,36 @@ impl Switchboard {
             .map(|calls| calls.into_iter().collect())
             .unwrap_or_default();
         for call_id in calls {
-            let Some(record) = self.calls.get(&call_id) else {
-                continue;
-            };
-            if record.is_ringing(&user) || !record.anyone_answered() {
-                // Not connected yet: it did not answer, or its call is called off.
-                self.leave_gone(&user, &call_id);
-            } else if record.members.len() <= 2 {
-                let name = if record.caller == user {
-                    "caller_call_interrupted"
-                } else {
-                    "callee_call_interrupted"
-                };
-                let others = record.others(&user);
-                self.trace(&call_id, name, &user, &[]);
-                for other in others {
-                    self.send_to_user(&other, ServerMessage::call(&call_id, Signal::EndedByServer));
-                }
-                self.end_call(&call_id);
+            self.end_call_of_gone(&user, &call_id);
+        }
+    }
+
+    /// `user` is not coming back to `call_id` (see [`Switchboard::end_calls_of_gone`]).
+    pub(super) fn end_call_of_gone(&mut self, user: &str, call_id: &str) {
+        let Some(record) = self.calls.get(call_id) else {
+            return;
+        };
+        if !record.members.contains_key(user) {
+            return;
+        }
+        if record.is_ringing(user) || !record.anyone_answered() {
+            // Not connected yet: it did not answer, or its call is called off.
+            self.leave_gone(user, call_id);
+        } else if record.members.len() <= 2 {
+            let name = if record.caller == user {
+                "caller_call_interrupted"
             } else {
-                let outcome = self.leave(&user, &call_id, true);
-                debug_assert!(outcome.is_ok());
+                "callee_call_interrupted"
+            };
+            let others = record.others(user);
+            self.trace(call_id, name, user, &[]);
+            for other in others {
+                self.send_to_user(&other, ServerMessage::call(call_id, Signal::EndedByServer));
             }
+            self.end_call(call_id);
+        } else {
+            let outcome = self.leave(user, call_id, true);
+            debug_assert!(outcome.is_ok());
         }
     }
 

@@ -63,6 +63,20 @@ pub enum NodeMessage {
         /// Whose connection.
         user: String,
     },
+    /// Every call homed on the sending node with members on the receiving one, with those
+    /// members: sent when either may have missed messages while cut off from the bus (after a
+    /// roster or a request for one). What came before it on the channel is all applied, so a
+    /// call or member of the receiver's that is not listed ended or left unheard.
+    Check {
+        /// Each call and its members on the receiving node.
+        calls: Vec<(String, Vec<String>)>,
+    },
+    /// The answer to a [`NodeMessage::Check`]: the listed members in no such call on the
+    /// sending node (their leaving, or their invitation, was lost). The home lets them go.
+    Gone {
+        /// Each call and member.
+        members: Vec<(String, String)>,
+    },
 }
 
 /// What a node tells every node, on the presence channel.
@@ -128,6 +142,8 @@ pub enum Presence {
 pub(super) struct RemoteCall {
     home: u16,
     members: BTreeSet<String>,
+    /// Members who hung up or declined, until the home says they left.
+    leaving: BTreeSet<String>,
 }
 
 /// What a switchboard keeps about the other nodes.
@@ -204,6 +220,7 @@ impl Cluster {
             .or_insert_with(|| RemoteCall {
                 home,
                 members: BTreeSet::new(),
+                leaving: BTreeSet::new(),
             })
             .members
             .insert(user.to_owned());
@@ -216,6 +233,7 @@ impl Cluster {
     fn remove_remote(&mut self, call_id: &str, user: &str) {
         if let Some(call) = self.remote_calls.get_mut(call_id) {
             call.members.remove(user);
+            call.leaving.remove(user);
             if call.members.is_empty() {
                 self.remote_calls.remove(call_id);
             }
@@ -362,6 +380,8 @@ impl Switchboard {
                 for (user, since_millis) in &users {
                     self.remote_online(&own, &node, user, *since_millis);
                 }
+                // It is on the bus (again): what either missed meanwhile is settled.
+                self.send_check(index);
             }
             Presence::RosterRequest { node } if node != own => {
                 let users = self.roster();
@@ -370,6 +390,8 @@ impl Switchboard {
                     users,
                 }));
                 self.announce_traces_on(&own);
+                let index = self.cluster.node_index(&node);
+                self.send_check(index);
             }
             Presence::Traces { node, user, on } if node != own => {
                 let index = self.cluster.known_index(&node);
@@ -577,6 +599,14 @@ impl Switchboard {
                 self.handle_call_message(session, now_millis, &user, message);
             }
             NodeMessage::Left { user, call_id } => self.cluster.remove_remote(&call_id, &user),
+            NodeMessage::Check { calls } => self.check_from(index, &calls),
+            NodeMessage::Gone { members } => {
+                for (call_id, user) in members {
+                    if self.member_node(&user) == Some(index) {
+                        self.end_call_of_gone(&user, &call_id);
+                    }
+                }
+            }
             NodeMessage::Close { user } => {
                 if let Some(session) = self.local_session(&user) {
                     self.counts.closed += 1;
@@ -644,6 +674,14 @@ impl Switchboard {
         let Some(home) = home else {
             return Some(message);
         };
+        if let ClientMessage::Call(
+            Action::Hangup { call_id } | Action::Reject { call_id } | Action::LineBusy { call_id },
+        ) = &message
+            && let Some(call) = self.cluster.remote_calls.get_mut(call_id)
+        {
+            // Until the home says it left: should the request be lost, a check tells it so.
+            call.leaving.insert(user.to_owned());
+        }
         self.publish(
             home,
             NodeMessage::Request {
@@ -706,6 +744,88 @@ impl Switchboard {
                 call_id: call_id.to_owned(),
             };
             self.publish(node, left);
+        }
+    }
+
+    /// The node a member of a call homed here is on, when it is another (it is logged in there,
+    /// or its connection was lost there and its calls wait for it).
+    fn member_node(&self, user: &str) -> Option<u16> {
+        self.online
+            .get(user)
+            .and_then(|session| self.node_of_session(*session))
+            .or_else(|| self.cluster.away_node.get(user).copied())
+    }
+
+    /// Sends `node` the calls homed here with members on it ([`NodeMessage::Check`]).
+    fn send_check(&mut self, node: u16) {
+        let mut calls = Vec::new();
+        for (call_id, record) in &self.calls {
+            let members: Vec<String> = record
+                .members
+                .keys()
+                .filter(|member| self.member_node(member) == Some(node))
+                .cloned()
+                .collect();
+            if !members.is_empty() {
+                calls.push((call_id.clone(), members));
+            }
+        }
+        calls.sort_unstable();
+        self.publish(node, NodeMessage::Check { calls });
+    }
+
+    /// The calls `home` homes with members here: ours it no longer lists ended unheard, and
+    /// those it lists that are not ours here are told back as gone.
+    fn check_from(&mut self, home: u16, calls: &[(String, Vec<String>)]) {
+        let listed: HashSet<(&str, &str)> = calls
+            .iter()
+            .flat_map(|(call_id, members)| {
+                members
+                    .iter()
+                    .map(move |member| (call_id.as_str(), member.as_str()))
+            })
+            .collect();
+        let unheard: Vec<(String, String)> = self
+            .cluster
+            .remote_calls
+            .iter()
+            .filter(|(_, call)| call.home == home)
+            .flat_map(|(call_id, call)| {
+                call.members
+                    .iter()
+                    .map(move |member| (call_id.clone(), member.clone()))
+            })
+            .filter(|(call_id, member)| !listed.contains(&(call_id.as_str(), member.as_str())))
+            .collect();
+        let gone: Vec<(String, String)> = listed
+            .iter()
+            .filter(|(call_id, member)| {
+                !self.cluster.remote_calls.get(*call_id).is_some_and(|call| {
+                    call.home == home
+                        && call.members.contains(*member)
+                        && !call.leaving.contains(*member)
+                })
+            })
+            .map(|(call_id, member)| ((*call_id).to_owned(), (*member).to_owned()))
+            .collect();
+        for (call_id, member) in unheard {
+            let left = self
+                .cluster
+                .remote_calls
+                .get(&call_id)
+                .is_some_and(|call| call.leaving.contains(&member));
+            self.cluster.remove_remote(&call_id, &member);
+            if !left {
+                self.send_to_user(
+                    &member,
+                    ServerMessage::call(&call_id, Signal::EndedByServer),
+                );
+            }
+        }
+        if !gone.is_empty() {
+            let mut members = gone;
+            members.sort_unstable();
+            self.publish(home, NodeMessage::Gone { members });
         }
     }
 

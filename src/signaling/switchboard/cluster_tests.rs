@@ -629,3 +629,52 @@ fn traces_turned_off_on_one_node_stop_reaching_it_and_a_roster_tells_who_has_the
         server_traces(&nodes, BOB)
     );
 }
+
+/// Cuts n2 (bob's node) off the bus while `cut_off` runs, then brings it back.
+fn with_n2_cut_off(nodes: &mut Nodes, cut_off: impl FnOnce(&mut Nodes)) {
+    nodes.down[1] = true;
+    cut_off(nodes);
+    nodes.down[1] = false;
+    nodes.boards[1].handle_bus_connected(nodes.now);
+    nodes.settle();
+}
+
+#[test]
+fn what_a_cut_off_node_missed_of_a_call_is_settled_once_it_is_back() {
+    let mut nodes = three();
+    // Alice hangs up while bob's node hears nothing: bob is told the call ended, and it no
+    // longer counts against him.
+    nodes.invite(ALICE, "c-1", &["bob"]);
+    nodes.act(BOB, accept("c-1"));
+    with_n2_cut_off(&mut nodes, |nodes| nodes.act(ALICE, hang_up("c-1")));
+    assert_eq!(nodes.signals(BOB).last(), Some(&Signal::EndedByServer));
+    assert_eq!(nodes.boards[1].cluster.remote_load("bob"), 0);
+    // Bob hangs up while his node is cut off: the call's home lets him go, and ends it.
+    nodes.invite(ALICE, "c-2", &["bob"]);
+    nodes.act(BOB, accept("c-2"));
+    with_n2_cut_off(&mut nodes, |nodes| nodes.act(BOB, hang_up("c-2")));
+    assert_eq!(nodes.signals(ALICE).last(), Some(&Signal::EndedByServer));
+    assert_eq!(nodes.boards[0].call_count(), 0);
+    // An invitation lost on the way: bob never rang, and alice hears he did not answer.
+    with_n2_cut_off(&mut nodes, |nodes| nodes.invite(ALICE, "c-3", &["bob"]));
+    assert_eq!(
+        nodes.signals(ALICE).last(),
+        Some(&Signal::NoResponse {
+            user_id: "bob".into()
+        })
+    );
+    assert_eq!(nodes.boards[0].call_count(), 0);
+    // Nothing missed, nothing changes: a call going on when the node comes back goes on.
+    nodes.invite(ALICE, "c-4", &["bob"]);
+    nodes.act(BOB, accept("c-4"));
+    let (alice_heard, bob_heard) = (nodes.signals(ALICE).len(), nodes.signals(BOB).len());
+    with_n2_cut_off(&mut nodes, |_| {});
+    assert_eq!(nodes.signals(ALICE).len(), alice_heard);
+    assert_eq!(nodes.signals(BOB).len(), bob_heard);
+    assert_eq!(nodes.boards[0].call_count(), 1);
+    assert_eq!(nodes.boards[1].cluster.remote_load("bob"), 1);
+    nodes.act(ALICE, hang_up("c-4"));
+    assert!(nodes.signals(BOB).contains(&Signal::HungUp {
+        user_id: "alice".into()
+    }));
+}
