@@ -65,7 +65,7 @@ pub enum NodeMessage {
     },
     /// Every call homed on the sending node with members on the receiving one, with those
     /// members: sent when either may have missed messages while cut off from the bus (after a
-    /// roster or a request for one). What came before it on the channel is all applied, so a
+    /// roster of the receiver's). What came before it on the channel is all applied, so a
     /// call or member of the receiver's that is not listed ended or left unheard.
     Check {
         /// Each call and its members on the receiving node.
@@ -142,7 +142,7 @@ pub enum Presence {
 pub(super) struct RemoteCall {
     home: u16,
     members: BTreeSet<String>,
-    /// Members who hung up or declined, until the home says they left.
+    /// Members who hung up, until the home says they left.
     leaving: BTreeSet<String>,
 }
 
@@ -252,6 +252,7 @@ impl Cluster {
         for call_id in self.remote_of_user.remove(user).unwrap_or_default() {
             if let Some(call) = self.remote_calls.get_mut(&call_id) {
                 call.members.remove(user);
+                call.leaving.remove(user);
                 if call.members.is_empty() {
                     self.remote_calls.remove(&call_id);
                 }
@@ -380,7 +381,9 @@ impl Switchboard {
                 for (user, since_millis) in &users {
                     self.remote_online(&own, &node, user, *since_millis);
                 }
-                // It is on the bus (again): what either missed meanwhile is settled.
+                // It is on the bus (again): what either missed meanwhile is settled. (A node
+                // that comes back sends its roster before asking for the others', so each pair
+                // of nodes is checked both ways.)
                 self.send_check(index);
             }
             Presence::RosterRequest { node } if node != own => {
@@ -390,8 +393,6 @@ impl Switchboard {
                     users,
                 }));
                 self.announce_traces_on(&own);
-                let index = self.cluster.node_index(&node);
-                self.send_check(index);
             }
             Presence::Traces { node, user, on } if node != own => {
                 let index = self.cluster.known_index(&node);
@@ -674,12 +675,12 @@ impl Switchboard {
         let Some(home) = home else {
             return Some(message);
         };
-        if let ClientMessage::Call(
-            Action::Hangup { call_id } | Action::Reject { call_id } | Action::LineBusy { call_id },
-        ) = &message
+        // A hang-up is never refused to a member: until the home says it left, and should the
+        // request be lost, a check tells the home so. (A lost reject leaves it ringing until the
+        // home's own timeout.)
+        if let ClientMessage::Call(Action::Hangup { call_id }) = &message
             && let Some(call) = self.cluster.remote_calls.get_mut(call_id)
         {
-            // Until the home says it left: should the request be lost, a check tells it so.
             call.leaving.insert(user.to_owned());
         }
         self.publish(
@@ -750,10 +751,10 @@ impl Switchboard {
     /// The node a member of a call homed here is on, when it is another (it is logged in there,
     /// or its connection was lost there and its calls wait for it).
     fn member_node(&self, user: &str) -> Option<u16> {
-        self.online
-            .get(user)
-            .and_then(|session| self.node_of_session(*session))
-            .or_else(|| self.cluster.away_node.get(user).copied())
+        match self.online.get(user) {
+            Some(session) => self.node_of_session(*session),
+            None => self.cluster.away_node.get(user).copied(),
+        }
     }
 
     /// Sends `node` the calls homed here with members on it ([`NodeMessage::Check`]).
@@ -815,7 +816,8 @@ impl Switchboard {
                 .get(&call_id)
                 .is_some_and(|call| call.leaving.contains(&member));
             self.cluster.remove_remote(&call_id, &member);
-            if !left {
+            // Told only here: a member who moved to another node hears from there.
+            if !left && self.local_session(&member).is_some() {
                 self.send_to_user(
                     &member,
                     ServerMessage::call(&call_id, Signal::EndedByServer),

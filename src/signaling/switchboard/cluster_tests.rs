@@ -673,8 +673,26 @@ fn what_a_cut_off_node_missed_of_a_call_is_settled_once_it_is_back() {
     assert_eq!(nodes.signals(BOB).len(), bob_heard);
     assert_eq!(nodes.boards[0].call_count(), 1);
     assert_eq!(nodes.boards[1].cluster.remote_load("bob"), 1);
+    // A request the home refuses (a reject after accepting) is not taken for a lost leaving.
+    nodes.act(
+        BOB,
+        Action::Reject {
+            call_id: "c-4".into(),
+        },
+    );
+    with_n2_cut_off(&mut nodes, |_| {});
+    assert_eq!(nodes.boards[0].call_count(), 1);
+    // Bob's connection is lost on n2 and he comes back on n1, the call's home, within the
+    // grace: n1 checks nothing of his with n2 any more, and the call goes on.
+    nodes.lose(BOB);
+    nodes.log_in(0, 9, "bob");
+    nodes.wait(10_000);
+    let alice_heard = nodes.signals(ALICE).len();
+    with_n2_cut_off(&mut nodes, |_| {});
+    assert_eq!(nodes.signals(ALICE).len(), alice_heard);
+    assert_eq!(nodes.boards[0].call_count(), 1);
     nodes.act(ALICE, hang_up("c-4"));
-    assert!(nodes.signals(BOB).contains(&Signal::HungUp {
+    assert!(nodes.signals(9).contains(&Signal::HungUp {
         user_id: "alice".into()
     }));
 }

@@ -573,6 +573,8 @@ impl Switchboard {
                 self.close_session(previous);
             }
         }
+        // Back here: not waited for on another node any more.
+        self.cluster.away_node.remove(user_id);
         // Back within the grace: the calls held for it go on.
         let calls = if self.away.remove(user_id).is_some() {
             let mut held: Vec<String> = self
