@@ -21,6 +21,9 @@ use super::super::protocol::{ClientMessage, ServerMessage};
 use super::limits::Bucket;
 use super::{Attempt, Output, Refusals, Session, SessionId, Switchboard};
 
+/// How often the calls homed on a node are checked with the other nodes.
+pub const CHECK_EVERY_MILLIS: u64 = 60_000;
+
 /// Stand-in sessions are numbered from here, far above the driver's connection numbers.
 const STAND_IN_BASE: SessionId = 1 << 48;
 
@@ -163,6 +166,8 @@ pub(super) struct Cluster {
     next_stand_in: SessionId,
     /// Stand-in sessions open.
     pub stand_ins: usize,
+    /// When the calls homed here are next checked with the other nodes (0: not yet set).
+    next_check_millis: u64,
 }
 
 impl Cluster {
@@ -754,6 +759,27 @@ impl Switchboard {
         match self.online.get(user) {
             Some(session) => self.node_of_session(*session),
             None => self.cluster.away_node.get(user).copied(),
+        }
+    }
+
+    /// Checks the calls homed here with every other node once every [`CHECK_EVERY_MILLIS`],
+    /// besides after each roster: a message dropped while the bus stayed up (its queue full,
+    /// say) is settled too.
+    pub(super) fn check_now_and_then(&mut self, now_millis: u64) {
+        if !self.is_node() {
+            return;
+        }
+        if self.cluster.next_check_millis == 0 {
+            self.cluster.next_check_millis = now_millis + CHECK_EVERY_MILLIS;
+        }
+        if now_millis < self.cluster.next_check_millis {
+            return;
+        }
+        self.cluster.next_check_millis = now_millis + CHECK_EVERY_MILLIS;
+        for node in 0..self.cluster.nodes.len() {
+            if let Ok(node) = u16::try_from(node) {
+                self.send_check(node);
+            }
         }
     }
 

@@ -640,6 +640,22 @@ fn with_n2_cut_off(nodes: &mut Nodes, cut_off: impl FnOnce(&mut Nodes)) {
 }
 
 #[test]
+fn a_hang_up_lost_while_the_bus_stays_up_is_settled_within_a_minute() {
+    let mut nodes = three();
+    nodes.invite(ALICE, "c-1", &["bob"]);
+    nodes.act(BOB, accept("c-1"));
+    // Only alice's hang-up is lost: no roster follows.
+    nodes.down[1] = true;
+    nodes.act(ALICE, hang_up("c-1"));
+    nodes.down[1] = false;
+    nodes.wait(1_000);
+    assert!(!nodes.signals(BOB).contains(&Signal::EndedByServer));
+    nodes.wait(super::cluster::CHECK_EVERY_MILLIS);
+    assert_eq!(nodes.signals(BOB).last(), Some(&Signal::EndedByServer));
+    assert_eq!(nodes.boards[1].cluster.remote_load("bob"), 0);
+}
+
+#[test]
 fn what_a_cut_off_node_missed_of_a_call_is_settled_once_it_is_back() {
     let mut nodes = three();
     // Alice hangs up while bob's node hears nothing: bob is told the call ended, and it no

@@ -416,6 +416,7 @@ impl Switchboard {
             self.close_session(session);
         }
         self.end_expired_invitations(now_millis);
+        self.check_now_and_then(now_millis);
     }
 
     /// The revocation list changed: sessions whose UserSig it now refuses are closed.
