@@ -812,7 +812,8 @@ impl Switchboard {
                     .map(move |member| (call_id.as_str(), member.as_str()))
             })
             .collect();
-        let unheard: Vec<(String, String)> = self
+        // Each with whether it hung up (and so knows).
+        let unheard: Vec<(String, String, bool)> = self
             .cluster
             .remote_calls
             .iter()
@@ -820,9 +821,15 @@ impl Switchboard {
             .flat_map(|(call_id, call)| {
                 call.members
                     .iter()
-                    .map(move |member| (call_id.clone(), member.clone()))
+                    .filter(|member| !listed.contains(&(call_id.as_str(), member.as_str())))
+                    .map(|member| {
+                        (
+                            call_id.clone(),
+                            member.clone(),
+                            call.leaving.contains(member),
+                        )
+                    })
             })
-            .filter(|(call_id, member)| !listed.contains(&(call_id.as_str(), member.as_str())))
             .collect();
         let gone: Vec<(String, String)> = listed
             .iter()
@@ -835,12 +842,7 @@ impl Switchboard {
             })
             .map(|(call_id, member)| ((*call_id).to_owned(), (*member).to_owned()))
             .collect();
-        for (call_id, member) in unheard {
-            let left = self
-                .cluster
-                .remote_calls
-                .get(&call_id)
-                .is_some_and(|call| call.leaving.contains(&member));
+        for (call_id, member, left) in unheard {
             self.cluster.remove_remote(&call_id, &member);
             // Told only here: a member who moved to another node hears from there.
             if !left && self.local_session(&member).is_some() {
