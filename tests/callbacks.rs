@@ -172,8 +172,8 @@ fn switches_change_from_another_thread_and_are_shared_by_clones() {
 #[test]
 fn every_kind_round_trips_its_name_and_the_five_callbacks_come_first() {
     // The five callbacks, the engine events (TUICallKit's and ours), the server's records,
-    // the quality warnings, the impairments set on purpose.
-    assert_eq!(CallbackKind::COUNT, 27);
+    // the quality warnings, the impairments set on purpose, our video's ladder steps.
+    assert_eq!(CallbackKind::COUNT, 28);
     let names: Vec<&str> = CallbackKind::ALL
         .iter()
         .take(5)

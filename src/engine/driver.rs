@@ -639,6 +639,19 @@ impl Driver {
                 Some(Event::UserNetworkQualityChanged { user_id, quality })
             }
             MediaEvent::Volumes(volumes) => Some(Event::UserVoiceVolumeChanged { volumes }),
+            MediaEvent::VideoStep {
+                from,
+                to,
+                reason,
+                limitation,
+                budget_kbps,
+            } => Some(Event::LocalVideoAdapted {
+                from,
+                to,
+                reason,
+                limitation,
+                budget_kbps,
+            }),
             MediaEvent::Error(error) => Some(Event::Error(error.to_call_error())),
             MediaEvent::Dropped(count) => {
                 self.out.push_back(Output::Notice(format!(

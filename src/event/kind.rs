@@ -59,6 +59,7 @@ callback_kinds! {
     ServerEvent => "onServerEvent", "`onServerEvent`: the server's record of routing a call.";
     QualityWarning => "onQualityWarning", "`onQualityWarning`: a quality warning was raised or cleared.";
     ImpairmentChanged => "onImpairmentChanged", "`onImpairmentChanged`: the media links were impaired on purpose.";
+    LocalVideoAdapted => "onLocalVideoAdapted", "`onLocalVideoAdapted`: our video stepped on its resolution and frame-rate ladder.";
 }
 
 impl CallbackKind {
@@ -128,6 +129,12 @@ impl CallbackKind {
                  (round trip > 400 ms, jitter > 30 ms, loss > 3 %, frozen video, our microphone's \
                  level constant for 10 s), or came back"
             }
+            Self::LocalVideoAdapted => {
+                "our video stepped to another resolution or frame rate: down when the path's \
+                 estimate stays below what the rung needs (at once when far below) or the \
+                 encoder cannot keep up, back up once the estimate has stayed above the next \
+                 rung's need for a while"
+            }
             Self::ImpairmentChanged => {
                 "the media links were impaired on purpose (loss, delay, jitter, a cap) or the \
                  call's media was cut (a debugging aid of the panel or --impair)"
@@ -172,6 +179,10 @@ impl CallbackKind {
                  no-audio-input, state: raised | cleared, value}"
             }
             Self::ImpairmentChanged => "{user_id: peer | *, send, receive, cut_ms}",
+            Self::LocalVideoAdapted => {
+                "{from, to: 1280x720@30 | … | paused, reason: bandwidth | cpu, \
+                 limitation: none | bandwidth | cpu, budget_kbps}"
+            }
         }
     }
 

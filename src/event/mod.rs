@@ -11,7 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    CallError, CallStatus, CallType, EndReason, MediaType, MonoTime, Source, ViewMode,
+    CallError, CallStatus, CallType, EndReason, MediaType, MonoTime, QualityLimitation, Source,
+    ViewMode,
 };
 
 pub use kind::{CallbackKind, KindSet};
@@ -243,6 +244,21 @@ pub enum Event {
         /// A cut of all media both ways starts now, this long; 0 when none.
         cut_ms: u64,
     },
+    /// Fires when our video steps on its ladder of resolution and frame rate, because the
+    /// path's estimate moved or the encoder could not keep up.
+    #[serde(rename = "onLocalVideoAdapted")]
+    LocalVideoAdapted {
+        /// The picture and frame rate before (`1280x720@30`, or `paused`).
+        from: String,
+        /// The picture and frame rate after.
+        to: String,
+        /// What moved it: `bandwidth` (down, or back up) or `cpu`.
+        reason: QualityLimitation,
+        /// What limits the video after it: `none` at the source's own size and rate.
+        limitation: QualityLimitation,
+        /// What the estimate left for the video when it stepped, in kbit/s.
+        budget_kbps: u32,
+    },
 }
 
 impl Event {
@@ -276,6 +292,7 @@ impl Event {
             Self::ServerEvent { .. } => CallbackKind::ServerEvent,
             Self::QualityWarning { .. } => CallbackKind::QualityWarning,
             Self::ImpairmentChanged { .. } => CallbackKind::ImpairmentChanged,
+            Self::LocalVideoAdapted { .. } => CallbackKind::LocalVideoAdapted,
         }
     }
 
@@ -358,15 +375,11 @@ impl fmt::Display for Event {
                 write!(f, "{user_id} {}", if *available { "on" } else { "off" })
             }
             Self::UserVoiceVolumeChanged { volumes } => {
-                let mut first = true;
-                for (user_id, level) in volumes {
-                    if !first {
-                        f.write_str(" ")?;
-                    }
-                    first = false;
-                    write!(f, "{user_id}={level}")?;
-                }
-                Ok(())
+                let levels: Vec<String> = volumes
+                    .iter()
+                    .map(|(user_id, level)| format!("{user_id}={level}"))
+                    .collect();
+                f.write_str(&levels.join(" "))
             }
             Self::UserNetworkQualityChanged { user_id, quality } => {
                 write!(f, "{user_id} {}", wire_name(quality))
@@ -395,16 +408,18 @@ impl fmt::Display for Event {
             Self::ConnectionStateChanged { user_id, state } => {
                 write!(f, "{user_id} {}", wire_name(state))
             }
-            Self::CallStats(stats) => write!(
+            Self::LocalVideoAdapted {
+                from,
+                to,
+                reason,
+                budget_kbps,
+                ..
+            } => write!(
                 f,
-                "{} rtt {:.0} ms, {:.0} fps, {:.0} kbps, loss {:.1}%, {}",
-                stats.user_id,
-                stats.rtt_millis,
-                stats.fps,
-                stats.bitrate_kbps,
-                stats.loss_pct,
-                stats.resolution
+                "{from} -> {to} ({}, {budget_kbps} kbit/s for video)",
+                reason.as_str()
             ),
+            Self::CallStats(stats) => write!(f, "{stats}"),
         }
     }
 }

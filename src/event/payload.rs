@@ -59,6 +59,21 @@ pub struct CallStats {
     pub local_candidate: String,
 }
 
+impl std::fmt::Display for CallStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rtt {:.0} ms, {:.0} fps, {:.0} kbps, loss {:.1}%, {}",
+            self.user_id,
+            self.rtt_millis,
+            self.fps,
+            self.bitrate_kbps,
+            self.loss_pct,
+            self.resolution
+        )
+    }
+}
+
 /// Network quality of a participant, TUICallKit's scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

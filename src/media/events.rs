@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::event::{CallStats, ConnectionState, NetworkQuality};
+use crate::model::QualityLimitation;
 
 use super::MediaError;
 use super::negotiation::Report;
@@ -63,6 +64,19 @@ pub enum MediaEvent {
         user_id: String,
         /// The quality now.
         quality: NetworkQuality,
+    },
+    /// The local video stepped on its ladder of resolution and frame rate.
+    VideoStep {
+        /// The picture and rate before (`1280x720@30`, or `paused`).
+        from: String,
+        /// The picture and rate after.
+        to: String,
+        /// What moved it.
+        reason: QualityLimitation,
+        /// What limits the video after it.
+        limitation: QualityLimitation,
+        /// The video's budget when it stepped, in kbit/s.
+        budget_kbps: u32,
     },
     /// Everyone's speaking level, about once a second.
     Volumes(BTreeMap<String, u8>),

@@ -3,12 +3,13 @@
 //! of stalling the encoder or the other peers.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::congestion::{Estimate, EstimateCell};
 use super::worker::Wake;
 
 /// One encoded frame (an H.264 access unit or an Opus packet).
@@ -24,6 +25,8 @@ pub struct Encoded {
 struct Subscriber {
     user_id: String,
     queue: mpsc::Sender<Encoded>,
+    /// How much the path to it may carry.
+    estimate: Arc<EstimateCell>,
 }
 
 /// The local streams' subscribers and the key-frame request flag.
@@ -66,13 +69,21 @@ impl SendHub {
         .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts sending `kind` to `user_id` through `queue`; a new video subscriber needs a key frame.
-    pub fn subscribe(&self, kind: Kind, user_id: &str, queue: mpsc::Sender<Encoded>) {
+    /// Starts sending `kind` to `user_id` through `queue`, over a path estimated in `estimate`;
+    /// a new video subscriber needs a key frame.
+    pub fn subscribe(
+        &self,
+        kind: Kind,
+        user_id: &str,
+        queue: mpsc::Sender<Encoded>,
+        estimate: Arc<EstimateCell>,
+    ) {
         let mut list = self.list(kind);
         list.retain(|subscriber| subscriber.user_id != user_id);
         list.push(Subscriber {
             user_id: user_id.to_owned(),
             queue,
+            estimate,
         });
         drop(list);
         if kind == Kind::Video {
@@ -88,6 +99,15 @@ impl SendHub {
                 .retain(|subscriber| subscriber.user_id != user_id);
         }
         self.ring();
+    }
+
+    /// The estimate of the narrowest path among the peers that receive `kind`: one encoding
+    /// serves every peer, so it fits the weakest. `None` without peers.
+    pub fn weakest_estimate(&self, kind: Kind) -> Option<Estimate> {
+        self.list(kind)
+            .iter()
+            .map(|subscriber| subscriber.estimate.get())
+            .min_by(|a, b| a.target_bps.total_cmp(&b.target_bps))
     }
 
     /// How many peers receive `kind`.
@@ -130,6 +150,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::{Encoded, Kind, SendHub};
+    use crate::media::congestion::EstimateCell;
 
     fn frame() -> Encoded {
         Encoded {
@@ -142,7 +163,7 @@ mod tests {
     fn a_new_video_subscriber_and_a_full_queue_each_ask_for_a_key_frame() {
         let hub = SendHub::default();
         let (queue, mut frames) = mpsc::channel(1);
-        hub.subscribe(Kind::Video, "bob", queue);
+        hub.subscribe(Kind::Video, "bob", queue, EstimateCell::new());
         assert!(hub.take_keyframe_request());
         assert!(!hub.take_keyframe_request());
         hub.publish(Kind::Video, &frame());
@@ -158,7 +179,7 @@ mod tests {
     fn a_closed_queue_unsubscribes_and_audio_never_asks_for_key_frames() {
         let hub = SendHub::default();
         let (queue, frames) = mpsc::channel(1);
-        hub.subscribe(Kind::Audio, "carol", queue);
+        hub.subscribe(Kind::Audio, "carol", queue, EstimateCell::new());
         assert!(!hub.take_keyframe_request());
         drop(frames);
         hub.publish(Kind::Audio, &frame());

@@ -11,16 +11,21 @@
 
 mod audio;
 mod camera;
+mod chain;
+pub mod congestion;
 mod devices;
 mod error;
 mod events;
 mod frame;
+mod h264_options;
 mod hub;
 pub mod impair;
 mod keyframe;
+pub mod ladder;
 pub mod link;
 pub mod marker;
 pub mod mesh;
+pub mod nack;
 pub mod negotiation;
 pub mod pattern;
 mod peer;

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
 use rtc::media::Sample;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtp_transceiver::rtp_sender::{
@@ -21,15 +20,15 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCIceServer,
-    RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
+use super::congestion::EstimateCell;
 use super::events::MediaEvent;
 use super::hub::{Encoded, Kind};
-use super::keyframe::{KeyframeRequests, asks_for_keyframe};
-use super::link::{LinkControl, LinkInterceptor};
+use super::keyframe::asks_for_keyframe;
+use super::link::LinkControl;
 use super::negotiation::{
     IceState, Negotiation, Side, Step, description_kind, without_unreachable_candidates,
 };
@@ -135,6 +134,7 @@ fn opus_codec() -> RTCRtpCodec {
 async fn build_connection(
     config: &MediaConfig,
     link: &Arc<LinkControl>,
+    estimate: &Arc<EstimateCell>,
     happenings: mpsc::Sender<Happening>,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
     let mut media = MediaEngine::default();
@@ -152,14 +152,8 @@ async fn build_connection(
         },
         RtpCodecKind::Audio,
     )?;
-    // After the codecs, so NACK and PLI feedback is negotiated for them. The link is nearest
-    // the wire (below every named slot): what it drops or delays, nothing above has seen yet.
-    let registry = register_default_interceptors(Registry::new(), &mut media)?
-        .with(Slot::from(14_000), KeyframeRequests::default())
-        .with(
-            Slot::from(500),
-            LinkInterceptor::new(Arc::clone(link), Instant::now()),
-        );
+    // After the codecs, so NACK, PLI and transport-wide feedback are negotiated for them.
+    let registry = super::chain::registry(&mut media, link, estimate, Instant::now())?;
     let settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_connection_attempts(Some(config.ice.check_interval), None)
@@ -245,7 +239,7 @@ async fn add_local_track(
     })
 }
 
-fn random_ssrc() -> u32 {
+pub(super) fn random_ssrc() -> u32 {
     let mut bytes = [0_u8; 4];
     // A clock-derived SSRC is good enough if the system has no random source.
     if getrandom::fill(&mut bytes).is_err() {
@@ -267,6 +261,8 @@ struct Peer {
     stats: PeerStats,
     /// The decoder for the remote video, started early so it is warm when media flows.
     decoder: Option<DecodeWorker>,
+    /// How much the path to the remote may carry, as our congestion control estimates it.
+    estimate: Arc<EstimateCell>,
 }
 
 /// Runs one peer connection until told to close (or the connection closes).
@@ -356,7 +352,14 @@ impl Peer {
         shared: Arc<Shared>,
         happenings: mpsc::Sender<Happening>,
     ) -> webrtc::error::Result<Self> {
-        let connection = Box::pin(build_connection(&shared.config, &spec.link, happenings)).await?;
+        let estimate = EstimateCell::new();
+        let connection = Box::pin(build_connection(
+            &shared.config,
+            &spec.link,
+            &estimate,
+            happenings,
+        ))
+        .await?;
         let video = add_local_track(&connection, RtpCodecKind::Video, &shared.me).await?;
         let audio = add_local_track(&connection, RtpCodecKind::Audio, &shared.me).await?;
         spawn_keyframe_listener(Arc::clone(&video.track), Arc::clone(&shared));
@@ -372,6 +375,7 @@ impl Peer {
             negotiation,
             vanished: false,
             decoder: None,
+            estimate,
         };
         if peer.shared.config.decode {
             peer.decoder = DecodeWorker::start(Arc::clone(&peer.shared));
@@ -524,7 +528,9 @@ impl Peer {
                 payload_type,
                 frames,
             ));
-            self.shared.hub.subscribe(kind, &self.spec.remote, queue);
+            self.shared
+                .hub
+                .subscribe(kind, &self.spec.remote, queue, Arc::clone(&self.estimate));
         }
     }
 

@@ -4,8 +4,8 @@
 //! reports.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -17,6 +17,7 @@ use super::impair::LinkPlan;
 use super::link::LinkControl;
 use super::mesh::{CallView, Mesh, MeshStep};
 use super::peer::{PeerCommand, PeerSpec, run_peer};
+use super::stats::SentVideo;
 use super::video::send_video;
 use super::worker::{MediaThread, Wake};
 use super::{DeviceChoice, MediaConfig, MediaError};
@@ -83,6 +84,8 @@ pub struct Shared {
     pub playback: Playback,
     /// The local user is in the call: devices may open.
     pub joined: AtomicBool,
+    /// What the local video sends now.
+    pub sent_video: Mutex<SentVideo>,
     /// Rung whenever a flag above or the hub's subscribers change, so threads wait without
     /// polling.
     pub wake: Wake,
@@ -189,6 +192,7 @@ impl MediaSession {
             local_level: AtomicU8::new(0),
             playback: Playback::default(),
             joined: AtomicBool::new(false),
+            sent_video: Mutex::default(),
             wake: Wake::default(),
             reports,
             dropped: AtomicU64::new(0),

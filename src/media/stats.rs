@@ -12,12 +12,30 @@ use super::events::MediaEvent;
 use super::frame::FrameSlot;
 use super::link::LinkControl;
 use crate::event::{CallStats, NetworkQuality};
+use crate::model::QualityLimitation;
 
 /// A round trip from the reports not renewed for this long is not used.
 const RTT_STALE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Checks without a new frame or packet before a stream counts as stopped.
 const STALL_TICKS: u32 = 3;
+
+/// What the local video sends now, as its sender last decided (one encoding for every peer).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SentVideo {
+    /// Picture width (0: nothing sent).
+    pub width: usize,
+    /// Picture height.
+    pub height: usize,
+    /// Frames a second it aims at.
+    pub fps: u32,
+    /// The encoder's target, in bits per second.
+    pub target_bps: u32,
+    /// The estimate it follows (the narrowest path's), in bits per second.
+    pub estimate_bps: f64,
+    /// Why it sends less than the source gives.
+    pub limitation: QualityLimitation,
+}
 
 /// What the audio receiver counts.
 #[derive(Debug, Default)]

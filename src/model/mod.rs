@@ -11,7 +11,7 @@ mod types;
 pub use error::{CallError, ErrorCode};
 pub use source::Source;
 pub use status::CallStatus;
-pub use types::{CallType, EndReason, MediaType, MonoTime, Role, ViewMode};
+pub use types::{CallType, EndReason, MediaType, MonoTime, QualityLimitation, Role, ViewMode};
 
 /// Most people in one call, the local user included (TUICallKit's group limit).
 pub const MAX_PARTICIPANTS: usize = 9;

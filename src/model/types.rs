@@ -190,3 +190,27 @@ impl Add<Duration> for MonoTime {
         Self(self.0.saturating_add(micros))
     }
 }
+
+/// Why the sent video is below what the source gives (the W3C `qualityLimitationReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QualityLimitation {
+    /// Nothing: the source's own size and rate.
+    #[default]
+    None,
+    /// The path's estimate.
+    Bandwidth,
+    /// The encoder could not keep up.
+    Cpu,
+}
+
+impl QualityLimitation {
+    /// `none`, `bandwidth` or `cpu`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Bandwidth => "bandwidth",
+            Self::Cpu => "cpu",
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! `Ladder`: what the local video sends as the path's estimate moves. The estimate pays for the
+//! audio first; what is left (the budget) is the encoder's target, and picks a rung of
+//! resolution and frame rate: the source's own, then 720p, 540p, 360p, 240p at 30 frames a
+//! second, 240p at 15, then none (video paused, the audio alone).
+//!
+//! Steps down happen when the budget is below what the rung needs *and the encoder shows it*:
+//! its quantiser high, or frames skipped (easy content at a small budget looks fine and stays).
+//! Below the rung's floor for [`DOWN_AFTER`] steps down, far below steps at once, several rungs
+//! if need be. A step up takes the budget staying above the next rung's need for [`UP_AFTER`],
+//! never soon after a step down. An encoder that cannot keep up with the frame rate steps down
+//! too. Each step is reported with its reason. Sans-IO: time is an argument.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{MonoTime, QualityLimitation as Limitation};
+
+/// How long the budget must stay below a rung (with the encoder strained) before stepping down.
+pub const DOWN_AFTER: Duration = Duration::from_secs(1);
+/// How long the budget must stay above the next rung's need before stepping up.
+pub const UP_AFTER: Duration = Duration::from_secs(4);
+/// No step up sooner than this after a step down (the estimate is still settling).
+pub const UP_HOLD_AFTER_DOWN: Duration = Duration::from_secs(8);
+/// A budget below this share of a rung's floor steps down at once (with the encoder strained).
+const FAR_BELOW: f64 = 0.5;
+/// The least budget worth sending video for; below it the video pauses.
+pub const MIN_VIDEO_BPS: f64 = 20_000.0;
+/// Bits a rung needs per pixel and frame: its floor, the budget to climb to it, its ceiling.
+const FLOOR_BITS_PER_PIXEL: f64 = 0.025;
+const CLIMB_BITS_PER_PIXEL: f64 = 0.035;
+const CEILING_BITS_PER_PIXEL: f64 = 0.09;
+/// The heights below the source's own, each at 30 frames a second; the last again at 15.
+const HEIGHTS: [usize; 4] = [720, 540, 360, 240];
+const LOW_FPS: u32 = 15;
+/// A mean quantiser above this over the last second means the encoder is starved (libwebrtc's
+/// H.264 high threshold); frames skipped above this share, too.
+const QP_STRAINED: f64 = 37.0;
+/// A mean quantiser below this, nothing skipped, means bits to spare.
+const QP_RELAXED: f64 = 30.0;
+const SKIPPED_STRAINED: f64 = 0.2;
+/// The frames the encoder's strain is judged over.
+const STRAIN_WINDOW: Duration = Duration::from_secs(1);
+/// Fewer frames than this in the window say nothing yet.
+const STRAIN_MIN_FRAMES: usize = 8;
+/// Encoding taking more than this share of the frame interval, over [`CPU_WINDOW`], is more
+/// than the machine can give.
+const CPU_BUSY_SHARE: f64 = 0.8;
+const CPU_WINDOW: Duration = Duration::from_secs(2);
+/// RTP, SRTP, UDP and IP headers, as a share of the video's bytes (about 60 of 1,200).
+const VIDEO_OVERHEAD: f64 = 0.05;
+/// What one audio packet costs on the wire besides its payload (RTP 12 + extensions 8 + SRTP
+/// 10 + UDP 8 + IP 20 bytes), 50 packets a second.
+const AUDIO_OVERHEAD_BPS: f64 = 58.0 * 8.0 * 50.0;
+/// Opus's bitrate on a wide path.
+pub const AUDIO_MAX_BPS: u32 = 32_000;
+/// The least Opus goes down to on a narrow path.
+pub const AUDIO_MIN_BPS: u32 = 16_000;
+
+/// One rung: a picture size and a frame rate, and the budgets it needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rung {
+    /// Picture size in pixels, the source's shape (0 x 0 when paused).
+    pub width: usize,
+    /// Picture height.
+    pub height: usize,
+    /// Frames a second (0 when paused).
+    pub fps: u32,
+    /// Below this budget (bits per second), with the encoder strained, the rung is left.
+    pub floor_bps: f64,
+    /// A budget this high (held for [`UP_AFTER`]) climbs to it from the rung below; so does its
+    /// floor, when the encoder below has bits to spare.
+    pub climb_bps: f64,
+    /// The most it is given: more shows no better.
+    pub ceiling_bps: f64,
+}
+
+impl Rung {
+    fn new(width: usize, height: usize, fps: u32) -> Self {
+        let pixels_per_sec = (width * height) as f64 * f64::from(fps);
+        Self {
+            width,
+            height,
+            fps,
+            floor_bps: pixels_per_sec * FLOOR_BITS_PER_PIXEL,
+            climb_bps: pixels_per_sec * CLIMB_BITS_PER_PIXEL,
+            ceiling_bps: pixels_per_sec * CEILING_BITS_PER_PIXEL,
+        }
+    }
+
+    /// Whether video is paused here.
+    pub fn is_paused(&self) -> bool {
+        self.fps == 0
+    }
+
+    /// `1280x720@30`, or `paused`.
+    pub fn label(&self) -> String {
+        if self.is_paused() {
+            "paused".to_owned()
+        } else {
+            format!("{}x{}@{}", self.width, self.height, self.fps)
+        }
+    }
+}
+
+/// A step on the ladder, for the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The picture and rate before (`1280x720@30`, or `paused`).
+    pub from: String,
+    /// The picture and rate after.
+    pub to: String,
+    /// What moved it: the bandwidth (down, or back up) or the encoder's time.
+    pub reason: Limitation,
+    /// What limits the video after it (`none` at the top rung).
+    pub limitation: Limitation,
+    /// The video's budget when it stepped, in bits per second.
+    pub budget_bps: u32,
+}
+
+/// The rungs of a source of `width` x `height` at `fps`, highest first: the source itself, the
+/// standard heights below it at the source's shape (sides a multiple of 8), 240p at 15, none.
+pub fn rungs(width: usize, height: usize, fps: u32) -> Vec<Rung> {
+    let mut rungs = vec![Rung::new(width, height, fps)];
+    for rung_height in HEIGHTS.into_iter().filter(|&h| h < height) {
+        let rung_width = ((width * rung_height / height.max(1)) & !7).max(16);
+        rungs.push(Rung::new(rung_width, rung_height, fps.min(30)));
+    }
+    if let Some(&lowest) = rungs.last()
+        && lowest.fps > LOW_FPS
+    {
+        rungs.push(Rung::new(lowest.width, lowest.height, LOW_FPS));
+    }
+    rungs.push(Rung::new(0, 0, 0));
+    rungs
+}
+
+/// What the encoder did with its recent frames.
+#[derive(Debug, Clone, Default)]
+struct Strain {
+    /// (when, quantiser, skipped)
+    frames: VecDeque<(MonoTime, u8, bool)>,
+}
+
+impl Strain {
+    fn add(&mut self, now: MonoTime, qp: u8, skipped: bool) {
+        self.frames.push_back((now, qp, skipped));
+        while self
+            .frames
+            .front()
+            .is_some_and(|(at, _, _)| now.since(*at) > STRAIN_WINDOW)
+        {
+            self.frames.pop_front();
+        }
+    }
+
+    /// Whether the encoder has bits to spare: a fine quantiser, nothing skipped.
+    fn relaxed(&self) -> bool {
+        self.frames.len() >= STRAIN_MIN_FRAMES
+            && self.frames.iter().all(|frame| !frame.2)
+            && self.mean_qp() < QP_RELAXED
+    }
+
+    fn mean_qp(&self) -> f64 {
+        let encoded: Vec<f64> = self
+            .frames
+            .iter()
+            .filter(|frame| !frame.2)
+            .map(|frame| f64::from(frame.1))
+            .collect();
+        encoded.iter().sum::<f64>() / (encoded.len() as f64).max(1.0)
+    }
+
+    /// Whether the encoder is starved of bits: a coarse quantiser, or frames skipped.
+    fn strained(&self) -> bool {
+        if self.frames.len() < STRAIN_MIN_FRAMES {
+            return false;
+        }
+        let count = self.frames.len() as f64;
+        let skipped = self.frames.iter().filter(|frame| frame.2).count() as f64;
+        skipped / count > SKIPPED_STRAINED || (skipped < count && self.mean_qp() > QP_STRAINED)
+    }
+}
+
+/// The sender's ladder.
+#[derive(Debug, Clone)]
+pub struct Ladder {
+    rungs: Vec<Rung>,
+    current: usize,
+    budget_bps: f64,
+    /// When the budget went below the current rung's floor, or above the next one's climb.
+    below_since: Option<MonoTime>,
+    above_since: Option<MonoTime>,
+    last_down: Option<MonoTime>,
+    strain: Strain,
+    /// Encoding time against frame time over the recent window: (busy, elapsed, since).
+    cpu: (Duration, Duration, Option<MonoTime>),
+    limitation: Limitation,
+    steps: VecDeque<Step>,
+}
+
+impl Ladder {
+    /// A ladder for a source of `width` x `height` at `fps`, starting at the source's own rung
+    /// (the encoder's strain says soon enough when that is too much).
+    pub fn new(width: usize, height: usize, fps: u32) -> Self {
+        Self {
+            rungs: rungs(width, height, fps),
+            current: 0,
+            budget_bps: 0.0,
+            below_since: None,
+            above_since: None,
+            last_down: None,
+            strain: Strain::default(),
+            cpu: (Duration::ZERO, Duration::ZERO, None),
+            limitation: Limitation::None,
+            steps: VecDeque::new(),
+        }
+    }
+
+    /// The rung now.
+    pub fn rung(&self) -> Rung {
+        self.rungs[self.current]
+    }
+
+    /// What the encoder aims at now, in bits per second: the budget, within the rung's ceiling.
+    pub fn target_bps(&self) -> u32 {
+        whole_bps(self.budget_bps.min(self.rung().ceiling_bps))
+    }
+
+    /// Why the video is below the source's own now.
+    pub fn limitation(&self) -> Limitation {
+        self.limitation
+    }
+
+    /// The next step taken, oldest first.
+    pub fn poll_step(&mut self) -> Option<Step> {
+        self.steps.pop_front()
+    }
+
+    /// The path's estimate is `estimate_bps` at `now`; the audio takes its share first.
+    pub fn handle_estimate(&mut self, now: MonoTime, estimate_bps: f64) {
+        self.budget_bps = video_budget_bps(estimate_bps);
+        if self.budget_bps < MIN_VIDEO_BPS {
+            let paused = self.rungs.len() - 1;
+            self.step(now, paused, Limitation::Bandwidth);
+            return;
+        }
+        let rung = self.rung();
+        if self.budget_bps < rung.floor_bps {
+            self.above_since = None;
+            let since = *self.below_since.get_or_insert(now);
+            let far_below = self.budget_bps < rung.floor_bps * FAR_BELOW;
+            let long_enough = now.since(since) >= DOWN_AFTER;
+            if (far_below || long_enough) && self.strain.strained() {
+                let to = self.fitting(self.budget_bps).max(self.current + 1);
+                self.step(now, to, Limitation::Bandwidth);
+            }
+            return;
+        }
+        self.below_since = None;
+        self.consider_climbing(now);
+    }
+
+    fn consider_climbing(&mut self, now: MonoTime) {
+        let Some(next) = self.current.checked_sub(1).map(|index| self.rungs[index]) else {
+            return;
+        };
+        let held_after_down = self
+            .last_down
+            .is_some_and(|at| now.since(at) < UP_HOLD_AFTER_DOWN);
+        // Content that needs less than its budget keeps the estimate from showing more (it only
+        // grows with what is sent): a rung that fits the budget is tried if the encoder is
+        // at ease here.
+        let affordable = self.budget_bps >= next.climb_bps
+            || (self.budget_bps >= next.floor_bps && self.strain.relaxed());
+        if !affordable || held_after_down {
+            self.above_since = None;
+            return;
+        }
+        let since = *self.above_since.get_or_insert(now);
+        if now.since(since) >= UP_AFTER {
+            self.step(now, self.current - 1, Limitation::Bandwidth);
+        }
+    }
+
+    /// The highest rung whose floor `budget_bps` reaches (the lowest with video if none).
+    fn fitting(&self, budget_bps: f64) -> usize {
+        let lowest_with_video = self.rungs.len() - 2;
+        self.rungs[..=lowest_with_video]
+            .iter()
+            .position(|rung| budget_bps >= rung.floor_bps)
+            .unwrap_or(lowest_with_video)
+    }
+
+    /// The encoder made a frame at `now` with quantiser `qp` (or skipped it).
+    pub fn handle_frame(&mut self, now: MonoTime, qp: u8, skipped: bool) {
+        self.strain.add(now, qp, skipped);
+    }
+
+    /// Encoding one frame took `spent` at `now`; frames are `interval` apart at this rung.
+    pub fn handle_encode_time(&mut self, now: MonoTime, spent: Duration, interval: Duration) {
+        let (busy, elapsed, since) = &mut self.cpu;
+        *busy += spent;
+        *elapsed += interval;
+        let started = *since.get_or_insert(now);
+        if now.since(started) < CPU_WINDOW {
+            return;
+        }
+        let share = busy.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+        self.cpu = (Duration::ZERO, Duration::ZERO, Some(now));
+        let lowest_with_video = self.rungs.len() - 2;
+        if share > CPU_BUSY_SHARE && self.current < lowest_with_video {
+            self.step(now, self.current + 1, Limitation::Cpu);
+        }
+    }
+
+    fn step(&mut self, now: MonoTime, to: usize, reason: Limitation) {
+        let to = to.min(self.rungs.len() - 1);
+        if to == self.current {
+            return;
+        }
+        let (from, next) = (self.rung(), self.rungs[to]);
+        if to > self.current {
+            self.last_down = Some(now);
+        }
+        self.current = to;
+        self.below_since = None;
+        self.above_since = None;
+        self.strain = Strain::default();
+        self.limitation = if to == 0 { Limitation::None } else { reason };
+        self.steps.push_back(Step {
+            from: from.label(),
+            to: next.label(),
+            reason,
+            limitation: self.limitation,
+            budget_bps: whole_bps(self.budget_bps),
+        });
+    }
+}
+
+/// What Opus is given out of `estimate_bps`: all it wants on a wide path, less (never below
+/// [`AUDIO_MIN_BPS`]) on a narrow one.
+pub fn audio_bitrate_bps(estimate_bps: f64) -> u32 {
+    const FULL_FROM_BPS: f64 = 300_000.0;
+    const LEAST_BELOW_BPS: f64 = 100_000.0;
+    let share =
+        ((estimate_bps - LEAST_BELOW_BPS) / (FULL_FROM_BPS - LEAST_BELOW_BPS)).clamp(0.0, 1.0);
+    let range = f64::from(AUDIO_MAX_BPS - AUDIO_MIN_BPS);
+    AUDIO_MIN_BPS + whole_bps(share * range)
+}
+
+/// What is left for the video of `estimate_bps` once the audio (with its headers) is paid for,
+/// less the video's own headers.
+pub fn video_budget_bps(estimate_bps: f64) -> f64 {
+    let audio = f64::from(audio_bitrate_bps(estimate_bps)) + AUDIO_OVERHEAD_BPS;
+    ((estimate_bps - audio) * (1.0 - VIDEO_OVERHEAD)).max(0.0)
+}
+
+/// A rate in whole bits per second (0 for anything below).
+pub fn whole_bps(bps: f64) -> u32 {
+    u32::try_from(bps.max(0.0).round() as i64).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(millis: u64) -> MonoTime {
+        MonoTime::from_millis(millis)
+    }
+
+    /// Frames every 33 ms from `from` for `frames` frames at quantiser `qp`.
+    fn encode(ladder: &mut Ladder, from: u64, frames: u64, qp: u8) {
+        for frame in 0..frames {
+            ladder.handle_frame(at(from + frame * 33), qp, false);
+        }
+    }
+
+    #[test]
+    fn the_rungs_keep_the_source_s_shape_and_need_more_the_bigger_they_are() {
+        let labels: Vec<String> = rungs(1280, 720, 30).iter().map(Rung::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "1280x720@30",
+                "960x540@30",
+                "640x360@30",
+                "424x240@30",
+                "424x240@15",
+                "paused"
+            ]
+        );
+        let vga: Vec<String> = rungs(640, 480, 30).iter().map(Rung::label).collect();
+        assert_eq!(
+            vga,
+            [
+                "640x480@30",
+                "480x360@30",
+                "320x240@30",
+                "320x240@15",
+                "paused"
+            ]
+        );
+        let ladder = rungs(1280, 720, 30);
+        assert!(
+            ladder
+                .windows(2)
+                .all(|pair| pair[0].floor_bps > pair[1].floor_bps)
+        );
+        assert!(ladder.iter().all(|rung| rung.climb_bps >= rung.floor_bps));
+    }
+
+    #[test]
+    fn a_starved_encoder_below_the_floor_steps_down_and_an_easy_picture_stays() {
+        let mut ladder = Ladder::new(1280, 720, 30);
+        // 450 kbit/s leaves ~375 for video: below 720p's floor, not far below.
+        encode(&mut ladder, 0, 30, 25);
+        for millis in (0..3_000).step_by(100) {
+            ladder.handle_estimate(at(millis), 450_000.0);
+        }
+        assert_eq!(
+            ladder.rung().height,
+            720,
+            "an easy picture at its budget stays"
+        );
+        assert!(ladder.poll_step().is_none());
+        encode(&mut ladder, 3_000, 30, 45);
+        ladder.handle_estimate(at(4_000), 450_000.0);
+        let step = ladder.poll_step().expect("a step");
+        assert_eq!(
+            (step.from.as_str(), step.to.as_str()),
+            ("1280x720@30", "640x360@30")
+        );
+        assert_eq!(step.reason, Limitation::Bandwidth);
+        assert_eq!(ladder.limitation(), Limitation::Bandwidth);
+        assert!((350_000..400_000).contains(&ladder.target_bps()));
+    }
+
+    #[test]
+    fn far_below_steps_at_once_and_a_tiny_budget_pauses_the_video() {
+        let mut ladder = Ladder::new(1280, 720, 30);
+        encode(&mut ladder, 0, 10, 51);
+        ladder.handle_estimate(at(300), 150_000.0);
+        assert_eq!(ladder.rung().label(), "424x240@30");
+        ladder.handle_estimate(at(400), 45_000.0);
+        assert!(ladder.rung().is_paused());
+        let steps: Vec<Step> = std::iter::from_fn(|| ladder.poll_step()).collect();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[1].to, "paused");
+    }
+
+    #[test]
+    fn climbing_back_waits_for_the_budget_to_hold_and_never_soon_after_a_step_down() {
+        let mut ladder = Ladder::new(1280, 720, 30);
+        encode(&mut ladder, 0, 10, 51);
+        ladder.handle_estimate(at(300), 150_000.0);
+        assert_eq!(ladder.rung().height, 240);
+        // Plenty again at once: held for UP_HOLD_AFTER_DOWN, then UP_AFTER, one rung at a time.
+        let mut millis = 400;
+        while ladder.rung().height == 240 {
+            ladder.handle_estimate(at(millis), 3_000_000.0);
+            millis += 100;
+        }
+        let first_climb = millis - 100;
+        assert!(
+            first_climb >= 300 + 8_000 + 4_000,
+            "climbed at {first_climb} ms"
+        );
+        assert_eq!(ladder.rung().height, 360);
+        for _ in 0..1_000 {
+            ladder.handle_estimate(at(millis), 3_000_000.0);
+            millis += 100;
+        }
+        assert_eq!(ladder.rung().label(), "1280x720@30");
+        assert_eq!(ladder.limitation(), Limitation::None);
+    }
+
+    #[test]
+    fn an_encoder_that_cannot_keep_up_steps_down_for_cpu() {
+        let mut ladder = Ladder::new(1280, 720, 30);
+        let interval = Duration::from_millis(33);
+        for frame in 0..100 {
+            ladder.handle_encode_time(at(frame * 33), Duration::from_millis(30), interval);
+        }
+        let step = ladder.poll_step().expect("a step");
+        assert_eq!(step.reason, Limitation::Cpu);
+        assert_eq!(ladder.rung().height, 540);
+        assert_eq!(ladder.limitation(), Limitation::Cpu);
+    }
+
+    #[test]
+    fn the_audio_is_paid_first_and_shrinks_on_a_narrow_path() {
+        assert_eq!(audio_bitrate_bps(2_000_000.0), AUDIO_MAX_BPS);
+        assert_eq!(audio_bitrate_bps(50_000.0), AUDIO_MIN_BPS);
+        assert!(video_budget_bps(30_000.0) <= 0.0);
+        let budget = video_budget_bps(1_000_000.0);
+        assert!((880_000.0..=920_000.0).contains(&budget), "{budget}");
+    }
+}

@@ -1,0 +1,302 @@
+//! `NackRequests`: asks the far end to resend the video packets that did not arrive, once a
+//! round trip apart. A missing packet is asked for as soon as the gap shows, again only when
+//! its resend should have come (a round trip and a little later) and did not, and given up after
+//! [`MAX_REQUESTS`] or once it is too old to be worth showing. Asking every 100 ms regardless
+//! (the webrtc stack's own generator) resends each packet several times over a long path, and on
+//! a narrow one the resends crowd out the stream they were meant to repair.
+//!
+//! The round trip is the one the link measures from sender reports ([`LinkControl`]).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{AttributedPacket, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::TransportContext;
+use rtc::shared::error::Error;
+
+use super::link::LinkControl;
+
+/// The most times one packet is asked for.
+pub const MAX_REQUESTS: u32 = 10;
+/// A packet missing longer than this is not asked for any more: its picture is long overdue.
+pub const MAX_AGE: Duration = Duration::from_millis(1_500);
+/// Beyond the round trip, the time a resend may take to come before it is asked for again.
+const RESEND_MARGIN: Duration = Duration::from_millis(20);
+/// The round trip assumed before one is measured.
+const DEFAULT_RTT: Duration = Duration::from_millis(100);
+/// A gap wider than this many packets is an outage: nothing in it is asked for.
+const MAX_GAP: u64 = 1_000;
+/// How often the missing packets are looked at while any are missing.
+const TICK: Duration = Duration::from_millis(10);
+
+/// One missing packet: when it was found missing, when last asked for, how often.
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    since: Instant,
+    asked: Option<Instant>,
+    requests: u32,
+}
+
+/// The missing packets of one stream. Sans-IO.
+#[derive(Debug, Default)]
+pub struct MissingPackets {
+    /// The highest sequence number so far, unwrapped.
+    highest: Option<u64>,
+    missing: BTreeMap<u64, Missing>,
+    /// Packets given up without arriving.
+    pub given_up: u64,
+}
+
+impl MissingPackets {
+    /// A packet with `sequence_number` arrived at `now`.
+    pub fn arrived(&mut self, now: Instant, sequence_number: u16) {
+        let Some(highest) = self.highest else {
+            self.highest = Some(u64::from(sequence_number) + (1 << 16));
+            return;
+        };
+        let delta = i64::from(sequence_number.wrapping_sub(highest as u16).cast_signed());
+        let number = highest.saturating_add_signed(delta);
+        if number <= highest {
+            self.missing.remove(&number);
+            return;
+        }
+        if number - highest > MAX_GAP {
+            self.given_up += self.missing.len() as u64;
+            self.missing.clear();
+        } else {
+            for gap in highest + 1..number {
+                self.missing.insert(
+                    gap,
+                    Missing {
+                        since: now,
+                        asked: None,
+                        requests: 0,
+                    },
+                );
+            }
+        }
+        self.highest = Some(number);
+    }
+
+    /// The sequence numbers to ask for at `now`, given the round trip `rtt`; those asked for too
+    /// often or too long ago are given up.
+    pub fn due(&mut self, now: Instant, rtt: Duration) -> Vec<u16> {
+        let again_after = rtt + RESEND_MARGIN;
+        let before = self.missing.len();
+        self.missing.retain(|_, missing| {
+            missing.requests < MAX_REQUESTS
+                && now.saturating_duration_since(missing.since) < MAX_AGE
+        });
+        self.given_up += (before - self.missing.len()) as u64;
+        let mut due = Vec::new();
+        for (&number, missing) in &mut self.missing {
+            if missing
+                .asked
+                .is_none_or(|asked| now.saturating_duration_since(asked) >= again_after)
+            {
+                missing.asked = Some(now);
+                missing.requests += 1;
+                due.push(number as u16);
+            }
+        }
+        due
+    }
+
+    /// Whether any packet is missing.
+    pub fn any(&self) -> bool {
+        !self.missing.is_empty()
+    }
+}
+
+/// The interceptor: the missing packets of each remote stream that takes NACKs.
+pub struct NackRequests {
+    link: Arc<LinkControl>,
+    sender_ssrc: u32,
+    streams: HashMap<u32, MissingPackets>,
+    next_look: Option<Instant>,
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+impl std::fmt::Debug for NackRequests {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("NackRequests")
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NackRequests {
+    /// Requests signed `sender_ssrc`, paced by the round trip `link` measures.
+    pub fn new(link: Arc<LinkControl>, sender_ssrc: u32) -> Self {
+        Self {
+            link,
+            sender_ssrc,
+            streams: HashMap::new(),
+            next_look: None,
+            read_queue: VecDeque::new(),
+            write_queue: VecDeque::new(),
+        }
+    }
+
+    fn rtt(&self) -> Duration {
+        match self.link.counters.rtt_micros.load(Ordering::Relaxed) {
+            0 => DEFAULT_RTT,
+            micros => Duration::from_micros(micros),
+        }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequests {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtp(rtp) = &message.message.packet
+            && let Some(stream) = self.streams.get_mut(&rtp.header.ssrc)
+        {
+            stream.arrived(message.now, rtp.header.sequence_number);
+            if stream.any() && self.next_look.is_none() {
+                // The first request goes out at once: a gap is as sure now as it will be later.
+                self.next_look = Some(message.now);
+            }
+        }
+        self.read_queue.push_back(message);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
+        self.write_queue.push_back(message);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write_queue.pop_front()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Self::Error> {
+        if self.next_look.is_none_or(|at| now < at) {
+            return Ok(());
+        }
+        let rtt = self.rtt();
+        let mut any = false;
+        for (&ssrc, stream) in &mut self.streams {
+            let due = stream.due(now, rtt);
+            any |= stream.any();
+            if due.is_empty() {
+                continue;
+            }
+            let nack = TransportLayerNack {
+                sender_ssrc: self.sender_ssrc,
+                media_ssrc: ssrc,
+                nacks: nack_pairs_from_sequence_numbers(&due),
+            };
+            self.write_queue.push_back(TaggedPacket {
+                now,
+                transport: TransportContext::default(),
+                message: AttributedPacket::new(Packet::Rtcp(vec![Box::new(nack)])),
+            });
+        }
+        self.next_look = any.then_some(now + TICK);
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        self.next_look
+    }
+}
+
+impl Interceptor for NackRequests {
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        let takes_nacks = info
+            .rtcp_feedback
+            .iter()
+            .any(|feedback| feedback.typ == "nack" && feedback.parameter.is_empty());
+        if takes_nacks {
+            self.streams.insert(info.ssrc, MissingPackets::default());
+        }
+    }
+
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.streams.remove(&info.ssrc);
+    }
+
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(value: u64) -> Duration {
+        Duration::from_millis(value)
+    }
+
+    #[test]
+    fn a_gap_is_asked_for_at_once_and_again_only_a_round_trip_later() {
+        let start = Instant::now();
+        let mut missing = MissingPackets::default();
+        missing.arrived(start, 65_534);
+        missing.arrived(start, 2);
+        let rtt = ms(200);
+        assert_eq!(missing.due(start, rtt), [65_535, 0, 1]);
+        assert!(missing.due(start + ms(150), rtt).is_empty());
+        // 0 came back; 65535 and 1 are asked for again once a round trip has passed.
+        missing.arrived(start + ms(180), 0);
+        assert_eq!(missing.due(start + ms(220), rtt), [65_535, 1]);
+        missing.arrived(start + ms(300), 65_535);
+        missing.arrived(start + ms(300), 1);
+        assert!(!missing.any());
+        assert_eq!(missing.given_up, 0);
+    }
+
+    #[test]
+    fn a_packet_is_given_up_after_its_requests_or_its_age() {
+        let start = Instant::now();
+        let mut missing = MissingPackets::default();
+        missing.arrived(start, 10);
+        missing.arrived(start, 12);
+        let rtt = ms(10);
+        let mut asked = 0;
+        for step in 0..100 {
+            asked += missing.due(start + ms(step * 40), rtt).len();
+        }
+        assert_eq!(asked, MAX_REQUESTS as usize);
+        assert_eq!(missing.given_up, 1);
+        // On a long path the age limit comes first.
+        missing.arrived(start, 14);
+        let long = ms(700);
+        let mut asked = 0;
+        for step in 0..10 {
+            asked += missing.due(start + ms(step * 720), long).len();
+        }
+        assert_eq!(asked, 3, "at 0, 0.72 and 1.44 s; gone at 2.16 s");
+        assert_eq!(missing.given_up, 2);
+    }
+
+    #[test]
+    fn an_outage_s_gap_is_not_asked_for() {
+        let start = Instant::now();
+        let mut missing = MissingPackets::default();
+        missing.arrived(start, 0);
+        missing.arrived(start, 5_000);
+        assert!(!missing.any());
+        assert!(missing.due(start, ms(50)).is_empty());
+    }
+}
