@@ -96,6 +96,7 @@ fn main() {
             nacks: 0,
             key_frame_requests: 0,
             local_candidate: String::new(),
+            ..CallStats::default()
         };
         kit.dispatch(
             kit.clock().now(),

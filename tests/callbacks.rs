@@ -283,8 +283,25 @@ fn entries_serialize_in_the_contract_shape() {
         nacks: 2,
         key_frame_requests: 1,
         local_candidate: String::new(),
+        sending: callscope::event::SendingStats {
+            estimate_kbps: 1500.0,
+            sent_resolution: "640x360".into(),
+            quality_limitation: callscope::model::QualityLimitation::Bandwidth,
+            ..Default::default()
+        },
+        playout: callscope::event::PlayoutStats {
+            freeze_count: 2,
+            concealed_pct: 1.5,
+            ..Default::default()
+        },
     }));
     assert_eq!(json["payload"]["rtt_ms"], 1.5);
+    // The sending and playout figures sit at the top level, by their own names.
+    assert_eq!(json["payload"]["estimate_kbps"], 1500.0);
+    assert_eq!(json["payload"]["sent_resolution"], "640x360");
+    assert_eq!(json["payload"]["quality_limitation"], "bandwidth");
+    assert_eq!(json["payload"]["freeze_count"], 2);
+    assert_eq!(json["payload"]["concealed_pct"], 1.5);
     assert_eq!(json["payload"]["resolution"], "1280x720");
     assert_eq!(json["payload"]["repaired"], 4);
     assert_eq!(json["payload"]["key_frame_requests"], 1);

@@ -815,3 +815,60 @@ fn the_flaky_peer_makes_the_warnings_and_the_network_quality_rise_and_fall_alone
         me.wait_for("for afterCalling", |c| c.ended_with().is_some());
     }
 }
+
+#[test]
+fn a_capped_link_is_found_and_followed_and_frames_keep_coming() {
+    use callscope::model::QualityLimitation;
+    let _serial = serial();
+    let net = Net::start();
+    let bob = answering(&net, "bob");
+    // 480p of the test pattern with its audio takes about 275 kbit/s: more than the cap.
+    let mut config = synthetic();
+    config
+        .link
+        .apply(&"rate=200kbit,dir=send".parse().expect("a rule"));
+    let alice = net.media_client("alice", None, config);
+    alice.dial(&["bob"], MediaType::Video, 30);
+    bob.wait_for("for alice's first frame", |b| b.decoded("alice") > 0);
+    alice.wait_for_within(
+        "for the estimate of the path to bob to fall below the cap",
+        Duration::from_mins(1),
+        |a| {
+            stats_of(a, "bob")
+                .last()
+                .is_some_and(|stats| stats.sending.estimate_kbps < 200.0)
+        },
+    );
+    alice.wait_for_within(
+        "for alice's video to step down for bandwidth",
+        Duration::from_mins(1),
+        |a| {
+            a.has(|e| {
+                matches!(
+                    e,
+                    Event::LocalVideoAdapted {
+                        reason: QualityLimitation::Bandwidth,
+                        ..
+                    }
+                )
+            })
+        },
+    );
+    // Adapted, the video keeps coming: a stream frozen behind a full link decodes nothing.
+    let [(fps, decoded, _)] = steady_rates(&[(&bob, "alice")])[..] else {
+        unreachable!("one stream measured")
+    };
+    println!("through a 200 kbit/s cap bob decoded {fps:.1} fps of alice's video");
+    assert!(decoded >= 25, "{decoded} frames in {STEADY:?}");
+    let last = stats_of(&alice, "bob").pop().expect("statistics of bob");
+    assert!(last.sending.sent_kbps > 0.0, "{last:?}");
+    assert_ne!(
+        last.sending.quality_limitation,
+        QualityLimitation::None,
+        "{last:?}"
+    );
+    alice.send(EngineCommand::Hangup);
+    for me in [&alice, &bob] {
+        me.wait_for("for afterCalling", |c| c.ended_with().is_some());
+    }
+}

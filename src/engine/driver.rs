@@ -666,6 +666,14 @@ impl Driver {
                 Event::UserVideoAvailable { user_id, available } => {
                     self.quality.video(user_id, *available)
                 }
+                Event::LocalVideoAdapted {
+                    to,
+                    reason,
+                    budget_kbps,
+                    ..
+                } => self
+                    .quality
+                    .video_step(&self.config.user_id, to, *reason, *budget_kbps),
                 // Our level is in the sample only while our microphone is on.
                 Event::UserVoiceVolumeChanged { volumes } => {
                     let me = &self.config.user_id;

@@ -4,12 +4,14 @@
 //! loss above 3 % over the last 7 (cleared at 3 % or less), and frozen video: no frame in the
 //! last 3 samples while the participant's video is on (cleared by a frame, or the video going
 //! off); and no audio input: our own microphone's level constant over its last 10 samples
-//! while it is on (cleared by a level that moves, or the microphone going off). Sans-IO: it is
-//! given every report and says which warnings start or end.
+//! while it is on (cleared by a level that moves, or the microphone going off); and low
+//! bandwidth: our video paused because the path's estimate leaves it too little (cleared when it
+//! resumes). Sans-IO: it is given every report and says which warnings start or end.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::event::{CallStats, Event, QualityWarningName, WarningState};
+use crate::model::QualityLimitation;
 
 /// A round trip above this many ms counts towards `high-rtt`.
 pub const HIGH_RTT_MILLIS: f64 = 400.0;
@@ -133,6 +135,29 @@ impl QualityMonitor {
         events
     }
 
+    /// Our video stepped on its ladder (of `user_id`, the local user): pausing it for bandwidth
+    /// raises `low-bandwidth` (the audio alone has the path), resuming clears it.
+    pub fn video_step(
+        &mut self,
+        user_id: &str,
+        to: &str,
+        reason: QualityLimitation,
+        budget_kbps: u32,
+    ) -> Vec<Event> {
+        let peer = self.peers.entry(user_id.to_owned()).or_default();
+        let paused = to == "paused";
+        let mut events = Vec::new();
+        Self::decide(
+            user_id,
+            peer,
+            QualityWarningName::LowBandwidth,
+            verdict(paused && reason == QualityLimitation::Bandwidth, !paused),
+            f64::from(budget_kbps),
+            &mut events,
+        );
+        events
+    }
+
     /// One stats sample of a participant: the warnings it raises or clears.
     pub fn stats(&mut self, stats: &CallStats) -> Vec<Event> {
         let user_id = stats.user_id.as_str();
@@ -249,6 +274,7 @@ mod tests {
             nacks: 0,
             key_frame_requests: 0,
             local_candidate: String::new(),
+            ..CallStats::default()
         }
     }
 

@@ -127,13 +127,13 @@ impl CallbackKind {
             Self::QualityWarning => {
                 "a participant's media crossed a warning threshold over its recent samples \
                  (round trip > 400 ms, jitter > 30 ms, loss > 3 %, frozen video, our microphone's \
-                 level constant for 10 s), or came back"
+                 level constant for 10 s, our video paused for bandwidth), or came back"
             }
             Self::LocalVideoAdapted => {
                 "our video stepped to another resolution or frame rate: down when the path's \
-                 estimate stays below what the rung needs (at once when far below) or the \
-                 encoder cannot keep up, back up once the estimate has stayed above the next \
-                 rung's need for a while"
+                 estimate stays below what the rung needs and the encoder shows it (at once \
+                 when far below), or the encoder cannot keep up; back up once the estimate has \
+                 stayed above the next rung's need for a while"
             }
             Self::ImpairmentChanged => {
                 "the media links were impaired on purpose (loss, delay, jitter, a cap) or the \
@@ -171,12 +171,15 @@ impl CallbackKind {
                 "{user_id, state: new | connecting | connected | reconnecting | failed | closed}"
             }
             Self::CallStats => {
-                "{user_id, rtt_ms, jitter_ms, loss_pct, fps, bitrate_kbps, resolution}"
+                "{user_id, rtt_ms, jitter_ms, loss_pct, fps, bitrate_kbps, resolution, \
+                 estimate_kbps, send_target_kbps, sent_resolution, sent_fps, \
+                 quality_limitation, freeze_count, freeze_ms, concealed_pct, jitter_buffer_ms, \
+                 fec_recovered, …}"
             }
             Self::ServerEvent => "{name: caller_start_call | callee_accept_call | …, user_id}",
             Self::QualityWarning => {
                 "{user_id, name: high-rtt | high-jitter | high-packet-loss | frozen-video | \
-                 no-audio-input, state: raised | cleared, value}"
+                 no-audio-input | low-bandwidth, state: raised | cleared, value}"
             }
             Self::ImpairmentChanged => "{user_id: peer | *, send, receive, cut_ms}",
             Self::LocalVideoAdapted => {

@@ -18,7 +18,8 @@ use crate::model::{
 pub use kind::{CallbackKind, KindSet};
 use payload::wire_name;
 pub use payload::{
-    CallStats, CallSummary, ConnectionState, NetworkQuality, QualityWarningName, WarningState,
+    CallStats, CallSummary, ConnectionState, NetworkQuality, PlayoutStats, QualityWarningName,
+    SendingStats, WarningState,
 };
 
 /// An event as a core yields it: when, about which call, and caused by what.

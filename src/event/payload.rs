@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{EndReason, MediaType};
+use crate::model::{EndReason, MediaType, QualityLimitation};
 
 /// What `afterCalling` gets: how a call went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct CallSummary {
 }
 
 /// Media statistics of one participant (`onCallStats`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CallStats {
     /// The participant.
     pub user_id: String,
@@ -57,6 +57,52 @@ pub struct CallStats {
     /// a TURN server); empty before one is chosen.
     #[serde(default)]
     pub local_candidate: String,
+    /// What we send this participant, and what limits it.
+    #[serde(flatten)]
+    pub sending: SendingStats,
+    /// How smoothly this participant's media plays here.
+    #[serde(flatten)]
+    pub playout: PlayoutStats,
+}
+
+/// What we send one participant (part of `onCallStats`, its fields at the top level).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SendingStats {
+    /// What our congestion control estimates the path to this participant carries, in kbit/s
+    /// (the starting guess until its feedback arrives).
+    pub estimate_kbps: f64,
+    /// What our video encoder aims at, in kbit/s: what the estimate (of the narrowest path,
+    /// in a group call) leaves after the audio.
+    pub send_target_kbps: f64,
+    /// What we sent this participant over the last interval (audio, video and resends, with
+    /// their RTP headers), in kbit/s.
+    pub sent_kbps: f64,
+    /// The picture we send, `640x360`; empty when we send no video.
+    pub sent_resolution: String,
+    /// Frames a second we sent over the last interval.
+    pub sent_fps: f64,
+    /// Why our video is below the source's own: `none`, `bandwidth` or `cpu`.
+    pub quality_limitation: QualityLimitation,
+}
+
+/// How smoothly one participant's media plays here (part of `onCallStats`, its fields at the
+/// top level).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlayoutStats {
+    /// Freezes of the participant's video so far (W3C: a frame at least three average frame
+    /// intervals, and 150 ms more than one, after the last).
+    pub freeze_count: u64,
+    /// The freezes' time together, in milliseconds.
+    pub freeze_ms: u64,
+    /// The share of the participant's audio played over the last interval that was made up
+    /// (concealment of lost packets), in percent.
+    pub concealed_pct: f64,
+    /// How long the participant's audio waits in the jitter buffer now, in milliseconds.
+    pub jitter_buffer_ms: f64,
+    /// Lost audio packets rebuilt from the forward error correction in the next one, so far.
+    pub fec_recovered: u64,
 }
 
 impl std::fmt::Display for CallStats {
@@ -135,19 +181,23 @@ pub enum QualityWarningName {
     /// Our own microphone's level was constant over the last 10 samples while it was on (a
     /// dead or muted device delivers silence, or one flat level).
     NoAudioInput,
+    /// Our video is paused: the path's estimate leaves it too little after the audio.
+    LowBandwidth,
 }
 
 impl QualityWarningName {
     /// Every warning.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::HighRtt,
         Self::HighJitter,
         Self::HighPacketLoss,
         Self::FrozenVideo,
         Self::NoAudioInput,
+        Self::LowBandwidth,
     ];
 
-    /// `high-rtt`, `high-jitter`, `high-packet-loss`, `frozen-video` or `no-audio-input`.
+    /// `high-rtt`, `high-jitter`, `high-packet-loss`, `frozen-video`, `no-audio-input` or
+    /// `low-bandwidth`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::HighRtt => "high-rtt",
@@ -155,6 +205,7 @@ impl QualityWarningName {
             Self::HighPacketLoss => "high-packet-loss",
             Self::FrozenVideo => "frozen-video",
             Self::NoAudioInput => "no-audio-input",
+            Self::LowBandwidth => "low-bandwidth",
         }
     }
 }

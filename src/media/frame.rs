@@ -67,6 +67,11 @@ pub struct StreamCounters {
     pub resolution: AtomicU64,
     /// Encoded bytes received.
     pub bytes_received: AtomicU64,
+    /// Freezes so far (W3C's definition: a frame at least three average intervals, and 150 ms
+    /// more than one, after the last).
+    pub freezes: AtomicU64,
+    /// The freezes' time together, in microseconds.
+    pub frozen_micros: AtomicU64,
 }
 
 impl StreamCounters {

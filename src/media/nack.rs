@@ -7,7 +7,7 @@
 //!
 //! The round trip is the one the link measures from sender reports ([`LinkControl`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -118,7 +118,8 @@ impl MissingPackets {
 pub struct NackRequests {
     link: Arc<LinkControl>,
     sender_ssrc: u32,
-    streams: HashMap<u32, MissingPackets>,
+    /// By SSRC, in order, so requests for several streams go out in the same order each time.
+    streams: BTreeMap<u32, MissingPackets>,
     next_look: Option<Instant>,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
@@ -139,7 +140,7 @@ impl NackRequests {
         Self {
             link,
             sender_ssrc,
-            streams: HashMap::new(),
+            streams: BTreeMap::new(),
             next_look: None,
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),

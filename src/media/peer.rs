@@ -366,7 +366,7 @@ impl Peer {
         let negotiation =
             Negotiation::new(&spec.remote, spec.side, spec.polite).ringing(shared.config.ringing);
         let mut peer = Self {
-            stats: PeerStats::new(&spec.remote, Arc::clone(&spec.link)),
+            stats: PeerStats::new(&spec.remote, Arc::clone(&spec.link), Arc::clone(&estimate)),
             spec,
             shared,
             connection,
@@ -550,6 +550,7 @@ impl Peer {
                     ssrc,
                     self.decoder.take(),
                     slot,
+                    Arc::clone(&self.spec.link),
                 ));
             }
             RtpCodecKind::Audio => {
@@ -569,7 +570,12 @@ impl Peer {
                 .connection
                 .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
                 .await;
-            for event in self.stats.report(&report) {
+            let sent = *self
+                .shared
+                .sent_video
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for event in self.stats.report(&report, &sent) {
                 self.shared.report_now(event);
             }
         }

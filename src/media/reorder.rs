@@ -1,15 +1,21 @@
 //! `Reorder`: puts a video stream's RTP packets back in sequence order and, when one is
-//! missing, holds the ones behind it for a while, so a packet resent after a NACK (or one that
-//! was only reordered) still completes its picture. A gap not filled in time is given up: the
+//! missing, holds the ones behind it for about a round trip and a half, so a packet resent after
+//! a NACK (even one asked for twice, or only reordered) still completes its picture. A gap not filled in time is given up: the
 //! packets after it go on, and the picture they belong to is dropped and a key frame asked for
 //! further on. Sans-IO: it is given each packet's arrival time and the time now.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// How long packets wait behind a gap: a NACK goes out within 100 ms of a loss (the NACK
-/// generator's interval), and its answer takes a round trip more.
+/// How long packets wait behind a gap before the round trip is known.
 pub const REPAIR_WAIT: Duration = Duration::from_millis(200);
+/// The least packets wait behind a gap, whatever the round trip.
+pub const MIN_REPAIR_WAIT: Duration = Duration::from_millis(50);
+/// The most packets wait behind a gap, whatever the round trip.
+pub const MAX_REPAIR_WAIT: Duration = Duration::from_secs(1);
+/// Beyond the round trip, what a repair may take: a resend lost once is asked again a round trip
+/// later (half of it again is the margin), plus the far end's pacing.
+const REPAIR_MARGIN: Duration = Duration::from_millis(30);
 /// Packets held behind a gap at most (about a second of 2 Mbit/s video); more gives it up.
 pub const MAX_HELD: usize = 256;
 /// A gap spanning more than this much of the stream's time (in 90 kHz RTP ticks: 250 ms) is
@@ -26,6 +32,8 @@ pub struct Reorder<P> {
     held: BTreeMap<u64, (Instant, u32, P)>,
     /// The RTP time of the last packet passed on.
     last_timestamp: Option<u32>,
+    /// How long packets wait behind a gap.
+    wait: Duration,
     /// Gaps given up so far.
     pub gaps_given_up: u64,
 }
@@ -37,8 +45,20 @@ impl<P> Reorder<P> {
             next: None,
             held: BTreeMap::new(),
             last_timestamp: None,
+            wait: REPAIR_WAIT,
             gaps_given_up: 0,
         }
+    }
+
+    /// Waits for repairs as long as a path of round trip `rtt` needs: the round trip and half
+    /// again, plus a margin, within [`MIN_REPAIR_WAIT`] and [`MAX_REPAIR_WAIT`].
+    pub fn set_round_trip(&mut self, rtt: Duration) {
+        self.wait = (rtt + rtt / 2 + REPAIR_MARGIN).clamp(MIN_REPAIR_WAIT, MAX_REPAIR_WAIT);
+    }
+
+    /// How long packets wait behind a gap now.
+    pub fn wait(&self) -> Duration {
+        self.wait
     }
 
     /// A packet with `sequence_number` and RTP `timestamp` arrived at `now`. One already
@@ -58,14 +78,14 @@ impl<P> Reorder<P> {
     }
 
     /// The next packet in order, if it is here; or, when the gap before the first held one
-    /// has waited [`REPAIR_WAIT`] (or too much is held), that one, giving the gap up.
+    /// has waited long enough (or too much is held), that one, giving the gap up.
     pub fn pop(&mut self, now: Instant) -> Option<P> {
         let (&number, &(_, timestamp, _)) = self.held.first_key_value()?;
         let next = self.next?;
         let in_order = number == next;
         let waiting = self
             .gap_since()
-            .is_some_and(|since| now.saturating_duration_since(since) < REPAIR_WAIT);
+            .is_some_and(|since| now.saturating_duration_since(since) < self.wait);
         let span = self
             .last_timestamp
             .map_or(0, |last| timestamp.wrapping_sub(last));
@@ -93,7 +113,7 @@ impl<P> Reorder<P> {
         if Some(number) == self.next {
             return None;
         }
-        self.gap_since().map(|since| since + REPAIR_WAIT)
+        self.gap_since().map(|since| since + self.wait)
     }
 }
 
@@ -166,6 +186,29 @@ mod tests {
         assert_eq!(reorder.gaps_given_up, 1);
         reorder.push(start + REPAIR_WAIT, 2, ts(2), 2);
         assert_eq!(drain(&mut reorder, start + REPAIR_WAIT), Vec::<u16>::new());
+    }
+
+    #[test]
+    fn the_wait_follows_the_round_trip_within_bounds() {
+        let mut reorder = Reorder::<u16>::new();
+        assert_eq!(reorder.wait(), REPAIR_WAIT);
+        reorder.set_round_trip(Duration::from_millis(200));
+        assert_eq!(reorder.wait(), Duration::from_millis(330));
+        let start = Instant::now();
+        reorder.push(start, 1, ts(1), 1);
+        reorder.push(start, 3, ts(3), 3);
+        assert_eq!(drain(&mut reorder, start), [1]);
+        // A repair at 300 ms still makes it: a fixed 200 ms would have given up.
+        reorder.push(start + Duration::from_millis(300), 2, ts(2), 2);
+        assert_eq!(
+            drain(&mut reorder, start + Duration::from_millis(300)),
+            [2, 3]
+        );
+        assert_eq!(reorder.gaps_given_up, 0);
+        reorder.set_round_trip(Duration::ZERO);
+        assert_eq!(reorder.wait(), MIN_REPAIR_WAIT);
+        reorder.set_round_trip(Duration::from_secs(5));
+        assert_eq!(reorder.wait(), MAX_REPAIR_WAIT);
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::time::Instant;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use webrtc::peer_connection::RTCStatsReport;
 
+use super::congestion::EstimateCell;
 use super::events::MediaEvent;
 use super::frame::FrameSlot;
 use super::link::LinkControl;
-use crate::event::{CallStats, NetworkQuality};
+use crate::event::{CallStats, NetworkQuality, PlayoutStats, SendingStats};
 use crate::model::QualityLimitation;
 
 /// A round trip from the reports not renewed for this long is not used.
@@ -35,6 +36,8 @@ pub struct SentVideo {
     pub estimate_bps: f64,
     /// Why it sends less than the source gives.
     pub limitation: QualityLimitation,
+    /// Frames sent since the video started.
+    pub frames: u64,
 }
 
 /// What the audio receiver counts.
@@ -94,11 +97,17 @@ pub struct PeerStats {
     last_arrivals: (u64, u64),
     /// The round trips measured so far, and when that count last grew.
     rtt_seen: (u64, Option<Instant>),
+    /// What our congestion control estimates the path to the participant carries.
+    estimate: Arc<EstimateCell>,
+    /// Frames our video had sent, and bytes we had sent this participant, at the last report.
+    last_sent_frames: u64,
+    last_sent_bytes: u64,
 }
 
 impl PeerStats {
-    /// Figures for `user_id`, nothing received yet; arrivals as `link` counts them.
-    pub fn new(user_id: &str, link: Arc<LinkControl>) -> Self {
+    /// Figures for `user_id`, nothing received yet; arrivals as `link` counts them, and the
+    /// path's estimate as `estimate` holds it.
+    pub fn new(user_id: &str, link: Arc<LinkControl>, estimate: Arc<EstimateCell>) -> Self {
         Self {
             user_id: user_id.to_owned(),
             video: None,
@@ -112,6 +121,9 @@ impl PeerStats {
             link,
             last_arrivals: (0, 0),
             rtt_seen: (0, None),
+            estimate,
+            last_sent_frames: 0,
+            last_sent_bytes: 0,
         }
     }
 
@@ -157,35 +169,15 @@ impl PeerStats {
         events
     }
 
-    /// The figures since the last report, and the quality if it moved.
-    pub fn report(&mut self, report: &RTCStatsReport) -> Vec<MediaEvent> {
+    /// The figures since the last report, and the quality if it moved. `sent` is what the
+    /// local video sends now.
+    pub fn report(&mut self, report: &RTCStatsReport, sent: &SentVideo) -> Vec<MediaEvent> {
         let now = Instant::now();
         let elapsed_secs = self.last_report.map_or(1.0, |last| {
             now.duration_since(last).as_secs_f64().max(0.001)
         });
         self.last_report = Some(now);
-        // The media's own round trip (sender reports and their answers) once there is one: it
-        // crosses the same link as the media, while the ICE checks' may not.
-        let measurements = self.link.counters.rtt_measurements.load(Ordering::Relaxed);
-        if measurements != self.rtt_seen.0 {
-            self.rtt_seen = (measurements, Some(now));
-        }
-        // Reports go out every second or so; one not renewed for a while is stale (a cut, or
-        // nothing sent), and the ICE checks' figure stands in.
-        let fresh = self
-            .rtt_seen
-            .1
-            .is_some_and(|at| now.duration_since(at) < RTT_STALE);
-        let rtcp_rtt = self.link.counters.rtt_micros.load(Ordering::Relaxed);
-        let rtt_millis = if rtcp_rtt > 0 && fresh {
-            rtcp_rtt as f64 / 1000.0
-        } else {
-            report
-                .candidate_pairs()
-                .filter(|pair| pair.nominated)
-                .map(|pair| pair.current_round_trip_time * 1000.0)
-                .fold(0.0, f64::max)
-        };
+        let rtt_millis = self.rtt_millis(report, now);
         let (mut bytes, mut jitter_millis) = (0_u64, 0.0_f64);
         for stream in report.inbound_rtp_streams() {
             let rtp = &stream.received_rtp_stream_stats;
@@ -201,26 +193,14 @@ impl PeerStats {
         let fps = (frames - self.last_frames.min(frames)) as f64 / elapsed_secs;
         let bitrate_kbps =
             (bytes.saturating_sub(self.last_bytes)) as f64 * 8.0 / elapsed_secs / 1000.0;
-        // Loss as the path made it: what the sequence numbers say was sent against what came
-        // in order, before NACKs resend any of it.
-        let counters = &self.link.counters;
-        let expected = counters.expected.load(Ordering::Relaxed);
-        let arrived = counters.arrived.load(Ordering::Relaxed);
-        let interval_expected = expected.saturating_sub(self.last_arrivals.0);
-        let interval_received = arrived.saturating_sub(self.last_arrivals.1);
-        let loss_pct = if interval_expected == 0 {
-            0.0
-        } else {
-            interval_expected.saturating_sub(interval_received) as f64 * 100.0
-                / interval_expected as f64
-        };
+        let (loss_pct, received) = self.path_loss();
         self.last_frames = frames;
         self.last_bytes = bytes;
-        self.last_arrivals = (expected, arrived);
         let (width, height) = self
             .video
             .as_ref()
             .map_or((0, 0), |slot| slot.counters.resolution());
+        let counters = &self.link.counters;
         let mut events = vec![MediaEvent::Stats(CallStats {
             user_id: self.user_id.clone(),
             rtt_millis: round2(rtt_millis),
@@ -238,10 +218,12 @@ impl PeerStats {
             nacks: counters.nacks.load(Ordering::Relaxed),
             key_frame_requests: counters.key_frame_requests.load(Ordering::Relaxed),
             local_candidate: path_kind(report),
+            sending: self.sending(report, sent, elapsed_secs),
+            playout: self.playout(),
         })];
         // Down means no working path; a muted peer sends nothing but its path still answers.
         let path_up = report.candidate_pairs().any(|pair| pair.nominated);
-        let quality = if path_up || interval_received > 0 {
+        let quality = if path_up || received > 0 {
             quality_of(rtt_millis, loss_pct)
         } else {
             NetworkQuality::Down
@@ -254,6 +236,92 @@ impl PeerStats {
             });
         }
         events
+    }
+
+    /// The media's own round trip (sender reports and their answers) once there is one: it
+    /// crosses the same link as the media, while the ICE checks' may not.
+    fn rtt_millis(&mut self, report: &RTCStatsReport, now: Instant) -> f64 {
+        let measurements = self.link.counters.rtt_measurements.load(Ordering::Relaxed);
+        if measurements != self.rtt_seen.0 {
+            self.rtt_seen = (measurements, Some(now));
+        }
+        // Reports go out every second or so; one not renewed for a while is stale (a cut, or
+        // nothing sent), and the ICE checks' figure stands in.
+        let fresh = self
+            .rtt_seen
+            .1
+            .is_some_and(|at| now.duration_since(at) < RTT_STALE);
+        let rtcp_rtt = self.link.counters.rtt_micros.load(Ordering::Relaxed);
+        if rtcp_rtt > 0 && fresh {
+            rtcp_rtt as f64 / 1000.0
+        } else {
+            report
+                .candidate_pairs()
+                .filter(|pair| pair.nominated)
+                .map(|pair| pair.current_round_trip_time * 1000.0)
+                .fold(0.0, f64::max)
+        }
+    }
+
+    /// Loss as the path made it over the interval: what the sequence numbers say was sent
+    /// against what came in order, before NACKs resend any of it. With the packets received.
+    fn path_loss(&mut self) -> (f64, u64) {
+        let counters = &self.link.counters;
+        let expected = counters.expected.load(Ordering::Relaxed);
+        let arrived = counters.arrived.load(Ordering::Relaxed);
+        let interval_expected = expected.saturating_sub(self.last_arrivals.0);
+        let interval_received = arrived.saturating_sub(self.last_arrivals.1);
+        self.last_arrivals = (expected, arrived);
+        let loss_pct = if interval_expected == 0 {
+            0.0
+        } else {
+            interval_expected.saturating_sub(interval_received) as f64 * 100.0
+                / interval_expected as f64
+        };
+        (loss_pct, interval_received)
+    }
+
+    /// What we send this participant: the path's estimate and what the video makes of it.
+    fn sending(
+        &mut self,
+        report: &RTCStatsReport,
+        sent: &SentVideo,
+        elapsed_secs: f64,
+    ) -> SendingStats {
+        let frames = sent
+            .frames
+            .saturating_sub(self.last_sent_frames.min(sent.frames));
+        self.last_sent_frames = sent.frames;
+        let bytes: u64 = report
+            .outbound_rtp_streams()
+            .map(|stream| stream.sent_rtp_stream_stats.bytes_sent + stream.header_bytes_sent)
+            .sum();
+        let interval_bytes = bytes.saturating_sub(self.last_sent_bytes.min(bytes));
+        self.last_sent_bytes = bytes;
+        SendingStats {
+            estimate_kbps: round2(self.estimate.get().target_bps / 1000.0),
+            send_target_kbps: round2(f64::from(sent.target_bps) / 1000.0),
+            sent_kbps: round2(interval_bytes as f64 * 8.0 / elapsed_secs / 1000.0),
+            sent_resolution: if sent.width == 0 {
+                String::new()
+            } else {
+                format!("{}x{}", sent.width, sent.height)
+            },
+            sent_fps: round2(frames as f64 / elapsed_secs),
+            quality_limitation: sent.limitation,
+        }
+    }
+
+    /// How smoothly this participant's media plays.
+    fn playout(&self) -> PlayoutStats {
+        let video = self.video.as_ref().map(|slot| &slot.counters);
+        PlayoutStats {
+            freeze_count: video.map_or(0, |counters| counters.freezes.load(Ordering::Relaxed)),
+            freeze_ms: video.map_or(0, |counters| {
+                counters.frozen_micros.load(Ordering::Relaxed) / 1000
+            }),
+            ..PlayoutStats::default()
+        }
     }
 }
 

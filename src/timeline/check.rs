@@ -1,6 +1,7 @@
 //! The contract checker: reads a timeline and reports every violation of the call contract it
 //! can see: an illegal or inconsistent status transition, `afterCalling` missing or twice, an
-//! end reason the events contradict, callbacks after a call ended, and sequence gaps.
+//! end reason the events contradict, callbacks after a call ended, sequence gaps, and media
+//! figures that cannot be ([`super::check_media`]).
 //!
 //! Each participant's entries are checked on their own, in sequence order; a call recorded by
 //! several participants is then checked across its sides.
@@ -14,6 +15,7 @@ use crate::event::{CallbackKind, Event, KindSet};
 use crate::model::{CallStatus, EndReason};
 
 use super::TimelineEntry;
+use super::check_media::MediaWalk;
 
 /// How a timeline is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,9 @@ pub enum Rule {
     /// The sides of a call trace disagree: a join the joiner never saw, a call recorded
     /// without its invitation, two different end reasons.
     Trace,
+    /// Media figures that cannot be: a ladder step that does not start where the last one
+    /// ended, a share outside 0 to 100, a count that goes back.
+    Media,
 }
 
 impl Rule {
@@ -71,6 +76,7 @@ impl Rule {
             Self::AfterEnd => "after-end",
             Self::Sequence => "sequence",
             Self::Trace => "trace",
+            Self::Media => "media",
         }
     }
 }
@@ -137,6 +143,8 @@ struct Walk {
     order: Vec<String>,
     /// The call of the last status change.
     current: Option<String>,
+    /// The media rules' memory.
+    media: MediaWalk,
 }
 
 /// Checks `entries` (any order; several participants allowed) against the contract.
@@ -166,7 +174,7 @@ pub fn check(entries: &[TimelineEntry], options: &CheckOptions) -> Vec<Finding> 
     findings
 }
 
-fn finding(entry: &TimelineEntry, rule: Rule, message: String) -> Finding {
+pub(super) fn finding(entry: &TimelineEntry, rule: Rule, message: String) -> Finding {
     Finding {
         seq: entry.seq,
         user_id: entry.user_id.clone(),
@@ -206,6 +214,7 @@ impl Walk {
             ));
             return;
         }
+        self.media.step(entry, &call_id, out);
         match &entry.event {
             Event::StatusChanged {
                 old_status,

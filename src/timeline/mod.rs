@@ -3,6 +3,7 @@
 //! block and the writer retries. Imports the model and the event vocabulary only.
 
 mod check;
+mod check_media;
 mod check_trace;
 mod clock;
 mod clock_sync;

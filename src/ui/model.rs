@@ -84,6 +84,10 @@ pub struct StatsPoint {
     pub fps: f64,
     /// Packet loss.
     pub loss_pct: f64,
+    /// What our congestion control estimates the path to the peer carries.
+    pub estimate_kbps: f64,
+    /// What we sent the peer.
+    pub sent_kbps: f64,
 }
 
 /// The media side of the current call, gathered from its timeline entries.
@@ -130,6 +134,8 @@ impl MediaModel {
                     bitrate_kbps: stats.bitrate_kbps,
                     fps: stats.fps,
                     loss_pct: stats.loss_pct,
+                    estimate_kbps: stats.sending.estimate_kbps,
+                    sent_kbps: stats.sending.sent_kbps,
                 });
                 if points.len() > STATS_KEPT {
                     points.pop_front();

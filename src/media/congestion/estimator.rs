@@ -47,6 +47,8 @@ const RESPONSE_MARGIN: Duration = Duration::from_millis(100);
 /// that sends less than it may does not let the estimate run off where the path was never tried.
 const ACKED_HEADROOM: f64 = 1.5;
 const ACKED_SLACK_BPS: f64 = 10_000.0;
+/// How far above the combined estimate either half may rest.
+const HALVES_REACH: f64 = 1.25;
 /// The window over which acknowledged bytes make a rate.
 const ACKED_WINDOW: Duration = Duration::from_millis(750);
 
@@ -325,9 +327,11 @@ impl BandwidthEstimator for Estimator {
             .min(loss_based)
             .min(ceiling)
             .clamp(MIN_BPS, MAX_BPS);
-        // Neither half runs off where the path was never tried.
-        self.delay.bps = self.delay.bps.min(ceiling).clamp(MIN_BPS, MAX_BPS);
-        self.loss.limit(ceiling.max(target).clamp(MIN_BPS, MAX_BPS));
+        // Neither half runs off where the path was never tried, nor far above the other: the
+        // half that is not limiting climbs from near the estimate once the other lets go.
+        let reach = ceiling.min(target * HALVES_REACH).max(MIN_BPS);
+        self.delay.bps = self.delay.bps.min(reach).min(MAX_BPS);
+        self.loss.limit(reach.min(MAX_BPS));
         self.estimate = Estimate {
             target_bps: target,
             delay_based_bps: delay_based,

@@ -5,7 +5,7 @@
 //! when a second sent at a clearly lower rate lost about as much as one before it (a queue that
 //! overflowed loses less once the rate is below the path's). Above the high threshold the rate
 //! falls in proportion, once per response time; below the low one it climbs back towards the
-//! delay-based rate; between, it creeps up.
+//! delay-based rate; between, it holds.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -175,11 +175,9 @@ impl LossRate {
                 self.bps *= 1.0 - 0.5 * (smoothed - own);
                 self.last_change = Some(now);
             }
-        } else {
-            // Some loss, not enough to be congestion's: climb slowly.
-            self.bps = (self.bps * 1.01).min(self.bps.max(delay_based));
-            self.last_change = Some(now);
         }
+        // Between the thresholds: hold. Climbing there would fill again the queue that just
+        // overflowed; a few per cent is not worth backing off for either.
         self.bps
     }
 }

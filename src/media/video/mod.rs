@@ -4,6 +4,7 @@
 
 mod decoder;
 mod encoder;
+mod freeze;
 mod receive;
 mod scale;
 mod send;

@@ -12,8 +12,10 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::decoder::VideoDecoder;
 use super::encoder::VideoEncoder;
+use super::freeze::FreezeMeter;
 use crate::media::MediaError;
-use crate::media::frame::{FrameSlot, I420Frame};
+use crate::media::frame::{FrameSlot, I420Frame, RgbaFrame, StreamCounters};
+use crate::media::link::LinkControl;
 use crate::media::reorder::Reorder;
 use crate::media::session::Shared;
 
@@ -60,6 +62,7 @@ pub async fn receive(
     ssrc: u32,
     worker: Option<DecodeWorker>,
     slot: Arc<FrameSlot>,
+    link: Arc<LinkControl>,
 ) {
     let pli_wanted = worker.as_ref().map_or_else(
         || Arc::new(AtomicBool::new(false)),
@@ -87,6 +90,11 @@ pub async fn receive(
             let header = &packet.header;
             let (sequence_number, timestamp) = (header.sequence_number, header.timestamp);
             reorder.push(Instant::now(), sequence_number, timestamp, packet);
+        }
+        // Repairs take a round trip (and more, if a resend is lost): wait for them as long.
+        match link.counters.rtt_micros.load(Ordering::Relaxed) {
+            0 => {}
+            micros => reorder.set_round_trip(Duration::from_micros(micros)),
         }
         let now = Instant::now();
         while let Some(packet) = reorder.pop(now) {
@@ -235,7 +243,7 @@ fn decode_video(
         }
     };
     warm_up(&mut decoder, shared);
-    let mut last_counter: Option<u32> = None;
+    let mut seen = Seen::default();
     let mut spare = None;
     while let Ok(unit) = queue.recv() {
         let Some(slot) = slot.get() else {
@@ -249,27 +257,51 @@ fn decode_video(
                 continue;
             }
         };
-        let counters = &slot.counters;
+        seen.count(&slot.counters, &frame);
+        spare = slot.put(frame);
+        shared.config.frames.repaint();
+    }
+}
+
+/// What the decoder thread remembers of the frames it handed on.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The last marker counter read.
+    last_counter: Option<u32>,
+    freezes: FreezeMeter,
+}
+
+impl Seen {
+    /// Counts a decoded frame: its size, the frames its marker says were lost before it, and
+    /// whether it ends a freeze.
+    fn count(&mut self, counters: &StreamCounters, frame: &RgbaFrame) {
         counters.frames_decoded.fetch_add(1, Ordering::Relaxed);
         let [width, height] = frame.size();
         counters
             .resolution
             .store((width as u64) << 32 | height as u64, Ordering::Relaxed);
         if let Some(counter) = frame.counter {
-            if let Some(last) = last_counter
+            if let Some(last) = self.last_counter
                 && counter > last
             {
                 counters
                     .frames_lost
                     .fetch_add(u64::from(counter - last - 1), Ordering::Relaxed);
             }
-            last_counter = Some(counter);
+            self.last_counter = Some(counter);
         }
         if frame.glass_to_glass_micros.is_some() {
             counters.frames_marked.fetch_add(1, Ordering::Relaxed);
         }
-        spare = slot.put(frame);
-        shared.config.frames.repaint();
+        if self.freezes.frame(Instant::now()) {
+            counters
+                .freezes
+                .store(self.freezes.count, Ordering::Relaxed);
+            counters.frozen_micros.store(
+                u64::try_from(self.freezes.frozen.as_micros()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+        }
     }
 }
 

@@ -57,6 +57,8 @@ struct VideoSender {
     owed: Duration,
     /// When video was first wanted, for the blind estimate's grace.
     wanted_since: Option<MonoTime>,
+    /// Frames sent so far.
+    frames: u64,
 }
 
 impl VideoSender {
@@ -79,6 +81,7 @@ impl VideoSender {
             encoding_failed: false,
             owed: Duration::ZERO,
             wanted_since: None,
+            frames: 0,
         })
     }
 
@@ -140,6 +143,7 @@ impl VideoSender {
                     duration: interval + std::mem::take(&mut self.owed),
                 };
                 shared.hub.publish(Kind::Video, &unit);
+                self.frames += 1;
                 if let Some(qp) = self.encoder.last_qp() {
                     self.ladder.handle_frame(now, qp, false);
                 }
@@ -193,6 +197,7 @@ impl VideoSender {
             target_bps: target,
             estimate_bps,
             limitation: self.ladder.limitation(),
+            frames: self.frames,
         };
     }
 
