@@ -39,6 +39,17 @@ pub struct SendHub {
     wake: OnceLock<Wake>,
 }
 
+/// What the paths to a stream's peers carry (see [`SendHub::paths`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paths {
+    /// The narrowest path's estimate, in bits per second.
+    pub narrowest_bps: f64,
+    /// The largest share of packets lost on any of them (0 to 1).
+    pub worst_loss: f64,
+    /// Whether every estimate has heard from its far end.
+    pub informed: bool,
+}
+
 /// Audio or video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -108,6 +119,23 @@ impl SendHub {
             .iter()
             .map(|subscriber| subscriber.estimate.get())
             .min_by(|a, b| a.target_bps.total_cmp(&b.target_bps))
+    }
+
+    /// What the paths to the peers that receive `kind` carry: the narrowest estimate and the
+    /// worst loss. `None` without peers.
+    pub fn paths(&self, kind: Kind) -> Option<Paths> {
+        let list = self.list(kind);
+        let estimates: Vec<Estimate> = list.iter().map(|s| s.estimate.get()).collect();
+        drop(list);
+        let narrowest = estimates
+            .iter()
+            .map(|estimate| estimate.target_bps)
+            .min_by(f64::total_cmp)?;
+        Some(Paths {
+            narrowest_bps: narrowest,
+            worst_loss: estimates.iter().map(|e| e.loss).fold(0.0, f64::max),
+            informed: estimates.iter().all(|estimate| estimate.informed),
+        })
     }
 
     /// How many peers receive `kind`.

@@ -272,8 +272,10 @@ impl Ladder {
         // Content that needs less than its budget keeps the estimate from showing more (it only
         // grows with what is sent): a rung that fits the budget is tried if the encoder is
         // at ease here.
-        let affordable = self.budget_bps >= next.climb_bps
-            || (self.budget_bps >= next.floor_bps && self.strain.relaxed());
+        // Paused, there is no encoder to ask: the floor is enough to try video again.
+        let at_ease = self.strain.relaxed() || self.rung().is_paused();
+        let affordable =
+            self.budget_bps >= next.climb_bps || (self.budget_bps >= next.floor_bps && at_ease);
         if !affordable || held_after_down {
             self.above_since = None;
             return;

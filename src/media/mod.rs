@@ -20,7 +20,6 @@ mod frame;
 mod h264_options;
 mod hub;
 pub mod impair;
-pub mod jitter;
 mod keyframe;
 pub mod ladder;
 pub mod link;

@@ -49,6 +49,14 @@ pub struct AudioCounters {
     pub bytes: AtomicU64,
     /// The last packet's speaking level, 0..=100.
     pub level: AtomicU8,
+    /// Samples played (decoded, rebuilt or made up) since the call began.
+    pub played_samples: AtomicU64,
+    /// Of them, made up to cover lost or late packets.
+    pub concealed_samples: AtomicU64,
+    /// Lost packets rebuilt from the next one's forward error correction.
+    pub fec_recovered: AtomicU64,
+    /// How long the frames played lately waited in the jitter buffer, in microseconds.
+    pub jitter_wait_micros: AtomicU64,
 }
 
 /// One stream's availability as last reported.
@@ -102,6 +110,8 @@ pub struct PeerStats {
     /// Frames our video had sent, and bytes we had sent this participant, at the last report.
     last_sent_frames: u64,
     last_sent_bytes: u64,
+    /// The participant's audio samples played, and of them made up, at the last report.
+    last_audio: (u64, u64),
 }
 
 impl PeerStats {
@@ -124,6 +134,7 @@ impl PeerStats {
             estimate,
             last_sent_frames: 0,
             last_sent_bytes: 0,
+            last_audio: (0, 0),
         }
     }
 
@@ -313,14 +324,29 @@ impl PeerStats {
     }
 
     /// How smoothly this participant's media plays.
-    fn playout(&self) -> PlayoutStats {
+    fn playout(&mut self) -> PlayoutStats {
         let video = self.video.as_ref().map(|slot| &slot.counters);
+        let audio = &self.audio;
+        let played = audio.played_samples.load(Ordering::Relaxed);
+        let concealed = audio.concealed_samples.load(Ordering::Relaxed);
+        let (played_before, concealed_before) =
+            std::mem::replace(&mut self.last_audio, (played, concealed));
+        let interval_played = played.saturating_sub(played_before);
+        let interval_concealed = concealed.saturating_sub(concealed_before);
         PlayoutStats {
             freeze_count: video.map_or(0, |counters| counters.freezes.load(Ordering::Relaxed)),
             freeze_ms: video.map_or(0, |counters| {
                 counters.frozen_micros.load(Ordering::Relaxed) / 1000
             }),
-            ..PlayoutStats::default()
+            concealed_pct: if interval_played == 0 {
+                0.0
+            } else {
+                round2(interval_concealed as f64 * 100.0 / interval_played as f64).min(100.0)
+            },
+            jitter_buffer_ms: round2(
+                audio.jitter_wait_micros.load(Ordering::Relaxed) as f64 / 1000.0,
+            ),
+            fec_recovered: audio.fec_recovered.load(Ordering::Relaxed),
         }
     }
 }

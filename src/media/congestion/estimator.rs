@@ -3,7 +3,7 @@
 //! against an adaptive threshold, [`Trendline`]) drives an AIMD rate
 //! that remembers the capacity it last backed off at; a loss-based half ([`LossRate`]) holds the
 //! rate down when the path loses a tenth more of what is sent than it loses anyway; the lower of
-//! the two, never more than half again what the far end acknowledges, is the estimate. Sans-IO: every call is given `now`.
+//! the two, never climbing past half again what the far end acknowledges, is the estimate. Sans-IO: every call is given `now`.
 //!
 //! What the interceptor chain is told ([`BandwidthEstimator::target_bitrate`]) is the pacing
 //! rate, [`PACING_FACTOR`] times the estimate: the pacer smooths bursts, it must not hold an
@@ -321,8 +321,12 @@ impl BandwidthEstimator for Estimator {
         let loss_based = self
             .loss
             .update(now, (lost, reports.len()), delay_based, self.rtt);
-        let ceiling =
-            acknowledged.map_or(MAX_BPS, |acked| acked * ACKED_HEADROOM + ACKED_SLACK_BPS);
+        // What is acknowledged limits how far the estimate climbs, not where it stays: a sender
+        // that sends little for a while (audio alone, a paused video) keeps what it had.
+        let previous = self.estimate.target_bps;
+        let ceiling = acknowledged
+            .map_or(MAX_BPS, |acked| acked * ACKED_HEADROOM + ACKED_SLACK_BPS)
+            .max(previous);
         let target = delay_based
             .min(loss_based)
             .min(ceiling)
@@ -355,5 +359,62 @@ impl BandwidthEstimator for Estimator {
         stats.packet_loss = Some(self.estimate.loss);
         stats.round_trip_time = Some(self.rtt);
         stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtc::rtcp::transport_feedbacks::cc_feedback_report::Ecn;
+
+    use super::*;
+    use crate::media::ladder::whole_bps;
+
+    /// Feedback every 100 ms for `secs` seconds of packets of 1,000 bytes at `bps`, each
+    /// arriving 20 ms after it left.
+    fn feed(estimator: &mut Estimator, start: Instant, from: Duration, secs: u64, bps: f64) {
+        let per_batch = u64::from(whole_bps(bps / 8.0 / 1_000.0 / 10.0).max(1));
+        let mut id = 0;
+        for batch in 0..secs * 10 {
+            let at = start + from + Duration::from_millis(batch * 100);
+            let reports: Vec<PacketReport> = (0..per_batch)
+                .map(|index| {
+                    id += 1;
+                    let sent = at + Duration::from_micros(index * 100_000 / per_batch);
+                    let since_start = sent.saturating_duration_since(start);
+                    PacketReport {
+                        ssrc: 1,
+                        id,
+                        rtp_sequence_number: id as u16,
+                        is_twcc: true,
+                        twcc_sequence_number: id as u16,
+                        size: 1_000,
+                        arrived: true,
+                        departure: sent,
+                        arrival: Some(since_start + Duration::from_millis(20)),
+                        ecn: Ecn::default(),
+                    }
+                })
+                .collect();
+            estimator.on_reports(at + Duration::from_millis(100), &reports);
+        }
+    }
+
+    #[test]
+    fn the_estimate_climbs_with_what_is_sent_and_holds_while_little_is() {
+        let start = Instant::now();
+        let mut estimator = Estimator::new(EstimateCell::new());
+        feed(&mut estimator, start, Duration::ZERO, 10, 1_200_000.0);
+        let busy = estimator.estimate().target_bps;
+        assert!(busy > 1_000_000.0, "{busy}");
+        assert!(
+            busy <= 1_200_000.0 * ACKED_HEADROOM + ACKED_SLACK_BPS,
+            "{busy}"
+        );
+        // The video stops: 40 kbit/s of audio alone for 20 s. The path did not shrink.
+        feed(&mut estimator, start, Duration::from_secs(10), 20, 40_000.0);
+        let quiet = estimator.estimate().target_bps;
+        assert!(quiet >= busy * 0.95, "{quiet} after {busy}");
+        assert!(estimator.estimate().informed);
+        assert!((estimator.target_bitrate() - quiet * PACING_FACTOR).abs() < 1.0);
     }
 }

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-/// One frame of audio: Opus packets are 20 ms.
-pub const FRAME: Duration = Duration::from_millis(20);
+use super::FRAME;
+
 /// The least and the most the buffer waits.
 pub const MIN_DELAY: Duration = Duration::from_millis(40);
 /// See [`MIN_DELAY`].
