@@ -872,3 +872,159 @@ fn a_capped_link_is_found_and_followed_and_frames_keep_coming() {
         me.wait_for("for afterCalling", |c| c.ended_with().is_some());
     }
 }
+
+/// A YUV4MPEG2 file of `frames` frames of `width` x `height`: a gradient that moves.
+fn y4m_file(
+    dir: &std::path::Path,
+    width: usize,
+    height: usize,
+    frames: usize,
+) -> std::path::PathBuf {
+    let mut bytes = format!("YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for frame in 0..frames {
+        bytes.extend_from_slice(b"FRAME\n");
+        bytes.extend(
+            (0..width * height).map(|index| ((index % width + frame * 4) % 220 + 16) as u8),
+        );
+        bytes.extend(
+            (0..width * height / 2).map(|index| ((index / width + frame) % 200 + 28) as u8),
+        );
+    }
+    let path = dir.join("camera.y4m");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A 16-bit PCM WAV at 16 kHz of a voice-band tone that comes and goes.
+fn wav_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let samples: Vec<i16> = (0..32_000_u32)
+        .map(|index| {
+            let t = f64::from(index) / 16_000.0;
+            // Half a second loud, half a second soft.
+            let swell = if (index / 8_000).is_multiple_of(2) {
+                1.0
+            } else {
+                0.1
+            };
+            ((t * 300.0 * std::f64::consts::TAU).sin() * 12_000.0 * swell) as i16
+        })
+        .collect();
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut bytes = b"RIFF".to_vec();
+    bytes.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    for field in [
+        16_u32.to_le_bytes().to_vec(),
+        1_u16.to_le_bytes().to_vec(),
+        1_u16.to_le_bytes().to_vec(),
+        16_000_u32.to_le_bytes().to_vec(),
+        32_000_u32.to_le_bytes().to_vec(),
+        2_u16.to_le_bytes().to_vec(),
+        16_u16.to_le_bytes().to_vec(),
+    ] {
+        bytes.extend_from_slice(&field);
+    }
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&data);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn a_camera_and_a_microphone_played_from_files_reach_the_far_end_which_records_what_it_heard() {
+    use callscope::media::DeviceChoice;
+    let _serial = serial();
+    let net = Net::start();
+    let dir = tempfile::tempdir().unwrap();
+    let recordings = dir.path().join("heard");
+    let mut bob_media = synthetic();
+    bob_media.record_audio = Some(recordings.clone());
+    let bob = net.media_client(
+        "bob",
+        Some(Script::new(Behaviour::Answer {
+            after: Duration::ZERO,
+        })),
+        bob_media,
+    );
+    let alice_media = MediaConfig {
+        camera: DeviceChoice::File(y4m_file(dir.path(), 320, 240, 20)),
+        microphone: DeviceChoice::File(wav_file(dir.path(), "speech.wav")),
+        ..synthetic()
+    };
+    let alice = net.media_client("alice", None, alice_media);
+    alice.dial(&["bob"], MediaType::Video, 30);
+    bob.wait_for("for 30 of alice's frames", |b| b.decoded("alice") >= 30);
+    // The file's size, its frames marked (so loss and latency are measured as for the pattern).
+    let slot = bob.frames.get("alice").unwrap();
+    assert_eq!(slot.counters.resolution(), (320, 240));
+    assert!(slot.counters.frames_marked.load(Ordering::Relaxed) > 0);
+    assert!(
+        device_errors(&alice).is_empty(),
+        "{:?}",
+        device_errors(&alice)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    alice.send(EngineCommand::Hangup);
+    for me in [&alice, &bob] {
+        me.wait_for("for afterCalling", |c| c.ended_with().is_some());
+    }
+    let recording = std::fs::read_dir(&recordings)
+        .unwrap()
+        .flatten()
+        .find(|entry| entry.file_name().to_string_lossy().ends_with("-alice.wav"))
+        .expect("a recording of alice");
+    let heard = callscope::media::wav::load(&recording.path()).unwrap();
+    assert!(heard.len() >= 48_000, "{} samples", heard.len());
+    let loud = heard
+        .iter()
+        .filter(|sample| sample.unsigned_abs() > 3_000)
+        .count();
+    assert!(loud > 4_800, "the tone was heard: {loud} loud samples");
+}
+
+#[test]
+fn camera_and_microphone_files_that_cannot_play_say_why_and_the_synthetic_sources_stand_in() {
+    use callscope::media::DeviceChoice;
+    let _serial = serial();
+    let net = Net::start();
+    let dir = tempfile::tempdir().unwrap();
+    let truncated = dir.path().join("cut.y4m");
+    std::fs::write(&truncated, b"YUV4MPEG2 W320 H240 F30:1\nFRAME\n\x10\x10").unwrap();
+    let not_wav = dir.path().join("noise.wav");
+    std::fs::write(&not_wav, [0xAB_u8; 4_000]).unwrap();
+    for (camera, microphone, says) in [
+        (
+            dir.path().join("missing.y4m"),
+            not_wav.clone(),
+            "could not be opened",
+        ),
+        (
+            truncated.clone(),
+            dir.path().join("missing.wav"),
+            "has no whole frame",
+        ),
+    ] {
+        let bob = answering(&net, "bob");
+        let alice_media = MediaConfig {
+            camera: DeviceChoice::File(camera),
+            microphone: DeviceChoice::File(microphone),
+            ..synthetic()
+        };
+        let alice = net.media_client("alice", None, alice_media);
+        alice.dial(&["bob"], MediaType::Video, 30);
+        bob.wait_for("for alice's video", |b| b.decoded("alice") >= 10);
+        let errors = device_errors(&alice);
+        assert!(errors.contains(&ErrorCode::CameraUnavailable), "{errors:?}");
+        assert!(
+            errors.contains(&ErrorCode::MicrophoneUnavailable),
+            "{errors:?}"
+        );
+        assert!(alice.has(|e| matches!(e, Event::Error(error) if error.message.contains(says))));
+        alice.send(EngineCommand::Hangup);
+        for me in [&alice, &bob] {
+            me.wait_for("for afterCalling", |c| c.ended_with().is_some());
+        }
+    }
+}

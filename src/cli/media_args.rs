@@ -8,11 +8,13 @@ pub struct MediaArgs {
     /// The video resolution sent: 480p (TUICallKit's default), 720p or 1080p.
     #[arg(long, default_value = "480p", value_name = "RESOLUTION")]
     pub resolution: Resolution,
-    /// The camera, by name or index from `callscope devices`; `synthetic` for the test pattern
-    /// (default: the first camera, or the test pattern when there is none).
+    /// The camera, by name or index from `callscope devices`; `synthetic` for the test pattern;
+    /// or a YUV4MPEG2 file (`FILE.y4m`, 4:2:0) played in a loop (default: the first camera, or
+    /// the test pattern when there is none).
     #[arg(long, value_name = "CAMERA")]
     pub camera: Option<String>,
-    /// The microphone, by name from `callscope devices`; `synthetic` for a tone.
+    /// The microphone, by name from `callscope devices`; `synthetic` for a tone; or a 16-bit
+    /// PCM WAV file (`FILE.wav`) played in a loop.
     #[arg(long, value_name = "MICROPHONE")]
     pub microphone: Option<String>,
     /// The speaker, by name from `callscope devices`; `synthetic` for silence.
@@ -48,14 +50,28 @@ pub struct MediaArgs {
     /// repeatable, later rules on top of earlier ones. It holds for every call.
     #[arg(long = "impair", value_name = "RULE")]
     pub impair: Vec<callscope::media::impair::LinkRule>,
+    /// Write each remote participant's audio, as it played here (concealment and all), to
+    /// DIR/CALL-USER.wav (48 kHz mono).
+    #[arg(long, value_name = "DIR")]
+    pub record_audio: Option<std::path::PathBuf>,
 }
 
 fn choice(value: Option<&String>) -> DeviceChoice {
     match value.map(String::as_str) {
         None => DeviceChoice::Default,
         Some("synthetic") => DeviceChoice::Synthetic,
+        Some(name) if is_media_file(name) => DeviceChoice::File(name.into()),
         Some(name) => DeviceChoice::Named(name.to_owned()),
     }
+}
+
+/// Whether a device name is a file to play instead: a `.y4m` or `.wav` path.
+fn is_media_file(name: &str) -> bool {
+    std::path::Path::new(name)
+        .extension()
+        .is_some_and(|extension| {
+            extension.eq_ignore_ascii_case("y4m") || extension.eq_ignore_ascii_case("wav")
+        })
 }
 
 impl MediaArgs {
@@ -73,6 +89,7 @@ impl MediaArgs {
         config.ice.username = self.ice_username.clone().unwrap_or_default();
         config.ice.credential = self.ice_credential.clone().unwrap_or_default();
         config.ice.relay_only = self.ice_relay_only;
+        config.record_audio.clone_from(&self.record_audio);
         config
     }
 }

@@ -58,6 +58,14 @@ pub enum MediaError {
         /// What the system said.
         reason: String,
     },
+    /// A participant's audio could not be recorded (`--record-audio`).
+    #[error("{user_id}'s audio could not be recorded: {reason}")]
+    Recording {
+        /// The participant.
+        user_id: String,
+        /// What the system said.
+        reason: String,
+    },
 }
 
 impl MediaError {
@@ -70,7 +78,8 @@ impl MediaError {
             Self::SpeakerUnavailable { .. }
             | Self::Codec { .. }
             | Self::Connection { .. }
-            | Self::Thread { .. } => ErrorCode::InitFailed,
+            | Self::Thread { .. }
+            | Self::Recording { .. } => ErrorCode::InitFailed,
         }
     }
 

@@ -37,7 +37,7 @@ mod worker;
 
 use std::time::Duration;
 
-pub use audio::{Ringtone, audio_level, quiet_sound_library, ringtone_samples};
+pub use audio::{Ringtone, audio_level, quiet_sound_library, ringtone_samples, wav};
 pub use camera::{CameraInfo, list_cameras};
 pub use devices::{DeviceChoices, DeviceList, list_devices};
 pub use error::MediaError;
@@ -121,6 +121,9 @@ pub enum DeviceChoice {
     Named(String),
     /// The synthetic source (test pattern or tone), never a device.
     Synthetic,
+    /// A file played in a loop as the device: a YUV4MPEG2 video (`.y4m`) for the camera, a
+    /// 16-bit PCM WAV (`.wav`) for the microphone.
+    File(std::path::PathBuf),
 }
 
 /// How peer connections find each other.
@@ -196,6 +199,9 @@ pub struct MediaConfig {
     pub devices: Devices,
     /// What the links to the peers do on purpose (nothing, unless a debugging aid asks).
     pub link: impair::LinkPlan,
+    /// Where each remote participant's audio, as it played, is written as a WAV file (none by
+    /// default).
+    pub record_audio: Option<std::path::PathBuf>,
 }
 
 impl Default for MediaConfig {
@@ -214,6 +220,7 @@ impl Default for MediaConfig {
             ringing: Ringing::Private,
             devices: Devices::Host,
             link: impair::LinkPlan::default(),
+            record_audio: None,
         }
     }
 }

@@ -261,6 +261,13 @@ fn choice_text(choice: &DeviceChoice) -> String {
         DeviceChoice::Default => "default".to_owned(),
         DeviceChoice::Synthetic => "synthetic".to_owned(),
         DeviceChoice::Named(name) => name.clone(),
+        DeviceChoice::File(path) => format!(
+            "file: {}",
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |name| name.to_string_lossy().into_owned()
+            )
+        ),
     }
 }
 
@@ -278,6 +285,10 @@ fn device_menu_ui(
         .show_ui(ui, |ui| {
             ui.selectable_value(choice, DeviceChoice::Default, "default");
             ui.selectable_value(choice, DeviceChoice::Synthetic, "synthetic");
+            // A file given on the command line stays on the menu, to go back to.
+            if let DeviceChoice::File(_) = &before {
+                ui.selectable_value(choice, before.clone(), choice_text(&before));
+            }
             for name in names {
                 ui.selectable_value(choice, DeviceChoice::Named(name.clone()), name);
             }

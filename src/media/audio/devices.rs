@@ -60,6 +60,10 @@ pub(super) fn find_device(
     let host = cpal::default_host();
     match choice {
         DeviceChoice::Synthetic => Err(format!("no {what} chosen")),
+        DeviceChoice::File(path) => Err(format!(
+            "{} is a file, not a {what} (files play as the camera or the microphone)",
+            path.display()
+        )),
         DeviceChoice::Default => if input {
             host.default_input_device()
         } else {

@@ -11,6 +11,7 @@ mod playback;
 mod receive;
 mod ringtone;
 mod send;
+pub mod wav;
 
 use std::time::Duration;
 

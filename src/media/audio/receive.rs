@@ -1,7 +1,7 @@
 //! The receive path of one remote audio track: packets into the participant's jitter buffer as
 //! they arrive; every 20 ms (the playout clock) one frame out of it, decoded, rebuilt from the
-//! next packet's forward error correction, or made up by Opus's concealment; its level, and the
-//! speaker.
+//! next packet's forward error correction, or made up by Opus's concealment; its level, the
+//! speaker, and a WAV file when asked (`--record-audio`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,6 +10,7 @@ use std::time::Instant;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
 use super::jitter::{JitterBuffer, Playout};
+use super::wav::WavWriter;
 use super::{FRAME, FRAME_SAMPLES, SAMPLE_RATE, audio_level};
 use crate::media::MediaError;
 use crate::media::session::Shared;
@@ -38,6 +39,7 @@ pub async fn receive(
     };
     let mut jitter = JitterBuffer::new();
     let mut samples = vec![0_i16; MAX_PACKET_SAMPLES];
+    let mut recorder = Recorder::open(&shared, &remote);
     let mut playout = tokio::time::interval(FRAME);
     loop {
         tokio::select! {
@@ -62,6 +64,7 @@ pub async fn receive(
                 let frame = jitter.pull(Instant::now());
                 if let Some(length) = play(&mut decoder, &frame, &mut samples, &counters) {
                     shared.playback.push(&remote, &samples[..length]);
+                    recorder.write(&shared, &remote, &samples[..length]);
                 }
                 if let Some(wait) = jitter.take_mean_wait() {
                     counters
@@ -72,6 +75,60 @@ pub async fn receive(
         }
     }
     shared.playback.remove(&remote);
+}
+
+/// Where a participant's audio is written as it plays (`--record-audio DIR`): `DIR/CALL-USER.wav`.
+#[derive(Debug, Default)]
+struct Recorder {
+    writer: Option<WavWriter>,
+}
+
+impl Recorder {
+    /// The recorder of `user_id`'s audio, or none when not asked for (or the file could not be
+    /// made, which the timeline says).
+    fn open(shared: &Shared, user_id: &str) -> Self {
+        let Some(dir) = &shared.config.record_audio else {
+            return Self::default();
+        };
+        let name = format!("{}-{user_id}.wav", shared.call_id)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>();
+        let created =
+            std::fs::create_dir_all(dir).and_then(|()| WavWriter::create(&dir.join(name)));
+        match created {
+            Ok(writer) => Self {
+                writer: Some(writer),
+            },
+            Err(error) => {
+                shared.error(MediaError::Recording {
+                    user_id: user_id.to_owned(),
+                    reason: error.to_string(),
+                });
+                Self::default()
+            }
+        }
+    }
+
+    /// Appends what played; a failure is said once and the recording stops.
+    fn write(&mut self, shared: &Shared, user_id: &str, samples: &[i16]) {
+        let Some(writer) = &mut self.writer else {
+            return;
+        };
+        if let Err(error) = writer.write(samples) {
+            self.writer = None;
+            shared.error(MediaError::Recording {
+                user_id: user_id.to_owned(),
+                reason: error.to_string(),
+            });
+        }
+    }
 }
 
 /// Decodes one frame of the playout into `samples`, counting it; how many samples it made

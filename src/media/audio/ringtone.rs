@@ -4,7 +4,6 @@ use std::sync::{Arc, OnceLock};
 
 use cpal::traits::DeviceTrait as _;
 
-use super::SAMPLE_RATE;
 use super::devices::{HeldStream, find_device, hold_stream, mono_config};
 use crate::media::{DeviceChoice, Devices};
 
@@ -19,44 +18,9 @@ fn ringtone() -> Result<Arc<[i16]>, String> {
         .clone()
 }
 
-/// The ringtone's samples at 48 kHz mono: a 16-bit PCM WAV, resampled by nearest neighbour.
+/// The ringtone's samples at 48 kHz mono.
 pub fn ringtone_samples() -> Result<Vec<i16>, String> {
-    let bad = |what: &str| format!("the ringtone is not a 16-bit PCM WAV: {what}");
-    if RINGTONE_WAV.get(..4) != Some(b"RIFF") || RINGTONE_WAV.get(8..12) != Some(b"WAVE") {
-        return Err(bad("no RIFF/WAVE header"));
-    }
-    let (mut rate, mut channels, mut data) = (0_u32, 0_usize, None);
-    let mut offset = 12;
-    while let Some(header) = RINGTONE_WAV.get(offset..offset + 8) {
-        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        let body = RINGTONE_WAV
-            .get(offset + 8..offset + 8 + size)
-            .ok_or_else(|| bad("a chunk runs past the end"))?;
-        match &header[..4] {
-            b"fmt " if body.len() >= 16 => {
-                channels = usize::from(u16::from_le_bytes([body[2], body[3]]));
-                rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
-                if u16::from_le_bytes([body[14], body[15]]) != 16 {
-                    return Err(bad("not 16 bits per sample"));
-                }
-            }
-            b"data" => data = Some(body),
-            _ => {}
-        }
-        offset += 8 + size + size % 2;
-    }
-    let data = data.ok_or_else(|| bad("no data chunk"))?;
-    if rate == 0 || channels == 0 {
-        return Err(bad("no format chunk"));
-    }
-    let frames: Vec<i16> = data
-        .chunks_exact(2 * channels)
-        .map(|frame| i16::from_le_bytes([frame[0], frame[1]]))
-        .collect();
-    let length = frames.len() * SAMPLE_RATE as usize / rate as usize;
-    Ok((0..length)
-        .map(|index| frames[index * rate as usize / SAMPLE_RATE as usize])
-        .collect())
+    super::wav::decode(RINGTONE_WAV).map_err(|reason| format!("the ringtone: {reason}"))
 }
 
 /// The ringtone looping through the speaker; it stops when dropped.

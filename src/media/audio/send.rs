@@ -38,6 +38,8 @@ enum AudioSource {
         /// Frames made so far, for its loudness.
         frames: u32,
     },
+    /// A WAV file's samples, looped.
+    File { samples: Vec<i16>, position: usize },
 }
 
 impl AudioSource {
@@ -46,8 +48,21 @@ impl AudioSource {
             phase: 0.0,
             frames: 0,
         };
-        if shared.config.microphone == DeviceChoice::Synthetic {
-            return tone;
+        match &shared.config.microphone {
+            DeviceChoice::Synthetic => return tone,
+            DeviceChoice::File(path) => {
+                return match super::wav::load(path) {
+                    Ok(samples) => Self::File {
+                        samples,
+                        position: 0,
+                    },
+                    Err(reason) => {
+                        shared.error(MediaError::MicrophoneUnavailable { reason });
+                        tone
+                    }
+                };
+            }
+            DeviceChoice::Default | DeviceChoice::Named(_) => {}
         }
         let captured: Arc<Mutex<VecDeque<i16>>> = Arc::default();
         let sink = Arc::clone(&captured);
@@ -87,6 +102,12 @@ impl AudioSource {
                 let mut buffer = captured.lock().unwrap_or_else(PoisonError::into_inner);
                 for sample in frame.iter_mut() {
                     *sample = buffer.pop_front().unwrap_or(0);
+                }
+            }
+            Self::File { samples, position } => {
+                for sample in frame.iter_mut() {
+                    *sample = samples[*position];
+                    *position = (*position + 1) % samples.len();
                 }
             }
             Self::Tone { phase, frames } => {

@@ -9,6 +9,7 @@ mod receive;
 mod scale;
 mod send;
 mod source;
+mod y4m;
 
 pub use decoder::{VideoDecoder, to_rgba};
 pub use encoder::VideoEncoder;

@@ -12,13 +12,14 @@ use bytes::Bytes;
 
 use super::encoder::VideoEncoder;
 use super::scale::scale_into;
-use super::source::VideoSource;
+use super::source::{VideoSource, open_file};
+use super::y4m::Y4mFile;
 use crate::media::MediaError;
 use crate::media::events::MediaEvent;
 use crate::media::frame::{FrameSlot, I420Frame, LOCAL_STREAM};
 use crate::media::hub::{Encoded, Kind};
 use crate::media::ladder::{Ladder, Step};
-use crate::media::marker;
+use crate::media::marker::{self, Marker};
 use crate::media::session::Shared;
 use crate::media::stats::SentVideo;
 use crate::media::worker::Pacer;
@@ -59,11 +60,19 @@ struct VideoSender {
     wanted_since: Option<MonoTime>,
     /// Frames sent so far.
     frames: u64,
+    /// Frames captured so far (the frame marker's counter).
+    captured: u32,
+    /// The file the camera choice names, opened early for its size (a file is no device).
+    file: Option<Result<Y4mFile, String>>,
 }
 
 impl VideoSender {
     fn new(shared: &Shared) -> Result<Self, openh264::Error> {
-        let (width, height) = shared.config.resolution.size();
+        let file = open_file(&shared.config.camera);
+        let (width, height) = match &file {
+            Some(Ok(file)) => file.size(),
+            _ => shared.config.resolution.size(),
+        };
         let ladder = Ladder::new(width, height, shared.config.fps.max(1));
         let rung = ladder.rung();
         let mut encoder = VideoEncoder::with_size(rung.width, rung.height, rung.fps, 1_000_000)?;
@@ -82,6 +91,8 @@ impl VideoSender {
             owed: Duration::ZERO,
             wanted_since: None,
             frames: 0,
+            captured: 0,
+            file,
         })
     }
 
@@ -106,16 +117,27 @@ impl VideoSender {
             return;
         }
         self.pacer.wait();
+        if !self.capture(shared) {
+            self.keyframe = true;
+            return;
+        }
+        self.encode(shared, now);
+    }
+
+    /// Captures the next frame into `scaled`, at the rung's size, with the frame marker on
+    /// test content; false when the source had none this time.
+    fn capture(&mut self, shared: &Shared) -> bool {
         let source = self.source.get_or_insert_with(|| {
             self.preview = shared
                 .config
                 .preview
                 .then(|| shared.config.frames.reset(LOCAL_STREAM));
-            VideoSource::open(shared)
+            VideoSource::open(shared, self.file.take())
         });
-        let Some(frame) = source.next_frame(shared, marker::now_micros()) else {
-            self.keyframe = true;
-            return;
+        let marked = source.is_marked();
+        let capture_micros = marker::now_micros();
+        let Some(frame) = source.next_frame(shared, capture_micros) else {
+            return false;
         };
         if let Some(slot) = &self.preview
             && let Some(rgba) = super::decoder::to_rgba(frame)
@@ -123,12 +145,23 @@ impl VideoSender {
             let _ = slot.put(rgba);
             shared.config.frames.repaint();
         }
-        let frame = if frame.width == self.scaled.width && frame.height == self.scaled.height {
-            frame
-        } else {
-            scale_into(frame, &mut self.scaled);
-            &self.scaled
-        };
+        scale_into(frame, &mut self.scaled);
+        if marked {
+            // Drawn at the size sent, so the receiver reads it back whatever the rung.
+            let (width, height) = (self.scaled.width, self.scaled.height);
+            Marker {
+                counter: self.captured,
+                capture_micros,
+            }
+            .draw(&mut self.scaled.y, width, width, height);
+        }
+        self.captured = self.captured.wrapping_add(1);
+        true
+    }
+
+    /// Encodes the captured frame and hands it to the peers.
+    fn encode(&mut self, shared: &Shared, now: MonoTime) {
+        let frame = &self.scaled;
         self.keyframe |= shared.hub.take_keyframe_request();
         let started = Instant::now();
         let encoded = self.encoder.encode(frame, self.keyframe);
