@@ -96,6 +96,8 @@ enum BenchCommand {
     Signaling(cli::bench::SignalingBenchArgs),
     /// Video calls on loopback: set-up time, first frame, glass-to-glass and CPU, against aiortc.
     Call(cli::bench_call::CallBenchArgs),
+    /// Calls through named network profiles: adaptation, frame rate, freezes, delay, audio.
+    Network(cli::bench_network::NetworkBenchArgs),
     /// One process's share of the sessions of `bench signaling` (it starts these itself when
     /// one process may not open enough sockets).
     #[command(hide = true)]
@@ -129,6 +131,15 @@ fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
 fn call_timeline(data_dir: &Path) -> anyhow::Result<(Timeline, Option<Store>)> {
     let store = open_store(data_dir)?;
     Ok((Timeline::persistent(store.clone()), Some(store)))
+}
+
+fn run_bench(bench: BenchCommand) -> anyhow::Result<()> {
+    match bench {
+        BenchCommand::Signaling(args) => cli::bench::signaling(&args),
+        BenchCommand::SignalingPart(args) => cli::bench::signaling_part(&args),
+        BenchCommand::Call(args) => cli::bench_call::call(&args),
+        BenchCommand::Network(args) => cli::bench_network::network(&args),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -182,16 +193,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::server::server(&args, timeline)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Bench(BenchCommand::Signaling(args))) => {
-            cli::bench::signaling(&args)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Bench(BenchCommand::SignalingPart(args))) => {
-            cli::bench::signaling_part(&args)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Bench(BenchCommand::Call(args))) => {
-            cli::bench_call::call(&args)?;
+        Some(Command::Bench(bench)) => {
+            run_bench(bench)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Devices) => {

@@ -975,7 +975,14 @@ fn a_camera_and_a_microphone_played_from_files_reach_the_far_end_which_records_w
         .flatten()
         .find(|entry| entry.file_name().to_string_lossy().ends_with("-alice.wav"))
         .expect("a recording of alice");
-    let heard = callscope::media::wav::load(&recording.path()).unwrap();
+    let bytes = std::fs::read(recording.path()).unwrap();
+    let heard = callscope::media::wav::load(&recording.path()).unwrap_or_else(|error| {
+        panic!(
+            "{error}: {} bytes, header {:?}",
+            bytes.len(),
+            &bytes[..44.min(bytes.len())]
+        )
+    });
     assert!(heard.len() >= 48_000, "{} samples", heard.len());
     let loud = heard
         .iter()

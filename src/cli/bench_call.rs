@@ -12,18 +12,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use callscope::engine::{
-    Behaviour, ClientConfig, ConnectionState as Link, EngineCommand, Reports, Script, StateSlot,
-    run_client, sign_user_sig,
-};
+use callscope::engine::{Behaviour, EngineCommand, Script, sign_user_sig};
 use callscope::event::{ConnectionState, Event};
-use callscope::kit::CallKit;
 use callscope::media::{FrameSlot, FrameSlots, MediaConfig, Resolution, Ringing};
-use callscope::model::{CallStatus, MediaType, MonoTime};
+use callscope::model::{CallStatus, MediaType};
 use callscope::signaling::usersig::Keyring;
 use callscope::signaling::{Server, ServerConfig};
-use callscope::timeline::{Clock, Origin, TimelineEntry};
-use tokio::sync::mpsc;
+use callscope::timeline::Clock;
+
+use super::bench_client::{BenchClient, SECRET, first_frame_slot, wait};
 
 /// Options of `callscope bench call`.
 // Command-line switches are bools by nature.
@@ -73,8 +70,6 @@ pub struct CallBenchArgs {
     pub cut_media: Option<f64>,
 }
 
-const SECRET: &[u8] = b"callscope-call-bench-secret";
-const WAIT: Duration = Duration::from_secs(20);
 /// How long the callscope callee rings before it accepts.
 const RINGING: Duration = Duration::from_millis(500);
 
@@ -328,96 +323,39 @@ fn print_summaries(summaries: &[Summary], floor: &CodecFloor, args: &CallBenchAr
     }
 }
 
-struct BenchClient {
-    kit: CallKit,
-    commands: mpsc::Sender<EngineCommand>,
-    frames: FrameSlots,
-    state: StateSlot,
-}
-
-impl BenchClient {
-    fn start(
-        runtime: &tokio::runtime::Runtime,
-        url: &str,
-        user: &str,
-        clock: &Clock,
-        args: &CallBenchArgs,
-        script: Option<Script>,
-    ) -> Self {
-        let kit = CallKit::builder().user(user).clock(*clock).build();
-        let (commands, receiver) = mpsc::channel(16);
-        let state = StateSlot::default();
-        let frames = FrameSlots::default();
-        let config = ClientConfig {
-            server_traces: args.share_trace,
-            share_traces: args.share_trace,
-            server_url: url.to_owned(),
-            user_id: user.to_owned(),
-            user_sig: sign_user_sig(SECRET, user),
-            media: Some(MediaConfig {
-                resolution: args.resolution,
-                frames: frames.clone(),
-                ringing: Ringing::private(args.private_ringing),
-                ..MediaConfig::synthetic()
-            }),
-        };
-        let reports = Reports::to_slot(state.clone());
-        runtime.spawn(run_client(config, kit.clone(), receiver, reports, script));
-        let started = Instant::now();
-        while state.latest().connection != Link::Online && started.elapsed() < WAIT {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Self {
-            kit,
-            commands,
-            frames,
-            state,
-        }
-    }
-
-    fn status(&self) -> CallStatus {
-        self.state.latest().call.status()
-    }
-
-    /// Our own entries after `seq` (what another side shared decides nothing here).
-    fn entries_since(&self, seq: u64) -> Vec<Arc<TimelineEntry>> {
-        let mut entries = self.kit.timeline().since(seq, usize::MAX);
-        entries.retain(|entry| entry.origin == Origin::Local);
-        entries
-    }
-
-    /// How many entries of other sides (a participant's, the server's) came after `seq`.
-    fn others_since(&self, seq: u64) -> usize {
-        self.kit
-            .timeline()
-            .since(seq, usize::MAX)
-            .iter()
-            .filter(|entry| entry.origin != Origin::Local)
-            .count()
-    }
-
-    /// When `wanted` first held among the entries after `seq`.
-    fn instant_of(&self, seq: u64, wanted: impl Fn(&Event) -> bool) -> Option<Instant> {
-        self.entries_since(seq)
-            .iter()
-            .find(|entry| wanted(&entry.event))
-            .map(|entry| {
-                self.kit
-                    .clock()
-                    .instant_of(MonoTime::from_micros(entry.at.mono_micros))
-            })
-    }
-}
-
-fn wait(what: &str, done: impl Fn() -> bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > WAIT {
-            bail!("timed out waiting {what}");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Ok(())
+/// The callee (answering with `answer`) and the caller of `bench call`.
+fn start_pair(
+    runtime: &tokio::runtime::Runtime,
+    url: &str,
+    args: &CallBenchArgs,
+    clock: &Clock,
+    answer: Option<Script>,
+) -> (BenchClient, BenchClient) {
+    let media = || MediaConfig {
+        resolution: args.resolution,
+        frames: FrameSlots::default(),
+        ringing: Ringing::private(args.private_ringing),
+        ..MediaConfig::synthetic()
+    };
+    let answering = BenchClient::start(
+        runtime,
+        url,
+        "bench-callee",
+        clock,
+        media(),
+        args.share_trace,
+        answer,
+    );
+    let dialing = BenchClient::start(
+        runtime,
+        url,
+        "bench-caller",
+        clock,
+        media(),
+        args.share_trace,
+        None,
+    );
+    (answering, dialing)
 }
 
 fn measure_callscope(
@@ -429,8 +367,7 @@ fn measure_callscope(
     // The callee rings for half a second, as a quick person would: what is measured starts at
     // the accept, and the ringing is when both sides prepare (negotiate, warm up the codecs).
     let answer = Some(Script::new(Behaviour::Answer { after: RINGING }));
-    let answering = BenchClient::start(runtime, url, "bench-callee", &clock, args, answer);
-    let dialing = BenchClient::start(runtime, url, "bench-caller", &clock, args, None);
+    let (answering, dialing) = start_pair(runtime, url, args, &clock, answer);
     for rule in &args.impair {
         dialing
             .commands
@@ -581,22 +518,6 @@ fn is_connected(event: &Event) -> bool {
 
 fn millis_between(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64() * 1000.0
-}
-
-/// Waits until `client` shows a first frame from `from`, and returns that stream's slot.
-fn first_frame_slot(client: &BenchClient, from: &str) -> anyhow::Result<Arc<FrameSlot>> {
-    let started = Instant::now();
-    loop {
-        if let Some(slot) = client.frames.get(from)
-            && slot.first_frame_at().is_some()
-        {
-            return Ok(slot);
-        }
-        if started.elapsed() > WAIT {
-            bail!("no video from {from} within {WAIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// The aiortc peer script, looked for next to the working directory and the executable.

@@ -50,6 +50,17 @@ pub struct MediaArgs {
     /// repeatable, later rules on top of earlier ones. It holds for every call.
     #[arg(long = "impair", value_name = "RULE")]
     pub impair: Vec<callscope::media::impair::LinkRule>,
+    /// Echo cancellation, noise suppression and gain control on a real microphone (on by
+    /// default); `--audio-processing=false` sends the microphone as it is.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub audio_processing: bool,
     /// Write each remote participant's audio, as it played here (concealment and all), to
     /// DIR/CALL-USER.wav (48 kHz mono).
     #[arg(long, value_name = "DIR")]
@@ -90,6 +101,7 @@ impl MediaArgs {
         config.ice.credential = self.ice_credential.clone().unwrap_or_default();
         config.ice.relay_only = self.ice_relay_only;
         config.record_audio.clone_from(&self.record_audio);
+        config.audio_processing = self.audio_processing;
         config
     }
 }

@@ -4,6 +4,8 @@ pub mod answer;
 pub mod bench;
 pub mod bench_abuse;
 pub mod bench_call;
+mod bench_client;
+pub mod bench_network;
 pub mod call;
 pub mod check;
 pub mod diff;

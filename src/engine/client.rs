@@ -231,6 +231,7 @@ impl Task {
                         media.camera = choices.camera;
                         media.microphone = choices.microphone;
                         media.speaker = choices.speaker;
+                        media.audio_processing = choices.audio_processing;
                     }
                 }
                 Output::Impair(plan) => {

@@ -29,7 +29,7 @@ pub fn list_devices(devices: Devices) -> DeviceList {
 }
 
 /// Which camera, microphone and speaker the next call uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct DeviceChoices {
     /// The camera.
@@ -38,4 +38,17 @@ pub struct DeviceChoices {
     pub microphone: DeviceChoice,
     /// The speaker.
     pub speaker: DeviceChoice,
+    /// Echo cancellation, noise suppression and gain control on a real microphone.
+    pub audio_processing: bool,
+}
+
+impl Default for DeviceChoices {
+    fn default() -> Self {
+        Self {
+            camera: DeviceChoice::Default,
+            microphone: DeviceChoice::Default,
+            speaker: DeviceChoice::Default,
+            audio_processing: true,
+        }
+    }
 }

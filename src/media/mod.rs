@@ -169,6 +169,8 @@ impl IceConfig {
 }
 
 /// How the media engine runs for one user.
+// Its switches are bools by nature, each one independent of the others.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
     /// Sent video size.
@@ -202,6 +204,9 @@ pub struct MediaConfig {
     /// Where each remote participant's audio, as it played, is written as a WAV file (none by
     /// default).
     pub record_audio: Option<std::path::PathBuf>,
+    /// Echo cancellation, noise suppression and gain control on a real microphone (on by
+    /// default; files and the tone are sent as they are).
+    pub audio_processing: bool,
 }
 
 impl Default for MediaConfig {
@@ -221,6 +226,7 @@ impl Default for MediaConfig {
             devices: Devices::Host,
             link: impair::LinkPlan::default(),
             record_audio: None,
+            audio_processing: true,
         }
     }
 }

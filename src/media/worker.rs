@@ -40,6 +40,14 @@ impl Drop for MediaThread {
     }
 }
 
+/// Lowers the calling thread's scheduling priority (its niceness): video threads call it, so
+/// on busy cores the audio, the network and the window are served first, and a frame late is
+/// what gives (a late audio packet is a gap heard, a late frame is one frame shown longer).
+pub fn give_way() {
+    // Refused (a locked-down system), the thread keeps its priority: nothing more to do.
+    let _ = thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+}
+
 /// A wake-up shared by a call's media threads: whoever changes what they wait for rings it.
 /// Cloning shares it.
 #[derive(Debug, Clone, Default)]

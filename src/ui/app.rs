@@ -164,6 +164,8 @@ impl CallscopeApp {
             camera: flag_or_saved(&options.media.camera, &settings.devices.camera),
             microphone: flag_or_saved(&options.media.microphone, &settings.devices.microphone),
             speaker: flag_or_saved(&options.media.speaker, &settings.devices.speaker),
+            // Off on the command line wins; otherwise the menu's.
+            audio_processing: options.media.audio_processing && settings.devices.audio_processing,
         };
         let private_ringing = options.private_ringing.unwrap_or(settings.private_ringing);
         let share_trace = options.share_trace.unwrap_or(settings.share_trace);
@@ -185,6 +187,7 @@ impl CallscopeApp {
                 camera: device_choices.camera.clone(),
                 microphone: device_choices.microphone.clone(),
                 speaker: device_choices.speaker.clone(),
+                audio_processing: device_choices.audio_processing,
                 ringing: crate::media::Ringing::private(private_ringing),
                 ..options.media
             }),

@@ -317,6 +317,17 @@ pub fn devices_ui(ui: &mut egui::Ui, model: &Model, commands: &mut Vec<UiCommand
             &devices.microphones,
         );
         changed |= device_menu_ui(ui, "Speaker", &mut choices.speaker, &devices.speakers);
+        changed |= ui
+            .checkbox(
+                &mut choices.audio_processing,
+                "Echo cancellation, noise, gain",
+            )
+            .on_hover_text(
+                "Cleans a real microphone before it is sent: what the speaker played is taken \
+                 out (echo cancellation), steady noise is suppressed, a soft voice is lifted. \
+                 Files and the tone are sent as they are.",
+            )
+            .changed();
         if cameras.is_empty() {
             ui.weak("No camera: calls send the test pattern.");
         }

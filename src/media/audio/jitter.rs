@@ -7,7 +7,7 @@
 //! - concealment, when neither is (the decoder makes up 20 ms that fit what came before);
 //! - nothing, before the stream starts or after it stopped (muted, gone).
 //!
-//! How long packets wait (the target delay) follows the measured arrival jitter: the 95th
+//! How long packets wait (the target delay) follows the measured arrival jitter: the 98th
 //! percentile, over the last seconds, of how much later each packet came than the quickest
 //! (a floor that drifts up slowly, so clocks that disagree are not taken for jitter), plus a
 //! frame, within [`MIN_DELAY`] and [`MAX_DELAY`]. A buffer that holds more than that plays a frame
@@ -31,13 +31,17 @@ pub const MAX_DELAY: Duration = Duration::from_millis(200);
 /// (it starts again, with a fresh wait, when packets come back).
 const STOPPED_AFTER_FRAMES: u32 = 10;
 /// How far back the arrival delays are remembered for the target.
-const DELAY_MEMORY: Duration = Duration::from_secs(5);
+const DELAY_MEMORY: Duration = Duration::from_secs(10);
+/// The share of packets the target waits for (the rest come too late and are made up).
+const WAITED_FOR: usize = 98;
 /// The quickest delay drifts up by this much a second (a sender's clock 2 % slow is followed
 /// without the drift counting as jitter).
 const FLOOR_RISE_MS_PER_SEC: f64 = 20.0;
-/// A buffer this many frames over its target (for [`ACCELERATE_AFTER`] pulls) plays one less.
-const EXCESS_FRAMES: u64 = 2;
-const ACCELERATE_AFTER: u32 = 5;
+/// A buffer this many frames over its target for [`ACCELERATE_AFTER`] pulls in a row plays
+/// one less: a burst after a stall drains by itself, only a surplus that stays (a sender's clock
+/// running fast) is played out.
+const EXCESS_FRAMES: u64 = 4;
+const ACCELERATE_AFTER: u32 = 50;
 /// Opus at 48 kHz: RTP ticks a second.
 const CLOCK_RATE: f64 = 48_000.0;
 
@@ -151,16 +155,16 @@ impl JitterBuffer {
         }
     }
 
-    /// How long packets should wait now: the arrival jitter's 95th percentile and a frame.
+    /// How long packets should wait now: the arrival jitter's 98th percentile and a frame.
     pub fn target(&self) -> Duration {
         let mut spread: Vec<f64> = self.spreads.iter().map(|(_, spread)| *spread).collect();
         spread.sort_by(f64::total_cmp);
-        let p95 = spread
-            .get(spread.len() * 95 / 100)
+        let spread_ms = spread
+            .get(spread.len() * WAITED_FOR / 100)
             .copied()
             .unwrap_or(0.0)
             .max(0.0);
-        (Duration::from_secs_f64(p95 / 1_000.0) + FRAME).clamp(MIN_DELAY, MAX_DELAY)
+        (Duration::from_secs_f64(spread_ms / 1_000.0) + FRAME).clamp(MIN_DELAY, MAX_DELAY)
     }
 
     /// The audio held now, from the next frame to play to the newest here.

@@ -8,6 +8,7 @@
 mod devices;
 pub mod jitter;
 mod playback;
+pub mod processing;
 mod receive;
 mod ringtone;
 mod send;

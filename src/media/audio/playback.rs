@@ -9,6 +9,7 @@ use cpal::traits::DeviceTrait as _;
 
 use super::audio_level;
 use super::devices::{HeldStream, find_device, hold_stream, mono_config};
+use super::processing::FAR_END_LIMIT;
 use crate::media::{DeviceChoice, Devices};
 
 /// Audio waiting to be played per participant; older samples drop (200 ms).
@@ -25,6 +26,8 @@ pub struct Playback {
     levels: Mutex<BTreeMap<String, (u8, Instant)>>,
     /// The open speaker, once the local user joined (`Err` says why there is none).
     speaker: OnceLock<Result<HeldStream, String>>,
+    /// What the speaker played, for the echo canceller to take out of the microphone.
+    played: Arc<Mutex<VecDeque<i16>>>,
 }
 
 impl Playback {
@@ -34,13 +37,17 @@ impl Playback {
     pub fn open_speaker(&self, choice: &DeviceChoice, devices: Devices) -> Result<(), String> {
         let opened = self.speaker.get_or_init(|| {
             let mixer = Arc::clone(&self.queues);
+            let played = Arc::clone(&self.played);
             let choice = choice.clone();
             hold_stream("audio-playback", move || {
                 let device = find_device(false, &choice, devices)?;
                 device
                     .build_output_stream(
                         mono_config(),
-                        move |output: &mut [i16], _| mix(&mixer, output),
+                        move |output: &mut [i16], _| {
+                            mix(&mixer, output);
+                            keep_played(&played, output);
+                        },
                         |_| {},
                         None,
                     )
@@ -48,6 +55,17 @@ impl Playback {
             })
         });
         opened.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    /// Moves what the speaker played since the last call onto `into` (nothing without a
+    /// speaker).
+    pub fn take_played(&self, into: &mut VecDeque<i16>) {
+        into.extend(
+            self.played
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .drain(..),
+        );
     }
 
     /// Queues decoded samples of `user_id` and records their level.
@@ -90,6 +108,14 @@ impl Playback {
             })
             .collect()
     }
+}
+
+/// Keeps a copy of what was played (the latest 200 ms, if nobody takes it).
+fn keep_played(played: &Mutex<VecDeque<i16>>, output: &[i16]) {
+    let mut played = played.lock().unwrap_or_else(PoisonError::into_inner);
+    played.extend(output);
+    let excess = played.len().saturating_sub(FAR_END_LIMIT);
+    played.drain(..excess);
 }
 
 fn mix(queues: &Mutex<BTreeMap<String, VecDeque<i16>>>, output: &mut [i16]) {

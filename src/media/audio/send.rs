@@ -8,6 +8,8 @@ use bytes::Bytes;
 use cpal::traits::DeviceTrait as _;
 
 use super::devices::{HeldStream, find_device, hold_stream, mono_config};
+use super::playback::Playback;
+use super::processing::VoiceProcessing;
 use super::{FRAME, FRAME_SAMPLES, SAMPLE_RATE, audio_level};
 use crate::media::hub::{Encoded, Kind};
 use crate::media::ladder::{AUDIO_MAX_BPS, audio_bitrate_bps};
@@ -32,6 +34,9 @@ enum AudioSource {
     Microphone {
         captured: Arc<Mutex<VecDeque<i16>>>,
         _stream: HeldStream,
+        /// Echo cancellation, noise suppression and gain (when on), and the far end it has yet
+        /// to hear.
+        processing: Option<Box<(VoiceProcessing, VecDeque<i16>)>>,
     },
     Tone {
         phase: f32,
@@ -88,6 +93,10 @@ impl AudioSource {
             Ok(stream) => Self::Microphone {
                 captured,
                 _stream: stream,
+                processing: shared
+                    .config
+                    .audio_processing
+                    .then(|| Box::new((VoiceProcessing::new(), VecDeque::new()))),
             },
             Err(reason) => {
                 shared.error(MediaError::MicrophoneUnavailable { reason });
@@ -96,12 +105,23 @@ impl AudioSource {
         }
     }
 
-    fn next_frame(&mut self, frame: &mut [i16; FRAME_SAMPLES]) {
+    fn next_frame(&mut self, frame: &mut [i16; FRAME_SAMPLES], playback: &Playback) {
         match self {
-            Self::Microphone { captured, .. } => {
+            Self::Microphone {
+                captured,
+                processing,
+                ..
+            } => {
                 let mut buffer = captured.lock().unwrap_or_else(PoisonError::into_inner);
                 for sample in frame.iter_mut() {
                     *sample = buffer.pop_front().unwrap_or(0);
+                }
+                drop(buffer);
+                if let Some(processing) = processing {
+                    let (processing, far_end) = &mut **processing;
+                    playback.take_played(far_end);
+                    processing.render(far_end);
+                    processing.capture(frame);
                 }
             }
             Self::File { samples, position } => {
@@ -150,7 +170,7 @@ pub fn send_audio(shared: &Shared, running: &AtomicBool) {
     let mut pacer = Pacer::new(FRAME).with_slack(FRAME * 5);
     while running.load(Ordering::Acquire) {
         pacer.wait();
-        source.next_frame(&mut frame);
+        source.next_frame(&mut frame, &shared.playback);
         let enabled = shared.audio_enabled.load(Ordering::Acquire);
         shared.local_level.store(
             if enabled { audio_level(&frame) } else { 0 },

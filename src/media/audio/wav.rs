@@ -20,9 +20,14 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<i16>, String> {
     let mut offset = 12;
     while let Some(header) = bytes.get(offset..offset + 8) {
         let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
-        let body = bytes
-            .get(offset + 8..(offset + 8).saturating_add(size))
-            .ok_or("a chunk runs past the end (the file is cut short)")?;
+        let Some(body) = bytes.get(offset + 8..(offset + 8).saturating_add(size)) else {
+            // Past a whole data chunk, what is left is a recording that grew after its header
+            // was last written: the samples the header counts play.
+            if data.is_some() && format.is_some() {
+                break;
+            }
+            return Err("a chunk runs past the end (the file is cut short)".to_owned());
+        };
         match &header[..4] {
             b"fmt " => format = Some(parse_format(body)?),
             b"data" => data = Some(body),
@@ -226,6 +231,13 @@ mod tests {
             writer.write(&tone[50_000..]).expect("written");
         }
         assert_eq!(load(&path).expect("it plays"), tone);
+    }
+
+    #[test]
+    fn samples_beyond_what_the_header_counts_are_left_out() {
+        let mut grown = wav(48_000, 1, 16, &[1, 2, 3, 4]);
+        grown.extend_from_slice(&[7, 0, 9, 0, 11]);
+        assert_eq!(decode(&grown).expect("a WAV"), [1, 2, 3, 4]);
     }
 
     #[test]

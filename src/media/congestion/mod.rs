@@ -7,21 +7,23 @@
 //!
 //! The pieces are the webrtc stack's interceptors, placed at their slots (the send history
 //! wire-most, then the sequence numbers, then the pacer; the feedback recorder among the
-//! defaults); only the estimator is ours. The link a debugging aid impairs sits below all of
+//! defaults); the estimator and the pacer ([`MediaPacer`]: audio first) are ours. The link a debugging aid impairs sits below all of
 //! them, so what it delays or drops is charged to the network as a real bottleneck's would be.
 
 mod estimator;
 mod loss;
+mod pacer;
 mod resend_budget;
 mod trendline;
 
 use std::sync::Arc;
 
-use rtc::interceptor::{CongestionControlBuilder, PacerBuilder, Registry, Slot, TwccSenderBuilder};
+use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
 
 pub use estimator::{
     Estimate, EstimateCell, Estimator, INITIAL_BPS, MAX_BPS, MIN_BPS, PACING_FACTOR,
 };
+pub use pacer::MediaPacer;
 pub use resend_budget::{RESEND_SHARE, ResendBudget};
 
 /// Packets the pacer holds before it refuses more: a few key frames' worth. More means the
@@ -39,10 +41,7 @@ pub fn interceptors(registry: Registry, cell: &Arc<EstimateCell>) -> Registry {
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
         .with(
             Slot::Pacer,
-            PacerBuilder::new()
-                .with_target_bitrate(INITIAL_BPS * PACING_FACTOR)
-                .with_queue_limit(PACER_QUEUE)
-                .build(),
+            MediaPacer::new(INITIAL_BPS * PACING_FACTOR, PACER_QUEUE),
         )
         // Between the NACK responder (4 000) and the pacer.
         .with(Slot::from(3_500), ResendBudget::new(Arc::clone(cell)))

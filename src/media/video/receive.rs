@@ -18,6 +18,7 @@ use crate::media::frame::{FrameSlot, I420Frame, RgbaFrame, StreamCounters};
 use crate::media::link::LinkControl;
 use crate::media::reorder::Reorder;
 use crate::media::session::Shared;
+use crate::media::worker::give_way;
 
 /// Access units waiting for a decoder; when it falls behind, units drop and a key frame is asked.
 const DECODE_QUEUE: usize = 8;
@@ -231,6 +232,7 @@ fn decode_video(
     shared: &Shared,
     pli_wanted: &AtomicBool,
 ) {
+    give_way();
     let mut decoder = match VideoDecoder::new() {
         Ok(decoder) => decoder,
         Err(error) => {

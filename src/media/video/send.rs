@@ -22,7 +22,7 @@ use crate::media::ladder::{Ladder, Step};
 use crate::media::marker::{self, Marker};
 use crate::media::session::Shared;
 use crate::media::stats::SentVideo;
-use crate::media::worker::Pacer;
+use crate::media::worker::{Pacer, give_way};
 use crate::model::MonoTime;
 
 /// A far end that sends no congestion feedback this long after video starts leaves the
@@ -275,6 +275,7 @@ impl VideoSender {
 /// It starts only for video; the camera opens the first time video is wanted after the local
 /// user joined.
 pub fn send_video(shared: &Shared, running: &AtomicBool) {
+    give_way();
     let mut sender = match VideoSender::new(shared) {
         Ok(sender) => sender,
         Err(error) => {

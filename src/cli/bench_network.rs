@@ -1,0 +1,496 @@
+//! `callscope bench network`: callscope-to-callscope video calls on 127.0.0.1 through named
+//! network profiles, impaired on the caller's side of the link (`--impair`, both directions),
+//! the caller sending a camera-like file and recorded speech. Per profile it prints how long
+//! the video took to adapt, its frame rate after (p10 and median, whole seconds), freezes and the
+//! share of time frozen, glass-to-glass delay, the share of audio concealed, and an audio score:
+//! PESQ (ITU-T P.862, wideband) of what the callee heard against the speech sent.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use callscope::engine::{Behaviour, EngineCommand, Script};
+use callscope::event::{CallStats, Event, WarningState};
+use callscope::media::impair::LinkRule;
+use callscope::media::{DeviceChoice, FrameSlot, FrameSlots, MediaConfig};
+use callscope::model::{CallStatus, MediaType};
+use callscope::signaling::usersig::Keyring;
+use callscope::signaling::{Server, ServerConfig};
+use callscope::timeline::Clock;
+
+use super::bench_call::percentile;
+use super::bench_client::{BenchClient, SECRET, first_frame_slot, wait};
+
+/// Options of `callscope bench network`.
+#[derive(Debug, clap::Args)]
+pub struct NetworkBenchArgs {
+    /// The profiles to run, comma-separated (default: every one): clean, cap-300k, cap-150k,
+    /// loss5-rtt200, poor-3g, drop, step.
+    #[arg(long, value_delimiter = ',')]
+    pub profiles: Vec<String>,
+    /// Seconds of media per call (`step` runs three times this: open, capped, open).
+    #[arg(long, default_value_t = 30.0)]
+    pub seconds: f64,
+    /// The caller's camera: a YUV4MPEG2 file (`bash .ci/bench-network` makes one).
+    #[arg(long, default_value = "target/bench-media/camera-720p.y4m")]
+    pub camera: PathBuf,
+    /// The caller's speech: a 16-bit PCM WAV, also the reference the audio is scored against.
+    #[arg(long, default_value = "target/bench-media/speech.wav")]
+    pub speech: PathBuf,
+    /// The Python that has `pesq` (default: `$CALLSCOPE_BENCH_PYTHON`, else
+    /// `target/bench-venv/bin/python`); without it the audio is not scored.
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// Keep what the callee heard, one WAV per profile's call, in this directory (default: a
+    /// temporary one, removed after scoring).
+    #[arg(long, value_name = "DIR")]
+    pub recordings: Option<PathBuf>,
+    /// Print the figures as JSON, one object per profile.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A named network: what the caller's link does, and what it changes to over the call.
+struct Profile {
+    name: &'static str,
+    /// The impairment of each phase (one phase for all but `step`).
+    phases: &'static [&'static str],
+}
+
+const PROFILES: [Profile; 7] = [
+    Profile {
+        name: "clean",
+        phases: &["none"],
+    },
+    Profile {
+        name: "cap-300k",
+        phases: &["rate=300kbit"],
+    },
+    Profile {
+        name: "cap-150k",
+        phases: &["rate=150kbit"],
+    },
+    Profile {
+        name: "loss5-rtt200",
+        phases: &["loss=5%,delay=100ms,jitter=20ms"],
+    },
+    Profile {
+        name: "poor-3g",
+        phases: &["rate=400kbit,delay=175ms,loss=5%"],
+    },
+    Profile {
+        name: "drop",
+        phases: &["rate=50kbit,delay=250ms,loss=20%"],
+    },
+    Profile {
+        name: "step",
+        phases: &["rate=2000kbit", "rate=300kbit", "rate=2000kbit"],
+    },
+];
+
+/// What one profile's call measured.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct Figures {
+    profile: &'static str,
+    /// From the first frame until the frame rate reached 90 % of its later median and stayed
+    /// there for three seconds.
+    adapt_s: Option<f64>,
+    fps_p10: f64,
+    fps_median: f64,
+    freezes: u64,
+    frozen_pct: f64,
+    glass_to_glass_ms: [f64; 2],
+    concealed_pct: f64,
+    audio_score: Option<f64>,
+    /// The caller's sent bitrate and estimate, medians over the call (kbit/s).
+    sent_kbps: f64,
+    estimate_kbps: f64,
+    /// `step`: seconds after the cap lifted until the caller sent 90 % of what it sent before.
+    recovered_s: Option<f64>,
+    /// The quality warnings raised during the call, either side.
+    warnings: Vec<String>,
+    /// The caller's video's last rung.
+    last_rung: String,
+}
+
+/// Runs the profiles and prints their figures.
+pub fn network(args: &NetworkBenchArgs) -> anyhow::Result<()> {
+    if args.seconds < 6.0 {
+        bail!("--seconds must be at least 6");
+    }
+    for file in [&args.camera, &args.speech] {
+        if !file.is_file() {
+            bail!(
+                "{} is missing: `bash .ci/bench-network` makes the test media (ffmpeg, espeak-ng)",
+                file.display()
+            );
+        }
+    }
+    let profiles: Vec<&Profile> = if args.profiles.is_empty() {
+        PROFILES.iter().collect()
+    } else {
+        args.profiles
+            .iter()
+            .map(|name| {
+                PROFILES
+                    .iter()
+                    .find(|profile| profile.name == name)
+                    .with_context(|| format!("no profile {name:?}"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-io")
+        .enable_all()
+        .build()?;
+    let config = ServerConfig::new(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        Keyring::single(SECRET),
+    );
+    let server = runtime.block_on(Server::start(config))?;
+    let recordings = args.recordings.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("callscope-bench-network-{}", std::process::id()))
+    });
+    let pair = Pair::start(&runtime, &server.url(), args, &recordings);
+    let mut outcome = Ok(());
+    for profile in profiles {
+        match pair.run(profile, args, &recordings) {
+            Ok(figures) => print(&figures, args.json),
+            Err(error) => {
+                outcome = Err(error);
+                break;
+            }
+        }
+    }
+    runtime.block_on(server.shutdown());
+    if args.recordings.is_none() {
+        // The recordings were only for scoring.
+        let _ = std::fs::remove_dir_all(&recordings);
+    }
+    outcome
+}
+
+/// The caller (whose link is impaired) and the callee (who records what it hears).
+struct Pair {
+    caller: BenchClient,
+    callee: BenchClient,
+}
+
+impl Pair {
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        url: &str,
+        args: &NetworkBenchArgs,
+        recordings: &Path,
+    ) -> Self {
+        let clock = Clock::start();
+        let sender_media = MediaConfig {
+            camera: DeviceChoice::File(args.camera.clone()),
+            microphone: DeviceChoice::File(args.speech.clone()),
+            frames: FrameSlots::default(),
+            ..MediaConfig::synthetic()
+        };
+        let listener_media = MediaConfig {
+            frames: FrameSlots::default(),
+            record_audio: Some(recordings.to_owned()),
+            ..MediaConfig::synthetic()
+        };
+        let answer = Some(Script::new(Behaviour::Answer {
+            after: Duration::from_millis(300),
+        }));
+        Self {
+            callee: BenchClient::start(
+                runtime,
+                url,
+                "net-callee",
+                &clock,
+                listener_media,
+                false,
+                answer,
+            ),
+            caller: BenchClient::start(
+                runtime,
+                url,
+                "net-caller",
+                &clock,
+                sender_media,
+                false,
+                None,
+            ),
+        }
+    }
+
+    fn impair(&self, rule: &str) -> anyhow::Result<()> {
+        let rule: LinkRule = rule.parse()?;
+        self.caller
+            .commands
+            .try_send(EngineCommand::Impair(rule))
+            .context("the caller is not taking commands")
+    }
+
+    /// One call through `profile`.
+    fn run(
+        &self,
+        profile: &Profile,
+        args: &NetworkBenchArgs,
+        recordings: &Path,
+    ) -> anyhow::Result<Figures> {
+        let seq = (
+            self.caller.kit.timeline().last_seq(),
+            self.callee.kit.timeline().last_seq(),
+        );
+        self.impair(profile.phases[0])?;
+        self.caller
+            .commands
+            .try_send(EngineCommand::Dial {
+                callees: vec!["net-callee".to_owned()],
+                media: MediaType::Video,
+                group: false,
+                timeout_secs: 30,
+            })
+            .context("the caller is not taking commands")?;
+        let slot = first_frame_slot(&self.callee, "net-caller")?;
+        let phase = Duration::from_secs_f64(args.seconds);
+        let mut seconds = Vec::new();
+        let mut lifted_at = None;
+        for (index, rule) in profile.phases.iter().enumerate() {
+            if index > 0 {
+                self.impair(rule)?;
+                if index == profile.phases.len() - 1 {
+                    lifted_at = Some(seconds.len());
+                }
+            }
+            seconds.extend(frames_per_second(&slot, phase));
+        }
+        let call_id = self
+            .caller
+            .kit
+            .timeline()
+            .since(seq.0, usize::MAX)
+            .iter()
+            .find_map(|entry| entry.call_id.clone());
+        self.caller
+            .commands
+            .try_send(EngineCommand::Hangup)
+            .context("the caller is not taking commands")?;
+        wait("for both sides to hang up", || {
+            self.caller.status() == CallStatus::Idle && self.callee.status() == CallStatus::Idle
+        })?;
+        let mut figures = self.figures(profile, &slot, &seconds, seq, lifted_at);
+        figures.audio_score = call_id.and_then(|call_id| {
+            let heard = recordings.join(format!("{call_id}-net-caller.wav"));
+            score_audio(args, &heard)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(figures)
+    }
+
+    fn figures(
+        &self,
+        profile: &Profile,
+        slot: &FrameSlot,
+        seconds: &[f64],
+        seq: (u64, u64),
+        lifted_at: Option<usize>,
+    ) -> Figures {
+        let adapt = adapt_seconds(seconds);
+        let after: Vec<f64> = seconds[adapt.unwrap_or(0)..].to_vec();
+        let counters = &slot.counters;
+        let frozen_micros = counters
+            .frozen_micros
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let sent = stats(&self.caller, seq.0, "net-callee");
+        let heard = stats(&self.callee, seq.1, "net-caller");
+        let mut glass: Vec<f64> = slot
+            .glass_to_glass_samples()
+            .into_iter()
+            .map(|micros| f64::from(micros) / 1000.0)
+            .collect();
+        Figures {
+            profile: profile.name,
+            adapt_s: adapt.map(|index| index as f64),
+            fps_p10: percentile(&mut after.clone(), 0.1),
+            fps_median: percentile(&mut after.clone(), 0.5),
+            freezes: counters.freezes.load(std::sync::atomic::Ordering::Relaxed),
+            frozen_pct: frozen_micros as f64 / 1e6 / seconds.len().max(1) as f64 * 100.0,
+            glass_to_glass_ms: [percentile(&mut glass, 0.5), percentile(&mut glass, 0.95)],
+            concealed_pct: mean(heard.iter().map(|stats| stats.playout.concealed_pct)),
+            audio_score: None,
+            sent_kbps: percentile(
+                &mut sent.iter().map(|s| s.sending.sent_kbps).collect::<Vec<_>>(),
+                0.5,
+            ),
+            estimate_kbps: percentile(
+                &mut sent
+                    .iter()
+                    .map(|s| s.sending.estimate_kbps)
+                    .collect::<Vec<_>>(),
+                0.5,
+            ),
+            recovered_s: lifted_at
+                .and_then(|lifted| recovery_seconds(&sent, seconds.len(), lifted)),
+            warnings: warnings(&self.caller, seq.0)
+                .into_iter()
+                .chain(warnings(&self.callee, seq.1))
+                .collect(),
+            last_rung: last_rung(&self.caller, seq.0),
+        }
+    }
+}
+
+/// Frames decoded in each whole second of `span`.
+fn frames_per_second(slot: &FrameSlot, span: Duration) -> Vec<f64> {
+    let started = Instant::now();
+    let mut last = slot.generation();
+    let mut per_second = Vec::new();
+    for second in 1..=span.as_secs() {
+        let due = started + Duration::from_secs(second);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        let now = slot.generation();
+        per_second.push((now - last) as f64);
+        last = now;
+    }
+    per_second
+}
+
+/// The first second from which three seconds in a row reach 90 % of the median of the
+/// second half.
+fn adapt_seconds(seconds: &[f64]) -> Option<usize> {
+    let mut later = seconds[seconds.len() / 2..].to_vec();
+    let steady = percentile(&mut later, 0.5);
+    if steady <= 0.0 {
+        return None;
+    }
+    seconds
+        .windows(3)
+        .position(|window| window.iter().all(|fps| *fps >= 0.9 * steady))
+}
+
+/// `step`: seconds after the cap lifted (at second `lifted` of `total`) until the caller sent
+/// 90 % of the median of the open phase before the cap.
+fn recovery_seconds(sent: &[CallStats], total: usize, lifted: usize) -> Option<f64> {
+    let third = total / 3;
+    let open: Vec<f64> = sent
+        .iter()
+        .take(third)
+        .skip(third / 2)
+        .map(|stats| stats.sending.sent_kbps)
+        .collect();
+    let goal = 0.9 * percentile(&mut open.clone(), 0.5);
+    sent.iter()
+        .skip(lifted)
+        .position(|stats| stats.sending.sent_kbps >= goal)
+        .map(|after| after as f64)
+}
+
+/// `client`'s statistics of `other` after `seq`.
+fn stats(client: &BenchClient, seq: u64, other: &str) -> Vec<CallStats> {
+    client
+        .entries_since(seq)
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::CallStats(stats) if stats.user_id == other => Some(stats.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn warnings(client: &BenchClient, seq: u64) -> Vec<String> {
+    client
+        .entries_since(seq)
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::QualityWarning {
+                user_id,
+                name,
+                state: WarningState::Raised,
+                ..
+            } => Some(format!("{name} ({user_id})")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_rung(client: &BenchClient, seq: u64) -> String {
+    client
+        .entries_since(seq)
+        .iter()
+        .rev()
+        .find_map(|entry| match &entry.event {
+            Event::LocalVideoAdapted { to, .. } => Some(to.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "its own".to_owned())
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let values: Vec<f64> = values.collect();
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+/// The PESQ wideband score of `heard` against the speech sent, from `benches/score_audio.py`;
+/// `None` (said on stderr) when it cannot be had.
+fn score_audio(args: &NetworkBenchArgs, heard: &Path) -> Option<f64> {
+    let python = args
+        .python
+        .clone()
+        .or_else(|| std::env::var_os("CALLSCOPE_BENCH_PYTHON").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("target/bench-venv/bin/python"));
+    let output = Command::new(&python)
+        .arg("benches/score_audio.py")
+        .arg(&args.speech)
+        .arg(heard)
+        .output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => {
+            eprintln!(
+                "the audio was not scored: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            return None;
+        }
+        Err(error) => {
+            eprintln!("the audio was not scored ({}): {error}", python.display());
+            return None;
+        }
+    };
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).ok()?;
+    value["pesq"].as_f64()
+}
+
+fn print(figures: &Figures, json: bool) {
+    if json {
+        if let Ok(line) = serde_json::to_string(figures) {
+            println!("{line}");
+        }
+        return;
+    }
+    let optional = |value: Option<f64>, unit: &str| {
+        value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}{unit}"))
+    };
+    println!(
+        "{:<13} adapt {:>6}  fps p10 {:>4.1} median {:>4.1}  freezes {:>2} ({:.1} % frozen)  \
+         glass-to-glass p50 {:.0} ms p95 {:.0} ms  concealed {:.1} %  audio {:>4}  \
+         sent {:.0} kbit/s (estimate {:.0})  back {}  rung {}",
+        figures.profile,
+        optional(figures.adapt_s, " s"),
+        figures.fps_p10,
+        figures.fps_median,
+        figures.freezes,
+        figures.frozen_pct,
+        figures.glass_to_glass_ms[0],
+        figures.glass_to_glass_ms[1],
+        figures.concealed_pct,
+        optional(figures.audio_score, ""),
+        figures.sent_kbps,
+        figures.estimate_kbps,
+        optional(figures.recovered_s, " s"),
+        figures.last_rung,
+    );
+    if !figures.warnings.is_empty() {
+        println!("{:<13} warnings: {}", "", figures.warnings.join(", "));
+    }
+}
