@@ -1,10 +1,11 @@
 //! `Ladder`: what the local video sends as the path's estimate moves. The estimate pays for the
 //! audio first; what is left (the budget) is the encoder's target, and picks a rung of
-//! resolution and frame rate: the source's own, then 720p, 540p, 360p, 240p at 30 frames a
-//! second, 240p at 15, then none (video paused, the audio alone).
+//! resolution and frame rate: the source's own, then 720p, 540p, 360p, 240p, 180p at 30 frames
+//! a second, 180p at 15, then none (video paused, the audio alone).
 //!
 //! Steps down happen when the budget is below what the rung needs *and the encoder shows it*:
-//! its quantiser high, or frames skipped (easy content at a small budget looks fine and stays).
+//! its quantiser high, or frames skipped (easy content at a small budget looks fine and stays);
+//! the frame rate is halved only when frames are being skipped already.
 //! Below the rung's floor for [`DOWN_AFTER`] steps down, far below steps at once, several rungs
 //! if need be. A step up takes the budget staying above the next rung's need for [`UP_AFTER`],
 //! never soon after a step down. An encoder that cannot keep up with the frame rate steps down
@@ -32,7 +33,7 @@ const FLOOR_BITS_PER_PIXEL: f64 = 0.025;
 const CLIMB_BITS_PER_PIXEL: f64 = 0.035;
 const CEILING_BITS_PER_PIXEL: f64 = 0.09;
 /// The heights below the source's own, each at 30 frames a second; the last again at 15.
-const HEIGHTS: [usize; 4] = [720, 540, 360, 240];
+const HEIGHTS: [usize; 5] = [720, 540, 360, 240, 180];
 const LOW_FPS: u32 = 15;
 /// A mean quantiser above this over the last second means the encoder is starved (libwebrtc's
 /// H.264 high threshold); frames skipped above this share, too.
@@ -172,6 +173,13 @@ impl Strain {
         encoded.iter().sum::<f64>() / (encoded.len() as f64).max(1.0)
     }
 
+    /// Whether the encoder skips frames it cannot pay for.
+    fn skipping(&self) -> bool {
+        let skipped = self.frames.iter().filter(|frame| frame.2).count();
+        self.frames.len() >= STRAIN_MIN_FRAMES
+            && skipped as f64 / self.frames.len() as f64 > SKIPPED_STRAINED
+    }
+
     /// Whether the encoder is starved of bits: a coarse quantiser, or frames skipped.
     fn strained(&self) -> bool {
         if self.frames.len() < STRAIN_MIN_FRAMES {
@@ -253,7 +261,17 @@ impl Ladder {
             let far_below = self.budget_bps < rung.floor_bps * FAR_BELOW;
             let long_enough = now.since(since) >= DOWN_AFTER;
             if (far_below || long_enough) && self.strain.strained() {
-                let to = self.fitting(self.budget_bps).max(self.current + 1);
+                let mut to = self.fitting(self.budget_bps).max(self.current + 1);
+                // Halving the frame rate at the same size is for an encoder that skips frames
+                // already; a coarse picture at the full rate moves better than a fine one that
+                // stutters.
+                let fps_only = self
+                    .rungs
+                    .get(to)
+                    .is_some_and(|lower| lower.width == rung.width && lower.height == rung.height);
+                if fps_only && !self.strain.skipping() {
+                    to = self.current;
+                }
                 self.step(now, to, Limitation::Bandwidth);
             }
             return;
@@ -389,7 +407,8 @@ mod tests {
                 "960x540@30",
                 "640x360@30",
                 "424x240@30",
-                "424x240@15",
+                "320x180@30",
+                "320x180@15",
                 "paused"
             ]
         );
@@ -400,7 +419,8 @@ mod tests {
                 "640x480@30",
                 "480x360@30",
                 "320x240@30",
-                "320x240@15",
+                "240x180@30",
+                "240x180@15",
                 "paused"
             ]
         );

@@ -31,6 +31,7 @@ pub mod pattern;
 mod peer;
 pub mod reorder;
 mod session;
+pub mod spread;
 mod stats;
 pub mod video;
 mod worker;

@@ -16,12 +16,13 @@
 //! packet is still played instead of thrown away. Packets older than the one playing are too
 //! late and are dropped. Sans-IO: given the arrival and pull times.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::FRAME;
+use super::{FRAME, SAMPLE_RATE};
+use crate::media::spread::ArrivalSpread;
 
 /// The least and the most the buffer waits.
 pub const MIN_DELAY: Duration = Duration::from_millis(40);
@@ -34,16 +35,11 @@ const STOPPED_AFTER_FRAMES: u32 = 10;
 const DELAY_MEMORY: Duration = Duration::from_secs(10);
 /// The share of packets the target waits for (the rest come too late and are made up).
 const WAITED_FOR: usize = 98;
-/// The quickest delay drifts up by this much a second (a sender's clock 2 % slow is followed
-/// without the drift counting as jitter).
-const FLOOR_RISE_MS_PER_SEC: f64 = 20.0;
 /// A buffer this many frames over its target for [`ACCELERATE_AFTER`] pulls in a row plays
 /// one less: a burst after a stall drains by itself, only a surplus that stays (a sender's clock
 /// running fast) is played out.
 const EXCESS_FRAMES: u64 = 4;
 const ACCELERATE_AFTER: u32 = 50;
-/// Opus at 48 kHz: RTP ticks a second.
-const CLOCK_RATE: f64 = 48_000.0;
 
 /// What the playout clock plays for one frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +77,7 @@ struct Held {
 }
 
 /// The jitter buffer of one participant's audio.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JitterBuffer {
     held: BTreeMap<u64, Held>,
     /// The highest sequence number so far, unwrapped.
@@ -92,12 +88,8 @@ pub struct JitterBuffer {
     dry: u32,
     /// Pulls in a row with the buffer well over its target.
     over: u32,
-    /// How much later than the quickest each packet of the last seconds came: (arrival, ms).
-    spreads: VecDeque<(Instant, f64)>,
-    /// The quickest delay, drifting up slowly so a sender whose clock runs slow is followed:
-    /// (ms, when).
-    floor: Option<(f64, Instant)>,
-    origin: Option<(Instant, u32)>,
+    /// How late packets come over the quickest.
+    spread: ArrivalSpread,
     /// The wait each played packet had, summed, and how many, since the last look.
     waited: (Duration, u32),
     /// What it has done so far.
@@ -107,14 +99,23 @@ pub struct JitterBuffer {
 impl JitterBuffer {
     /// An empty buffer.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            held: BTreeMap::new(),
+            highest: None,
+            next: None,
+            dry: 0,
+            over: 0,
+            spread: ArrivalSpread::new(SAMPLE_RATE, DELAY_MEMORY),
+            waited: (Duration::ZERO, 0),
+            counts: JitterCounts::default(),
+        }
     }
 
     /// A packet with `sequence_number` and RTP `timestamp` arrived at `now`.
     pub fn push(&mut self, now: Instant, sequence_number: u16, timestamp: u32, payload: Bytes) {
         let number = self.unwrap(sequence_number);
         self.highest = Some(self.highest.map_or(number, |highest| highest.max(number)));
-        self.note_delay(now, timestamp);
+        self.spread.arrived(now, timestamp);
         if self.next.is_some_and(|next| number < next) {
             self.counts.late += 1;
             return;
@@ -134,37 +135,9 @@ impl JitterBuffer {
         highest.saturating_add_signed(delta)
     }
 
-    fn note_delay(&mut self, now: Instant, timestamp: u32) {
-        let (origin_at, origin_ts) = *self.origin.get_or_insert((now, timestamp));
-        let media_ms =
-            f64::from(timestamp.wrapping_sub(origin_ts).cast_signed()) * 1_000.0 / CLOCK_RATE;
-        let arrival_ms = now.saturating_duration_since(origin_at).as_secs_f64() * 1_000.0;
-        let delay = arrival_ms - media_ms;
-        let floor = self.floor.map_or(delay, |(floor, at)| {
-            let drift = now.saturating_duration_since(at).as_secs_f64() * FLOOR_RISE_MS_PER_SEC;
-            delay.min(floor + drift)
-        });
-        self.floor = Some((floor, now));
-        self.spreads.push_back((now, delay - floor));
-        while self
-            .spreads
-            .front()
-            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > DELAY_MEMORY)
-        {
-            self.spreads.pop_front();
-        }
-    }
-
     /// How long packets should wait now: the arrival jitter's 98th percentile and a frame.
     pub fn target(&self) -> Duration {
-        let mut spread: Vec<f64> = self.spreads.iter().map(|(_, spread)| *spread).collect();
-        spread.sort_by(f64::total_cmp);
-        let spread_ms = spread
-            .get(spread.len() * WAITED_FOR / 100)
-            .copied()
-            .unwrap_or(0.0)
-            .max(0.0);
-        (Duration::from_secs_f64(spread_ms / 1_000.0) + FRAME).clamp(MIN_DELAY, MAX_DELAY)
+        (self.spread.percentile(WAITED_FOR) + FRAME).clamp(MIN_DELAY, MAX_DELAY)
     }
 
     /// The audio held now, from the next frame to play to the newest here.

@@ -5,6 +5,7 @@
 mod decoder;
 mod encoder;
 mod freeze;
+mod playout;
 mod receive;
 mod scale;
 mod send;

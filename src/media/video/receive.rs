@@ -13,6 +13,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use super::decoder::VideoDecoder;
 use super::encoder::VideoEncoder;
 use super::freeze::FreezeMeter;
+use super::playout::VideoPlayout;
 use crate::media::MediaError;
 use crate::media::frame::{FrameSlot, I420Frame, RgbaFrame, StreamCounters};
 use crate::media::link::LinkControl;
@@ -24,15 +25,17 @@ use crate::media::worker::give_way;
 const DECODE_QUEUE: usize = 8;
 /// The largest access unit accepted (a 1080p key frame is a few hundred kilobytes).
 const MAX_UNIT_BYTES: usize = 4 << 20;
-/// Key-frame requests to the sender are at least this far apart.
+/// Key-frame requests to the sender are at least this far apart, and two round trips and
+/// [`PLI_MARGIN`] more.
 const PLI_INTERVAL: Duration = Duration::from_millis(200);
+const PLI_MARGIN: Duration = Duration::from_millis(100);
 
 /// A decoder thread for one remote video stream. It starts with the peer connection, before
 /// any media flows, and decodes a frame of its own to warm up: a cold decoder takes twice as
 /// long over its first picture, which would delay the first frame of the call.
 #[derive(Debug)]
 pub struct DecodeWorker {
-    units: crossbeam_channel::Sender<Vec<u8>>,
+    units: crossbeam_channel::Sender<Unit>,
     slot: Arc<OnceLock<Arc<FrameSlot>>>,
     pli_wanted: Arc<AtomicBool>,
 }
@@ -40,7 +43,7 @@ pub struct DecodeWorker {
 impl DecodeWorker {
     /// Starts the thread; `None` if it could not start.
     pub fn start(shared: Arc<Shared>) -> Option<Self> {
-        let (units, queue) = crossbeam_channel::bounded::<Vec<u8>>(DECODE_QUEUE);
+        let (units, queue) = crossbeam_channel::bounded::<Unit>(DECODE_QUEUE);
         let slot = Arc::new(OnceLock::new());
         let pli_wanted = Arc::new(AtomicBool::new(false));
         let (thread_slot, thread_pli) = (Arc::clone(&slot), Arc::clone(&pli_wanted));
@@ -99,8 +102,13 @@ pub async fn receive(
         }
         let now = Instant::now();
         while let Some(packet) = reorder.pop(now) {
-            let Some(unit) = assembler.push(&packet) else {
+            let Some((timestamp, unit)) = assembler.push(&packet) else {
                 continue;
+            };
+            let unit = Unit {
+                whole_at: Instant::now(),
+                timestamp,
+                data: unit,
             };
             match &worker {
                 None => {
@@ -121,7 +129,10 @@ pub async fn receive(
         if std::mem::take(&mut assembler.lost) {
             pli_wanted.store(true, Ordering::Release);
         }
-        let due = last_pli.is_none_or(|last| last.elapsed() >= PLI_INTERVAL);
+        // A key frame takes a round trip to come: asking again sooner only asks for another.
+        let rtt = Duration::from_micros(link.counters.rtt_micros.load(Ordering::Relaxed));
+        let interval = PLI_INTERVAL.max(rtt * 2 + PLI_MARGIN);
+        let due = last_pli.is_none_or(|last| last.elapsed() >= interval);
         if due && pli_wanted.swap(false, Ordering::AcqRel) {
             last_pli = Some(Instant::now());
             let request = PictureLossIndication {
@@ -165,7 +176,8 @@ fn is_key_frame(unit: &[u8]) -> bool {
 }
 
 impl Assembler {
-    fn push(&mut self, packet: &rtc::rtp::Packet) -> Option<Vec<u8>> {
+    /// The next whole access unit, with its RTP time, once `packet` completes one.
+    fn push(&mut self, packet: &rtc::rtp::Packet) -> Option<(u32, Vec<u8>)> {
         let header = &packet.header;
         if self
             .last_sequence
@@ -210,7 +222,7 @@ impl Assembler {
             }
             self.waiting_for_key = false;
         }
-        (!unit.is_empty()).then_some(unit)
+        (!unit.is_empty()).then_some((header.timestamp, unit))
     }
 }
 
@@ -226,8 +238,16 @@ fn warm_up(decoder: &mut VideoDecoder, shared: &Shared) {
     }
 }
 
+/// An access unit for the decoder: when it became whole, its RTP time, its bytes.
+#[derive(Debug)]
+struct Unit {
+    whole_at: Instant,
+    timestamp: u32,
+    data: Vec<u8>,
+}
+
 fn decode_video(
-    queue: &crossbeam_channel::Receiver<Vec<u8>>,
+    queue: &crossbeam_channel::Receiver<Unit>,
     slot: &OnceLock<Arc<FrameSlot>>,
     shared: &Shared,
     pli_wanted: &AtomicBool,
@@ -247,21 +267,31 @@ fn decode_video(
     warm_up(&mut decoder, shared);
     let mut seen = Seen::default();
     let mut spare = None;
-    while let Ok(unit) = queue.recv() {
-        let Some(slot) = slot.get() else {
-            continue;
-        };
-        let frame = match decoder.decode_into(&unit, spare.take()) {
-            Ok(Some(frame)) => frame,
-            Ok(None) => continue,
-            Err(_) => {
-                pli_wanted.store(true, Ordering::Release);
-                continue;
+    let mut playout = VideoPlayout::default();
+    loop {
+        if let Some(slot) = slot.get() {
+            while let Some(frame) = playout.pop(Instant::now()) {
+                seen.count(&slot.counters, &frame);
+                spare = slot.put(frame).or(spare);
+                shared.config.frames.repaint();
             }
+        }
+        let next = match playout.next_due() {
+            Some(due) => match queue.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(unit) => unit,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            },
+            None => match queue.recv() {
+                Ok(unit) => unit,
+                Err(_) => return,
+            },
         };
-        seen.count(&slot.counters, &frame);
-        spare = slot.put(frame);
-        shared.config.frames.repaint();
+        match decoder.decode_into(&next.data, spare.take()) {
+            Ok(Some(frame)) => playout.push(next.whole_at, next.timestamp, frame),
+            Ok(None) => {}
+            Err(_) => pli_wanted.store(true, Ordering::Release),
+        }
     }
 }
 
@@ -332,7 +362,7 @@ mod tests {
     fn a_picture_in_two_packets_becomes_one_access_unit() {
         let mut assembler = Assembler::default();
         assert_eq!(assembler.push(&packet(1, 0, false)), None);
-        let unit = assembler.push(&packet(2, 0, true)).expect("a whole unit");
+        let (_, unit) = assembler.push(&packet(2, 0, true)).expect("a whole unit");
         // Each NAL comes back with a start code.
         assert_eq!(unit.len(), 2 * (4 + 4));
         assert!(!assembler.lost);
