@@ -1252,7 +1252,19 @@ fn a_node_killed_mid_call_ends_its_calls_once_and_its_clients_reconnect_to_anoth
             .get("callscope:user:bob")
             .is_some_and(|record| record.starts_with(&format!("{node} ")))
     };
-    assert!(reaches_bob(&redis, "n2"));
+    // The presence record is written as the log-in is told to the other nodes, just after the
+    // welcome: waited for, not taken for granted.
+    let wait_for_bob_on = |node: &str| {
+        let started = std::time::Instant::now();
+        while !reaches_bob(&redis, node) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "bob is not on {node}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for_bob_on("n2");
     // Homed on n1 (alice's); bob is on n2, which dies.
     alice.wait_for_within("bob's presence on n1", Duration::from_secs(10), |a| {
         a.contacts().iter().any(|contact| contact.user_id == "bob") || {
@@ -1271,14 +1283,7 @@ fn a_node_killed_mid_call_ends_its_calls_once_and_its_clients_reconnect_to_anoth
         b.status() == Idle && b.connection() == ConnectionState::Online
     });
     assert_eq!(bob.end_reasons(), [EndReason::EndByServer]);
-    let started = std::time::Instant::now();
-    while !reaches_bob(&redis, "n3") {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "bob is not on n3"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_bob_on("n3");
     // They reach each other again; then the home of that call, n1, dies.
     alice.dial(&["bob"], MediaType::Audio, 30);
     alice.wait_for("bob to answer again", |a| a.status() == CallingC2cAudio);
