@@ -1,7 +1,8 @@
 //! `NackRequests`: asks the far end to resend the video packets that did not arrive, once a
 //! round trip apart. A missing packet is asked for as soon as the gap shows, again only when
-//! its resend should have come (a round trip and a little later) and did not, and given up after
-//! [`MAX_REQUESTS`] or once it is too old to be worth showing. Asking every 100 ms regardless
+//! its resend should have come (a round trip and a little later) and did not, and given up when
+//! the reorder buffer stops waiting for it ([`repair_wait`]) or after [`MAX_REQUESTS`]: a resend
+//! that comes later is thrown away, so asking for it only costs the path. Asking every 100 ms regardless
 //! (the webrtc stack's own generator) resends each packet several times over a long path, and on
 //! a narrow one the resends crowd out the stream they were meant to repair.
 //!
@@ -21,11 +22,10 @@ use rtc::shared::TransportContext;
 use rtc::shared::error::Error;
 
 use super::link::LinkControl;
+use super::reorder::repair_wait;
 
 /// The most times one packet is asked for.
-pub const MAX_REQUESTS: u32 = 10;
-/// A packet missing longer than this is not asked for any more: its picture is long overdue.
-pub const MAX_AGE: Duration = Duration::from_millis(1_500);
+pub const MAX_REQUESTS: u32 = 3;
 /// Beyond the round trip, the time a resend may take to come before it is asked for again.
 const RESEND_MARGIN: Duration = Duration::from_millis(20);
 /// The round trip assumed before one is measured.
@@ -85,20 +85,23 @@ impl MissingPackets {
     }
 
     /// The sequence numbers to ask for at `now`, given the round trip `rtt`; those asked for too
-    /// often or too long ago are given up.
+    /// often, or missing longer than the reorder buffer waits, are given up.
     pub fn due(&mut self, now: Instant, rtt: Duration) -> Vec<u16> {
         let again_after = rtt + RESEND_MARGIN;
+        let give_up_after = repair_wait(rtt);
         let before = self.missing.len();
         self.missing.retain(|_, missing| {
             missing.requests < MAX_REQUESTS
-                && now.saturating_duration_since(missing.since) < MAX_AGE
+                && now.saturating_duration_since(missing.since) < give_up_after
         });
         self.given_up += (before - self.missing.len()) as u64;
         let mut due = Vec::new();
         for (&number, missing) in &mut self.missing {
-            if missing
-                .asked
-                .is_none_or(|asked| now.saturating_duration_since(asked) >= again_after)
+            let in_time = now.saturating_duration_since(missing.since) + rtt < give_up_after;
+            if in_time
+                && missing
+                    .asked
+                    .is_none_or(|asked| now.saturating_duration_since(asked) >= again_after)
             {
                 missing.asked = Some(now);
                 missing.requests += 1;
@@ -268,26 +271,30 @@ mod tests {
     }
 
     #[test]
-    fn a_packet_is_given_up_after_its_requests_or_its_age() {
+    fn a_packet_is_given_up_when_the_reorder_buffer_stops_waiting_for_it() {
         let start = Instant::now();
         let mut missing = MissingPackets::default();
         missing.arrived(start, 10);
         missing.arrived(start, 12);
-        let rtt = ms(10);
+        // 200 ms round trip: asked at 0 and 220 ms; the reorder buffer waits 450 ms, so a third
+        // request at 440 ms could not bring the resend in time and is not sent.
+        let rtt = ms(200);
+        let mut asked_at = Vec::new();
+        for step in 0..100 {
+            if !missing.due(start + ms(step * 10), rtt).is_empty() {
+                asked_at.push(step * 10);
+            }
+        }
+        assert_eq!(asked_at, [0, 220]);
+        assert_eq!(missing.given_up, 1);
+        // On a short path the request limit comes first.
+        missing.arrived(start, 14);
+        let short = ms(1);
         let mut asked = 0;
         for step in 0..100 {
-            asked += missing.due(start + ms(step * 40), rtt).len();
+            asked += missing.due(start + ms(step), short).len();
         }
         assert_eq!(asked, MAX_REQUESTS as usize);
-        assert_eq!(missing.given_up, 1);
-        // On a long path the age limit comes first.
-        missing.arrived(start, 14);
-        let long = ms(700);
-        let mut asked = 0;
-        for step in 0..10 {
-            asked += missing.due(start + ms(step * 720), long).len();
-        }
-        assert_eq!(asked, 3, "at 0, 0.72 and 1.44 s; gone at 2.16 s");
         assert_eq!(missing.given_up, 2);
     }
 

@@ -1,8 +1,8 @@
 //! `Reorder`: puts a video stream's RTP packets back in sequence order and, when one is
-//! missing, holds the ones behind it for about a round trip and a half, so a packet resent after
-//! a NACK (even one asked for twice, or only reordered) still completes its picture. A gap not filled in time is given up: the
-//! packets after it go on, and the picture they belong to is dropped and a key frame asked for
-//! further on. Sans-IO: it is given each packet's arrival time and the time now.
+//! missing, holds the ones behind it for two round trips and a margin, so a packet resent after
+//! a NACK (even one asked for twice, or only reordered) still completes its picture. A gap not
+//! filled in time is given up: the packets after it go on, and the picture they belong to is
+//! dropped and a key frame asked for further on. Sans-IO: it is given each packet's arrival time and the time now.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,9 +13,15 @@ pub const REPAIR_WAIT: Duration = Duration::from_millis(200);
 pub const MIN_REPAIR_WAIT: Duration = Duration::from_millis(50);
 /// The most packets wait behind a gap, whatever the round trip.
 pub const MAX_REPAIR_WAIT: Duration = Duration::from_secs(1);
-/// Beyond the round trip, what a repair may take: a resend lost once is asked again a round trip
-/// later (half of it again is the margin), plus the far end's pacing.
-const REPAIR_MARGIN: Duration = Duration::from_millis(30);
+/// Beyond two round trips, what a repair may take: the far end's pacing, our asking.
+const REPAIR_MARGIN: Duration = Duration::from_millis(50);
+
+/// How long a gap is waited for on a path of round trip `rtt`: two round trips and a margin
+/// (so a resend lost once, asked for again a round trip later, still comes in time), within
+/// [`MIN_REPAIR_WAIT`] and [`MAX_REPAIR_WAIT`]. The NACKs for a gap stop when it is given up.
+pub fn repair_wait(rtt: Duration) -> Duration {
+    (rtt * 2 + REPAIR_MARGIN).clamp(MIN_REPAIR_WAIT, MAX_REPAIR_WAIT)
+}
 /// Packets held behind a gap at most (about a second of 2 Mbit/s video); more gives it up.
 pub const MAX_HELD: usize = 256;
 /// A gap spanning more than this much of the stream's time (in 90 kHz RTP ticks: 250 ms) is
@@ -24,7 +30,7 @@ pub const MAX_HELD: usize = 256;
 pub const MAX_GAP_TICKS: u32 = 22_500;
 
 /// The reorder buffer of one stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Reorder<P> {
     /// The unwrapped sequence number expected next.
     next: Option<u64>,
@@ -36,6 +42,12 @@ pub struct Reorder<P> {
     wait: Duration,
     /// Gaps given up so far.
     pub gaps_given_up: u64,
+}
+
+impl<P> Default for Reorder<P> {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl<P> Reorder<P> {
@@ -50,10 +62,9 @@ impl<P> Reorder<P> {
         }
     }
 
-    /// Waits for repairs as long as a path of round trip `rtt` needs: the round trip and half
-    /// again, plus a margin, within [`MIN_REPAIR_WAIT`] and [`MAX_REPAIR_WAIT`].
+    /// Waits for repairs as long as a path of round trip `rtt` needs ([`repair_wait`]).
     pub fn set_round_trip(&mut self, rtt: Duration) {
-        self.wait = (rtt + rtt / 2 + REPAIR_MARGIN).clamp(MIN_REPAIR_WAIT, MAX_REPAIR_WAIT);
+        self.wait = repair_wait(rtt);
     }
 
     /// How long packets wait behind a gap now.
@@ -193,7 +204,7 @@ mod tests {
         let mut reorder = Reorder::<u16>::new();
         assert_eq!(reorder.wait(), REPAIR_WAIT);
         reorder.set_round_trip(Duration::from_millis(200));
-        assert_eq!(reorder.wait(), Duration::from_millis(330));
+        assert_eq!(reorder.wait(), Duration::from_millis(450));
         let start = Instant::now();
         reorder.push(start, 1, ts(1), 1);
         reorder.push(start, 3, ts(3), 3);

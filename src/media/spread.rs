@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 /// The quickest transit drifts up by this much a second (a sender's clock 2 % slow is followed
 /// without the drift counting as lateness).
 const FLOOR_RISE_MS_PER_SEC: f64 = 20.0;
+/// A transit this far from the quickest is not lateness but a stream that stopped and resumed
+/// (or a timestamp from elsewhere): measuring starts over.
+const RESTART_AFTER_MS: f64 = 2_000.0;
 
 /// The arrivals of one stream.
 #[derive(Debug)]
@@ -40,7 +43,18 @@ impl ArrivalSpread {
 
     /// Media stamped `timestamp` arrived at `now`; how late it came (over the quickest).
     pub fn arrived(&mut self, now: Instant, timestamp: u32) -> Duration {
-        let transit = self.transit_ms(now, timestamp);
+        let mut transit = self.transit_ms(now, timestamp);
+        // A sender that stopped (muted, paused) resumes with media time that did not run
+        // meanwhile: that is no lateness. Start over from here.
+        if self
+            .floor
+            .is_some_and(|(floor, _)| (transit - floor).abs() > RESTART_AFTER_MS)
+        {
+            self.origin = None;
+            self.floor = None;
+            self.spreads.clear();
+            transit = self.transit_ms(now, timestamp);
+        }
         let floor = self.floor.map_or(transit, |(floor, at)| {
             let drift = now.saturating_duration_since(at).as_secs_f64() * FLOOR_RISE_MS_PER_SEC;
             transit.min(floor + drift)
@@ -129,5 +143,9 @@ mod tests {
             slow.arrived(start + ms(u64::from(frame) * 3_333 / 100), frame * 2_970);
         }
         assert!(slow.percentile(95) <= ms(5), "{:?}", slow.percentile(95));
+        // Muted for a minute: the media time did not run, but that is no lateness.
+        let resumed = start + ms(60_000 + 300 * 33);
+        assert_eq!(slow.arrived(resumed, 300 * 2_970), Duration::ZERO);
+        assert!(slow.percentile(95) <= ms(5));
     }
 }

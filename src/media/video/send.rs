@@ -248,6 +248,8 @@ impl VideoSender {
         if rung.is_paused() {
             return;
         }
+        // A new frame rate at the same size too: OpenH264 budgets each frame as bitrate / fps.
+        self.encoder.set_rates(self.ladder.target_bps(), rung.fps);
         if (rung.width, rung.height) != self.encoder.size() {
             match VideoEncoder::with_size(
                 rung.width,
