@@ -54,7 +54,7 @@ fn bits(bps: u32) -> c_int {
 }
 
 /// Raises the ceiling the rate control checks its target against (the crate sets it to the
-/// first target); done once, after the first encode.
+/// first target); set with every change of rates, as the encoder may reset it.
 pub fn set_ceiling(encoder: &mut Encoder, ceiling_bps: u32) -> Result<(), Refused> {
     // The single spatial layer's own maximum: the one the rate control reads.
     let mut info = SBitrateInfo {

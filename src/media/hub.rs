@@ -46,7 +46,7 @@ pub struct Paths {
     pub narrowest_bps: f64,
     /// The largest share of packets lost on any of them (0 to 1).
     pub worst_loss: f64,
-    /// Whether every estimate has heard from its far end.
+    /// Whether the narrowest estimate has heard from its far end (any path has).
     pub informed: bool,
 }
 
@@ -112,29 +112,23 @@ impl SendHub {
         self.ring();
     }
 
-    /// The estimate of the narrowest path among the peers that receive `kind`: one encoding
-    /// serves every peer, so it fits the weakest. `None` without peers.
-    pub fn weakest_estimate(&self, kind: Kind) -> Option<Estimate> {
-        self.list(kind)
-            .iter()
-            .map(|subscriber| subscriber.estimate.get())
-            .min_by(|a, b| a.target_bps.total_cmp(&b.target_bps))
-    }
-
-    /// What the paths to the peers that receive `kind` carry: the narrowest estimate and the
-    /// worst loss. `None` without peers.
+    /// What the paths to the peers that receive `kind` carry: one encoding serves every peer, so
+    /// it fits the narrowest. A path that has not heard from its far end yet (its estimate is
+    /// the starting guess) counts only while none has. `None` without peers.
     pub fn paths(&self, kind: Kind) -> Option<Paths> {
         let list = self.list(kind);
         let estimates: Vec<Estimate> = list.iter().map(|s| s.estimate.get()).collect();
         drop(list);
+        let informed = estimates.iter().any(|estimate| estimate.informed);
         let narrowest = estimates
             .iter()
+            .filter(|estimate| estimate.informed == informed)
             .map(|estimate| estimate.target_bps)
             .min_by(f64::total_cmp)?;
         Some(Paths {
             narrowest_bps: narrowest,
             worst_loss: estimates.iter().map(|e| e.loss).fold(0.0, f64::max),
-            informed: estimates.iter().all(|estimate| estimate.informed),
+            informed,
         })
     }
 
@@ -178,7 +172,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::{Encoded, Kind, SendHub};
-    use crate::media::congestion::EstimateCell;
+    use crate::media::congestion::{Estimate, EstimateCell};
 
     fn frame() -> Encoded {
         Encoded {
@@ -213,5 +207,30 @@ mod tests {
         hub.publish(Kind::Audio, &frame());
         assert_eq!(hub.subscribers(Kind::Audio), 0);
         assert!(!hub.take_keyframe_request());
+    }
+
+    #[test]
+    fn the_narrowest_informed_path_decides_and_a_silent_one_only_while_all_are() {
+        let hub = SendHub::default();
+        let (queue, _frames) = mpsc::channel(1);
+        let silent = EstimateCell::new();
+        hub.subscribe(Kind::Video, "bob", queue.clone(), silent);
+        let paths = hub.paths(Kind::Video).expect("a path");
+        assert!(!paths.informed);
+        assert!((paths.narrowest_bps - Estimate::default().target_bps).abs() < 1.0);
+        // Carol's path is informed and wider than the starting guess: it decides.
+        let heard = EstimateCell::new();
+        heard.set(Estimate {
+            target_bps: 500_000.0,
+            loss: 0.02,
+            informed: true,
+            ..Estimate::default()
+        });
+        hub.subscribe(Kind::Video, "carol", queue, heard);
+        let paths = hub.paths(Kind::Video).expect("paths");
+        assert!(paths.informed);
+        assert!((paths.narrowest_bps - 500_000.0).abs() < 1.0);
+        assert!((paths.worst_loss - 0.02).abs() < 1e-9);
+        assert!(hub.paths(Kind::Audio).is_none());
     }
 }

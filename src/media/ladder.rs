@@ -121,7 +121,7 @@ pub struct Step {
 }
 
 /// The rungs of a source of `width` x `height` at `fps`, highest first: the source itself, the
-/// standard heights below it at the source's shape (sides a multiple of 8), 240p at 15, none.
+/// standard heights below it at the source's shape (sides a multiple of 8), the smallest at 15, none.
 pub fn rungs(width: usize, height: usize, fps: u32) -> Vec<Rung> {
     let mut rungs = vec![Rung::new(width, height, fps)];
     for rung_height in HEIGHTS.into_iter().filter(|&h| h < height) {

@@ -134,9 +134,9 @@ impl LossRate {
         self.smoothed.unwrap_or(0.0)
     }
 
-    /// Keeps the rate at most `ceiling_bps`.
-    pub fn limit(&mut self, ceiling_bps: f64) {
-        self.bps = self.bps.min(ceiling_bps);
+    /// Keeps the rate within `floor_bps` and `ceiling_bps`.
+    pub fn limit(&mut self, floor_bps: f64, ceiling_bps: f64) {
+        self.bps = self.bps.clamp(floor_bps, ceiling_bps);
     }
 
     /// Folds in a batch of reports: `lost` of `total` did not arrive; the delay-based rate is
@@ -215,7 +215,7 @@ mod tests {
         let mut rate = LossRate::new(1_000_000.0);
         run(&mut rate, start, 0, 10, 0);
         run(&mut rate, start, 10_000, 3, 30);
-        assert!(rate.bps < 1_000_000.0, "{} from 2 Mbit/s", rate.bps);
+        assert!(rate.bps < 1_000_000.0, "{} from 1 Mbit/s", rate.bps);
         let fallen = rate.bps;
         // Back to clean: it climbs again, towards the delay-based rate.
         run(&mut rate, start, 13_000, 5, 0);

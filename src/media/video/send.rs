@@ -201,14 +201,14 @@ impl VideoSender {
 
     /// The narrowest path's estimate moves the ladder and the encoder's target.
     fn follow_estimate(&mut self, shared: &Shared, now: MonoTime) {
-        let Some(estimate) = shared.hub.weakest_estimate(Kind::Video) else {
+        let Some(paths) = shared.hub.paths(Kind::Video) else {
             return;
         };
         let since = *self.wanted_since.get_or_insert(now);
-        let estimate_bps = if !estimate.informed && now.since(since) >= BLIND_AFTER {
+        let estimate_bps = if !paths.informed && now.since(since) >= BLIND_AFTER {
             f64::from(shared.config.resolution.bitrate_bps()) / 0.8
         } else {
-            estimate.target_bps
+            paths.narrowest_bps
         };
         self.ladder.handle_estimate(now, estimate_bps);
         while let Some(step) = self.ladder.poll_step() {

@@ -129,8 +129,8 @@ fn parse_header(header: &str) -> Result<(usize, usize), String> {
         match tag {
             "W" => width = value.parse::<usize>().ok(),
             "H" => height = value.parse::<usize>().ok(),
-            "C" if !value.starts_with("420") => {
-                return Err(format!("colour space C{value} is not 4:2:0"));
+            "C" if !matches!(value, "420" | "420jpeg" | "420paldv" | "420mpeg2") => {
+                return Err(format!("colour space C{value} is not 8-bit 4:2:0"));
             }
             "I" if !matches!(value, "p" | "?") => {
                 return Err(format!(
@@ -207,7 +207,8 @@ mod tests {
         assert!(missing.contains("could not be opened"), "{missing}");
         let cases = [
             (y4m("RIFF garbage", 1, 0), "not a YUV4MPEG2 file"),
-            (y4m("YUV4MPEG2 W32 H16 C444", 1, 0), "is not 4:2:0"),
+            (y4m("YUV4MPEG2 W32 H16 C444", 1, 0), "is not 8-bit 4:2:0"),
+            (y4m("YUV4MPEG2 W32 H16 C420p10", 1, 0), "is not 8-bit 4:2:0"),
             (y4m("YUV4MPEG2 W33 H16", 1, 0), "sides must be even"),
             (y4m("YUV4MPEG2 F30:1", 1, 0), "no W and H"),
             (y4m(HEADER, 1, 10), "has no whole frame"),
