@@ -258,14 +258,13 @@ impl Pair {
             .unwrap_or_else(|_| Arc::new(FrameSlot::default()));
         let phase = Duration::from_secs_f64(args.seconds);
         let mut seconds = Vec::new();
-        let mut lifted_at = None;
+        // When each phase began, on the timeline's wall clock.
+        let mut phase_starts = Vec::new();
         for (index, rule) in profile.phases.iter().enumerate() {
             if index > 0 {
                 self.impair(rule)?;
-                if index == profile.phases.len() - 1 {
-                    lifted_at = Some(seconds.len());
-                }
             }
+            phase_starts.push(wall_millis());
             seconds.extend(frames_per_second(&slot, phase));
         }
         let call_id = self
@@ -282,7 +281,7 @@ impl Pair {
         wait("for both sides to hang up", || {
             self.caller.status() == CallStatus::Idle && self.callee.status() == CallStatus::Idle
         })?;
-        let mut figures = self.figures(profile, &slot, &seconds, seq, lifted_at);
+        let mut figures = self.figures(profile, &slot, &seconds, seq, &phase_starts);
         figures.audio_score = call_id.and_then(|call_id| {
             let heard = recordings.join(format!("{call_id}-net-caller.wav"));
             score_audio(args, &heard)
@@ -297,7 +296,7 @@ impl Pair {
         slot: &FrameSlot,
         seconds: &[f64],
         seq: (u64, u64),
-        lifted_at: Option<usize>,
+        phase_starts: &[u64],
     ) -> Figures {
         let adapt = adapt_seconds(seconds);
         let after: Vec<f64> = seconds[adapt.unwrap_or(0)..].to_vec();
@@ -320,21 +319,23 @@ impl Pair {
             freezes: counters.freezes.load(std::sync::atomic::Ordering::Relaxed),
             frozen_pct: frozen_micros as f64 / 1e6 / seconds.len().max(1) as f64 * 100.0,
             glass_to_glass_ms: [percentile(&mut glass, 0.5), percentile(&mut glass, 0.95)],
-            concealed_pct: mean(heard.iter().map(|stats| stats.playout.concealed_pct)),
+            concealed_pct: mean(heard.iter().map(|(_, stats)| stats.playout.concealed_pct)),
             audio_score: None,
             sent_kbps: percentile(
-                &mut sent.iter().map(|s| s.sending.sent_kbps).collect::<Vec<_>>(),
+                &mut sent
+                    .iter()
+                    .map(|(_, s)| s.sending.sent_kbps)
+                    .collect::<Vec<_>>(),
                 0.5,
             ),
             estimate_kbps: percentile(
                 &mut sent
                     .iter()
-                    .map(|s| s.sending.estimate_kbps)
+                    .map(|(_, s)| s.sending.estimate_kbps)
                     .collect::<Vec<_>>(),
                 0.5,
             ),
-            recovered_s: lifted_at
-                .and_then(|lifted| recovery_seconds(&sent, seconds.len(), lifted)),
+            recovered_s: recovery_seconds(&sent, phase_starts),
             warnings: warnings(&self.caller, seq.0)
                 .into_iter()
                 .chain(warnings(&self.callee, seq.1))
@@ -372,30 +373,43 @@ fn adapt_seconds(seconds: &[f64]) -> Option<usize> {
         .position(|window| window.iter().all(|fps| *fps >= 0.9 * steady))
 }
 
-/// `step`: seconds after the cap lifted (at second `lifted` of `total`) until the caller sent
-/// 90 % of the median of the open phase before the cap.
-fn recovery_seconds(sent: &[CallStats], total: usize, lifted: usize) -> Option<f64> {
-    let third = total / 3;
-    let open: Vec<f64> = sent
+/// `step` (three phases: open, capped, open): seconds after the cap lifted until the caller
+/// sent 90 % of the median of the second half of the first open phase. Times are the
+/// statistics' own, on the wall clock, as are `phase_starts`.
+fn recovery_seconds(sent: &[(u64, CallStats)], phase_starts: &[u64]) -> Option<f64> {
+    let &[first, capped, lifted] = phase_starts else {
+        return None;
+    };
+    let settled = first + (capped - first) / 2;
+    let mut open: Vec<f64> = sent
         .iter()
-        .take(third)
-        .skip(third / 2)
-        .map(|stats| stats.sending.sent_kbps)
+        .filter(|(at, _)| (settled..capped).contains(at))
+        .map(|(_, stats)| stats.sending.sent_kbps)
         .collect();
-    let goal = 0.9 * percentile(&mut open.clone(), 0.5);
+    let goal = 0.9 * percentile(&mut open, 0.5);
     sent.iter()
-        .skip(lifted)
-        .position(|stats| stats.sending.sent_kbps >= goal)
-        .map(|after| after as f64)
+        .find(|(at, stats)| *at >= lifted && stats.sending.sent_kbps >= goal)
+        .map(|(at, _)| (at - lifted) as f64 / 1_000.0)
 }
 
-/// `client`'s statistics of `other` after `seq`.
-fn stats(client: &BenchClient, seq: u64, other: &str) -> Vec<CallStats> {
+/// Milliseconds since the Unix epoch, as the timeline stamps its entries.
+fn wall_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// `client`'s statistics of `other` after `seq`, each with its wall-clock time in ms.
+fn stats(client: &BenchClient, seq: u64, other: &str) -> Vec<(u64, CallStats)> {
     client
         .entries_since(seq)
         .iter()
         .filter_map(|entry| match &entry.event {
-            Event::CallStats(stats) if stats.user_id == other => Some(stats.clone()),
+            Event::CallStats(stats) if stats.user_id == other => {
+                Some((entry.at.wall_millis, stats.clone()))
+            }
             _ => None,
         })
         .collect()

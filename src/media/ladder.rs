@@ -49,6 +49,9 @@ const STRAIN_MIN_FRAMES: usize = 8;
 /// than the machine can give.
 const CPU_BUSY_SHARE: f64 = 0.8;
 const CPU_WINDOW: Duration = Duration::from_secs(2);
+/// A rung the machine could not encode is not tried again for this long, whatever the budget:
+/// each try costs a new encoder, a key frame, and seconds of stutter before it steps down again.
+pub const CPU_HOLD: Duration = Duration::from_mins(1);
 /// RTP, SRTP, UDP and IP headers, as a share of the video's bytes (about 60 of 1,200).
 const VIDEO_OVERHEAD: f64 = 0.05;
 /// What one audio packet costs on the wire besides its payload (RTP 12 + extensions 8 + SRTP
@@ -204,6 +207,8 @@ pub struct Ladder {
     strain: Strain,
     /// Encoding time against frame time over the recent window: (busy, elapsed, since).
     cpu: (Duration, Duration, Option<MonoTime>),
+    /// The rung the machine last could not encode, and when it stepped down from it.
+    too_heavy: Option<(usize, MonoTime)>,
     limitation: Limitation,
     steps: VecDeque<Step>,
 }
@@ -221,6 +226,7 @@ impl Ladder {
             last_down: None,
             strain: Strain::default(),
             cpu: (Duration::ZERO, Duration::ZERO, None),
+            too_heavy: None,
             limitation: Limitation::None,
             steps: VecDeque::new(),
         }
@@ -287,6 +293,9 @@ impl Ladder {
         let held_after_down = self
             .last_down
             .is_some_and(|at| now.since(at) < UP_HOLD_AFTER_DOWN);
+        let too_heavy = self
+            .too_heavy
+            .is_some_and(|(heavy, at)| self.current - 1 <= heavy && now.since(at) < CPU_HOLD);
         // Content that needs less than its budget keeps the estimate from showing more (it only
         // grows with what is sent): a rung that fits the budget is tried if the encoder is
         // at ease here.
@@ -294,7 +303,7 @@ impl Ladder {
         let at_ease = self.strain.relaxed() || self.rung().is_paused();
         let affordable =
             self.budget_bps >= next.climb_bps || (self.budget_bps >= next.floor_bps && at_ease);
-        if !affordable || held_after_down {
+        if !affordable || held_after_down || too_heavy {
             self.above_since = None;
             return;
         }
@@ -331,6 +340,7 @@ impl Ladder {
         self.cpu = (Duration::ZERO, Duration::ZERO, Some(now));
         let lowest_with_video = self.rungs.len() - 2;
         if share > CPU_BUSY_SHARE && self.current < lowest_with_video {
+            self.too_heavy = Some((self.current, now));
             self.step(now, self.current + 1, Limitation::Cpu);
         }
     }
@@ -509,6 +519,23 @@ mod tests {
         assert_eq!(step.reason, Limitation::Cpu);
         assert_eq!(ladder.rung().height, 540);
         assert_eq!(ladder.limitation(), Limitation::Cpu);
+        // Ample bandwidth and an encoder at ease at 540p: 720p is not tried again (and the
+        // limitation stays the CPU's) until CPU_HOLD has passed.
+        let stepped = 3_300;
+        let mut millis = stepped;
+        while ladder.rung().height == 540 {
+            encode(&mut ladder, millis, 3, 20);
+            ladder.handle_estimate(at(millis + 100), 3_000_000.0);
+            if millis < stepped + 59_000 {
+                assert_eq!(ladder.limitation(), Limitation::Cpu, "at {millis} ms");
+            }
+            millis += 100;
+        }
+        let climbed = millis - 100;
+        assert!(
+            (stepped + 60_000..stepped + 66_000).contains(&climbed),
+            "climbed at {climbed} ms"
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ const WAITED_FOR: usize = 98;
 /// running fast) is played out.
 const EXCESS_FRAMES: u64 = 4;
 const ACCELERATE_AFTER: u32 = 50;
+/// A gap of more frames than the buffer ever waits is jumped, not made up frame by frame
+/// (which would play everything after it that much later, for a minute until caught up).
+const JUMP_FRAMES: u64 = 10;
 
 /// What the playout clock plays for one frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,10 +170,20 @@ impl JitterBuffer {
             self.play(now, next, &held);
             return Playout::Packet(held.payload);
         }
-        let newer_here = self.held.keys().next().is_some_and(|&number| number > next);
-        if newer_here {
+        let newer_here = self
+            .held
+            .keys()
+            .next()
+            .copied()
+            .filter(|&number| number > next);
+        if let Some(newer) = newer_here {
             // Lost: its turn has come and later ones are here.
-            self.next = Some(next + 1);
+            self.next = Some(if newer - next > JUMP_FRAMES {
+                self.counts.skipped += newer - next - 1;
+                newer
+            } else {
+                next + 1
+            });
             self.dry = 0;
             if let Some(after) = self.held.get(&(next + 1)) {
                 self.counts.recovered += 1;
@@ -400,5 +413,20 @@ mod tests {
             .map(|pull| label(&buffer.pull(later + ms(pull * 20))))
             .collect();
         assert!(frames.last().is_some_and(|last| last == "-"), "{frames:?}");
+    }
+
+    #[test]
+    fn a_long_gap_is_jumped_not_walked() {
+        // 0 to 49, then the numbers jump to 1 000 (hundreds lost at once) while packets keep
+        // coming every 20 ms.
+        let mut arrivals: Vec<(u16, u64)> = (0..50).map(|n| (n, u64::from(n) * 20)).collect();
+        arrivals.extend((0..100).map(|k| (1_000 + k, u64::from(50 + k) * 20)));
+        let played = run(&arrivals, 150);
+        // 1 000 plays right after 49 and a frame made up, not 950 frames later.
+        let after = played
+            .iter()
+            .position(|frame| frame == "49")
+            .expect("49 plays");
+        assert_eq!(played[after + 1..after + 3], ["C", "1000"], "{played:?}");
     }
 }

@@ -65,6 +65,9 @@ pub async fn receive(
                 if let Some(length) = play(&mut decoder, &frame, &mut samples, &counters) {
                     shared.playback.push(&remote, &samples[..length]);
                     recorder.write(&shared, &remote, &samples[..length]);
+                } else {
+                    // Nothing played: the recording keeps time with a frame of silence.
+                    recorder.write(&shared, &remote, &[0; FRAME_SAMPLES]);
                 }
                 if let Some(wait) = jitter.take_mean_wait() {
                     counters

@@ -26,10 +26,6 @@ pub use estimator::{
 pub use pacer::MediaPacer;
 pub use resend_budget::{RESEND_SHARE, ResendBudget};
 
-/// Packets the pacer holds before it refuses more: a few key frames' worth. More means the
-/// sender is far above the estimate, and losing packets then beats seconds of latency.
-const PACER_QUEUE: usize = 256;
-
 /// Adds the sending half of congestion control to `registry`, publishing into `cell`.
 pub fn interceptors(registry: Registry, cell: &Arc<EstimateCell>) -> Registry {
     let estimator = Estimator::new(Arc::clone(cell));
@@ -39,10 +35,7 @@ pub fn interceptors(registry: Registry, cell: &Arc<EstimateCell>) -> Registry {
             CongestionControlBuilder::new(estimator).build(),
         )
         .with(Slot::TwccSender, TwccSenderBuilder::new().build())
-        .with(
-            Slot::Pacer,
-            MediaPacer::new(INITIAL_BPS * PACING_FACTOR, PACER_QUEUE),
-        )
+        .with(Slot::Pacer, MediaPacer::new(INITIAL_BPS * PACING_FACTOR))
         // Between the NACK responder (4 000) and the pacer.
         .with(Slot::from(3_500), ResendBudget::new(Arc::clone(cell)))
 }

@@ -5,27 +5,34 @@
 //! would conceal it (libwebrtc's pacer sends audio first too). Audio still counts against the
 //! budget, so the video leaves room for it. RTCP passes untouched.
 //!
+//! What waits is bounded in time, not packets: more than [`MAX_QUEUE_DELAY`] at the pacing rate
+//! means the encoder is far above the estimate, and losing a packet (the far end asks for it or
+//! for a key frame) then beats seconds of latency.
+//!
 //! The rate follows the congestion controller: its estimate rides on inbound feedback
 //! ([`Attribute::TargetBitrateChanged`]), as the webrtc stack's own pacer reads it.
 
 use std::collections::{HashSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::interceptor::{Attribute, Interceptor, Pacer, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize as _;
 
+/// The longest the queued video may take to leave at the pacing rate.
+pub const MAX_QUEUE_DELAY: Duration = Duration::from_secs(1);
+
 /// The pacer.
 pub struct MediaPacer {
     bucket: Pacer,
+    /// The pacing rate, in bits per second.
+    rate_bps: f64,
     /// The local streams that carry audio (sent at once).
     audio: HashSet<u32>,
-    /// Video waiting for its budget.
+    /// Video waiting for its budget, and its size in bits.
     queue: VecDeque<TaggedPacket>,
-    queue_limit: usize,
-    /// Packets refused because the queue was full.
-    pub dropped: u64,
+    queued_bits: f64,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
@@ -40,15 +47,14 @@ impl std::fmt::Debug for MediaPacer {
 }
 
 impl MediaPacer {
-    /// A pacer releasing `bits_per_second` until told otherwise, holding at most
-    /// `queue_limit` video packets.
-    pub fn new(bits_per_second: f64, queue_limit: usize) -> Self {
+    /// A pacer releasing `bits_per_second` until told otherwise.
+    pub fn new(bits_per_second: f64) -> Self {
         Self {
             bucket: Pacer::new(bits_per_second),
+            rate_bps: bits_per_second,
             audio: HashSet::new(),
             queue: VecDeque::new(),
-            queue_limit: queue_limit.max(1),
-            dropped: 0,
+            queued_bits: 0.0,
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
         }
@@ -72,6 +78,7 @@ impl MediaPacer {
             }
             if let Some(mut packet) = self.queue.pop_front() {
                 self.bucket.consume(bits);
+                self.queued_bits -= bits;
                 // It leaves now: what records departures below must see this instant.
                 packet.now = now;
                 self.write_queue.push_back(packet);
@@ -94,6 +101,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for MediaPacer {
             })
         {
             self.bucket.set_target_bitrate(*bits_per_second);
+            self.rate_bps = *bits_per_second;
         }
         self.read_queue.push_back(message);
         Ok(())
@@ -117,13 +125,15 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for MediaPacer {
             self.write_queue.push_back(message);
             return Ok(());
         }
-        if self.queue.len() >= self.queue_limit {
+        let bits = Self::bits_of(&message);
+        let room = self.rate_bps * MAX_QUEUE_DELAY.as_secs_f64();
+        if !self.queue.is_empty() && self.queued_bits + bits > room {
             // The newest is refused, not an older one: a hole in the middle of what is queued
             // would cost a picture anyway, and the older packets are nearer to going.
-            self.dropped += 1;
             return Ok(());
         }
         let now = message.now;
+        self.queued_bits += bits;
         self.queue.push_back(message);
         self.release(now);
         Ok(())
@@ -182,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_key_frame_is_spread_and_audio_behind_it_goes_at_once() {
-        let mut pacer = MediaPacer::new(1_000_000.0, 256);
+        let mut pacer = MediaPacer::new(1_000_000.0);
         pacer.bind_local_stream(&StreamInfo {
             ssrc: 2,
             mime_type: "audio/opus".into(),
@@ -223,7 +233,7 @@ mod tests {
 
     #[test]
     fn the_rate_follows_the_estimate_on_the_feedback() {
-        let mut pacer = MediaPacer::new(100_000.0, 256);
+        let mut pacer = MediaPacer::new(100_000.0);
         let start = Instant::now();
         let mut feedback = rtp(start, 9, 10);
         feedback.message.add(Attribute::TargetBitrateChanged {
@@ -245,5 +255,24 @@ mod tests {
             released += std::iter::from_fn(|| pacer.poll_write()).count();
         }
         assert_eq!(released, 40);
+    }
+
+    #[test]
+    fn video_more_than_a_second_behind_is_refused() {
+        // 100 kbit/s: a second is about eight packets of 1 500 bytes.
+        let mut pacer = MediaPacer::new(100_000.0);
+        let start = Instant::now();
+        for _ in 0..40 {
+            pacer.handle_write(rtp(start, 1, 1_488)).expect("write");
+        }
+        let mut released = std::iter::from_fn(|| pacer.poll_write()).count();
+        let mut last = start;
+        while let Some(due) = pacer.poll_timeout() {
+            pacer.handle_timeout(due).expect("timeout");
+            released += std::iter::from_fn(|| pacer.poll_write()).count();
+            last = due;
+        }
+        assert!((8..=12).contains(&released), "{released} released");
+        assert!(last - start <= MAX_QUEUE_DELAY, "{:?}", last - start);
     }
 }
