@@ -343,9 +343,12 @@ impl PeerStats {
             } else {
                 round2(interval_concealed as f64 * 100.0 / interval_played as f64).min(100.0)
             },
-            jitter_buffer_ms: round2(
-                audio.jitter_wait_micros.load(Ordering::Relaxed) as f64 / 1000.0,
-            ),
+            // Nothing played, nothing waited: the last wait would be stale.
+            jitter_buffer_ms: if interval_played == 0 {
+                0.0
+            } else {
+                round2(audio.jitter_wait_micros.load(Ordering::Relaxed) as f64 / 1000.0)
+            },
             fec_recovered: audio.fec_recovered.load(Ordering::Relaxed),
         }
     }

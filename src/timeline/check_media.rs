@@ -1,11 +1,12 @@
 //! The contract checker's media rules, for one participant's entries: our video's ladder steps
 //! follow on from each other (each starts where the last one ended, and moves somewhere, for a
 //! reason), and each participant's `onCallStats` figures stay in range (shares within 0 to
-//! 100, counts that never go back).
+//! 100, counts that never go back while one connection lasts: a participant who joins again, or
+//! whose connection is made anew, counts from zero).
 
 use std::collections::HashMap;
 
-use crate::event::{CallStats, Event};
+use crate::event::{CallStats, ConnectionState, Event};
 use crate::model::QualityLimitation;
 
 use super::TimelineEntry;
@@ -28,8 +29,25 @@ impl MediaWalk {
                 from, to, reason, ..
             } => self.ladder_step(entry, call_id, (from, to), *reason, out),
             Event::CallStats(stats) => self.stats(entry, call_id, stats, out),
+            Event::UserJoin { user_id } | Event::UserLeave { user_id } => {
+                self.new_connection(call_id, user_id);
+            }
+            Event::ConnectionStateChanged { user_id, state }
+                if !matches!(
+                    state,
+                    ConnectionState::Connected | ConnectionState::Reconnecting
+                ) =>
+            {
+                self.new_connection(call_id, user_id);
+            }
             _ => {}
         }
+    }
+
+    /// `user_id`'s media connection in `call_id` is (or will be) a new one: its counts restart.
+    fn new_connection(&mut self, call_id: &str, user_id: &str) {
+        self.counts
+            .remove(&(call_id.to_owned(), user_id.to_owned()));
     }
 
     fn ladder_step(
@@ -224,6 +242,27 @@ mod tests {
                 "concealed_pct 140 is not a share",
                 "freeze_count of bob went back from 3 to 2",
             ]
+        );
+        // Bob's connection is made anew (or he leaves and joins again): his counts restart.
+        for anew in [
+            Event::ConnectionStateChanged {
+                user_id: "bob".into(),
+                state: ConnectionState::Connecting,
+            },
+            Event::UserLeave {
+                user_id: "bob".into(),
+            },
+        ] {
+            assert!(findings(&[stats(1, 3, 0.0), entry(2, anew), stats(3, 0, 0.0)]).is_empty());
+        }
+        // A connection that only comes back keeps them.
+        let back = Event::ConnectionStateChanged {
+            user_id: "bob".into(),
+            state: ConnectionState::Connected,
+        };
+        assert_eq!(
+            findings(&[stats(1, 3, 0.0), entry(2, back), stats(3, 0, 0.0)]),
+            ["freeze_count of bob went back from 3 to 0"]
         );
     }
 }

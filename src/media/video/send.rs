@@ -101,6 +101,14 @@ impl VideoSender {
     fn idle(&mut self, shared: &Shared, running: &AtomicBool) {
         self.keyframe = true;
         self.wanted_since = None;
+        // Nothing is sent meanwhile, and the statistics say so.
+        *shared
+            .sent_video
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = SentVideo {
+            frames: self.frames,
+            ..SentVideo::default()
+        };
         shared
             .wake
             .wait_until(|| !running.load(Ordering::Acquire) || video_wanted(shared));
