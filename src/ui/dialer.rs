@@ -271,6 +271,9 @@ fn choice_text(choice: &DeviceChoice) -> String {
     }
 }
 
+/// The room a device menu leaves its label.
+const LABEL_ROOM: f32 = 90.0;
+
 /// One device menu: default, synthetic, then what the system has.
 fn device_menu_ui(
     ui: &mut egui::Ui,
@@ -279,9 +282,11 @@ fn device_menu_ui(
     names: &[String],
 ) -> bool {
     let before = choice.clone();
+    // The label ("Microphone" the longest) keeps its line in a narrow panel.
+    let width = (ui.available_width() - LABEL_ROOM).clamp(60.0, 150.0);
     egui::ComboBox::from_label(label)
         .selected_text(choice_text(choice))
-        .width(150.0)
+        .width(width)
         .show_ui(ui, |ui| {
             ui.selectable_value(choice, DeviceChoice::Default, "default");
             ui.selectable_value(choice, DeviceChoice::Synthetic, "synthetic");
