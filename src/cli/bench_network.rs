@@ -18,8 +18,9 @@ use callscope::media::{DeviceChoice, FrameSlot, FrameSlots, MediaConfig};
 use callscope::model::{CallStatus, MediaType};
 use callscope::signaling::usersig::Keyring;
 use callscope::signaling::{Server, ServerConfig};
-use callscope::timeline::Clock;
+use callscope::timeline::{Clock, TimelineEntry};
 
+use super::bench_abuse::percentiles;
 use super::bench_call::percentile;
 use super::bench_client::{BenchClient, SECRET, first_frame_slot, wait};
 
@@ -264,7 +265,8 @@ impl Pair {
             if index > 0 {
                 self.impair(rule)?;
             }
-            phase_starts.push(wall_millis());
+            let clock = self.caller.kit.clock();
+            phase_starts.push(clock.stamp(clock.now()).wall_millis);
             seconds.extend(frames_per_second(&slot, phase));
         }
         let call_id = self
@@ -299,13 +301,15 @@ impl Pair {
         phase_starts: &[u64],
     ) -> Figures {
         let adapt = adapt_seconds(seconds);
-        let after: Vec<f64> = seconds[adapt.unwrap_or(0)..].to_vec();
+        let mut after: Vec<f64> = seconds[adapt.unwrap_or(0)..].to_vec();
         let counters = &slot.counters;
         let frozen_micros = counters
             .frozen_micros
             .load(std::sync::atomic::Ordering::Relaxed);
-        let sent = stats(&self.caller, seq.0, "net-callee");
-        let heard = stats(&self.callee, seq.1, "net-caller");
+        let ours = self.caller.entries_since(seq.0);
+        let theirs = self.callee.entries_since(seq.1);
+        let sent = stats(&ours, "net-callee");
+        let heard = stats(&theirs, "net-caller");
         let mut glass: Vec<f64> = slot
             .glass_to_glass_samples()
             .into_iter()
@@ -314,11 +318,11 @@ impl Pair {
         Figures {
             profile: profile.name,
             adapt_s: adapt.map(|index| index as f64),
-            fps_p10: percentile(&mut after.clone(), 0.1),
-            fps_median: percentile(&mut after.clone(), 0.5),
+            fps_p10: percentile(&mut after, 0.1),
+            fps_median: percentile(&mut after, 0.5),
             freezes: counters.freezes.load(std::sync::atomic::Ordering::Relaxed),
             frozen_pct: frozen_micros as f64 / 1e6 / seconds.len().max(1) as f64 * 100.0,
-            glass_to_glass_ms: [percentile(&mut glass, 0.5), percentile(&mut glass, 0.95)],
+            glass_to_glass_ms: percentiles(&mut glass),
             concealed_pct: mean(heard.iter().map(|(_, stats)| stats.playout.concealed_pct)),
             audio_score: None,
             sent_kbps: percentile(
@@ -336,11 +340,8 @@ impl Pair {
                 0.5,
             ),
             recovered_s: recovery_seconds(&sent, phase_starts),
-            warnings: warnings(&self.caller, seq.0)
-                .into_iter()
-                .chain(warnings(&self.callee, seq.1))
-                .collect(),
-            last_rung: last_rung(&self.caller, seq.0),
+            warnings: warnings(&ours).chain(warnings(&theirs)).collect(),
+            last_rung: last_rung(&ours),
         }
     }
 }
@@ -392,19 +393,9 @@ fn recovery_seconds(sent: &[(u64, CallStats)], phase_starts: &[u64]) -> Option<f
         .map(|(at, _)| (at - lifted) as f64 / 1_000.0)
 }
 
-/// Milliseconds since the Unix epoch, as the timeline stamps its entries.
-fn wall_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
-}
-
-/// `client`'s statistics of `other` after `seq`, each with its wall-clock time in ms.
-fn stats(client: &BenchClient, seq: u64, other: &str) -> Vec<(u64, CallStats)> {
-    client
-        .entries_since(seq)
+/// The statistics of `other` in `entries`, each with its wall-clock time in ms.
+fn stats(entries: &[Arc<TimelineEntry>], other: &str) -> Vec<(u64, CallStats)> {
+    entries
         .iter()
         .filter_map(|entry| match &entry.event {
             Event::CallStats(stats) if stats.user_id == other => {
@@ -415,25 +406,22 @@ fn stats(client: &BenchClient, seq: u64, other: &str) -> Vec<(u64, CallStats)> {
         .collect()
 }
 
-fn warnings(client: &BenchClient, seq: u64) -> Vec<String> {
-    client
-        .entries_since(seq)
-        .iter()
-        .filter_map(|entry| match &entry.event {
-            Event::QualityWarning {
-                user_id,
-                name,
-                state: WarningState::Raised,
-                ..
-            } => Some(format!("{name} ({user_id})")),
-            _ => None,
-        })
-        .collect()
+/// The quality warnings raised in `entries`.
+fn warnings(entries: &[Arc<TimelineEntry>]) -> impl Iterator<Item = String> + '_ {
+    entries.iter().filter_map(|entry| match &entry.event {
+        Event::QualityWarning {
+            user_id,
+            name,
+            state: WarningState::Raised,
+            ..
+        } => Some(format!("{name} ({user_id})")),
+        _ => None,
+    })
 }
 
-fn last_rung(client: &BenchClient, seq: u64) -> String {
-    client
-        .entries_since(seq)
+/// The rung of our video's last step in `entries`.
+fn last_rung(entries: &[Arc<TimelineEntry>]) -> String {
+    entries
         .iter()
         .rev()
         .find_map(|entry| match &entry.event {

@@ -99,8 +99,8 @@ pub struct PlayoutStats {
     /// The share of the participant's audio played over the last interval that was made up
     /// (concealment of lost packets), in percent.
     pub concealed_pct: f64,
-    /// How long the participant's audio played lately waited in the jitter buffer, on average,
-    /// in milliseconds (0 when none played over the last interval).
+    /// How long the participant's audio played over the last interval waited in the jitter
+    /// buffer, on average, in milliseconds (0 when none played).
     pub jitter_buffer_ms: f64,
     /// Lost audio packets rebuilt from the forward error correction in the next one, so far.
     pub fec_recovered: u64,

@@ -387,6 +387,12 @@ pub fn video_budget_bps(estimate_bps: f64) -> f64 {
     ((estimate_bps - audio) * (1.0 - VIDEO_OVERHEAD)).max(0.0)
 }
 
+/// The estimate whose video budget is `budget_bps` (the inverse of [`video_budget_bps`] on a
+/// path wide enough for the audio's full rate, as any budget for a whole picture is).
+pub fn estimate_for_budget_bps(budget_bps: f64) -> f64 {
+    budget_bps / (1.0 - VIDEO_OVERHEAD) + f64::from(AUDIO_MAX_BPS) + AUDIO_OVERHEAD_BPS
+}
+
 /// A rate in whole bits per second (0 for anything below).
 pub fn whole_bps(bps: f64) -> u32 {
     u32::try_from(bps.max(0.0).round() as i64).unwrap_or(u32::MAX)
@@ -541,6 +547,10 @@ mod tests {
     #[test]
     fn the_audio_is_paid_first_and_shrinks_on_a_narrow_path() {
         assert_eq!(audio_bitrate_bps(2_000_000.0), AUDIO_MAX_BPS);
+        for budget in [300_000.0, 1_000_000.0, 2_500_000.0] {
+            let back = video_budget_bps(estimate_for_budget_bps(budget));
+            assert!((back - budget).abs() < 1.0, "{budget} came back as {back}");
+        }
         assert_eq!(audio_bitrate_bps(50_000.0), AUDIO_MIN_BPS);
         assert!(video_budget_bps(30_000.0) <= 0.0);
         let budget = video_budget_bps(1_000_000.0);

@@ -26,6 +26,7 @@ use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
 
 use super::impair::{Fate, Impairer, Impairment};
+use super::seq::unwrap_near;
 use crate::model::MonoTime;
 
 /// What the link does in each direction, and a cut of both.
@@ -203,7 +204,7 @@ impl ArrivalMeter {
     /// One RTP packet of `ssrc` arrived.
     pub fn packet(&mut self, ssrc: u32, sequence_number: u16) {
         let Some(stream) = self.streams.get_mut(&ssrc) else {
-            let first = u64::from(sequence_number) + (1 << 16);
+            let first = unwrap_near(None, sequence_number);
             self.streams.insert(
                 ssrc,
                 Stream {
@@ -215,13 +216,7 @@ impl ArrivalMeter {
             self.arrived += 1;
             return;
         };
-        // The unwrapped number nearest the highest so far.
-        let delta = i64::from(
-            sequence_number
-                .wrapping_sub(stream.highest as u16)
-                .cast_signed(),
-        );
-        let number = stream.highest.saturating_add_signed(delta);
+        let number = unwrap_near(Some(stream.highest), sequence_number);
         if number > stream.highest {
             self.expected += number - stream.highest;
             self.arrived += 1;

@@ -30,6 +30,7 @@ pub mod negotiation;
 pub mod pattern;
 mod peer;
 pub mod reorder;
+mod seq;
 mod session;
 pub mod spread;
 mod stats;

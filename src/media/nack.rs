@@ -23,6 +23,7 @@ use rtc::shared::error::Error;
 
 use super::link::LinkControl;
 use super::reorder::repair_wait;
+use super::seq::unwrap_near;
 
 /// The most times one packet is asked for.
 pub const MAX_REQUESTS: u32 = 3;
@@ -56,12 +57,11 @@ pub struct MissingPackets {
 impl MissingPackets {
     /// A packet with `sequence_number` arrived at `now`.
     pub fn arrived(&mut self, now: Instant, sequence_number: u16) {
+        let number = unwrap_near(self.highest, sequence_number);
         let Some(highest) = self.highest else {
-            self.highest = Some(u64::from(sequence_number) + (1 << 16));
+            self.highest = Some(number);
             return;
         };
-        let delta = i64::from(sequence_number.wrapping_sub(highest as u16).cast_signed());
-        let number = highest.saturating_add_signed(delta);
         if number <= highest {
             self.missing.remove(&number);
             return;

@@ -28,12 +28,8 @@ pub struct SentVideo {
     pub width: usize,
     /// Picture height.
     pub height: usize,
-    /// Frames a second it aims at.
-    pub fps: u32,
     /// The encoder's target, in bits per second.
     pub target_bps: u32,
-    /// The estimate it follows (the narrowest path's), in bits per second.
-    pub estimate_bps: f64,
     /// Why it sends less than the source gives.
     pub limitation: QualityLimitation,
     /// Frames sent since the video started.
@@ -55,8 +51,30 @@ pub struct AudioCounters {
     pub concealed_samples: AtomicU64,
     /// Lost packets rebuilt from the next one's forward error correction.
     pub fec_recovered: AtomicU64,
-    /// How long the frames played lately waited in the jitter buffer, in microseconds.
-    pub jitter_wait_micros: AtomicU64,
+    /// How long the frames played so far waited in the jitter buffer, together (µs).
+    pub jitter_waited_micros: AtomicU64,
+    /// How many frames that is.
+    pub jitter_waited_frames: AtomicU64,
+}
+
+/// The audio counters as they were at one report.
+#[derive(Debug, Default, Clone, Copy)]
+struct AudioSoFar {
+    played: u64,
+    concealed: u64,
+    waited_micros: u64,
+    waited_frames: u64,
+}
+
+impl AudioSoFar {
+    fn read(counters: &AudioCounters) -> Self {
+        Self {
+            played: counters.played_samples.load(Ordering::Relaxed),
+            concealed: counters.concealed_samples.load(Ordering::Relaxed),
+            waited_micros: counters.jitter_waited_micros.load(Ordering::Relaxed),
+            waited_frames: counters.jitter_waited_frames.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// One stream's availability as last reported.
@@ -110,8 +128,8 @@ pub struct PeerStats {
     /// Frames our video had sent, and bytes we had sent this participant, at the last report.
     last_sent_frames: u64,
     last_sent_bytes: u64,
-    /// The participant's audio samples played, and of them made up, at the last report.
-    last_audio: (u64, u64),
+    /// The participant's audio counters at the last report.
+    last_audio: AudioSoFar,
 }
 
 impl PeerStats {
@@ -134,7 +152,7 @@ impl PeerStats {
             estimate,
             last_sent_frames: 0,
             last_sent_bytes: 0,
-            last_audio: (0, 0),
+            last_audio: AudioSoFar::default(),
         }
     }
 
@@ -326,13 +344,12 @@ impl PeerStats {
     /// How smoothly this participant's media plays.
     fn playout(&mut self) -> PlayoutStats {
         let video = self.video.as_ref().map(|slot| &slot.counters);
-        let audio = &self.audio;
-        let played = audio.played_samples.load(Ordering::Relaxed);
-        let concealed = audio.concealed_samples.load(Ordering::Relaxed);
-        let (played_before, concealed_before) =
-            std::mem::replace(&mut self.last_audio, (played, concealed));
-        let interval_played = played.saturating_sub(played_before);
-        let interval_concealed = concealed.saturating_sub(concealed_before);
+        let now = AudioSoFar::read(&self.audio);
+        let before = std::mem::replace(&mut self.last_audio, now);
+        let interval_played = now.played.saturating_sub(before.played);
+        let interval_concealed = now.concealed.saturating_sub(before.concealed);
+        let waited_frames = now.waited_frames.saturating_sub(before.waited_frames);
+        let waited_micros = now.waited_micros.saturating_sub(before.waited_micros);
         PlayoutStats {
             freeze_count: video.map_or(0, |counters| counters.freezes.load(Ordering::Relaxed)),
             freeze_ms: video.map_or(0, |counters| {
@@ -343,13 +360,12 @@ impl PeerStats {
             } else {
                 round2(interval_concealed as f64 * 100.0 / interval_played as f64).min(100.0)
             },
-            // Nothing played, nothing waited: the last wait would be stale.
-            jitter_buffer_ms: if interval_played == 0 {
+            jitter_buffer_ms: if waited_frames == 0 {
                 0.0
             } else {
-                round2(audio.jitter_wait_micros.load(Ordering::Relaxed) as f64 / 1000.0)
+                round2(waited_micros as f64 / waited_frames as f64 / 1000.0)
             },
-            fec_recovered: audio.fec_recovered.load(Ordering::Relaxed),
+            fec_recovered: self.audio.fec_recovered.load(Ordering::Relaxed),
         }
     }
 }

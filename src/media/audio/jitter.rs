@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{FRAME, SAMPLE_RATE};
+use crate::media::seq::unwrap_near;
 use crate::media::spread::ArrivalSpread;
 
 /// The least and the most the buffer waits.
@@ -116,7 +117,7 @@ impl JitterBuffer {
 
     /// A packet with `sequence_number` and RTP `timestamp` arrived at `now`.
     pub fn push(&mut self, now: Instant, sequence_number: u16, timestamp: u32, payload: Bytes) {
-        let number = self.unwrap(sequence_number);
+        let number = unwrap_near(self.highest, sequence_number);
         self.highest = Some(self.highest.map_or(number, |highest| highest.max(number)));
         self.spread.arrived(now, timestamp);
         if self.next.is_some_and(|next| number < next) {
@@ -127,15 +128,6 @@ impl JitterBuffer {
             payload,
             arrived: now,
         });
-    }
-
-    /// The unwrapped number nearest the highest so far.
-    fn unwrap(&self, sequence_number: u16) -> u64 {
-        let Some(highest) = self.highest else {
-            return u64::from(sequence_number) + (1 << 16);
-        };
-        let delta = i64::from(sequence_number.wrapping_sub(highest as u16).cast_signed());
-        highest.saturating_add_signed(delta)
     }
 
     /// How long packets should wait now: the arrival jitter's 98th percentile and a frame.
@@ -153,10 +145,9 @@ impl JitterBuffer {
         }
     }
 
-    /// The mean time the frames played since the last call waited here (`None` if none).
-    pub fn take_mean_wait(&mut self) -> Option<Duration> {
-        let (sum, count) = std::mem::take(&mut self.waited);
-        (count > 0).then(|| sum / count)
+    /// How long the frames played since the last call waited here, together, and how many.
+    pub fn take_waited(&mut self) -> (Duration, u32) {
+        std::mem::take(&mut self.waited)
     }
 
     /// What to play for the frame due at `now`.

@@ -69,11 +69,10 @@ pub async fn receive(
                     // Nothing played: the recording keeps time with a frame of silence.
                     recorder.write(&shared, &remote, &[0; FRAME_SAMPLES]);
                 }
-                if let Some(wait) = jitter.take_mean_wait() {
-                    counters
-                        .jitter_wait_micros
-                        .store(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
-                }
+                let (waited, frames) = jitter.take_waited();
+                let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+                counters.jitter_waited_micros.fetch_add(micros, Ordering::Relaxed);
+                counters.jitter_waited_frames.fetch_add(u64::from(frames), Ordering::Relaxed);
             }
         }
     }

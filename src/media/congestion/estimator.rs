@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::VecDeque;
 
-use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport, Usage};
+use rtc::interceptor::{BandwidthEstimator, PacketReport, Usage};
 
 use super::loss::LossRate;
 use super::trendline::Trendline;
@@ -57,16 +57,13 @@ const ACKED_WINDOW: Duration = Duration::from_millis(750);
 pub struct Estimate {
     /// What may be sent, in bits per second.
     pub target_bps: f64,
-    /// The delay-based half's rate.
+    /// The delay-based half's rate (what limits the target, beside the other, when a test
+    /// shows an estimate).
     pub delay_based_bps: f64,
     /// The loss-based half's rate.
     pub loss_based_bps: f64,
-    /// What the far end acknowledged lately (`None` before feedback).
-    pub acknowledged_bps: Option<f64>,
     /// The share of packets the far end reported lost, smoothed (0 to 1).
     pub loss: f64,
-    /// What the delay signal says now.
-    pub usage: Usage,
     /// Whether any feedback has arrived (a far end that sends none leaves the estimate blind).
     pub informed: bool,
 }
@@ -77,9 +74,7 @@ impl Default for Estimate {
             target_bps: INITIAL_BPS,
             delay_based_bps: INITIAL_BPS,
             loss_based_bps: INITIAL_BPS,
-            acknowledged_bps: None,
             loss: 0.0,
-            usage: Usage::Normal,
             informed: false,
         }
     }
@@ -309,13 +304,13 @@ impl BandwidthEstimator for Estimator {
             return;
         }
         self.note_rtt(now, reports);
-        let mut usage = self.delay_trend.usage();
         for report in reports {
             if let Some(arrival) = report.arrival.filter(|_| report.arrived) {
                 self.acknowledged.add(arrival, report.size);
             }
-            usage = self.delay_trend.handle_report(report);
+            self.delay_trend.handle_report(report);
         }
+        let usage = self.delay_trend.usage();
         let acknowledged = self.acknowledged.bps();
         let delay_based = self.delay.update(now, usage, acknowledged, self.rtt);
         let lost = reports.iter().filter(|report| !report.arrived).count();
@@ -342,9 +337,7 @@ impl BandwidthEstimator for Estimator {
             target_bps: target,
             delay_based_bps: delay_based,
             loss_based_bps: loss_based,
-            acknowledged_bps: acknowledged,
             loss: self.loss.smoothed(),
-            usage,
             informed: true,
         };
         self.published.set(self.estimate);
@@ -352,15 +345,6 @@ impl BandwidthEstimator for Estimator {
 
     fn target_bitrate(&self) -> f64 {
         self.estimate.target_bps * PACING_FACTOR
-    }
-
-    fn stats(&self) -> EstimatorStats {
-        let mut stats = EstimatorStats::default();
-        stats.delay_based_bitrate = Some(self.estimate.delay_based_bps);
-        stats.loss_based_bitrate = Some(self.estimate.loss_based_bps);
-        stats.packet_loss = Some(self.estimate.loss);
-        stats.round_trip_time = Some(self.rtt);
-        stats
     }
 }
 

@@ -20,11 +20,11 @@ use std::sync::Arc;
 
 use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
 
-pub use estimator::{
-    Estimate, EstimateCell, Estimator, INITIAL_BPS, MAX_BPS, MIN_BPS, PACING_FACTOR,
-};
+pub use estimator::{Estimate, EstimateCell, Estimator};
 pub use pacer::MediaPacer;
-pub use resend_budget::{RESEND_SHARE, ResendBudget};
+pub use resend_budget::ResendBudget;
+
+use estimator::{INITIAL_BPS, PACING_FACTOR};
 
 /// Adds the sending half of congestion control to `registry`, publishing into `cell`.
 pub fn interceptors(registry: Registry, cell: &Arc<EstimateCell>) -> Registry {

@@ -6,11 +6,11 @@
 //!
 //! It sits between the NACK responder and the pacer, so it sees every resend before it is paced.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize as _;
@@ -21,41 +21,13 @@ use super::EstimateCell;
 pub const RESEND_SHARE: f64 = 0.3;
 /// The window the resent bytes are counted over.
 const WINDOW: Duration = Duration::from_secs(1);
-/// Sequence numbers remembered per stream, to tell a resend from a first send.
-const REMEMBERED: usize = 2_048;
-
-/// The recent sequence numbers of one outgoing stream.
-#[derive(Debug, Default)]
-struct Sent {
-    order: VecDeque<u16>,
-    numbers: std::collections::HashSet<u16>,
-}
-
-impl Sent {
-    /// Notes `number`; whether it was sent before.
-    fn note(&mut self, number: u16) -> bool {
-        if !self.numbers.insert(number) {
-            return true;
-        }
-        self.order.push_back(number);
-        if self.order.len() > REMEMBERED
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.numbers.remove(&oldest);
-        }
-        false
-    }
-}
 
 /// The interceptor.
 pub struct ResendBudget {
     estimate: Arc<EstimateCell>,
-    sent: HashMap<u32, Sent>,
     /// Resends let through in the window: when, and their bytes.
     resent: VecDeque<(Instant, usize)>,
     resent_bytes: usize,
-    /// Resends dropped over budget so far.
-    pub dropped: u64,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
 }
@@ -64,7 +36,7 @@ impl std::fmt::Debug for ResendBudget {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("ResendBudget")
-            .field("dropped", &self.dropped)
+            .field("resent_bytes", &self.resent_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -74,10 +46,8 @@ impl ResendBudget {
     pub fn new(estimate: Arc<EstimateCell>) -> Self {
         Self {
             estimate,
-            sent: HashMap::new(),
             resent: VecDeque::new(),
             resent_bytes: 0,
-            dropped: 0,
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
         }
@@ -122,12 +92,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ResendBudget {
     }
 
     fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
+        // The NACK responder marks what it resends.
         if let Packet::Rtp(rtp) = &message.message.packet
-            && let Some(sent) = self.sent.get_mut(&rtp.header.ssrc)
-            && sent.note(rtp.header.sequence_number)
+            && message.message.has(&Attribute::Retransmission)
             && !self.fits(message.now, rtp.marshal_size())
         {
-            self.dropped += 1;
+            // Over budget: dropped.
             return Ok(());
         }
         self.write_queue.push_back(message);
@@ -148,15 +118,52 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ResendBudget {
 }
 
 impl Interceptor for ResendBudget {
-    fn bind_local_stream(&mut self, info: &StreamInfo) {
-        self.sent.insert(info.ssrc, Sent::default());
-    }
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
 
-    fn unbind_local_stream(&mut self, info: &StreamInfo) {
-        self.sent.remove(&info.ssrc);
-    }
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
 
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
 
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use rtc::interceptor::AttributedPacket;
+    use rtc::shared::TransportContext;
+
+    use super::*;
+
+    fn rtp(now: Instant, resend: bool) -> TaggedPacket {
+        let packet = rtc::rtp::Packet {
+            payload: vec![0_u8; 1_188].into(),
+            ..Default::default()
+        };
+        let mut message = AttributedPacket::new(Packet::Rtp(packet));
+        if resend {
+            message = message.with(Attribute::Retransmission);
+        }
+        TaggedPacket {
+            now,
+            transport: TransportContext::default(),
+            message,
+        }
+    }
+
+    #[test]
+    fn resends_take_at_most_their_share_of_the_estimate_and_first_sends_all_go() {
+        // The starting estimate, 300 kbit/s: 30 % of it is about 11 kB a second, nine packets.
+        let mut budget = ResendBudget::new(EstimateCell::new());
+        let start = Instant::now();
+        let out = |budget: &mut ResendBudget, now, resend| {
+            budget.handle_write(rtp(now, resend)).expect("write");
+            budget.poll_write().is_some()
+        };
+        let first = (0..50).filter(|_| out(&mut budget, start, false)).count();
+        assert_eq!(first, 50);
+        let resent = (0..50).filter(|_| out(&mut budget, start, true)).count();
+        assert_eq!(resent, 9);
+        // A window later there is room again.
+        assert!(out(&mut budget, start + WINDOW, true));
+    }
 }

@@ -18,7 +18,7 @@ use crate::media::MediaError;
 use crate::media::events::MediaEvent;
 use crate::media::frame::{FrameSlot, I420Frame, LOCAL_STREAM};
 use crate::media::hub::{Encoded, Kind};
-use crate::media::ladder::{Ladder, Step};
+use crate::media::ladder::{Ladder, Step, estimate_for_budget_bps};
 use crate::media::marker::{self, Marker};
 use crate::media::session::Shared;
 use crate::media::stats::SentVideo;
@@ -214,7 +214,7 @@ impl VideoSender {
         };
         let since = *self.wanted_since.get_or_insert(now);
         let estimate_bps = if !paths.informed && now.since(since) >= BLIND_AFTER {
-            f64::from(shared.config.resolution.bitrate_bps()) / 0.8
+            estimate_for_budget_bps(f64::from(shared.config.resolution.bitrate_bps()))
         } else {
             paths.narrowest_bps
         };
@@ -234,9 +234,7 @@ impl VideoSender {
             .unwrap_or_else(PoisonError::into_inner) = SentVideo {
             width: rung.width,
             height: rung.height,
-            fps: rung.fps,
             target_bps: target,
-            estimate_bps,
             limitation: self.ladder.limitation(),
             frames: self.frames,
         };
