@@ -1,7 +1,9 @@
 //! Signaling: the protocol, UserSig tokens, the sans-IO switchboard, the WebSocket server, and
 //! the call webhooks for an app's backend.
 
+pub mod admission;
 mod bus;
+mod gate;
 mod protocol;
 mod server;
 pub mod switchboard;

@@ -1,23 +1,28 @@
 //! The signaling server: WebSocket over TCP, one task per connection, one hub task that owns the
 //! [`Switchboard`]. Standalone (`callscope server`) or embedded in the app on 127.0.0.1.
 //!
-//! The transport holds every client to its share: connections are capped in all and per
-//! address (and those still in their handshake more tightly), a handshake must finish in
-//! seconds, a connection that sends nothing (not even the answer to a ping) is closed, a send
-//! that does not finish in time closes its socket, and each outbox is bounded in bytes. A
-//! relayed message that does not fit is dropped and its sender told; the recipient is not
-//! punished for another's traffic.
+//! The transport holds every client to its share: connections are admitted by [`Admission`]
+//! (capped in all and per address; those not logged in yet get a bounded share, evicted and
+//! timed out there), a stranger's bytes are counted as they are read ([`gate`]), a logged-in
+//! connection's bytes against its rate before they are queued, the frames waiting for the hub
+//! are bounded in bytes, a connection that sends nothing (not even the answer to a ping) is
+//! closed, a send that does not finish in time closes its socket, and each outbox is bounded in
+//! bytes. A relayed message that does not fit is dropped and its sender told; the recipient is
+//! not punished for another's traffic.
+//!
+//! [`Admission`]: super::admission::Admission
+//! [`gate`]: super::gate
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
@@ -26,8 +31,10 @@ use crate::event::Event;
 use crate::kit::CallKit;
 use crate::model::{CallError, ErrorCode, Source};
 
+use super::admission::AdmissionLimits;
+use super::gate::{self, Gate, Metered, Place};
 use super::protocol::{Contact, MAX_FRAME_BYTES, ServerMessage, encode};
-use super::switchboard::{Limits, Output, SessionId, Switchboard, SwitchboardConfig};
+use super::switchboard::{Bucket, Limits, Output, SessionId, Switchboard, SwitchboardConfig};
 use super::usersig::{Keyring, Revocations, SigPolicy, unix_now_millis};
 
 /// Frames up to this size are read (and refused if above [`MAX_FRAME_BYTES`]); larger ones
@@ -37,6 +44,12 @@ const HARD_FRAME_LIMIT: usize = 128 * 1024;
 const OUTBOX_CAPACITY: usize = 1024;
 /// Events waiting for the hub; connection tasks wait for room (their clients slow down).
 const HUB_CAPACITY: usize = 16_384;
+/// Pending connections (not logged in yet) at most when no share is set.
+const MAX_PENDING: usize = 2_048;
+/// A pending connection's deadline while more than half the pending share is taken.
+const PRESSED_PENDING: Duration = Duration::from_secs(3);
+/// How often pending connections are checked against their deadline.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(250);
 /// File descriptors kept free for everything but connections (the database, the log).
 const RESERVED_FDS: usize = 128;
 
@@ -49,6 +62,18 @@ pub struct TransportLimits {
     pub max_connections_per_ip: usize,
     /// Connections from one address still in their WebSocket handshake.
     pub max_handshakes_per_ip: usize,
+    /// Connections not logged in yet, at once, in all (0: half the connection cap, at most
+    /// 2,048). When they are as many, the next one evicts one of them (see
+    /// [`Admission`](super::admission::Admission)); logged-in connections are never evicted.
+    pub max_pending: usize,
+    /// Bytes one logged-in connection may send: a burst, then this many a second; a frame
+    /// beyond it is refused as it is read, never queued.
+    pub byte_burst: usize,
+    /// See [`TransportLimits::byte_burst`].
+    pub bytes_per_sec: usize,
+    /// Bytes of frames read and waiting for the hub, from all connections together; a
+    /// connection whose frame does not fit waits (it stops reading, so TCP slows its client).
+    pub hub_bytes: usize,
     /// The WebSocket handshake must finish this soon after the TCP connection.
     pub handshake_timeout: Duration,
     /// A send to a client must finish this soon, or its socket is closed.
@@ -69,6 +94,10 @@ impl Default for TransportLimits {
             max_connections: 0,
             max_connections_per_ip: 1024,
             max_handshakes_per_ip: 32,
+            max_pending: 0,
+            byte_burst: 1024 * 1024,
+            bytes_per_sec: 256 * 1024,
+            hub_bytes: 32 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
             outbox_bytes: 1024 * 1024,
@@ -133,6 +162,19 @@ impl ServerConfig {
 pub struct ServerStats {
     /// Open connections (handshaking ones too).
     pub connections: AtomicUsize,
+    /// Of those, the ones not logged in yet.
+    pub pending: AtomicUsize,
+    /// Pending connections closed to admit another.
+    pub evicted: AtomicU64,
+    /// Pending connections closed at their deadline.
+    pub expired: AtomicU64,
+    /// Bytes read from connections not logged in yet (at most
+    /// [`gate::BYTES_BEFORE_LOGIN`] each).
+    pub pending_bytes: AtomicUsize,
+    /// Bytes of frames read and not yet handled by the hub.
+    pub queued_bytes: AtomicUsize,
+    /// Bytes waiting in outboxes to be sent.
+    pub outbox_bytes: AtomicUsize,
     /// Sessions the switchboard knows (handshake done).
     pub sessions: AtomicUsize,
     /// Logged-in users.
@@ -165,6 +207,15 @@ pub struct ServerStats {
     pub everyone_online: AtomicUsize,
 }
 
+impl ServerStats {
+    /// Bytes of frames the server holds for its clients now, read or to be sent.
+    pub fn held_bytes(&self) -> usize {
+        self.pending_bytes.load(Ordering::Relaxed)
+            + self.queued_bytes.load(Ordering::Relaxed)
+            + self.outbox_bytes.load(Ordering::Relaxed)
+    }
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
@@ -177,35 +228,97 @@ pub struct Server {
 }
 
 enum HubEvent {
-    Open { session: SessionId, outbox: Outbox },
-    Frame { session: SessionId, text: Utf8Bytes },
-    Oversized { session: SessionId, bytes: usize },
-    Binary { session: SessionId, bytes: usize },
-    Closed { session: SessionId },
+    Open {
+        session: SessionId,
+        outbox: Outbox,
+    },
+    Frame {
+        session: SessionId,
+        text: Utf8Bytes,
+        _held: Held,
+    },
+    Oversized {
+        session: SessionId,
+        bytes: usize,
+    },
+    OverBudget {
+        session: SessionId,
+        bytes: usize,
+    },
+    Binary {
+        session: SessionId,
+        bytes: usize,
+    },
+    Closed {
+        session: SessionId,
+    },
 }
 
 enum Outgoing {
     Text(Utf8Bytes),
 }
 
+/// A frame's bytes in the hub's budget, given back when the hub is done with it.
+struct Held {
+    _permit: OwnedSemaphorePermit,
+    bytes: usize,
+    stats: Arc<ServerStats>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.stats
+            .queued_bytes
+            .fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// The bytes in one outbox, counted in the server's too.
+struct Queued {
+    bytes: AtomicUsize,
+    stats: Arc<ServerStats>,
+}
+
+impl Queued {
+    /// Adds `bytes`; what was queued before.
+    fn add(&self, bytes: usize) -> usize {
+        self.stats.outbox_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::AcqRel)
+    }
+
+    fn sub(&self, bytes: usize) {
+        self.stats.outbox_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        let left = self.bytes.load(Ordering::Acquire);
+        self.stats.outbox_bytes.fetch_sub(left, Ordering::Relaxed);
+    }
+}
+
 /// One client's queue: bounded in messages and in bytes.
 #[derive(Clone)]
 struct Outbox {
     sender: mpsc::Sender<Outgoing>,
-    queued_bytes: Arc<AtomicUsize>,
+    queued: Arc<Queued>,
     limit_bytes: usize,
     /// Rung to close the connection even when its queue is full.
     closing: Arc<tokio::sync::Notify>,
+    /// The connection's place, told when its user logs in.
+    place: Arc<Place>,
 }
 
 impl Outbox {
     /// Queues `text`; false if it does not fit.
     fn try_send(&self, text: Utf8Bytes) -> bool {
         let bytes = text.len();
-        let queued = self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let queued = self.queued.add(bytes);
         if queued + bytes > self.limit_bytes || self.sender.try_send(Outgoing::Text(text)).is_err()
         {
-            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            self.queued.sub(bytes);
             return false;
         }
         true
@@ -230,49 +343,6 @@ fn websocket_config() -> WebSocketConfig {
 /// more than the frame it reads).
 pub fn client_websocket_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4096)
-}
-
-/// Connections at once by address, and in all.
-#[derive(Debug, Default)]
-struct Counts {
-    total: usize,
-    by_ip: HashMap<IpAddr, (usize, usize)>,
-}
-
-/// Holds one connection's place in the counts; giving it back when dropped.
-struct Place {
-    counts: Arc<Mutex<Counts>>,
-    ip: IpAddr,
-    handshaking: bool,
-    stats: Arc<ServerStats>,
-}
-
-impl Place {
-    fn handshake_done(&mut self) {
-        if std::mem::replace(&mut self.handshaking, false) {
-            let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(entry) = counts.by_ip.get_mut(&self.ip) {
-                entry.1 -= 1;
-            }
-        }
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        self.handshake_done();
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.total -= 1;
-        if let Some(entry) = counts.by_ip.get_mut(&self.ip) {
-            entry.0 -= 1;
-            if entry.0 == 0 {
-                counts.by_ip.remove(&self.ip);
-            }
-        }
-        self.stats
-            .connections
-            .store(counts.total, Ordering::Relaxed);
-    }
 }
 
 /// The connection cap when none is set: the file-descriptor limit, raised as far as allowed,
@@ -335,6 +405,7 @@ impl Server {
             }
             None => (None, None),
         };
+        let admission = admission_limits(&transport, &config.limits);
         let board = Switchboard::new(SwitchboardConfig {
             keys: config.keys,
             app_id: config.app_id,
@@ -359,13 +430,14 @@ impl Server {
             bus_events,
             shutdown_rx.clone(),
         ));
-        let accept = tokio::spawn(accept_loop(
-            listener,
-            hub_tx,
-            shutdown_rx,
+        let gate = Gate::new(admission);
+        let shared = Shared {
+            hub: hub_tx,
+            hub_budget: Arc::new(Semaphore::new(transport.hub_bytes.max(HARD_FRAME_LIMIT))),
             transport,
-            Arc::clone(&stats),
-        ));
+            stats: Arc::clone(&stats),
+        };
+        let accept = tokio::spawn(accept_loop(listener, shared, gate, shutdown_rx));
         Ok(Self {
             addr,
             shutdown,
@@ -408,20 +480,49 @@ impl Server {
     }
 }
 
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
+/// What admission allows under `transport`, with `limits`' log-in deadline.
+fn admission_limits(transport: &TransportLimits, limits: &Limits) -> AdmissionLimits {
+    let max_pending = match transport.max_pending {
+        0 => (transport.max_connections / 2).clamp(1, MAX_PENDING),
+        set => set.min(transport.max_connections),
+    };
+    let normal = transport.handshake_timeout + Duration::from_millis(limits.login_deadline_millis);
+    AdmissionLimits {
+        max_connections: transport.max_connections,
+        max_per_ip: transport.max_connections_per_ip,
+        max_handshakes_per_ip: transport.max_handshakes_per_ip,
+        max_pending,
+        pending_millis: u64::try_from(normal.as_millis()).unwrap_or(u64::MAX),
+        pressed_pending_millis: u64::try_from(PRESSED_PENDING.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct Shared {
     hub: mpsc::Sender<HubEvent>,
-    mut shutdown: watch::Receiver<bool>,
+    /// Bytes of frames that may wait for the hub ([`TransportLimits::hub_bytes`]).
+    hub_budget: Arc<Semaphore>,
     transport: TransportLimits,
     stats: Arc<ServerStats>,
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    shared: Shared,
+    gate: Arc<Mutex<Gate>>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
-    let next_session = AtomicU64::new(1);
-    let counts = Arc::new(Mutex::new(Counts::default()));
+    let mut next_session: SessionId = 1;
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    let stats = Arc::clone(&shared.stats);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let Some(place) = take_place(&counts, peer.ip(), &transport, &stats) else {
+                    let session = next_session;
+                    next_session += 1;
+                    let Ok(place) = gate::enter(&gate, session, peer.ip(), &stats) else {
                         // Over a cap: closed at once, before it costs more than its socket.
                         stats.turned_away.fetch_add(1, Ordering::Relaxed);
                         drop(stream);
@@ -429,60 +530,26 @@ async fn accept_loop(
                     };
                     // Small messages, sent at once; little waiting in the kernel for one client.
                     let _ = stream.set_nodelay(true);
-                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(transport.send_buffer_bytes);
-                    let session = next_session.fetch_add(1, Ordering::Relaxed);
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(shared.transport.send_buffer_bytes);
                     let connection = Connection {
                         session,
-                        hub: hub.clone(),
-                        transport,
-                        stats: Arc::clone(&stats),
+                        shared: shared.clone(),
                     };
                     tokio::spawn(connection.start(stream, place, shutdown.clone()));
                 }
                 // Out of file descriptors or similar: wait a moment and go on accepting.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
+            _ = sweep.tick() => gate::sweep(&gate, &stats),
             _ = shutdown.changed() => return,
         }
     }
 }
 
-fn take_place(
-    counts: &Arc<Mutex<Counts>>,
-    ip: IpAddr,
-    transport: &TransportLimits,
-    stats: &Arc<ServerStats>,
-) -> Option<Place> {
-    let mut guard = counts.lock().unwrap_or_else(PoisonError::into_inner);
-    let total = guard.total;
-    let entry = guard.by_ip.entry(ip).or_default();
-    if total >= transport.max_connections
-        || entry.0 >= transport.max_connections_per_ip
-        || entry.1 >= transport.max_handshakes_per_ip
-    {
-        if entry.0 == 0 {
-            guard.by_ip.remove(&ip);
-        }
-        return None;
-    }
-    entry.0 += 1;
-    entry.1 += 1;
-    guard.total += 1;
-    stats.connections.store(guard.total, Ordering::Relaxed);
-    Some(Place {
-        counts: Arc::clone(counts),
-        ip,
-        handshaking: true,
-        stats: Arc::clone(stats),
-    })
-}
-
 /// One client's connection task.
 struct Connection {
     session: SessionId,
-    hub: mpsc::Sender<HubEvent>,
-    transport: TransportLimits,
-    stats: Arc<ServerStats>,
+    shared: Shared,
 }
 
 /// Why a connection task ended.
@@ -495,98 +562,134 @@ enum Ended {
     Shutdown,
 }
 
+/// What the hub sends one connection: its outbox's other end.
+struct Inbound {
+    outgoing: mpsc::Receiver<Outgoing>,
+    queued: Arc<Queued>,
+    closing: Arc<tokio::sync::Notify>,
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<Metered<TcpStream>>;
+
 impl Connection {
     /// Waits for the client's first bytes in a small task; only then is the (much larger)
     /// state of a WebSocket connection allocated. The handshake deadline counts from here.
-    async fn start(self, stream: TcpStream, place: Place, shutdown: watch::Receiver<bool>) {
-        let deadline = tokio::time::Instant::now() + self.transport.handshake_timeout;
+    async fn start(self, stream: TcpStream, place: Arc<Place>, shutdown: watch::Receiver<bool>) {
+        let deadline = tokio::time::Instant::now() + self.shared.transport.handshake_timeout;
         // `peek` waits for real bytes (readiness alone may be a false positive).
         let mut first = [0_u8; 1];
-        if !matches!(
-            tokio::time::timeout_at(deadline, stream.peek(&mut first)).await,
-            Ok(Ok(1))
-        ) {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        Box::pin(self.run(stream, place, shutdown, deadline)).await;
-    }
-
-    async fn run(
-        self,
-        stream: TcpStream,
-        mut place: Place,
-        shutdown: watch::Receiver<bool>,
-        deadline: tokio::time::Instant,
-    ) {
-        let handshake = tokio::time::timeout_at(
-            deadline,
-            tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config())),
-        )
-        .await;
-        let Ok(Ok(websocket)) = handshake else {
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        let stats = Arc::clone(&self.shared.stats);
+        let handshake = async {
+            let peeked = tokio::time::timeout_at(deadline, stream.peek(&mut first)).await;
+            if !matches!(peeked, Ok(Ok(1))) {
+                return None;
+            }
+            let stream = Metered::new(stream, Arc::clone(&place));
+            let accept =
+                tokio_tungstenite::accept_async_with_config(stream, Some(websocket_config()));
+            tokio::time::timeout_at(deadline, accept).await.ok()?.ok()
+        };
+        // Evicted or late before its handshake is done: closed at once.
+        let websocket = tokio::select! {
+            websocket = Box::pin(handshake) => websocket,
+            () = place.closed_by_gate() => None,
+        };
+        let Some(websocket) = websocket else {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         place.handshake_done();
+        Box::pin(self.run(websocket, place, shutdown)).await;
+    }
+
+    async fn run(self, websocket: Socket, place: Arc<Place>, shutdown: watch::Receiver<bool>) {
         let (outbox_tx, outgoing) = mpsc::channel(OUTBOX_CAPACITY);
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
-        let closing = Arc::new(tokio::sync::Notify::new());
+        let inbound = Inbound {
+            outgoing,
+            queued: Arc::new(Queued {
+                bytes: AtomicUsize::new(0),
+                stats: Arc::clone(&self.shared.stats),
+            }),
+            closing: Arc::new(tokio::sync::Notify::new()),
+        };
         let outbox = Outbox {
             sender: outbox_tx,
-            queued_bytes: Arc::clone(&queued_bytes),
-            limit_bytes: self.transport.outbox_bytes,
-            closing: Arc::clone(&closing),
+            queued: Arc::clone(&inbound.queued),
+            limit_bytes: self.shared.transport.outbox_bytes,
+            closing: Arc::clone(&inbound.closing),
+            place: Arc::clone(&place),
         };
         let opened = HubEvent::Open {
             session: self.session,
             outbox,
         };
-        if self.hub.send(opened).await.is_err() {
+        if self.shared.hub.send(opened).await.is_err() {
             return;
         }
-        let ended = self
-            .serve(websocket, outgoing, &queued_bytes, &closing, shutdown)
-            .await;
-        match ended {
-            Ended::Shutdown => {}
-            Ended::Dropped => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                let _ = self
-                    .hub
-                    .send(HubEvent::Closed {
-                        session: self.session,
-                    })
-                    .await;
-            }
-            Ended::Normally => {
-                let _ = self
-                    .hub
-                    .send(HubEvent::Closed {
-                        session: self.session,
-                    })
-                    .await;
-            }
+        let ended = self.serve(websocket, inbound, &place, shutdown).await;
+        if matches!(ended, Ended::Dropped) {
+            self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        drop(place);
+        if !matches!(ended, Ended::Shutdown) {
+            let closed = HubEvent::Closed {
+                session: self.session,
+            };
+            let _ = self.shared.hub.send(closed).await;
+        }
+    }
+
+    /// What the hub gets for a text frame of `text`: the frame itself when it is within the
+    /// connection's byte rate and fits the hub's budget (waited for), else only its size.
+    async fn frame_event(&self, text: Utf8Bytes, rate: &mut Bucket, started: Instant) -> HubEvent {
+        let session = self.session;
+        let bytes = text.len();
+        if bytes > MAX_FRAME_BYTES {
+            return HubEvent::Oversized { session, bytes };
+        }
+        if !within(rate, bytes, started) {
+            return HubEvent::OverBudget { session, bytes };
+        }
+        let permits = u32::try_from(bytes.max(1)).unwrap_or(u32::MAX);
+        let budget = Arc::clone(&self.shared.hub_budget);
+        let Ok(permit) = budget.acquire_many_owned(permits).await else {
+            return HubEvent::OverBudget { session, bytes };
+        };
+        let stats = Arc::clone(&self.shared.stats);
+        stats.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        HubEvent::Frame {
+            session,
+            text,
+            _held: Held {
+                _permit: permit,
+                bytes,
+                stats,
+            },
+        }
     }
 
     async fn serve(
         &self,
-        websocket: tokio_tungstenite::WebSocketStream<TcpStream>,
-        mut outgoing: mpsc::Receiver<Outgoing>,
-        queued_bytes: &AtomicUsize,
-        closing: &tokio::sync::Notify,
+        mut socket: Socket,
+        mut inbound: Inbound,
+        place: &Place,
         mut shutdown: watch::Receiver<bool>,
     ) -> Ended {
-        let mut socket = websocket;
-        let write_timeout = self.transport.write_timeout;
-        let mut ping = tokio::time::interval(self.transport.ping_interval);
+        let transport = self.shared.transport;
+        let write_timeout = transport.write_timeout;
+        let mut ping = tokio::time::interval(transport.ping_interval);
         ping.tick().await;
         let mut last_heard = tokio::time::Instant::now();
+        let started = Instant::now();
+        let mut rate = Bucket::full(
+            transport.byte_burst as u64,
+            transport.bytes_per_sec as u64,
+            0,
+        );
         // Made once: each ends the loop when it fires.
-        let closed_by_hub = closing.notified();
+        let closed_by_hub = inbound.closing.notified();
         tokio::pin!(closed_by_hub);
+        let closed_by_gate = place.closed_by_gate();
+        tokio::pin!(closed_by_gate);
         let shutting_down = shutdown.changed();
         tokio::pin!(shutting_down);
         loop {
@@ -595,49 +698,52 @@ impl Connection {
                     last_heard = tokio::time::Instant::now();
                     let session = self.session;
                     let event = match frame {
-                        Some(Ok(Message::Text(text))) if text.len() > MAX_FRAME_BYTES => {
-                            HubEvent::Oversized { session, bytes: text.len() }
+                        Some(Ok(Message::Text(text))) => self.frame_event(text, &mut rate, started).await,
+                        Some(Ok(Message::Binary(data))) if within(&mut rate, data.len(), started) => {
+                            HubEvent::Binary { session, bytes: data.len() }
                         }
-                        Some(Ok(Message::Text(text))) => HubEvent::Frame { session, text },
-                        Some(Ok(Message::Binary(data))) => HubEvent::Binary { session, bytes: data.len() },
+                        Some(Ok(Message::Binary(data))) => HubEvent::OverBudget { session, bytes: data.len() },
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                         Some(Ok(Message::Close(_))) | None => return Ended::Normally,
                         Some(Err(error)) => {
-                            // A frame the protocol cannot read (too large, malformed): say so,
-                            // then close, as the connection can no longer be read.
+                            // A frame the protocol cannot read (too large, malformed, past
+                            // the allowance before log-in): say so, then close, as the
+                            // connection can no longer be read.
                             let error = CallError::new(
                                 ErrorCode::InvalidParameter,
                                 format!("the connection is closed: {error}"),
                             );
-                            let text = encode(&ServerMessage::error(&error, None));
-                            let _ = send_within(&mut socket, Message::Text(text.into()), write_timeout).await;
+                            say_and_close(&mut socket, &error, write_timeout).await;
                             return Ended::Dropped;
                         }
                     };
-                    if self.hub.send(event).await.is_err() {
+                    if self.shared.hub.send(event).await.is_err() {
                         return Ended::Normally;
                     }
                 }
                 // The hub is done with this client: what it queued before (the error that says
                 // why, say) still goes out, as long as the client takes it in time.
                 () = &mut closed_by_hub => {
-                    while let Ok(Outgoing::Text(text)) = outgoing.try_recv() {
-                        let bytes = text.len();
-                        let sent = send_within(&mut socket, Message::Text(text), write_timeout).await;
-                        queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-                        if !sent {
+                    while let Ok(Outgoing::Text(text)) = inbound.outgoing.try_recv() {
+                        if !send_queued(&mut socket, text, &inbound.queued, write_timeout).await {
                             return Ended::Dropped;
                         }
                     }
                     let _ = send_within(&mut socket, Message::Close(None), write_timeout).await;
                     return Ended::Normally;
                 }
-                message = outgoing.recv() => match message {
+                // Not logged in in time, or evicted for a newer connection.
+                () = &mut closed_by_gate => {
+                    let error = CallError::new(
+                        ErrorCode::NotLoggedIn,
+                        "the connection is closed: the server is busy and it did not log in soon enough",
+                    );
+                    say_and_close(&mut socket, &error, write_timeout).await;
+                    return Ended::Dropped;
+                }
+                message = inbound.outgoing.recv() => match message {
                     Some(Outgoing::Text(text)) => {
-                        let bytes = text.len();
-                        let sent = send_within(&mut socket, Message::Text(text), write_timeout).await;
-                        queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
-                        if !sent {
+                        if !send_queued(&mut socket, text, &inbound.queued, write_timeout).await {
                             return Ended::Dropped;
                         }
                     }
@@ -647,7 +753,7 @@ impl Connection {
                     }
                 },
                 _ = ping.tick() => {
-                    if last_heard.elapsed() >= self.transport.idle_timeout {
+                    if last_heard.elapsed() >= transport.idle_timeout {
                         return Ended::Dropped;
                     }
                     if !send_within(&mut socket, Message::Ping(Bytes::new()), write_timeout).await {
@@ -661,13 +767,37 @@ impl Connection {
     }
 }
 
-/// Sends `message`, giving up after `limit`; whether it went. Most sends finish at once, and
-/// those take no timer.
-async fn send_within(
-    socket: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
-    message: Message,
+/// Takes `bytes` from a connection's byte `rate` (its clock started at `started`); whether they
+/// were within it.
+fn within(rate: &mut Bucket, bytes: usize, started: Instant) -> bool {
+    let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    rate.take(bytes as u64, now)
+}
+
+/// Sends `error`, then a close, each given up after `limit`.
+async fn say_and_close(socket: &mut Socket, error: &CallError, limit: Duration) {
+    let text = encode(&ServerMessage::error(error, None));
+    if send_within(socket, Message::Text(text.into()), limit).await {
+        let _ = send_within(socket, Message::Close(None), limit).await;
+    }
+}
+
+/// Sends a message from the outbox, taking its bytes off the count; whether it went in time.
+async fn send_queued(
+    socket: &mut Socket,
+    text: Utf8Bytes,
+    queued: &Queued,
     limit: Duration,
 ) -> bool {
+    let bytes = text.len();
+    let sent = send_within(socket, Message::Text(text), limit).await;
+    queued.sub(bytes);
+    sent
+}
+
+/// Sends `message`, giving up after `limit`; whether it went. Most sends finish at once, and
+/// those take no timer.
+async fn send_within(socket: &mut Socket, message: Message, limit: Duration) -> bool {
     let mut send = socket.send(message);
     if let Some(done) = (&mut send).now_or_never() {
         return done.is_ok();
@@ -778,11 +908,12 @@ fn apply(
             outboxes.insert(session, outbox);
             board.open(session, now);
         }
-        HubEvent::Frame { session, text } => {
+        HubEvent::Frame { session, text, .. } => {
             stats.frames.fetch_add(1, Ordering::Relaxed);
             board.handle_frame(session, now, text.as_str());
         }
         HubEvent::Oversized { session, bytes } => board.handle_oversized(session, now, bytes),
+        HubEvent::OverBudget { session, bytes } => board.handle_over_budget(session, now, bytes),
         HubEvent::Binary { session, bytes } => board.handle_binary(session, now, bytes),
         HubEvent::Closed { session } => {
             outboxes.remove(&session);
@@ -802,6 +933,10 @@ fn deliver(board: &mut Switchboard, outboxes: &mut HashMap<SessionId, Outbox>, h
                 let Some(outbox) = outboxes.get(&session) else {
                     continue;
                 };
+                // A welcome means the session logged in: it keeps its connection's slot.
+                if matches!(message, ServerMessage::Welcome { .. }) {
+                    outbox.place.logged_in();
+                }
                 message.stamp(unix_now_micros);
                 if outbox.try_send(encode(&message).into()) {
                     continue;

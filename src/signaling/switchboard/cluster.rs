@@ -503,7 +503,6 @@ impl Switchboard {
                 expires_at_secs: u64::MAX,
                 opened_at_millis: now,
                 messages: Bucket::full(1, 1, now),
-                bytes: Bucket::full(1, 1, now),
                 login_failures: 0,
                 refusals: Refusals {
                     window_start_millis: now,

@@ -65,10 +65,6 @@ pub struct Limits {
     pub message_burst: u64,
     /// See [`Limits::message_burst`].
     pub messages_per_sec: u64,
-    /// Bytes one connection may send: a burst, then this many a second.
-    pub byte_burst: u64,
-    /// See [`Limits::byte_burst`].
-    pub bytes_per_sec: u64,
     /// Refusals within [`Limits::abuse_window_millis`] that close a connection.
     pub refusals_before_close: u32,
     /// The window refusals are counted over.
@@ -109,8 +105,6 @@ impl Default for Limits {
             logins_per_minute: 12,
             message_burst: 200,
             messages_per_sec: 50,
-            byte_burst: 1024 * 1024,
-            bytes_per_sec: 256 * 1024,
             refusals_before_close: 60,
             abuse_window_millis: 10_000,
             refusals_recorded: 5,

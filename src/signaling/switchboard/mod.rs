@@ -159,7 +159,6 @@ struct Session {
     expires_at_secs: u64,
     opened_at_millis: u64,
     messages: Bucket,
-    bytes: Bucket,
     login_failures: u32,
     refusals: Refusals,
     /// The user asked for the server's records of its calls.
@@ -281,7 +280,6 @@ impl Switchboard {
                 expires_at_secs: 0,
                 opened_at_millis: now_millis,
                 messages: Bucket::full(limits.message_burst, limits.messages_per_sec, now_millis),
-                bytes: Bucket::full(limits.byte_burst, limits.bytes_per_sec, now_millis),
                 login_failures: 0,
                 refusals: Refusals {
                     window_start_millis: now_millis,
@@ -333,21 +331,36 @@ impl Switchboard {
 
     /// A frame larger than the protocol allows arrived; it is refused, the session stays.
     pub fn handle_oversized(&mut self, session: SessionId, now_millis: u64, bytes: usize) {
-        if !self.admit(session, now_millis, bytes) {
+        if !self.admit(session, now_millis) {
             return;
         }
         let error = super::protocol::DecodeError::TooLarge(bytes).to_call_error();
         self.refuse(session, now_millis, &error, None);
     }
 
+    /// A frame beyond its connection's byte rate arrived (the transport counts bytes as it
+    /// reads them and queues no such frame); it is refused, the session stays.
+    pub fn handle_over_budget(&mut self, session: SessionId, now_millis: u64, bytes: usize) {
+        if !self.admit(session, now_millis) {
+            return;
+        }
+        let error = CallError::new(
+            ErrorCode::RequestRefused,
+            format!(
+                "a frame of {bytes} bytes is more than this connection may send now: slow down"
+            ),
+        );
+        self.refuse(session, now_millis, &error, None);
+    }
+
     /// A binary frame arrived; the protocol is text only, so it is refused.
     pub fn handle_binary(&mut self, session: SessionId, now_millis: u64, bytes: usize) {
-        if !self.admit(session, now_millis, bytes) {
+        if !self.admit(session, now_millis) {
             return;
         }
         let error = CallError::new(
             ErrorCode::InvalidParameter,
-            "binary frames are not part of the protocol; send JSON text",
+            format!("a binary frame ({bytes} bytes) is not part of the protocol; send JSON text"),
         );
         self.refuse(session, now_millis, &error, None);
     }
@@ -355,7 +368,7 @@ impl Switchboard {
     /// A text frame arrived at `now_millis` (Unix milliseconds).
     pub fn handle_frame(&mut self, session: SessionId, now_millis: u64, frame: &str) {
         self.now_millis = now_millis;
-        if !self.admit(session, now_millis, frame.len()) {
+        if !self.admit(session, now_millis) {
             return;
         }
         match decode_client(frame) {
@@ -438,14 +451,13 @@ impl Switchboard {
         }
     }
 
-    /// Charges a frame of `bytes` to its connection's rates; false (refused, or no such
-    /// session) when it may not be handled.
-    fn admit(&mut self, session: SessionId, now_millis: u64, bytes: usize) -> bool {
+    /// Charges a frame to its connection's message rate (the transport holds it to its byte
+    /// rate); false (refused, or no such session) when it may not be handled.
+    fn admit(&mut self, session: SessionId, now_millis: u64) -> bool {
         let Some(state) = self.sessions.get_mut(&session) else {
             return false;
         };
-        let within =
-            state.messages.take(1, now_millis) && state.bytes.take(bytes as u64, now_millis);
+        let within = state.messages.take(1, now_millis);
         if !within {
             let error = CallError::new(
                 ErrorCode::RequestRefused,
