@@ -4,6 +4,9 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use callscope::engine::{demo_contacts, spawn_demo_peers};
@@ -12,7 +15,9 @@ use callscope::media::Resolution;
 use callscope::signaling::usersig::{
     self, DEFAULT_APP_ID, DEFAULT_EXPIRE_SECS, Revocations, SigPolicy, UserSigClaims,
 };
-use callscope::signaling::{BusConfig, Server, ServerConfig, TransportLimits, WebhookConfig};
+use callscope::signaling::{
+    BusConfig, Server, ServerConfig, ServerStats, TransportLimits, WebhookConfig,
+};
 use callscope::timeline::Timeline;
 
 /// Entries a server's timeline keeps on disk (the newest).
@@ -71,6 +76,10 @@ pub struct ServerArgs {
     /// share its cores, a few threads each.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+    /// Print the server's counters as one JSON line on stdout every N seconds: connections
+    /// (pending among them), admitted and evicted, the bytes held for clients, and more.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stats_every: Option<u64>,
 }
 
 /// Options of `callscope usersig`.
@@ -188,6 +197,12 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
         let server = Server::start(config)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
+        if let Some(secs) = args.stats_every {
+            tokio::spawn(print_stats(
+                Arc::clone(server.stats()),
+                Duration::from_secs(secs),
+            ));
+        }
         // Held until shutdown: dropping a peer's sender stops it.
         let _peers = if args.demo_peers {
             spawn_demo_peers(&server.url(), &keys, Resolution::default(), None)
@@ -209,4 +224,31 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
         server.shutdown().await;
         anyhow::Ok(())
     })
+}
+
+/// Prints `stats` as a JSON line every `every`, until the runtime ends.
+async fn print_stats(stats: Arc<ServerStats>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let load = |value: &AtomicUsize| value.load(Ordering::Relaxed);
+        let count = |value: &AtomicU64| value.load(Ordering::Relaxed);
+        let line = serde_json::json!({
+            "connections": load(&stats.connections),
+            "pending": load(&stats.pending),
+            "sessions": load(&stats.sessions),
+            "online": load(&stats.online),
+            "calls": load(&stats.calls),
+            "turned_away": count(&stats.turned_away),
+            "evicted": count(&stats.evicted),
+            "expired": count(&stats.expired),
+            "dropped": count(&stats.dropped),
+            "frames": count(&stats.frames),
+            "held_bytes": stats.held_bytes(),
+            "pending_bytes": load(&stats.pending_bytes),
+            "queued_bytes": load(&stats.queued_bytes),
+            "outbox_bytes": load(&stats.outbox_bytes),
+        });
+        println!("{line}");
+    }
 }
