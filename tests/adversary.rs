@@ -1095,3 +1095,57 @@ fn strangers_from_many_addresses_holding_more_connections_than_slots_never_keep_
         .unwrap();
     runtime.block_on(protocol_call(server.address, 99)).unwrap();
 }
+
+#[test]
+fn strangers_probing_call_ids_from_many_addresses_learn_nothing_and_touch_no_call() {
+    let net = Net::start_with(|config| config.list_online_users = false);
+    let answering = Script::new(Behaviour::Answer {
+        after: Duration::ZERO,
+    });
+    let bob = net.scripted("bob", answering.clone());
+    let carol = net.online("carol");
+    carol.dial(&["bob"], MediaType::Audio, 30);
+    carol.wait_count(CallbackKind::CallBegin, 1);
+    let live = carol.last_call_id();
+    // An ended call of theirs too.
+    carol.send(EngineCommand::Hangup);
+    carol.wait_count(CallbackKind::AfterCalling, 1);
+    bob.wait_idle();
+    let ended = live;
+    carol.dial(&["bob"], MediaType::Audio, 30);
+    carol.wait_count(CallbackKind::CallBegin, 2);
+    let live = carol.last_call_id();
+    during(&net, || {
+        let mut accomplice = log_in_raw(&net, "eve", ATTACKER);
+        for index in 0..20 {
+            let user = format!("mallory{index}");
+            let mut mallory = log_in_raw(&net, &user, stranger(index));
+            let mut answers = Vec::new();
+            for call_id in [live.as_str(), ended.as_str(), "c-unknown"] {
+                mallory.send(&net, &invite(call_id, "eve", 30));
+                let answer = mallory.receive(&net);
+                let rung = accomplice.receive(&net);
+                assert!(
+                    matches!(&rung, ServerMessage::Call(CallSignal { call_id: id, signal: Signal::Invited { caller, .. } }) if id == call_id && *caller == user),
+                    "{rung:?}"
+                );
+                let reject = ClientMessage::Call(Action::Reject {
+                    call_id: call_id.into(),
+                });
+                accomplice.send(&net, &reject);
+                let after = mallory.receive(&net);
+                answers.push(format!("{answer:?} {after:?}").replace(call_id, "ID"));
+            }
+            assert!(
+                answers.iter().all(|answer| *answer == answers[0]),
+                "{answers:?}"
+            );
+            assert!(answers[0].contains("InviteDelivered"), "{answers:?}");
+        }
+    });
+    // Carol and bob's call went on untouched.
+    assert_eq!(bob.status(), CallStatus::CallingC2cAudio);
+    assert!(carol.status().is_calling());
+    carol.end_call();
+    bob.wait_idle();
+}

@@ -7,7 +7,7 @@ use crate::model::ids::{check_call_id, check_user_id};
 use crate::model::{CallError, ErrorCode, MAX_PARTICIPANTS, MediaType};
 
 use super::super::protocol::{ClientMessage, ServerMessage};
-use super::record::{CallRecord, Member};
+use super::record::{CallKey, CallRecord, Member};
 use super::{Output, SessionId, Switchboard};
 use crate::signaling::webhook::CallResult;
 
@@ -69,27 +69,30 @@ impl Switchboard {
                 to,
                 description,
             } => {
+                let call = self.call_named(user, &call_id);
                 let message = ServerMessage::Sdp {
-                    call_id: call_id.clone(),
+                    call_id,
                     from: user.to_owned(),
                     description,
                 };
-                self.relay(session, user, &call_id, &to, Relay::Description, message)
+                self.relay(session, user, &call, &to, Relay::Description, message)
             }
             ClientMessage::Ice {
                 call_id,
                 to,
                 candidate,
             } => {
+                let call = self.call_named(user, &call_id);
                 let message = ServerMessage::Ice {
-                    call_id: call_id.clone(),
+                    call_id,
                     from: user.to_owned(),
                     candidate,
                 };
-                self.relay(session, user, &call_id, &to, Relay::Candidate, message)
+                self.relay(session, user, &call, &to, Relay::Candidate, message)
             }
             ClientMessage::ShareTrace { call_id, entries } => {
-                self.share_trace(session, user, &call_id, &entries)
+                let call = self.call_named(user, &call_id);
+                self.share_trace(session, user, &call, &entries)
             }
             ClientMessage::Login { .. }
             | ClientMessage::Contacts
@@ -110,9 +113,11 @@ impl Switchboard {
         action: Action,
     ) -> Result<(), CallError> {
         check_call_id(action.call_id()).map_err(invalid)?;
+        let call = self.call_named(user, action.call_id());
+        let call_id = &call;
         match action {
             Action::Invite {
-                call_id,
+                call_id: _,
                 callees,
                 media,
                 group,
@@ -131,22 +136,20 @@ impl Switchboard {
                     outcome: None,
                     total: 1 + callees.len(),
                 };
-                self.invite(&call_id, now_millis, record, &callees)
+                self.invite(call_id, now_millis, record, &callees)
             }
-            Action::Cancel { call_id } => self.cancel(user, &call_id),
-            Action::Accept { call_id } => self.accept(user, &call_id),
-            Action::Reject { call_id } => self.decline(user, &call_id, Decline::Reject),
-            Action::LineBusy { call_id } => self.decline(user, &call_id, Decline::Busy),
-            Action::Hangup { call_id } => self.hang_up(user, &call_id),
-            Action::InviteMore { call_id, users } => {
-                self.invite_more(user, &call_id, now_millis, &users)
-            }
-            Action::SwitchMedia { call_id, media } => self.switch_media(user, &call_id, media),
+            Action::Cancel { .. } => self.cancel(user, call_id),
+            Action::Accept { .. } => self.accept(user, call_id),
+            Action::Reject { .. } => self.decline(user, call_id, Decline::Reject),
+            Action::LineBusy { .. } => self.decline(user, call_id, Decline::Busy),
+            Action::Hangup { .. } => self.hang_up(user, call_id),
+            Action::InviteMore { users, .. } => self.invite_more(user, call_id, now_millis, &users),
+            Action::SwitchMedia { media, .. } => self.switch_media(user, call_id, media),
         }
     }
 
     /// The call `call_id` if `user` is in or invited into it.
-    fn member_call(&self, user: &str, call_id: &str) -> Result<&CallRecord, CallError> {
+    fn member_call(&self, user: &str, call_id: &CallKey) -> Result<&CallRecord, CallError> {
         match self.calls.get(call_id) {
             Some(record) if record.members.contains_key(user) => Ok(record),
             None if self
@@ -207,12 +210,17 @@ fn check_new_people(inviter: &str, users: &[String], existing: usize) -> Result<
 impl Switchboard {
     fn invite(
         &mut self,
-        call_id: &str,
+        call_id: &CallKey,
         now_millis: u64,
         mut record: CallRecord,
         callees: &[String],
     ) -> Result<(), CallError> {
-        if self.calls.contains_key(call_id) || self.ended_members.contains_key(call_id) {
+        // Taken means one of the caller's own calls has the id: it is in it, was in it, or
+        // placed it before. Another user's call by the same id is never seen from here.
+        if call_id.caller != record.caller
+            || self.calls.contains_key(call_id)
+            || self.ended_members.contains_key(call_id)
+        {
             return Err(CallError::new(
                 ErrorCode::RequestRepeated,
                 format!("call id {call_id} is taken"),
@@ -233,10 +241,11 @@ impl Switchboard {
             .iter()
             .cloned()
             .partition(|callee| self.online.contains_key(callee));
-        // A callee already ringing in as many calls as allowed is busy for this one.
+        // A callee already ringing in as many calls as allowed, or in a call by the same id
+        // (placed by someone else), is busy for this one.
         let (busy, reached): (Vec<String>, Vec<String>) = online
             .into_iter()
-            .partition(|callee| self.saturated(callee));
+            .partition(|callee| self.saturated(callee) || self.in_call_named(callee, call_id));
         let caller = record.caller.clone();
         let only_caller = [caller.clone()];
         // Not a call on the board yet: its first events are told here.
@@ -265,7 +274,7 @@ impl Switchboard {
                 CallResult::NotAnswer
             });
             self.call_ended(call_id, &record);
-            self.remember_ended(call_id.to_owned(), BTreeSet::from([caller]));
+            self.remember_ended(call_id.clone(), BTreeSet::from([caller]));
             return Ok(());
         }
         record.members.insert(
@@ -305,17 +314,18 @@ impl Switchboard {
         Ok(())
     }
 
-    fn add_call(&mut self, call_id: &str, record: CallRecord) {
+    fn add_call(&mut self, call_id: &CallKey, record: CallRecord) {
         for member in record.members.keys() {
             self.calls_of_user
                 .entry(member.clone())
                 .or_default()
-                .insert(call_id.to_owned());
+                .insert(call_id.clone());
         }
-        self.calls.insert(call_id.to_owned(), record);
+        self.calls.insert(call_id.clone(), record);
+        self.name(call_id);
     }
 
-    fn cancel(&mut self, user: &str, call_id: &str) -> Result<(), CallError> {
+    fn cancel(&mut self, user: &str, call_id: &CallKey) -> Result<(), CallError> {
         let record = self.member_call(user, call_id)?;
         if record.caller != user {
             return Err(CallError::new(
@@ -341,7 +351,7 @@ impl Switchboard {
         Ok(())
     }
 
-    fn accept(&mut self, user: &str, call_id: &str) -> Result<(), CallError> {
+    fn accept(&mut self, user: &str, call_id: &CallKey) -> Result<(), CallError> {
         let record = self.member_call(user, call_id)?;
         if !record.is_ringing(user) {
             return Err(refused(format!("{user} already joined call {call_id}")));
@@ -367,7 +377,7 @@ impl Switchboard {
         Ok(())
     }
 
-    fn decline(&mut self, user: &str, call_id: &str, how: Decline) -> Result<(), CallError> {
+    fn decline(&mut self, user: &str, call_id: &CallKey, how: Decline) -> Result<(), CallError> {
         let record = self.member_call(user, call_id)?;
         if !record.is_ringing(user) {
             return Err(refused(format!("{user} already joined call {call_id}")));
@@ -391,12 +401,12 @@ impl Switchboard {
         Ok(())
     }
 
-    fn hang_up(&mut self, user: &str, call_id: &str) -> Result<(), CallError> {
+    fn hang_up(&mut self, user: &str, call_id: &CallKey) -> Result<(), CallError> {
         self.leave(user, call_id, false)
     }
 
     /// `user` leaves a call it joined: it hung up, or (`interrupted`) its connection closed.
-    fn leave(&mut self, user: &str, call_id: &str, interrupted: bool) -> Result<(), CallError> {
+    fn leave(&mut self, user: &str, call_id: &CallKey, interrupted: bool) -> Result<(), CallError> {
         let record = self.member_call(user, call_id)?;
         if record.is_ringing(user) {
             return self.decline(user, call_id, Decline::Reject);
@@ -428,7 +438,7 @@ impl Switchboard {
     fn invite_more(
         &mut self,
         user: &str,
-        call_id: &str,
+        call_id: &CallKey,
         now_millis: u64,
         users: &[String],
     ) -> Result<(), CallError> {
@@ -443,10 +453,11 @@ impl Switchboard {
             return Err(invalid("someone invited is already in the call"));
         }
         check_new_people(user, users, record.members.len())?;
-        let (reached, gone): (Vec<String>, Vec<String>) = users
-            .iter()
-            .cloned()
-            .partition(|new| self.online.contains_key(new) && !self.saturated(new));
+        let (reached, gone): (Vec<String>, Vec<String>) = users.iter().cloned().partition(|new| {
+            self.online.contains_key(new)
+                && !self.saturated(new)
+                && !self.in_call_named(new, call_id)
+        });
         let record = record.clone();
         for gone in gone {
             let message = ServerMessage::call(call_id, Signal::NoResponse { user_id: gone });
@@ -488,7 +499,7 @@ impl Switchboard {
             self.calls_of_user
                 .entry(new.clone())
                 .or_default()
-                .insert(call_id.to_owned());
+                .insert(call_id.clone());
         }
         if let Some(record) = self.calls.get_mut(call_id) {
             for new in &reached {
@@ -509,7 +520,7 @@ impl Switchboard {
     fn switch_media(
         &mut self,
         user: &str,
-        call_id: &str,
+        call_id: &CallKey,
         media: MediaType,
     ) -> Result<(), CallError> {
         let record = self.member_call(user, call_id)?;
@@ -544,7 +555,7 @@ impl Switchboard {
         &mut self,
         session: SessionId,
         user: &str,
-        call_id: &str,
+        call_id: &CallKey,
         to: &str,
         what: Relay,
         message: ServerMessage,
@@ -600,7 +611,7 @@ impl Switchboard {
     }
 
     /// `user` left `call_id`; a call with one person left is over.
-    fn remove_member(&mut self, call_id: &str, user: &str) {
+    fn remove_member(&mut self, call_id: &CallKey, user: &str) {
         if let Some(calls) = self.calls_of_user.get_mut(user) {
             calls.remove(call_id);
         }
@@ -628,12 +639,12 @@ impl Switchboard {
     }
 
     /// The end-of-call record of `call_id`, ending now, for the webhooks (when they are on).
-    fn call_ended(&mut self, call_id: &str, record: &CallRecord) {
+    fn call_ended(&mut self, call_id: &CallKey, record: &CallRecord) {
         if !self.config.webhooks {
             return;
         }
         let ended = crate::signaling::webhook::CallRecordEvent {
-            call_id: call_id.to_owned(),
+            call_id: call_id.id.clone(),
             caller: record.caller.clone(),
             call_result: record.result(),
             start_call_ts: record.started_millis,
@@ -645,7 +656,7 @@ impl Switchboard {
         self.out.push_back(Output::CallEnded(ended));
     }
 
-    fn end_call(&mut self, call_id: &str) {
+    fn end_call(&mut self, call_id: &CallKey) {
         let mut members = BTreeSet::new();
         if let Some(record) = self.calls.remove(call_id) {
             self.call_ended(call_id, &record);
@@ -659,14 +670,14 @@ impl Switchboard {
             members.extend(record.left);
             members.insert(record.caller);
         }
-        self.remember_ended(call_id.to_owned(), members);
+        self.remember_ended(call_id.clone(), members);
     }
 
     /// Ringing invitations past their timeout (and the grace) end: the others hear
     /// `no_response`, the callee that it is over.
     pub(super) fn end_expired_invitations(&mut self, now_millis: u64) {
         let grace = self.config.limits.ring_grace_millis;
-        let expired: Vec<(String, Vec<String>)> = self
+        let expired: Vec<(CallKey, Vec<String>)> = self
             .calls
             .iter()
             .map(|(call_id, record)| (call_id.clone(), record.expired(now_millis, grace)))
@@ -685,7 +696,7 @@ impl Switchboard {
     /// answered now, and keeps the connected calls it joined (true when there are some), for
     /// it to log in again within the grace.
     pub(super) fn hold_calls(&mut self, user: &str) -> bool {
-        let calls: Vec<String> = self
+        let calls: Vec<CallKey> = self
             .calls_of_user
             .get(user)
             .map(|calls| calls.iter().cloned().collect())
@@ -728,7 +739,7 @@ impl Switchboard {
     /// ends for the others with `ended_by_server`; a group call goes on without it.
     pub(super) fn end_calls_of_gone(&mut self, user: &str) {
         let user = user.to_owned();
-        let calls: Vec<String> = self
+        let calls: Vec<CallKey> = self
             .calls_of_user
             .remove(&user)
             .map(|calls| calls.into_iter().collect())
@@ -739,7 +750,7 @@ impl Switchboard {
     }
 
     /// `user` is not coming back to `call_id` (see [`Switchboard::end_calls_of_gone`]).
-    pub(super) fn end_call_of_gone(&mut self, user: &str, call_id: &str) {
+    pub(super) fn end_call_of_gone(&mut self, user: &str, call_id: &CallKey) {
         let Some(record) = self.calls.get(call_id) else {
             return;
         };
@@ -769,7 +780,7 @@ impl Switchboard {
 
     /// `user` went offline: it leaves every call as if it hung up, or never answered.
     pub(super) fn leave_all_calls(&mut self, user: &str) {
-        let calls: Vec<String> = self
+        let calls: Vec<CallKey> = self
             .calls_of_user
             .remove(user)
             .map(|calls| calls.into_iter().collect())
@@ -782,7 +793,7 @@ impl Switchboard {
 
     /// `user`, gone, leaves `call_id` (if it is still on): as a callee that never answered
     /// while it rang, else as a participant whose connection was interrupted.
-    fn leave_gone(&mut self, user: &str, call_id: &str) {
+    fn leave_gone(&mut self, user: &str, call_id: &CallKey) {
         let Some(record) = self.calls.get(call_id) else {
             return;
         };

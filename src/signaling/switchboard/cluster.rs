@@ -19,7 +19,7 @@ use crate::call::{Action, CallSignal, Signal};
 
 use super::super::protocol::{ClientMessage, ServerMessage};
 use super::limits::Bucket;
-use super::{Attempt, Output, Refusals, Session, SessionId, Switchboard};
+use super::{Attempt, CallKey, Output, Refusals, Session, SessionId, Switchboard};
 
 /// How often the calls homed on a node are checked with the other nodes.
 pub const CHECK_EVERY_MILLIS: u64 = 60_000;
@@ -59,7 +59,7 @@ pub enum NodeMessage {
         /// The former member.
         user: String,
         /// The call.
-        call_id: String,
+        call_id: CallKey,
     },
     /// Close `user`'s connection: the call's home refused it too often.
     Close {
@@ -72,13 +72,13 @@ pub enum NodeMessage {
     /// call or member of the receiver's that is not listed ended or left unheard.
     Check {
         /// Each call and its members on the receiving node.
-        calls: Vec<(String, Vec<String>)>,
+        calls: Vec<(CallKey, Vec<String>)>,
     },
     /// The answer to a [`NodeMessage::Check`]: the listed members in no such call on the
     /// sending node (their leaving, or their invitation, was lost). The home lets them go.
     Gone {
         /// Each call and member.
-        members: Vec<(String, String)>,
+        members: Vec<(CallKey, String)>,
     },
 }
 
@@ -156,10 +156,10 @@ pub(super) struct Cluster {
     pub own: Option<String>,
     /// Ids of the other nodes seen, by their number here.
     nodes: Vec<String>,
-    /// Calls of our users homed elsewhere, by call id.
-    remote_calls: HashMap<String, RemoteCall>,
+    /// Calls of our users homed elsewhere.
+    remote_calls: HashMap<CallKey, RemoteCall>,
     /// The same, by user.
-    remote_of_user: HashMap<String, HashSet<String>>,
+    remote_of_user: HashMap<String, HashSet<CallKey>>,
     /// The node of each stand-in user whose connection was lost there and whose calls here
     /// wait for it.
     pub away_node: HashMap<String, u16>,
@@ -213,15 +213,23 @@ impl Cluster {
             .get(user)
             .into_iter()
             .flatten()
-            .cloned()
+            .map(|call| call.id.clone())
             .collect();
         calls.sort_unstable();
         calls
     }
 
-    fn add_remote(&mut self, call_id: &str, home: u16, user: &str) {
+    /// The call homed elsewhere by the id `id` that `user` is in or invited into.
+    pub fn remote_call_named(&self, user: &str, id: &str) -> Option<&CallKey> {
+        self.remote_of_user
+            .get(user)?
+            .iter()
+            .find(|call| call.id == id)
+    }
+
+    fn add_remote(&mut self, call_id: &CallKey, home: u16, user: &str) {
         self.remote_calls
-            .entry(call_id.to_owned())
+            .entry(call_id.clone())
             .or_insert_with(|| RemoteCall {
                 home,
                 members: BTreeSet::new(),
@@ -232,10 +240,10 @@ impl Cluster {
         self.remote_of_user
             .entry(user.to_owned())
             .or_default()
-            .insert(call_id.to_owned());
+            .insert(call_id.clone());
     }
 
-    fn remove_remote(&mut self, call_id: &str, user: &str) {
+    fn remove_remote(&mut self, call_id: &CallKey, user: &str) {
         if let Some(call) = self.remote_calls.get_mut(call_id) {
             call.members.remove(user);
             call.leaving.remove(user);
@@ -552,7 +560,7 @@ impl Switchboard {
             self.end_calls_of_gone(&user);
             self.cluster.away_node.remove(&user);
         }
-        let homed: Vec<(String, BTreeSet<String>)> = self
+        let homed: Vec<(CallKey, BTreeSet<String>)> = self
             .cluster
             .remote_calls
             .iter()
@@ -635,11 +643,13 @@ impl Switchboard {
         };
         if let ServerMessage::Call(CallSignal {
             call_id,
-            signal: Signal::Invited { .. },
+            signal: Signal::Invited { caller, .. },
         }) = &message
         {
-            if self.saturated(user) {
-                // As busy as the limit allows, counting its calls on every node.
+            let call = CallKey::new(caller, call_id);
+            if self.saturated(user) || self.in_call_named(user, call_id) {
+                // As busy as the limit allows, counting its calls on every node; or in
+                // another call by the same id.
                 let busy = ClientMessage::Call(Action::LineBusy {
                     call_id: call_id.clone(),
                 });
@@ -652,7 +662,7 @@ impl Switchboard {
                 );
                 return;
             }
-            self.cluster.add_remote(call_id, home, user);
+            self.cluster.add_remote(&call, home, user);
         }
         self.out.push_back(Output::Send {
             session,
@@ -672,19 +682,20 @@ impl Switchboard {
         user: &str,
         message: ClientMessage,
     ) -> Option<ClientMessage> {
-        let home = call_of(&message)
-            .and_then(|call_id| self.cluster.remote_calls.get(call_id))
-            .filter(|call| call.members.contains(user))
-            .map(|call| call.home);
-        let Some(home) = home else {
+        let Some(key) = call_of(&message)
+            .and_then(|call_id| self.cluster.remote_call_named(user, call_id))
+            .cloned()
+        else {
             return Some(message);
         };
+        let Some(call) = self.cluster.remote_calls.get_mut(&key) else {
+            return Some(message);
+        };
+        let home = call.home;
         // A hang-up is never refused to a member: until the home says it left, and should the
         // request be lost, a check tells the home so. (A lost reject leaves it ringing until the
         // home's own timeout.)
-        if let ClientMessage::Call(Action::Hangup { call_id }) = &message
-            && let Some(call) = self.cluster.remote_calls.get_mut(call_id)
-        {
+        if let ClientMessage::Call(Action::Hangup { .. }) = &message {
             call.leaving.insert(user.to_owned());
         }
         self.publish(
@@ -737,7 +748,7 @@ impl Switchboard {
     }
 
     /// Tells `user`'s node, when it is another, that it left `call_id`.
-    pub(super) fn tell_left(&mut self, call_id: &str, user: &str) {
+    pub(super) fn tell_left(&mut self, call_id: &CallKey, user: &str) {
         let node = self
             .online
             .get(user)
@@ -746,7 +757,7 @@ impl Switchboard {
         if let Some(node) = node {
             let left = NodeMessage::Left {
                 user: user.to_owned(),
-                call_id: call_id.to_owned(),
+                call_id: call_id.clone(),
             };
             self.publish(node, left);
         }
@@ -802,17 +813,15 @@ impl Switchboard {
 
     /// The calls `home` homes with members here: ours it no longer lists ended unheard, and
     /// those it lists that are not ours here are told back as gone.
-    fn check_from(&mut self, home: u16, calls: &[(String, Vec<String>)]) {
-        let listed: HashSet<(&str, &str)> = calls
+    fn check_from(&mut self, home: u16, calls: &[(CallKey, Vec<String>)]) {
+        let listed: HashSet<(&CallKey, &str)> = calls
             .iter()
             .flat_map(|(call_id, members)| {
-                members
-                    .iter()
-                    .map(move |member| (call_id.as_str(), member.as_str()))
+                members.iter().map(move |member| (call_id, member.as_str()))
             })
             .collect();
         // Each with whether it hung up (and so knows).
-        let unheard: Vec<(String, String, bool)> = self
+        let unheard: Vec<(CallKey, String, bool)> = self
             .cluster
             .remote_calls
             .iter()
@@ -820,7 +829,7 @@ impl Switchboard {
             .flat_map(|(call_id, call)| {
                 call.members
                     .iter()
-                    .filter(|member| !listed.contains(&(call_id.as_str(), member.as_str())))
+                    .filter(|member| !listed.contains(&(call_id, member.as_str())))
                     .map(|member| {
                         (
                             call_id.clone(),
@@ -830,16 +839,16 @@ impl Switchboard {
                     })
             })
             .collect();
-        let gone: Vec<(String, String)> = listed
+        let gone: Vec<(CallKey, String)> = listed
             .iter()
             .filter(|(call_id, member)| {
-                !self.cluster.remote_calls.get(*call_id).is_some_and(|call| {
+                !self.cluster.remote_calls.get(call_id).is_some_and(|call| {
                     call.home == home
                         && call.members.contains(*member)
                         && !call.leaving.contains(*member)
                 })
             })
-            .map(|(call_id, member)| ((*call_id).to_owned(), (*member).to_owned()))
+            .map(|(call_id, member)| ((*call_id).clone(), (*member).to_owned()))
             .collect();
         for (call_id, member, left) in unheard {
             self.cluster.remove_remote(&call_id, &member);

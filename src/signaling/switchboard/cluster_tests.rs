@@ -270,6 +270,56 @@ fn a_call_across_nodes_rings_connects_relays_and_ends_on_both() {
 }
 
 #[test]
+fn two_callers_on_two_nodes_may_use_one_call_id_and_each_call_keeps_to_itself() {
+    let mut nodes = three();
+    nodes.log_in(0, 40, "dave");
+    nodes.log_in(2, 41, "erin");
+    // Alice (n1) calls bob (n2); carol (n3) calls dave (n1), by the same id.
+    nodes.invite(ALICE, "c-1", &["bob"]);
+    nodes.invite(CAROL, "c-1", &["dave"]);
+    assert!(
+        matches!(nodes.signals(40).as_slice(), [Signal::Invited { caller, .. }] if caller == "carol")
+    );
+    nodes.act(BOB, accept("c-1"));
+    nodes.act(40, accept("c-1"));
+    assert!(nodes.signals(ALICE).contains(&Signal::Accepted {
+        user_id: "bob".into()
+    }));
+    assert!(nodes.signals(CAROL).contains(&Signal::Accepted {
+        user_id: "dave".into()
+    }));
+    // Erin (n3) invites bob by that id too: bob is in a call by it, so busy for hers.
+    nodes.invite(41, "c-1", &["bob"]);
+    assert!(nodes.signals(41).contains(&Signal::LineBusy {
+        user_id: "bob".into()
+    }));
+    // Each hang-up ends its own call only.
+    nodes.act(BOB, hang_up("c-1"));
+    assert!(nodes.signals(ALICE).contains(&Signal::HungUp {
+        user_id: "bob".into()
+    }));
+    assert!(
+        !nodes
+            .signals(CAROL)
+            .iter()
+            .any(|signal| matches!(signal, Signal::HungUp { .. }))
+    );
+    assert_eq!(nodes.boards[2].call_count(), 1);
+    nodes.act(40, hang_up("c-1"));
+    assert!(nodes.signals(CAROL).contains(&Signal::HungUp {
+        user_id: "dave".into()
+    }));
+    assert_eq!(
+        nodes
+            .boards
+            .iter()
+            .map(Switchboard::call_count)
+            .sum::<usize>(),
+        0
+    );
+}
+
+#[test]
 fn a_group_call_spans_three_nodes() {
     let mut nodes = three();
     nodes.invite(ALICE, "g-1", &["bob", "carol"]);

@@ -5,7 +5,8 @@
 //!
 //! What no user can do to another: reach a session it is not in a call with (media negotiation
 //! is relayed only within a call, and only in small amounts to a ringing callee), learn whether
-//! a call it is not in exists (one answer for all of them), fill another session's queue (caps
+//! a call it is not in exists (one answer for all of them; call ids are the caller's own, so an
+//! invitation by another's id is a new call like any other), fill another session's queue (caps
 //! and rates bound what it can cause to be sent), or keep the server's resources (log-in
 //! deadline, caps on calls and invitations, the ringing timeout enforced here too).
 
@@ -28,6 +29,7 @@ use super::protocol::{ClientMessage, Contact, PROTOCOL_VERSION, ServerMessage, d
 use super::usersig::{Check, Keyring, Revocations, SigPolicy, UserSigError};
 pub use cluster::{NodeMessage, Presence, RELAYED_FROM_NODE};
 pub use limits::{Bucket, Limits};
+pub use record::CallKey;
 use record::CallRecord;
 
 /// A connection's number, given by the driver.
@@ -186,12 +188,14 @@ pub struct Switchboard {
     online: HashMap<String, SessionId>,
     /// The same users, sorted, for contact lists.
     online_sorted: BTreeSet<String>,
-    calls: HashMap<String, CallRecord>,
-    calls_of_user: HashMap<String, HashSet<String>>,
-    ended: VecDeque<String>,
-    ended_members: HashMap<String, BTreeSet<String>>,
+    calls: HashMap<CallKey, CallRecord>,
+    calls_of_user: HashMap<String, HashSet<CallKey>>,
+    /// Calls in progress and remembered as ended, by their id (several callers may use one).
+    named: HashMap<String, Vec<CallKey>>,
+    ended: VecDeque<CallKey>,
+    ended_members: HashMap<CallKey, BTreeSet<String>>,
     /// Entries each participant shared per call (forgotten with the ended call).
-    shared: HashMap<String, HashMap<String, u32>>,
+    shared: HashMap<CallKey, HashMap<String, u32>>,
     /// Users whose connection was lost in a connected call, and since when: their calls are
     /// held for [`Limits::rejoin_grace_millis`].
     away: HashMap<String, u64>,
@@ -222,6 +226,7 @@ impl Switchboard {
             online_sorted: BTreeSet::new(),
             calls: HashMap::new(),
             calls_of_user: HashMap::new(),
+            named: HashMap::new(),
             ended: VecDeque::new(),
             ended_members: HashMap::new(),
             shared: HashMap::new(),
@@ -595,7 +600,7 @@ impl Switchboard {
                 .get(user_id)
                 .into_iter()
                 .flatten()
-                .cloned()
+                .map(|call| call.id.clone())
                 .collect();
             held.extend(self.cluster.remote_calls_of(user_id));
             held.sort_unstable();
@@ -721,7 +726,7 @@ impl Switchboard {
 
     /// The server's record of a routing step (`name`, about `user`) to every member of
     /// `call_id` and every one of `also` who asked for traces.
-    fn trace(&mut self, call_id: &str, name: &str, user: &str, also: &[String]) {
+    fn trace(&mut self, call_id: &CallKey, name: &str, user: &str, also: &[String]) {
         self.note_step(call_id, name, user);
         // Who asked, found without copying a name: most sessions never ask, and this runs on
         // every routing step.
@@ -743,7 +748,7 @@ impl Switchboard {
         for session in recipients {
             // The driver stamps the time as it leaves.
             let message = ServerMessage::Trace {
-                call_id: call_id.to_owned(),
+                call_id: call_id.id.clone(),
                 name: name.to_owned(),
                 user_id: user.to_owned(),
                 server_us: None,
@@ -753,7 +758,7 @@ impl Switchboard {
     }
 
     /// What a routing step means for the call's end-of-call record, and its webhook event.
-    fn note_step(&mut self, call_id: &str, name: &str, user: &str) {
+    fn note_step(&mut self, call_id: &CallKey, name: &str, user: &str) {
         let now = self.now_millis;
         let Some(record) = self.calls.get_mut(call_id) else {
             return;
@@ -895,19 +900,79 @@ impl Switchboard {
         });
     }
 
-    fn remember_ended(&mut self, call_id: String, members: BTreeSet<String>) {
+    fn remember_ended(&mut self, call: CallKey, members: BTreeSet<String>) {
         if self.ended.len() >= ENDED_MEMORY
             && let Some(oldest) = self.ended.pop_front()
         {
             self.ended_members.remove(&oldest);
             self.shared.remove(&oldest);
+            self.unname(&oldest);
         }
-        if self
-            .ended_members
-            .insert(call_id.clone(), members)
-            .is_none()
-        {
-            self.ended.push_back(call_id);
+        self.name(&call);
+        if self.ended_members.insert(call.clone(), members).is_none() {
+            self.ended.push_back(call);
         }
+    }
+
+    /// Finds `call` by its id from now on.
+    fn name(&mut self, call: &CallKey) {
+        let named = self.named.entry(call.id.clone()).or_default();
+        if !named.contains(call) {
+            named.push(call.clone());
+        }
+    }
+
+    /// Forgets `call`'s id, unless it is still in progress.
+    fn unname(&mut self, call: &CallKey) {
+        if self.calls.contains_key(call) {
+            return;
+        }
+        if let Some(named) = self.named.get_mut(&call.id) {
+            named.retain(|other| other != call);
+            if named.is_empty() {
+                self.named.remove(&call.id);
+            }
+        }
+    }
+
+    /// The call `user` means by `id`: the one by that id it is in or invited into (here or
+    /// homed on another node), or that it left or saw end; else `id` in `user`'s own
+    /// namespace (a call it may place, or none). A user is never in two calls of one id (an
+    /// invitation into a second is answered busy), so the answer is one call, and it depends
+    /// on `user`'s own calls alone.
+    fn call_named(&self, user: &str, id: &str) -> CallKey {
+        let by_id = |key: &&CallKey| key.id == id;
+        let current = self
+            .calls_of_user
+            .get(user)
+            .into_iter()
+            .flatten()
+            .find(by_id);
+        let remote = || self.cluster.remote_call_named(user, id);
+        let former = || {
+            self.named.get(id)?.iter().find(|key| {
+                self.calls
+                    .get(*key)
+                    .is_some_and(|record| record.left.contains(user))
+                    || self
+                        .ended_members
+                        .get(*key)
+                        .is_some_and(|members| members.contains(user))
+            })
+        };
+        current
+            .or_else(remote)
+            .or_else(former)
+            .cloned()
+            .unwrap_or_else(|| CallKey::new(user, id))
+    }
+
+    /// Whether `user` is in or invited into a call by the id `id` (here or elsewhere).
+    fn in_call_named(&self, user: &str, id: &str) -> bool {
+        let by_id = |key: &CallKey| key.id == id;
+        self.calls_of_user
+            .get(user)
+            .is_some_and(|calls| calls.iter().any(by_id))
+            || self.cluster.remote_call_named(user, id).is_some()
     }
 }

@@ -2,8 +2,46 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::MediaType;
 use crate::signaling::webhook::CallResult;
+
+/// A call as the switchboard keys it: the id its caller gave it, within the caller's own
+/// namespace, so that nobody's id can collide with, or find out about, another user's call.
+/// It reads as that id (its members know the call by it): [`Deref`](std::ops::Deref) and
+/// [`Display`](std::fmt::Display) give the id alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CallKey {
+    /// Who placed it.
+    pub caller: String,
+    /// Its id, as its members know it.
+    pub id: String,
+}
+
+impl CallKey {
+    /// The call `id` placed by `caller`.
+    pub fn new(caller: &str, id: &str) -> Self {
+        Self {
+            caller: caller.to_owned(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl std::ops::Deref for CallKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.id
+    }
+}
+
+impl std::fmt::Display for CallKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.id)
+    }
+}
 
 /// A member of a call on the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

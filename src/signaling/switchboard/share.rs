@@ -13,7 +13,7 @@ use crate::model::ids::check_call_id;
 
 use super::super::protocol::{MAX_SHARED_ENTRIES, ServerMessage};
 use super::calls::{invalid, not_yours, refused};
-use super::{SessionId, Switchboard};
+use super::{CallKey, SessionId, Switchboard};
 
 impl Switchboard {
     /// `user` shares `entries` about `call_id`: a call it is in, was in, or has just ended.
@@ -21,7 +21,7 @@ impl Switchboard {
         &mut self,
         session: SessionId,
         user: &str,
-        call_id: &str,
+        call_id: &CallKey,
         entries: &[serde_json::Value],
     ) -> Result<(), CallError> {
         check_call_id(call_id).map_err(invalid)?;
@@ -53,7 +53,7 @@ impl Switchboard {
         let others = self.sharing_partners(user, call_id)?;
         let count = self
             .shared
-            .entry(call_id.to_owned())
+            .entry(call_id.clone())
             .or_default()
             .entry(user.to_owned())
             .or_default();
@@ -72,7 +72,7 @@ impl Switchboard {
             .collect();
         for target in recipients {
             let message = ServerMessage::SharedTrace {
-                call_id: call_id.to_owned(),
+                call_id: call_id.id.clone(),
                 from: user.to_owned(),
                 entries: entries.to_vec(),
             };
@@ -86,7 +86,11 @@ impl Switchboard {
     /// Who hears what `user` shares about `call_id`: while it goes on (`user` in it, ringing
     /// in it, or gone after joining), its other members who joined, and a 1:1 call's ringing
     /// callee; once it ended, everyone else who was in it.
-    fn sharing_partners(&self, user: &str, call_id: &str) -> Result<BTreeSet<String>, CallError> {
+    fn sharing_partners(
+        &self,
+        user: &str,
+        call_id: &CallKey,
+    ) -> Result<BTreeSet<String>, CallError> {
         if let Some(record) = self.calls.get(call_id) {
             if !record.members.contains_key(user) && !record.left.contains(user) {
                 return Err(not_yours(call_id));

@@ -244,6 +244,95 @@ fn calls_you_are_not_in_get_one_answer_whether_live_ended_or_unknown() {
 }
 
 #[test]
+fn a_strangers_invitation_by_anothers_call_id_collides_with_nothing_and_tells_nothing() {
+    let mut board = Board::new();
+    for (session, user) in [
+        (1, "alice"),
+        (2, "bob"),
+        (3, "mallory"),
+        (4, "eve"),
+        (5, "trudy"),
+    ] {
+        board.log_in(session, user);
+    }
+    let id = |call_id: &str| call_id.to_owned();
+    board.invite(1, "c-live", &["bob"], 30);
+    board.act(
+        2,
+        Action::Accept {
+            call_id: id("c-live"),
+        },
+    );
+    board.invite(1, "c-gone", &["eve"], 30);
+    board.act(
+        1,
+        Action::Cancel {
+            call_id: id("c-gone"),
+        },
+    );
+    // Mallory invites her accomplice by alice's live id, her ended one, and an unknown one:
+    // the same answer each time, and each time eve is rung.
+    for call_id in ["c-live", "c-gone", "c-never"] {
+        board.invite(3, call_id, &["eve"], 30);
+        let delivered = ServerMessage::call(
+            call_id,
+            Signal::InviteDelivered {
+                offline: Vec::new(),
+            },
+        );
+        assert_eq!(board.last(3), Some(&delivered), "{call_id}");
+        let rung = matches!(
+            board.last(4),
+            Some(ServerMessage::Call(CallSignal { call_id: rung, signal: Signal::Invited { caller, .. } }))
+                if rung == call_id && caller == "mallory"
+        );
+        assert!(rung, "eve was not rung by {call_id}: {:?}", board.last(4));
+        board.act(
+            4,
+            Action::Reject {
+                call_id: id(call_id),
+            },
+        );
+        assert!(
+            board
+                .signals(3)
+                .ends_with(&[Signal::Rejected { user_id: id("eve") }])
+        );
+    }
+    // Her own ids are taken to her now; to another stranger bob, in a call by that id, is
+    // busy (as anyone is who is in a call, once their client answers), and alice's call goes
+    // on untouched.
+    board.invite(3, "c-live", &["bob"], 30);
+    assert_eq!(
+        board.last_error(3).map(|e| e.0),
+        Some(ErrorCode::RequestRepeated)
+    );
+    board.invite(5, "c-live", &["bob"], 30);
+    assert!(
+        board
+            .signals(5)
+            .ends_with(&[Signal::LineBusy { user_id: id("bob") }])
+    );
+    assert_eq!(board.switchboard.call_count(), 1);
+    board.act(
+        1,
+        Action::Hangup {
+            call_id: id("c-live"),
+        },
+    );
+    assert!(board.signals(2).ends_with(&[Signal::HungUp {
+        user_id: id("alice")
+    }]));
+    assert_eq!(board.switchboard.call_count(), 0);
+    // Only alice's own ids are taken to her.
+    board.invite(1, "c-gone", &["bob"], 30);
+    assert_eq!(
+        board.last_error(1).map(|e| e.0),
+        Some(ErrorCode::RequestRepeated)
+    );
+}
+
+#[test]
 fn media_negotiation_is_relayed_only_within_a_call_and_never_in_bulk() {
     let mut board = Board::new();
     board.log_in(1, "alice");
