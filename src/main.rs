@@ -1,5 +1,6 @@
 //! The `callscope` command: calls, the signaling server, UserSigs, and the stored timeline.
 
+mod allocator;
 mod cli;
 
 use std::path::{Path, PathBuf};
@@ -11,10 +12,6 @@ use callscope::event::CallbackKind;
 use callscope::timeline::{Store, Timeline, default_data_dir};
 use callscope::ui::AppOptions;
 use clap::{Parser, Subcommand};
-
-/// The allocator: a server handles many small messages a second, and every one allocates.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A calling kit that makes every call-state callback visible.
 #[derive(Debug, Parser)]
@@ -98,6 +95,9 @@ enum BenchCommand {
     Call(cli::bench_call::CallBenchArgs),
     /// Calls through named network profiles: adaptation, frame rate, freezes, delay, audio.
     Network(cli::bench_network::NetworkBenchArgs),
+    /// Strangers on 253 loopback addresses attack a server while a legitimate pair calls:
+    /// memory, the pair's latency, admissions and evictions, and what a call-id probe learns.
+    Attack(cli::bench_attack::AttackBenchArgs),
     /// One process's share of the sessions of `bench signaling` (it starts these itself when
     /// one process may not open enough sockets).
     #[command(hide = true)]
@@ -139,6 +139,7 @@ fn run_bench(bench: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::SignalingPart(args) => cli::bench::signaling_part(&args),
         BenchCommand::Call(args) => cli::bench_call::call(&args),
         BenchCommand::Network(args) => cli::bench_network::network(&args),
+        BenchCommand::Attack(args) => cli::bench_attack::attack(&args),
     }
 }
 

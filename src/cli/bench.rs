@@ -117,12 +117,17 @@ pub(super) const SECRET: &str = "callscope-bench-secret";
 
 /// The server's resident memory in KiB, from `/proc`.
 pub(super) fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// The `field` (`VmRSS:`, `RssAnon:`, …) of process `pid`'s `/proc` status, in KiB.
+pub(super) fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc status")
+        .with_context(|| format!("no {field} in /proc status"))
 }
 
 /// CPU seconds (user + system) process `pid` (or `self`) has used, from `/proc`.

@@ -23,7 +23,8 @@ use super::bench::{
     SECRET, ServerProcess, receive, resident_kib, send, start_server, tempfile_dir, welcomed,
 };
 
-type Socket = WebSocketStream<TcpStream>;
+/// A WebSocket to the server.
+pub(super) type Socket = WebSocketStream<TcpStream>;
 
 /// The server's default handshakes in progress per address.
 const HANDSHAKES_PER_ADDRESS: usize = 32;
@@ -42,7 +43,7 @@ fn source(block: u8, index: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, third, fourth))
 }
 
-async fn tcp_from(from: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
+pub(super) async fn tcp_from(from: IpAddr, server: SocketAddr) -> std::io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(from, 0))?;
     socket.connect(server).await
@@ -70,14 +71,14 @@ pub(super) fn percentiles(values: &mut [f64]) -> [f64; 2] {
     ]
 }
 
-async fn connect(server: SocketAddr, from: IpAddr) -> anyhow::Result<Socket> {
+pub(super) async fn connect(server: SocketAddr, from: IpAddr) -> anyhow::Result<Socket> {
     let stream = tcp_from(from, server).await?;
     stream.set_nodelay(true)?;
     let (socket, _) = tokio_tungstenite::client_async(format!("ws://{server}"), stream).await?;
     Ok(socket)
 }
 
-async fn log_in(server: SocketAddr, user: &str) -> anyhow::Result<Socket> {
+pub(super) async fn log_in(server: SocketAddr, user: &str) -> anyhow::Result<Socket> {
     welcomed(
         connect(server, IpAddr::V4(Ipv4Addr::LOCALHOST)).await?,
         user,
@@ -131,7 +132,11 @@ async fn legitimate_round(server: SocketAddr, round: usize) -> anyhow::Result<Du
 const ROUND_PAUSE: Duration = Duration::from_millis(50);
 
 /// `rounds` legitimate rounds one after another: their latencies (ms) and how many failed.
-async fn legitimate_rounds(server: SocketAddr, first: usize, rounds: usize) -> (Vec<f64>, usize) {
+pub(super) async fn legitimate_rounds(
+    server: SocketAddr,
+    first: usize,
+    rounds: usize,
+) -> (Vec<f64>, usize) {
     let mut millis = Vec::with_capacity(rounds);
     let mut failed = 0;
     for round in first..first + rounds {

@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod bench;
 pub mod bench_abuse;
+pub mod bench_attack;
 pub mod bench_call;
 mod bench_client;
 pub mod bench_network;

@@ -159,6 +159,7 @@ pub fn server(args: &ServerArgs, timeline: Timeline) -> anyhow::Result<()> {
     }
     let runtime = runtime
         .enable_all()
+        .on_thread_park(crate::allocator::give_back_when_idle)
         .thread_name("server-io")
         .build()
         .context("starting the server runtime")?;
@@ -239,6 +240,7 @@ async fn print_stats(stats: Arc<ServerStats>, every: Duration) {
             "sessions": load(&stats.sessions),
             "online": load(&stats.online),
             "calls": load(&stats.calls),
+            "admitted": count(&stats.admitted),
             "turned_away": count(&stats.turned_away),
             "evicted": count(&stats.evicted),
             "expired": count(&stats.expired),

@@ -57,6 +57,7 @@ impl Gate {
             .pending
             .store(self.admission.pending(), Ordering::Relaxed);
         let counts = self.admission.counts();
+        stats.admitted.store(counts.admitted, Ordering::Relaxed);
         stats.evicted.store(counts.evicted, Ordering::Relaxed);
         stats.expired.store(counts.expired, Ordering::Relaxed);
     }

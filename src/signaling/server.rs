@@ -164,6 +164,8 @@ pub struct ServerStats {
     pub connections: AtomicUsize,
     /// Of those, the ones not logged in yet.
     pub pending: AtomicUsize,
+    /// Connections admitted so far.
+    pub admitted: AtomicU64,
     /// Pending connections closed to admit another.
     pub evicted: AtomicU64,
     /// Pending connections closed at their deadline.
