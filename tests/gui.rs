@@ -939,6 +939,16 @@ fn group_call_fits(size: [f32; 2]) {
     wait_until(&mut harness, "the call to end", |app| {
         app.model().status() == CallStatus::Idle
     });
+    // The peers record their side in the same timeline: their calls end as they hear ours.
+    wait_until(&mut harness, "every peer's call to end", |app| {
+        let ended = app
+            .kit()
+            .timeline()
+            .query(&Query::all().kind(CallbackKind::AfterCalling));
+        peers
+            .iter()
+            .all(|peer| ended.iter().any(|entry| entry.user_id == *peer))
+    });
     assert_contract(&harness);
 }
 
