@@ -1,9 +1,9 @@
 //! `callscope bench attack`: strangers on 253 loopback addresses (127.0.0.2–254) attack a fresh
 //! `callscope server` while a legitimate pair on 127.0.0.1 logs in and calls, round after round.
-//! For each attack: the server's memory at its start, at its peak and 10 s after the attack
-//! (from `/proc`), the bytes it says it holds for clients (its `--stats-every` counters), the
-//! pair's log-in → accepted latency and failures during the attack, and the connections it
-//! admitted, evicted and turned away.
+//! For each attack: the server's memory (from `/proc`) at its start (after the pair's first
+//! calls), at its peak and 10 s after the attack, the bytes it says it holds for clients (its
+//! `--stats-every` counters), the pair's log-in → accepted latency and failures during the
+//! attack, and the connections it admitted, evicted, expired and turned away.
 
 use std::io::BufRead as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -207,6 +207,13 @@ fn flood(
     seconds: u64,
 ) -> anyhow::Result<serde_json::Value> {
     let target = Target::start(name, files)?;
+    // The start is a server in service: the pair's first calls page in the code they use.
+    let (_, failed_before) = runtime.block_on(legitimate_rounds(target.address, 1_000, 3));
+    anyhow::ensure!(
+        failed_before == 0,
+        "a legitimate call failed before the attack"
+    );
+    std::thread::sleep(Duration::from_secs(1));
     let start_kib = target.resident_kib();
     let stop = Arc::new(AtomicBool::new(false));
     let opened = Arc::new(AtomicU64::new(0));
