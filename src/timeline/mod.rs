@@ -4,6 +4,8 @@
 
 mod check;
 mod check_media;
+#[cfg(test)]
+mod check_tests;
 mod check_trace;
 mod clock;
 mod clock_sync;
