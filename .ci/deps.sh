@@ -1,15 +1,37 @@
 # shellcheck shell=bash
 #! Installs the Debian packages callscope needs, only those missing, and says what it does.
 
-# Packages to build: ALSA headers (cpal), libclang (nokhwa's bindgen), nasm (fast openh264),
-# cmake (bundled libopus), pkg-config.
-CALLSCOPE_BUILD_PACKAGES=(pkg-config libasound2-dev libclang1-14 nasm cmake)
+# The libclang package of this release (nokhwa's bindgen): libclang1-14 on Debian 12, another
+# version elsewhere (Ubuntu, later Debian). One already installed is taken as it is.
+callscope_libclang_package() {
+    local installed
+    installed=$(dpkg-query -W -f='${Package} ${Status}\n' 'libclang1-[0-9]*' 2>/dev/null |
+        awk '/install ok installed/ {print $1}' | sort -V | tail -n 1)
+    if [ -n "$installed" ]; then
+        echo "$installed"
+        return 0
+    fi
+    local available
+    available=$(apt-cache pkgnames libclang1- 2>/dev/null | grep -E '^libclang1-[0-9]+$' | sort -V | tail -n 1)
+    if [ -z "$available" ]; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq >&2
+        available=$(apt-cache pkgnames libclang1- | grep -E '^libclang1-[0-9]+$' | sort -V | tail -n 1)
+    fi
+    echo "${available:-libclang1-14}"
+}
+
+# Packages to build: the C compiler and linker (build-essential), ALSA headers (cpal),
+# libclang (nokhwa's bindgen), nasm (fast openh264), cmake (bundled libopus), pkg-config.
+CALLSCOPE_BUILD_PACKAGES=(build-essential pkg-config libasound2-dev "$(callscope_libclang_package)" nasm cmake)
 
 # Libraries the window opens at run time (X11/Wayland, OpenGL through Mesa, fonts).
 CALLSCOPE_WINDOW_PACKAGES=(libx11-xcb1 libxcursor1 libxi6 libxrandr2 libxkbcommon-x11-0
     libgl1 libegl1 libgl1-mesa-dri libfontconfig1)
 
-# The window test runs the app under a virtual display and reads its screenshot.
+# The window test runs the app under a virtual display and reads its screenshot (with
+# ImageMagick's `magick` or `convert`, whichever the release has).
 CALLSCOPE_TEST_PACKAGES=(xvfb xauth imagemagick)
 
 # The tests of signaling nodes start their own Redis; the TURN test its own coturn, between
@@ -27,7 +49,8 @@ callscope_need_interop_venv() {
         echo "callscope: aiortc venv present: $venv"
     else
         echo "callscope: setting up the aiortc venv for the interop tests in $venv (pip, wheels)"
-        python3 -m venv "$venv"
+        # The system's python3 (installed above), whichever other python is first on PATH.
+        /usr/bin/python3 -m venv "$venv"
         "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
         cp "$requirements" "$venv/requirements.txt"
     fi

@@ -6,6 +6,16 @@
 
 use std::process::Command;
 
+/// The `ImageMagick` command: `magick` (version 7) or `convert` (version 6), whichever is on the
+/// path.
+fn imagemagick() -> &'static str {
+    let found = |name: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+    };
+    if found("magick") { "magick" } else { "convert" }
+}
+
 /// A figure of a rectangle of an image, measured by `ImageMagick`: the crop, then `steps`, then
 /// `format` printed.
 fn measure<T: std::str::FromStr>(
@@ -14,13 +24,13 @@ fn measure<T: std::str::FromStr>(
     steps: &[&str],
     format: &str,
 ) -> T {
-    let output = Command::new("/usr/bin/convert")
+    let output = Command::new(imagemagick())
         .arg(png)
         .args(["-crop", geometry, "+repage"])
         .args(steps)
         .args(["-format", format, "info:"])
         .output()
-        .expect("ImageMagick's convert (the test command installs imagemagick)");
+        .expect("ImageMagick (the test command installs imagemagick)");
     let text = String::from_utf8_lossy(&output.stdout);
     let Ok(figure) = text.trim().parse() else {
         panic!("ImageMagick printed {text:?}");

@@ -46,6 +46,7 @@ pub use error::MediaError;
 pub use events::{MediaEvent, MediaReport};
 pub use frame::{FrameSlot, FrameSlots, I420Frame, LOCAL_STREAM, RgbaFrame, StreamCounters};
 pub use negotiation::Ringing;
+pub use peer::{ICE_DISCONNECTED_AFTER, ICE_FAILED_AFTER};
 pub use session::{MediaCommand, MediaSession};
 pub use stats::quality_of;
 

@@ -42,6 +42,11 @@ const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-
 const H264_PAYLOAD_TYPE: u8 = 102;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// How often availability is checked; statistics go out every fourth check.
+/// A path whose far end stops answering this long goes `disconnected`.
+pub const ICE_DISCONNECTED_AFTER: Duration = Duration::from_secs(2);
+/// Then this much longer without an answer: `failed`.
+pub const ICE_FAILED_AFTER: Duration = Duration::from_secs(5);
+
 const TICK: Duration = Duration::from_millis(250);
 const STATS_EVERY_TICKS: u32 = 4;
 /// Encoded frames waiting to be written per peer: a little slack, then frames drop.
@@ -158,8 +163,8 @@ async fn build_connection(
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .with_ice_connection_attempts(Some(config.ice.check_interval), None)
         .with_ice_timeouts(
-            Some(Duration::from_secs(2)),
-            Some(Duration::from_secs(5)),
+            Some(ICE_DISCONNECTED_AFTER),
+            Some(ICE_FAILED_AFTER),
             Some(Duration::from_millis(500)),
         )
         // A relayed pair waits 2 s by default in case a direct one works; relay-only, none

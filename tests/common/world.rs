@@ -35,9 +35,9 @@ pub const HOP: Duration = Duration::from_millis(1);
 /// From both ends ready to connected.
 pub const ICE_CONNECT: Duration = Duration::from_millis(12);
 /// No answer from the far end for this long: `disconnected` (the stack's setting).
-pub const ICE_DISCONNECT: Duration = Duration::from_secs(2);
+pub const ICE_DISCONNECT: Duration = callscope::media::ICE_DISCONNECTED_AFTER;
 /// Then this much longer: `failed` (the stack's setting).
-pub const ICE_FAIL: Duration = Duration::from_secs(5);
+pub const ICE_FAIL: Duration = callscope::media::ICE_FAILED_AFTER;
 /// Gathering the candidates of a local description.
 pub const GATHER: Duration = Duration::from_millis(1);
 
