@@ -527,8 +527,7 @@ fn after_a_log_in_elsewhere_calls_are_off_until_log_in_again() {
         app.model().counts[CallbackKind::AfterCalling.index()] == 1
     });
     // The end-of-call card: how it ended and who ended it.
-    wait_until(&mut harness, "the end card", |_| true);
-    assert!(harness.query_by_label("Ended: reject").is_some());
+    step_until_label(&mut harness, "Ended: reject");
     let outcome = harness.state().model().last_outcome.clone().unwrap();
     assert_eq!(outcome.user_id, "decline");
     assert!(harness.query_all_by_label("decline").next().is_some());

@@ -682,10 +682,89 @@ fn any_client_message() -> impl Strategy<Value = ClientMessage> {
     ]
 }
 
+/// Any JSON value, nested a few levels: objects and arrays of strings, numbers, booleans and
+/// nulls.
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        ".{0,40}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map("[a-z_]{1,10}", inner, 0..6)
+                .prop_map(|map| serde_json::Value::Object(map.into_iter().collect())),
+        ]
+    })
+}
+
+/// A message type: every one the protocol has, and some it has not.
+fn any_type() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop_oneof![
+            Just("login"),
+            Just("sdp"),
+            Just("ice"),
+            Just("contacts"),
+            Just("ping"),
+            Just("traces"),
+            Just("share_trace"),
+            Just("invite"),
+            Just("accept"),
+            Just("reject"),
+            Just("line_busy"),
+            Just("cancel"),
+            Just("hangup"),
+            Just("invite_more"),
+            Just("switch_media"),
+        ]
+        .prop_map(str::to_owned),
+        "[a-z_]{0,12}",
+    ]
+}
+
+/// Which error a frame the decoder refuses gets: always `-1202` with a reason.
+fn assert_refused_clearly(frame: &str) -> Result<(), TestCaseError> {
+    if let Err(error) = decode_client(frame) {
+        let error = error.to_call_error();
+        prop_assert_eq!(error.code, ErrorCode::InvalidParameter);
+        prop_assert!(!error.message.is_empty());
+    }
+    Ok(())
+}
+
 proptest! {
     #[test]
     fn the_decoder_never_panics_on_any_frame(frame in ".{0,300}") {
-        let _ = decode_client(&frame);
+        assert_refused_clearly(&frame)?;
+    }
+
+    #[test]
+    fn any_json_object_of_any_message_type_is_read_or_refused_with_its_reason(
+        kind in any_type(),
+        fields in proptest::collection::btree_map(
+            prop_oneof![
+                Just("call_id"), Just("callees"), Just("users"), Just("media"), Just("group"),
+                Just("timeout_secs"), Just("to"), Just("description"), Just("candidate"),
+                Just("entries"), Just("nonce"), Just("on"), Just("version"), Just("user_id"),
+                Just("user_sig"), Just("extra"),
+            ],
+            any_json(),
+            0..8,
+        ),
+    ) {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            fields.into_iter().map(|(key, value)| (key.to_owned(), value)).collect();
+        object.insert("type".into(), kind.into());
+        let frame = serde_json::Value::Object(object).to_string();
+        assert_refused_clearly(&frame)?;
+        // What it reads, it reads as the protocol's own encoding does.
+        if let Ok(message) = decode_client(&frame) {
+            prop_assert_eq!(decode_client(&encode(&message)), Ok(message));
+        }
     }
 
     #[test]

@@ -587,7 +587,8 @@ impl Raw {
     }
 
     /// The next message from the server within `limit`, or `None` when the connection closed
-    /// (or nothing came).
+    /// (or nothing came). A frame that is no server message fails the test: garbage is never
+    /// taken for silence.
     pub fn receive_within(&mut self, net: &Net, limit: Duration) -> Option<ServerMessage> {
         net.runtime.block_on(async {
             let deadline = tokio::time::Instant::now() + limit;
@@ -595,7 +596,10 @@ impl Raw {
                 let frame = tokio::time::timeout_at(deadline, self.socket.next()).await;
                 match frame {
                     Ok(Some(Ok(Message::Text(text)))) => {
-                        return decode_server(text.as_str()).ok();
+                        let message = decode_server(text.as_str());
+                        return Some(message.unwrap_or_else(|error| {
+                            panic!("the server sent {text:?}, no server message: {error}")
+                        }));
                     }
                     Ok(Some(Ok(_))) => {}
                     Ok(Some(Err(_)) | None) | Err(_) => return None,
