@@ -940,3 +940,104 @@ fn assert_relayed_both_ways(alice: &[TimelineEntry], bob: &[TimelineEntry], log:
         );
     }
 }
+
+/// A damaged copy of the export `good` (its lines), named for what is wrong, and the line the
+/// damage is on.
+fn damaged(good: &[String]) -> Vec<(&'static str, Vec<u8>, usize)> {
+    let lines = |count: usize| -> Vec<u8> {
+        good.iter()
+            .take(count)
+            .flat_map(|line| format!("{line}\n").into_bytes())
+            .collect()
+    };
+    let mut truncated = lines(3);
+    truncated.extend_from_slice(&good[3].as_bytes()[..good[3].len() / 2]);
+    let mut wrong_kind = lines(2);
+    wrong_kind.extend_from_slice(good[2].replace("\"kind\":\"", "\"kind\":\"x").as_bytes());
+    let mut binary = lines(1);
+    binary.extend((0..4096_u32).map(|byte| u8::try_from(byte % 251).unwrap() | 0x80));
+    let mut huge_line = lines(1);
+    huge_line.extend_from_slice(format!("{{\"pad\":\"{}\"}}\n", "x".repeat(10 << 20)).as_bytes());
+    vec![
+        ("truncated", truncated, 4),
+        ("wrong kind", wrong_kind, 3),
+        ("binary", binary, 2),
+        ("10 MB line", huge_line, 2),
+    ]
+}
+
+#[test]
+fn damaged_timeline_files_get_a_clear_error_naming_their_line_and_import_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let recorded = callscope()
+        .arg("--data-dir")
+        .arg(dir.path().join("recorded"))
+        .args(["call", "echo", "--audio", "--hangup-after", "1"])
+        .args(SYNTHETIC)
+        .output()
+        .unwrap();
+    assert!(recorded.status.success());
+    let export = dir.path().join("good.jsonl");
+    let exported = callscope()
+        .arg("--data-dir")
+        .arg(dir.path().join("recorded"))
+        .args(["timeline", "--export"])
+        .arg(&export)
+        .output()
+        .unwrap();
+    assert!(exported.status.success());
+    let good: Vec<String> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(good.len() >= 5, "{good:?}");
+    for (what, bytes, line) in damaged(&good) {
+        let file = dir.path().join("damaged.jsonl");
+        std::fs::write(&file, bytes).unwrap();
+        let store = dir
+            .path()
+            .join(format!("import-{}", what.replace(' ', "-")));
+        let commands: [Vec<&std::ffi::OsStr>; 4] = [
+            vec!["check".as_ref(), file.as_os_str()],
+            vec!["diff".as_ref(), export.as_os_str(), file.as_os_str()],
+            vec!["replay".as_ref(), file.as_os_str()],
+            vec!["timeline".as_ref(), "--import".as_ref(), file.as_os_str()],
+        ];
+        for args in commands {
+            let ran = callscope()
+                .arg("--data-dir")
+                .arg(&store)
+                .args(&args)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&ran.stderr);
+            assert!(!ran.status.success(), "{what}, {args:?}: it succeeded");
+            assert!(
+                said.contains(&format!("line {line}")),
+                "{what}, {args:?}: the error names no line {line}: {said}"
+            );
+            assert!(
+                said.len() < 2_000,
+                "{what}, {args:?}: {} bytes of error",
+                said.len()
+            );
+            assert!(
+                ran.stdout.is_empty(),
+                "{what}, {args:?}: it printed entries"
+            );
+        }
+        // The import took nothing, not even the good lines before the damage.
+        let listed = callscope()
+            .arg("--data-dir")
+            .arg(&store)
+            .args(["timeline", "--json"])
+            .output()
+            .unwrap();
+        assert!(listed.status.success());
+        assert!(
+            listed.stdout.is_empty(),
+            "{what}: the import took some entries"
+        );
+    }
+}

@@ -1,12 +1,12 @@
 //! `callscope check`: reads a timeline export (JSON Lines) and reports every violation of the
 //! call contract, one line per finding with the entry's seq.
 
-use std::io::{BufRead as _, BufReader};
+use std::io::BufReader;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use callscope::timeline::{CheckOptions, TimelineEntry, check};
+use callscope::timeline::{CheckOptions, check, read_json_lines};
 
 /// Options of `callscope check`.
 #[derive(Debug, clap::Args)]
@@ -29,21 +29,8 @@ pub struct CheckArgs {
 pub fn run(args: &CheckArgs) -> anyhow::Result<usize> {
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
-    let mut entries = Vec::new();
-    for (number, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("reading {}", args.file.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let entry: TimelineEntry = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{} line {}: not a timeline entry",
-                args.file.display(),
-                number + 1
-            )
-        })?;
-        entries.push(entry);
-    }
+    let entries = read_json_lines(BufReader::new(file))
+        .with_context(|| format!("reading {}", args.file.display()))?;
     let options = CheckOptions {
         ring_timeout: Duration::from_secs(args.ring_timeout),
         allow_gaps: args.allow_gaps,

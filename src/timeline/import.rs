@@ -14,20 +14,20 @@ use super::{Origin, Query, Timeline, TimelineEntry};
 #[non_exhaustive]
 pub enum ImportError {
     /// The file could not be read.
-    #[error("reading line {line}: {source}")]
+    #[error("reading line {line}: {error}")]
     Read {
         /// The line (from 1).
         line: usize,
         /// What failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A line is not an entry of the contract's JSON.
-    #[error("line {line} is not a timeline entry: {source}")]
+    #[error("line {line} is not a timeline entry: {error}")]
     Malformed {
         /// The line (from 1).
         line: usize,
         /// What is wrong.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -37,16 +37,16 @@ pub fn read_json_lines(reader: impl BufRead) -> Result<Vec<TimelineEntry>, Impor
     let mut entries = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let line_number = index + 1;
-        let line = line.map_err(|source| ImportError::Read {
+        let line = line.map_err(|error| ImportError::Read {
             line: line_number,
-            source,
+            error,
         })?;
         if line.trim().is_empty() {
             continue;
         }
-        let entry = serde_json::from_str(&line).map_err(|source| ImportError::Malformed {
+        let entry = serde_json::from_str(&line).map_err(|error| ImportError::Malformed {
             line: line_number,
-            source,
+            error,
         })?;
         entries.push(entry);
     }
