@@ -1,7 +1,11 @@
 //! Timeline tests: persistence across reopen, no loss under bursts, a writer killed with SIGKILL, queries
-//! in memory and in SQLite, and the JSON Lines and Perfetto exports.
+//! in memory and in SQLite, the JSON Lines and Perfetto exports, and the contract checker's own
+//! rules (`timeline/check_rules.rs`).
 
 #![allow(clippy::unwrap_used)] // A test that unwraps fails loudly, which is what it should do.
+
+#[path = "timeline/check_rules.rs"]
+mod check_rules;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -4,8 +4,6 @@
 
 mod check;
 mod check_media;
-#[cfg(test)]
-mod check_tests;
 mod check_trace;
 mod clock;
 mod clock_sync;

@@ -1,10 +1,10 @@
 //! The contract checker's own tests: the timelines the call core records for each demo flow, in
 //! virtual time at the real 30 s ring timeout, pass; each rule fires on the breach it names.
 
-use super::{CheckOptions, Delivery, Origin, Rule, TimelineEntry, Timestamp, check};
-use crate::call::{CallMachine, Input, Signal};
-use crate::event::{CallSummary, Event};
-use crate::model::{CallError, CallStatus, EndReason, ErrorCode, MediaType, MonoTime};
+use callscope::call::{CallMachine, Input, Signal};
+use callscope::event::{CallSummary, Event};
+use callscope::model::{CallError, CallStatus, EndReason, ErrorCode, MediaType, MonoTime};
+use callscope::timeline::{CheckOptions, Delivery, Origin, Rule, TimelineEntry, Timestamp, check};
 
 /// One participant's call core stepped in virtual time, and the timeline it recorded.
 struct Flow {
