@@ -1041,3 +1041,44 @@ fn damaged_timeline_files_get_a_clear_error_naming_their_line_and_import_nothing
         );
     }
 }
+
+#[test]
+fn a_demo_peer_shares_its_side_with_a_caller_who_asks_from_the_command_line_as_in_the_window() {
+    use callscope::timeline::{CheckOptions, Origin, check};
+    let dir = tempfile::tempdir().unwrap();
+    let call = callscope()
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "call",
+            "echo",
+            "--audio",
+            "--hangup-after",
+            "1",
+            "--share-trace",
+            "--json",
+        ])
+        .args(SYNTHETIC)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&call.stdout).into_owned();
+    assert!(call.status.success(), "{out}");
+    let printed = entries(&out);
+    let echo: Vec<&TimelineEntry> = printed
+        .iter()
+        .filter(|entry| entry.user_id == "echo" && entry.origin == Origin::Peer)
+        .collect();
+    assert!(
+        echo.iter()
+            .any(|entry| matches!(entry.event, Event::CallReceived { .. })),
+        "echo's side: {echo:?}"
+    );
+    assert!(
+        echo.iter()
+            .any(|entry| matches!(entry.event, Event::AfterCalling(_))),
+        "echo's side never ended: {echo:?}"
+    );
+    // Both sides together keep the contract.
+    let findings = check(&printed, &CheckOptions::default());
+    assert!(findings.is_empty(), "{findings:#?}");
+}

@@ -161,7 +161,9 @@ pub fn spawn_demo_peers(
                 user_sig: sign_user_sig_with(keys, peer.user_id),
                 media: Some(demo_media(resolution)),
                 server_traces: false,
-                share_traces: false,
+                // A demo peer shares its side with a participant who asks, unless it records
+                // into that participant's own timeline (the window's) already.
+                share_traces: trace.is_none(),
             };
             let kit = match trace {
                 Some(timeline) => CallKit::builder()
