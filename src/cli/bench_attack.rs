@@ -394,6 +394,9 @@ async fn until(
 pub fn attack(args: &AttackBenchArgs) -> anyhow::Result<()> {
     // This process holds the strangers' side of every connection.
     rlimit::increase_nofile_limit(16_384)?;
+    // The first server may open as many files as this process may (prlimit cannot raise more).
+    let files =
+        rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(4_096, |(_, hard)| hard.min(16_384));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -404,7 +407,7 @@ pub fn attack(args: &AttackBenchArgs) -> anyhow::Result<()> {
             "bytes before log-in",
             Attack::BytesBeforeLogIn,
             1_000,
-            16_384,
+            files,
             seconds,
         )?,
         flood(
