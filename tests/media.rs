@@ -663,7 +663,7 @@ fn loss_injected_is_measured_by_the_far_end_and_resent_packets_keep_the_video_go
         "nothing was resent: {last:?}"
     );
     // The video keeps coming under the loss.
-    keeps_decoding(&[(&bob, "alice")], 30);
+    keeps_decoding(&[(&bob, "alice")], 10);
     assert!(alice.has(|e| matches!(e, Event::ImpairmentChanged { user_id, send, receive, cut_ms: 0 } if user_id == "*" && send == "loss=10%" && receive == "none")));
     bob.wait_for("for the loss warning", |b| {
         warnings(b, QualityWarningName::HighPacketLoss) == ["raised"]
@@ -691,7 +691,7 @@ fn loss_injected_is_measured_by_the_far_end_and_resent_packets_keep_the_video_go
         (7.0..=20.0).contains(&measured),
         "10 % injected on receiving, {measured:.2} % measured"
     );
-    keeps_decoding(&[(&bob, "alice")], 30);
+    keeps_decoding(&[(&bob, "alice")], 10);
     let (first, last) = (&receiving[0], &receiving[receiving.len() - 1]);
     assert!(
         last.repaired > first.repaired,
