@@ -631,6 +631,16 @@ fn warnings(client: &Client, wanted: callscope::event::QualityWarningName) -> Ve
         .collect()
 }
 
+/// Waits until `me`'s statistics of `from` count NACKs sent and packets repaired since
+/// `first`: lost packets are asked for again and resent.
+fn wait_for_repairs(me: &Client, from: &str, first: &callscope::event::CallStats) {
+    me.wait_for("for NACKs and repaired packets", |client| {
+        stats_of(client, from)
+            .last()
+            .is_some_and(|last| last.nacks > first.nacks && last.repaired > first.repaired)
+    });
+}
+
 #[test]
 fn loss_injected_is_measured_by_the_far_end_and_resent_packets_keep_the_video_going() {
     use callscope::event::QualityWarningName;
@@ -656,12 +666,7 @@ fn loss_injected_is_measured_by_the_far_end_and_resent_packets_keep_the_video_go
         (7.0..=20.0).contains(&measured),
         "10 % injected, {measured:.2} % measured"
     );
-    let (first, last) = (&lossy[0], &lossy[lossy.len() - 1]);
-    assert!(last.nacks > first.nacks, "no NACKs went out: {last:?}");
-    assert!(
-        last.repaired > first.repaired,
-        "nothing was resent: {last:?}"
-    );
+    wait_for_repairs(&bob, "alice", &lossy[0]);
     // The video keeps coming under the loss.
     keeps_decoding(&[(&bob, "alice")], 10);
     assert!(alice.has(|e| matches!(e, Event::ImpairmentChanged { user_id, send, receive, cut_ms: 0 } if user_id == "*" && send == "loss=10%" && receive == "none")));
@@ -692,11 +697,7 @@ fn loss_injected_is_measured_by_the_far_end_and_resent_packets_keep_the_video_go
         "10 % injected on receiving, {measured:.2} % measured"
     );
     keeps_decoding(&[(&bob, "alice")], 10);
-    let (first, last) = (&receiving[0], &receiving[receiving.len() - 1]);
-    assert!(
-        last.repaired > first.repaired,
-        "nothing was resent: {last:?}"
-    );
+    wait_for_repairs(&bob, "alice", &receiving[0]);
     bob.send(EngineCommand::Impair("none".parse().expect("a rule")));
 
     // A one-second cut of all media: no frame comes through it, and the video is back soon
