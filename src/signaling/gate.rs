@@ -143,11 +143,16 @@ impl Place {
         if self.logged_in.swap(true, Ordering::AcqRel) {
             return;
         }
-        let read = self.read_before_login.load(Ordering::Acquire);
-        self.stats.pending_bytes.fetch_sub(read, Ordering::AcqRel);
+        self.release_pending_bytes();
         let mut gate = lock(&self.gate);
         gate.admission.logged_in(self.id);
         gate.publish(&self.stats);
+    }
+
+    /// Takes the bytes read before log-in off the server's count.
+    fn release_pending_bytes(&self) {
+        let read = self.read_before_login.swap(0, Ordering::AcqRel);
+        self.stats.pending_bytes.fetch_sub(read, Ordering::AcqRel);
     }
 
     /// Counts `bytes` just read; false when they go past the allowance before log-in.
@@ -155,6 +160,8 @@ impl Place {
         if self.logged_in.load(Ordering::Acquire) {
             return true;
         }
+        // The server's count first: a release that comes between the two takes no more off
+        // it than was put on.
         self.stats.pending_bytes.fetch_add(bytes, Ordering::AcqRel);
         let read = self.read_before_login.fetch_add(bytes, Ordering::AcqRel) + bytes;
         read <= BYTES_BEFORE_LOGIN
@@ -163,10 +170,8 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        if !self.logged_in.load(Ordering::Acquire) {
-            let read = self.read_before_login.load(Ordering::Acquire);
-            self.stats.pending_bytes.fetch_sub(read, Ordering::AcqRel);
-        }
+        // Also what a read counted as its user was logging in.
+        self.release_pending_bytes();
         let mut gate = lock(&self.gate);
         gate.admission.close(self.id);
         gate.places.remove(&self.id);
