@@ -56,7 +56,12 @@ struct Slot {
     ip: IpAddr,
     since: u64,
     phase: Phase,
+    /// Its log-in is being answered: neither evicted nor expired before this (0: never was).
+    shielded_until: u64,
 }
+
+/// How long a pending connection that sent its log-in is left alone for the answer.
+pub const SHIELD_MILLIS: u64 = 1_000;
 
 /// One address's connections.
 #[derive(Debug, Default)]
@@ -147,7 +152,7 @@ impl Admission {
         if self.pending.len() >= self.limits.max_pending
             || self.slots.len() >= self.limits.max_connections
         {
-            let victim = self.next_victim().ok_or(Refusal::Full)?;
+            let victim = self.next_victim(now).ok_or(Refusal::Full)?;
             self.close(victim);
             self.counts.evicted += 1;
             evicted = Some(victim);
@@ -156,6 +161,7 @@ impl Admission {
             ip,
             since: now,
             phase: Phase::Handshaking,
+            shielded_until: 0,
         };
         self.slots.insert(id, slot);
         self.reweigh(ip, |address| {
@@ -168,11 +174,34 @@ impl Admission {
         Ok(evicted)
     }
 
-    /// The pending connection to evict next.
-    fn next_victim(&self) -> Option<ConnectionId> {
-        let (_, _, ip) = self.heaviest.last()?;
-        let (_, id) = self.addresses.get(ip)?.pending.first()?;
-        Some(*id)
+    /// The pending connection to evict next at `now`: of the heaviest address, the oldest
+    /// that is not shielded (then the next address).
+    fn next_victim(&self, now: u64) -> Option<ConnectionId> {
+        self.heaviest.iter().rev().find_map(|(_, _, ip)| {
+            let address = self.addresses.get(ip)?;
+            address
+                .pending
+                .iter()
+                .map(|(_, id)| *id)
+                .find(|id| !self.shielded(*id, now))
+        })
+    }
+
+    fn shielded(&self, id: ConnectionId, now: u64) -> bool {
+        self.slots
+            .get(&id)
+            .is_some_and(|slot| slot.shielded_until > now)
+    }
+
+    /// Pending connection `id` sent its log-in at `now`: it is left alone while the answer
+    /// comes ([`SHIELD_MILLIS`], once).
+    pub fn shield(&mut self, id: ConnectionId, now: u64) {
+        if let Some(slot) = self.slots.get_mut(&id)
+            && slot.phase != Phase::Member
+            && slot.shielded_until == 0
+        {
+            slot.shielded_until = now + SHIELD_MILLIS;
+        }
     }
 
     /// Connection `id` finished its WebSocket handshake.
@@ -205,7 +234,10 @@ impl Admission {
 
     /// Connection `id` is gone (closing one twice is harmless).
     pub fn close(&mut self, id: ConnectionId) {
-        let Some(Slot { ip, since, phase }) = self.slots.remove(&id) else {
+        let Some(Slot {
+            ip, since, phase, ..
+        }) = self.slots.remove(&id)
+        else {
             return;
         };
         self.pending.remove(&(since, id));
@@ -231,6 +263,7 @@ impl Admission {
             .iter()
             .take_while(|(since, _)| since + allowed <= now)
             .map(|(_, id)| *id)
+            .filter(|id| !self.shielded(*id, now))
             .collect();
         for id in &late {
             self.close(*id);
@@ -345,6 +378,29 @@ mod tests {
             admission.logged_in(id);
         }
         assert_eq!(admission.admit(7, ip(2), 3), Err(Refusal::AddressFull));
+    }
+
+    #[test]
+    fn a_connection_whose_log_in_is_being_answered_is_neither_evicted_nor_expired_meanwhile() {
+        let mut admission = Admission::new(LIMITS);
+        for id in 0..4 {
+            admission.admit(id, ip(2), id).expect("room");
+        }
+        // The oldest sent its log-in: the next oldest goes instead.
+        admission.shield(0, 10);
+        assert_eq!(admission.admit(4, ip(3), 20), Ok(Some(1)));
+        // Under pressure (three of four pending) the deadline is 3 s; a connection shielded
+        // then outlives it until its shield ends, and the shield is given once.
+        let mut admission = Admission::new(LIMITS);
+        for id in 0..3 {
+            admission.admit(id, ip(2), 0).expect("room");
+        }
+        admission.shield(0, 2_500);
+        admission.shield(0, 2_900);
+        assert_eq!(admission.expire(3_000), [1, 2]);
+        // Its shield over, the pressure is gone too (one of four): the normal 15 s apply.
+        assert!(admission.expire(2_500 + SHIELD_MILLIS).is_empty());
+        assert_eq!(admission.expire(15_000), [0]);
     }
 
     #[test]

@@ -132,6 +132,17 @@ impl Place {
         self.out.notified().await;
     }
 
+    /// It sent a frame before logging in (its log-in, if it is a user's): left alone a moment
+    /// for the answer.
+    pub fn sent_before_login(&self) {
+        if self.logged_in.load(Ordering::Acquire) {
+            return;
+        }
+        let mut gate = lock(&self.gate);
+        let now = gate.now();
+        gate.admission.shield(self.id, now);
+    }
+
     /// The WebSocket handshake is done.
     pub fn handshake_done(&self) {
         let mut gate = lock(&self.gate);

@@ -700,7 +700,10 @@ impl Connection {
                     last_heard = tokio::time::Instant::now();
                     let session = self.session;
                     let event = match frame {
-                        Some(Ok(Message::Text(text))) => self.frame_event(text, &mut rate, started).await,
+                        Some(Ok(Message::Text(text))) => {
+                            place.sent_before_login();
+                            self.frame_event(text, &mut rate, started).await
+                        }
                         Some(Ok(Message::Binary(data))) if within(&mut rate, data.len(), started) => {
                             HubEvent::Binary { session, bytes: data.len() }
                         }
