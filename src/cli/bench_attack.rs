@@ -173,8 +173,7 @@ impl Attack {
                 Self::SilentWebSockets => {
                     if let Ok(mut socket) = connect(server, from).await {
                         opened.fetch_add(1, Ordering::Relaxed);
-                        let _ = tokio::time::timeout(Duration::from_secs(30), receive(&mut socket))
-                            .await;
+                        // Whatever the server says (the reason it closes), until it closes.
                         while let Ok(Ok(_)) =
                             tokio::time::timeout(Duration::from_secs(30), receive(&mut socket))
                                 .await
