@@ -1,8 +1,9 @@
 //! `Reorder`: puts a video stream's RTP packets back in sequence order and, when one is
 //! missing, holds the ones behind it for two round trips and a margin, so a packet resent after
-//! a NACK (even one asked for twice, or only reordered) still completes its picture. A gap not
-//! filled in time is given up: the packets after it go on, and the picture they belong to is
-//! dropped and a key frame asked for further on. Sans-IO: it is given each packet's arrival time and the time now.
+//! a NACK (even one asked for twice, or only reordered) still completes its picture. A gap the
+//! caller shows took nothing needed is passed at once. A gap not filled in time is given up:
+//! the packets after it go on, and the picture they belong to is dropped and a key frame asked
+//! for further on. Sans-IO: it is given each packet's arrival time and the time now.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ pub struct Reorder<P> {
     wait: Duration,
     /// Gaps given up so far.
     pub gaps_given_up: u64,
+    /// Gaps passed at once, having taken nothing needed.
+    pub gaps_passed: u64,
 }
 
 impl<P> Default for Reorder<P> {
@@ -59,6 +62,7 @@ impl<P> Reorder<P> {
             last_timestamp: None,
             wait: REPAIR_WAIT,
             gaps_given_up: 0,
+            gaps_passed: 0,
         }
     }
 
@@ -91,25 +95,50 @@ impl<P> Reorder<P> {
     /// The next packet in order, if it is here; or, when the gap before the first held one
     /// has waited long enough (or too much is held), that one, giving the gap up.
     pub fn pop(&mut self, now: Instant) -> Option<P> {
+        self.pop_with(now, |_| Some(false))
+    }
+
+    /// As [`Reorder::pop`], but a gap that took nothing the stream needs (a sender's padding,
+    /// say) is passed at once. `harmless` is asked of the packets held behind the gap, in
+    /// order, until one can tell (`None`: this one cannot, ask the next).
+    pub fn pop_with(&mut self, now: Instant, harmless: impl Fn(&P) -> Option<bool>) -> Option<P> {
         let (&number, &(_, timestamp, _)) = self.held.first_key_value()?;
         let next = self.next?;
-        let in_order = number == next;
-        let waiting = self
-            .gap_since()
-            .is_some_and(|since| now.saturating_duration_since(since) < self.wait);
-        let span = self
-            .last_timestamp
-            .map_or(0, |last| timestamp.wrapping_sub(last));
-        let repairable = span <= MAX_GAP_TICKS && self.held.len() <= MAX_HELD;
-        if !in_order && waiting && repairable {
-            return None;
-        }
-        if !in_order {
-            self.gaps_given_up += 1;
+        if number != next {
+            let waiting = self
+                .gap_since()
+                .is_some_and(|since| now.saturating_duration_since(since) < self.wait);
+            let span = self
+                .last_timestamp
+                .map_or(0, |last| timestamp.wrapping_sub(last));
+            let repairable = span <= MAX_GAP_TICKS && self.held.len() <= MAX_HELD;
+            if self.gap_is_harmless(harmless) {
+                self.gaps_passed += 1;
+            } else if waiting && repairable {
+                return None;
+            } else {
+                self.gaps_given_up += 1;
+            }
         }
         self.next = Some(number + 1);
         self.last_timestamp = Some(timestamp);
         self.held.remove(&number).map(|(_, _, packet)| packet)
+    }
+
+    /// What `harmless` says of the first held packet that can tell, among those in sequence
+    /// right behind the gap.
+    fn gap_is_harmless(&self, harmless: impl Fn(&P) -> Option<bool>) -> bool {
+        let mut expected = None;
+        for (&number, (_, _, packet)) in &self.held {
+            if expected.is_some_and(|expected| expected != number) {
+                return false;
+            }
+            if let Some(answer) = harmless(packet) {
+                return answer;
+            }
+            expected = Some(number + 1);
+        }
+        false
     }
 
     /// When the gap before the first held packet opened: the earliest arrival of those held
@@ -248,5 +277,32 @@ mod tests {
         assert_eq!(passed.first(), Some(&0));
         assert_eq!(passed.get(1), Some(&2), "the gap at 1 was given up");
         assert_eq!(reorder.gaps_given_up, 1);
+    }
+
+    #[test]
+    fn a_gap_the_packets_behind_it_show_harmless_is_passed_at_once() {
+        let mut reorder = Reorder::new();
+        let now = Instant::now();
+        reorder.push(now, 10, ts(10), 10);
+        assert_eq!(drain(&mut reorder, now), [10]);
+        // 11 is lost; 12 cannot tell (padding, say), 13 says the gap took nothing needed.
+        reorder.push(now, 12, ts(12), 12);
+        reorder.push(now, 13, ts(13), 13);
+        let tells = |packet: &u16| (*packet != 12).then_some(*packet == 13);
+        let passed: Vec<u16> = std::iter::from_fn(|| reorder.pop_with(now, tells)).collect();
+        assert_eq!(passed, [12, 13]);
+        assert_eq!((reorder.gaps_passed, reorder.gaps_given_up), (1, 0));
+        // A gap the packet behind says was harmful waits for its repair as before.
+        reorder.push(now, 15, ts(15), 15);
+        assert_eq!(reorder.pop_with(now, |_| Some(false)), None);
+        // And one whose only teller sits behind a second gap cannot be told harmless.
+        reorder.push(now, 17, ts(17), 17);
+        assert_eq!(
+            reorder.pop_with(now, |packet| (*packet == 17).then_some(true)),
+            None
+        );
+        let later = now + REPAIR_WAIT;
+        assert_eq!(drain(&mut reorder, later), [15, 17]);
+        assert_eq!(reorder.gaps_given_up, 2);
     }
 }

@@ -5,6 +5,7 @@
 mod decoder;
 mod encoder;
 mod freeze;
+mod h264_picture;
 mod playout;
 mod receive;
 mod scale;

@@ -13,6 +13,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use super::decoder::VideoDecoder;
 use super::encoder::VideoEncoder;
 use super::freeze::FreezeMeter;
+use super::h264_picture::{PictureChain, PictureStart};
 use super::playout::VideoPlayout;
 use crate::media::MediaError;
 use crate::media::frame::{FrameSlot, I420Frame, RgbaFrame, StreamCounters};
@@ -101,7 +102,7 @@ pub async fn receive(
             micros => reorder.set_round_trip(Duration::from_micros(micros)),
         }
         let now = Instant::now();
-        while let Some(packet) = reorder.pop(now) {
+        while let Some(packet) = reorder.pop_with(now, |packet| assembler.gap_is_harmless(packet)) {
             let Some((timestamp, unit)) = assembler.push(&packet) else {
                 continue;
             };
@@ -152,13 +153,18 @@ async fn wait_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// Builds access units from RTP packets: one unit per marker bit, dropped whole on a gap.
+/// Builds access units from RTP packets: one unit per marker bit, dropped whole on a gap that
+/// may have taken part of it or of a picture it refers to.
 #[derive(Default)]
 struct Assembler {
     depacketizer: H264Packet,
     unit: Vec<u8>,
     last_sequence: Option<u16>,
     timestamp: Option<u32>,
+    /// The picture the unit being built starts, as its first packet said.
+    start: Option<PictureStart>,
+    /// Which picture follows which: tells a harmless gap from one that broke the chain.
+    chain: PictureChain,
     /// The unit being built lost a packet.
     damaged: bool,
     /// A unit was dropped since the caller last looked: time to ask for a key frame.
@@ -176,17 +182,42 @@ fn is_key_frame(unit: &[u8]) -> bool {
 }
 
 impl Assembler {
+    /// Whether a gap just before `packet` took nothing needed: the last picture was whole and
+    /// `packet` starts the one that follows it in the chain of references (what was missing
+    /// was padding, or a picture nothing refers to). `None` for padding, which cannot tell.
+    fn gap_is_harmless(&self, packet: &rtc::rtp::Packet) -> Option<bool> {
+        if packet.payload.is_empty() {
+            return None;
+        }
+        let between_pictures = self.unit.is_empty() && self.timestamp.is_none();
+        Some(
+            between_pictures
+                && self
+                    .chain
+                    .start_of(&packet.payload)
+                    .is_some_and(|start| self.chain.continues(&start)),
+        )
+    }
+
     /// The next whole access unit, with its RTP time, once `packet` completes one.
     fn push(&mut self, packet: &rtc::rtp::Packet) -> Option<(u32, Vec<u8>)> {
         let header = &packet.header;
-        if self
+        let follows = self
             .last_sequence
-            .is_some_and(|last| last.wrapping_add(1) != header.sequence_number)
-        {
+            .is_none_or(|last| last.wrapping_add(1) == header.sequence_number);
+        if packet.payload.is_empty() {
+            // Padding carries nothing. After a gap it leaves the gap to the next picture.
+            if follows {
+                self.last_sequence = Some(header.sequence_number);
+            }
+            return None;
+        }
+        self.last_sequence = Some(header.sequence_number);
+        if !follows && self.gap_is_harmless(packet) != Some(true) {
             self.damaged = true;
             self.depacketizer = H264Packet::default();
         }
-        self.last_sequence = Some(header.sequence_number);
+        self.chain.learn(&packet.payload);
         if self.timestamp != Some(header.timestamp) {
             // A new picture began without the last one's marker: drop what was half built.
             if !self.unit.is_empty() {
@@ -194,6 +225,7 @@ impl Assembler {
             }
             self.unit.clear();
             self.timestamp = Some(header.timestamp);
+            self.start = self.chain.start_of(&packet.payload);
         }
         match self.depacketizer.depacketize(&packet.payload) {
             Ok(bytes) => self.unit.extend_from_slice(&bytes),
@@ -207,11 +239,17 @@ impl Assembler {
         if !header.marker {
             return None;
         }
+        self.finish(header.timestamp)
+    }
+
+    /// The unit its marker ended, unless it or a picture it refers to was lost.
+    fn finish(&mut self, timestamp: u32) -> Option<(u32, Vec<u8>)> {
         let unit = std::mem::take(&mut self.unit);
         self.timestamp = None;
         if std::mem::take(&mut self.damaged) {
             self.lost = true;
             self.waiting_for_key = true;
+            self.chain.broken();
             return None;
         }
         if self.waiting_for_key {
@@ -222,7 +260,8 @@ impl Assembler {
             }
             self.waiting_for_key = false;
         }
-        (!unit.is_empty()).then_some((header.timestamp, unit))
+        self.chain.handed_on(self.start.as_ref());
+        (!unit.is_empty()).then_some((timestamp, unit))
     }
 }
 
@@ -397,5 +436,59 @@ mod tests {
         assert_eq!(assembler.push(&packet(2, 1, false)), None);
         assert_eq!(assembler.push(&packet(3, 1, true)), None);
         assert!(assembler.lost);
+    }
+
+    /// A P slice (`nal_ref_idc` 2) numbered `frame_num` in four bits, after the Exp-Golomb
+    /// codes `1` (first macroblock 0), `011` (slice type 2) and `1` (PPS 0).
+    fn p_slice(frame_num: u16) -> Bytes {
+        let bits = 0b1_0111_u16 << 11 | frame_num << 7;
+        Bytes::from([&[0x41][..], &bits.to_be_bytes(), &[0x80]].concat())
+    }
+
+    fn with_payload(sequence_number: u16, picture: u32, payload: Bytes) -> Packet {
+        Packet {
+            payload,
+            ..packet(sequence_number, picture, true)
+        }
+    }
+
+    /// A key frame in packets 1 (SPS and PPS, aggregated) and 2 (an IDR slice), handed on.
+    fn after_key_frame() -> Assembler {
+        let mut assembler = Assembler::default();
+        // SPS: baseline, id 0, log2_max_frame_num 4; PPS.
+        let sets = [0x78, 0, 5, 0x67, 0x42, 0xC0, 0x1E, 0xC0, 0, 2, 0x68, 0xCE];
+        let sets = Packet {
+            payload: Bytes::copy_from_slice(&sets),
+            ..packet(1, 0, false)
+        };
+        assert_eq!(assembler.push(&sets), None);
+        let idr = with_payload(2, 0, Bytes::from_static(&[0x65, 0b1011_1000, 0x80]));
+        assert!(assembler.push(&idr).is_some());
+        assembler
+    }
+
+    #[test]
+    fn padding_and_a_gap_that_took_only_padding_lose_no_picture() {
+        let mut assembler = after_key_frame();
+        // Padding (no payload) between pictures, then picture 1.
+        assert_eq!(assembler.push(&with_payload(3, 0, Bytes::new())), None);
+        assert!(assembler.push(&with_payload(4, 1, p_slice(1))).is_some());
+        // Padding 5 and 6 are lost: picture 2 follows picture 1, so nothing needed was.
+        let next = with_payload(7, 2, p_slice(2));
+        assert_eq!(assembler.gap_is_harmless(&next), Some(true));
+        assert!(assembler.push(&next).is_some());
+        assert!(!assembler.lost);
+    }
+
+    #[test]
+    fn a_gap_that_took_a_whole_reference_picture_waits_for_a_key_frame() {
+        let mut assembler = after_key_frame();
+        assert!(assembler.push(&with_payload(3, 1, p_slice(1))).is_some());
+        // Packet 4, all of picture 2, is lost: picture 3 refers to it.
+        let next = with_payload(5, 3, p_slice(3));
+        assert_eq!(assembler.gap_is_harmless(&next), Some(false));
+        assert_eq!(assembler.push(&next), None);
+        assert!(assembler.lost);
+        assert_eq!(assembler.push(&with_payload(6, 4, p_slice(4))), None);
     }
 }
