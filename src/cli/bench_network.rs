@@ -22,6 +22,7 @@ use callscope::timeline::{Clock, TimelineEntry};
 
 use super::bench_abuse::percentiles;
 use super::bench_call::percentile;
+use super::bench_chromium::{self, Chromium};
 use super::bench_client::{BenchClient, SECRET, first_frame_slot, wait};
 
 /// Options of `callscope bench network`.
@@ -51,6 +52,12 @@ pub struct NetworkBenchArgs {
     /// Print the figures as JSON, one object per profile.
     #[arg(long)]
     pub json: bool,
+    /// Skip the reference: a headless Chromium called through the same profiles.
+    #[arg(long)]
+    pub no_reference: bool,
+    /// The Chromium to run as the reference (default: Debian's `chromium`, if installed).
+    #[arg(long, value_name = "PATH")]
+    pub chromium: Option<PathBuf>,
 }
 
 /// A named network: what the caller's link does, and what it changes to over the call.
@@ -156,6 +163,7 @@ pub fn network(args: &NetworkBenchArgs) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("callscope-bench-network-{}", std::process::id()))
     });
     let pair = Pair::start(&runtime, &server.url(), args, &recordings);
+    let chromium = reference(args, &server.url());
     let mut outcome = Ok(());
     for profile in profiles {
         match pair.run(profile, args, &recordings) {
@@ -165,7 +173,14 @@ pub fn network(args: &NetworkBenchArgs) -> anyhow::Result<()> {
                 break;
             }
         }
+        if let Some(chromium) = &chromium {
+            match pair.run_reference(profile, args, chromium) {
+                Ok(reference) => reference.print(args.json),
+                Err(error) => eprintln!("{}: the reference call failed: {error:#}", profile.name),
+            }
+        }
     }
+    drop(chromium);
     runtime.block_on(server.shutdown());
     if args.recordings.is_none() {
         // The recordings were only for scoring.
@@ -232,22 +247,66 @@ impl Pair {
             .context("the caller is not taking commands")
     }
 
-    /// One call through `profile`.
+    /// One call to the callee through `profile`.
     fn run(
         &self,
         profile: &Profile,
         args: &NetworkBenchArgs,
         recordings: &Path,
     ) -> anyhow::Result<Figures> {
-        let seq = (
-            self.caller.kit.timeline().last_seq(),
-            self.callee.kit.timeline().last_seq(),
-        );
+        let seq = self.callee.kit.timeline().last_seq();
+        let call = self.call("net-callee", (&self.callee, "net-caller"), profile, args)?;
+        wait("for the callee to hang up", || {
+            self.callee.status() == CallStatus::Idle
+        })?;
+        let mut figures = self.figures(profile, &call, seq);
+        figures.audio_score = call.id.as_ref().and_then(|call_id| {
+            let heard = recordings.join(format!("{call_id}-net-caller.wav"));
+            score_audio(args, &heard)
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(figures)
+    }
+
+    /// One call to Chromium through `profile`: both directions' video, as each end decoded it.
+    fn run_reference(
+        &self,
+        profile: &Profile,
+        args: &NetworkBenchArgs,
+        chromium: &Chromium,
+    ) -> anyhow::Result<Reference> {
+        chromium.clear();
+        let call = self.call(
+            bench_chromium::USER,
+            (&self.caller, bench_chromium::USER),
+            profile,
+            args,
+        )?;
+        let lines = chromium.stats_of(call.id.as_deref().unwrap_or_default())?;
+        let sent = stats(&self.caller.entries_since(call.seq), bench_chromium::USER);
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Reference {
+            profile: profile.name,
+            to_browser: Direction::of_ours(&lines, &sent, call.seconds.len()),
+            from_browser: Direction::of_chromium(&lines, &call),
+        })
+    }
+
+    /// Dials `callee` through `profile`'s phases, counting each second's frames that
+    /// `receiver` shows from `sender`, then hangs up.
+    fn call(
+        &self,
+        callee: &str,
+        (receiver, sender): (&BenchClient, &str),
+        profile: &Profile,
+        args: &NetworkBenchArgs,
+    ) -> anyhow::Result<Call> {
+        let seq = self.caller.kit.timeline().last_seq();
         self.impair(profile.phases[0])?;
         self.caller
             .commands
             .try_send(EngineCommand::Dial {
-                callees: vec!["net-callee".to_owned()],
+                callees: vec![callee.to_owned()],
                 media: MediaType::Video,
                 group: false,
                 timeout_secs: 30,
@@ -255,8 +314,9 @@ impl Pair {
             .context("the caller is not taking commands")?;
         // On a path too narrow for video (the audio alone goes through), none comes: the
         // figures say so and the audio is still measured.
-        let slot = first_frame_slot(&self.callee, "net-caller")
-            .unwrap_or_else(|_| Arc::new(FrameSlot::default()));
+        let slot =
+            first_frame_slot(receiver, sender).unwrap_or_else(|_| Arc::new(FrameSlot::default()));
+        let before = Frozen::of(&slot);
         let phase = Duration::from_secs_f64(args.seconds);
         let mut seconds = Vec::new();
         // When each phase began, on the timeline's wall clock.
@@ -269,48 +329,41 @@ impl Pair {
             phase_starts.push(clock.stamp(clock.now()).wall_millis);
             seconds.extend(frames_per_second(&slot, phase));
         }
-        let call_id = self
+        let id = self
             .caller
             .kit
             .timeline()
-            .since(seq.0, usize::MAX)
+            .since(seq, usize::MAX)
             .iter()
             .find_map(|entry| entry.call_id.clone());
         self.caller
             .commands
             .try_send(EngineCommand::Hangup)
             .context("the caller is not taking commands")?;
-        wait("for both sides to hang up", || {
-            self.caller.status() == CallStatus::Idle && self.callee.status() == CallStatus::Idle
+        wait("for the caller to hang up", || {
+            self.caller.status() == CallStatus::Idle
         })?;
-        let mut figures = self.figures(profile, &slot, &seconds, seq, &phase_starts);
-        figures.audio_score = call_id.and_then(|call_id| {
-            let heard = recordings.join(format!("{call_id}-net-caller.wav"));
-            score_audio(args, &heard)
-        });
-        std::thread::sleep(Duration::from_millis(500));
-        Ok(figures)
+        let frozen = Frozen::of(&slot).since(before);
+        Ok(Call {
+            seq,
+            id,
+            slot,
+            seconds,
+            phase_starts,
+            frozen,
+        })
     }
 
-    fn figures(
-        &self,
-        profile: &Profile,
-        slot: &FrameSlot,
-        seconds: &[f64],
-        seq: (u64, u64),
-        phase_starts: &[u64],
-    ) -> Figures {
+    fn figures(&self, profile: &Profile, call: &Call, callee_seq: u64) -> Figures {
+        let seconds = &call.seconds;
         let adapt = adapt_seconds(seconds);
         let mut after: Vec<f64> = seconds[adapt.unwrap_or(0)..].to_vec();
-        let counters = &slot.counters;
-        let frozen_micros = counters
-            .frozen_micros
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let ours = self.caller.entries_since(seq.0);
-        let theirs = self.callee.entries_since(seq.1);
+        let ours = self.caller.entries_since(call.seq);
+        let theirs = self.callee.entries_since(callee_seq);
         let sent = stats(&ours, "net-callee");
         let heard = stats(&theirs, "net-caller");
-        let mut glass: Vec<f64> = slot
+        let mut glass: Vec<f64> = call
+            .slot
             .glass_to_glass_samples()
             .into_iter()
             .map(|micros| f64::from(micros) / 1000.0)
@@ -320,28 +373,196 @@ impl Pair {
             adapt_s: adapt.map(|index| index as f64),
             fps_p10: percentile(&mut after, 0.1),
             fps_median: percentile(&mut after, 0.5),
-            freezes: counters.freezes.load(std::sync::atomic::Ordering::Relaxed),
-            frozen_pct: frozen_micros as f64 / 1e6 / seconds.len().max(1) as f64 * 100.0,
+            freezes: call.frozen.freezes,
+            frozen_pct: call.frozen.percent_of(seconds.len()),
             glass_to_glass_ms: percentiles(&mut glass),
             concealed_pct: mean(heard.iter().map(|(_, stats)| stats.playout.concealed_pct)),
             audio_score: None,
-            sent_kbps: percentile(
-                &mut sent
-                    .iter()
-                    .map(|(_, s)| s.sending.sent_kbps)
-                    .collect::<Vec<_>>(),
-                0.5,
-            ),
-            estimate_kbps: percentile(
-                &mut sent
-                    .iter()
-                    .map(|(_, s)| s.sending.estimate_kbps)
-                    .collect::<Vec<_>>(),
-                0.5,
-            ),
-            recovered_s: recovery_seconds(&sent, phase_starts),
+            sent_kbps: median_of(&sent, |stats| stats.sending.sent_kbps),
+            estimate_kbps: median_of(&sent, |stats| stats.sending.estimate_kbps),
+            recovered_s: recovery_seconds(&sent, &call.phase_starts),
             warnings: warnings(&ours).chain(warnings(&theirs)).collect(),
             last_rung: last_rung(&ours),
+        }
+    }
+}
+
+/// The headless Chromium the profiles are also run against, unless `--no-reference`; without
+/// one, says why on stderr.
+fn reference(args: &NetworkBenchArgs, server: &str) -> Option<Chromium> {
+    if args.no_reference {
+        return None;
+    }
+    let Some(binary) = Chromium::find(args.chromium.as_deref()) else {
+        eprintln!("no reference: chromium is not installed (`bash .ci/bench-network` installs it)");
+        return None;
+    };
+    match Chromium::start(&binary, server, &args.camera, &args.speech) {
+        Ok(chromium) => {
+            eprintln!(
+                "reference: {} (`--no-reference` skips it)",
+                chromium.version
+            );
+            Some(chromium)
+        }
+        Err(error) => {
+            eprintln!("no reference: {error:#}");
+            None
+        }
+    }
+}
+
+/// One call through a profile: what the caller's timeline held before it, its id, and the
+/// frames the watched receiver showed.
+struct Call {
+    seq: u64,
+    id: Option<String>,
+    slot: Arc<FrameSlot>,
+    /// Frames shown in each second of the call.
+    seconds: Vec<f64>,
+    /// When each phase began, on the timeline's wall clock (ms).
+    phase_starts: Vec<u64>,
+    frozen: Frozen,
+}
+
+/// Freezes of one stream, W3C's way, and their time together.
+#[derive(Debug, Clone, Copy)]
+struct Frozen {
+    freezes: u64,
+    micros: u64,
+}
+
+impl Frozen {
+    fn of(slot: &FrameSlot) -> Self {
+        let counters = &slot.counters;
+        Self {
+            freezes: counters.freezes.load(std::sync::atomic::Ordering::Relaxed),
+            micros: counters
+                .frozen_micros
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            freezes: self.freezes.saturating_sub(before.freezes),
+            micros: self.micros.saturating_sub(before.micros),
+        }
+    }
+
+    /// The share of `seconds` frozen, in percent.
+    fn percent_of(self, seconds: usize) -> f64 {
+        self.micros as f64 / 1e6 / seconds.max(1) as f64 * 100.0
+    }
+}
+
+/// The reference call of one profile: the caller's video as Chromium decoded it, and
+/// Chromium's as the caller decoded it, on the same link at the same time.
+#[derive(Debug, serde::Serialize)]
+struct Reference {
+    profile: &'static str,
+    to_browser: Direction,
+    from_browser: Direction,
+}
+
+/// One direction of the reference call.
+#[derive(Debug, serde::Serialize)]
+struct Direction {
+    adapt_s: Option<f64>,
+    fps_p10: f64,
+    fps_median: f64,
+    freezes: u64,
+    frozen_pct: f64,
+    /// What its sender sent, median over the call (kbit/s).
+    sent_kbps: f64,
+    /// Its sender's last resolution, and why it was limited then.
+    resolution: String,
+    limitation: String,
+}
+
+impl Direction {
+    /// Ours, from the page's `video_in` and our own sending statistics.
+    fn of_ours(lines: &[serde_json::Value], sent: &[(u64, CallStats)], seconds: usize) -> Self {
+        let last = lines.last().cloned().unwrap_or_default();
+        let video_in = &last["video_in"];
+        let frozen_s = video_in["totalFreezesDuration"].as_f64().unwrap_or(0.0);
+        let sending = sent.last().map(|(_, stats)| &stats.sending);
+        Self {
+            freezes: video_in["freezeCount"].as_u64().unwrap_or(0),
+            frozen_pct: frozen_s / seconds.max(1) as f64 * 100.0,
+            sent_kbps: median_of(sent, |stats| stats.sending.sent_kbps),
+            resolution: sending.map_or_else(String::new, |s| s.sent_resolution.clone()),
+            limitation: sending
+                .map_or_else(String::new, |s| s.quality_limitation.as_str().to_owned()),
+            ..Self::rates(&bench_chromium::frames_per_second(lines))
+        }
+    }
+
+    /// Chromium's, from what we decoded and the page's `video_out`.
+    fn of_chromium(lines: &[serde_json::Value], call: &Call) -> Self {
+        let last = lines.last().cloned().unwrap_or_default();
+        let video_out = &last["video_out"];
+        Self {
+            freezes: call.frozen.freezes,
+            frozen_pct: call.frozen.percent_of(call.seconds.len()),
+            sent_kbps: percentile(&mut bench_chromium::sent_kbps(lines), 0.5),
+            resolution: format!(
+                "{}x{}",
+                video_out["frameWidth"].as_u64().unwrap_or(0),
+                video_out["frameHeight"].as_u64().unwrap_or(0)
+            ),
+            limitation: video_out["qualityLimitationReason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            ..Self::rates(&call.seconds)
+        }
+    }
+
+    /// The adaptation time and frame rates after it, of frames counted each second.
+    fn rates(seconds: &[f64]) -> Self {
+        let adapt = adapt_seconds(seconds);
+        let mut after = seconds[adapt.unwrap_or(0).min(seconds.len())..].to_vec();
+        Self {
+            adapt_s: adapt.map(|index| index as f64),
+            fps_p10: percentile(&mut after, 0.1),
+            fps_median: percentile(&mut after, 0.5),
+            freezes: 0,
+            frozen_pct: 0.0,
+            sent_kbps: 0.0,
+            resolution: String::new(),
+            limitation: String::new(),
+        }
+    }
+}
+
+impl Reference {
+    fn print(&self, json: bool) {
+        if json {
+            if let Ok(line) = serde_json::to_string(self) {
+                println!("{line}");
+            }
+            return;
+        }
+        for (label, direction) in [
+            ("to Chromium", &self.to_browser),
+            ("from Chromium", &self.from_browser),
+        ] {
+            println!(
+                "{:<13}   {label:<13} adapt {:>6}  fps p10 {:>4.1} median {:>4.1}  freezes {:>2} \
+                 ({:.1} % frozen)  sent {:.0} kbit/s  last {} ({})",
+                self.profile,
+                direction
+                    .adapt_s
+                    .map_or_else(|| "-".to_owned(), |value| format!("{value:.1} s")),
+                direction.fps_p10,
+                direction.fps_median,
+                direction.freezes,
+                direction.frozen_pct,
+                direction.sent_kbps,
+                direction.resolution,
+                direction.limitation,
+            );
         }
     }
 }
@@ -429,6 +650,17 @@ fn last_rung(entries: &[Arc<TimelineEntry>]) -> String {
             _ => None,
         })
         .unwrap_or_else(|| "its own".to_owned())
+}
+
+/// The median of one figure of `stats`.
+fn median_of(stats: &[(u64, CallStats)], figure: impl Fn(&CallStats) -> f64) -> f64 {
+    percentile(
+        &mut stats
+            .iter()
+            .map(|(_, stats)| figure(stats))
+            .collect::<Vec<_>>(),
+        0.5,
+    )
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {

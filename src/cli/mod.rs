@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_abuse;
 pub mod bench_attack;
 pub mod bench_call;
+mod bench_chromium;
 mod bench_client;
 pub mod bench_network;
 pub mod call;
