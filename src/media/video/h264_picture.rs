@@ -20,7 +20,7 @@ const HEADER_BYTES: usize = 24;
 /// The start of a picture, as its first packet tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PictureStart {
-    /// An IDR picture (or its parameter sets): it refers to nothing before it.
+    /// Parameter sets, which lead an IDR picture: it refers to nothing before it.
     pub key: bool,
     /// Later pictures may refer to it (`nal_ref_idc` is not 0).
     pub reference: bool,
@@ -57,7 +57,7 @@ impl PictureChain {
                 reference: true,
                 frame_num: Some(0),
             }),
-            kind @ (SLICE | IDR_SLICE) => {
+            SLICE | IDR_SLICE => {
                 let mut bits = BitReader::new(body);
                 // `first_mb_in_slice`: a picture's first slice starts at macroblock 0.
                 if bits.exp_golomb()? != 0 {
@@ -66,8 +66,10 @@ impl PictureChain {
                 let _slice_type = bits.exp_golomb()?;
                 let _pps_id = bits.exp_golomb()?;
                 let frame_num = self.frame_num_bits.and_then(|width| bits.read(width));
+                // An IDR slice counts as a key frame only after its parameter sets (which
+                // start the picture): a gap right before it may have taken new ones.
                 Some(PictureStart {
-                    key: kind == IDR_SLICE,
+                    key: false,
                     reference,
                     frame_num,
                 })
@@ -253,9 +255,12 @@ mod tests {
                 .expect("the first packet starts it");
             assert_eq!(start.key, index == 0);
             assert!(chain.continues(&start), "picture {index}: {start:?}");
-            // Later packets of a picture do not start one.
+            // Later packets of a picture do not start one (but the key frame's IDR slice, after
+            // its parameter sets, reads as picture 0, and not as a key frame).
             for packet in &packets[1..] {
-                assert!(chain.start_of(packet).is_none_or(|later| later.key));
+                let later = chain.start_of(packet);
+                assert!(later.is_none_or(|later| index == 0 && later.frame_num == Some(0)));
+                assert!(later.is_none_or(|later| !later.key));
             }
             chain.handed_on(Some(&start));
             numbers.push(start.frame_num);

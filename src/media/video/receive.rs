@@ -18,12 +18,15 @@ use super::playout::VideoPlayout;
 use crate::media::MediaError;
 use crate::media::frame::{FrameSlot, I420Frame, RgbaFrame, StreamCounters};
 use crate::media::link::LinkControl;
-use crate::media::reorder::Reorder;
+use crate::media::reorder::{MAX_REPAIR_WAIT, Reorder};
 use crate::media::session::Shared;
 use crate::media::worker::give_way;
 
 /// Access units waiting for a decoder; when it falls behind, units drop and a key frame is asked.
-const DECODE_QUEUE: usize = 8;
+/// A repair that came at the end of its wait releases every picture held behind it at once: up
+/// to [`MAX_REPAIR_WAIT`] of them (a second, 60 pictures at 60 fps), which must all fit.
+const DECODE_QUEUE: usize = 64;
+const _: () = assert!(DECODE_QUEUE as u64 >= 60 * MAX_REPAIR_WAIT.as_secs());
 /// The largest access unit accepted (a 1080p key frame is a few hundred kilobytes).
 const MAX_UNIT_BYTES: usize = 4 << 20;
 /// Key-frame requests to the sender are at least this far apart, and two round trips and
