@@ -8,8 +8,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// The round trip assumed until one is measured: a slow path's, so the first losses of a call
+/// are waited for long enough (on a fast path the repair comes sooner and ends the wait). Two
+/// seconds of a call can pass before the first measurement, and a resend asked for at once
+/// comes a round trip later.
+pub const UNMEASURED_RTT: Duration = Duration::from_millis(250);
 /// How long packets wait behind a gap before the round trip is known.
-pub const REPAIR_WAIT: Duration = Duration::from_millis(200);
+pub const REPAIR_WAIT: Duration = repair_wait(UNMEASURED_RTT);
 /// The least packets wait behind a gap, whatever the round trip.
 pub const MIN_REPAIR_WAIT: Duration = Duration::from_millis(50);
 /// The most packets wait behind a gap, whatever the round trip.
@@ -20,8 +25,15 @@ const REPAIR_MARGIN: Duration = Duration::from_millis(50);
 /// How long a gap is waited for on a path of round trip `rtt`: two round trips and a margin
 /// (so a resend lost once, asked for again a round trip later, still comes in time), within
 /// [`MIN_REPAIR_WAIT`] and [`MAX_REPAIR_WAIT`]. The NACKs for a gap stop when it is given up.
-pub fn repair_wait(rtt: Duration) -> Duration {
-    (rtt * 2 + REPAIR_MARGIN).clamp(MIN_REPAIR_WAIT, MAX_REPAIR_WAIT)
+pub const fn repair_wait(rtt: Duration) -> Duration {
+    let wait = rtt.saturating_mul(2).saturating_add(REPAIR_MARGIN);
+    if wait.as_nanos() < MIN_REPAIR_WAIT.as_nanos() {
+        MIN_REPAIR_WAIT
+    } else if wait.as_nanos() > MAX_REPAIR_WAIT.as_nanos() {
+        MAX_REPAIR_WAIT
+    } else {
+        wait
+    }
 }
 /// Packets held behind a gap at most (about a second of 2 Mbit/s video); more gives it up.
 pub const MAX_HELD: usize = 256;
@@ -304,5 +316,20 @@ mod tests {
         let later = now + REPAIR_WAIT;
         assert_eq!(drain(&mut reorder, later), [15, 17]);
         assert_eq!(reorder.gaps_given_up, 2);
+    }
+
+    #[test]
+    fn before_the_round_trip_is_measured_a_slow_path_s_repair_still_comes_in_time() {
+        let mut reorder = Reorder::new();
+        let start = Instant::now();
+        reorder.push(start, 10, ts(10), 10);
+        reorder.push(start, 12, ts(12), 12);
+        assert_eq!(drain(&mut reorder, start), [10]);
+        // 100 ms each way and some jitter: the resend of 11 comes 450 ms after it was missed.
+        let resent = start + Duration::from_millis(450);
+        assert_eq!(drain(&mut reorder, resent), Vec::<u16>::new());
+        reorder.push(resent, 11, ts(11), 11);
+        assert_eq!(drain(&mut reorder, resent), [11, 12]);
+        assert_eq!(reorder.gaps_given_up, 0);
     }
 }
