@@ -156,7 +156,21 @@ fn standalone_server(dir: &Path, secret: &Path) -> (Running, String) {
             .spawn()
             .unwrap(),
     );
+    wait_until_listening(&addr);
     (server, format!("ws://{addr}"))
+}
+
+/// Waits (up to 30 s) until something accepts connections on `addr`: a client started sooner
+/// finds nothing there and gives up.
+fn wait_until_listening(addr: &str) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "nothing listens on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Starts `callscope answer` for `user` on `url` with `extra` options; returns it once it says
@@ -188,19 +202,19 @@ fn answerer_by(
     let stderr = answer.stderr.take().unwrap();
     let started = Instant::now();
     let mut lines = BufReader::new(stderr).lines();
+    let mut said = Vec::new();
     loop {
         assert!(
             started.elapsed() < Duration::from_secs(30),
-            "{user} never logged in"
+            "{user} never logged in: {said:?}"
         );
-        if lines
-            .next()
-            .unwrap()
-            .unwrap()
-            .contains("is waiting for a call")
-        {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("{user}'s `answer` ended before logging in: {said:?}");
+        };
+        if line.contains("is waiting for a call") {
             break;
         }
+        said.push(line);
     }
     // The rest of what it says is not read: it must not block on a full pipe.
     std::thread::Builder::new()
@@ -830,6 +844,7 @@ fn a_call_between_two_networks_that_reach_only_coturn_connects_through_relays_wi
             .spawn()
             .unwrap(),
     );
+    wait_until_listening(&format!("127.0.0.1:{port}"));
     let turn = |net: &common::turn::Namespace| format!("turn:{}:{}", net.host, coturn.port);
     let (alice_turn, bob_turn) = (turn(alice_net), turn(bob_net));
     let answer = answerer_by(
