@@ -27,6 +27,10 @@ use crate::media::worker::give_way;
 /// to [`MAX_REPAIR_WAIT`] of them (a second, 60 pictures at 60 fps), which must all fit.
 const DECODE_QUEUE: usize = 64;
 const _: () = assert!(DECODE_QUEUE as u64 >= 60 * MAX_REPAIR_WAIT.as_secs());
+/// A unit that waited this long for the decoder says it is starved (the machine is busy): the
+/// units waiting are dropped, and decoding starts again at a key frame. That bounds how old a
+/// picture can be when it is shown, which a long queue alone would not.
+const DECODE_BEHIND: Duration = Duration::from_millis(500);
 /// The largest access unit accepted (a 1080p key frame is a few hundred kilobytes).
 const MAX_UNIT_BYTES: usize = 4 << 20;
 /// Key-frame requests to the sender are at least this far apart, and two round trips and
@@ -310,6 +314,8 @@ fn decode_video(
     let mut seen = Seen::default();
     let mut spare = None;
     let mut playout = VideoPlayout::default();
+    // Fallen behind: what was queued went, and decoding starts again at a key frame.
+    let mut skip_to_key = false;
     loop {
         if let Some(slot) = slot.get() {
             while let Some(frame) = playout.pop(Instant::now()) {
@@ -329,6 +335,18 @@ fn decode_video(
                 Err(_) => return,
             },
         };
+        if next.whole_at.elapsed() > DECODE_BEHIND {
+            // A starved decoder would show ever older pictures: drop the backlog instead.
+            skip_to_key = true;
+            queue.try_iter().for_each(drop);
+            pli_wanted.store(true, Ordering::Release);
+        }
+        if skip_to_key {
+            if next.whole_at.elapsed() > DECODE_BEHIND || !is_key_frame(&next.data) {
+                continue;
+            }
+            skip_to_key = false;
+        }
         match decoder.decode_into(&next.data, spare.take()) {
             Ok(Some(frame)) => playout.push(next.whole_at, next.timestamp, frame),
             Ok(None) => {}
