@@ -9,7 +9,7 @@ use callscope::call::MemberState;
 use callscope::engine::{ConnectionState, ServerChoice};
 use callscope::event::{CallbackKind, Event};
 use callscope::model::{CallError, CallStatus, ErrorCode, Source, ViewMode};
-use callscope::timeline::{CheckOptions, Delivery, Origin, Query, check};
+use callscope::timeline::{CheckOptions, Delivery, Finding, Origin, Query, Rule, check};
 use callscope::ui::{AppOptions, CallscopeApp, Pane, Settings};
 use egui::accesskit::Role;
 use egui_kittest::Harness;
@@ -117,18 +117,28 @@ fn step_until_label_contains(harness: &mut Harness<'_, CallscopeApp>, text: &str
     });
 }
 
-/// The app's timeline keeps the call contract.
-fn assert_contract(harness: &Harness<'_, CallscopeApp>) {
-    let entries: Vec<_> = harness
-        .state()
+/// The app's timeline keeps the call contract, once every call in it has ended: the demo peers
+/// record their side in the same timeline, a moment after they hear ours end.
+fn assert_contract(harness: &mut Harness<'_, CallscopeApp>) {
+    wait_until(harness, "every call in the timeline to end", |app| {
+        findings(app)
+            .iter()
+            .all(|finding| finding.rule != Rule::MissingAfterCalling)
+    });
+    let findings = findings(harness.state());
+    assert!(findings.is_empty(), "{findings:#?}");
+}
+
+/// What the contract checker finds in the app's timeline.
+fn findings(app: &CallscopeApp) -> Vec<Finding> {
+    let entries: Vec<_> = app
         .kit()
         .timeline()
         .query(&Query::all())
         .iter()
         .map(|entry| (**entry).clone())
         .collect();
-    let findings = check(&entries, &CheckOptions::default());
-    assert!(findings.is_empty(), "{findings:#?}");
+    check(&entries, &CheckOptions::default())
 }
 
 fn kinds_of_call(app: &CallscopeApp) -> Vec<&'static str> {
@@ -170,7 +180,7 @@ fn switching_a_callback_off_by_its_label_marks_the_next_entry_suppressed() {
             .enabled
             .contains(CallbackKind::StatusChanged)
     );
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -272,7 +282,7 @@ fn calling_echo_through_the_ui_shows_every_callback_in_the_timeline() {
             "caller_call_end alice"
         ]
     );
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -325,7 +335,7 @@ fn the_timeline_filters_by_text() {
         rows(harness, "afterCalling") == ends
     });
     assert_eq!(rows(&harness, "onUserLineBusy"), 0, "filtered out");
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -359,7 +369,7 @@ fn minimize_and_restore_fire_on_minimized_both_ways() {
     wait_until(&mut harness, "idle", |app| {
         app.model().status() == CallStatus::Idle
     });
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -430,7 +440,7 @@ fn clicking_an_entry_opens_the_inspector_with_its_json_and_the_calls_swimlane() 
             .next()
             .is_some()
     );
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -491,12 +501,12 @@ fn choosing_the_synthetic_camera_in_the_devices_menu_applies_to_the_next_call_an
     });
     // The choice is remembered: a restart in the same data directory starts with it.
     drop(harness);
-    let restarted = app(dir.path());
+    let mut restarted = app(dir.path());
     assert_eq!(
         restarted.state().model().device_choices.camera,
         callscope::media::DeviceChoice::Synthetic
     );
-    assert_contract(&restarted);
+    assert_contract(&mut restarted);
 }
 
 #[test]
@@ -531,7 +541,7 @@ fn after_a_log_in_elsewhere_calls_are_off_until_log_in_again() {
     let outcome = harness.state().model().last_outcome.clone().unwrap();
     assert_eq!(outcome.user_id, "decline");
     assert!(harness.query_all_by_label("decline").next().is_some());
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 /// Records `count` entries outside any call, numbered from `from`, so the table overflows.
@@ -596,7 +606,7 @@ fn pausing_the_timeline_stops_following_and_jump_to_latest_follows_again() {
     // ...and catch up once it leaves.
     harness.get_by_label("Pause").hover();
     step_until_label_contains(&mut harness, "filler 379");
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -636,7 +646,7 @@ fn hide_periodic_hides_stats_rows_while_their_count_still_rises() {
     wait_until(&mut harness, "the call to end", |app| {
         app.model().status() == CallStatus::Idle
     });
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -733,7 +743,7 @@ fn clicking_a_call_id_in_a_row_filters_the_table_by_that_call() {
         .iter()
         .collect();
     assert_eq!(only, [CallbackKind::AfterCalling]);
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -796,7 +806,7 @@ fn the_layout_persists_across_a_restart_and_reset_layout_brings_every_panel_back
             "{pane:?} is back"
         );
     }
-    assert_contract(&restarted);
+    assert_contract(&mut restarted);
 }
 
 #[test]
@@ -859,7 +869,7 @@ fn recent_calls_list_the_stored_calls_with_call_back() {
     wait_until(&mut restarted, "the second call to end", |app| {
         app.model().counts[CallbackKind::AfterCalling.index()] == 1
     });
-    assert_contract(&restarted);
+    assert_contract(&mut restarted);
 }
 
 /// A 5-person video call (alice and four group peers) in a window of `size`: every remote
@@ -948,7 +958,7 @@ fn group_call_fits(size: [f32; 2]) {
             .iter()
             .all(|peer| ended.iter().any(|entry| entry.user_id == *peer))
     });
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }
 
 #[test]
@@ -999,7 +1009,7 @@ fn earlier_runs_are_separated_by_run_and_exports_are_written_off_the_ui_thread()
         .map(|entry| entry.unwrap().path())
         .collect();
     assert_eq!(exports.len(), 1, "{exports:?}");
-    assert_contract(&restarted);
+    assert_contract(&mut restarted);
 }
 
 /// A file dropped on the window, as the window system hands it over.
@@ -1159,5 +1169,5 @@ fn the_network_section_impairs_the_links_live_and_cuts_the_media_of_a_call() {
     wait_until(&mut harness, "the call to end", |app| {
         app.model().status() == CallStatus::Idle
     });
-    assert_contract(&harness);
+    assert_contract(&mut harness);
 }

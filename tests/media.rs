@@ -824,15 +824,17 @@ fn a_capped_link_is_found_and_followed_and_frames_keep_coming() {
                 .is_some_and(|stats| stats.sending.estimate_kbps < 200.0)
         },
     );
+    // It steps down for bandwidth; on a starved machine it may step down for the encoder's
+    // sake first, and then need no step for bandwidth.
     alice.wait_for_within(
-        "for alice's video to step down for bandwidth",
+        "for alice's video to step down for bandwidth (or the CPU)",
         Duration::from_mins(1),
         |a| {
             a.has(|e| {
                 matches!(
                     e,
                     Event::LocalVideoAdapted {
-                        reason: QualityLimitation::Bandwidth,
+                        reason: QualityLimitation::Bandwidth | QualityLimitation::Cpu,
                         ..
                     }
                 )
@@ -841,10 +843,11 @@ fn a_capped_link_is_found_and_followed_and_frames_keep_coming() {
     );
     // Adapted, the video keeps coming: a stream frozen behind a full link decodes nothing.
     keeps_decoding(&[(&bob, "alice")], 10);
-    // And its statistics say it sends, held back by something.
-    alice.wait_for("for statistics of sending held back", |a| {
+    // And its statistics say it sends within the cap, held back by something.
+    alice.wait_for("for statistics of sending held back under the cap", |a| {
         stats_of(a, "bob").iter().any(|stats| {
             stats.sending.sent_kbps > 0.0
+                && stats.sending.sent_kbps < 200.0
                 && stats.sending.quality_limitation != QualityLimitation::None
         })
     });
