@@ -7,7 +7,6 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,14 +27,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Every device synthetic: the same on any machine.
@@ -145,32 +136,41 @@ fn answer_and_call_play_both_sides_of_a_call_through_a_standalone_server() {
 
 /// A standalone `callscope server` on a free port of 127.0.0.1, and its URL.
 fn standalone_server(dir: &Path, secret: &Path) -> (Running, String) {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let server = Running(
-        callscope()
-            .arg("--data-dir")
-            .arg(dir.join("server"))
-            .args(["server", "--listen", &addr, "--secret-file"])
-            .arg(secret)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until_listening(&addr);
-    (server, format!("ws://{addr}"))
+    let (server, port) = server_on(dir, secret, "127.0.0.1:0");
+    (server, format!("ws://127.0.0.1:{port}"))
 }
 
-/// Waits (up to 30 s) until something accepts connections on `addr`: a client started sooner
-/// finds nothing there and gives up.
-fn wait_until_listening(addr: &str) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "nothing listens on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// Starts `callscope server` listening on `listen`, whose port 0 lets the system pick a free
+/// one (a port picked beforehand can be taken by another process first), and returns it with
+/// its port once it says it listens.
+fn server_on(dir: &Path, secret: &Path, listen: &str) -> (Running, u16) {
+    let mut child = callscope()
+        .arg("--data-dir")
+        .arg(dir.join("server"))
+        .args(["server", "--listen", listen, "--secret-file"])
+        .arg(secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = Vec::new();
+    let port = loop {
+        let Some(Ok(line)) = lines.next() else {
+            panic!("the server ended before it listened: {said:?}");
+        };
+        if let Some(url) = line.split("listening on ").nth(1) {
+            break url.rsplit(':').next().and_then(|port| port.parse().ok());
+        }
+        said.push(line);
+    };
+    let port = port.unwrap_or_else(|| panic!("no port in what the server said: {said:?}"));
+    // The rest of what it says is not read: it must not block on a full pipe.
+    std::thread::Builder::new()
+        .name("server stderr".into())
+        .spawn(move || lines.for_each(drop))
+        .unwrap();
+    (Running(child), port)
 }
 
 /// Starts `callscope answer` for `user` on `url` with `extra` options; returns it once it says
@@ -828,23 +828,7 @@ fn a_call_between_two_networks_that_reach_only_coturn_connects_through_relays_wi
         ],
     );
     // The signaling server on every address of this machine: each side reaches it on its link.
-    let port = free_port();
-    let _server = Running(
-        callscope()
-            .arg("--data-dir")
-            .arg(dir.path().join("server"))
-            .args([
-                "server",
-                "--listen",
-                &format!("0.0.0.0:{port}"),
-                "--secret-file",
-            ])
-            .arg(&secret)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until_listening(&format!("127.0.0.1:{port}"));
+    let (_server, port) = server_on(dir.path(), &secret, "0.0.0.0:0");
     let turn = |net: &common::turn::Namespace| format!("turn:{}:{}", net.host, coturn.port);
     let (alice_turn, bob_turn) = (turn(alice_net), turn(bob_net));
     let answer = answerer_by(
