@@ -335,14 +335,15 @@ fn decode_video(
                 Err(_) => return,
             },
         };
-        if next.whole_at.elapsed() > DECODE_BEHIND {
+        if !skip_to_key && next.whole_at.elapsed() > DECODE_BEHIND {
             // A starved decoder would show ever older pictures: drop the backlog instead.
             skip_to_key = true;
             queue.try_iter().for_each(drop);
             pli_wanted.store(true, Ordering::Release);
         }
         if skip_to_key {
-            if next.whole_at.elapsed() > DECODE_BEHIND || !is_key_frame(&next.data) {
+            // The first key frame is decoded however late: a starved decoder must still move.
+            if !is_key_frame(&next.data) {
                 continue;
             }
             skip_to_key = false;
