@@ -5,6 +5,7 @@
 //! share of time frozen, glass-to-glass delay, the share of audio concealed, and an audio score:
 //! PESQ (ITU-T P.862, wideband) of what the callee heard against the speech sent.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -29,8 +30,9 @@ use super::bench_client::{BenchClient, SECRET, first_frame_slot, wait};
 #[derive(Debug, clap::Args)]
 pub struct NetworkBenchArgs {
     /// The profiles to run, comma-separated (default: every one): clean, cap-300k, cap-150k,
-    /// loss5-rtt200, poor-3g, drop, step.
-    #[arg(long, value_delimiter = ',')]
+    /// loss5-rtt200, poor-3g, drop, step. Or a link of your own, `NAME=IMPAIRMENT` as `--impair`
+    /// takes it, one per `--profiles` (`--profiles lossy=loss=5%,delay=50ms`).
+    #[arg(long)]
     pub profiles: Vec<String>,
     /// Seconds of media per call (`step` runs three times this: open, capped, open).
     #[arg(long, default_value_t = 30.0)]
@@ -52,6 +54,9 @@ pub struct NetworkBenchArgs {
     /// Print the figures as JSON, one object per profile.
     #[arg(long)]
     pub json: bool,
+    /// Also print each second of each call: what the caller sent, and what the callee got.
+    #[arg(long)]
+    pub each_second: bool,
     /// Skip the reference: a headless Chromium called through the same profiles.
     #[arg(long)]
     pub no_reference: bool,
@@ -61,47 +66,73 @@ pub struct NetworkBenchArgs {
 }
 
 /// A named network: what the caller's link does, and what it changes to over the call.
-struct Profile {
-    name: &'static str,
+struct Profile<'a> {
+    name: &'a str,
     /// The impairment of each phase (one phase for all but `step`).
-    phases: &'static [&'static str],
+    phases: Cow<'a, [&'a str]>,
 }
 
-const PROFILES: [Profile; 7] = [
+impl<'a> Profile<'a> {
+    /// The profile `choice` names: one of [`PROFILES`], or `NAME=IMPAIRMENT`.
+    fn chosen(choice: &'a str) -> anyhow::Result<Self> {
+        if let Some((name, rule)) = choice.split_once('=') {
+            rule.parse::<LinkRule>()
+                .with_context(|| format!("profile {name:?}"))?;
+            return Ok(Self {
+                name,
+                phases: Cow::Owned(vec![rule]),
+            });
+        }
+        PROFILES
+            .iter()
+            .find(|profile| profile.name == choice)
+            .map(Self::named)
+            .with_context(|| format!("no profile {choice:?}"))
+    }
+
+    fn named(profile: &'static Profile<'static>) -> Self {
+        Self {
+            name: profile.name,
+            phases: Cow::Borrowed(&profile.phases),
+        }
+    }
+}
+
+static PROFILES: [Profile<'static>; 7] = [
     Profile {
         name: "clean",
-        phases: &["none"],
+        phases: Cow::Borrowed(&["none"]),
     },
     Profile {
         name: "cap-300k",
-        phases: &["rate=300kbit"],
+        phases: Cow::Borrowed(&["rate=300kbit"]),
     },
     Profile {
         name: "cap-150k",
-        phases: &["rate=150kbit"],
+        phases: Cow::Borrowed(&["rate=150kbit"]),
     },
     Profile {
         name: "loss5-rtt200",
-        phases: &["loss=5%,delay=100ms,jitter=20ms"],
+        phases: Cow::Borrowed(&["loss=5%,delay=100ms,jitter=20ms"]),
     },
     Profile {
         name: "poor-3g",
-        phases: &["rate=400kbit,delay=175ms,loss=5%"],
+        phases: Cow::Borrowed(&["rate=400kbit,delay=175ms,loss=5%"]),
     },
     Profile {
         name: "drop",
-        phases: &["rate=50kbit,delay=250ms,loss=20%"],
+        phases: Cow::Borrowed(&["rate=50kbit,delay=250ms,loss=20%"]),
     },
     Profile {
         name: "step",
-        phases: &["rate=2000kbit", "rate=300kbit", "rate=2000kbit"],
+        phases: Cow::Borrowed(&["rate=2000kbit", "rate=300kbit", "rate=2000kbit"]),
     },
 ];
 
 /// What one profile's call measured.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 struct Figures {
-    profile: &'static str,
+    profile: String,
     /// From the first frame until the frame rate reached 90 % of its later median and stayed
     /// there for three seconds.
     adapt_s: Option<f64>,
@@ -136,17 +167,19 @@ pub fn network(args: &NetworkBenchArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let profiles: Vec<&Profile> = if args.profiles.is_empty() {
-        PROFILES.iter().collect()
+    let profiles: Vec<Profile> = if args.profiles.is_empty() {
+        PROFILES.iter().map(Profile::named).collect()
     } else {
         args.profiles
             .iter()
-            .map(|name| {
-                PROFILES
-                    .iter()
-                    .find(|profile| profile.name == name)
-                    .with_context(|| format!("no profile {name:?}"))
+            .flat_map(|choice| {
+                if choice.contains('=') {
+                    vec![choice.as_str()]
+                } else {
+                    choice.split(',').collect()
+                }
             })
+            .map(Profile::chosen)
             .collect::<anyhow::Result<_>>()?
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -165,7 +198,7 @@ pub fn network(args: &NetworkBenchArgs) -> anyhow::Result<()> {
     let pair = Pair::start(&runtime, &server.url(), args, &recordings);
     let chromium = reference(args, &server.url());
     let mut outcome = Ok(());
-    for profile in profiles {
+    for profile in &profiles {
         match pair.run(profile, args, &recordings) {
             Ok(figures) => print(&figures, args.json),
             Err(error) => {
@@ -259,6 +292,12 @@ impl Pair {
         wait("for the callee to hang up", || {
             self.callee.status() == CallStatus::Idle
         })?;
+        if args.each_second {
+            print_each_second(
+                &stats(&self.caller.entries_since(call.seq), "net-callee"),
+                &stats(&self.callee.entries_since(seq), "net-caller"),
+            );
+        }
         let mut figures = self.figures(profile, &call, seq);
         figures.audio_score = call.id.as_ref().and_then(|call_id| {
             let heard = recordings.join(format!("{call_id}-net-caller.wav"));
@@ -286,7 +325,7 @@ impl Pair {
         let sent = stats(&self.caller.entries_since(call.seq), bench_chromium::USER);
         std::thread::sleep(Duration::from_millis(500));
         Ok(Reference {
-            profile: profile.name,
+            profile: profile.name.to_owned(),
             to_browser: Direction::of_ours(&lines, &sent, call.seconds.len()),
             from_browser: Direction::of_chromium(&lines, &call),
         })
@@ -362,6 +401,7 @@ impl Pair {
         let theirs = self.callee.entries_since(callee_seq);
         let sent = stats(&ours, "net-callee");
         let heard = stats(&theirs, "net-caller");
+
         let mut glass: Vec<f64> = call
             .slot
             .glass_to_glass_samples()
@@ -369,7 +409,7 @@ impl Pair {
             .map(|micros| f64::from(micros) / 1000.0)
             .collect();
         Figures {
-            profile: profile.name,
+            profile: profile.name.to_owned(),
             adapt_s: adapt.map(|index| index as f64),
             fps_p10: percentile(&mut after, 0.1),
             fps_median: percentile(&mut after, 0.5),
@@ -460,7 +500,7 @@ impl Frozen {
 /// Chromium's as the caller decoded it, on the same link at the same time.
 #[derive(Debug, serde::Serialize)]
 struct Reference {
-    profile: &'static str,
+    profile: String,
     to_browser: Direction,
     from_browser: Direction,
 }
@@ -625,6 +665,46 @@ fn stats(entries: &[Arc<TimelineEntry>], other: &str) -> Vec<(u64, CallStats)> {
             _ => None,
         })
         .collect()
+}
+
+/// Each second's statistics of the caller (what it sent) beside the callee's (what it got).
+fn print_each_second(sent: &[(u64, CallStats)], heard: &[(u64, CallStats)]) {
+    let start = sent.first().map_or(0, |(at, _)| *at);
+    println!(
+        "{:>6}  {:>22} {:>5} {:>6} {:>6}  | {:>5} {:>7} {:>6} {:>5} {:>5} {:>5} {:>6}",
+        "s",
+        "sent",
+        "fps",
+        "kbit/s",
+        "est",
+        "fps",
+        "freezes",
+        "ms",
+        "nacks",
+        "fixed",
+        "keys",
+        "loss %"
+    );
+    for (at, sending) in sent {
+        let Some((_, got)) = heard.iter().min_by_key(|(when, _)| when.abs_diff(*at)) else {
+            continue;
+        };
+        println!(
+            "{:>6.1}  {:>22} {:>5.1} {:>6.0} {:>6.0}  | {:>5.1} {:>7} {:>6} {:>5} {:>5} {:>5} {:>6.1}",
+            at.saturating_sub(start) as f64 / 1000.0,
+            sending.sending.sent_resolution,
+            sending.sending.sent_fps,
+            sending.sending.sent_kbps,
+            sending.sending.estimate_kbps,
+            got.fps,
+            got.playout.freeze_count,
+            got.playout.freeze_ms,
+            got.nacks,
+            got.repaired,
+            got.key_frame_requests,
+            got.loss_pct,
+        );
+    }
 }
 
 /// The quality warnings raised in `entries`.

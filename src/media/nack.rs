@@ -2,7 +2,10 @@
 //! round trip apart. A missing packet is asked for as soon as the gap shows, again only when
 //! its resend should have come (a round trip and a little later) and did not, and given up when
 //! the reorder buffer stops waiting for it ([`repair_wait`]) or after [`MAX_REQUESTS`]: a resend
-//! that comes later is thrown away, so asking for it only costs the path. Asking every 100 ms regardless
+//! that comes later is thrown away, so asking for it only costs the path. On a long path each
+//! request is sent twice, [`ECHO_AFTER`] apart: a request or resend lost costs a whole round trip
+//! more, which the playout delay does not cover, and two copies are lost together far less
+//! often than one. Asking every 100 ms regardless
 //! (the webrtc stack's own generator) resends each packet several times over a long path, and on
 //! a narrow one the resends crowd out the stream they were meant to repair.
 //!
@@ -29,6 +32,10 @@ use super::seq::unwrap_near;
 pub const MAX_REQUESTS: u32 = 3;
 /// Beyond the round trip, the time a resend may take to come before it is asked for again.
 const RESEND_MARGIN: Duration = Duration::from_millis(20);
+/// From this round trip on, each request goes out twice, this far apart (lost together less
+/// often than back to back, and the second resend still comes well inside the same round trip).
+const ECHO_FROM_RTT: Duration = Duration::from_millis(60);
+const ECHO_AFTER: Duration = Duration::from_millis(20);
 /// The round trip assumed before one is measured.
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
 /// A gap wider than this many packets is an outage: nothing in it is asked for.
@@ -36,12 +43,14 @@ const MAX_GAP: u64 = 1_000;
 /// How often the missing packets are looked at while any are missing.
 const TICK: Duration = Duration::from_millis(10);
 
-/// One missing packet: when it was found missing, when last asked for, how often.
+/// One missing packet: when it was found missing, when last asked for, how often, and when
+/// the last request's second copy is due.
 #[derive(Debug, Clone, Copy)]
 struct Missing {
     since: Instant,
     asked: Option<Instant>,
     requests: u32,
+    echo: Option<Instant>,
 }
 
 /// The missing packets of one stream. Sans-IO.
@@ -77,6 +86,7 @@ impl MissingPackets {
                         since: now,
                         asked: None,
                         requests: 0,
+                        echo: None,
                     },
                 );
             }
@@ -105,6 +115,10 @@ impl MissingPackets {
             {
                 missing.asked = Some(now);
                 missing.requests += 1;
+                missing.echo = (rtt >= ECHO_FROM_RTT).then_some(now + ECHO_AFTER);
+                due.push(number as u16);
+            } else if missing.echo.is_some_and(|echo| now >= echo) {
+                missing.echo = None;
                 due.push(number as u16);
             }
         }
@@ -258,16 +272,40 @@ mod tests {
         let mut missing = MissingPackets::default();
         missing.arrived(start, 65_534);
         missing.arrived(start, 2);
-        let rtt = ms(200);
+        let rtt = ms(50);
         assert_eq!(missing.due(start, rtt), [65_535, 0, 1]);
-        assert!(missing.due(start + ms(150), rtt).is_empty());
+        assert!(missing.due(start + ms(40), rtt).is_empty());
         // 0 came back; 65535 and 1 are asked for again once a round trip has passed.
-        missing.arrived(start + ms(180), 0);
-        assert_eq!(missing.due(start + ms(220), rtt), [65_535, 1]);
-        missing.arrived(start + ms(300), 65_535);
-        missing.arrived(start + ms(300), 1);
+        missing.arrived(start + ms(45), 0);
+        assert_eq!(missing.due(start + ms(70), rtt), [65_535, 1]);
+        missing.arrived(start + ms(100), 65_535);
+        missing.arrived(start + ms(100), 1);
         assert!(!missing.any());
         assert_eq!(missing.given_up, 0);
+    }
+
+    #[test]
+    fn on_a_long_path_each_request_goes_out_twice_a_little_apart() {
+        let start = Instant::now();
+        let mut missing = MissingPackets::default();
+        missing.arrived(start, 10);
+        missing.arrived(start, 13);
+        let rtt = ms(200);
+        let mut asked = Vec::new();
+        for step in 0..60 {
+            let now = start + ms(step * 10);
+            if step == 15 {
+                // 11's resend came; 12's did not.
+                missing.arrived(now, 11);
+            }
+            for number in missing.due(now, rtt) {
+                asked.push((step * 10, number));
+            }
+        }
+        assert_eq!(
+            asked,
+            [(0, 11), (0, 12), (20, 11), (20, 12), (220, 12), (240, 12)]
+        );
     }
 
     #[test]
@@ -276,8 +314,8 @@ mod tests {
         let mut missing = MissingPackets::default();
         missing.arrived(start, 10);
         missing.arrived(start, 12);
-        // 200 ms round trip: asked at 0 and 220 ms; the reorder buffer waits 450 ms, so a third
-        // request at 440 ms could not bring the resend in time and is not sent.
+        // 200 ms round trip: asked at 0 and 220 ms (each twice); the reorder buffer waits
+        // 450 ms, so a third request at 440 ms could not bring the resend in time and is not sent.
         let rtt = ms(200);
         let mut asked_at = Vec::new();
         for step in 0..100 {
@@ -285,7 +323,7 @@ mod tests {
                 asked_at.push(step * 10);
             }
         }
-        assert_eq!(asked_at, [0, 220]);
+        assert_eq!(asked_at, [0, 20, 220, 240]);
         assert_eq!(missing.given_up, 1);
         // On a short path the request limit comes first.
         missing.arrived(start, 14);

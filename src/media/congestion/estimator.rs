@@ -314,9 +314,12 @@ impl BandwidthEstimator for Estimator {
         let acknowledged = self.acknowledged.bps();
         let delay_based = self.delay.update(now, usage, acknowledged, self.rtt);
         let lost = reports.iter().filter(|report| !report.arrived).count();
-        let loss_based = self
-            .loss
-            .update(now, (lost, reports.len()), delay_based, self.rtt);
+        let loss_based = self.loss.update(
+            now,
+            (lost, reports.len()),
+            (delay_based, usage == Usage::Over),
+            self.rtt,
+        );
         // What is acknowledged limits how far the estimate climbs, not where it stays: a sender
         // that sends little for a while (audio alone, a paused video) keeps what it had.
         let previous = self.estimate.target_bps;

@@ -16,6 +16,9 @@ use super::estimator::CHANGE_INTERVAL;
 /// falls.
 const LOSS_LOW: f64 = 0.02;
 const LOSS_HIGH: f64 = 0.10;
+/// Between the thresholds with no queue building, the rate climbs by this share per change,
+/// about 15 % a second (the healthy climb is near 50 %).
+const CALM_GROWTH: f64 = 0.03;
 /// Beyond the round trip, the time a decrease takes to show in the feedback.
 const LOSS_RESPONSE: Duration = Duration::from_millis(300);
 /// How far back the seconds compared are kept, one figure a second.
@@ -140,12 +143,13 @@ impl LossRate {
     }
 
     /// Folds in a batch of reports: `lost` of `total` did not arrive; the delay-based rate is
-    /// `delay_based` and the round trip `rtt`. The rate after.
+    /// `delay_based`, the round trip `rtt`, and `queue_building` whether the delay trend says a
+    /// queue grows on the path. The rate after.
     pub fn update(
         &mut self,
         now: Instant,
         (lost, total): (usize, usize),
-        delay_based: f64,
+        (delay_based, queue_building): (f64, bool),
         rtt: Duration,
     ) -> f64 {
         if total == 0 {
@@ -175,9 +179,15 @@ impl LossRate {
                 self.bps *= 1.0 - 0.5 * (smoothed - own);
                 self.last_change = Some(now);
             }
+        } else if !queue_building {
+            // Between the thresholds, and no queue behind the loss: climb, slowly, towards
+            // what the delay allows. If the loss was the queue's after all, it rises above the
+            // high threshold and the rate falls again.
+            self.bps = (self.bps * (1.0 + CALM_GROWTH)).min(self.bps.max(delay_based));
+            self.last_change = Some(now);
         }
-        // Between the thresholds: hold. Climbing there would fill again the queue that just
-        // overflowed; a few per cent is not worth backing off for either.
+        // Between the thresholds with a queue building: hold. Climbing would fill again the
+        // queue that just overflowed; a few per cent is not worth backing off for either.
         self.bps
     }
 }
@@ -186,12 +196,43 @@ impl LossRate {
 mod tests {
     use super::*;
 
-    /// Ten batches a second of 100 packets, `lost` of them lost, for `secs` seconds.
+    /// Ten batches a second of 100 packets, `lost` of them lost, for `secs` seconds, with a
+    /// queue building on the path whenever it loses.
     fn run(rate: &mut LossRate, start: Instant, from_ms: u64, secs: u64, lost: usize) {
+        run_with(rate, (start, from_ms), secs, lost, lost > 0);
+    }
+
+    fn run_with(
+        rate: &mut LossRate,
+        (start, from_ms): (Instant, u64),
+        secs: u64,
+        lost: usize,
+        queue_building: bool,
+    ) {
         for step in 0..secs * 10 {
             let now = start + Duration::from_millis(from_ms + step * 100);
-            rate.update(now, (lost, 100), 2_000_000.0, Duration::from_millis(50));
+            rate.update(
+                now,
+                (lost, 100),
+                (2_000_000.0, queue_building),
+                Duration::from_millis(50),
+            );
         }
+    }
+
+    #[test]
+    fn a_few_per_cent_lost_holds_the_rate_behind_a_growing_queue_and_not_without_one() {
+        let start = Instant::now();
+        let mut queued = LossRate::new(300_000.0);
+        run_with(&mut queued, (start, 0), 10, 5, true);
+        assert!((queued.bps - 300_000.0).abs() < 1.0, "{}", queued.bps);
+        // The same loss with no queue behind it is the path's: the rate climbs, slowly.
+        let mut calm = LossRate::new(300_000.0);
+        run_with(&mut calm, (start, 0), 5, 5, false);
+        assert!(calm.bps > 450_000.0, "{}", calm.bps);
+        assert!(calm.bps < 300_000.0 * 1.08_f64.powi(25), "{}", calm.bps);
+        run_with(&mut calm, (start, 5_000), 20, 5, false);
+        assert!((calm.bps - 2_000_000.0).abs() < 1.0, "{}", calm.bps);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `VideoPlayout`: hands decoded frames on at an even pace. A frame that waited for a resend
 //! comes late and the ones after it come in a burst; shown as they come, the picture stops and
 //! jumps (a freeze, by W3C's count). Each frame is held until its media time plus a delay: the
-//! 95th percentile of how late frames have been coming lately (0 on a clean path, about a round
+//! 99th percentile of how late frames have been coming lately (0 on a clean path, about a round
 //! trip on a lossy one), at most [`MAX_DELAY`]. Sans-IO: given arrival and present times.
 
 use std::collections::VecDeque;
@@ -14,7 +14,7 @@ pub const MAX_DELAY: Duration = Duration::from_millis(400);
 /// Frames held at most (beyond, the oldest goes at once).
 const MAX_HELD: usize = 16;
 /// The lateness the delay covers.
-const COVERED_PERCENT: usize = 95;
+const COVERED_PERCENT: usize = 99;
 /// How far back the lateness is remembered.
 const MEMORY: Duration = Duration::from_secs(5);
 
