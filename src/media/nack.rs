@@ -284,24 +284,33 @@ mod tests {
         assert_eq!(missing.given_up, 0);
     }
 
+    /// What `missing` asks for every 10 ms until `until_ms`, each `(ms, number)`, with the
+    /// packets in `arrivals` coming at their time.
+    fn requests(
+        missing: &mut MissingPackets,
+        (start, rtt): (Instant, Duration),
+        until_ms: u64,
+        arrivals: &[(u64, u16)],
+    ) -> Vec<(u64, u16)> {
+        let mut asked = Vec::new();
+        for at in (0..until_ms).step_by(10) {
+            let now = start + ms(at);
+            for &(_, number) in arrivals.iter().filter(|(when, _)| *when == at) {
+                missing.arrived(now, number);
+            }
+            asked.extend(missing.due(now, rtt).into_iter().map(|number| (at, number)));
+        }
+        asked
+    }
+
     #[test]
     fn on_a_long_path_each_request_goes_out_twice_a_little_apart() {
         let start = Instant::now();
         let mut missing = MissingPackets::default();
         missing.arrived(start, 10);
         missing.arrived(start, 13);
-        let rtt = ms(200);
-        let mut asked = Vec::new();
-        for step in 0..60 {
-            let now = start + ms(step * 10);
-            if step == 15 {
-                // 11's resend came; 12's did not.
-                missing.arrived(now, 11);
-            }
-            for number in missing.due(now, rtt) {
-                asked.push((step * 10, number));
-            }
-        }
+        // 11's resend comes at 150 ms; 12's does not.
+        let asked = requests(&mut missing, (start, ms(200)), 600, &[(150, 11)]);
         assert_eq!(
             asked,
             [(0, 11), (0, 12), (20, 11), (20, 12), (220, 12), (240, 12)]
@@ -316,14 +325,8 @@ mod tests {
         missing.arrived(start, 12);
         // 200 ms round trip: asked at 0 and 220 ms (each twice); the reorder buffer waits
         // 450 ms, so a third request at 440 ms could not bring the resend in time and is not sent.
-        let rtt = ms(200);
-        let mut asked_at = Vec::new();
-        for step in 0..100 {
-            if !missing.due(start + ms(step * 10), rtt).is_empty() {
-                asked_at.push(step * 10);
-            }
-        }
-        assert_eq!(asked_at, [0, 20, 220, 240]);
+        let asked = requests(&mut missing, (start, ms(200)), 1_000, &[]);
+        assert_eq!(asked, [(0, 11), (20, 11), (220, 11), (240, 11)]);
         assert_eq!(missing.given_up, 1);
         // On a short path the request limit comes first.
         missing.arrived(start, 14);
