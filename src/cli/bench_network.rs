@@ -41,7 +41,7 @@ pub struct NetworkBenchArgs {
     #[arg(long, default_value = "target/bench-media/camera-720p.y4m")]
     pub camera: PathBuf,
     /// The caller's speech: a 16-bit PCM WAV, also the reference the audio is scored against.
-    #[arg(long, default_value = "target/bench-media/speech.wav")]
+    #[arg(long, default_value = "target/bench-media/speech-48k.wav")]
     pub speech: PathBuf,
     /// The Python that has `pesq` (default: `$CALLSCOPE_BENCH_PYTHON`, else
     /// `target/bench-venv/bin/python`); without it the audio is not scored.
