@@ -8,8 +8,11 @@
 //! the frame rate is halved only when frames are being skipped already.
 //! Below the rung's floor for [`DOWN_AFTER`] steps down, far below steps at once, several rungs
 //! if need be. A step up takes the budget staying above the next rung's need for [`UP_AFTER`],
-//! never soon after a step down. An encoder that cannot keep up with the frame rate steps down
-//! too. Each step is reported with its reason. Sans-IO: time is an argument.
+//! never soon after a step down. An encoder that keeps skipping frames for [`SKIPPING_AFTER`]
+//! steps down even within the rung's floor (content harder to code than most, such as a noisy
+//! camera), and that rung is not climbed to again before the budget grows by half. An encoder
+//! that cannot keep up with the frame rate steps down too. Each step is reported with its
+//! reason. Sans-IO: time is an argument.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -24,6 +27,11 @@ pub const DOWN_AFTER: Duration = Duration::from_secs(1);
 pub const UP_AFTER: Duration = Duration::from_secs(4);
 /// No step up sooner than this after a step down (the estimate is still settling).
 pub const UP_HOLD_AFTER_DOWN: Duration = Duration::from_secs(8);
+/// Frames skipped for this long, with the budget within the rung's floor, step down: the content
+/// needs more than the floor says.
+pub const SKIPPING_AFTER: Duration = Duration::from_secs(2);
+/// A rung left that way is climbed to again only once the budget is this many times what it was.
+const SKIPPED_RUNG_BUDGET_GROWTH: f64 = 1.5;
 /// A budget below this share of a rung's floor steps down at once (with the encoder strained).
 const FAR_BELOW: f64 = 0.5;
 /// The least budget worth sending video for; below it the video pauses.
@@ -211,6 +219,10 @@ pub struct Ladder {
     cpu: (Duration, Duration, Option<MonoTime>),
     /// The rung the machine last could not encode, and when it stepped down from it.
     too_heavy: Option<(usize, MonoTime)>,
+    /// Since when the encoder skips frames within the rung's floor.
+    skipping_since: Option<MonoTime>,
+    /// The rung last left for skipping frames within its floor, and the budget then.
+    too_hard: Option<(usize, f64)>,
     limitation: Limitation,
     steps: VecDeque<Step>,
 }
@@ -229,6 +241,8 @@ impl Ladder {
             strain: Strain::default(),
             cpu: (Duration::ZERO, Duration::ZERO, None),
             too_heavy: None,
+            skipping_since: None,
+            too_hard: None,
             limitation: Limitation::None,
             steps: VecDeque::new(),
         }
@@ -285,7 +299,24 @@ impl Ladder {
             return;
         }
         self.below_since = None;
+        if self.skipping_for_long(now) {
+            self.too_hard = Some((self.current, self.budget_bps));
+            self.step(now, self.current + 1, Limitation::Bandwidth);
+            return;
+        }
         self.consider_climbing(now);
+    }
+
+    /// Whether the encoder has been skipping frames for [`SKIPPING_AFTER`].
+    fn skipping_for_long(&mut self, now: MonoTime) -> bool {
+        // Never into a pause: only a budget below any video pauses it.
+        let lowest_with_video = self.current + 2 >= self.rungs.len();
+        if !self.strain.skipping() || lowest_with_video {
+            self.skipping_since = None;
+            return false;
+        }
+        let since = *self.skipping_since.get_or_insert(now);
+        now.since(since) >= SKIPPING_AFTER
     }
 
     fn consider_climbing(&mut self, now: MonoTime) {
@@ -298,6 +329,9 @@ impl Ladder {
         let too_heavy = self
             .too_heavy
             .is_some_and(|(heavy, at)| self.current - 1 <= heavy && now.since(at) < CPU_HOLD);
+        let too_hard = self.too_hard.is_some_and(|(hard, budget)| {
+            self.current - 1 <= hard && self.budget_bps < budget * SKIPPED_RUNG_BUDGET_GROWTH
+        });
         // Content that needs less than its budget keeps the estimate from showing more (it only
         // grows with what is sent): a rung that fits the budget is tried if the encoder is
         // at ease here.
@@ -305,7 +339,7 @@ impl Ladder {
         let at_ease = self.strain.relaxed() || self.rung().is_paused();
         let affordable =
             self.budget_bps >= next.climb_bps || (self.budget_bps >= next.floor_bps && at_ease);
-        if !affordable || held_after_down || too_heavy {
+        if !affordable || held_after_down || too_heavy || too_hard {
             self.above_since = None;
             return;
         }
@@ -359,6 +393,7 @@ impl Ladder {
         self.current = to;
         self.below_since = None;
         self.above_since = None;
+        self.skipping_since = None;
         self.strain = Strain::default();
         self.limitation = if to == 0 { Limitation::None } else { reason };
         self.steps.push_back(Step {
@@ -429,6 +464,52 @@ mod tests {
         for frame in 0..frames {
             ladder.handle_frame(at(from + frame * 33), qp, false);
         }
+    }
+
+    /// Frames every 33 ms from `*millis` for `frames` frames, each told the estimate
+    /// `estimate_bps`; every other one skipped when `skipping`.
+    fn run(
+        ladder: &mut Ladder,
+        millis: &mut u64,
+        frames: u64,
+        (estimate_bps, skipping): (f64, bool),
+    ) {
+        for frame in 0..frames {
+            ladder.handle_frame(
+                at(*millis),
+                if skipping { 40 } else { 25 },
+                skipping && frame % 2 == 0,
+            );
+            ladder.handle_estimate(at(*millis), estimate_bps);
+            *millis += 33;
+        }
+    }
+
+    #[test]
+    fn an_encoder_that_keeps_skipping_within_the_floor_steps_down_until_the_budget_grows() {
+        let mut ladder = Ladder::new(424, 240, 30);
+        let mut millis = 0;
+        // 140 kbit/s leaves the video 93, above 424x240's floor (76), but the content needs
+        // more: every other frame is skipped.
+        while ladder.rung().height == 240 && millis < 10_000 {
+            run(&mut ladder, &mut millis, 1, (140_000.0, true));
+        }
+        assert_eq!(ladder.rung().label(), "312x180@30");
+        assert!((2_000..3_100).contains(&millis), "stepped at {millis} ms");
+        assert_eq!(
+            ladder.poll_step().map(|step| step.reason),
+            Some(Limitation::Bandwidth)
+        );
+        // At ease at 312x180 on the same budget for 20 s: 424x240 is not tried again.
+        run(&mut ladder, &mut millis, 600, (140_000.0, false));
+        assert_eq!(ladder.rung().label(), "312x180@30");
+        // Once the budget has grown by half, it is.
+        run(&mut ladder, &mut millis, 300, (220_000.0, false));
+        assert_eq!(ladder.rung().label(), "424x240@30");
+        // Skipping on the lowest rung with video never pauses it.
+        let mut lowest = Ladder::new(320, 180, 15);
+        run(&mut lowest, &mut millis, 600, (80_000.0, true));
+        assert_eq!(lowest.rung().label(), "320x180@15");
     }
 
     #[test]

@@ -49,6 +49,11 @@ const ACKED_HEADROOM: f64 = 1.5;
 const ACKED_SLACK_BPS: f64 = 10_000.0;
 /// How far above the combined estimate either half may rest.
 const HALVES_REACH: f64 = 1.25;
+/// Packets that all took this much longer on the way than the quickest of the last
+/// [`BASE_DELAY_MEMORY`] are behind a queue standing on the path (full, so it no longer grows:
+/// the trend sees nothing, but it drops what comes, and delays what it does not).
+const STANDING_QUEUE: Duration = Duration::from_millis(60);
+const BASE_DELAY_MEMORY: Duration = Duration::from_secs(10);
 /// The window over which acknowledged bytes make a rate.
 const ACKED_WINDOW: Duration = Duration::from_millis(750);
 
@@ -248,8 +253,9 @@ pub struct Estimator {
     acknowledged: AckedRate,
     delay: DelayRate,
     loss: LossRate,
-    /// The last round trip the feedback implied.
+    /// The last round trip the feedback implied, smoothed.
     rtt: Duration,
+    queue: StandingQueue,
     estimate: Estimate,
     published: Arc<EstimateCell>,
 }
@@ -278,6 +284,7 @@ impl Estimator {
             },
             loss: LossRate::new(INITIAL_BPS),
             rtt: Duration::from_millis(100),
+            queue: StandingQueue::default(),
             estimate,
             published: cell,
         }
@@ -298,19 +305,82 @@ impl Estimator {
     }
 }
 
+/// Whether a queue stands on the path: each batch's quickest packet against the quickest of the
+/// last [`BASE_DELAY_MEMORY`], by their one-way delays (sender and receiver clocks differ by a
+/// constant, which cancels out; the feedback's own interval does not enter, as it does a round
+/// trip's).
+#[derive(Debug, Default)]
+struct StandingQueue {
+    /// What departures are measured from.
+    epoch: Option<Instant>,
+    /// Candidates for the quickest, oldest first, each slower than those before it (a quicker
+    /// one removes the slower ones before it).
+    quickest: VecDeque<(Instant, i64)>,
+    standing: bool,
+}
+
+impl StandingQueue {
+    fn add(&mut self, now: Instant, reports: &[PacketReport]) {
+        let epoch = *self
+            .epoch
+            .get_or_insert_with(|| reports.first().map_or(now, |report| report.departure));
+        let Some(batch) = reports
+            .iter()
+            .filter_map(|report| {
+                let arrival = report.arrival.filter(|_| report.arrived)?;
+                let departed = report.departure.saturating_duration_since(epoch);
+                Some(micros(arrival) - micros(departed))
+            })
+            .min()
+        else {
+            return;
+        };
+        while self
+            .quickest
+            .back()
+            .is_some_and(|(_, later)| *later >= batch)
+        {
+            self.quickest.pop_back();
+        }
+        self.quickest.push_back((now, batch));
+        while self
+            .quickest
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > BASE_DELAY_MEMORY)
+        {
+            self.quickest.pop_front();
+        }
+        self.standing = self
+            .quickest
+            .front()
+            .is_some_and(|(_, base)| batch - base > micros(STANDING_QUEUE));
+    }
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
 impl BandwidthEstimator for Estimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         if reports.is_empty() {
             return;
         }
         self.note_rtt(now, reports);
+        self.queue.add(now, reports);
         for report in reports {
             if let Some(arrival) = report.arrival.filter(|_| report.arrived) {
                 self.acknowledged.add(arrival, report.size);
             }
             self.delay_trend.handle_report(report);
         }
-        let usage = self.delay_trend.usage();
+        // A queue that is full no longer grows, so its trend says nothing; it is overuse all
+        // the same (and it drops what comes).
+        let usage = if self.queue.standing {
+            Usage::Over
+        } else {
+            self.delay_trend.usage()
+        };
         let acknowledged = self.acknowledged.bps();
         let delay_based = self.delay.update(now, usage, acknowledged, self.rtt);
         let lost = reports.iter().filter(|report| !report.arrived).count();
@@ -358,9 +428,24 @@ mod tests {
     use super::*;
     use crate::media::ladder::whole_bps;
 
+    fn secs(value: u64) -> Duration {
+        Duration::from_secs(value)
+    }
+
     /// Feedback every 100 ms for `secs` seconds of packets of 1,000 bytes at `bps`, each
     /// arriving 20 ms after it left.
     fn feed(estimator: &mut Estimator, start: Instant, from: Duration, secs: u64, bps: f64) {
+        feed_behind(estimator, (start, from), secs, bps, Duration::ZERO);
+    }
+
+    /// [`feed`], each packet `queued` longer on the way.
+    fn feed_behind(
+        estimator: &mut Estimator,
+        (start, from): (Instant, Duration),
+        secs: u64,
+        bps: f64,
+        queued: Duration,
+    ) {
         let per_batch = u64::from(whole_bps(bps / 8.0 / 1_000.0 / 10.0).max(1));
         let mut id = 0;
         for batch in 0..secs * 10 {
@@ -379,7 +464,7 @@ mod tests {
                         size: 1_000,
                         arrived: true,
                         departure: sent,
-                        arrival: Some(since_start + Duration::from_millis(20)),
+                        arrival: Some(since_start + Duration::from_millis(20) + queued),
                         ecn: Ecn::default(),
                     }
                 })
@@ -404,5 +489,19 @@ mod tests {
         let quiet = estimator.estimate().target_bps;
         assert!(quiet >= busy * 0.95, "{quiet} after {busy}");
         assert!(estimator.estimate().informed);
+    }
+
+    #[test]
+    fn a_queue_that_fills_and_then_stands_full_brings_the_estimate_down() {
+        let start = Instant::now();
+        let mut estimator = Estimator::new(EstimateCell::new());
+        feed(&mut estimator, start, Duration::ZERO, 10, 1_200_000.0);
+        let before = estimator.estimate().target_bps;
+        // Every packet 150 ms later than before, and no later than each other: the trend sees
+        // one step, then a flat line; the queue is full.
+        let queued = Duration::from_millis(150);
+        feed_behind(&mut estimator, (start, secs(10)), 5, 1_200_000.0, queued);
+        let standing = estimator.estimate().target_bps;
+        assert!(standing < before * 0.5, "{standing} after {before}");
     }
 }

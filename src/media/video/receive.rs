@@ -37,6 +37,11 @@ const MAX_UNIT_BYTES: usize = 4 << 20;
 /// [`PLI_MARGIN`] more.
 const PLI_INTERVAL: Duration = Duration::from_millis(200);
 const PLI_MARGIN: Duration = Duration::from_millis(100);
+/// Until a key frame begins to arrive after a request, the next waits this much longer: on a
+/// narrow path the sender's pacer may hold the key frame back for up to a second, and the
+/// pictures sent before it still come, broken. Asked for again and again, each key frame
+/// crowds out the last, and none ever arrives whole.
+const KEY_FRAME_TRANSIT: Duration = Duration::from_secs(1);
 
 /// A decoder thread for one remote video stream. It starts with the peer connection, before
 /// any media flows, and decodes a frame of its own to warm up: a cold decoder takes twice as
@@ -85,7 +90,7 @@ pub async fn receive(
     }
     let mut assembler = Assembler::default();
     let mut reorder = Reorder::new();
-    let mut last_pli: Option<Instant> = None;
+    let mut key_requests = KeyRequests::default();
     loop {
         let deadline = reorder.deadline().map(tokio::time::Instant::from_std);
         let event = tokio::select! {
@@ -134,21 +139,51 @@ pub async fn receive(
                 },
             }
         }
-        if std::mem::take(&mut assembler.lost) {
+        if std::mem::take(&mut assembler.news.lost) {
             pli_wanted.store(true, Ordering::Release);
         }
-        // A key frame takes a round trip to come: asking again sooner only asks for another.
+        if std::mem::take(&mut assembler.news.key_started) {
+            key_requests.key_started();
+        }
         let rtt = Duration::from_micros(link.counters.rtt_micros.load(Ordering::Relaxed));
-        let interval = PLI_INTERVAL.max(rtt * 2 + PLI_MARGIN);
-        let due = last_pli.is_none_or(|last| last.elapsed() >= interval);
-        if due && pli_wanted.swap(false, Ordering::AcqRel) {
-            last_pli = Some(Instant::now());
+        if key_requests.due(Instant::now(), rtt) && pli_wanted.swap(false, Ordering::AcqRel) {
+            key_requests.sent(Instant::now());
             let request = PictureLossIndication {
                 sender_ssrc: 0,
                 media_ssrc: ssrc,
             };
             let _ = track.write_rtcp(vec![Box::new(request)]).await;
         }
+    }
+}
+
+/// When a key frame may be asked for again. Sans-IO.
+#[derive(Debug, Default)]
+struct KeyRequests {
+    last: Option<Instant>,
+    /// A key frame began to arrive since the last request.
+    key_since: bool,
+}
+
+impl KeyRequests {
+    /// Whether a request may go at `now`: a key frame takes a round trip to come, and asking
+    /// again sooner only asks for another; one not yet begun may be held in the sender's pacer.
+    fn due(&self, now: Instant, rtt: Duration) -> bool {
+        let mut interval = PLI_INTERVAL.max(rtt * 2 + PLI_MARGIN);
+        if !self.key_since {
+            interval += KEY_FRAME_TRANSIT;
+        }
+        self.last
+            .is_none_or(|last| now.saturating_duration_since(last) >= interval)
+    }
+
+    fn sent(&mut self, now: Instant) {
+        self.last = Some(now);
+        self.key_since = false;
+    }
+
+    fn key_started(&mut self) {
+        self.key_since = true;
     }
 }
 
@@ -174,11 +209,20 @@ struct Assembler {
     chain: PictureChain,
     /// The unit being built lost a packet.
     damaged: bool,
-    /// A unit was dropped since the caller last looked: time to ask for a key frame.
-    lost: bool,
+    /// What happened since the caller last looked.
+    news: AssemblerNews,
     /// A picture was lost: the ones after it refer to it, so nothing but a key frame can be
     /// decoded until one comes (a decoder would show them broken, or stale).
     waiting_for_key: bool,
+}
+
+/// What the assembler has to tell its caller, who takes each flag when it looks.
+#[derive(Debug, Default)]
+struct AssemblerNews {
+    /// A unit was dropped: time to ask for a key frame.
+    lost: bool,
+    /// A key frame began.
+    key_started: bool,
 }
 
 /// Whether an Annex B access unit starts a fresh picture: an IDR slice (NAL type 5) or a
@@ -233,6 +277,7 @@ impl Assembler {
             self.unit.clear();
             self.timestamp = Some(header.timestamp);
             self.start = self.chain.start_of(&packet.payload);
+            self.news.key_started |= self.start.as_ref().is_some_and(|start| start.key);
         }
         match self.depacketizer.depacketize(&packet.payload) {
             Ok(bytes) => self.unit.extend_from_slice(&bytes),
@@ -254,7 +299,7 @@ impl Assembler {
         let unit = std::mem::take(&mut self.unit);
         self.timestamp = None;
         if std::mem::take(&mut self.damaged) {
-            self.lost = true;
+            self.news.lost = true;
             self.waiting_for_key = true;
             self.chain.broken();
             return None;
@@ -262,7 +307,7 @@ impl Assembler {
         if self.waiting_for_key {
             if !is_key_frame(&unit) {
                 // Still broken: keep asking.
-                self.lost = true;
+                self.news.lost = true;
                 return None;
             }
             self.waiting_for_key = false;
@@ -403,7 +448,32 @@ mod tests {
     use bytes::Bytes;
     use rtc::rtp::{Header, Packet};
 
-    use super::Assembler;
+    use std::time::{Duration, Instant};
+
+    use super::{Assembler, KeyRequests};
+
+    fn ms(value: u64) -> Duration {
+        Duration::from_millis(value)
+    }
+
+    #[test]
+    fn a_key_frame_is_asked_for_again_after_two_round_trips_once_one_began_and_later_if_none_did() {
+        let start = Instant::now();
+        let rtt = ms(100);
+        let mut requests = KeyRequests::default();
+        assert!(requests.due(start, rtt));
+        requests.sent(start);
+        // Nothing of a key frame yet: broken pictures sent before it keep coming, and the
+        // key frame may wait in the sender's pacer.
+        assert!(!requests.due(start + ms(300), rtt));
+        assert!(!requests.due(start + ms(1_200), rtt));
+        assert!(requests.due(start + ms(1_300), rtt));
+        requests.sent(start + ms(1_300));
+        // This time one began to arrive (and then broke): two round trips are enough.
+        requests.key_started();
+        assert!(!requests.due(start + ms(1_550), rtt));
+        assert!(requests.due(start + ms(1_600), rtt));
+    }
 
     /// A packet carrying one whole NAL unit of picture `picture`.
     fn packet(sequence_number: u16, picture: u32, marker: bool) -> Packet {
@@ -426,7 +496,8 @@ mod tests {
         let (_, unit) = assembler.push(&packet(2, 0, true)).expect("a whole unit");
         // Each NAL comes back with a start code.
         assert_eq!(unit.len(), 2 * (4 + 4));
-        assert!(!assembler.lost);
+        assert!(!assembler.news.lost);
+        assert!(!assembler.news.key_started);
     }
 
     #[test]
@@ -435,11 +506,11 @@ mod tests {
         assert!(assembler.push(&packet(1, 0, true)).is_some());
         // Packet 2 (the first half of picture 1) is lost.
         assert_eq!(assembler.push(&packet(3, 1, true)), None);
-        assert!(std::mem::take(&mut assembler.lost));
+        assert!(std::mem::take(&mut assembler.news.lost));
         // The next whole picture refers to the lost one: dropped, and the request stands.
         assert!(assembler.push(&packet(4, 2, false)).is_none());
         assert!(assembler.push(&packet(5, 2, true)).is_none());
-        assert!(std::mem::take(&mut assembler.lost));
+        assert!(std::mem::take(&mut assembler.news.lost));
         // A key frame passes, and so does what follows it.
         let key = Packet {
             payload: Bytes::from_static(&[0x65, 0x88, 0x02, 0x03]),
@@ -447,7 +518,7 @@ mod tests {
         };
         assert!(assembler.push(&key).is_some());
         assert!(assembler.push(&packet(7, 4, true)).is_some());
-        assert!(!assembler.lost);
+        assert!(!assembler.news.lost);
     }
 
     #[test]
@@ -457,7 +528,7 @@ mod tests {
         // Picture 1 starts without picture 0's marker packet, but nothing is missing in sequence.
         assert_eq!(assembler.push(&packet(2, 1, false)), None);
         assert_eq!(assembler.push(&packet(3, 1, true)), None);
-        assert!(assembler.lost);
+        assert!(assembler.news.lost);
     }
 
     /// A P slice (`nal_ref_idc` 2) numbered `frame_num` in four bits, after the Exp-Golomb
@@ -486,6 +557,7 @@ mod tests {
         assert_eq!(assembler.push(&sets), None);
         let idr = with_payload(2, 0, Bytes::from_static(&[0x65, 0b1011_1000, 0x80]));
         assert!(assembler.push(&idr).is_some());
+        assert!(std::mem::take(&mut assembler.news.key_started));
         assembler
     }
 
@@ -499,7 +571,7 @@ mod tests {
         let next = with_payload(7, 2, p_slice(2));
         assert_eq!(assembler.gap_is_harmless(&next), Some(true));
         assert!(assembler.push(&next).is_some());
-        assert!(!assembler.lost);
+        assert!(!assembler.news.lost);
     }
 
     #[test]
@@ -510,7 +582,7 @@ mod tests {
         let next = with_payload(5, 3, p_slice(3));
         assert_eq!(assembler.gap_is_harmless(&next), Some(false));
         assert_eq!(assembler.push(&next), None);
-        assert!(assembler.lost);
+        assert!(assembler.news.lost);
         assert_eq!(assembler.push(&with_payload(6, 4, p_slice(4))), None);
     }
 }
