@@ -167,6 +167,12 @@ impl FromStr for Impairment {
                 }
             }
         }
+        if impairment.burst > 1.0 && impairment.loss_pct == 0.0 {
+            // Found by fuzzing: accepted, it was written back as `none`.
+            return Err(error(
+                "burst is how many packets a loss takes in a row: it needs loss= too".to_owned(),
+            ));
+        }
         Ok(impairment)
     }
 }
@@ -441,6 +447,9 @@ mod tests {
             "rate=0kbit",
             "colour=red",
             "loss",
+            // A burst without loss (the fuzzer's find: it was written back as `none`).
+            "burst=3,,,,",
+            "loss=0%,burst=2",
         ] {
             let error = bad.parse::<Impairment>().expect_err(bad).to_string();
             assert!(error.contains("like loss=5%"), "{bad}: {error}");

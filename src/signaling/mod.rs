@@ -17,4 +17,4 @@ pub use protocol::{
     MAX_SHARED_ENTRY_BYTES, PROTOCOL_VERSION, ServerMessage, decode_client, decode_server, encode,
 };
 pub use server::{Server, ServerConfig, ServerStats, TransportLimits, client_websocket_config};
-pub use webhook_post::{WebhookConfig, parse_url};
+pub use webhook_post::{Answer, WebhookConfig, parse_url, read_answer};

@@ -184,12 +184,10 @@ async fn post(target: &Target, secret: &[u8], delivery: &Delivery) -> bool {
         loop {
             let read = stream.read(&mut chunk).await.ok()?;
             answer.extend_from_slice(&chunk[..read]);
-            let mut headers = [httparse::EMPTY_HEADER; 32];
-            let mut response = httparse::Response::new(&mut headers);
-            match response.parse(&answer) {
-                Ok(httparse::Status::Complete(_)) => return response.code,
-                Ok(httparse::Status::Partial) if read > 0 && answer.len() < ANSWER_BYTES => {}
-                _ => return None,
+            match read_answer(&answer) {
+                Answer::Status(code) => return Some(code),
+                Answer::Partial if read > 0 && answer.len() < ANSWER_BYTES => {}
+                Answer::Partial | Answer::Malformed => return None,
             }
         }
     };
@@ -199,9 +197,44 @@ async fn post(target: &Target, secret: &[u8], delivery: &Delivery) -> bool {
     )
 }
 
+/// What a webhook receiver's answer says so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Its status line and headers are whole: the status code.
+    Status(u16),
+    /// More is needed to tell.
+    Partial,
+    /// Not an HTTP answer.
+    Malformed,
+}
+
+/// Reads what a webhook receiver has answered so far.
+pub fn read_answer(answer: &[u8]) -> Answer {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(answer) {
+        Ok(httparse::Status::Complete(_)) => {
+            response.code.map_or(Answer::Malformed, Answer::Status)
+        }
+        Ok(httparse::Status::Partial) => Answer::Partial,
+        Err(_) => Answer::Malformed,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_reads_as_its_status_once_its_headers_are_whole() {
+        assert_eq!(
+            read_answer(b"HTTP/1.1 204 No Content\r\nServer: x\r\n\r\n"),
+            Answer::Status(204)
+        );
+        assert_eq!(read_answer(b"HTTP/1.1 200 OK\r\nServ"), Answer::Partial);
+        assert_eq!(read_answer(b""), Answer::Partial);
+        assert_eq!(read_answer(b"\x00\xffnot http\r\n\r\n"), Answer::Malformed);
+    }
 
     #[test]
     fn an_http_url_reads_and_anything_else_says_why() {
