@@ -9,7 +9,7 @@
 //! Below the rung's floor for [`DOWN_AFTER`] steps down, far below steps at once, several rungs
 //! if need be. A step up takes the budget staying above the next rung's need for [`UP_AFTER`],
 //! never soon after a step down. An encoder that keeps skipping frames for [`SKIPPING_AFTER`]
-//! steps down even within the rung's floor (content harder to code than most, such as a noisy
+//! steps down to a smaller picture even within the rung's floor (content harder to code than most, such as a noisy
 //! camera), and that rung is not climbed to again before the budget grows by half. An encoder
 //! that cannot keep up with the frame rate steps down too. Each step is reported with its
 //! reason. Sans-IO: time is an argument.
@@ -309,9 +309,14 @@ impl Ladder {
 
     /// Whether the encoder has been skipping frames for [`SKIPPING_AFTER`].
     fn skipping_for_long(&mut self, now: MonoTime) -> bool {
-        // Never into a pause: only a budget below any video pauses it.
-        let lowest_with_video = self.current + 2 >= self.rungs.len();
-        if !self.strain.skipping() || lowest_with_video {
+        // Only to a smaller picture: the frame rate is halved, and the video paused, only for
+        // a budget below the rung's floor.
+        let rung = self.rung();
+        let smaller = self
+            .rungs
+            .get(self.current + 1)
+            .is_some_and(|next| !next.is_paused() && next.height < rung.height);
+        if !self.strain.skipping() || !smaller {
             self.skipping_since = None;
             return false;
         }
@@ -506,10 +511,10 @@ mod tests {
         // Once the budget has grown by half, it is.
         run(&mut ladder, &mut millis, 300, (220_000.0, false));
         assert_eq!(ladder.rung().label(), "424x240@30");
-        // Skipping on the lowest rung with video never pauses it.
-        let mut lowest = Ladder::new(320, 180, 15);
-        run(&mut lowest, &mut millis, 600, (80_000.0, true));
-        assert_eq!(lowest.rung().label(), "320x180@15");
+        // Skipping on the smallest picture neither halves its frame rate nor pauses it.
+        let mut lowest = Ladder::new(320, 180, 30);
+        run(&mut lowest, &mut millis, 600, (120_000.0, true));
+        assert_eq!(lowest.rung().label(), "320x180@30");
     }
 
     #[test]
