@@ -2,9 +2,9 @@
 //! runs through the same chain as a real one. From the wire up:
 //! - 500, the link ([`LinkInterceptor`]): what a debugging aid does to packets on purpose, below
 //!   everything, so its delay and loss are the network's to every interceptor above;
-//! - 1 000 to 3 500, congestion control ([`congestion`]): the send history, transport-wide
-//!   sequence numbers, the pacer, and (3 500) the budget that caps resends at a share of the
-//!   estimate;
+//! - 750 to 3 500, congestion control ([`congestion`]): the retransmission stream's SSRC, the
+//!   send history, transport-wide sequence numbers, the pacer (which also sends probes), and
+//!   (3 500) the budget that caps resends at a share of the estimate;
 //! - 4 000, the webrtc stack's NACK responder; 7 000, our [`NackRequests`], paced by the round
 //!   trip; the stack's feedback recorder (8 000) and receiver and sender reports;
 //! - 14 000, [`KeyframeRequests`]: the far end's key-frame requests reach the video track.

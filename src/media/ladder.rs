@@ -8,7 +8,8 @@
 //! the frame rate is halved only when frames are being skipped already.
 //! Below the rung's floor for [`DOWN_AFTER`] steps down, far below steps at once, several rungs
 //! if need be. A step up takes the budget staying above the next rung's need for [`UP_AFTER`],
-//! never soon after a step down. An encoder that keeps skipping frames for [`SKIPPING_AFTER`]
+//! never soon after a step down, and then goes as many rungs up as the budget pays for (each
+//! step costs a key frame). An encoder that keeps skipping frames for [`SKIPPING_AFTER`]
 //! steps down to a smaller picture even within the rung's floor (content harder to code than most, such as a noisy
 //! camera), and that rung is not climbed to again before the budget grows by half. An encoder
 //! that cannot keep up with the frame rate steps down too. Each step is reported with its
@@ -325,33 +326,47 @@ impl Ladder {
     }
 
     fn consider_climbing(&mut self, now: MonoTime) {
-        let Some(next) = self.current.checked_sub(1).map(|index| self.rungs[index]) else {
+        let Some(next) = self.current.checked_sub(1) else {
             return;
         };
         let held_after_down = self
             .last_down
             .is_some_and(|at| now.since(at) < UP_HOLD_AFTER_DOWN);
-        let too_heavy = self
-            .too_heavy
-            .is_some_and(|(heavy, at)| self.current - 1 <= heavy && now.since(at) < CPU_HOLD);
-        let too_hard = self.too_hard.is_some_and(|(hard, budget)| {
-            self.current - 1 <= hard && self.budget_bps < budget * SKIPPED_RUNG_BUDGET_GROWTH
-        });
-        // Content that needs less than its budget keeps the estimate from showing more (it only
-        // grows with what is sent): a rung that fits the budget is tried if the encoder is
-        // at ease here.
-        // Paused, there is no encoder to ask: the floor is enough to try video again.
-        let at_ease = self.strain.relaxed() || self.rung().is_paused();
-        let affordable =
-            self.budget_bps >= next.climb_bps || (self.budget_bps >= next.floor_bps && at_ease);
-        if !affordable || held_after_down || too_heavy || too_hard {
+        if held_after_down || !self.may_climb_to(now, next) {
             self.above_since = None;
             return;
         }
         let since = *self.above_since.get_or_insert(now);
         if now.since(since) >= UP_AFTER {
-            self.step(now, self.current - 1, Limitation::Bandwidth);
+            // As far up as the budget pays for now: each step costs a key frame, and a
+            // budget that held above the next rung's need has settled.
+            let mut to = next;
+            while to > 0 && self.may_climb_to(now, to - 1) {
+                to -= 1;
+            }
+            self.step(now, to, Limitation::Bandwidth);
         }
+    }
+
+    /// Whether the budget pays for rung `to`, above the current one, and nothing holds it back:
+    /// a rung the machine could not encode lately, or one left for skipping frames until the
+    /// budget has grown.
+    fn may_climb_to(&self, now: MonoTime, to: usize) -> bool {
+        let rung = self.rungs[to];
+        let too_heavy = self
+            .too_heavy
+            .is_some_and(|(heavy, at)| to <= heavy && now.since(at) < CPU_HOLD);
+        let too_hard = self.too_hard.is_some_and(|(hard, budget)| {
+            to <= hard && self.budget_bps < budget * SKIPPED_RUNG_BUDGET_GROWTH
+        });
+        // Content that needs less than its budget keeps the estimate from showing more (it only
+        // grows with what is sent): the next rung, if the budget reaches its floor, is tried if
+        // the encoder is at ease here. Paused, there is no encoder to ask: the floor is enough
+        // to try video again.
+        let at_ease = to + 1 == self.current && (self.strain.relaxed() || self.rung().is_paused());
+        let affordable =
+            self.budget_bps >= rung.climb_bps || (self.budget_bps >= rung.floor_bps && at_ease);
+        affordable && !too_heavy && !too_hard
     }
 
     /// The highest rung whose floor `budget_bps` reaches (the lowest with video if none).
@@ -598,10 +613,12 @@ mod tests {
         encode(&mut ladder, 0, 10, 51);
         ladder.handle_estimate(at(300), 150_000.0);
         assert_eq!(ladder.rung().height, 240);
-        // Plenty again at once: held for UP_HOLD_AFTER_DOWN, then UP_AFTER, one rung at a time.
+        std::iter::from_fn(|| ladder.poll_step()).for_each(drop);
+        // More again at once: held for UP_HOLD_AFTER_DOWN, then UP_AFTER, then as far up as
+        // the budget pays for in one step: 700 kbit/s pays for 540p, not 720p.
         let mut millis = 400;
         while ladder.rung().height == 240 {
-            ladder.handle_estimate(at(millis), 3_000_000.0);
+            ladder.handle_estimate(at(millis), 700_000.0);
             millis += 100;
         }
         let first_climb = millis - 100;
@@ -609,8 +626,22 @@ mod tests {
             first_climb >= 300 + 8_000 + 4_000,
             "climbed at {first_climb} ms"
         );
-        assert_eq!(ladder.rung().height, 360);
-        for _ in 0..1_000 {
+        assert_eq!(ladder.rung().height, 540);
+        let step = ladder.poll_step().expect("a step");
+        assert_eq!(
+            (step.from.as_str(), step.to.as_str()),
+            ("424x240@30", "960x540@30")
+        );
+        for _ in 0..39 {
+            ladder.handle_estimate(at(millis), 3_000_000.0);
+            millis += 100;
+        }
+        assert_eq!(
+            ladder.rung().height,
+            540,
+            "the next climb holds for UP_AFTER too"
+        );
+        for _ in 0..10 {
             ladder.handle_estimate(at(millis), 3_000_000.0);
             millis += 100;
         }

@@ -9,7 +9,7 @@
 //! anything records its arrival. ICE and DTLS do not pass through interceptors: a media cut
 //! leaves the connection's consent checks alone, as "cut media" means.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -180,36 +180,66 @@ fn size_of(packet: &Packet) -> usize {
     }
 }
 
-/// One SSRC's highest sequence number so far, unwrapped.
-#[derive(Debug, Clone, Copy)]
+/// One SSRC's highest sequence number so far, unwrapped, and the numbers below it that have
+/// not come.
+#[derive(Debug, Clone, Default)]
 struct Stream {
-    first: u64,
     highest: u64,
+    missing: BTreeSet<u64>,
 }
 
+/// The most missing numbers remembered per stream (a few seconds of video); older ones are
+/// forgotten, and count as lost if they come after all.
+const MISSING_KEPT: usize = 2_048;
+
 /// Counts arrivals per stream from their sequence numbers: a packet past the highest so far
-/// arrived in order (the ones it skipped are missing), one below it arrived late. Sans-IO.
+/// arrived in order (the ones it skipped are missing), a missing one arrived late, and a copy of
+/// one that already came counts for nothing. A packet on a retransmission stream (RFC 4588)
+/// counts as the one it carries. Sans-IO.
 #[derive(Debug, Default)]
 pub struct ArrivalMeter {
     streams: BTreeMap<u32, Stream>,
+    /// The retransmission streams' SSRCs, and the SSRC of the stream each repairs.
+    repairs: BTreeMap<u32, u32>,
     /// Packets the sequence numbers say were sent.
     pub expected: u64,
     /// Packets that arrived in order.
     pub arrived: u64,
-    /// Packets that arrived below the highest sequence number (repairs, reorders, copies).
+    /// Missing packets that arrived after all (repairs and reordered ones).
     pub late: u64,
 }
 
 impl ArrivalMeter {
+    /// Packets of `repair` repair those of `ssrc`.
+    pub fn repairs(&mut self, repair: u32, ssrc: u32) {
+        self.repairs.insert(repair, ssrc);
+    }
+
+    /// Whether `ssrc` has a retransmission stream.
+    pub fn is_repaired(&self, ssrc: u32) -> bool {
+        self.repairs.values().any(|&primary| primary == ssrc)
+    }
+
+    /// One RTP packet arrived.
+    pub fn rtp(&mut self, rtp: &rtc::rtp::Packet) {
+        let Some(&primary) = self.repairs.get(&rtp.header.ssrc) else {
+            self.packet(rtp.header.ssrc, rtp.header.sequence_number);
+            return;
+        };
+        // Padding alone names no packet.
+        if let Some(original) = rtp.payload.get(..2) {
+            self.packet(primary, u16::from_be_bytes([original[0], original[1]]));
+        }
+    }
+
     /// One RTP packet of `ssrc` arrived.
     pub fn packet(&mut self, ssrc: u32, sequence_number: u16) {
         let Some(stream) = self.streams.get_mut(&ssrc) else {
-            let first = unwrap_near(None, sequence_number);
             self.streams.insert(
                 ssrc,
                 Stream {
-                    first,
-                    highest: first,
+                    highest: unwrap_near(None, sequence_number),
+                    missing: BTreeSet::new(),
                 },
             );
             self.expected += 1;
@@ -220,8 +250,13 @@ impl ArrivalMeter {
         if number > stream.highest {
             self.expected += number - stream.highest;
             self.arrived += 1;
+            let skipped = (number - stream.highest - 1).min(MISSING_KEPT as u64);
+            stream.missing.extend(number - skipped..number);
+            while stream.missing.len() > MISSING_KEPT {
+                stream.missing.pop_first();
+            }
             stream.highest = number;
-        } else if number >= stream.first {
+        } else if stream.missing.remove(&number) {
             self.late += 1;
         }
     }
@@ -324,8 +359,7 @@ impl LinkInterceptor {
         let Packet::Rtp(rtp) = &packet.message.packet else {
             return;
         };
-        self.meter
-            .packet(rtp.header.ssrc, rtp.header.sequence_number);
+        self.meter.rtp(rtp);
         let counters = &self.control.counters;
         counters
             .expected
@@ -336,11 +370,15 @@ impl LinkInterceptor {
         counters.late.store(self.meter.late, Ordering::Relaxed);
     }
 
-    /// Keeps an inbound RTP packet the link dropped, for a NACK to bring back.
+    /// Keeps an inbound RTP packet the link dropped, for a NACK to bring back (unless its
+    /// stream has a retransmission stream: then the far end's own resend comes).
     fn keep_lost(&mut self, packet: TaggedPacket) {
         let Packet::Rtp(rtp) = &packet.message.packet else {
             return;
         };
+        if self.meter.is_repaired(rtp.header.ssrc) {
+            return;
+        }
         if self.lost.len() == LOST_KEPT {
             self.lost.pop_front();
         }
@@ -349,9 +387,9 @@ impl LinkInterceptor {
     }
 
     /// Our NACK asks for packets: those this link dropped on the way in come, a round trip
-    /// later, unless the link loses them again. The far end resends them too, but its copies
-    /// cannot arrive: the originals were decrypted before this link dropped them, so the
-    /// copies are refused as replays. This stands in for them.
+    /// later, unless the link loses them again. The far end resends them too, but without a
+    /// retransmission stream its copies cannot arrive: the originals were decrypted before this
+    /// link dropped them, so the copies are refused as replays. This stands in for them.
     fn resend_asked(&mut self, now: Instant, asked: &[(u32, u16)]) {
         let rtt = Duration::from_micros(
             self.control
@@ -536,7 +574,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for LinkInterceptor {
 impl Interceptor for LinkInterceptor {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        if let Some(repair) = info.ssrc_rtx {
+            self.meter.repairs(repair, info.ssrc);
+        }
+    }
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
@@ -578,6 +620,20 @@ mod tests {
         meter.packet(1, 65_532);
         meter.packet(1, 1);
         assert_eq!((meter.expected, meter.arrived, meter.late), (10, 7, 2));
+        // A copy of one that came counts for nothing; 2 comes on the retransmission stream.
+        meter.packet(1, 65_533);
+        meter.packet(1, 1);
+        meter.repairs(9, 1);
+        let mut resent = rtc::rtp::Packet::default();
+        resent.header.ssrc = 9;
+        resent.header.sequence_number = 40;
+        resent.payload = vec![0, 2, 0xAA].into();
+        meter.rtp(&resent);
+        // Padding alone on it names nothing.
+        resent.header.sequence_number = 41;
+        resent.payload = bytes::Bytes::new();
+        meter.rtp(&resent);
+        assert_eq!((meter.expected, meter.arrived, meter.late), (10, 7, 3));
         // A second stream counts on its own.
         meter.packet(2, 100);
         meter.packet(2, 102);

@@ -10,6 +10,9 @@
 //! a narrow one the resends crowd out the stream they were meant to repair.
 //!
 //! The round trip is the one the link measures from sender reports ([`LinkControl`]).
+//!
+//! A resend may come on the stream's retransmission stream (RFC 4588): it is read there, by
+//! the sequence number it carries, and that stream's own numbers are never asked for.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -137,6 +140,8 @@ pub struct NackRequests {
     sender_ssrc: u32,
     /// By SSRC, in order, so requests for several streams go out in the same order each time.
     streams: BTreeMap<u32, MissingPackets>,
+    /// The retransmission streams' SSRCs, and the SSRC of the stream each repairs.
+    repairs: BTreeMap<u32, u32>,
     next_look: Option<Instant>,
     read_queue: VecDeque<TaggedPacket>,
     write_queue: VecDeque<TaggedPacket>,
@@ -158,10 +163,21 @@ impl NackRequests {
             link,
             sender_ssrc,
             streams: BTreeMap::new(),
+            repairs: BTreeMap::new(),
             next_look: None,
             read_queue: VecDeque::new(),
             write_queue: VecDeque::new(),
         }
+    }
+
+    /// The stream and sequence number `rtp` brings: its own, or for a resend on a
+    /// retransmission stream, those of the packet it repairs (none for padding).
+    fn repaired(&self, rtp: &rtc::rtp::Packet) -> Option<(u32, u16)> {
+        let Some(&primary) = self.repairs.get(&rtp.header.ssrc) else {
+            return Some((rtp.header.ssrc, rtp.header.sequence_number));
+        };
+        let original = rtp.payload.get(..2)?;
+        Some((primary, u16::from_be_bytes([original[0], original[1]])))
     }
 
     fn rtt(&self) -> Duration {
@@ -181,9 +197,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequests {
 
     fn handle_read(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtp(rtp) = &message.message.packet
-            && let Some(stream) = self.streams.get_mut(&rtp.header.ssrc)
+            && let Some((ssrc, sequence_number)) = self.repaired(rtp)
+            && let Some(stream) = self.streams.get_mut(&ssrc)
         {
-            stream.arrived(message.now, rtp.header.sequence_number);
+            stream.arrived(message.now, sequence_number);
             if stream.any() && self.next_look.is_none() {
                 // The first request goes out at once: a gap is as sure now as it will be later.
                 self.next_look = Some(message.now);
@@ -240,6 +257,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for NackRequests {
 
 impl Interceptor for NackRequests {
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        if let Some(repair) = info.ssrc_rtx {
+            self.repairs.insert(repair, info.ssrc);
+        }
+        if self.repairs.contains_key(&info.ssrc) {
+            return;
+        }
         let takes_nacks = info
             .rtcp_feedback
             .iter()
@@ -251,6 +274,7 @@ impl Interceptor for NackRequests {
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         self.streams.remove(&info.ssrc);
+        self.repairs.retain(|_, primary| *primary != info.ssrc);
     }
 
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
@@ -260,6 +284,8 @@ impl Interceptor for NackRequests {
 
 #[cfg(test)]
 mod tests {
+    use rtc::rtcp::transport_feedbacks::transport_layer_nack::NackPair;
+
     use super::*;
 
     fn ms(value: u64) -> Duration {
@@ -337,6 +363,65 @@ mod tests {
         }
         assert_eq!(asked, MAX_REQUESTS as usize);
         assert_eq!(missing.given_up, 2);
+    }
+
+    fn read(requests: &mut NackRequests, now: Instant, ssrc: u32, number: u16, payload: &[u8]) {
+        let mut packet = rtc::rtp::Packet::default();
+        packet.header.ssrc = ssrc;
+        packet.header.sequence_number = number;
+        packet.payload = payload.to_vec().into();
+        requests
+            .handle_read(TaggedPacket {
+                now,
+                transport: TransportContext::default(),
+                message: AttributedPacket::new(Packet::Rtp(packet)),
+            })
+            .expect("read");
+        while requests.poll_read().is_some() {}
+    }
+
+    #[test]
+    fn a_resend_on_the_retransmission_stream_fills_its_gap_and_that_stream_is_never_asked_for() {
+        let mut requests = NackRequests::new(LinkControl::new(), 1);
+        let nack = |parameter: &str| rtc::interceptor::RTCPFeedback {
+            typ: "nack".to_owned(),
+            parameter: parameter.to_owned(),
+        };
+        let video = StreamInfo {
+            ssrc: 10,
+            ssrc_rtx: Some(11),
+            rtcp_feedback: vec![nack(""), nack("pli")],
+            ..StreamInfo::default()
+        };
+        requests.bind_remote_stream(&video);
+        requests.bind_remote_stream(&StreamInfo {
+            ssrc: 11,
+            ssrc_rtx: None,
+            ..video.clone()
+        });
+        let start = Instant::now();
+        read(&mut requests, start, 10, 1, &[0; 10]);
+        read(&mut requests, start, 10, 4, &[0; 10]);
+        // 2 comes back on the retransmission stream; that stream skips from 7 to 9.
+        read(&mut requests, start, 11, 7, &[0, 2, 0]);
+        read(&mut requests, start, 11, 9, &[0, 2, 0]);
+        // Padding alone names no packet.
+        read(&mut requests, start, 11, 10, &[]);
+        requests.handle_timeout(start).expect("timeout");
+        let asked: Vec<(u32, Vec<u16>)> =
+            std::iter::from_fn(|| requests.poll_write())
+                .filter_map(|packet| match packet.message.packet {
+                    Packet::Rtcp(rtcp) => rtcp[0]
+                        .as_any()
+                        .downcast_ref::<TransportLayerNack>()
+                        .map(|nack| {
+                            let numbers = nack.nacks.iter().flat_map(NackPair::packet_list);
+                            (nack.media_ssrc, numbers.collect())
+                        }),
+                    _ => None,
+                })
+                .collect();
+        assert_eq!(asked, [(10, vec![3])]);
     }
 
     #[test]

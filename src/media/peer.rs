@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media::Sample;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
@@ -40,6 +42,9 @@ use super::{MediaConfig, MediaError};
 /// H.264 constrained baseline, packetization mode 1, as every browser and aiortc offer it.
 const H264_FMTP: &str = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
 const H264_PAYLOAD_TYPE: u8 = 102;
+/// The video's retransmission stream (RFC 4588), whose SSRC the stack picks: resends, and the
+/// padding that probes the path.
+const RTX_PAYLOAD_TYPE: u8 = 103;
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// How often availability is checked; statistics go out every fourth check.
 /// A path whose far end stops answering this long goes `disconnected`.
@@ -147,6 +152,19 @@ async fn build_connection(
         RTCRtpCodecParameters {
             rtp_codec: h264_codec(),
             payload_type: H264_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Video,
+    )?;
+    media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_RTX.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!("apt={H264_PAYLOAD_TYPE}"),
+                rtcp_feedback: vec![],
+            },
+            payload_type: RTX_PAYLOAD_TYPE,
         },
         RtpCodecKind::Video,
     )?;

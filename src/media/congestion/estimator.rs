@@ -3,7 +3,10 @@
 //! against an adaptive threshold, [`Trendline`]) drives an AIMD rate
 //! that remembers the capacity it last backed off at; a loss-based half ([`LossRate`]) holds the
 //! rate down when the path loses a tenth more of what is sent than it loses anyway; the lower of
-//! the two, never climbing past half again what the far end acknowledges, is the estimate. Sans-IO: every call is given `now`.
+//! the two, never climbing past half again what the far end acknowledges, is the estimate. A
+//! probe ([`Prober`]) lifts it past that to what the path was shown to carry: the packets of a
+//! probe's cluster count for its result only, not for the delay, loss or acknowledged rate.
+//! Sans-IO: every call is given `now`.
 //!
 //! What the interceptor chain is told ([`BandwidthEstimator::target_bitrate`]) is the pacing
 //! rate, [`PACING_FACTOR`] times the estimate: the pacer smooths bursts, it must not hold an
@@ -17,6 +20,7 @@ use std::collections::VecDeque;
 use rtc::interceptor::{BandwidthEstimator, PacketReport, Usage};
 
 use super::loss::LossRate;
+use super::probe::{ProbeRequest, ProbeResult, Prober};
 use super::trendline::Trendline;
 
 /// Where an estimate starts before any feedback: what most calls can carry.
@@ -54,6 +58,10 @@ const HALVES_REACH: f64 = 1.25;
 /// the trend sees nothing, but it drops what comes, and delays what it does not).
 const STANDING_QUEUE: Duration = Duration::from_millis(60);
 const BASE_DELAY_MEMORY: Duration = Duration::from_secs(10);
+/// Less loss than this, and no queue, lets the path be probed.
+const CALM_LOSS: f64 = 0.1;
+/// How long after a probe a back-off starts from what it carried.
+const PROBED_FRESH: Duration = Duration::from_secs(2);
 /// The window over which acknowledged bytes make a rate.
 const ACKED_WINDOW: Duration = Duration::from_millis(750);
 
@@ -85,10 +93,12 @@ impl Default for Estimate {
     }
 }
 
-/// The latest estimate of one peer connection, shared between the chain and the sender.
+/// The latest estimate of one peer connection, shared between the chain and the sender, and
+/// the probe the estimator wants the pacer to send.
 #[derive(Debug, Default)]
 pub struct EstimateCell {
     estimate: Mutex<Estimate>,
+    probe: Mutex<Option<ProbeRequest>>,
 }
 
 impl EstimateCell {
@@ -105,6 +115,19 @@ impl EstimateCell {
     /// Replaces the estimate.
     pub(crate) fn set(&self, estimate: Estimate) {
         *self.estimate.lock().unwrap_or_else(PoisonError::into_inner) = estimate;
+    }
+
+    /// Asks the pacer for a probe (replacing one it has not started).
+    pub(super) fn request_probe(&self, probe: ProbeRequest) {
+        *self.probe.lock().unwrap_or_else(PoisonError::into_inner) = Some(probe);
+    }
+
+    /// The probe asked for, once.
+    pub(super) fn take_probe(&self) -> Option<ProbeRequest> {
+        self.probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -155,6 +178,8 @@ struct DelayRate {
     bps: f64,
     capacity: Capacity,
     last_change: Option<Instant>,
+    /// What the last probe carried, and when: the first back-off soon after it is from there.
+    probed: Option<(Instant, f64)>,
 }
 
 impl DelayRate {
@@ -175,7 +200,15 @@ impl DelayRate {
             Usage::Over => {
                 // Once per response time: the feedback of the last back-off is still on its way.
                 if since >= rtt + RESPONSE_MARGIN || self.last_change.is_none() {
-                    let received = acknowledged.unwrap_or(self.bps);
+                    // Soon after a probe, from what it carried: the media may not fill what
+                    // the probe showed yet (it follows the estimate with a lag), and the queue
+                    // the probe itself left costs only one back-off.
+                    let probed = self
+                        .probed
+                        .take()
+                        .filter(|(at, _)| now.saturating_duration_since(*at) < PROBED_FRESH)
+                        .map(|(_, bps)| bps);
+                    let received = acknowledged.unwrap_or(self.bps).max(probed.unwrap_or(0.0));
                     self.capacity.on_backoff(received);
                     self.bps = (received * DECREASE_FACTOR).min(self.bps);
                     self.last_change = Some(now);
@@ -191,6 +224,19 @@ impl DelayRate {
             }
         }
         self.bps
+    }
+
+    /// A probe showed what the path carries: the rate starts from there, and the capacity is
+    /// what it carried if the probe filled the path (else the path is bigger than known).
+    fn raise_to(&mut self, now: Instant, probe: ProbeResult) {
+        if probe.saturated {
+            self.capacity.on_backoff(probe.carried_bps);
+        } else {
+            self.capacity.on_acknowledged(probe.carried_bps);
+        }
+        self.bps = self.bps.max(probe.carried_bps);
+        self.last_change = Some(now);
+        self.probed = Some((now, probe.carried_bps));
     }
 
     fn increased(&self, since: Duration, rtt: Duration) -> f64 {
@@ -256,6 +302,7 @@ pub struct Estimator {
     /// The last round trip the feedback implied, smoothed.
     rtt: Duration,
     queue: StandingQueue,
+    prober: Prober,
     estimate: Estimate,
     published: Arc<EstimateCell>,
 }
@@ -281,10 +328,12 @@ impl Estimator {
                 bps: INITIAL_BPS,
                 capacity: Capacity::default(),
                 last_change: None,
+                probed: None,
             },
             loss: LossRate::new(INITIAL_BPS),
             rtt: Duration::from_millis(100),
             queue: StandingQueue::default(),
+            prober: Prober::default(),
             estimate,
             published: cell,
         }
@@ -367,8 +416,15 @@ impl BandwidthEstimator for Estimator {
             return;
         }
         self.note_rtt(now, reports);
-        self.queue.add(now, reports);
-        for report in reports {
+        // A probe's packets queue on purpose, and may be lost for it: what they show is the
+        // probe's result, not the path's delay, loss or what the media gets through.
+        let path: Vec<PacketReport> = reports
+            .iter()
+            .filter(|report| !self.prober.probed_at(report.departure))
+            .cloned()
+            .collect();
+        self.queue.add(now, &path);
+        for report in &path {
             if let Some(arrival) = report.arrival.filter(|_| report.arrived) {
                 self.acknowledged.add(arrival, report.size);
             }
@@ -382,17 +438,31 @@ impl BandwidthEstimator for Estimator {
             self.delay_trend.usage()
         };
         let acknowledged = self.acknowledged.bps();
+        if let Some(acknowledged) = acknowledged {
+            self.prober.note_carried(now, acknowledged);
+        }
+        // A probe the path carried above the rate: the rate starts from what it carried (a
+        // queue building says otherwise, and wins).
+        let probed = self
+            .prober
+            .handle_reports(now, reports)
+            .filter(|result| usage != Usage::Over && result.carried_bps > self.estimate.target_bps);
+        if let Some(result) = probed {
+            self.delay.raise_to(now, result);
+            self.loss.follow_probe(result.carried_bps.min(MAX_BPS));
+        }
+        let probed = probed.map(|result| result.carried_bps);
         let delay_based = self.delay.update(now, usage, acknowledged, self.rtt);
-        let lost = reports.iter().filter(|report| !report.arrived).count();
+        let lost = path.iter().filter(|report| !report.arrived).count();
         let loss_based = self.loss.update(
             now,
-            (lost, reports.len()),
+            (lost, path.len()),
             (delay_based, usage == Usage::Over),
             self.rtt,
         );
         // What is acknowledged limits how far the estimate climbs, not where it stays: a sender
         // that sends little for a while (audio alone, a paused video) keeps what it had.
-        let previous = self.estimate.target_bps;
+        let previous = self.estimate.target_bps.max(probed.unwrap_or(0.0));
         let ceiling = acknowledged
             .map_or(MAX_BPS, |acked| acked * ACKED_HEADROOM + ACKED_SLACK_BPS)
             .max(previous);
@@ -414,6 +484,10 @@ impl BandwidthEstimator for Estimator {
             informed: true,
         };
         self.published.set(self.estimate);
+        let calm = usage == Usage::Normal && self.estimate.loss < CALM_LOSS;
+        if let Some(probe) = self.prober.poll_probe(now, target, calm) {
+            self.published.request_probe(probe);
+        }
     }
 
     fn target_bitrate(&self) -> f64 {

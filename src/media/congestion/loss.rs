@@ -137,6 +137,15 @@ impl LossRate {
         self.smoothed.unwrap_or(0.0)
     }
 
+    /// A probe showed the path carries `carried_bps`: on a path that loses little the rate
+    /// starts from there. One that loses more keeps climbing at its own pace: each packet more
+    /// a second is another that may need a resend, and a resend lost too costs a picture.
+    pub fn follow_probe(&mut self, carried_bps: f64) {
+        if self.smoothed() < LOSS_LOW {
+            self.bps = self.bps.max(carried_bps);
+        }
+    }
+
     /// Keeps the rate within `floor_bps` and `ceiling_bps`.
     pub fn limit(&mut self, floor_bps: f64, ceiling_bps: f64) {
         self.bps = self.bps.clamp(floor_bps, ceiling_bps);
@@ -233,6 +242,19 @@ mod tests {
         assert!(calm.bps < 300_000.0 * 1.08_f64.powi(25), "{}", calm.bps);
         run_with(&mut calm, (start, 5_000), 20, 5, false);
         assert!((calm.bps - 2_000_000.0).abs() < 1.0, "{}", calm.bps);
+    }
+
+    #[test]
+    fn a_probe_lifts_the_rate_of_a_path_that_loses_little_and_not_of_one_that_loses_more() {
+        let start = Instant::now();
+        let mut clean = LossRate::new(300_000.0);
+        run(&mut clean, start, 0, 2, 0);
+        clean.follow_probe(1_500_000.0);
+        assert!((clean.bps - 1_500_000.0).abs() < 1.0, "{}", clean.bps);
+        let mut lossy = LossRate::new(300_000.0);
+        run_with(&mut lossy, (start, 0), 2, 5, true);
+        lossy.follow_probe(1_500_000.0);
+        assert!(lossy.bps < 400_000.0, "{}", lossy.bps);
     }
 
     #[test]

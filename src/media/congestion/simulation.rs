@@ -26,6 +26,8 @@ use crate::media::link::LinkControl;
 use crate::model::MonoTime;
 
 const VIDEO_SSRC: u32 = 0x1111;
+const VIDEO_RTX_SSRC: u32 = 0x1112;
+const VIDEO_RTX_PAYLOAD_TYPE: u8 = 103;
 const AUDIO_SSRC: u32 = 0x2222;
 const TWCC_EXTENSION_ID: u16 = 3;
 /// The largest RTP payload, as the H.264 packetizer makes them.
@@ -172,13 +174,19 @@ impl End {
         let mut media = MediaEngine::default();
         let registry = chain::registry(&mut media, link, &cell, epoch).expect("a chain");
         let mut chain: Box<dyn Interceptor> = Box::new(registry.build());
-        for info in [
-            stream(VIDEO_SSRC, 102, 90_000),
-            stream(AUDIO_SSRC, 111, 48_000),
-        ] {
-            chain.bind_local_stream(&info);
-            chain.bind_remote_stream(&info);
+        let video = StreamInfo {
+            ssrc_rtx: Some(VIDEO_RTX_SSRC),
+            payload_type_rtx: Some(VIDEO_RTX_PAYLOAD_TYPE),
+            ..stream(VIDEO_SSRC, 102, 90_000)
+        };
+        let audio = stream(AUDIO_SSRC, 111, 48_000);
+        for info in [&video, &audio] {
+            chain.bind_local_stream(info);
+            chain.bind_remote_stream(info);
         }
+        // The retransmission stream is bound in its own right at the receiving end, as the
+        // webrtc stack does, so its arrivals are reported.
+        chain.bind_remote_stream(&stream(VIDEO_RTX_SSRC, VIDEO_RTX_PAYLOAD_TYPE, 90_000));
         Self { chain, cell }
     }
 }
@@ -405,10 +413,23 @@ impl<P: VideoPolicy> Call<P> {
         let Packet::Rtp(rtp) = &packet.message.packet else {
             return;
         };
-        self.received_bytes += rtp.payload.len() as u64;
-        if rtp.header.ssrc != VIDEO_SSRC || !self.frames.seen.insert(rtp.header.sequence_number) {
+        // A resend or a probe's copy on the retransmission stream names the packet it carries.
+        let (sequence_number, bytes) = match (rtp.header.ssrc, rtp.payload.get(..2)) {
+            (VIDEO_SSRC, _) => (rtp.header.sequence_number, rtp.payload.len()),
+            (VIDEO_RTX_SSRC, Some(original)) => (
+                u16::from_be_bytes([original[0], original[1]]),
+                rtp.payload.len() - 2,
+            ),
+            _ => {
+                self.received_bytes += rtp.payload.len() as u64;
+                return;
+            }
+        };
+        // Copies count once.
+        if !self.frames.seen.insert(sequence_number) {
             return;
         }
+        self.received_bytes += bytes as u64;
         if let Some(missing) = self.frames.missing.get_mut(&rtp.header.timestamp) {
             *missing -= 1;
             if *missing == 0 {
@@ -639,6 +660,45 @@ mod tests {
             typical >= 29.0 && slowest >= 20.0,
             "{typical} / {slowest} fps; {seconds:?}; {steps:#?}"
         );
+    }
+
+    #[test]
+    fn after_a_cap_lifts_probes_find_the_path_and_the_camera_climbs_back_within_10_s() {
+        let mut call = Call::new(
+            camera_720p(),
+            impairment("rate=2000kbit"),
+            Impairment::default(),
+        );
+        call.run_for(secs(20));
+        let open = median(call.between(secs(10), secs(20)).map(|s| s.sent_bps));
+        call.link
+            .impair(impairment("rate=300kbit"), Impairment::default());
+        call.run_for(secs(20));
+        let capped = call.policy().ladder.rung();
+        assert!(capped.height <= 360, "{capped:?}");
+        call.link
+            .impair(impairment("rate=2000kbit"), Impairment::default());
+        call.run_for(secs(20));
+        show(&call);
+        let steps = labels(call.policy());
+        let estimate_back = call
+            .between(secs(40), secs(60))
+            .find(|s| s.estimate_bps >= 0.9 * open)
+            .map(|s| s.at.saturating_sub(secs(40)));
+        let sent_back = call
+            .between(secs(40), secs(60))
+            .find(|s| s.sent_bps >= 0.9 * open)
+            .map(|s| s.at.saturating_sub(secs(40)));
+        // Without probes the estimate grows only with what is sent: 20 s and more.
+        assert!(
+            estimate_back.is_some_and(|after| after <= secs(4)),
+            "estimate back to 90 % of {open:.0} after {estimate_back:?}; {steps:#?}"
+        );
+        assert!(
+            sent_back.is_some_and(|after| after <= secs(10)),
+            "sent back to 90 % of {open:.0} after {sent_back:?}; {steps:#?}"
+        );
+        assert_eq!(call.policy().ladder.rung().height, 720, "{steps:#?}");
     }
 
     #[test]
