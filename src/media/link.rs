@@ -26,7 +26,7 @@ use rtc::shared::error::Error;
 use rtc::shared::marshal::MarshalSize;
 
 use super::impair::{Fate, Impairer, Impairment};
-use super::seq::unwrap_near;
+use super::seq::{repeated_sequence_number, unwrap_near};
 use crate::model::MonoTime;
 
 /// What the link does in each direction, and a cut of both.
@@ -227,8 +227,8 @@ impl ArrivalMeter {
             return;
         };
         // Padding alone names no packet.
-        if let Some(original) = rtp.payload.get(..2) {
-            self.packet(primary, u16::from_be_bytes([original[0], original[1]]));
+        if let Some(repeated) = repeated_sequence_number(&rtp.payload) {
+            self.packet(primary, repeated);
         }
     }
 

@@ -29,7 +29,7 @@ use rtc::shared::error::Error;
 
 use super::link::LinkControl;
 use super::reorder::repair_wait;
-use super::seq::unwrap_near;
+use super::seq::{repeated_sequence_number, unwrap_near};
 
 /// The most times one packet is asked for.
 pub const MAX_REQUESTS: u32 = 3;
@@ -176,8 +176,7 @@ impl NackRequests {
         let Some(&primary) = self.repairs.get(&rtp.header.ssrc) else {
             return Some((rtp.header.ssrc, rtp.header.sequence_number));
         };
-        let original = rtp.payload.get(..2)?;
-        Some((primary, u16::from_be_bytes([original[0], original[1]])))
+        Some((primary, repeated_sequence_number(&rtp.payload)?))
     }
 
     fn rtt(&self) -> Duration {

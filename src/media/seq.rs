@@ -1,4 +1,5 @@
-//! RTP sequence numbers unwrapped into a count that does not wrap.
+//! RTP sequence numbers unwrapped into a count that does not wrap, and the one a resend on a
+//! retransmission stream carries.
 
 /// `sequence_number` as the unwrapped number nearest `reference` (an unwrapped number of the
 /// same stream). A stream's first number, with no reference yet, is put one wrap up, so the
@@ -9,6 +10,13 @@ pub fn unwrap_near(reference: Option<u64>, sequence_number: u16) -> u64 {
     };
     let delta = i64::from(sequence_number.wrapping_sub(reference as u16).cast_signed());
     reference.saturating_add_signed(delta)
+}
+
+/// The sequence number a packet of a retransmission stream (RFC 4588 §4) carries in its
+/// payload's first two bytes: that of the packet it repeats. `None` for padding alone.
+pub fn repeated_sequence_number(payload: &[u8]) -> Option<u16> {
+    let original = payload.get(..2)?;
+    Some(u16::from_be_bytes([original[0], original[1]]))
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ const CARRIED_SHARE: f64 = 0.7;
 const UNSATURATED_SHARE: f64 = 0.9;
 const SATURATED_USE: f64 = 0.95;
 /// No probe above this: more than the largest picture needs.
-pub const PROBE_MAX_BPS: f64 = 5_000_000.0;
+const PROBE_MAX_BPS: f64 = 5_000_000.0;
 /// A cluster is long enough for this many full-sized packets, within these bounds.
 const CLUSTER_PACKETS: f64 = 8.0;
 const CLUSTER_PACKET_BITS: f64 = 1_200.0 * 8.0;
@@ -65,7 +65,7 @@ const REPORT_WAIT: Duration = Duration::from_secs(1);
 const RECOVERY_SHARE: f64 = 0.5;
 const CARRIED_MEMORY: Duration = Duration::from_mins(1);
 const RECOVERY_FACTOR: f64 = 1.5;
-pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(2);
 const MAX_RECOVERY_INTERVAL: Duration = Duration::from_secs(3);
 /// Below this estimate probing is not worth the path's time: the ladder's lowest rungs.
 const MIN_PROBED_ESTIMATE_BPS: f64 = 100_000.0;

@@ -23,6 +23,7 @@ use crate::media::chain;
 use crate::media::impair::Impairment;
 use crate::media::ladder::{Ladder, Step, video_budget_bps, whole_bps};
 use crate::media::link::LinkControl;
+use crate::media::seq::repeated_sequence_number;
 use crate::model::MonoTime;
 
 const VIDEO_SSRC: u32 = 0x1111;
@@ -414,12 +415,10 @@ impl<P: VideoPolicy> Call<P> {
             return;
         };
         // A resend or a probe's copy on the retransmission stream names the packet it carries.
-        let (sequence_number, bytes) = match (rtp.header.ssrc, rtp.payload.get(..2)) {
+        let repeated = repeated_sequence_number(&rtp.payload);
+        let (sequence_number, bytes) = match (rtp.header.ssrc, repeated) {
             (VIDEO_SSRC, _) => (rtp.header.sequence_number, rtp.payload.len()),
-            (VIDEO_RTX_SSRC, Some(original)) => (
-                u16::from_be_bytes([original[0], original[1]]),
-                rtp.payload.len() - 2,
-            ),
+            (VIDEO_RTX_SSRC, Some(repeated)) => (repeated, rtp.payload.len() - 2),
             _ => {
                 self.received_bytes += rtp.payload.len() as u64;
                 return;
