@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use callscope::engine::{Behaviour, EngineCommand, Script, sign_user_sig};
-use callscope::event::{ConnectionState, Event};
+use callscope::event::{ConnectionState, Event, SendingStats};
 use callscope::media::{FrameSlot, FrameSlots, MediaConfig, Resolution, Ringing};
 use callscope::model::{CallStatus, MediaType};
 use callscope::signaling::usersig::Keyring;
@@ -85,6 +85,9 @@ struct CallFigures {
     other_sides_entries: usize,
     /// From the end of the media cut to the callee's next decoded frame.
     recovery_millis: Option<f64>,
+    /// What the caller sent: its mean `sent_kbps` and its last picture (`1280x720`).
+    sent_kbps: f64,
+    sent_resolution: String,
 }
 
 /// p50 and p95 of each figure over every call of one stack.
@@ -441,7 +444,10 @@ fn measure_callscope(
             dialing.status() == CallStatus::Idle && answering.status() == CallStatus::Idle
         })?;
         let call_secs = started.elapsed().as_secs_f64();
+        let (sent_kbps, sent_resolution) = what_was_sent(&dialing, seq.0);
         let call = CallFigures {
+            sent_kbps,
+            sent_resolution,
             accept_to_connected_millis: millis_between(accepted, connected),
             accept_to_first_frame_millis: millis_between(accepted, first_frame),
             glass_to_glass_millis: glass,
@@ -460,17 +466,39 @@ fn measure_callscope(
     Ok(figures)
 }
 
+/// The caller's mean sent bitrate over the call and the picture it sent last, from its
+/// `onCallStats` entries after `seq`.
+fn what_was_sent(caller: &BenchClient, seq: u64) -> (f64, String) {
+    let sending: Vec<SendingStats> = caller
+        .entries_since(seq)
+        .iter()
+        .filter_map(|entry| match &entry.event {
+            Event::CallStats(stats) => Some(stats.sending.clone()),
+            _ => None,
+        })
+        .collect();
+    let mean = sending.iter().map(|sent| sent.sent_kbps).sum::<f64>() / sending.len().max(1) as f64;
+    let resolution = sending
+        .last()
+        .map(|sent| sent.sent_resolution.clone())
+        .unwrap_or_default();
+    (mean, resolution)
+}
+
 fn print_call(number: usize, call: &CallFigures) {
     let recovery = call
         .recovery_millis
         .map(|millis| format!(", a frame {millis:.1} ms after the cut"))
         .unwrap_or_default();
     println!(
-        "  callscope call {number}: connected {:.1} ms, first frame {:.1} ms, {:.1} fps, CPU {:.3} s/s{recovery}",
+        "  callscope call {number}: connected {:.1} ms, first frame {:.1} ms, {:.1} fps, CPU {:.3} s/s, \
+         sent {} at {:.0} kbit/s{recovery}",
         call.accept_to_connected_millis,
         call.accept_to_first_frame_millis,
         call.fps,
-        call.cpu_per_call_second
+        call.cpu_per_call_second,
+        call.sent_resolution,
+        call.sent_kbps
     );
 }
 
@@ -660,9 +688,9 @@ fn measure_aiortc(url: &str, args: &CallBenchArgs) -> anyhow::Result<Vec<CallFig
                 cpu_per_call_second: (number(&caller["cpu_s"]) + number(&callee["cpu_s"]))
                     / seconds,
                 fps: f64::midpoint(number(&caller["fps"]), number(&callee["fps"])),
-                // aiortc records no trace, and its peer script cuts nothing.
-                other_sides_entries: 0,
-                recovery_millis: None,
+                // aiortc records no trace, its peer script cuts nothing and reports no sending
+                // statistics.
+                ..CallFigures::default()
             }
         })
         .collect();

@@ -48,6 +48,9 @@ pub struct Paths {
     pub worst_loss: f64,
     /// Whether the narrowest estimate has heard from its far end (any path has).
     pub informed: bool,
+    /// Whether every path that counts has been measured (its first probe judged): until then
+    /// the narrowest estimate may be a guess.
+    pub measured: bool,
 }
 
 /// Audio or video.
@@ -120,15 +123,19 @@ impl SendHub {
         let estimates: Vec<Estimate> = list.iter().map(|s| s.estimate.get()).collect();
         drop(list);
         let informed = estimates.iter().any(|estimate| estimate.informed);
-        let narrowest = estimates
-            .iter()
-            .filter(|estimate| estimate.informed == informed)
+        let counted = || {
+            estimates
+                .iter()
+                .filter(move |estimate| estimate.informed == informed)
+        };
+        let narrowest = counted()
             .map(|estimate| estimate.target_bps)
             .min_by(f64::total_cmp)?;
         Some(Paths {
             narrowest_bps: narrowest,
             worst_loss: estimates.iter().map(|e| e.loss).fold(0.0, f64::max),
             informed,
+            measured: counted().all(|estimate| estimate.measured),
         })
     }
 
@@ -168,6 +175,8 @@ impl SendHub {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use bytes::Bytes;
     use tokio::sync::mpsc;
 
@@ -216,7 +225,7 @@ mod tests {
         let silent = EstimateCell::new();
         hub.subscribe(Kind::Video, "bob", queue.clone(), silent);
         let paths = hub.paths(Kind::Video).expect("a path");
-        assert!(!paths.informed);
+        assert!(!paths.informed && !paths.measured);
         assert!((paths.narrowest_bps - Estimate::default().target_bps).abs() < 1.0);
         // Carol's path is informed and wider than the starting guess: it decides.
         let heard = EstimateCell::new();
@@ -226,11 +235,17 @@ mod tests {
             informed: true,
             ..Estimate::default()
         });
-        hub.subscribe(Kind::Video, "carol", queue, heard);
+        hub.subscribe(Kind::Video, "carol", queue, Arc::clone(&heard));
         let paths = hub.paths(Kind::Video).expect("paths");
-        assert!(paths.informed);
+        assert!(paths.informed && !paths.measured);
         assert!((paths.narrowest_bps - 500_000.0).abs() < 1.0);
         assert!((paths.worst_loss - 0.02).abs() < 1e-9);
         assert!(hub.paths(Kind::Audio).is_none());
+        // Once its first probe is judged, carol's path is measured: bob's silence counts not.
+        heard.set(Estimate {
+            measured: true,
+            ..heard.get()
+        });
+        assert!(hub.paths(Kind::Video).expect("paths").measured);
     }
 }

@@ -269,6 +269,13 @@ impl Ladder {
         self.steps.pop_front()
     }
 
+    /// The path's estimate is still the starting guess, `estimate_bps`: the encoder aims at
+    /// it, but no rung moves on a figure that says nothing about the path (a call would start
+    /// a rung or two down, and climb back for seconds).
+    pub fn handle_guess(&mut self, estimate_bps: f64) {
+        self.budget_bps = video_budget_bps(estimate_bps);
+    }
+
     /// The path's estimate is `estimate_bps` at `now`; the audio takes its share first.
     pub fn handle_estimate(&mut self, now: MonoTime, estimate_bps: f64) {
         self.budget_bps = video_budget_bps(estimate_bps);
@@ -605,6 +612,19 @@ mod tests {
         let steps: Vec<Step> = std::iter::from_fn(|| ladder.poll_step()).collect();
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[1].to, "paused");
+    }
+
+    #[test]
+    fn a_starting_guess_sets_the_target_but_moves_no_rung() {
+        let mut ladder = Ladder::new(1280, 720, 30);
+        encode(&mut ladder, 0, 10, 51);
+        ladder.handle_guess(150_000.0);
+        assert_eq!(ladder.rung().height, 720);
+        assert!(ladder.poll_step().is_none());
+        assert!(ladder.target_bps() < 150_000);
+        // The same figure, measured, steps down at once.
+        ladder.handle_estimate(at(300), 150_000.0);
+        assert_eq!(ladder.rung().label(), "424x240@30");
     }
 
     #[test]

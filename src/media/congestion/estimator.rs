@@ -79,6 +79,9 @@ pub struct Estimate {
     pub loss: f64,
     /// Whether any feedback has arrived (a far end that sends none leaves the estimate blind).
     pub informed: bool,
+    /// Whether the call's first probe has been judged: before, the target is the starting
+    /// guess, which says nothing about the path.
+    pub measured: bool,
 }
 
 impl Default for Estimate {
@@ -89,6 +92,7 @@ impl Default for Estimate {
             loss_based_bps: INITIAL_BPS,
             loss: 0.0,
             informed: false,
+            measured: false,
         }
     }
 }
@@ -482,6 +486,7 @@ impl BandwidthEstimator for Estimator {
             loss_based_bps: loss_based,
             loss: self.loss.smoothed(),
             informed: true,
+            measured: self.prober.judged_first(),
         };
         self.published.set(self.estimate);
         let calm = usage == Usage::Normal && self.estimate.loss < CALM_LOSS;

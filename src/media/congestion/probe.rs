@@ -147,6 +147,8 @@ impl Cluster {
 pub struct Prober {
     /// Whether the call's first probe has been asked for.
     started: bool,
+    /// Whether a probe's reports have been judged (the first at least).
+    judged: bool,
     /// The cluster whose reports are awaited.
     pending: Option<Cluster>,
     /// A further probe to send once nothing is pending, at this rate.
@@ -181,6 +183,7 @@ impl Prober {
             return None;
         }
         let cluster = self.pending.take()?;
+        self.judged = true;
         let result = cluster.result();
         if let Some(result) = result {
             self.note_carried(now, result.carried_bps);
@@ -197,6 +200,11 @@ impl Prober {
             self.failed = self.failed.saturating_add(1);
         }
         result
+    }
+
+    /// Whether the call's first probe has been judged (whatever it showed).
+    pub fn judged_first(&self) -> bool {
+        self.judged
     }
 
     /// What the media carried lately (the acknowledged rate), so a fall from it is seen.
@@ -330,11 +338,13 @@ mod tests {
             prober.poll_probe(start, 300_000.0, true).is_none(),
             "one at a time"
         );
+        assert!(!prober.judged_first());
         // A path wider than the cluster carries it at the rate it was sent, 20 ms on the way.
         let sent = cluster(start, Duration::from_millis(10), Duration::from_millis(20));
         let result = prober
             .handle_reports(start + Duration::from_millis(500), &sent)
             .expect("judged");
+        assert!(prober.judged_first());
         let carried = result.carried_bps;
         assert!((900_000.0..=1_000_000.0).contains(&carried), "{carried}");
         assert!(!result.saturated);

@@ -113,7 +113,11 @@ impl LadderPolicy {
 impl VideoPolicy for LadderPolicy {
     fn frame(&mut self, elapsed: Duration, estimate: &Estimate) -> (usize, bool) {
         let at = MonoTime::from_micros(elapsed.as_micros() as u64);
-        self.ladder.handle_estimate(at, estimate.target_bps);
+        if estimate.measured {
+            self.ladder.handle_estimate(at, estimate.target_bps);
+        } else {
+            self.ladder.handle_guess(estimate.target_bps);
+        }
         while let Some(step) = self.ladder.poll_step() {
             self.key_due = true;
             self.steps.push((elapsed, step));
@@ -659,6 +663,23 @@ mod tests {
             typical >= 29.0 && slowest >= 20.0,
             "{typical} / {slowest} fps; {seconds:?}; {steps:#?}"
         );
+    }
+
+    #[test]
+    fn on_an_open_link_a_720p_camera_starts_and_stays_at_720p() {
+        let mut call = Call::new(
+            camera_720p(),
+            impairment("rate=2000kbit,delay=100ms"),
+            Impairment::default(),
+        );
+        call.run_for(secs(10));
+        // The starting guess (300 kbit/s) is far below 720p's floor, and the encoder strains
+        // at it before the first probe's feedback is back (a round trip of 200 ms), but it is
+        // a guess: no rung moves on it.
+        let steps = labels(call.policy());
+        assert!(steps.is_empty(), "{steps:#?}");
+        let sent = median(call.between(secs(5), secs(10)).map(|s| s.sent_bps));
+        assert!(sent > 1_000_000.0, "{sent:.0} bit/s at 720p");
     }
 
     #[test]

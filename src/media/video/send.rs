@@ -213,12 +213,15 @@ impl VideoSender {
             return;
         };
         let since = *self.wanted_since.get_or_insert(now);
-        let estimate_bps = if !paths.informed && now.since(since) >= BLIND_AFTER {
-            estimate_for_budget_bps(f64::from(shared.config.resolution.bitrate_bps()))
+        if !paths.informed && now.since(since) >= BLIND_AFTER {
+            let resolution = f64::from(shared.config.resolution.bitrate_bps());
+            self.ladder
+                .handle_estimate(now, estimate_for_budget_bps(resolution));
+        } else if paths.measured {
+            self.ladder.handle_estimate(now, paths.narrowest_bps);
         } else {
-            paths.narrowest_bps
-        };
-        self.ladder.handle_estimate(now, estimate_bps);
+            self.ladder.handle_guess(paths.narrowest_bps);
+        }
         while let Some(step) = self.ladder.poll_step() {
             self.take_step(shared, step);
         }
