@@ -433,20 +433,28 @@ impl Ladder {
     }
 }
 
+/// Opus's bitrate against the path's estimate, corner by corner, straight between them and
+/// flat beyond: below about 20 kbit/s wideband speech cannot carry its forward error
+/// correction at 5 % loss (Opus narrows to mediumband for it), so the audio is kept above that
+/// from 100 kbit/s on, at 24 kbit/s from 130 (a 150 kbit/s path), and grows to
+/// [`AUDIO_MAX_BPS`] on a wide one. The video pays: on a 150 kbit/s path a tenth of its budget.
+const AUDIO_SHARE: [(f64, f64); 3] = [
+    (60_000.0, AUDIO_MIN_BPS as f64),
+    (200_000.0, 32_000.0),
+    (500_000.0, AUDIO_MAX_BPS as f64),
+];
+
 /// What Opus is given out of `estimate_bps`: all it wants on a wide path, less (never below
 /// [`AUDIO_MIN_BPS`]) on a narrow one.
 pub fn audio_bitrate_bps(estimate_bps: f64) -> u32 {
-    let share = ((estimate_bps - AUDIO_LEAST_BELOW_BPS) / AUDIO_SLOPE_SPAN_BPS).clamp(0.0, 1.0);
-    AUDIO_MIN_BPS + whole_bps(share * audio_range_bps())
-}
-
-/// Below this estimate the audio gets [`AUDIO_MIN_BPS`]; over the span after it, its share grows
-/// to [`AUDIO_MAX_BPS`].
-const AUDIO_LEAST_BELOW_BPS: f64 = 100_000.0;
-const AUDIO_SLOPE_SPAN_BPS: f64 = 400_000.0;
-
-fn audio_range_bps() -> f64 {
-    f64::from(AUDIO_MAX_BPS - AUDIO_MIN_BPS)
+    let mut audio = AUDIO_SHARE[0].1;
+    for pair in AUDIO_SHARE.windows(2) {
+        let [(from, low), (to, high)] = [pair[0], pair[1]];
+        if estimate_bps > from {
+            audio = low + (high - low) * ((estimate_bps - from) / (to - from)).min(1.0);
+        }
+    }
+    whole_bps(audio)
 }
 
 /// What is left for the video of `estimate_bps` once the audio (with its headers) is paid for,
@@ -457,20 +465,21 @@ pub fn video_budget_bps(estimate_bps: f64) -> f64 {
 }
 
 /// The estimate whose video budget is `budget_bps` (the inverse of [`video_budget_bps`]): the
-/// budget with its headers, and the audio's share at that estimate.
+/// estimate less the audio's share grows with the estimate, corner by corner.
 pub fn estimate_for_budget_bps(budget_bps: f64) -> f64 {
-    let video = budget_bps / (1.0 - VIDEO_OVERHEAD) + AUDIO_OVERHEAD_BPS;
-    let with_least = video + f64::from(AUDIO_MIN_BPS);
-    let with_most = video + f64::from(AUDIO_MAX_BPS);
-    if with_least <= AUDIO_LEAST_BELOW_BPS {
-        return with_least;
+    let rest = budget_bps / (1.0 - VIDEO_OVERHEAD) + AUDIO_OVERHEAD_BPS;
+    let (first, least) = AUDIO_SHARE[0];
+    if rest <= first - least {
+        return rest + least;
     }
-    if with_most >= AUDIO_LEAST_BELOW_BPS + AUDIO_SLOPE_SPAN_BPS {
-        return with_most;
+    for pair in AUDIO_SHARE.windows(2) {
+        let [(from, low), (to, high)] = [pair[0], pair[1]];
+        if rest <= to - high {
+            let slope = (high - low) / (to - from);
+            return from + (rest - (from - low)) / (1.0 - slope);
+        }
     }
-    // On the slope: estimate = video + least + slope × (estimate - where the slope starts).
-    let slope = audio_range_bps() / AUDIO_SLOPE_SPAN_BPS;
-    (with_least - slope * AUDIO_LEAST_BELOW_BPS) / (1.0 - slope)
+    rest + f64::from(AUDIO_MAX_BPS)
 }
 
 /// A rate in whole bits per second (0 for anything below).
@@ -707,6 +716,19 @@ mod tests {
             assert!((back - budget).abs() < 1.0, "{budget} came back as {back}");
         }
         assert_eq!(audio_bitrate_bps(50_000.0), AUDIO_MIN_BPS);
+        // Above 20 kbit/s, where Opus keeps wideband with its FEC, from 100 kbit/s on.
+        assert!((20_000..21_000).contains(&audio_bitrate_bps(100_000.0)));
+        assert_eq!(audio_bitrate_bps(130_000.0), 24_000);
+        assert_eq!(audio_bitrate_bps(350_000.0), 40_000);
+        for estimate in [
+            45_000.0, 60_000.0, 100_000.0, 150_000.0, 400_000.0, 600_000.0,
+        ] {
+            let back = estimate_for_budget_bps(video_budget_bps(estimate));
+            assert!(
+                (back - estimate).abs() < 1.0,
+                "{estimate} came back as {back}"
+            );
+        }
         assert!(video_budget_bps(30_000.0) <= 0.0);
         let budget = video_budget_bps(1_000_000.0);
         assert!((880_000.0..=920_000.0).contains(&budget), "{budget}");
