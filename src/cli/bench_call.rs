@@ -85,8 +85,9 @@ struct CallFigures {
     other_sides_entries: usize,
     /// From the end of the media cut to the callee's next decoded frame.
     recovery_millis: Option<f64>,
-    /// What the caller sent: its mean `sent_kbps` and its last picture (`1280x720`).
+    /// The caller's mean `sent_kbps` over the call.
     sent_kbps: f64,
+    /// The picture the caller sent last (`1280x720`).
     sent_resolution: String,
 }
 

@@ -48,8 +48,8 @@ pub struct Paths {
     pub worst_loss: f64,
     /// Whether the narrowest estimate has heard from its far end (any path has).
     pub informed: bool,
-    /// Whether every path that counts has been measured (its first probe judged): until then
-    /// the narrowest estimate may be a guess.
+    /// Whether the narrowest estimate has been measured by a probe (any informed path has):
+    /// until then it may be the starting guess.
     pub measured: bool,
 }
 
@@ -117,25 +117,27 @@ impl SendHub {
 
     /// What the paths to the peers that receive `kind` carry: one encoding serves every peer, so
     /// it fits the narrowest. A path that has not heard from its far end yet (its estimate is
-    /// the starting guess) counts only while none has. `None` without peers.
+    /// the starting guess) counts only while none has, and one not yet measured by a probe only
+    /// while no informed one is (a peer joining does not pull the others' video down to its
+    /// guess). `None` without peers.
     pub fn paths(&self, kind: Kind) -> Option<Paths> {
         let list = self.list(kind);
         let estimates: Vec<Estimate> = list.iter().map(|s| s.estimate.get()).collect();
         drop(list);
         let informed = estimates.iter().any(|estimate| estimate.informed);
-        let counted = || {
-            estimates
-                .iter()
-                .filter(move |estimate| estimate.informed == informed)
-        };
-        let narrowest = counted()
+        let measured = estimates
+            .iter()
+            .any(|estimate| estimate.informed && estimate.measured);
+        let narrowest = estimates
+            .iter()
+            .filter(|estimate| estimate.informed == informed && estimate.measured == measured)
             .map(|estimate| estimate.target_bps)
             .min_by(f64::total_cmp)?;
         Some(Paths {
             narrowest_bps: narrowest,
             worst_loss: estimates.iter().map(|e| e.loss).fold(0.0, f64::max),
             informed,
-            measured: counted().all(|estimate| estimate.measured),
+            measured,
         })
     }
 
@@ -241,11 +243,21 @@ mod tests {
         assert!((paths.narrowest_bps - 500_000.0).abs() < 1.0);
         assert!((paths.worst_loss - 0.02).abs() < 1e-9);
         assert!(hub.paths(Kind::Audio).is_none());
-        // Once its first probe is judged, carol's path is measured: bob's silence counts not.
+        // Once a probe measures carol's path, it decides; dave, joining, is heard from but not
+        // measured yet: his guess (narrower) does not decide.
         heard.set(Estimate {
             measured: true,
             ..heard.get()
         });
-        assert!(hub.paths(Kind::Video).expect("paths").measured);
+        let joining = EstimateCell::new();
+        joining.set(Estimate {
+            informed: true,
+            ..Estimate::default()
+        });
+        let (queue, _more) = mpsc::channel(1);
+        hub.subscribe(Kind::Video, "dave", queue, joining);
+        let paths = hub.paths(Kind::Video).expect("paths");
+        assert!(paths.measured);
+        assert!((paths.narrowest_bps - 500_000.0).abs() < 1.0);
     }
 }

@@ -28,6 +28,9 @@ pub const DOWN_AFTER: Duration = Duration::from_secs(1);
 pub const UP_AFTER: Duration = Duration::from_secs(4);
 /// No step up sooner than this after a step down (the estimate is still settling).
 pub const UP_HOLD_AFTER_DOWN: Duration = Duration::from_secs(8);
+/// An estimate no probe has measured this long after the first (its feedback stopped before a
+/// probe could be judged) is followed all the same.
+pub const GUESS_AT_MOST: Duration = Duration::from_secs(2);
 /// Frames skipped for this long, with the budget within the rung's floor, step down: the content
 /// needs more than the floor says.
 pub const SKIPPING_AFTER: Duration = Duration::from_secs(2);
@@ -211,6 +214,8 @@ pub struct Ladder {
     rungs: Vec<Rung>,
     current: usize,
     budget_bps: f64,
+    /// When the first estimate came.
+    following_since: Option<MonoTime>,
     /// When the budget went below the current rung's floor, or above the next one's climb.
     below_since: Option<MonoTime>,
     above_since: Option<MonoTime>,
@@ -236,6 +241,7 @@ impl Ladder {
             rungs: rungs(width, height, fps),
             current: 0,
             budget_bps: 0.0,
+            following_since: None,
             below_since: None,
             above_since: None,
             last_down: None,
@@ -269,11 +275,24 @@ impl Ladder {
         self.steps.pop_front()
     }
 
+    /// The path's estimate is `estimate_bps` at `now`, `measured` by a probe or still the
+    /// starting guess. [`GUESS_AT_MOST`] after the first, it counts all the same.
+    pub fn follow(&mut self, now: MonoTime, estimate_bps: f64, measured: bool) {
+        let since = *self.following_since.get_or_insert(now);
+        if measured || now.since(since) >= GUESS_AT_MOST {
+            self.handle_estimate(now, estimate_bps);
+        } else {
+            self.handle_guess(estimate_bps);
+        }
+    }
+
     /// The path's estimate is still the starting guess, `estimate_bps`: the encoder aims at
     /// it, but no rung moves on a figure that says nothing about the path (a call would start
-    /// a rung or two down, and climb back for seconds).
-    pub fn handle_guess(&mut self, estimate_bps: f64) {
+    /// a rung or two down, and climb back for seconds), and no wait to move one runs.
+    fn handle_guess(&mut self, estimate_bps: f64) {
         self.budget_bps = video_budget_bps(estimate_bps);
+        self.below_since = None;
+        self.above_since = None;
     }
 
     /// The path's estimate is `estimate_bps` at `now`; the audio takes its share first.
@@ -436,8 +455,8 @@ impl Ladder {
 /// Opus's bitrate against the path's estimate, corner by corner, straight between them and
 /// flat beyond: below about 20 kbit/s wideband speech cannot carry its forward error
 /// correction at 5 % loss (Opus narrows to mediumband for it), so the audio is kept above that
-/// from 100 kbit/s on, at 24 kbit/s from 130 (a 150 kbit/s path), and grows to
-/// [`AUDIO_MAX_BPS`] on a wide one. The video pays: on a 150 kbit/s path a tenth of its budget.
+/// from 100 kbit/s on (24 kbit/s at 130, where a 150 kbit/s path's estimate sits), and grows to
+/// [`AUDIO_MAX_BPS`] on a wide one. The video pays: at 130 kbit/s, 6 % of its budget.
 const AUDIO_SHARE: [(f64, f64); 3] = [
     (60_000.0, AUDIO_MIN_BPS as f64),
     (200_000.0, 32_000.0),
@@ -637,6 +656,18 @@ mod tests {
     }
 
     #[test]
+    fn a_guess_no_probe_measures_is_followed_after_2_s() {
+        let mut ladder = Ladder::new(1280, 720, 30);
+        encode(&mut ladder, 0, 10, 51);
+        ladder.follow(at(300), 150_000.0, false);
+        encode(&mut ladder, 1_300, 30, 51);
+        ladder.follow(at(2_200), 150_000.0, false);
+        assert_eq!(ladder.rung().height, 720, "1.9 s after the first estimate");
+        ladder.follow(at(2_300), 150_000.0, false);
+        assert_eq!(ladder.rung().label(), "424x240@30");
+    }
+
+    #[test]
     fn climbing_back_waits_for_the_budget_to_hold_and_never_soon_after_a_step_down() {
         let mut ladder = Ladder::new(1280, 720, 30);
         encode(&mut ladder, 0, 10, 51);
@@ -710,6 +741,15 @@ mod tests {
 
     #[test]
     fn the_audio_is_paid_first_and_shrinks_on_a_narrow_path() {
+        // Corners in order, each slope below 1: the video's budget grows with the estimate,
+        // so it has an inverse.
+        for pair in AUDIO_SHARE.windows(2) {
+            let slope = (pair[1].1 - pair[0].1) / (pair[1].0 - pair[0].0);
+            assert!(
+                pair[0].0 < pair[1].0 && (0.0..1.0).contains(&slope),
+                "{pair:?}"
+            );
+        }
         assert_eq!(audio_bitrate_bps(2_000_000.0), AUDIO_MAX_BPS);
         for budget in [30_000.0, 150_000.0, 300_000.0, 1_000_000.0, 2_500_000.0] {
             let back = video_budget_bps(estimate_for_budget_bps(budget));

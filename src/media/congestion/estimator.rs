@@ -79,8 +79,8 @@ pub struct Estimate {
     pub loss: f64,
     /// Whether any feedback has arrived (a far end that sends none leaves the estimate blind).
     pub informed: bool,
-    /// Whether the call's first probe has been judged: before, the target is the starting
-    /// guess, which says nothing about the path.
+    /// Whether a probe has been judged: before, the target is the starting guess (or what
+    /// feedback on the media alone made of it), which says little about the path.
     pub measured: bool,
 }
 
@@ -486,7 +486,7 @@ impl BandwidthEstimator for Estimator {
             loss_based_bps: loss_based,
             loss: self.loss.smoothed(),
             informed: true,
-            measured: self.prober.judged_first(),
+            measured: self.prober.measured(),
         };
         self.published.set(self.estimate);
         let calm = usage == Usage::Normal && self.estimate.loss < CALM_LOSS;

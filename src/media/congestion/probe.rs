@@ -147,8 +147,8 @@ impl Cluster {
 pub struct Prober {
     /// Whether the call's first probe has been asked for.
     started: bool,
-    /// Whether a probe's reports have been judged (the first at least).
-    judged: bool,
+    /// Whether a probe has been judged.
+    measured: bool,
     /// The cluster whose reports are awaited.
     pending: Option<Cluster>,
     /// A further probe to send once nothing is pending, at this rate.
@@ -183,7 +183,7 @@ impl Prober {
             return None;
         }
         let cluster = self.pending.take()?;
-        self.judged = true;
+        self.measured = true;
         let result = cluster.result();
         if let Some(result) = result {
             self.note_carried(now, result.carried_bps);
@@ -202,9 +202,10 @@ impl Prober {
         result
     }
 
-    /// Whether the call's first probe has been judged (whatever it showed).
-    pub fn judged_first(&self) -> bool {
-        self.judged
+    /// Whether a probe has been judged. One mostly lost shows no figure, but that the path is
+    /// far narrower than the probe, which is measure enough not to wait on the starting guess.
+    pub fn measured(&self) -> bool {
+        self.measured
     }
 
     /// What the media carried lately (the acknowledged rate), so a fall from it is seen.
@@ -338,13 +339,13 @@ mod tests {
             prober.poll_probe(start, 300_000.0, true).is_none(),
             "one at a time"
         );
-        assert!(!prober.judged_first());
+        assert!(!prober.measured());
         // A path wider than the cluster carries it at the rate it was sent, 20 ms on the way.
         let sent = cluster(start, Duration::from_millis(10), Duration::from_millis(20));
         let result = prober
             .handle_reports(start + Duration::from_millis(500), &sent)
             .expect("judged");
-        assert!(prober.judged_first());
+        assert!(prober.measured());
         let carried = result.carried_bps;
         assert!((900_000.0..=1_000_000.0).contains(&carried), "{carried}");
         assert!(!result.saturated);
@@ -399,6 +400,10 @@ mod tests {
                 .is_none()
         );
         assert!(prober.pending.is_none());
+        assert!(
+            prober.measured(),
+            "judged: the path is narrower than the probe"
+        );
     }
 
     #[test]

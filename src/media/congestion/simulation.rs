@@ -113,11 +113,8 @@ impl LadderPolicy {
 impl VideoPolicy for LadderPolicy {
     fn frame(&mut self, elapsed: Duration, estimate: &Estimate) -> (usize, bool) {
         let at = MonoTime::from_micros(elapsed.as_micros() as u64);
-        if estimate.measured {
-            self.ladder.handle_estimate(at, estimate.target_bps);
-        } else {
-            self.ladder.handle_guess(estimate.target_bps);
-        }
+        self.ladder
+            .follow(at, estimate.target_bps, estimate.measured);
         while let Some(step) = self.ladder.poll_step() {
             self.key_due = true;
             self.steps.push((elapsed, step));

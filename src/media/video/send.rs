@@ -212,15 +212,13 @@ impl VideoSender {
         let Some(paths) = shared.hub.paths(Kind::Video) else {
             return;
         };
-        let since = *self.wanted_since.get_or_insert(now);
-        if !paths.informed && now.since(since) >= BLIND_AFTER {
+        let wanted_for = now.since(*self.wanted_since.get_or_insert(now));
+        if !paths.informed && wanted_for >= BLIND_AFTER {
             let resolution = f64::from(shared.config.resolution.bitrate_bps());
             self.ladder
                 .handle_estimate(now, estimate_for_budget_bps(resolution));
-        } else if paths.measured {
-            self.ladder.handle_estimate(now, paths.narrowest_bps);
         } else {
-            self.ladder.handle_guess(paths.narrowest_bps);
+            self.ladder.follow(now, paths.narrowest_bps, paths.measured);
         }
         while let Some(step) = self.ladder.poll_step() {
             self.take_step(shared, step);
