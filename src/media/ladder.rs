@@ -296,7 +296,7 @@ impl Ladder {
     }
 
     /// The path's estimate is `estimate_bps` at `now`; the audio takes its share first.
-    pub fn handle_estimate(&mut self, now: MonoTime, estimate_bps: f64) {
+    fn handle_estimate(&mut self, now: MonoTime, estimate_bps: f64) {
         self.budget_bps = video_budget_bps(estimate_bps);
         if self.budget_bps < MIN_VIDEO_BPS {
             let paused = self.rungs.len() - 1;

@@ -215,8 +215,9 @@ impl VideoSender {
         let wanted_for = now.since(*self.wanted_since.get_or_insert(now));
         if !paths.informed && wanted_for >= BLIND_AFTER {
             let resolution = f64::from(shared.config.resolution.bitrate_bps());
+            // Not a guess, but all there is: followed.
             self.ladder
-                .handle_estimate(now, estimate_for_budget_bps(resolution));
+                .follow(now, estimate_for_budget_bps(resolution), true);
         } else {
             self.ladder.follow(now, paths.narrowest_bps, paths.measured);
         }
